@@ -1,0 +1,22 @@
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"g3n: fast, light Gemma 3n inference"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "g3n 0.1.0");
+  g3n::cli::add_debug_commands(app);
+  g3n::cli::add_create_random_command(app);
+  g3n::cli::add_store_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

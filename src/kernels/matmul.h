@@ -1,0 +1,33 @@
+// Matrix products against GGUF weight matrices: y = W x for a batch of activation rows.
+#pragma once
+#include <cstdint>
+
+#include "quant/ggml_type.h"
+
+namespace g3n {
+
+class ThreadPool;
+
+// A 2-D view of (a slice of) a GGUF tensor: n_out rows of n_in elements, each row_bytes long.
+// Matches PyTorch nn.Linear.weight [out, in] with GGUF ne = [in, out]; no transposition anywhere.
+struct WeightMatrix {
+  GgmlType type = GgmlType::F32;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  uint64_t row_bytes = 0;
+  const uint8_t* data = nullptr;
+  const uint8_t* row(int64_t r) const { return data + static_cast<uint64_t>(r) * row_bytes; }
+  bool empty() const { return data == nullptr; }
+};
+
+// Y[t*ldy + o] = sum_i W[o][i] * X[t*ldx + i] for t < n_tok, o < n_out. The exact path: weights are
+// decoded to f32 and dotted with f32 activations in f32. Rows are split across the pool's threads;
+// each output element's summation order is fixed, so results do not depend on the thread count or
+// on which other rows share the batch.
+void matmul(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
+            ThreadPool& pool);
+
+// Decodes row r of w into dst (n_in floats).
+void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst);
+
+}  // namespace g3n

@@ -1,0 +1,406 @@
+// Gemma 3n forward pass. Each step is a named function that follows the spec
+// (../shared/docs/gemma3n-architecture.md §4-§5); activations are row-major [tokens, width] in f32.
+#include "model/gemma3n_forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "quant/quantize.h"
+#include "runtime/kv_cache.h"
+#include "runtime/thread_pool.h"
+
+namespace g3n {
+namespace {
+
+// Everything one step needs: the model, the batch geometry and the shared pool.
+struct Step {
+  const Gemma3nConfig& c;
+  const Gemma3nWeights& w;
+  ForwardBuffers& b;
+  ThreadPool& pool;
+  int T;  // rows currently in the batch
+  int64_t D() const { return c.n_embd; }
+  float* stream(int k) { return b.streams.data() + static_cast<size_t>(k) * b.n_batch * c.n_embd; }
+  float* pred(int k) { return b.pred.data() + static_cast<size_t>(k) * b.n_batch * c.n_embd; }
+  void lin(const WeightMatrix& m, const float* x, float* y) { matmul(m, x, m.n_in, T, y, m.n_out, pool); }
+};
+
+// Ratio that rescales v to the RMS magnitude `target_rms` (HF clamps the mean square at 1e-5).
+float magnitude_ratio(float target_rms, const float* v, int64_t n) {
+  const float ms = sum_squares(v, n) / static_cast<float>(n);
+  return target_rms / std::sqrt(std::max(ms, 1e-5f));
+}
+
+// §4.1: e = token_embd[t] * sqrt(D).
+void embed_tokens(Step& s, std::span<const int32_t> tokens) {
+  const float scale = static_cast<float>(std::sqrt(static_cast<double>(s.D())));
+  for (int t = 0; t < s.T; ++t) {
+    float* e = s.b.x0.data() + static_cast<size_t>(t) * s.D();
+    weight_row_f32(s.w.token_embd, tokens[t], e);
+    for (int64_t i = 0; i < s.D(); ++i) e[i] *= scale;
+  }
+}
+
+// §4.2: pli_l = (RMSNorm(per_layer_model_proj · e / sqrt(D)) + per_layer_token_embd[t'] · sqrt(P)) / sqrt(2),
+// with t' = t for text ids and 0 for ids past the per-layer table (HF semantics; never out of bounds).
+void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens) {
+  const auto& c = s.c;
+  const int64_t P = c.n_embd_per_layer, LP = static_cast<int64_t>(c.n_layer) * P;
+  float* u = s.b.per_layer.data();
+  s.lin(s.w.per_layer_model_proj, s.b.x0.data(), u);
+  const float proj_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D())));
+  const float emb_scale = static_cast<float>(std::sqrt(static_cast<double>(P)));
+  const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
+  float* row = s.b.ple_row.data();
+  for (int t = 0; t < s.T; ++t) {
+    const int32_t id = tokens[t] < c.n_vocab_per_layer ? tokens[t] : 0;
+    weight_row_f32(s.w.per_layer_token_embd, id, row);  // only this row of the (mmapped) table is touched
+    float* ut = u + t * LP;
+    for (int64_t i = 0; i < LP; ++i) ut[i] *= proj_scale;
+    for (int l = 0; l < c.n_layer; ++l) {
+      float* blk = ut + l * P;
+      rms_norm(blk, s.w.per_layer_proj_norm.data(), blk, P, c.rms_eps);
+      for (int64_t j = 0; j < P; ++j) blk[j] = (blk[j] + row[l * P + j] * emb_scale) * inv_sqrt2;
+    }
+  }
+}
+
+// §4.3: stream 0 is e; stream k is altup_proj[k-1] · e rescaled to e's magnitude.
+void altup_init_streams(Step& s) {
+  const int64_t D = s.D();
+  std::memcpy(s.stream(0), s.b.x0.data(), sizeof(float) * s.T * D);
+  for (int k = 1; k < s.c.n_altup; ++k) {
+    float* sk = s.stream(k);
+    s.lin(s.w.altup_proj[k - 1], s.b.x0.data(), sk);
+    for (int t = 0; t < s.T; ++t) {
+      const float* e = s.b.x0.data() + t * D;
+      float* v = sk + t * D;
+      const float r = magnitude_ratio(std::sqrt(sum_squares(e, D) / static_cast<float>(D)), v, D);
+      for (int64_t i = 0; i < D; ++i) v[i] *= r;
+    }
+  }
+}
+
+// r = tanh(altup_router · (RMSNorm_{router_norm}(x) / D)), one N-vector per token into b.router.
+void altup_router_modalities(Step& s, const Gemma3nLayerWeights& lw, const float* x) {
+  const int64_t D = s.D();
+  const float inv_d = 1.0f / static_cast<float>(D);
+  for (int t = 0; t < s.T; ++t) {
+    float* y = s.b.tmp_d.data() + t * D;
+    rms_norm(x + t * D, lw.altup_router_norm.data(), y, D, s.c.rms_eps);
+    for (int64_t i = 0; i < D; ++i) y[i] *= inv_d;
+  }
+  s.lin(lw.altup_router, s.b.tmp_d.data(), s.b.router.data());
+  for (int i = 0; i < s.T * s.c.n_altup; ++i) s.b.router[i] = std::tanh(s.b.router[i]);
+}
+
+// §4.4a: pred_i = s_i + sum_j C[i][j] s_j with C = altup_predict_coef · r (row-major N x N).
+void altup_predict(Step& s, const Gemma3nLayerWeights& lw) {
+  const int N = s.c.n_altup;
+  const int64_t D = s.D();
+  altup_router_modalities(s, lw, s.stream(s.c.altup_active));
+  s.lin(lw.altup_predict_coef, s.b.router.data(), s.b.coefs.data());
+  for (int t = 0; t < s.T; ++t) {
+    const float* C = s.b.coefs.data() + t * N * N;
+    for (int i = 0; i < N; ++i) {
+      float* p = s.pred(i) + t * D;
+      std::memcpy(p, s.stream(i) + t * D, sizeof(float) * D);
+      for (int j = 0; j < N; ++j) {
+        const float cij = C[i * N + j];
+        const float* sj = s.stream(j) + t * D;
+        for (int64_t d = 0; d < D; ++d) p[d] += cij * sj[d];
+      }
+    }
+  }
+}
+
+// §4.4b: lau = h + RMSNorm_{laurel_post_norm}(laurel_r · laurel_l · h).
+void laurel(Step& s, const Gemma3nLayerWeights& lw, const float* h, float* out) {
+  const int64_t D = s.D();
+  s.lin(lw.laurel_l, h, s.b.rank.data());
+  s.lin(lw.laurel_r, s.b.rank.data(), out);
+  for (int t = 0; t < s.T; ++t) {
+    float* o = out + t * D;
+    rms_norm(o, lw.laurel_post_norm.data(), o, D, s.c.rms_eps);
+    for (int64_t i = 0; i < D; ++i) o[i] += h[t * D + i];
+  }
+}
+
+// Per-head RMSNorm (optional weight) and optional NeoX RoPE of a [T, heads*Dh] projection.
+void norm_rope_heads(Step& s, float* x, int heads, const float* norm_w, const int64_t* pos, float rope_base, bool rope) {
+  const int Dh = s.c.head_dim;
+  for (int t = 0; t < s.T; ++t)
+    for (int hh = 0; hh < heads; ++hh) {
+      float* v = x + (static_cast<int64_t>(t) * heads + hh) * Dh;
+      rms_norm(v, norm_w, v, Dh, s.c.rms_eps);
+      if (rope) rope_neox(v, Dh, pos[t], rope_base);
+    }
+}
+
+// §3.1 + §5: q/k/v projections with their norms and RoPE, cache write (KV-owning layers only), then
+// softmax(q·k) v over the visible keys of the layer's cache source (unit scale, GQA). Output [T, H*Dh].
+void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw, KvCache& cache) {
+  const auto& c = s.c;
+  const int H = c.n_head, Hkv = c.n_head_kv, Dh = c.head_dim, group = H / Hkv;
+  const int64_t* pos = s.b.positions.data();
+  const float base = c.rope_base(layer);
+  s.lin(lw.attn_q, s.b.h.data(), s.b.q.data());
+  norm_rope_heads(s, s.b.q.data(), H, lw.attn_q_norm.data(), pos, base, true);
+  if (c.owns_kv(layer)) {
+    s.lin(lw.attn_k, s.b.h.data(), s.b.k.data());
+    s.lin(lw.attn_v, s.b.h.data(), s.b.v.data());
+    norm_rope_heads(s, s.b.k.data(), Hkv, lw.attn_k_norm.data(), pos, base, true);
+    norm_rope_heads(s, s.b.v.data(), Hkv, nullptr, pos, base, false);
+    const int64_t kvw = static_cast<int64_t>(Hkv) * Dh;
+    for (int t = 0; t < s.T; ++t) cache.store(layer, pos[t], s.b.k.data() + t * kvw, s.b.v.data() + t * kvw);
+  }
+  const int src = c.kv_source[layer];
+  const bool sliding = c.is_sliding[layer];
+  const int64_t window = c.sliding_window;
+  const int64_t n_ctx = cache.n_ctx();
+  s.pool.parallel_for(static_cast<int64_t>(s.T) * H, [&](int64_t begin, int64_t end, int thread) {
+    float* scores = s.b.scores.data() + thread * n_ctx;
+    float* kbuf = s.b.head_tmp.data() + static_cast<int64_t>(thread) * 2 * Dh;
+    float* vbuf = kbuf + Dh;
+    for (int64_t job = begin; job < end; ++job) {
+      const int t = static_cast<int>(job / H), hh = static_cast<int>(job % H), g = hh / group;
+      const float* q = s.b.q.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
+      const int64_t pq = pos[t];
+      const int64_t lo = sliding ? std::max<int64_t>(0, pq - window + 1) : 0;  // keys p with pq - p < window
+      const int64_t n = pq - lo + 1;
+      for (int64_t j = 0; j < n; ++j) {
+        const int slot = cache.slot_of(src, lo + j);
+        const float* k = cache.k_f32(src, slot, g);
+        if (!k) { cache.load_k(src, slot, g, kbuf); k = kbuf; }
+        scores[j] = dot_f32(q, k, Dh);
+      }
+      softmax(scores, n);
+      float* o = s.b.attn.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
+      std::fill(o, o + Dh, 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const int slot = cache.slot_of(src, lo + j);
+        const float* v = cache.v_f32(src, slot, g);
+        if (!v) { cache.load_v(src, slot, g, vbuf); v = vbuf; }
+        const float p = scores[j];
+        for (int d = 0; d < Dh; ++d) o[d] += p * v[d];
+      }
+    }
+  }, 1);
+}
+
+// §4.4d: GeGLU feed-forward; on sparse layers the gate keeps only values above mean + κ·std
+// (population std, two passes) before GELU. Result x2 = x1 + RMSNorm_{post_ffw_norm}(down · (gelu(g) ⊙ u)),
+// written to `out`.
+void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float* x1, float* out) {
+  const int64_t D = s.D(), F = s.c.n_ff[layer];
+  for (int t = 0; t < s.T; ++t) rms_norm(x1 + t * D, lw.ffn_norm.data(), s.b.tmp_d.data() + t * D, D, s.c.rms_eps);
+  s.lin(lw.ffn_gate, s.b.tmp_d.data(), s.b.gate.data());
+  s.lin(lw.ffn_up, s.b.tmp_d.data(), s.b.up.data());
+  const float kappa = s.c.sparsity_std_multiplier[layer];
+  for (int t = 0; t < s.T; ++t) {
+    float* g = s.b.gate.data() + t * F;
+    const float* u = s.b.up.data() + t * F;
+    if (kappa > 0) {  // Gaussian top-k
+      double mean = 0;
+      for (int64_t i = 0; i < F; ++i) mean += g[i];
+      mean /= static_cast<double>(F);
+      double var = 0;
+      for (int64_t i = 0; i < F; ++i) var += (g[i] - mean) * (g[i] - mean);
+      var /= static_cast<double>(F);
+      const float cutoff = static_cast<float>(mean + kappa * std::sqrt(var));
+      for (int64_t i = 0; i < F; ++i) g[i] = std::max(0.0f, g[i] - cutoff);
+    }
+    for (int64_t i = 0; i < F; ++i) g[i] = gelu_tanh(g[i]) * u[i];
+  }
+  s.lin(lw.ffn_down, s.b.gate.data(), out);
+  for (int t = 0; t < s.T; ++t) {
+    float* o = out + t * D;
+    rms_norm(o, lw.post_ffw_norm.data(), o, D, s.c.rms_eps);
+    for (int64_t i = 0; i < D; ++i) o[i] += x1[t * D + i];
+  }
+}
+
+// §4.4e: cor_i = pred_i + (altup_correct_coef · r' + 1)_i · (x2 − pred_a), written into the streams.
+void altup_correct(Step& s, const Gemma3nLayerWeights& lw, const float* x2) {
+  const int N = s.c.n_altup, a = s.c.altup_active;
+  const int64_t D = s.D();
+  altup_router_modalities(s, lw, x2);
+  s.lin(lw.altup_correct_coef, s.b.router.data(), s.b.coefs.data());
+  for (int t = 0; t < s.T; ++t) {
+    const float* pa = s.pred(a) + t * D;
+    const float* x = x2 + t * D;
+    for (int i = 0; i < N; ++i) {
+      const float bi = s.b.coefs[t * N + i] + 1.0f;
+      const float* p = s.pred(i) + t * D;
+      float* out = s.stream(i) + t * D;
+      for (int64_t d = 0; d < D; ++d) out[d] = p[d] + bi * (x[d] - pa[d]);
+    }
+  }
+}
+
+// §4.4f: w = RMSNorm_{post_norm}(proj · (gelu(inp_gate · (cor_a ⊙ altup_correct_scale)) ⊙ pli_l)),
+// added to every stream but stream 0.
+void inject_per_layer_input(Step& s, int layer, const Gemma3nLayerWeights& lw) {
+  const auto& c = s.c;
+  const int64_t D = s.D(), P = c.n_embd_per_layer, LP = static_cast<int64_t>(c.n_layer) * P;
+  const float* active = s.stream(c.altup_active);
+  for (int t = 0; t < s.T; ++t)
+    for (int64_t i = 0; i < D; ++i) s.b.tmp_d[t * D + i] = active[t * D + i] * lw.altup_correct_scale[i];
+  s.lin(lw.inp_gate, s.b.tmp_d.data(), s.b.ple_gate.data());
+  for (int t = 0; t < s.T; ++t) {
+    float* g = s.b.ple_gate.data() + t * P;
+    const float* pli = s.b.per_layer.data() + t * LP + static_cast<int64_t>(layer) * P;
+    for (int64_t j = 0; j < P; ++j) g[j] = gelu_tanh(g[j]) * pli[j];
+  }
+  s.lin(lw.proj, s.b.ple_gate.data(), s.b.tmp_d.data());
+  for (int t = 0; t < s.T; ++t) {
+    float* w = s.b.tmp_d.data() + t * D;
+    rms_norm(w, lw.post_norm.data(), w, D, c.rms_eps);
+    for (int k = 1; k < c.n_altup; ++k) {
+      float* sk = s.stream(k) + t * D;
+      for (int64_t i = 0; i < D; ++i) sk[i] += w[i];
+    }
+  }
+}
+
+// §4.4: one decoder layer over the current batch rows.
+void decoder_layer(Step& s, int layer, KvCache& cache) {
+  const auto& lw = s.w.layers[layer];
+  const int64_t D = s.D();
+  altup_predict(s, lw);
+  const float* act = s.pred(s.c.altup_active);
+  for (int t = 0; t < s.T; ++t) rms_norm(act + t * D, lw.attn_norm.data(), s.b.h.data() + t * D, D, s.c.rms_eps);
+  laurel(s, lw, s.b.h.data(), s.b.laurel.data());
+  self_attention(s, layer, lw, cache);
+  s.lin(lw.attn_output, s.b.attn.data(), s.b.x1.data());
+  const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
+  for (int t = 0; t < s.T; ++t) {
+    float* x1 = s.b.x1.data() + t * D;
+    rms_norm(x1, lw.post_attention_norm.data(), x1, D, s.c.rms_eps);
+    for (int64_t i = 0; i < D; ++i) x1[i] = (act[t * D + i] + x1[i] + s.b.laurel[t * D + i]) * inv_sqrt2;
+  }
+  feed_forward(s, layer, lw, s.b.x1.data(), s.b.h.data());  // h is free again: reuse it for x2
+  altup_correct(s, lw, s.b.h.data());
+  inject_per_layer_input(s, layer, lw);
+}
+
+// §4.5: average stream 0 with the un-embedded other streams (each rescaled to stream 0's magnitude),
+// final norm, tied head, soft-cap. Writes T rows of logits.
+void output_head(Step& s, float* logits) {
+  const auto& c = s.c;
+  const int64_t D = s.D();
+  const float* s0 = s.stream(0);
+  float* acc = s.b.x1.data();
+  std::memcpy(acc, s0, sizeof(float) * s.T * D);
+  for (int k = 1; k < c.n_altup; ++k) {
+    float* v = s.b.tmp_d.data();
+    s.lin(s.w.altup_unembd_proj[k - 1], s.stream(k), v);
+    for (int t = 0; t < s.T; ++t) {
+      const float r = magnitude_ratio(std::sqrt(sum_squares(s0 + t * D, D) / static_cast<float>(D)), v + t * D, D);
+      for (int64_t i = 0; i < D; ++i) acc[t * D + i] += v[t * D + i] * r;
+    }
+  }
+  const float inv_n = 1.0f / static_cast<float>(c.n_altup);
+  for (int t = 0; t < s.T; ++t) {
+    float* h = acc + t * D;
+    for (int64_t i = 0; i < D; ++i) h[i] *= inv_n;
+    rms_norm(h, s.w.output_norm.data(), h, D, c.rms_eps);
+  }
+  s.lin(s.w.output, acc, logits);
+  if (c.final_logit_softcap > 0) {
+    const float cap = c.final_logit_softcap;
+    const int64_t n = static_cast<int64_t>(s.T) * c.n_vocab;
+    for (int64_t i = 0; i < n; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
+}
+
+// Moves the selected batch rows to the front of a [rows, width] buffer (order kept).
+void compact_rows(float* data, int64_t width, const std::vector<int32_t>& rows) {
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (rows[i] != static_cast<int32_t>(i))
+      std::memmove(data + i * width, data + rows[i] * width, sizeof(float) * width);
+}
+
+}  // namespace
+
+ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_threads) : n_batch(nb) {
+  const auto& c = model.config();
+  const size_t T = nb, D = c.n_embd, N = c.n_altup, P = c.n_embd_per_layer, L = c.n_layer;
+  const size_t qw = static_cast<size_t>(c.n_head) * c.head_dim, kvw = static_cast<size_t>(c.n_head_kv) * c.head_dim;
+  const size_t F = *std::max_element(c.n_ff.begin(), c.n_ff.end());
+  x0.resize(T * D);
+  per_layer.resize(T * L * P);
+  streams.resize(N * T * D);
+  pred.resize(N * T * D);
+  tmp_d.resize(T * D);
+  h.resize(T * D);
+  laurel.resize(T * D);
+  rank.resize(T * c.laurel_rank);
+  q.resize(T * qw);
+  k.resize(T * kvw);
+  v.resize(T * kvw);
+  attn.resize(T * qw);
+  x1.resize(T * D);
+  gate.resize(T * F);
+  up.resize(T * F);
+  router.resize(T * N);
+  coefs.resize(T * N * N);
+  ple_gate.resize(T * P);
+  ple_row.resize(L * P);
+  scores.resize(static_cast<size_t>(n_threads) * n_ctx);
+  head_tmp.resize(static_cast<size_t>(n_threads) * 2 * c.head_dim);
+  positions.resize(T);
+  rows.reserve(T);
+}
+
+void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
+                     std::span<const uint8_t> want_logits, KvCache& cache, ForwardBuffers& b,
+                     ThreadPool& pool, float* logits_out) {
+  const auto& c = model.config();
+  const int T = static_cast<int>(tokens.size());
+  if (T == 0) return;
+  if (T > b.n_batch) throw std::invalid_argument("gemma3n_forward: batch larger than the buffers");
+  if (want_logits.size() != tokens.size()) throw std::invalid_argument("gemma3n_forward: want_logits size mismatch");
+  for (int32_t id : tokens)
+    if (id < 0 || id >= c.n_vocab) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
+  if (pos0 < 0 || pos0 + T > cache.n_ctx()) throw std::out_of_range("positions exceed the context length " + std::to_string(cache.n_ctx()));
+
+  Step s{c, model.weights(), b, pool, T};
+  for (int t = 0; t < T; ++t) b.positions[t] = pos0 + t;
+  embed_tokens(s, tokens);
+  compute_per_layer_inputs(s, tokens);
+  altup_init_streams(s);
+
+  for (int layer = 0; layer < c.n_layer; ++layer) {
+    if (layer == c.n_layer_kv) {
+      // §4.6: later layers write no cache, so only rows whose logits are wanted need them.
+      b.rows.clear();
+      for (int t = 0; t < T; ++t)
+        if (want_logits[t]) b.rows.push_back(t);
+      if (b.rows.empty()) return;
+      if (static_cast<int>(b.rows.size()) < s.T) {
+        for (int k = 0; k < c.n_altup; ++k) compact_rows(s.stream(k), c.n_embd, b.rows);
+        compact_rows(b.per_layer.data(), static_cast<int64_t>(c.n_layer) * c.n_embd_per_layer, b.rows);
+        for (size_t i = 0; i < b.rows.size(); ++i) b.positions[i] = b.positions[b.rows[i]];
+        s.T = static_cast<int>(b.rows.size());
+      }
+    }
+    decoder_layer(s, layer, cache);
+  }
+  if (c.n_layer_kv >= c.n_layer) {  // no KV-sharing layers: select the rows now
+    b.rows.clear();
+    for (int t = 0; t < T; ++t)
+      if (want_logits[t]) b.rows.push_back(t);
+    if (b.rows.empty()) return;
+    for (int k = 0; k < c.n_altup; ++k) compact_rows(s.stream(k), c.n_embd, b.rows);
+    s.T = static_cast<int>(b.rows.size());
+  }
+  output_head(s, logits_out);
+}
+
+}  // namespace g3n

@@ -1,0 +1,48 @@
+// The Gemma 3n text decoder forward pass (spec §4), over a batch of tokens of one sequence.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace g3n {
+
+class Model;
+class KvCache;
+class ThreadPool;
+
+// Activation buffers for up to n_batch tokens, allocated once per context (no allocation per token).
+struct ForwardBuffers {
+  ForwardBuffers(const Model& model, int n_batch, int n_ctx, int n_threads);
+  int n_batch;
+  std::vector<float> x0;        // [T, D] scaled token embeddings
+  std::vector<float> per_layer; // [T, L*P] per-layer inputs
+  std::vector<float> streams;   // [N, T, D] AltUp streams
+  std::vector<float> pred;      // [N, T, D] AltUp predictions
+  std::vector<float> tmp_d;     // [T, D]
+  std::vector<float> h;         // [T, D] normed attention input
+  std::vector<float> laurel;    // [T, D]
+  std::vector<float> rank;      // [T, R]
+  std::vector<float> q;         // [T, H*Dh]
+  std::vector<float> k, v;      // [T, Hkv*Dh]
+  std::vector<float> attn;      // [T, H*Dh]
+  std::vector<float> x1;        // [T, D] attention block output
+  std::vector<float> gate, up;  // [T, F]
+  std::vector<float> router;    // [T, N]
+  std::vector<float> coefs;     // [T, N*N]
+  std::vector<float> ple_gate;  // [T, P]
+  std::vector<float> ple_row;   // [L*P] one decoded per-layer table row
+  std::vector<float> scores;    // [threads, n_ctx] attention scores
+  std::vector<float> head_tmp;  // [threads, 2*Dh] decoded f16 K/V heads
+  std::vector<int64_t> positions;
+  std::vector<int32_t> rows;    // batch rows kept past the last KV-owning layer
+};
+
+// Runs tokens[i] at position pos0 + i. K/V of KV-owning layers are written into the cache (which must
+// hold positions < pos0 + tokens.size()). For each i with want_logits[i] != 0, in order, one row of
+// n_vocab logits is written to logits_out. Layers past the last KV-owning one run only for those rows
+// (spec §4.6: exact, since they write no cache). tokens.size() <= buffers.n_batch.
+void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
+                     std::span<const uint8_t> want_logits, KvCache& cache, ForwardBuffers& buffers,
+                     ThreadPool& pool, float* logits_out);
+
+}  // namespace g3n

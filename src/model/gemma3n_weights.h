@@ -1,0 +1,55 @@
+// Views of a Gemma 3n GGUF's tensors, by role. Matrices stay in the mmapped file in their stored type;
+// 1-D vectors (norm weights, scales) are decoded to f32 once at load (a few KB per layer).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "model/gemma3n_config.h"
+
+namespace g3n {
+
+class GgufFile;
+
+struct Gemma3nLayerWeights {
+  // AltUp
+  WeightMatrix altup_router;        // [D -> N]
+  std::vector<float> altup_router_norm;
+  WeightMatrix altup_predict_coef;  // [N -> N*N]
+  WeightMatrix altup_correct_coef;  // [N -> N]
+  std::vector<float> altup_correct_scale;
+  // attention
+  std::vector<float> attn_norm;
+  WeightMatrix attn_q, attn_k, attn_v, attn_output;  // attn_k/attn_v empty on KV-sharing layers
+  std::vector<float> attn_q_norm, attn_k_norm;
+  std::vector<float> post_attention_norm;
+  // LAuReL
+  WeightMatrix laurel_l, laurel_r;
+  std::vector<float> laurel_post_norm;
+  // feed-forward
+  std::vector<float> ffn_norm;
+  WeightMatrix ffn_gate, ffn_up, ffn_down;
+  std::vector<float> post_ffw_norm;
+  // per-layer input injection
+  WeightMatrix inp_gate;  // [D -> P]
+  WeightMatrix proj;      // [P -> D]
+  std::vector<float> post_norm;
+};
+
+struct Gemma3nWeights {
+  WeightMatrix token_embd;            // [D, V]: input table and tied output head
+  WeightMatrix output;                // = token_embd unless the file has output.weight
+  WeightMatrix per_layer_token_embd;  // [L*P, Vp]: gathered by row, never read whole
+  WeightMatrix per_layer_model_proj;  // [D -> L*P]
+  std::vector<float> per_layer_proj_norm;
+  std::vector<WeightMatrix> altup_proj;         // N-1 slices [D -> D]
+  std::vector<WeightMatrix> altup_unembd_proj;  // N-1 slices [D -> D]
+  std::vector<float> output_norm;
+  std::vector<Gemma3nLayerWeights> layers;
+};
+
+// Binds every tensor the forward pass uses, checking names, shapes and types; throws
+// std::runtime_error naming the tensor on any mismatch.
+Gemma3nWeights bind_gemma3n_weights(const GgufFile& file, const Gemma3nConfig& config);
+
+}  // namespace g3n

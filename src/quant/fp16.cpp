@@ -1,0 +1,56 @@
+#include "quant/fp16.h"
+
+namespace g3n {
+
+float fp16_to_fp32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  if (exp == 0) {
+    if (mant == 0) return fp32_from_bits(sign);
+    // Subnormal half: renormalise.
+    exp = 127 - 15 + 1;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --exp;
+    }
+    mant &= 0x3FFu;
+    return fp32_from_bits(sign | (exp << 23) | (mant << 13));
+  }
+  if (exp == 0x1F) return fp32_from_bits(sign | 0x7F800000u | (mant << 13));
+  return fp32_from_bits(sign | ((exp + 127 - 15) << 23) | (mant << 13));
+}
+
+uint16_t fp32_to_fp16(float f) {
+  const uint32_t x = fp32_to_bits(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7FFFFFFFu;
+  if (absx > 0x7F800000u) return uint16_t(sign | 0x7E00u);  // NaN
+  if (absx >= 0x477FF000u) return uint16_t(sign | 0x7C00u); // rounds to >= 65520: inf
+  if (absx < 0x38800000u) {
+    // Result is subnormal (or zero): value = absx as float, scaled to units of 2^-24, rounded to even.
+    if (absx < 0x33000000u) return uint16_t(sign);  // < 2^-25: rounds to zero
+    const uint32_t e = absx >> 23;
+    const uint32_t m = (absx & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126 - e;  // (113 - e) + 13
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1))) ++r;
+    return uint16_t(sign | r);
+  }
+  // Normal: rebias exponent, round mantissa from 23 to 10 bits, nearest-even (carry may bump exponent).
+  uint32_t r = absx - ((127u - 15u) << 23);
+  const uint32_t rem = r & 0x1FFFu;
+  r >>= 13;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) ++r;
+  return uint16_t(sign | r);
+}
+
+uint16_t fp32_to_bf16(float f) {
+  const uint32_t x = fp32_to_bits(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((x >> 16) | 0x40u);  // quiet NaN
+  return uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+}  // namespace g3n

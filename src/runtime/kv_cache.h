@@ -1,0 +1,60 @@
+// Key/value cache for the layers that own one (spec §6). Global layers keep every position of the
+// context; sliding layers keep a ring of window + n_batch - 1 slots, enough for a batch of n_batch
+// new tokens whose first query still sees window - 1 older keys. KV-sharing layers own nothing:
+// they read their source layer's entries.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/gemma3n_config.h"
+
+namespace g3n {
+
+enum class KvType { F32, F16 };
+
+class KvCache {
+ public:
+  KvCache(const Gemma3nConfig& config, int n_ctx, int n_batch, KvType type);
+
+  KvType type() const { return type_; }
+  int n_ctx() const { return n_ctx_; }
+  int kv_width() const { return kv_width_; }
+  // Slots of the given KV-owning layer.
+  int slots(int layer) const { return layers_[layer].slots; }
+  int slot_of(int layer, int64_t pos) const { return static_cast<int>(pos % layers_[layer].slots); }
+
+  // Stores one token's K and V (kv_width floats each) for position pos.
+  void store(int layer, int64_t pos, const float* k, const float* v);
+  // Reads back K or V of one kv head at a slot into dst (head_dim floats).
+  void load_k(int layer, int slot, int kv_head, float* dst) const;
+  void load_v(int layer, int slot, int kv_head, float* dst) const;
+  // Direct pointers (F32 caches only; null otherwise): avoids copies on the exact path.
+  const float* k_f32(int layer, int slot, int kv_head) const;
+  const float* v_f32(int layer, int slot, int kv_head) const;
+
+  // Highest position ever stored since the last clear (-1 if none).
+  int64_t high_water() const { return high_water_; }
+  // Whether every position of [max(0, n - window), n) is still held by each sliding ring, so that
+  // evaluation can resume at position n (prefix reuse).
+  bool can_resume_at(int64_t n) const;
+  void clear() { high_water_ = -1; }
+
+  uint64_t bytes() const;
+
+ private:
+  struct Layer {
+    int slots = 0;
+    std::vector<float> k32, v32;
+    std::vector<uint16_t> k16, v16;
+  };
+  KvType type_;
+  int n_ctx_;
+  int kv_width_;
+  int head_dim_;
+  int window_;
+  std::vector<Layer> layers_;  // indexed by layer; empty for non-owning layers
+  std::vector<bool> sliding_;
+  int64_t high_water_ = -1;
+};
+
+}  // namespace g3n

@@ -1,0 +1,173 @@
+// The engine against ../shared/fixtures/gemma3n-tiny goldens (README §4.1 tolerances):
+// golden/exact is the primary reference (HF semantics); stock llama.cpp outputs are smoke checks.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <span>
+
+#include "golden_util.h"
+#include "model/model.h"
+#include "runtime/context.h"
+#include "tools/convert.h"
+
+namespace g3n {
+namespace {
+
+using test::RowStats;
+
+struct Variant {
+  std::string tag;        // golden/exact/<tag>
+  std::string file;       // model file name under models/ ("" = F32 conversion of the F16 file)
+};
+
+const Variant kVariants[] = {
+    {"f16", "gemma3n-tiny-f16.gguf"},
+    {"q8_0", "gemma3n-tiny-q8_0.gguf"},
+    {"q4_k_m", "gemma3n-tiny-q4_k_m.gguf"},
+    {"ollama", "gemma3n-tiny-ollama.gguf"},
+    {"f32", ""},
+};
+
+// The F32 copy of the F16 file (exact: every F16 value is representable), written once per run.
+std::string f32_model_path() {
+  static const std::string path = [] {
+    const std::string p = std::string(G3N_BINARY_DIR) + "/gemma3n-tiny-f32.gguf";
+    auto in = GgufFile::open(test::tiny_dir() + "/models/gemma3n-tiny-f16.gguf");
+    convert_gguf(in, p, [](const GgufTensorInfo& t) { return t.type == GgmlType::F16 ? GgmlType::F32 : t.type; }, 0);
+    return p;
+  }();
+  return path;
+}
+
+std::string model_path(const Variant& v) {
+  return v.file.empty() ? f32_model_path() : test::tiny_dir() + "/models/" + v.file;
+}
+std::string golden_tag(const Variant& v) { return v.file.empty() ? "f16" : v.tag; }
+
+struct Golden {
+  std::vector<float> batch;   // [n, V]
+  std::vector<float> greedy;  // [32, V]
+  std::vector<int32_t> greedy_tokens;
+};
+
+Golden load_golden(const std::string& tag, const std::string& prompt) {
+  const std::string dir = test::tiny_dir() + "/golden/exact/" + tag + "/";
+  Golden g;
+  g.batch = test::read_f32_file(dir + "logits_" + prompt + "_exact-" + tag + ".bin");
+  g.greedy = test::read_f32_file(dir + "greedy_logits_" + prompt + "_exact-" + tag + ".bin");
+  const auto results = test::read_json(dir + "results_exact-" + tag + ".json");
+  for (const auto& p : results["prompts"])
+    if (p["name"] == prompt) g.greedy_tokens = p["greedy_tokens"].get<std::vector<int32_t>>();
+  return g;
+}
+
+class ExactGolden : public ::testing::TestWithParam<std::tuple<Variant, KvType>> {};
+
+// Batch prefill, teacher-forced greedy continuation, and the token-by-token path, for every prompt.
+TEST_P(ExactGolden, MatchesWithinTolerance) {
+  const auto& [variant, kv] = GetParam();
+  const float tol = kv == KvType::F32 ? 2e-3f : 0.05f;
+  const float tie = kv == KvType::F32 ? 4e-3f : 0.05f;
+  auto model = Model::load(model_path(variant));
+  const int V = model->config().n_vocab;
+  for (const auto& prompt : test::tiny_prompts()) {
+    SCOPED_TRACE(variant.tag + "/" + prompt.name);
+    const Golden g = load_golden(golden_tag(variant), prompt.name);
+    const int n = static_cast<int>(prompt.tokens.size());
+    ASSERT_EQ(g.batch.size(), static_cast<size_t>(n) * V);
+    ASSERT_EQ(g.greedy_tokens.size(), 32u);
+
+    ContextParams p;
+    p.n_ctx = 256;
+    p.kv_type = kv;
+    p.n_threads = 2;
+    for (bool incremental : {false, true}) {
+      SCOPED_TRACE(incremental ? "token by token" : "batch");
+      Context ctx(*model, p);
+      RowStats prompt_stats, greedy_stats;
+      if (incremental) {
+        for (int i = 0; i < n; ++i) {
+          ctx.eval(std::span<const int32_t>(&prompt.tokens[i], 1));
+          prompt_stats.add_row(ctx.last_logits().data(), &g.batch[static_cast<size_t>(i) * V], V, tie);
+        }
+      } else {
+        ctx.eval(prompt.tokens, LogitsFor::All);
+        ASSERT_EQ(ctx.n_logit_rows(), n);
+        for (int i = 0; i < n; ++i) prompt_stats.add_row(ctx.logits(i).data(), &g.batch[static_cast<size_t>(i) * V], V, tie);
+      }
+      // Teacher-forced greedy: row i of greedy_logits is what token i was chosen from.
+      greedy_stats.add_row(ctx.last_logits().data(), &g.greedy[0], V, tie);
+      if (!incremental && kv == KvType::F32) EXPECT_EQ(test::argmax(ctx.last_logits().data(), V), g.greedy_tokens[0]);
+      for (int i = 1; i < 32; ++i) {
+        ctx.eval(std::span<const int32_t>(&g.greedy_tokens[i - 1], 1));
+        greedy_stats.add_row(ctx.last_logits().data(), &g.greedy[static_cast<size_t>(i) * V], V, tie);
+      }
+      EXPECT_LE(prompt_stats.max_abs, tol);
+      EXPECT_LE(greedy_stats.max_abs, tol);
+      EXPECT_EQ(prompt_stats.top1_mismatch, 0);
+      EXPECT_EQ(greedy_stats.top1_mismatch, 0);
+      std::printf("[%s %s %s %s] prompt max %.3g rms %.3g | greedy max %.3g\n", variant.tag.c_str(),
+                  kv == KvType::F32 ? "kv-f32" : "kv-f16", prompt.name.c_str(), incremental ? "incr" : "batch",
+                  prompt_stats.max_abs, prompt_stats.rms(), greedy_stats.max_abs);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Gemma3nTiny, ExactGolden,
+    ::testing::Values(std::make_tuple(kVariants[0], KvType::F32), std::make_tuple(kVariants[1], KvType::F32),
+                      std::make_tuple(kVariants[2], KvType::F32), std::make_tuple(kVariants[3], KvType::F32),
+                      std::make_tuple(kVariants[4], KvType::F32), std::make_tuple(kVariants[0], KvType::F16),
+                      std::make_tuple(kVariants[2], KvType::F16), std::make_tuple(kVariants[3], KvType::F16)),
+    [](const auto& info) {
+      return std::get<0>(info.param).tag + (std::get<1>(info.param) == KvType::F32 ? "_kv_f32" : "_kv_f16");
+    });
+
+// Stock llama.cpp (fp16-table GELU, sample std, quantized activations): statistical smoke thresholds.
+struct Smoke {
+  std::string model_file, golden_dir, tag;
+  double max_abs, rms, top1;
+};
+
+class LlamacppSmoke : public ::testing::TestWithParam<Smoke> {};
+
+TEST_P(LlamacppSmoke, WithinSmokeThresholds) {
+  const Smoke& s = GetParam();
+  const std::string path = s.model_file.empty() ? f32_model_path() : test::tiny_dir() + "/models/" + s.model_file;
+  auto model = Model::load(path);
+  const int V = model->config().n_vocab;
+  RowStats stats;
+  ContextParams p;
+  p.n_ctx = 256;
+  p.n_threads = 2;
+  for (const auto& prompt : test::tiny_prompts()) {
+    const auto want = test::read_f32_file(test::tiny_dir() + "/golden/" + s.golden_dir + "/logits_" + prompt.name + "_" + s.tag + ".bin");
+    Context ctx(*model, p);
+    ctx.eval(prompt.tokens, LogitsFor::All);
+    ASSERT_EQ(want.size(), prompt.tokens.size() * V);
+    for (int i = 0; i < ctx.n_logit_rows(); ++i) stats.add_row(ctx.logits(i).data(), &want[static_cast<size_t>(i) * V], V, 0);
+  }
+  std::printf("[smoke %s] max %.3f rms %.4f top1 %.3f\n", s.tag.c_str(), stats.max_abs, stats.rms(), stats.top1_rate());
+  EXPECT_LE(stats.max_abs, s.max_abs);
+  EXPECT_LE(stats.rms(), s.rms);
+  EXPECT_GE(stats.top1_rate(), s.top1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Gemma3nTiny, LlamacppSmoke,
+    ::testing::Values(Smoke{"gemma3n-tiny-f16.gguf", "llamacpp/f16", "f16", 0.5, 0.06, 0.98},
+                      Smoke{"", "llamacpp/f32", "f32", 0.5, 0.06, 0.98},
+                      Smoke{"gemma3n-tiny-q8_0.gguf", "llamacpp/q8_0", "q8_0", 3, 0.4, 0.93},
+                      Smoke{"gemma3n-tiny-q4_k_m.gguf", "llamacpp/q4_k_m", "q4_k_m", 4, 0.6, 0.85},
+                      Smoke{"gemma3n-tiny-q8_0.gguf", "dequant-f32/q8_0", "dequant-f32-q8_0", 0.5, 0.06, 0.97},
+                      Smoke{"gemma3n-tiny-q4_k_m.gguf", "dequant-f32/q4_k_m", "dequant-f32-q4_k_m", 0.5, 0.06, 0.97}),
+    [](const auto& info) {
+      std::string n = info.param.tag;
+      for (auto& ch : n) if (ch == '-') ch = '_';
+      return n;
+    });
+
+}  // namespace
+}  // namespace g3n
