@@ -1,0 +1,228 @@
+// Context behaviour beyond the goldens: chunked batches, prefix reuse, limits, layouts and metadata
+// variants of generated models.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <span>
+
+#include "golden_util.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "runtime/context.h"
+#include "tools/convert.h"
+#include "tools/random_model.h"
+
+namespace g3n {
+namespace {
+
+std::string tiny_f16() { return test::tiny_dir() + "/models/gemma3n-tiny-f16.gguf"; }
+
+std::vector<float> golden_batch(const std::string& prompt) {
+  return test::read_f32_file(test::tiny_dir() + "/golden/exact/f16/logits_" + prompt + "_exact-f16.bin");
+}
+
+// A prompt split into batches smaller than the sliding window still reproduces the golden: the ring
+// of each sliding layer holds window + n_batch - 1 slots.
+TEST(ModelContext, SmallBatchesMatchGolden) {
+  auto model = Model::load(tiny_f16());
+  const int V = model->config().n_vocab;
+  const auto prompts = test::tiny_prompts();
+  const auto& longp = prompts[2];
+  ASSERT_EQ(longp.name, "long");
+  const auto want = golden_batch("long");
+  for (int nb : {1, 5, 16, 17, 40}) {
+    ContextParams p;
+    p.n_ctx = 128;
+    p.n_batch = nb;
+    p.n_threads = 2;
+    Context ctx(*model, p);
+    ctx.eval(longp.tokens, LogitsFor::All);
+    ASSERT_EQ(ctx.n_logit_rows(), static_cast<int>(longp.tokens.size()));
+    test::RowStats st;
+    for (int i = 0; i < ctx.n_logit_rows(); ++i) st.add_row(ctx.logits(i).data(), &want[static_cast<size_t>(i) * V], V, 4e-3f);
+    EXPECT_LE(st.max_abs, 2e-3) << "n_batch " << nb;
+    EXPECT_EQ(st.top1_mismatch, 0) << "n_batch " << nb;
+  }
+}
+
+// Results do not depend on the thread count (fixed per-row summation order).
+TEST(ModelContext, ThreadCountInvariant) {
+  auto model = Model::load(tiny_f16());
+  const auto prompt = test::tiny_prompts()[3].tokens;
+  std::vector<float> ref;
+  for (int threads : {1, 2, 3}) {
+    ContextParams p;
+    p.n_ctx = 128;
+    p.n_threads = threads;
+    Context ctx(*model, p);
+    ctx.eval(prompt, LogitsFor::All);
+    std::vector<float> got;
+    for (int i = 0; i < ctx.n_logit_rows(); ++i) got.insert(got.end(), ctx.logits(i).begin(), ctx.logits(i).end());
+    if (ref.empty()) ref = got;
+    else EXPECT_EQ(got, ref) << threads << " threads";
+  }
+}
+
+// Rewinding to a shared prefix and continuing gives the same logits as a fresh evaluation.
+TEST(ModelContext, PrefixReuse) {
+  auto model = Model::load(tiny_f16());
+  const auto prompt = test::tiny_prompts()[2].tokens;  // 99 tokens, > 6 windows
+  ContextParams p;
+  p.n_ctx = 128;
+  p.n_batch = 32;
+  p.n_threads = 2;
+  Context fresh(*model, p);
+  fresh.eval(prompt, LogitsFor::Last);
+  const std::vector<float> want(fresh.last_logits().begin(), fresh.last_logits().end());
+
+  Context ctx(*model, p);
+  std::vector<int32_t> other(prompt.begin(), prompt.begin() + 90);
+  other[85] = 300;  // diverges at position 85
+  ctx.eval(other, LogitsFor::Last);
+  ASSERT_TRUE(ctx.can_resume_at(85));
+  ctx.eval(std::span<const int32_t>(prompt).subspan(85), 85, LogitsFor::Last);
+  EXPECT_EQ(ctx.n_past(), static_cast<int64_t>(prompt.size()));
+  const auto got = ctx.last_logits();
+  double max_diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) max_diff = std::max(max_diff, std::fabs(double(got[i]) - want[i]));
+  EXPECT_LE(max_diff, 1e-4);
+  // Too far back: the sliding rings no longer hold what the window needs.
+  EXPECT_FALSE(ctx.can_resume_at(10));
+  EXPECT_THROW(ctx.eval(std::span<const int32_t>(prompt).subspan(10, 5), 10), std::invalid_argument);
+}
+
+TEST(ModelContext, ContextOverflowAndBadTokensAreErrors) {
+  auto model = Model::load(tiny_f16());
+  ContextParams p;
+  p.n_ctx = 8;
+  p.n_threads = 1;
+  Context ctx(*model, p);
+  std::vector<int32_t> nine(9, 2);
+  EXPECT_THROW(ctx.eval(nine), std::length_error);
+  EXPECT_EQ(ctx.n_past(), 0);
+  std::vector<int32_t> bad = {2, 448};
+  EXPECT_THROW(ctx.eval(bad), std::out_of_range);
+  std::vector<int32_t> neg = {-1};
+  EXPECT_THROW(ctx.eval(neg), std::out_of_range);
+  std::vector<int32_t> ok = {2, 3};
+  ctx.eval(ok);
+  EXPECT_EQ(ctx.n_past(), 2);
+}
+
+TEST(ModelContext, RejectsOtherArchitectures) {
+  GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  const std::string path = std::string(G3N_BINARY_DIR) + "/not-gemma3n.gguf";
+  w.write(path);
+  try {
+    Model::load(path);
+    FAIL() << "loaded a llama file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("architecture is 'llama'"), std::string::npos) << e.what();
+  }
+}
+
+// Config reading: the tiny fixtures in both metadata flavours give the same hyperparameters.
+TEST(ModelConfig, BothFlavoursAgree) {
+  auto a = Model::load(tiny_f16());
+  auto b = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-ollama.gguf");
+  for (const Model* m : {a.get(), b.get()}) {
+    const auto& c = m->config();
+    EXPECT_EQ(c.n_layer, 25);
+    EXPECT_EQ(c.n_embd, 256);
+    EXPECT_EQ(c.head_dim, 64);
+    EXPECT_EQ(c.n_layer_kv, 20);
+    EXPECT_EQ(c.kv_source[20], 18);
+    EXPECT_EQ(c.kv_source[24], 19);
+    EXPECT_EQ(c.sliding_window, 16);
+    EXPECT_FLOAT_EQ(c.rope_base_global, 1e6f);
+    EXPECT_FLOAT_EQ(c.rope_base_local, 1e4f);
+    EXPECT_FLOAT_EQ(c.final_logit_softcap, 30.0f);
+    EXPECT_EQ(c.n_vocab_per_layer, 448);
+    for (int l = 0; l < 25; ++l) {
+      EXPECT_EQ(c.is_sliding[l], l % 5 != 4);
+      EXPECT_EQ(c.sparsity_std_multiplier[l] > 0, l < 10);
+      EXPECT_EQ(c.n_ff[l], 512);
+    }
+  }
+  EXPECT_EQ(a->config().n_vocab, 448);
+  EXPECT_EQ(b->config().n_vocab, 512);
+}
+
+// Early llama.cpp files store shared_kv_layers as f32 (spec §9 D12); it must still mean sharing.
+TEST(ModelConfig, SharedKvLayersAsFloat) {
+  auto in = GgufFile::open(tiny_f16());
+  GgufWriter w(in.alignment());
+  for (const auto& kv : in.metadata()) {
+    if (kv.key == "gemma3n.attention.shared_kv_layers") {
+      GgufValue v;
+      v.type = GgufValueType::FLOAT32;
+      v.f = 5.0;
+      w.set(kv.key, v);
+    } else if (kv.key != "general.alignment") {
+      w.set(kv.key, kv.value);
+    }
+  }
+  for (const auto& t : in.tensors()) {
+    const uint8_t* d = in.tensor_data(t);
+    w.add_tensor(t.name, t.type, t.ne, std::vector<uint8_t>(d, d + t.nbytes));
+  }
+  const std::string path = std::string(G3N_BINARY_DIR) + "/tiny-f32-shared-kv.gguf";
+  w.write(path);
+  auto m = Model::load(path);
+  EXPECT_EQ(m->config().n_layer_kv, 20);
+}
+
+// Generated models in both layouts load and run; the Ollama layout's extra token rows use
+// per-layer row 0 (never out of bounds).
+TEST(RandomModel, BothLayoutsLoadAndRun) {
+  for (auto layout : {GgufLayout::LlamaCpp, GgufLayout::Ollama}) {
+    auto spec = *random_model_preset("tiny");
+    spec.layout = layout;
+    if (layout == GgufLayout::Ollama) spec.n_vocab = 512;
+    spec.quant = "q4_k_m";
+    const std::string path = std::string(G3N_BINARY_DIR) + (layout == GgufLayout::Ollama ? "/rand-ollama.gguf" : "/rand-llama.gguf");
+    write_random_gemma3n(spec, path, 2);
+    auto m = Model::load(path);
+    EXPECT_EQ(m->config().n_vocab, spec.n_vocab);
+    EXPECT_EQ(m->config().n_vocab_per_layer, 448);
+    const auto* ple = m->file().find_tensor("per_layer_token_embd.weight");
+    ASSERT_NE(ple, nullptr);
+    EXPECT_EQ(ple->type, layout == GgufLayout::Ollama ? GgmlType::F16 : GgmlType::Q4_K);
+    ContextParams p;
+    p.n_ctx = 64;
+    p.n_threads = 2;
+    Context ctx(*m, p);
+    std::vector<int32_t> toks = {2, 5, 300, static_cast<int32_t>(spec.n_vocab - 1)};
+    ctx.eval(toks, LogitsFor::All);
+    for (int i = 0; i < 4; ++i)
+      for (float x : ctx.logits(i)) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= 30.0f);
+  }
+}
+
+// Converting the F16 fixture to Q8_0 with our quantizer reproduces llama.cpp's Q8_0 file's logits.
+TEST(RandomModel, ConvertedQ8MatchesFixtureGolden) {
+  auto in = GgufFile::open(tiny_f16());
+  const std::string path = std::string(G3N_BINARY_DIR) + "/tiny-q8_0-converted.gguf";
+  convert_gguf(in, path, [](const GgufTensorInfo& t) {
+    const bool keep = t.ne.size() < 2 || t.name.find("altup") != std::string::npos || t.name.find("laurel") != std::string::npos ||
+                      t.name == "per_layer_model_proj.weight";
+    return keep ? GgmlType::F32 : GgmlType::Q8_0;
+  }, 7);
+  auto m = Model::load(path);
+  const int V = m->config().n_vocab;
+  const auto prompt = test::tiny_prompts()[0];
+  const auto want = test::read_f32_file(test::tiny_dir() + "/golden/exact/q8_0/logits_hello_exact-q8_0.bin");
+  ContextParams p;
+  p.n_ctx = 64;
+  p.n_threads = 2;
+  Context ctx(*m, p);
+  ctx.eval(prompt.tokens, LogitsFor::All);
+  test::RowStats st;
+  for (int i = 0; i < ctx.n_logit_rows(); ++i) st.add_row(ctx.logits(i).data(), &want[static_cast<size_t>(i) * V], V, 4e-3f);
+  EXPECT_LE(st.max_abs, 2e-3);
+}
+
+}  // namespace
+}  // namespace g3n
