@@ -88,6 +88,7 @@ void add_debug_commands(CLI::App& app) {
   logits->add_flag("--incremental", opts->incremental, "evaluate one token at a time");
   logits->add_option("--threads", opts->threads, "threads (default: physical cores)");
   logits->callback([opts] { run_debug_logits(*opts); });
+  add_tokenize_command(*debug);
 }
 
 }  // namespace g3n::cli

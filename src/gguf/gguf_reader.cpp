@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -280,6 +281,21 @@ class Parser {
         throw GgufError(cat("tensor '", printable(t.name), "': data [offset ", t.offset, ", ", t.nbytes,
                             " bytes] extends past end of file (data section at ", f_.data_offset, ", file size ",
                             f_.size, ")"));
+    }
+    // Real writers pack tensors back to back; overlapping data means a corrupt or crafted file (and would let
+    // a small file describe unbounded amounts of tensor bytes).
+    std::vector<const GgufTensorInfo*> by_offset;
+    for (const auto& t : f_.tensors)
+      if (t.nbytes > 0) by_offset.push_back(&t);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const GgufTensorInfo* x, const GgufTensorInfo* y) { return x->offset < y->offset; });
+    for (size_t k = 1; k < by_offset.size(); ++k) {
+      const GgufTensorInfo& prev = *by_offset[k - 1];
+      const GgufTensorInfo& t = *by_offset[k];
+      if (t.offset < prev.offset + prev.nbytes)
+        throw GgufError(cat("tensor '", printable(t.name), "': data [offset ", t.offset, ", ", t.nbytes,
+                            " bytes] overlaps tensor '", printable(prev.name), "' [offset ", prev.offset, ", ",
+                            prev.nbytes, " bytes]"));
     }
   }
 

@@ -103,18 +103,20 @@ std::optional<TensorSize> tensor_size(GgmlType type, const std::vector<int64_t>&
   if (ne.empty() || ne.size() > kMaxDims)
     return fail(cat("has ", ne.size(), " dimensions (must be 1..", kMaxDims, ")"));
   TensorSize ts;
-  // Zero-sized dimensions are allowed (ggml accepts them; the tensor then has no bytes).
-  int64_t n = 1;
-  bool overflow = false;
+  // Zero-sized dimensions are allowed (ggml accepts them; the tensor then has no bytes), but the product of
+  // the nonzero dimensions must fit, so every partial product (rows(), n_elements(), in any order) is safe.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t nonzero = 1;
   for (size_t k = 0; k < ne.size(); ++k) {
     if (ne[k] < 0) return fail(cat("dimension ", k, " is negative (shape ", shape_str(ne), ")"));
-    if (ne[k] != 0 && n > std::numeric_limits<int64_t>::max() / ne[k]) overflow = true;
-    else n *= ne[k];
+    if (ne[k] == 0) continue;
+    if (nonzero > kMax / ne[k])
+      return fail(cat("shape ", shape_str(ne), " has too many elements (product overflows int64)"));
+    nonzero *= ne[k];
   }
-  if (overflow) return fail(cat("shape ", shape_str(ne), " has too many elements (product overflows int64)"));
-  ts.n_elements = n;
   ts.rows = 1;
-  for (size_t k = 1; k < ne.size(); ++k) ts.rows *= ne[k];  // divides n, so no overflow
+  for (size_t k = 1; k < ne.size(); ++k) ts.rows *= ne[k];
+  ts.n_elements = ts.rows * ne[0];
   const GgmlTypeTraits tr = ggml_type_traits(type);
   if (ne[0] % tr.block_size != 0)
     return fail(cat("row length ", ne[0], " is not a multiple of the ", tr.name, " block size ", tr.block_size));

@@ -27,6 +27,7 @@ namespace {
 using namespace quant;
 
 // A 64Ki-entry table makes F16 rows (and the per-block scales) a load instead of a branchy decode.
+// Built once (thread-safe static init) and never freed, so it outlives any static destructor using it.
 const float* fp16_table() {
   static const std::array<float, 65536>* table = [] {
     auto* t = new std::array<float, 65536>;

@@ -1,0 +1,402 @@
+// `g3n run MODEL [PROMPT]`: chat with a model in the terminal, or answer one prompt (arguments or piped
+// stdin) with only the answer on stdout.
+#include <editline/readline.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "chat/chat.h"
+#include "cli/commands.h"
+#include "model/model.h"
+#include "registry/resolve.h"
+#include "runtime/memory_estimate.h"
+#include "runtime/session.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace g3n::cli {
+namespace {
+
+constexpr int kMaxCtx = 32768;
+
+// SIGINT during an answer stops that answer, not the program. A signal handler can only reach a
+// lock-free flag with static storage; it is the one piece of process-wide state in the CLI.
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+struct RunOptions {
+  std::string model;
+  std::vector<std::string> prompt;
+  bool verbose = false, insecure = false;
+  int num_ctx = 0, threads = 0;
+  std::string kv = "f16";
+};
+
+struct RunState {
+  RunOptions opts;
+  std::string model_name;
+  registry::ResolveResult resolved;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Session> session;
+  SamplingParams sampling;
+  int num_ctx = 4096;
+  chat::Conversation conv;
+  double load_s = 0;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string human_bytes(uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GB", b / 1e9);
+  return buf;
+}
+
+// Applies one Ollama-style parameter (from a params layer, /set parameter, or a flag).
+void set_parameter(RunState& s, const std::string& name, const std::string& value) {
+  auto num = [&](auto& dst) {
+    std::istringstream in(value);
+    in >> dst;
+    if (in.fail() || !in.eof()) throw std::invalid_argument("invalid value '" + value + "' for " + name);
+  };
+  SamplingParams& p = s.sampling;
+  if (name == "temperature") num(p.temperature);
+  else if (name == "top_k") num(p.top_k);
+  else if (name == "top_p") num(p.top_p);
+  else if (name == "min_p") num(p.min_p);
+  else if (name == "typical_p") num(p.typical_p);
+  else if (name == "repeat_penalty") num(p.repeat_penalty);
+  else if (name == "repeat_last_n") num(p.repeat_last_n);
+  else if (name == "presence_penalty") num(p.presence_penalty);
+  else if (name == "frequency_penalty") num(p.frequency_penalty);
+  else if (name == "num_predict") num(p.num_predict);
+  else if (name == "seed") { uint64_t v; num(v); p.seed = v; }
+  else if (name == "stop") p.stop.push_back(value);
+  else if (name == "num_ctx") {
+    int v;
+    num(v);
+    if (v < 16 || v > kMaxCtx) throw std::invalid_argument("num_ctx must be between 16 and " + std::to_string(kMaxCtx));
+    if (v != s.num_ctx) { s.num_ctx = v; s.session.reset(); }
+  } else if (name == "num_thread") {
+    int v;
+    num(v);
+    if (v != s.opts.threads) { s.opts.threads = v; s.session.reset(); }
+  } else throw std::invalid_argument("unknown parameter '" + name + "'");
+}
+
+void apply_params_layer(RunState& s, const nlohmann::json& params) {
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    const auto apply = [&](const nlohmann::json& v) {
+      const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+      try { set_parameter(s, it.key(), text); } catch (const std::exception& e) {
+        std::fprintf(stderr, "warning: model parameter ignored: %s\n", e.what());
+      }
+    };
+    if (it->is_array()) for (const auto& v : *it) apply(v);
+    else apply(*it);
+  }
+}
+
+void load_model(RunState& s, const std::string& name) {
+  const double t0 = now_s();
+  registry::RegistryOptions ropts;
+  ropts.insecure = s.opts.insecure;
+  auto resolved = registry::resolve_model(name, store::StoreConfig::from_environment(), true, pull_progress_printer(), ropts);
+  auto model = Model::load(resolved.gguf_path.string());
+  auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
+  s.session.reset();
+  s.resolved = std::move(resolved);
+  s.model = std::move(model);
+  s.tokenizer = std::move(tok);
+  s.model_name = name;
+  s.sampling = SamplingParams{};
+  apply_params_layer(s, s.resolved.params);
+  if (s.resolved.system) s.conv.set_system(*s.resolved.system);
+  if (s.opts.num_ctx > 0) set_parameter(s, "num_ctx", std::to_string(s.opts.num_ctx));
+  s.load_s = now_s() - t0;
+}
+
+ContextParams context_params(const RunState& s) {
+  ContextParams p;
+  p.n_ctx = s.num_ctx;
+  p.n_threads = s.opts.threads;
+  p.kv_type = s.opts.kv == "f32" ? KvType::F32 : KvType::F16;
+  return p;
+}
+
+Session& session(RunState& s) {
+  if (!s.session) {
+    const ContextParams p = context_params(s);
+    const MemoryEstimate est = estimate_memory(*s.model, p);
+    if (auto avail = available_memory_bytes(); avail && est.total() > *avail)
+      throw std::runtime_error("not enough memory: this model with num_ctx " + std::to_string(p.n_ctx) + " needs about " +
+                               human_bytes(est.total()) + ", " + human_bytes(*avail) + " is available");
+    s.session = std::make_unique<Session>(*s.model, *s.tokenizer, p);
+  }
+  return *s.session;
+}
+
+// Renders the conversation with a generation prompt, dropping the oldest turns if it would not leave
+// room to answer.
+std::vector<int32_t> prompt_tokens(RunState& s, bool quiet) {
+  const int reserve = std::min(s.num_ctx / 4, 1024);
+  const size_t budget = static_cast<size_t>(s.num_ctx - reserve);
+  const size_t dropped = s.conv.fit_to_budget(*s.tokenizer, budget, true);
+  if (dropped > 0 && !quiet) std::fprintf(stderr, "(dropped the %zu oldest messages to fit the context of %d tokens)\n", dropped, s.num_ctx);
+  auto toks = s.tokenizer->encode(s.conv.render(true), true, true);
+  if (static_cast<int>(toks.size()) >= s.num_ctx)
+    throw std::length_error("the prompt (" + std::to_string(toks.size()) + " tokens) does not fit num_ctx " + std::to_string(s.num_ctx) +
+                            "; raise it with /set parameter num_ctx N (max " + std::to_string(kMaxCtx) + ")");
+  return toks;
+}
+
+// One answer: streams to stdout, returns the text (for the history).
+std::string answer(RunState& s, const std::string& user_text, bool interactive) {
+  const chat::Conversation before = s.conv;  // restored if the prompt cannot be built
+  s.conv.add_user(user_text);
+  std::vector<int32_t> toks;
+  try {
+    toks = prompt_tokens(s, !interactive && !s.opts.verbose);
+  } catch (...) {
+    s.conv = before;
+    throw;
+  }
+  std::string out;
+  g_interrupted.store(false);
+  const GenerateStats st = session(s).generate(toks, s.sampling, [&](std::string_view text) {
+    out += text;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  }, &g_interrupted);
+  if (!out.empty() && out.back() != '\n') std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (st.done_reason == "cancel") std::fprintf(stderr, "(interrupted)\n");
+  if (st.done_reason == "length" && session(s).context().n_past() + 1 >= s.num_ctx)
+    std::fprintf(stderr, "(the context of %d tokens is full; older turns will be dropped next time)\n", s.num_ctx);
+  s.conv.add_model(out);
+  if (s.opts.verbose) {
+    std::fprintf(stderr, "load duration:        %.3fs\n", s.load_s);
+    std::fprintf(stderr, "prompt eval count:    %d token(s) (%d cached)\n", st.prompt_tokens, st.cached_tokens);
+    std::fprintf(stderr, "prompt eval duration: %.3fs\n", st.prompt_s);
+    const int evaluated = st.prompt_tokens - st.cached_tokens;
+    std::fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", st.prompt_s > 0 ? evaluated / st.prompt_s : 0.0);
+    std::fprintf(stderr, "time to first token:  %.3fs\n", st.ttft_s);
+    std::fprintf(stderr, "eval count:           %d token(s)\n", st.gen_tokens);
+    std::fprintf(stderr, "eval duration:        %.3fs\n", st.gen_s);
+    std::fprintf(stderr, "eval rate:            %.2f tokens/s\n", st.gen_s > 0 && st.gen_tokens > 1 ? (st.gen_tokens - 1) / st.gen_s : 0.0);
+  }
+  return out;
+}
+
+void show(RunState& s, const std::string& what) {
+  const auto& c = s.model->config();
+  if (what == "info") {
+    std::printf("  Model\n    architecture        gemma3n\n    parameters          %.2fB\n", [&] {
+      double n = 0;
+      for (const auto& t : s.model->file().tensors()) n += static_cast<double>(t.n_elements());
+      return n / 1e9;
+    }());
+    std::printf("    context length      %d\n    embedding length    %d\n    layers              %d\n    file                %s\n",
+                c.context_length, c.n_embd, c.n_layer, s.resolved.gguf_path.c_str());
+  } else if (what == "parameters") {
+    const auto& p = s.sampling;
+    std::printf("temperature %g\ntop_k %d\ntop_p %g\nmin_p %g\ntypical_p %g\nrepeat_penalty %g\nrepeat_last_n %d\n"
+                "presence_penalty %g\nfrequency_penalty %g\nnum_predict %d\nnum_ctx %d\n",
+                p.temperature, p.top_k, p.top_p, p.min_p, p.typical_p, p.repeat_penalty, p.repeat_last_n, p.presence_penalty,
+                p.frequency_penalty, p.num_predict, s.num_ctx);
+    if (p.seed) std::printf("seed %llu\n", static_cast<unsigned long long>(*p.seed));
+    for (const auto& stop : p.stop) std::printf("stop \"%s\"\n", stop.c_str());
+  } else if (what == "template") {
+    if (s.resolved.template_text) std::printf("%s\n", s.resolved.template_text->c_str());
+    else if (auto t = chat::chat_template(s.model->file())) std::printf("%s\n", t->c_str());
+    else std::printf("(built-in Gemma turn format)\n");
+    std::printf("(g3n always formats prompts with its built-in Gemma turn format; templates are shown, not executed)\n");
+  } else if (what == "system") {
+    std::printf("%s\n", s.conv.system().empty() ? "(no system prompt)" : s.conv.system().c_str());
+  } else {
+    std::printf("Usage: /show info|parameters|template|system\n");
+  }
+}
+
+void print_help() {
+  std::printf(
+      "Available commands:\n"
+      "  /set parameter NAME VALUE   set a sampling or context parameter (temperature, top_k, top_p, min_p,\n"
+      "                              typical_p, repeat_penalty, repeat_last_n, presence_penalty,\n"
+      "                              frequency_penalty, seed, num_predict, stop, num_ctx, num_thread)\n"
+      "  /set system TEXT            set the system prompt\n"
+      "  /show info|parameters|template|system\n"
+      "  /clear                      forget the conversation\n"
+      "  /load MODEL                 switch to another model\n"
+      "  /save FILE                  save the conversation (JSON)\n"
+      "  /bye                        exit\n"
+      "  /?, /help                   this help\n\n"
+      "Use \"\"\" to begin and end a multi-line message. Ctrl-C stops an answer; Ctrl-D exits.\n");
+}
+
+void save_conversation(RunState& s, const std::string& path) {
+  nlohmann::json j;
+  j["model"] = s.model_name;
+  j["system"] = s.conv.system();
+  j["messages"] = nlohmann::json::array();
+  for (const auto& m : s.conv.turns())
+    j["messages"].push_back({{"role", m.role == chat::Role::User ? "user" : "assistant"}, {"content", m.content}});
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error("cannot write " + path);
+  f << j.dump(2) << "\n";
+  std::printf("Saved the conversation to %s\n", path.c_str());
+}
+
+// Returns false to exit.
+bool slash_command(RunState& s, const std::string& line) {
+  std::istringstream in(line);
+  std::string cmd, arg;
+  in >> cmd;
+  if (cmd == "/bye" || cmd == "/exit") return false;
+  if (cmd == "/?" || cmd == "/help") { print_help(); return true; }
+  if (cmd == "/clear") { s.conv.clear(); std::printf("Cleared session context\n"); return true; }
+  if (cmd == "/show") { in >> arg; show(s, arg); return true; }
+  if (cmd == "/load") {
+    in >> arg;
+    if (arg.empty()) { std::printf("Usage: /load MODEL\n"); return true; }
+    std::printf("Loading model '%s'\n", arg.c_str());
+    load_model(s, arg);
+    s.conv.clear();
+    return true;
+  }
+  if (cmd == "/save") {
+    in >> arg;
+    if (arg.empty()) { std::printf("Usage: /save FILE\n"); return true; }
+    save_conversation(s, arg);
+    return true;
+  }
+  if (cmd == "/set") {
+    in >> arg;
+    if (arg == "parameter") {
+      std::string name, value;
+      in >> name;
+      std::getline(in >> std::ws, value);
+      if (name.empty() || value.empty()) { std::printf("Usage: /set parameter NAME VALUE\n"); return true; }
+      set_parameter(s, name, value);
+      std::printf("Set parameter '%s' to '%s'\n", name.c_str(), value.c_str());
+    } else if (arg == "system") {
+      std::string text;
+      std::getline(in >> std::ws, text);
+      if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
+      s.conv.set_system(text);
+      std::printf("Set system message.\n");
+    } else {
+      std::printf("Usage: /set parameter NAME VALUE | /set system TEXT\n");
+    }
+    return true;
+  }
+  std::printf("Unknown command '%s'. Type /? for help\n", cmd.c_str());
+  return true;
+}
+
+// Reads one message: a line, or a """-delimited block. nullopt on EOF.
+std::optional<std::string> read_message() {
+  char* raw = readline(">>> ");
+  if (!raw) return std::nullopt;
+  std::string line(raw);
+  std::free(raw);
+  if (line.rfind("\"\"\"", 0) == 0) {
+    std::string text = line.substr(3);
+    while (true) {
+      const size_t end = text.find("\"\"\"");
+      if (end != std::string::npos) { text.resize(end); break; }
+      char* more = readline("... ");
+      if (!more) break;
+      text += "\n";
+      text += more;
+      std::free(more);
+    }
+    add_history(("\"\"\"" + text + "\"\"\"").c_str());
+    return text;
+  }
+  if (!line.empty()) add_history(line.c_str());
+  return line;
+}
+
+void interactive(RunState& s) {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: Ctrl-C at the prompt just gives a fresh prompt
+  std::printf("Send a message (/? for help)\n");
+  while (true) {
+    g_interrupted.store(false);
+    auto msg = read_message();
+    if (!msg) {
+      if (g_interrupted.load()) { std::printf("\nUse Ctrl + d or /bye to exit.\n"); continue; }
+      std::printf("\n");
+      break;
+    }
+    if (msg->empty()) continue;
+    try {
+      if ((*msg)[0] == '/') {
+        if (!slash_command(s, *msg)) break;
+        continue;
+      }
+      answer(s, *msg, true);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "Error: %s\n", e.what());
+    }
+  }
+}
+
+void run(RunOptions o) {
+  RunState s;
+  s.opts = std::move(o);
+  if (s.opts.kv != "f16" && s.opts.kv != "f32") throw std::invalid_argument("--kv must be f16 or f32");
+  load_model(s, s.opts.model);
+  std::string prompt;
+  for (size_t i = 0; i < s.opts.prompt.size(); ++i) prompt += (i ? " " : "") + s.opts.prompt[i];
+  const bool piped = !isatty(STDIN_FILENO);
+  if (piped) {
+    std::stringstream in;
+    in << std::cin.rdbuf();
+    const std::string stdin_text = in.str();
+    if (!stdin_text.empty()) prompt = prompt.empty() ? stdin_text : prompt + "\n\n" + stdin_text;
+  }
+  if (!prompt.empty()) {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, nullptr);
+    answer(s, prompt, false);
+    return;
+  }
+  if (piped) return;  // empty stdin, no prompt: nothing to do
+  interactive(s);
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  auto* c = app.add_subcommand("run", "Chat with a model, or answer one prompt");
+  c->add_option("model", o->model, "model name (gemma3n:e2b) or path to a .gguf file")->required();
+  c->add_option("prompt", o->prompt, "prompt (otherwise stdin when piped, else an interactive chat)");
+  c->add_flag("--verbose", o->verbose, "print timings after each answer");
+  c->add_option("--num-ctx", o->num_ctx, "context length (default 4096, max 32768)");
+  c->add_option("--threads", o->threads, "threads (default: physical cores)");
+  c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
+  c->add_flag("--insecure", o->insecure, "allow plain HTTP registries when pulling");
+  c->callback([o] { run(*o); });
+}
+
+}  // namespace g3n::cli
