@@ -13,6 +13,7 @@ void add_store_commands(CLI::App& app);   // cmd_store.cpp: pull, list, show, rm
 void add_tokenize_command(CLI::App& debug_subcommand);  // cmd_tokenize.cpp: debug tokenize
 
 void add_run_command(CLI::App& app);     // cmd_run.cpp: run
+void add_bench_command(CLI::App& app);   // cmd_bench.cpp: bench
 
 // Progress display for pulls: a bar per layer on a terminal, plain lines otherwise (pull_progress.cpp).
 registry::ProgressFn pull_progress_printer();

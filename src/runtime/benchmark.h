@@ -1,0 +1,42 @@
+// The measurement behind `g3n bench`: prompt processing and generation speed of a loaded model.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "runtime/context.h"
+
+namespace g3n {
+
+class Model;
+
+struct BenchParams {
+  int n_prompt = 512;    // prompt tokens evaluated as one prefill
+  int n_gen = 64;        // tokens generated one at a time after the prompt
+  int repeats = 3;
+  int n_threads = 0;
+  KvType kv_type = KvType::F16;
+  uint64_t seed = 42;    // picks the prompt's token ids
+};
+
+struct BenchRun {
+  double prompt_s = 0;   // prefill of n_prompt tokens
+  double ttft_s = 0;     // prefill + choosing the first token
+  double gen_s = 0;      // n_gen single-token steps
+  double gen_tokens_per_s(int n_gen) const;
+};
+
+struct BenchResult {
+  BenchParams params;
+  std::vector<BenchRun> runs;
+  double median_prompt_tokens_per_s = 0, median_gen_tokens_per_s = 0, median_ttft_s = 0;
+};
+
+// Runs `repeats` fresh contexts. Token ids are drawn from the ordinary text range with a fixed seed, so
+// runs are comparable; the first generated token is the argmax (no sampling cost is measured).
+BenchResult run_benchmark(const Model& model, const BenchParams& params);
+
+double median(std::vector<double> v);
+// The process's peak resident set size so far, in bytes.
+uint64_t peak_rss_bytes();
+
+}  // namespace g3n
