@@ -13,6 +13,9 @@
 #include "tools/convert.h"
 
 namespace g3n {
+
+void PrintTo(KvType t, std::ostream* os) { *os << (t == KvType::F32 ? "kv-f32" : "kv-f16"); }
+
 namespace {
 
 using test::RowStats;
@@ -40,6 +43,9 @@ std::string f32_model_path() {
   }();
   return path;
 }
+
+// Short names in test listings (CTest shows GetParam() otherwise as raw bytes).
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.tag; }
 
 std::string model_path(const Variant& v) {
   return v.file.empty() ? f32_model_path() : test::tiny_dir() + "/models/" + v.file;
@@ -130,6 +136,8 @@ struct Smoke {
   std::string model_file, golden_dir, tag;
   double max_abs, rms, top1;
 };
+
+void PrintTo(const Smoke& s, std::ostream* os) { *os << s.golden_dir; }
 
 class LlamacppSmoke : public ::testing::TestWithParam<Smoke> {};
 
