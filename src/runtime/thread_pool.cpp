@@ -1,12 +1,32 @@
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
 #include <utility>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define G3N_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define G3N_CPU_RELAX() asm volatile("yield")
+#else
+#define G3N_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace g3n {
+namespace {
+// How long an idle worker polls for the next job before sleeping.
+constexpr auto kSpin = std::chrono::microseconds(300);
+
+std::pair<int64_t, int64_t> chunk_of(int64_t n, int parts, int index) {
+  const int64_t base = n / parts, extra = n % parts;
+  const int64_t begin = index * base + std::min<int64_t>(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -15,16 +35,11 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
-}
-
-static std::pair<int64_t, int64_t> chunk_of(int64_t n, int parts, int index) {
-  const int64_t base = n / parts, extra = n % parts;
-  const int64_t begin = index * base + std::min<int64_t>(index, extra);
-  return {begin, begin + base + (index < extra ? 1 : 0)};
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
@@ -34,43 +49,48 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  job_parts_ = parts;
+  // Every worker acknowledges every job, even with nothing to do: then no worker can still be reading
+  // this job's fields when the next call rewrites them.
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
+    // Bumped under the lock so a worker checking the predicate before sleeping cannot miss it.
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_parts_ = parts;
-    pending_ = parts - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   const auto [b, e] = chunk_of(n, parts, 0);
   fn(b, e, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
+  while (pending_.load(std::memory_order_acquire) != 0) G3N_CPU_RELAX();
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n;
-    int parts;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      parts = job_parts_;
+    uint64_t gen = generation_.load(std::memory_order_acquire);
+    if (gen == seen) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      int polls = 0;
+      while ((gen = generation_.load(std::memory_order_acquire)) == seen) {
+        G3N_CPU_RELAX();
+        if (++polls % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+      }
+      if (gen == seen) {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        gen = generation_.load(std::memory_order_acquire);
+      }
     }
+    seen = gen;
+    if (stop_.load()) return;
+    const int parts = job_parts_;
     if (index < parts) {
-      const auto [b, e] = chunk_of(n, parts, index);
-      (*job)(b, e, index);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_.notify_one();
+      const auto [b, e] = chunk_of(job_n_, parts, index);
+      (*job_)(b, e, index);
     }
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 

@@ -1,6 +1,9 @@
 // A persistent pool of worker threads for data-parallel loops (matmul rows, attention heads).
-// Workers live as long as the pool; a parallel_for wakes them, splits the range and waits for all.
+// Workers live as long as the pool. Between jobs they spin briefly (a decode step issues hundreds of
+// small jobs, and a futex wake-up per job would cost more than the work), then sleep on a condition
+// variable so an idle pool uses no CPU.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,9 +23,9 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(begin, end, thread_index) over disjoint chunks covering [0, n). Chunks are contiguous
-  // and at least `grain` long, one per thread, so each thread's slice of the output is fixed by n and
-  // the thread count only (results never depend on timing).
+  // Calls fn(begin, end, thread_index) over disjoint chunks covering [0, n). Chunks are contiguous,
+  // at least `grain` long, one per thread, so each thread's slice is fixed by n and the thread count
+  // only (results never depend on timing). Not reentrant: call from one thread at a time.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
 
  private:
@@ -32,13 +35,13 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;
-  std::condition_variable done_;
+  // Job description, written before generation_ is bumped (release) and read after (acquire).
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // Physical cores if known, else hardware threads, at least 1.
