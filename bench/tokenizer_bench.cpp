@@ -31,11 +31,13 @@ std::vector<std::string> texts(const std::string& category) {
   return out;
 }
 
-void encode_all(benchmark::State& state, const std::vector<std::string>& docs) {
+// cold: start every iteration with an empty word cache (the first pass over unseen text).
+void encode_all(benchmark::State& state, const std::vector<std::string>& docs, bool cold = false) {
   const auto& t = tok();
   size_t bytes = 0, tokens = 0;
   for (const auto& d : docs) bytes += d.size();
   for (auto _ : state) {
+    if (cold) g3n::Tokenizer::clear_thread_cache();
     tokens = 0;
     for (const auto& d : docs) {
       auto ids = t.encode(d, true, true);
@@ -53,6 +55,12 @@ void BM_EncodeLongDocuments(benchmark::State& state) {
   encode_all(state, docs);
 }
 BENCHMARK(BM_EncodeLongDocuments)->Unit(benchmark::kMillisecond);
+
+void BM_EncodeLongDocumentsCold(benchmark::State& state) {
+  static const auto docs = texts("long_document");
+  encode_all(state, docs, true);
+}
+BENCHMARK(BM_EncodeLongDocumentsCold)->Unit(benchmark::kMillisecond);
 
 void BM_EncodeAllCases(benchmark::State& state) {
   static const auto docs = texts("");
@@ -74,9 +82,15 @@ void BM_EncodeOneLongLine(benchmark::State& state) {
       if (!(c == ' ' && !collapsed.empty() && collapsed.back() == ' ')) collapsed += c;
     return collapsed;
   }();
-  encode_all(state, {doc});
+  encode_all(state, {doc}, state.range(0) != 0);
 }
-BENCHMARK(BM_EncodeOneLongLine)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeOneLongLine)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);  // 1 = cold cache
+
+void BM_EncodeAllCasesCold(benchmark::State& state) {
+  static const auto docs = texts("");
+  encode_all(state, docs, true);
+}
+BENCHMARK(BM_EncodeAllCasesCold)->Unit(benchmark::kMillisecond);
 
 void BM_DecodeLongDocuments(benchmark::State& state) {
   static const auto docs = texts("long_document");

@@ -23,9 +23,12 @@ for f in "$FIXTURES"/gemma3n-tiny/models/*.gguf "$FIXTURES"/gemma3-vocab/*.gguf;
   [ -f "$f" ] && head -c 4096 "$f" > "$SEEDS/head-$(basename "$f")"
 done
 
-# -timeout: one input taking >10 s is a bug (parsing is linear in the input); -rss_limit_mb catches
-# allocations driven by counts instead of by bytes present.
+# -timeout: one input taking >10 s is a bug (parsing is linear in the input). -malloc_limit_mb flags any
+# single allocation driven by a count rather than by bytes present (a 64 KiB input needs < 10 MB);
+# a smaller ASan quarantine keeps long runs' RSS well under -rss_limit_mb.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=64:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # fuzz/gguf-regressions/ holds inputs that once failed; they seed every run.
 exec "$BUILD/gguf_fuzz" "$CORPUS" "$SEEDS" fuzz/gguf-regressions \
-  -max_len=65536 -max_total_time="$DURATION" -timeout=10 -rss_limit_mb=2048 \
+  -max_len=65536 -max_total_time="$DURATION" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=64 \
   -dict=fuzz/gguf.dict -artifact_prefix="$ARTIFACTS/" -print_final_stats=1 -print_pcs=0

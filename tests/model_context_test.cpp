@@ -33,6 +33,8 @@ TEST(ModelContext, SmallBatchesMatchGolden) {
   const auto want = golden_batch("long");
   for (int nb : {1, 5, 16, 17, 40}) {
     ContextParams p;
+  p.exact = true;
+    p.exact = true;
     p.n_ctx = 128;
     p.n_batch = nb;
     p.n_threads = 2;
@@ -53,6 +55,8 @@ TEST(ModelContext, ThreadCountInvariant) {
   std::vector<float> ref;
   for (int threads : {1, 2, 3}) {
     ContextParams p;
+  p.exact = true;
+    p.exact = true;
     p.n_ctx = 128;
     p.n_threads = threads;
     Context ctx(*model, p);
@@ -69,6 +73,7 @@ TEST(ModelContext, PrefixReuse) {
   auto model = Model::load(tiny_f16());
   const auto prompt = test::tiny_prompts()[2].tokens;  // 99 tokens, > 6 windows
   ContextParams p;
+  p.exact = true;
   p.n_ctx = 128;
   p.n_batch = 32;
   p.n_threads = 2;
@@ -95,6 +100,7 @@ TEST(ModelContext, PrefixReuse) {
 TEST(ModelContext, ContextOverflowAndBadTokensAreErrors) {
   auto model = Model::load(tiny_f16());
   ContextParams p;
+  p.exact = true;
   p.n_ctx = 8;
   p.n_threads = 1;
   Context ctx(*model, p);
@@ -191,6 +197,8 @@ TEST(RandomModel, BothLayoutsLoadAndRun) {
     ASSERT_NE(ple, nullptr);
     EXPECT_EQ(ple->type, layout == GgufLayout::Ollama ? GgmlType::F16 : GgmlType::Q4_K);
     ContextParams p;
+  p.exact = true;
+    p.exact = true;
     p.n_ctx = 64;
     p.n_threads = 2;
     Context ctx(*m, p);
@@ -215,6 +223,7 @@ TEST(RandomModel, ConvertedQ8MatchesFixtureGolden) {
   const auto prompt = test::tiny_prompts()[0];
   const auto want = test::read_f32_file(test::tiny_dir() + "/golden/exact/q8_0/logits_hello_exact-q8_0.bin");
   ContextParams p;
+  p.exact = true;
   p.n_ctx = 64;
   p.n_threads = 2;
   Context ctx(*m, p);

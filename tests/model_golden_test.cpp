@@ -86,6 +86,8 @@ TEST_P(ExactGolden, MatchesWithinTolerance) {
     ASSERT_EQ(g.greedy_tokens.size(), 32u);
 
     ContextParams p;
+  p.exact = true;
+    p.exact = true;
     p.n_ctx = 256;
     p.kv_type = kv;
     p.n_threads = 2;
@@ -148,6 +150,7 @@ TEST_P(LlamacppSmoke, WithinSmokeThresholds) {
   const int V = model->config().n_vocab;
   RowStats stats;
   ContextParams p;
+  p.exact = true;
   p.n_ctx = 256;
   p.n_threads = 2;
   for (const auto& prompt : test::tiny_prompts()) {
@@ -176,6 +179,51 @@ INSTANTIATE_TEST_SUITE_P(
       for (auto& ch : n) if (ch == '-') ch = '_';
       return n;
     });
+
+}  // namespace
+}  // namespace g3n
+
+namespace g3n {
+namespace {
+
+// The fast path (activations quantized to int8 per block for quantized weights, as llama.cpp's CPU
+// backend does) against golden/exact, held to the thresholds the fixture README gives for llama.cpp's
+// own quantized path; F16/F32 and Q8_0 weights use f32 activations and stay within the exact tolerance.
+struct FastCase {
+  std::string model_file, tag;
+  double max_abs, rms, top1;
+};
+void PrintTo(const FastCase& c, std::ostream* os) { *os << c.tag; }
+
+class FastPath : public ::testing::TestWithParam<FastCase> {};
+
+TEST_P(FastPath, WithinQuantizedPathThresholds) {
+  const FastCase& fc = GetParam();
+  auto model = Model::load(test::tiny_dir() + "/models/" + fc.model_file);
+  const int V = model->config().n_vocab;
+  RowStats stats;
+  ContextParams p;
+  p.n_ctx = 256;
+  p.n_threads = 2;
+  p.exact = false;
+  for (const auto& prompt : test::tiny_prompts()) {
+    const auto want = test::read_f32_file(test::tiny_dir() + "/golden/exact/" + fc.tag + "/logits_" + prompt.name + "_exact-" + fc.tag + ".bin");
+    Context ctx(*model, p);
+    ctx.eval(prompt.tokens, LogitsFor::All);
+    for (int i = 0; i < ctx.n_logit_rows(); ++i) stats.add_row(ctx.logits(i).data(), &want[static_cast<size_t>(i) * V], V, 0);
+  }
+  std::printf("[fast %s] max %.3f rms %.4f top1 %.3f\n", fc.tag.c_str(), stats.max_abs, stats.rms(), stats.top1_rate());
+  EXPECT_LE(stats.max_abs, fc.max_abs);
+  EXPECT_LE(stats.rms(), fc.rms);
+  EXPECT_GE(stats.top1_rate(), fc.top1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Gemma3nTiny, FastPath,
+                         ::testing::Values(FastCase{"gemma3n-tiny-f16.gguf", "f16", 2e-3, 2e-4, 1.0},
+                                           FastCase{"gemma3n-tiny-q8_0.gguf", "q8_0", 2e-3, 2e-4, 1.0},
+                                           FastCase{"gemma3n-tiny-q4_k_m.gguf", "q4_k_m", 4, 0.6, 0.85},
+                                           FastCase{"gemma3n-tiny-ollama.gguf", "ollama", 4, 0.6, 0.85}),
+                         [](const auto& info) { return info.param.tag; });
 
 }  // namespace
 }  // namespace g3n

@@ -291,3 +291,79 @@ TEST(TokenizerStream, EveryCaseStreamsToItsText) {
     EXPECT_EQ(out, text) << c["id"];
   }
 }
+
+// ---- hand-built vocabularies: paths the Gemma files do not reach ----
+
+namespace {
+// 0-2 control, 3-258 bytes, then normal pieces with scores that favour later (longer) pieces.
+g3n::VocabData small_vocab(const std::vector<std::string>& pieces) {
+  g3n::VocabData d;
+  d.architecture = "gemma3n";
+  d.tokens = {"<pad>", "<eos>", "<bos>"};
+  d.types = {3, 3, 3};
+  char buf[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    d.tokens.push_back(buf);
+    d.types.push_back(6);
+  }
+  for (const auto& p : pieces) {
+    d.tokens.push_back(p);
+    d.types.push_back(1);
+  }
+  for (size_t i = 0; i < d.tokens.size(); ++i) d.scores.push_back(d.types[i] == 1 ? static_cast<float>(i) : 0.0f);
+  d.bos = 2;
+  d.eos = 1;
+  d.pad = 0;
+  return d;
+}
+const std::string M = "\xE2\x96\x81";  // ▁
+}  // namespace
+
+TEST(TokenizerSynthetic, PieceAcrossWordBoundary) {
+  // "a▁b" spans the place where the word splitter would cut ("a" | "▁b"); it must still be found.
+  Tokenizer t(small_vocab({"a", "b", "x", M, "a" + M, M + "b", "a" + M + "b"}));
+  const int32_t a = 259, b = 260, x = 261, sp = 262, sp_b = 264, a_sp_b = 265;
+  EXPECT_EQ(t.encode("a b", false, true), (std::vector<int32_t>{a_sp_b}));
+  EXPECT_EQ(t.encode("x b", false, true), (std::vector<int32_t>{x, sp_b}));
+  EXPECT_EQ(t.encode("x b a b", false, true), (std::vector<int32_t>{x, sp_b, sp, a_sp_b}));
+  EXPECT_EQ(t.encode("ab", false, true), (std::vector<int32_t>{a, b}));
+  EXPECT_EQ(t.encode("a\xC3\xA9", false, true), (std::vector<int32_t>{a, 3 + 0xC3, 3 + 0xA9}));
+  // Repeated calls hit the word cache and must give the same answer.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(t.encode("x b a b", false, true), (std::vector<int32_t>{x, sp_b, sp, a_sp_b}));
+}
+
+TEST(TokenizerSynthetic, WordCacheIsPerTokenizer) {
+  Tokenizer with(small_vocab({"a", "b", M, M + "b", "a" + M + "b"}));
+  Tokenizer without(small_vocab({"a", "b", M, M + "b"}));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(with.encode("q a b", false, true).back(), 263);
+    EXPECT_EQ(without.encode("q a b", false, true), (std::vector<int32_t>{3 + 'q', 261, 259, 262}));
+  }
+  Tokenizer::clear_thread_cache();
+  EXPECT_EQ(with.encode("q a b", false, true).back(), 263);
+}
+
+TEST(TokenizerSynthetic, SpacePrefixAfterSpecialTokens) {
+  auto d = small_vocab({"b", M, M + "b"});
+  d.add_space_prefix = true;
+  Tokenizer t(d);
+  EXPECT_TRUE(t.add_space_prefix());
+  EXPECT_EQ(t.encode("b", false, true), (std::vector<int32_t>{261}));
+  EXPECT_EQ(t.encode("b<eos>b", true, true), (std::vector<int32_t>{2, 261, 1, 261}));
+  EXPECT_EQ(t.encode("b<eos>b", false, false).front(), 261);
+  d.add_space_prefix.reset();
+  d.architecture = "llama";  // llama.cpp's default for SPM vocabularies without the key
+  EXPECT_TRUE(Tokenizer(d).add_space_prefix());
+}
+
+TEST(TokenizerSynthetic, RejectsBadVocabularies) {
+  g3n::VocabData empty;
+  EXPECT_THROW(Tokenizer{empty}, std::runtime_error);
+  auto d = small_vocab({"a"});
+  d.scores.pop_back();
+  EXPECT_THROW(Tokenizer{d}, std::runtime_error);
+  auto w = small_vocab({"a"});
+  w.model = "bert";
+  EXPECT_THROW(Tokenizer{w}, std::runtime_error);
+}

@@ -37,6 +37,7 @@ struct LogitsOptions {
   std::string model, tokens, out, kv = "f32";
   int ctx = 0, threads = 0;
   bool incremental = false;
+  bool fast = false;
 };
 
 void run_debug_logits(const LogitsOptions& o) {
@@ -45,6 +46,7 @@ void run_debug_logits(const LogitsOptions& o) {
   ContextParams p;
   p.n_ctx = o.ctx > 0 ? o.ctx : std::max<int>(256, static_cast<int>(tokens.size()));
   p.n_threads = o.threads;
+  p.exact = !o.fast;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv == "f16") p.kv_type = KvType::F16;
   else throw std::invalid_argument("--kv must be f32 or f16");
@@ -87,6 +89,7 @@ void add_debug_commands(CLI::App& app) {
   logits->add_option("--kv", opts->kv, "KV cache type: f32 (default) or f16");
   logits->add_flag("--incremental", opts->incremental, "evaluate one token at a time");
   logits->add_option("--threads", opts->threads, "threads (default: physical cores)");
+  logits->add_flag("--fast", opts->fast, "use the fast path (int8 activations) instead of the exact one");
   logits->callback([opts] { run_debug_logits(*opts); });
   add_tokenize_command(*debug);
 }

@@ -1,6 +1,7 @@
 // Matrix products against GGUF weight matrices: y = W x for a batch of activation rows.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "quant/ggml_type.h"
 
@@ -20,12 +21,25 @@ struct WeightMatrix {
   bool empty() const { return data == nullptr; }
 };
 
-// Y[t*ldy + o] = sum_i W[o][i] * X[t*ldx + i] for t < n_tok, o < n_out. The exact path: weights are
-// decoded to f32 and dotted with f32 activations in f32. Rows are split across the pool's threads;
-// each output element's summation order is fixed, so results do not depend on the thread count or
-// on which other rows share the batch.
+// Arithmetic of a matmul.
+//  Exact: weights decoded to f32, dotted with f32 activations (the reference semantics; the fixtures'
+//         2e-3 tolerance applies).
+//  Fast:  quantized weights dotted with activations quantized to int8 per block (as llama.cpp does);
+//         float weights with f32 activations. Integer inner loops, SIMD where the CPU has it.
+enum class MatmulMode { Exact, Fast };
+
+// Reusable scratch (quantized activations, decoded rows), grown on first use and then reused, so
+// steady-state decoding allocates nothing.
+struct MatmulScratch {
+  std::vector<uint8_t> act;
+  std::vector<float> rows;  // one decoded weight row per thread (exact path)
+};
+
+// Y[t*ldy + o] = sum_i W[o][i] * X[t*ldx + i] for t < n_tok, o < n_out. Rows are split across the
+// pool's threads; every output element's summation order is fixed by the kernel alone, so results do
+// not depend on the thread count or on which other rows share the batch (batch invariance).
 void matmul(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
-            ThreadPool& pool);
+            ThreadPool& pool, MatmulMode mode, MatmulScratch& scratch);
 
 // Decodes row r of w into dst (n_in floats).
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst);

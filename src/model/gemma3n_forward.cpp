@@ -23,11 +23,12 @@ struct Step {
   const Gemma3nWeights& w;
   ForwardBuffers& b;
   ThreadPool& pool;
+  MatmulMode mode;
   int T;  // rows currently in the batch
   int64_t D() const { return c.n_embd; }
   float* stream(int k) { return b.streams.data() + static_cast<size_t>(k) * b.n_batch * c.n_embd; }
   float* pred(int k) { return b.pred.data() + static_cast<size_t>(k) * b.n_batch * c.n_embd; }
-  void lin(const WeightMatrix& m, const float* x, float* y) { matmul(m, x, m.n_in, T, y, m.n_out, pool); }
+  void lin(const WeightMatrix& m, const float* x, float* y) { matmul(m, x, m.n_in, T, y, m.n_out, pool, mode, b.matmul); }
 };
 
 // Ratio that rescales v to the RMS magnitude `target_rms` (HF clamps the mean square at 1e-5).
@@ -165,30 +166,17 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw, KvCache& 
   const int64_t n_ctx = cache.n_ctx();
   s.pool.parallel_for(static_cast<int64_t>(s.T) * H, [&](int64_t begin, int64_t end, int thread) {
     float* scores = s.b.scores.data() + thread * n_ctx;
-    float* kbuf = s.b.head_tmp.data() + static_cast<int64_t>(thread) * 2 * Dh;
-    float* vbuf = kbuf + Dh;
     for (int64_t job = begin; job < end; ++job) {
       const int t = static_cast<int>(job / H), hh = static_cast<int>(job % H), g = hh / group;
       const float* q = s.b.q.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
       const int64_t pq = pos[t];
       const int64_t lo = sliding ? std::max<int64_t>(0, pq - window + 1) : 0;  // keys p with pq - p < window
       const int64_t n = pq - lo + 1;
-      for (int64_t j = 0; j < n; ++j) {
-        const int slot = cache.slot_of(src, lo + j);
-        const float* k = cache.k_f32(src, slot, g);
-        if (!k) { cache.load_k(src, slot, g, kbuf); k = kbuf; }
-        scores[j] = dot_f32(q, k, Dh);
-      }
+      for (int64_t j = 0; j < n; ++j) scores[j] = cache.dot_k(src, cache.slot_of(src, lo + j), g, q);
       softmax(scores, n);
       float* o = s.b.attn.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
       std::fill(o, o + Dh, 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const int slot = cache.slot_of(src, lo + j);
-        const float* v = cache.v_f32(src, slot, g);
-        if (!v) { cache.load_v(src, slot, g, vbuf); v = vbuf; }
-        const float p = scores[j];
-        for (int d = 0; d < Dh; ++d) o[d] += p * v[d];
-      }
+      for (int64_t j = 0; j < n; ++j) cache.add_v(src, cache.slot_of(src, lo + j), g, scores[j], o);
     }
   }, 1);
 }
@@ -353,14 +341,13 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   ple_gate.resize(T * P);
   ple_row.resize(L * P);
   scores.resize(static_cast<size_t>(n_threads) * n_ctx);
-  head_tmp.resize(static_cast<size_t>(n_threads) * 2 * c.head_dim);
   positions.resize(T);
   rows.reserve(T);
 }
 
 void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
                      std::span<const uint8_t> want_logits, KvCache& cache, ForwardBuffers& b,
-                     ThreadPool& pool, float* logits_out) {
+                     ThreadPool& pool, MatmulMode mode, float* logits_out) {
   const auto& c = model.config();
   const int T = static_cast<int>(tokens.size());
   if (T == 0) return;
@@ -370,7 +357,7 @@ void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_
     if (id < 0 || id >= c.n_vocab) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
   if (pos0 < 0 || pos0 + T > cache.n_ctx()) throw std::out_of_range("positions exceed the context length " + std::to_string(cache.n_ctx()));
 
-  Step s{c, model.weights(), b, pool, T};
+  Step s{c, model.weights(), b, pool, mode, T};
   for (int t = 0; t < T; ++t) b.positions[t] = pos0 + t;
   embed_tokens(s, tokens);
   compute_per_layer_inputs(s, tokens);

@@ -4,6 +4,8 @@
 #include <span>
 #include <vector>
 
+#include "kernels/matmul.h"
+
 namespace g3n {
 
 class Model;
@@ -32,7 +34,7 @@ struct ForwardBuffers {
   std::vector<float> ple_gate;  // [T, P]
   std::vector<float> ple_row;   // [L*P] one decoded per-layer table row
   std::vector<float> scores;    // [threads, n_ctx] attention scores
-  std::vector<float> head_tmp;  // [threads, 2*Dh] decoded f16 K/V heads
+  MatmulScratch matmul;         // quantized activations / decoded weight rows
   std::vector<int64_t> positions;
   std::vector<int32_t> rows;    // batch rows kept past the last KV-owning layer
 };
@@ -43,6 +45,6 @@ struct ForwardBuffers {
 // (spec §4.6: exact, since they write no cache). tokens.size() <= buffers.n_batch.
 void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
                      std::span<const uint8_t> want_logits, KvCache& cache, ForwardBuffers& buffers,
-                     ThreadPool& pool, float* logits_out);
+                     ThreadPool& pool, MatmulMode mode, float* logits_out);
 
 }  // namespace g3n

@@ -11,7 +11,8 @@ namespace g3n {
 // Decodes n elements (a multiple of the block size) from src into dst.
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 
-// True for types quantize_row can produce: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K (at least).
+// True for types quantize_row can produce: every GgmlType enumerator (F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, and the activation format Q8_K).
 bool can_quantize(GgmlType type);
 // Encodes n floats (a multiple of the block size) into dst, which holds ggml_row_bytes(type, n) bytes.
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);

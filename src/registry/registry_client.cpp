@@ -67,6 +67,7 @@ struct HttpResponse {
   std::string curl_error;
   int64_t content_length = -1;
   bool stopped_by_callback = false;
+  bool stalled = false;
 };
 
 struct TransferCtx {
@@ -75,11 +76,15 @@ struct TransferCtx {
   CURL* curl;
   const std::atomic<bool>* abort;
   const std::function<bool()>* cancelled;
+  Clock::duration stall_timeout;
+  Clock::time_point last_activity;
+  curl_off_t last_dl = 0;
 };
 
 size_t header_cb(char* buf, size_t size, size_t n, void* ud) {
   auto* ctx = static_cast<TransferCtx*>(ud);
   std::string line(buf, size * n);
+  ctx->last_activity = Clock::now();
   if (line.rfind("HTTP/", 0) == 0) {
     ctx->resp->headers.clear();  // a new response (after a redirect or 100-continue)
   } else if (auto p = line.find(':'); p != std::string::npos) {
@@ -104,8 +109,18 @@ size_t body_cb(char* buf, size_t size, size_t n, void* ud) {
   return len;
 }
 
-int xfer_cb(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+int xfer_cb(void* ud, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t) {
   auto* ctx = static_cast<TransferCtx*>(ud);
+  // Stall detection by time since the last byte. curl's LOW_SPEED check averages over several
+  // seconds, so a trickle before a stall would hide it for that long.
+  const auto now = Clock::now();
+  if (dlnow != ctx->last_dl) {
+    ctx->last_dl = dlnow;
+    ctx->last_activity = now;
+  } else if (now - ctx->last_activity > ctx->stall_timeout) {
+    ctx->resp->stalled = true;
+    return 1;
+  }
   if (ctx->abort && ctx->abort->load()) return 1;
   if (ctx->cancelled && *ctx->cancelled && (*ctx->cancelled)()) return 1;
   return 0;
@@ -119,7 +134,7 @@ HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const 
     resp.curl_error = "curl_easy_init failed";
     return resp;
   }
-  TransferCtx ctx{&req, &resp, c, abort, &opts.cancelled};
+  TransferCtx ctx{&req, &resp, c, abort, &opts.cancelled, opts.stall_timeout, Clock::now(), 0};
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_slist* hdrs = nullptr;
   for (const auto& h : req.headers) hdrs = curl_slist_append(hdrs, h.c_str());
@@ -130,9 +145,9 @@ HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const 
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req.follow ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, long(opts.connect_timeout.count()));
-  // A transfer that moves less than 1 byte/s for stall_timeout seconds is abandoned and retried.
+  // Backstop for the precise check in xfer_cb: under 1 byte/s for twice the stall timeout.
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, long(opts.stall_timeout.count())));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, 2 * long(opts.stall_timeout.count())));
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &ctx);
@@ -149,6 +164,10 @@ HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const 
   curl_off_t cl = -1;
   if (curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK) resp.content_length = cl;
   resp.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(resp.code);
+  if (resp.stalled) {
+    resp.code = CURLE_OPERATION_TIMEDOUT;
+    resp.curl_error = "stalled: no data for " + std::to_string(opts.stall_timeout.count()) + "s";
+  }
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(c);
   return resp;
@@ -508,7 +527,6 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
       const int64_t start = part->offset + part->completed;
       const int64_t end = part->offset + part->size - 1;
       const int64_t before = part->completed;
-      auto last_save = Clock::now();
       int write_errno = 0;
       HttpRequest req;
       req.url = blob_url;
@@ -527,10 +545,6 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
           }
           off += size_t(w);
           part->completed += w;
-        }
-        if (Clock::now() - last_save > std::chrono::seconds(1)) {
-          persist();
-          last_save = Clock::now();
         }
         return take == len;  // a server that ignores the range end is cut off at the part boundary
       };
@@ -570,9 +584,7 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
       // failures with no progress give up.
       failures = part->completed > before ? 1 : failures + 1;
       if (failures >= opts.max_attempts) {
-        std::string why = r.code == CURLE_OPERATION_TIMEDOUT
-                              ? "stalled: no data for " + std::to_string(opts.stall_timeout.count()) + "s"
-                              : describe(r);
+        std::string why = describe(r);
         set_fatal("pull " + d.digest + ": " + why + " (gave up after " + std::to_string(opts.max_attempts) +
                       " attempts; downloaded data is kept)", int(r.status));
         return;
@@ -629,6 +641,31 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
     progress(ev);
   };
   (void)already;
+  // Part states are saved here too, every half second, so that a kill -9 (even in the middle of a
+  // stall, when no worker is running code) loses at most that much progress.
+  std::vector<int64_t> saved;
+  for (auto& part : parts) saved.push_back(part->completed);
+  auto last_persist = Clock::now();
+  auto persist_all = [&] {
+    std::vector<int64_t> now_c;
+    for (auto& part : parts) now_c.push_back(part->completed);  // read before syncing the data
+    if (now_c == saved) return;
+    ::fdatasync(p.fd);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (now_c[i] == saved[i]) continue;
+      Part snap;
+      snap.n = parts[i]->n;
+      snap.offset = parts[i]->offset;
+      snap.size = parts[i]->size;
+      snap.completed = now_c[i];
+      try {
+        save_part(p.states[i], snap);
+      } catch (const store::StoreError&) {
+        // Losing a state update only costs re-downloading some bytes later.
+      }
+    }
+    saved = now_c;
+  };
   report(false);
   for (;;) {
     std::unique_lock<std::mutex> lk(mu);
@@ -639,6 +676,10 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
     if (opts.cancelled && opts.cancelled()) abort = true;
     if (finished || abort) break;
     report(false);
+    if (Clock::now() - last_persist > std::chrono::milliseconds(500)) {
+      persist_all();
+      last_persist = Clock::now();
+    }
   }
   for (auto& t : threads) t.join();
   {

@@ -46,7 +46,7 @@ void Context::eval(std::span<const int32_t> tokens, int64_t pos0, LogitsFor whic
     want_.assign(len, which == LogitsFor::All ? 1 : 0);
     if (which == LogitsFor::Last && start + len == n) want_[len - 1] = 1;
     gemma3n_forward(model_, tokens.subspan(start, len), pos0 + start, want_, cache_, *buffers_, *pool_,
-                    logits_.data() + static_cast<size_t>(n_rows_) * V);
+                    params_.exact ? MatmulMode::Exact : MatmulMode::Fast, logits_.data() + static_cast<size_t>(n_rows_) * V);
     for (uint8_t w : want_) n_rows_ += w;
     n_past_ = pos0 + start + len;
   }

@@ -19,6 +19,9 @@ struct ContextParams {
   int n_batch = 512;   // tokens per forward pass; longer evals are split
   KvType kv_type = KvType::F32;
   int n_threads = 0;   // 0: physical cores
+  // Exact arithmetic (weights decoded to f32, f32 activations: the reference numbers) instead of the
+  // fast path (activations quantized to int8 per block for quantized weights, as llama.cpp does).
+  bool exact = false;
 };
 
 enum class LogitsFor { None, Last, All };

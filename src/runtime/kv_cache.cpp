@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/vec_dot.h"
 #include "quant/fp16.h"
 
 namespace g3n {
@@ -42,28 +43,17 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
   high_water_ = std::max(high_water_, pos);
 }
 
-void KvCache::load_k(int layer, int slot, int kv_head, float* dst) const {
+float KvCache::dot_k(int layer, int slot, int kv_head, const float* q) const {
   const Layer& L = layers_[layer];
   const size_t off = static_cast<size_t>(slot) * kv_width_ + static_cast<size_t>(kv_head) * head_dim_;
-  if (type_ == KvType::F32) std::memcpy(dst, &L.k32[off], sizeof(float) * head_dim_);
-  else for (int i = 0; i < head_dim_; ++i) dst[i] = fp16_to_fp32(L.k16[off + i]);
+  return type_ == KvType::F32 ? dot_f32_simd(&L.k32[off], q, head_dim_) : dot_f16_f32(&L.k16[off], q, head_dim_);
 }
 
-void KvCache::load_v(int layer, int slot, int kv_head, float* dst) const {
+void KvCache::add_v(int layer, int slot, int kv_head, float p, float* out) const {
   const Layer& L = layers_[layer];
   const size_t off = static_cast<size_t>(slot) * kv_width_ + static_cast<size_t>(kv_head) * head_dim_;
-  if (type_ == KvType::F32) std::memcpy(dst, &L.v32[off], sizeof(float) * head_dim_);
-  else for (int i = 0; i < head_dim_; ++i) dst[i] = fp16_to_fp32(L.v16[off + i]);
-}
-
-const float* KvCache::k_f32(int layer, int slot, int kv_head) const {
-  if (type_ != KvType::F32) return nullptr;
-  return &layers_[layer].k32[static_cast<size_t>(slot) * kv_width_ + static_cast<size_t>(kv_head) * head_dim_];
-}
-
-const float* KvCache::v_f32(int layer, int slot, int kv_head) const {
-  if (type_ != KvType::F32) return nullptr;
-  return &layers_[layer].v32[static_cast<size_t>(slot) * kv_width_ + static_cast<size_t>(kv_head) * head_dim_];
+  if (type_ == KvType::F32) axpy_f32(p, &L.v32[off], out, head_dim_);
+  else axpy_f16(p, &L.v16[off], out, head_dim_);
 }
 
 bool KvCache::can_resume_at(int64_t n) const {

@@ -25,12 +25,9 @@ class KvCache {
 
   // Stores one token's K and V (kv_width floats each) for position pos.
   void store(int layer, int64_t pos, const float* k, const float* v);
-  // Reads back K or V of one kv head at a slot into dst (head_dim floats).
-  void load_k(int layer, int slot, int kv_head, float* dst) const;
-  void load_v(int layer, int slot, int kv_head, float* dst) const;
-  // Direct pointers (F32 caches only; null otherwise): avoids copies on the exact path.
-  const float* k_f32(int layer, int slot, int kv_head) const;
-  const float* v_f32(int layer, int slot, int kv_head) const;
+  // q · K[slot, kv_head] and out += p * V[slot, kv_head], straight from the stored type (SIMD).
+  float dot_k(int layer, int slot, int kv_head, const float* q) const;
+  void add_v(int layer, int slot, int kv_head, float p, float* out) const;
 
   // Highest position ever stored since the last clear (-1 if none).
   int64_t high_water() const { return high_water_; }

@@ -1,7 +1,9 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <unordered_map>
 #include <stdexcept>
 
 #include "gguf/gguf.h"
@@ -57,6 +59,29 @@ bool is_unused_name(std::string_view s) {
   return true;
 }
 
+struct Symbol {
+  uint32_t start, len;
+  int32_t prev, next;
+};
+struct Bigram {
+  float score;
+  int32_t left, right;
+  uint32_t len;
+};
+struct Scratch {
+  std::string buf;
+  std::vector<Symbol> syms;
+  std::vector<Bigram> heap;
+  // Per-thread word cache (text is Zipfian: most words repeat). Tied to one tokenizer by its uid.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view v) const { return hash_bytes(v); }
+  };
+  uint64_t owner = 0;
+  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, Hash, std::equal_to<>> cache;
+  std::vector<int32_t> pool;  // cached ids: cache values are (offset, count) into it
+};
+
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -66,9 +91,22 @@ struct Tokenizer::Impl {
     float score;
     TokenType type;
   };
-  std::string arena;
+  std::string keys;    // normalized token texts, packed (hash keys)
+  std::string pieces;  // decoded bytes, packed
   std::vector<Entry> entries;
-  std::vector<int32_t> slots;  // open-addressing text -> id (-1 empty)
+  // Open-addressing map text -> id, laid out for the BPE's lookups, which are cache misses on a
+  // 262k-entry vocabulary: a 1-byte fingerprint array (fits in L2) rejects most absent pairs without
+  // touching the slots, and a slot holds short keys inline with the id and score, so a hit costs one
+  // cache line.
+  static constexpr size_t kInlineKey = 20;
+  struct Slot {
+    int32_t id;
+    float score;
+    uint32_t len;
+    char key[kInlineKey];
+  };
+  std::vector<uint8_t> fps;  // 0 = empty
+  std::vector<Slot> slots;
   uint64_t slot_mask = 0;
   size_t max_text_len = 0;
   int32_t limit = 0;           // ids >= limit are never produced by encode
@@ -88,38 +126,61 @@ struct Tokenizer::Impl {
   std::optional<int32_t> eot;
   std::vector<int32_t> stop;
   bool add_bos = true, add_space_prefix = false, ollama = false;
+  bool split_words = false;  // see encode_fragment
+  std::vector<std::pair<std::string_view, size_t>> cross_pieces;  // see compute_split_words
+  uint64_t uid = 0;          // identifies this tokenizer to the per-thread word caches
 
   std::string_view text(int32_t id) const {
     const Entry& e = entries[id];
-    return {arena.data() + e.text_off, e.text_len};
+    return {keys.data() + e.text_off, e.text_len};
+  }
+
+  static uint8_t fingerprint(uint64_t h) {
+    const auto f = static_cast<uint8_t>(h >> 56);
+    return f ? f : 1;
+  }
+
+  // Returns the slot for s, or nullptr.
+  const Slot* find(std::string_view s) const {
+    if (s.size() > max_text_len || slots.empty()) return nullptr;
+    const uint64_t h = hash_bytes(s);
+    const uint8_t fp = fingerprint(h);
+    for (uint64_t i = h & slot_mask;; i = (i + 1) & slot_mask) {
+      const uint8_t f = fps[i];
+      if (f == 0) return nullptr;
+      if (f != fp) continue;
+      const Slot& sl = slots[i];
+      if (sl.len != s.size()) continue;
+      const char* key = s.size() <= kInlineKey ? sl.key : keys.data() + entries[sl.id].text_off;
+      if (std::memcmp(key, s.data(), s.size()) == 0) return &sl;
+    }
   }
 
   int32_t lookup(std::string_view s) const {
-    if (s.size() > max_text_len || slots.empty()) return -1;
-    for (uint64_t h = hash_bytes(s) & slot_mask;; h = (h + 1) & slot_mask) {
-      int32_t id = slots[h];
-      if (id < 0) return -1;
-      const Entry& e = entries[id];
-      if (e.text_len == s.size() && std::memcmp(arena.data() + e.text_off, s.data(), s.size()) == 0)
-        return id;
-    }
+    const Slot* sl = find(s);
+    return sl ? sl->id : -1;
   }
 
   void build_map() {
     uint64_t cap = 16;
     while (cap < entries.size() * 2) cap <<= 1;
-    slots.assign(cap, -1);
+    fps.assign(cap, 0);
+    slots.assign(cap, Slot{});
     slot_mask = cap - 1;
     for (int32_t id = 0; id < static_cast<int32_t>(entries.size()); ++id) {
       std::string_view s = text(id);
       max_text_len = std::max(max_text_len, s.size());
-      uint64_t h = hash_bytes(s) & slot_mask;
-      bool dup = false;
-      for (; slots[h] >= 0; h = (h + 1) & slot_mask) {
-        if (text(slots[h]) == s) { dup = true; break; }
-      }
       // The lowest id keeps a duplicated text: it is the higher-priority piece, and it is below limit.
-      if (!dup) slots[h] = id;
+      if (find(s)) continue;
+      const uint64_t h = hash_bytes(s);
+      uint64_t i = h & slot_mask;
+      while (fps[i] != 0) i = (i + 1) & slot_mask;
+      fps[i] = fingerprint(h);
+      Slot& sl = slots[i];
+      sl.id = id;
+      sl.score = entries[id].score;
+      sl.len = static_cast<uint32_t>(s.size());
+      std::memcpy(sl.key, s.data(), std::min(s.size(), kInlineKey));
     }
   }
 
@@ -182,21 +243,6 @@ struct Tokenizer::Impl {
     return best;
   }
 
-  struct Symbol {
-    uint32_t start, len;
-    int32_t prev, next;
-  };
-  struct Bigram {
-    float score;
-    int32_t left, right;
-    uint32_t len;
-  };
-  struct Scratch {
-    std::string buf;
-    std::vector<Symbol> syms;
-    std::vector<Bigram> heap;
-  };
-
   static bool heap_less(const Bigram& a, const Bigram& b) {
     // Max-heap on score; on a tie the leftmost pair (lower symbol index) merges first.
     if (a.score != b.score) return a.score < b.score;
@@ -208,25 +254,33 @@ struct Tokenizer::Impl {
     const Symbol& l = sc.syms[left];
     const Symbol& r = sc.syms[right];
     const uint32_t len = l.len + r.len;
-    int32_t id = lookup(std::string_view(sc.buf.data() + l.start, len));
-    if (id < 0 || id >= limit) return;
-    sc.heap.push_back(Bigram{entries[id].score, left, right, len});
+    if (len > max_text_len) return;
+    const Slot* sl = find(std::string_view(sc.buf.data() + l.start, len));
+    if (!sl || sl->id >= limit) return;
+    sc.heap.push_back(Bigram{sl->score, left, right, len});
     std::push_heap(sc.heap.begin(), sc.heap.end(), heap_less);
   }
 
-  // BPE on one fragment between special tokens (already space-escaped in sc.buf).
-  void bpe(Scratch& sc, std::vector<int32_t>& out) const {
+  // BPE on sc.buf[begin, end) (space-escaped text without special tokens).
+  void bpe(Scratch& sc, size_t begin, size_t end, std::vector<int32_t>& out) const {
     const std::string& s = sc.buf;
     sc.syms.clear();
     sc.heap.clear();
-    for (size_t i = 0; i < s.size();) {
-      size_t n = std::min(utf8::seq_len(static_cast<uint8_t>(s[i])), s.size() - i);
+    for (size_t i = begin; i < end;) {
+      size_t n = std::min(utf8::seq_len(static_cast<uint8_t>(s[i])), end - i);
       const auto idx = static_cast<int32_t>(sc.syms.size());
       sc.syms.push_back(Symbol{static_cast<uint32_t>(i), static_cast<uint32_t>(n), idx - 1, idx + 1});
       i += n;
     }
     if (sc.syms.empty()) return;
     sc.syms.back().next = -1;
+    // The first pair lookups are independent cache misses: start them all before using any.
+    for (size_t i = 1; i < sc.syms.size(); ++i) {
+      const Symbol& l = sc.syms[i - 1];
+      const uint64_t h = hash_bytes(std::string_view(s.data() + l.start, l.len + sc.syms[i].len)) & slot_mask;
+      __builtin_prefetch(&fps[h]);
+      __builtin_prefetch(&slots[h]);
+    }
     for (int32_t i = 1; i < static_cast<int32_t>(sc.syms.size()); ++i) try_add(sc, i - 1, i);
 
     while (!sc.heap.empty()) {
@@ -258,6 +312,29 @@ struct Tokenizer::Impl {
     }
   }
 
+  void encode_word(Scratch& sc, size_t begin, size_t end, std::vector<int32_t>& out) const {
+    constexpr size_t kMaxCachedWord = 128;
+    if (end - begin > kMaxCachedWord) {
+      bpe(sc, begin, end, out);
+      return;
+    }
+    std::string_view word(sc.buf.data() + begin, end - begin);
+    if (auto it = sc.cache.find(word); it != sc.cache.end()) {
+      const auto [off, n] = it->second;
+      out.insert(out.end(), sc.pool.begin() + off, sc.pool.begin() + off + n);
+      return;
+    }
+    const size_t first = out.size();
+    bpe(sc, begin, end, out);
+    if (sc.cache.size() >= (1u << 16)) {  // bound the memory; a fresh cache refills quickly
+      sc.cache.clear();
+      sc.pool.clear();
+    }
+    sc.cache.emplace(std::string(word), std::make_pair(static_cast<uint32_t>(sc.pool.size()),
+                                                       static_cast<uint32_t>(out.size() - first)));
+    sc.pool.insert(sc.pool.end(), out.begin() + first, out.end());
+  }
+
   void encode_fragment(Scratch& sc, std::string_view raw, bool prefix_space,
                        std::vector<int32_t>& out) const {
     sc.buf.clear();
@@ -266,7 +343,58 @@ struct Tokenizer::Impl {
       if (c == ' ') sc.buf.append(kSpaceMarker);
       else sc.buf.push_back(c);
     }
-    bpe(sc, out);
+    if (!split_words) {
+      bpe(sc, 0, sc.buf.size(), out);
+      return;
+    }
+    if (sc.owner != uid) {
+      sc.cache.clear();
+      sc.pool.clear();
+      sc.owner = uid;
+    }
+    // Cut before each "▁" symbol that follows a non-"▁" symbol (symbols as bpe() splits them) unless a
+    // piece could span the cut (cut_blocked). Then no merge crosses a cut, so BPE per word gives the same
+    // ids as BPE on the whole fragment.
+    const std::string& b = sc.buf;
+    size_t word = 0;
+    bool prev_marker = true;
+    for (size_t i = 0; i < b.size();) {
+      const size_t n = std::min(utf8::seq_len(static_cast<uint8_t>(b[i])), b.size() - i);
+      const bool marker = n == 3 && std::memcmp(b.data() + i, kSpaceMarker.data(), 3) == 0;
+      if (marker && !prev_marker && i > word && !cut_blocked(b, i)) {
+        encode_word(sc, word, i, out);
+        word = i;
+      }
+      prev_marker = marker;
+      i += n;
+    }
+    if (word < b.size()) encode_word(sc, word, b.size(), out);
+  }
+
+  // Finds the pieces that hold a "▁" symbol right after a symbol that is not "▁" (Gemma: only ">▁</"),
+  // with the offset of each such "▁". Word splitting must not cut where one of them fits. With too
+  // many of them, splitting is not worth it and stays off.
+  void compute_split_words() {
+    cross_pieces.clear();
+    for (int32_t id = 0; id < limit; ++id) {
+      std::string_view t = text(id);
+      bool prev_other = false;
+      for (size_t i = 0; i < t.size();) {
+        const size_t n = std::min(utf8::seq_len(static_cast<uint8_t>(t[i])), t.size() - i);
+        const bool marker = n == 3 && t.substr(i, 3) == kSpaceMarker;
+        if (marker && prev_other) cross_pieces.emplace_back(t, i);
+        prev_other = !marker;
+        i += n;
+      }
+    }
+    split_words = cross_pieces.size() <= 64;
+  }
+
+  // Whether a piece could span a cut before the "▁" at b[i].
+  bool cut_blocked(std::string_view b, size_t i) const {
+    for (const auto& [t, k] : cross_pieces)
+      if (i >= k && i - k + t.size() <= b.size() && b.compare(i - k, t.size(), t) == 0) return true;
+    return false;
   }
 };
 
@@ -341,16 +469,19 @@ Tokenizer::Tokenizer(VocabData d) : impl_(std::make_unique<Impl>()) {
         break;
     }
     auto& e = m.entries[i];
-    e.text_off = static_cast<uint32_t>(m.arena.size());
+    e.text_off = static_cast<uint32_t>(m.keys.size());
     e.text_len = static_cast<uint32_t>(text.size());
-    m.arena += text;
-    e.piece_off = static_cast<uint32_t>(m.arena.size());
+    m.keys += text;
+    e.piece_off = static_cast<uint32_t>(m.pieces.size());
     e.piece_len = static_cast<uint32_t>(piece.size());
-    m.arena += piece;
+    m.pieces += piece;
     e.score = score;
     e.type = type;
   }
   m.build_map();
+  static std::atomic<uint64_t> next_uid{1};
+  m.uid = next_uid++;
+  m.compute_split_words();
   m.build_trie();
 
   auto valid = [&](int32_t id) { return id >= 0 && id < static_cast<int32_t>(n) ? id : -1; };
@@ -413,9 +544,23 @@ VocabData Tokenizer::read_vocab(const GgufFile& f) {
 
 Tokenizer Tokenizer::from_gguf(const GgufFile& f) { return Tokenizer(read_vocab(f)); }
 
+namespace {
+Scratch& thread_scratch() {
+  thread_local Scratch sc;
+  return sc;
+}
+}  // namespace
+
+void Tokenizer::clear_thread_cache() {
+  auto& sc = thread_scratch();
+  sc.cache = {};
+  sc.pool = {};
+  sc.owner = 0;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   const Impl& m = *impl_;
-  thread_local Impl::Scratch sc;
+  Scratch& sc = thread_scratch();
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && m.bos >= 0) out.push_back(m.bos);
@@ -452,7 +597,7 @@ std::string_view Tokenizer::piece_view(int32_t id, bool special) const {
     default:
       if (!special) return {};
   }
-  return {m.arena.data() + e.piece_off, e.piece_len};
+  return {m.pieces.data() + e.piece_off, e.piece_len};
 }
 
 std::string Tokenizer::piece(int32_t id, bool special) const { return std::string(piece_view(id, special)); }

@@ -54,7 +54,10 @@ class Tokenizer {
 
   // add_bos: prepend BOS (pass add_bos_default() for the file's choice). parse_special: also match
   // CONTROL tokens (e.g. "<start_of_turn>") in the text; USER_DEFINED tokens are always matched.
+  // Thread-safe: each thread keeps its own scratch buffers and word cache (see clear_thread_cache).
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
+  // Frees the calling thread's word cache (encode results are memoized per word, up to 64k words).
+  static void clear_thread_cache();
   // The bytes a token stands for: "▁" → " ", <0xNN> → that byte; control/unknown/unused tokens give
   // their text when `special`, else nothing (llama_token_to_piece).
   std::string piece(int32_t id, bool special = true) const;

@@ -1,0 +1,175 @@
+// vec_dot micro-benchmarks: one activation row against a decode-shaped weight matrix (2048 rows of
+// 8192, the Gemma 3n E2B FFN down projection), single thread, scalar twin vs the dispatched kernel.
+// Reports weight bytes/s (bytes_per_second) and GOP/s (2 ops per weight element: multiply + add),
+// beside a plain streaming-read figure for the machine's memory bandwidth (mem_read).
+//   build-x/vec_dot_bench --benchmark_filter='Q4_K|mem'
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/vec_dot.h"
+#include "quant/fp16.h"
+
+namespace {
+
+using g3n::GgmlType;
+
+constexpr int64_t kRows = 2048, kCols = 8192;
+
+// Random quant bytes with small finite fp16 scales: speed does not depend on the values, and this
+// avoids minutes of K-quant searching in quantize_row.
+std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols) {
+  const auto tr = g3n::ggml_type_traits(t);
+  const uint64_t row_bytes = *g3n::ggml_row_bytes(t, uint64_t(cols));
+  std::vector<uint8_t> w(row_bytes * uint64_t(rows));
+  std::mt19937 rng(1);
+  const auto put = [&](size_t off) {
+    const uint16_t h = g3n::fp32_to_fp16(0.01f);
+    std::memcpy(&w[off], &h, 2);
+  };
+  if (t == GgmlType::F32) {
+    auto* f = reinterpret_cast<float*>(w.data());
+    for (size_t i = 0; i < w.size() / 4; ++i) f[i] = float(int(rng() % 2001) - 1000) * 1e-3f;
+    return w;
+  }
+  if (t == GgmlType::F16 || t == GgmlType::BF16) {
+    auto* h = reinterpret_cast<uint16_t*>(w.data());
+    for (size_t i = 0; i < w.size() / 2; ++i) {
+      const float v = float(int(rng() % 2001) - 1000) * 1e-3f;
+      h[i] = t == GgmlType::F16 ? g3n::fp32_to_fp16(v) : g3n::fp32_to_bf16(v);
+    }
+    return w;
+  }
+  for (auto& b : w) b = uint8_t(rng());
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
+    switch (t) {
+      case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: put(base); break;
+      case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+        put(base); put(base + 2); break;
+      case GgmlType::Q2_K: put(base + 80); put(base + 82); break;
+      case GgmlType::Q3_K: put(base + 108); break;
+      case GgmlType::Q6_K: put(base + 208); break;
+      default: break;
+    }
+  }
+  return w;
+}
+
+void bench_matvec(benchmark::State& state, GgmlType t, bool simd) {
+  const std::vector<uint8_t> w = make_weights(t, kRows, kCols);
+  const uint64_t row_bytes = w.size() / kRows;
+  std::vector<float> x(kCols);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> qa(g3n::act_row_bytes(t, kCols));
+  std::vector<float> y(kRows);
+  for (auto _ : state) {
+    // The activation row is quantized once per matvec, as matmul does; it is in the timing.
+    if (simd) g3n::quantize_act_row(t, x.data(), qa.data(), kCols);
+    else g3n::quantize_act_row_ref(t, x.data(), qa.data(), kCols);
+    for (int64_t r = 0; r < kRows; ++r) {
+      const uint8_t* row = w.data() + uint64_t(r) * row_bytes;
+      y[size_t(r)] = simd ? g3n::vec_dot(t, row, qa.data(), kCols) : g3n::vec_dot_ref(t, row, qa.data(), kCols);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.size()));
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * kRows * kCols, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
+void bench_quantize_act(benchmark::State& state, GgmlType t, bool simd) {
+  std::vector<float> x(kCols);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> qa(g3n::act_row_bytes(t, kCols));
+  for (auto _ : state) {
+    if (simd) g3n::quantize_act_row(t, x.data(), qa.data(), kCols);
+    else g3n::quantize_act_row_ref(t, x.data(), qa.data(), kCols);
+    benchmark::DoNotOptimize(qa.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * kCols * 4);
+}
+
+// KV-cache attention shape: 4096 cached positions of head dim 256, one query (dot) or one
+// weighted sum (axpy per position).
+void bench_kv(benchmark::State& state, bool axpy, bool simd) {
+  constexpr int64_t kPos = 4096, kDim = 256;
+  std::vector<uint16_t> kv(size_t(kPos * kDim));
+  std::mt19937 rng(4);
+  for (auto& h : kv) h = g3n::fp32_to_fp16(float(int(rng() % 2001) - 1000) * 1e-3f);
+  std::vector<float> q(kDim, 0.5f), out(kDim, 0.0f), scores(kPos);
+  for (auto _ : state) {
+    for (int64_t p = 0; p < kPos; ++p) {
+      const uint16_t* row = kv.data() + p * kDim;
+      if (axpy) {
+        if (simd) g3n::axpy_f16(1e-4f, row, out.data(), kDim);
+        else g3n::axpy_f16_ref(1e-4f, row, out.data(), kDim);
+      } else {
+        scores[size_t(p)] = simd ? g3n::dot_f16_f32(row, q.data(), kDim) : g3n::dot_f16_f32_ref(row, q.data(), kDim);
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(scores.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kv.size() * 2));
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * kPos * kDim, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
+// Streaming read of 2 x 64 MiB (far beyond cache) with the dispatched f32 dot: the bandwidth the
+// matvec figures above compare with.
+void bench_mem_read(benchmark::State& state) {
+  const size_t n = size_t(16) << 20;
+  std::vector<float> a(n, 1.0f), b(n, 0.5f);
+  for (auto _ : state) benchmark::DoNotOptimize(g3n::dot_f32_simd(a.data(), b.data(), int64_t(n)));
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(2 * n * sizeof(float)));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::F16,  GgmlType::Q5_K,
+                            GgmlType::Q4_0, GgmlType::BF16, GgmlType::F32,  GgmlType::Q4_1, GgmlType::Q5_0,
+                            GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K};
+  const std::string isa = g3n::vec_dot_isa();
+  for (GgmlType t : types) {
+    const std::string name(g3n::ggml_type_traits(t).name);
+    benchmark::RegisterBenchmark(("matvec_2048x8192/" + name + "/scalar").c_str(),
+                                 [t](benchmark::State& s) { bench_matvec(s, t, false); })
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("matvec_2048x8192/" + name + "/" + isa).c_str(),
+                                 [t](benchmark::State& s) { bench_matvec(s, t, true); })
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::Q4_1}) {
+    const std::string name(g3n::ggml_type_traits(g3n::vec_dot_act_type(t)).name);
+    benchmark::RegisterBenchmark(("quantize_act_8192/" + name + "/scalar").c_str(),
+                                 [t](benchmark::State& s) { bench_quantize_act(s, t, false); });
+    benchmark::RegisterBenchmark(("quantize_act_8192/" + name + "/" + isa).c_str(),
+                                 [t](benchmark::State& s) { bench_quantize_act(s, t, true); });
+  }
+  for (bool axpy : {false, true}) {
+    const std::string op = axpy ? "axpy_f16" : "dot_f16_f32";
+    benchmark::RegisterBenchmark(("kv_4096x256/" + op + "/scalar").c_str(),
+                                 [axpy](benchmark::State& s) { bench_kv(s, axpy, false); })
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("kv_4096x256/" + op + "/" + isa).c_str(),
+                                 [axpy](benchmark::State& s) { bench_kv(s, axpy, true); })
+        ->Unit(benchmark::kMicrosecond);
+  }
+  benchmark::RegisterBenchmark("mem_read_128MiB", bench_mem_read)->Unit(benchmark::kMillisecond);
+  benchmark::Initialize(&argc, argv);
+  std::printf("cpu: %s; vec_dot path: %s\n", g3n::cpu_features_string().c_str(), isa.c_str());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,83 @@
+#include "kernels/cpu_features.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <cstdint>
+#endif
+
+namespace g3n {
+namespace {
+
+#if defined(__x86_64__) || defined(__i386__)
+// XCR0 via xgetbv, as raw bytes so this file needs no -mxsave.
+uint64_t read_xcr0() {
+  uint32_t lo = 0, hi = 0;
+  __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (uint64_t(hi) << 32) | lo;
+}
+#endif
+
+CpuFeatures probe() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = (c >> 27) & 1;
+  // The CPU may support AVX while the OS does not save YMM/ZMM state: then it must not be used.
+  const uint64_t xcr0 = osxsave ? read_xcr0() : 0;
+  const bool ymm_os = (xcr0 & 0x6) == 0x6;
+  const bool zmm_os = (xcr0 & 0xE6) == 0xE6;
+  f.avx = ymm_os && ((c >> 28) & 1);
+  f.fma = f.avx && ((c >> 12) & 1);
+  f.f16c = f.avx && ((c >> 29) & 1);
+  if (__get_cpuid_max(0, nullptr) >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    f.avx2 = f.avx && ((b >> 5) & 1);
+    f.avx512f = zmm_os && ((b >> 16) & 1);
+    f.avx512bw = f.avx512f && ((b >> 30) & 1);
+    f.avx512vl = f.avx512f && ((b >> 31) & 1);
+    f.avx512vnni = f.avx512f && ((c >> 11) & 1);
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    f.avx512bf16 = f.avx512f && ((a1 >> 5) & 1);
+  }
+#endif
+#if defined(__ARM_NEON) || defined(__aarch64__)
+  f.neon = true;
+#if defined(__ARM_FEATURE_DOTPROD)
+  f.neon_dotprod = true;
+#endif
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = probe();
+  return features;
+}
+
+std::string cpu_features_string() {
+  const CpuFeatures& f = cpu_features();
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  };
+  add(f.avx, "avx");
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.avx512f, "avx512f");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
+  add(f.avx512vnni, "avx512vnni");
+  add(f.avx512bf16, "avx512bf16");
+  add(f.neon, "neon");
+  add(f.neon_dotprod, "dotprod");
+  return s.empty() ? "baseline" : s;
+}
+
+}  // namespace g3n

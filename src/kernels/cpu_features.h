@@ -1,0 +1,20 @@
+// What the running CPU can execute, probed once with cpuid (x86) or fixed at compile time (ARM).
+// SIMD kernels are compiled per function for their instruction set and chosen at run time from this,
+// so one binary runs on any x86-64 and uses AVX2/AVX-512 where present.
+#pragma once
+#include <string>
+
+namespace g3n {
+
+struct CpuFeatures {
+  bool avx = false, avx2 = false, fma = false, f16c = false;       // x86 (AVX usable = OS saves YMM)
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+  bool neon = false, neon_dotprod = false;                          // ARM
+};
+
+// Probed on first use (thread-safe static); never changes afterwards.
+const CpuFeatures& cpu_features();
+// "avx avx2 fma f16c ..." for logs and bench reports.
+std::string cpu_features_string();
+
+}  // namespace g3n

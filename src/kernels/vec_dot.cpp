@@ -1,0 +1,148 @@
+// Public vec_dot API: validation, and the once-built dispatch table (scalar kernels overlaid with the
+// SIMD ones the CPU supports). G3N_VEC_DOT=scalar in the environment forces the scalar kernels, for
+// comparing paths on one machine; it is read once, when the table is built.
+#include "kernels/vec_dot.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu_features.h"
+#include "kernels/vec_dot_impl.h"
+
+namespace g3n {
+namespace {
+
+using vecdot::KernelSet;
+
+struct Dispatch {
+  KernelSet k;
+  const char* isa = "scalar";
+};
+
+const Dispatch& dispatch() {
+  static const Dispatch d = [] {
+    Dispatch r;
+    r.k = vecdot::scalar_kernels();
+    const char* env = std::getenv("G3N_VEC_DOT");
+    if (env && std::strcmp(env, "scalar") == 0) return r;
+    const CpuFeatures& f = cpu_features();
+    if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
+      for (int i = 0; i < 32; ++i) {
+        if (a->dot[i]) r.k.dot[i] = a->dot[i];
+        if (a->quant_act[i]) r.k.quant_act[i] = a->quant_act[i];
+      }
+      if (a->dot_f16_f32) r.k.dot_f16_f32 = a->dot_f16_f32;
+      if (a->axpy_f16) r.k.axpy_f16 = a->axpy_f16;
+      if (a->dot_f32) r.k.dot_f32 = a->dot_f32;
+      if (a->axpy_f32) r.k.axpy_f32 = a->axpy_f32;
+      r.isa = "avx2+fma+f16c";
+    }
+    return r;
+  }();
+  return d;
+}
+
+[[noreturn]] void unsupported(GgmlType t) {
+  throw std::invalid_argument("vec_dot: no kernel for weight type " +
+                              std::string(ggml_type_traits(t).name));
+}
+
+int checked_index(const KernelSet& k, GgmlType t) {
+  const int i = vecdot::type_index(t);
+  if (i < 0 || !k.dot[i]) unsupported(t);
+  return i;
+}
+
+void check_length(GgmlType t, int64_t n) {
+  const uint32_t bs = ggml_type_traits(t).block_size;
+  if (n < 0 || n % bs != 0)
+    throw std::invalid_argument("vec_dot: length " + std::to_string(n) + " is not a multiple of the " +
+                                std::string(ggml_type_traits(t).name) + " block size");
+}
+
+GgmlType act_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return GgmlType::F32;
+    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return GgmlType::Q8_0;
+    case GgmlType::Q4_1: case GgmlType::Q5_1: return GgmlType::Q8_1;
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return GgmlType::Q8_K;
+    default: unsupported(t);
+  }
+}
+
+uint64_t act_bytes(GgmlType t, int64_t n) {
+  check_length(t, n);
+  const GgmlType at = act_type(t);
+  if (at == GgmlType::F32) return uint64_t(n) * sizeof(float);
+  const auto bytes = ggml_row_bytes(at, uint64_t(n));
+  if (!bytes) throw std::invalid_argument("act_row_bytes: bad length " + std::to_string(n));
+  return *bytes;
+}
+
+void quantize_with(const KernelSet& k, GgmlType t, const float* x, void* dst, int64_t n) {
+  const int i = checked_index(k, t);
+  check_length(act_type(t), n);
+  check_length(t, n);
+  k.quant_act[i](x, dst, n);
+}
+
+float dot_with(const KernelSet& k, GgmlType t, const void* w, const void* a, int64_t n) {
+  const int i = checked_index(k, t);
+  check_length(t, n);
+  return k.dot[i](w, a, n);
+}
+
+}  // namespace
+
+GgmlType vec_dot_act_type(GgmlType t) { return act_type(t); }
+GgmlType vec_dot_act_type_ref(GgmlType t) { return act_type(t); }
+bool vec_dot_supported(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i >= 0 && vecdot::scalar_kernels().dot[i] != nullptr;
+}
+uint64_t act_row_bytes(GgmlType t, int64_t n) { return act_bytes(t, n); }
+uint64_t act_row_bytes_ref(GgmlType t, int64_t n) { return act_bytes(t, n); }
+
+void quantize_act_row(GgmlType t, const float* x, void* dst, int64_t n) {
+  quantize_with(dispatch().k, t, x, dst, n);
+}
+void quantize_act_row_ref(GgmlType t, const float* x, void* dst, int64_t n) {
+  quantize_with(vecdot::scalar_kernels(), t, x, dst, n);
+}
+float vec_dot(GgmlType t, const void* w, const void* a, int64_t n) {
+  return dot_with(dispatch().k, t, w, a, n);
+}
+float vec_dot_ref(GgmlType t, const void* w, const void* a, int64_t n) {
+  return dot_with(vecdot::scalar_kernels(), t, w, a, n);
+}
+
+VecDotFn vec_dot_fn(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? nullptr : dispatch().k.dot[i];
+}
+QuantizeActFn quantize_act_fn(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? nullptr : dispatch().k.quant_act[i];
+}
+
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) { return dispatch().k.dot_f16_f32(a, b, n); }
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) { dispatch().k.axpy_f16(alpha, x, y, n); }
+float dot_f32_simd(const float* a, const float* b, int64_t n) { return dispatch().k.dot_f32(a, b, n); }
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) { dispatch().k.axpy_f32(alpha, x, y, n); }
+float dot_f16_f32_ref(const uint16_t* a, const float* b, int64_t n) {
+  return vecdot::scalar_kernels().dot_f16_f32(a, b, n);
+}
+void axpy_f16_ref(float alpha, const uint16_t* x, float* y, int64_t n) {
+  vecdot::scalar_kernels().axpy_f16(alpha, x, y, n);
+}
+float dot_f32_ref(const float* a, const float* b, int64_t n) { return vecdot::scalar_kernels().dot_f32(a, b, n); }
+void axpy_f32_ref(float alpha, const float* x, float* y, int64_t n) {
+  vecdot::scalar_kernels().axpy_f32(alpha, x, y, n);
+}
+
+const char* vec_dot_isa() { return dispatch().isa; }
+
+}  // namespace g3n

@@ -1,0 +1,65 @@
+// Row dot products between a GGUF weight row and one activation row: the inner kernel of matmul.
+//
+// Quantized weights are dotted with activations quantized to int8 per block, as ggml's CPU backend
+// does, so the inner loop is integer multiply-adds:
+//   Q2_K..Q6_K      x Q8_K (float d, 256 int8, int16 sums of each 16)
+//   Q4_0 Q5_0 Q8_0  x Q8_0 (fp16 d, 32 int8)
+//   Q4_1 Q5_1       x Q8_1 (fp16 d, fp16 s = d*sum(q), 32 int8)
+//   F32 F16 BF16    x F32  (the activation row is a plain float*)
+// Typical use per activation row x:  quantize_act_row(type, x, buf, n)  once, then
+// vec_dot(type, w.row(r), buf, n)  for every weight row r.
+//
+// Every function has a `_ref` twin: plain scalar C++, the readable definition. The plain names
+// dispatch once (cpuid) to the fastest kernel the CPU runs (AVX2+FMA+F16C on x86-64; else the twin).
+// Agreement, pinned by tests/kernels_vec_dot_test.cpp:
+//  * quantize_act_row == quantize_act_row_ref byte for byte (same rounding: nearest-even);
+//  * integer block sums are exact in both; only the float accumulation order differs (SIMD lanes), so
+//    |vec_dot - vec_dot_ref| <= 2e-6 * sum_i |w_i * a_i| (observed <= 2e-7);
+//  * F32/F16/BF16 and the dot/axpy helpers: same bound (FMA and lane-order rounding only).
+// Quantized lengths must be multiples of the block size (32 or 256); float types take any n >= 0.
+#pragma once
+#include <cstdint>
+
+#include "quant/ggml_type.h"
+
+namespace g3n {
+
+// The activation format vec_dot pairs with a weight type: Q8_K, Q8_0, Q8_1, or F32 ("float
+// activations"). Throws std::invalid_argument for weight types without a kernel (Q8_1, Q8_K).
+GgmlType vec_dot_act_type(GgmlType weight_type);
+// True when vec_dot has a kernel for this weight type.
+bool vec_dot_supported(GgmlType weight_type);
+// Bytes of a quantized activation row of n elements for this weight type (n*4 for float types).
+uint64_t act_row_bytes(GgmlType weight_type, int64_t n);
+// Quantizes n floats into dst (act_row_bytes bytes) in vec_dot_act_type(weight_type) format; for
+// float types this copies x.
+void quantize_act_row(GgmlType weight_type, const float* x, void* dst, int64_t n);
+// sum_i w_i * a_i over n elements; act_row is what quantize_act_row wrote (or a float* for float types).
+float vec_dot(GgmlType weight_type, const void* weight_row, const void* act_row, int64_t n);
+
+GgmlType vec_dot_act_type_ref(GgmlType weight_type);
+uint64_t act_row_bytes_ref(GgmlType weight_type, int64_t n);
+void quantize_act_row_ref(GgmlType weight_type, const float* x, void* dst, int64_t n);
+float vec_dot_ref(GgmlType weight_type, const void* weight_row, const void* act_row, int64_t n);
+
+// Resolved kernels, for callers that want to skip the per-call type switch in an inner loop. The
+// pointers are to the dispatched (fastest) kernels; nullptr for unsupported types. No validation of n.
+using VecDotFn = float (*)(const void* weight_row, const void* act_row, int64_t n);
+using QuantizeActFn = void (*)(const float* x, void* dst, int64_t n);
+VecDotFn vec_dot_fn(GgmlType weight_type);
+QuantizeActFn quantize_act_fn(GgmlType weight_type);
+
+// F16 KV-cache helpers and their f32 siblings (any n >= 0).
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);         // sum a_i*b_i
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n);      // y += alpha*x
+float dot_f32_simd(const float* a, const float* b, int64_t n);           // sum a_i*b_i
+void axpy_f32(float alpha, const float* x, float* y, int64_t n);         // y += alpha*x
+float dot_f16_f32_ref(const uint16_t* a, const float* b, int64_t n);
+void axpy_f16_ref(float alpha, const uint16_t* x, float* y, int64_t n);
+float dot_f32_ref(const float* a, const float* b, int64_t n);
+void axpy_f32_ref(float alpha, const float* x, float* y, int64_t n);
+
+// Which kernel set the dispatcher chose: "avx2+fma+f16c" or "scalar".
+const char* vec_dot_isa();
+
+}  // namespace g3n

@@ -1,0 +1,492 @@
+// AVX2 + FMA + F16C kernels. Each function carries a target attribute instead of the whole file being
+// compiled with -mavx2, so nothing here (or inlined from a header) can leak AVX2 code into paths that
+// run before the cpuid check; the dispatcher (vec_dot.cpp) only calls them when the CPU has all three.
+//
+// Integer products use maddubs (u8 x s8 -> adjacent pairs summed into s16). It saturates only when a
+// pair exceeds 32767; with activations clamped to |q| <= 127 the worst pair is 2*128*127 (Q8_0's sign
+// trick) or 2*63*127 (Q6_K), so every int32 block sum equals the scalar twin's exactly. Only the float
+// accumulation order (8 lanes, then a horizontal sum) differs from vec_dot_scalar.cpp.
+#include "kernels/vec_dot_impl.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "quant/blocks.h"
+
+#define G3N_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace g3n::vecdot {
+namespace {
+
+using namespace quant;
+
+G3N_AVX2 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+G3N_AVX2 inline float hsum128(__m128 s) {
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+G3N_AVX2 inline float hsum(__m256 v) {
+  return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+G3N_AVX2 inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+G3N_AVX2 inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+G3N_AVX2 inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+// 8 floats -> 8 int32, nearest-even (MXCSR default, as lrint in the scalar twin), clamped to +-127.
+G3N_AVX2 inline __m256i to_q8_i32(__m256 v) {
+  const __m256i r = _mm256_cvtps_epi32(v);
+  return _mm256_max_epi32(_mm256_min_epi32(r, _mm256_set1_epi32(127)), _mm256_set1_epi32(-127));
+}
+// Four vectors of 8 int32 (values 0..31 in order) -> 32 int8 in order. The packs work per 128-bit
+// lane, leaving 4-byte groups ordered 0,2,4,6,1,3,5,7 (in units of 4 values); the permute undoes it.
+G3N_AVX2 inline __m256i pack_q8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+  const __m256i q = _mm256_packs_epi16(ab, cd);
+  return _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// Signed x signed bytes -> 8 int32 sums of 4 products: maddubs wants one unsigned operand, so move
+// x's sign onto y (|x| * sign(x)*y == x*y).
+G3N_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
+  const __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+// Unsigned x signed bytes -> 8 int32.
+G3N_AVX2 inline __m256i dot_u8_i8(__m256i x, __m256i y) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+G3N_AVX2 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+G3N_AVX2 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// 16 nibbles packed in 16 bytes -> 32 bytes: low nibbles first (values 0..15), then high (16..31).
+G3N_AVX2 inline __m256i unpack_nibbles32(const uint8_t* qs) {
+  const __m128i b = loadu128(qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+}
+
+// ---- activation quantizers (byte-identical to the scalar twins) --------------------------------
+
+G3N_AVX2 void quant_q8_0(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_0*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    const __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    const __m256 m = _mm256_max_ps(_mm256_max_ps(abs_ps(v0), abs_ps(v1)), _mm256_max_ps(abs_ps(v2), abs_ps(v3)));
+    const uint16_t dh = _cvtss_sh(hmax(m) / 127.0f, _MM_FROUND_TO_NEAREST_INT);
+    const float d = h2f(dh);
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    y[b].d = dh;
+    const __m256i q = pack_q8(to_q8_i32(_mm256_mul_ps(v0, id)), to_q8_i32(_mm256_mul_ps(v1, id)),
+                              to_q8_i32(_mm256_mul_ps(v2, id)), to_q8_i32(_mm256_mul_ps(v3, id)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), q);
+  }
+}
+
+G3N_AVX2 void quant_q8_1(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_1*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    const __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    const __m256 m = _mm256_max_ps(_mm256_max_ps(abs_ps(v0), abs_ps(v1)), _mm256_max_ps(abs_ps(v2), abs_ps(v3)));
+    const uint16_t dh = _cvtss_sh(hmax(m) / 127.0f, _MM_FROUND_TO_NEAREST_INT);
+    const float d = h2f(dh);
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    const __m256i i0 = to_q8_i32(_mm256_mul_ps(v0, id)), i1 = to_q8_i32(_mm256_mul_ps(v1, id));
+    const __m256i i2 = to_q8_i32(_mm256_mul_ps(v2, id)), i3 = to_q8_i32(_mm256_mul_ps(v3, id));
+    const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+    y[b].d = dh;
+    y[b].s = _cvtss_sh(d * float(sum), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), pack_q8(i0, i1, i2, i3));
+  }
+}
+
+G3N_AVX2 void quant_q8_k(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < kQK_K; j += 8) m = _mm256_max_ps(m, abs_ps(_mm256_loadu_ps(x + j)));
+    const float d = hmax(m) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    y[b].d = d;
+    for (int j = 0; j < kQK_K; j += 32) {
+      const __m256i i0 = to_q8_i32(_mm256_mul_ps(_mm256_loadu_ps(x + j), id));
+      const __m256i i1 = to_q8_i32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), id));
+      const __m256i i2 = to_q8_i32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), id));
+      const __m256i i3 = to_q8_i32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), id));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs + j), pack_q8(i0, i1, i2, i3));
+      // Sums of the two 16-groups: after two hadds, lane 0 of each half holds a partial of group
+      // j/16 and lane 1 of group j/16+1; adding the halves completes them.
+      __m256i h = _mm256_hadd_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+      h = _mm256_hadd_epi32(h, h);
+      const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      y[b].bsums[j / 16] = int16_t(_mm_cvtsi128_si32(s));
+      y[b].bsums[j / 16 + 1] = int16_t(_mm_extract_epi32(s, 1));
+    }
+  }
+}
+
+// ---- legacy 32-blocks ---------------------------------------------------------------------------
+
+G3N_AVX2 float dot_q8_0(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ8_0*>(vw);
+  const auto* a = static_cast<const BlockQ8_0*>(va);
+  const int64_t nb = n / kQK;
+  // Two accumulators: one FMA chain would stall on its own latency (4 cycles) every block.
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    const __m256i p0 = dot_i8(loadu(w[b].qs), loadu(a[b].qs));
+    const __m256i p1 = dot_i8(loadu(w[b + 1].qs), loadu(a[b + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b + 1].d) * h2f(a[b + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+  }
+  for (; b < nb; ++b) {
+    const __m256i p = dot_i8(loadu(w[b].qs), loadu(a[b].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+G3N_AVX2 float dot_q4_0(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ4_0*>(vw);
+  const auto* a = static_cast<const BlockQ8_0*>(va);
+  const int64_t nb = n / kQK;
+  const __m256i eight = _mm256_set1_epi8(8);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    const __m256i q0 = _mm256_sub_epi8(unpack_nibbles32(w[b].qs), eight);
+    const __m256i q1 = _mm256_sub_epi8(unpack_nibbles32(w[b + 1].qs), eight);
+    const __m256i p0 = dot_i8(q0, loadu(a[b].qs)), p1 = dot_i8(q1, loadu(a[b + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b + 1].d) * h2f(a[b + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+  }
+  for (; b < nb; ++b) {
+    const __m256i q = _mm256_sub_epi8(unpack_nibbles32(w[b].qs), eight);
+    const __m256i p = dot_i8(q, loadu(a[b].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+G3N_AVX2 float dot_q4_1(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ4_1*>(vw);
+  const auto* a = static_cast<const BlockQ8_1*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  float summ = 0.0f;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const __m256i p = dot_u8_i8(unpack_nibbles32(w[b].qs), loadu(a[b].qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc);
+    summ += h2f(w[b].m) * h2f(a[b].s);
+  }
+  return hsum(acc) + summ;
+}
+
+// The 32 fifth bits of a Q5 block as 0x10 bytes: broadcast the u32, pick byte j/8 into lane j
+// (shuffle), test bit j%8 (or with ~bit, compare to all-ones).
+G3N_AVX2 inline __m256i q5_high_bits(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                          0x0202020202020202, 0x0303030303030303);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)), shuf);
+  const __m256i bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);  // ~(1 << (j % 8)) per byte
+  v = _mm256_cmpeq_epi8(_mm256_or_si256(v, bit_mask), _mm256_set1_epi64x(-1));
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+G3N_AVX2 float dot_q5_0(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ5_0*>(vw);
+  const auto* a = static_cast<const BlockQ8_0*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles32(w[b].qs), q5_high_bits(w[b].qh)),
+                                      _mm256_set1_epi8(16));
+    const __m256i p = dot_i8(q, loadu(a[b].qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc);
+  }
+  return hsum(acc);
+}
+
+G3N_AVX2 float dot_q5_1(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ5_1*>(vw);
+  const auto* a = static_cast<const BlockQ8_1*>(va);
+  __m256 acc = _mm256_setzero_ps();
+  float summ = 0.0f;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const __m256i q = _mm256_or_si256(unpack_nibbles32(w[b].qs), q5_high_bits(w[b].qh));
+    const __m256i p = dot_u8_i8(q, loadu(a[b].qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(a[b].d)), _mm256_cvtepi32_ps(p), acc);
+    summ += h2f(w[b].m) * h2f(a[b].s);
+  }
+  return hsum(acc) + summ;
+}
+
+// ---- K-quants x Q8_K ----------------------------------------------------------------------------
+
+// The 12 packed bytes of Q4_K/Q5_K scales -> 8 scale bytes then 8 min bytes (see k4_scale_min):
+// groups 0-3 are the low 6 bits of words 0 (scales) and 1 (mins); groups 4-7 take their low nibbles
+// from word 2 and their top 2 bits from the top bits of words 0 (scales) and 1 (mins).
+inline void k4_unpack(const uint8_t* packed, uint32_t out[4]) {
+  uint32_t s[3];
+  std::memcpy(s, packed, 12);
+  out[0] = s[0] & 0x3f3f3f3f;
+  out[1] = (s[2] & 0x0f0f0f0f) | (((s[0] >> 6) & 0x03030303) << 4);
+  out[2] = s[1] & 0x3f3f3f3f;
+  out[3] = ((s[2] >> 4) & 0x0f0f0f0f) | (((s[1] >> 6) & 0x03030303) << 4);
+}
+
+// int16 element k of a register, broadcast to all 16 lanes (both halves must hold the same 8 values).
+G3N_AVX2 inline __m256i bcast16(__m256i v, int k) {
+  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(short(0x0100 + 0x0202 * k)));
+}
+
+// Min term of Q4_K/Q5_K: sum_j mins[j] * (bsums[2j] + bsums[2j+1]) as 4 int32 partials.
+G3N_AVX2 inline __m128i k4_min_dot(__m256i mins_scales, const int16_t* bsums) {
+  const __m128i pair = _mm_hadd_epi16(loadu128(bsums), loadu128(bsums + 8));
+  return _mm_madd_epi16(_mm256_extracti128_si256(mins_scales, 1), pair);
+}
+
+G3N_AVX2 float dot_q4_k(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ4_K*>(vw);
+  const auto* a = static_cast<const BlockQ8_K*>(va);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
+    uint32_t u[4];
+    k4_unpack(w[b].scales, u);
+    // 16 int16: scales 0..7 then mins 0..7.
+    const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(-dmin), _mm_cvtepi32_ps(k4_min_dot(ms, a[b].bsums)), acc_m);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(w[b].qs + 32 * c);
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i pl = _mm256_maddubs_epi16(lo, loadu(a[b].qs + 64 * c));
+      const __m256i ph = _mm256_maddubs_epi16(hi, loadu(a[b].qs + 64 * c + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc) + hsum128(acc_m);
+}
+
+G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ5_K*>(vw);
+  const auto* a = static_cast<const BlockQ8_K*>(va);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
+    uint32_t u[4];
+    k4_unpack(w[b].scales, u);
+    const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(-dmin), _mm_cvtepi32_ps(k4_min_dot(ms, a[b].bsums)), acc_m);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
+    const __m256i hb = loadu(w[b].qh);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(w[b].qs + 32 * c);
+      // Bit 2c (2c+1) of qh[l] is the fifth bit of value l of the low (high) group: move it to bit 4.
+      const __m256i h_lo = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4);
+      const __m256i h_hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h_lo);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h_hi);
+      const __m256i pl = _mm256_maddubs_epi16(lo, loadu(a[b].qs + 64 * c));
+      const __m256i ph = _mm256_maddubs_epi16(hi, loadu(a[b].qs + 64 * c + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc) + hsum128(acc_m);
+}
+
+// Q6_K: quants are used unsigned (0..63) in maddubs; the -32 offset is removed once per block as
+// 32 * sum_g scale_g * bsum_g instead of per value.
+G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ6_K*>(vw);
+  const auto* a = static_cast<const BlockQ8_K*>(va);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
+  const __m256i m30 = _mm256_set1_epi8(0x30), mc0 = _mm256_set1_epi8(char(0xC0));
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float d = a[b].d * h2f(w[b].d);
+    const __m128i sc8 = loadu128(w[b].scales);
+    const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), loadu(a[b].bsums));
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+    for (int half = 0; half < 2; ++half) {
+      const __m256i ql0 = loadu(w[b].ql + 64 * half), ql1 = loadu(w[b].ql + 64 * half + 32);
+      const __m256i qh = loadu(w[b].qh + 32 * half);
+      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m03), 4));
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m0c), 2));
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_srli_epi16(_mm256_and_si256(qh, mc0), 2));
+      const int8_t* qa = a[b].qs + 128 * half;
+      const __m256i qs[4] = {q0, q1, q2, q3};
+      for (int k = 0; k < 4; ++k) {
+        // Values 32k..32k+31 of this half: first 16 use scale 8*half+2k, next 16 scale 8*half+2k+1.
+        const int g = 8 * half + 2 * k;
+        const __m128i pick = _mm_set_epi64x(0x0101010101010101LL * (g + 1), 0x0101010101010101LL * g);
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+        const __m256i p = _mm256_maddubs_epi16(qs[k], loadu(qa + 32 * k));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc);
+}
+
+// ---- float weights x f32 activations ------------------------------------------------------------
+
+// Four independent accumulators hide FMA latency; 8-wide steps then a scalar tail handle any n.
+G3N_AVX2 float dot_f16_f32_v(const uint16_t* x, const float* y, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(loadu128(x + i)), _mm256_loadu_ps(y + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(loadu128(x + i + 8)), _mm256_loadu_ps(y + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_cvtph_ps(loadu128(x + i + 16)), _mm256_loadu_ps(y + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_cvtph_ps(loadu128(x + i + 24)), _mm256_loadu_ps(y + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(loadu128(x + i)), _mm256_loadu_ps(y + i), s0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < n; ++i) sum += h2f(x[i]) * y[i];
+  return sum;
+}
+
+G3N_AVX2 inline __m256 load_bf16(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
+}
+
+G3N_AVX2 float dot_bf16_f32_v(const uint16_t* x, const float* y, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), s0);
+    s1 = _mm256_fmadd_ps(load_bf16(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+    s2 = _mm256_fmadd_ps(load_bf16(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+    s3 = _mm256_fmadd_ps(load_bf16(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), s0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  uint32_t bits;
+  for (; i < n; ++i) {
+    bits = uint32_t(x[i]) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    sum += f * y[i];
+  }
+  return sum;
+}
+
+G3N_AVX2 float dot_f32_v(const float* x, const float* y, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+
+G3N_AVX2 void axpy_f16_v(float alpha, const uint16_t* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(loadu128(x + i)), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += alpha * h2f(x[i]);
+}
+
+G3N_AVX2 void axpy_f32_v(float alpha, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+G3N_AVX2 float dot_f32(const void* w, const void* a, int64_t n) {
+  return dot_f32_v(static_cast<const float*>(w), static_cast<const float*>(a), n);
+}
+G3N_AVX2 float dot_f16(const void* w, const void* a, int64_t n) {
+  return dot_f16_f32_v(static_cast<const uint16_t*>(w), static_cast<const float*>(a), n);
+}
+G3N_AVX2 float dot_bf16(const void* w, const void* a, int64_t n) {
+  return dot_bf16_f32_v(static_cast<const uint16_t*>(w), static_cast<const float*>(a), n);
+}
+
+KernelSet make_avx2() {
+  KernelSet k;
+  auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q) {
+    k.dot[type_index(t)] = dot;
+    k.quant_act[type_index(t)] = q;
+  };
+  set(GgmlType::F32, dot_f32, nullptr);
+  set(GgmlType::F16, dot_f16, nullptr);
+  set(GgmlType::BF16, dot_bf16, nullptr);
+  set(GgmlType::Q4_0, dot_q4_0, quant_q8_0);
+  set(GgmlType::Q4_1, dot_q4_1, quant_q8_1);
+  set(GgmlType::Q5_0, dot_q5_0, quant_q8_0);
+  set(GgmlType::Q5_1, dot_q5_1, quant_q8_1);
+  set(GgmlType::Q8_0, dot_q8_0, quant_q8_0);
+  set(GgmlType::Q4_K, dot_q4_k, quant_q8_k);
+  set(GgmlType::Q5_K, dot_q5_k, quant_q8_k);
+  set(GgmlType::Q6_K, dot_q6_k, quant_q8_k);
+  // Q2_K/Q3_K have no AVX2 kernel yet: their dot stays scalar, but the Q8_K quantizer is shared.
+  k.quant_act[type_index(GgmlType::Q2_K)] = quant_q8_k;
+  k.quant_act[type_index(GgmlType::Q3_K)] = quant_q8_k;
+  k.dot_f16_f32 = dot_f16_f32_v;
+  k.axpy_f16 = axpy_f16_v;
+  k.dot_f32 = dot_f32_v;
+  k.axpy_f32 = axpy_f32_v;
+  return k;
+}
+
+}  // namespace
+
+const KernelSet* avx2_kernels() {
+  // Building the table only takes addresses; no AVX2 instruction runs here.
+  static const KernelSet k = make_avx2();
+  return &k;
+}
+
+}  // namespace g3n::vecdot
+
+#else  // not x86
+
+namespace g3n::vecdot {
+const KernelSet* avx2_kernels() { return nullptr; }
+}  // namespace g3n::vecdot
+
+#endif

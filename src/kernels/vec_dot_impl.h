@@ -1,0 +1,30 @@
+// Internal to the vec_dot kernels: the per-type kernel tables the dispatcher (vec_dot.cpp) chooses from.
+#pragma once
+#include <cstdint>
+
+#include "kernels/vec_dot.h"
+
+namespace g3n::vecdot {
+
+// One entry per weight type; null members mean "no kernel in this set, use the scalar one".
+struct KernelSet {
+  VecDotFn dot[32] = {};            // indexed by GgmlType value (all supported ids are < 32)
+  QuantizeActFn quant_act[32] = {};
+  float (*dot_f16_f32)(const uint16_t*, const float*, int64_t) = nullptr;
+  void (*axpy_f16)(float, const uint16_t*, float*, int64_t) = nullptr;
+  float (*dot_f32)(const float*, const float*, int64_t) = nullptr;
+  void (*axpy_f32)(float, const float*, float*, int64_t) = nullptr;
+};
+
+inline int type_index(GgmlType t) {
+  const auto v = static_cast<uint32_t>(t);
+  return v < 32 ? int(v) : -1;
+}
+
+// The scalar references (vec_dot_scalar.cpp); every supported type is present.
+const KernelSet& scalar_kernels();
+// The AVX2+FMA+F16C kernels (vec_dot_avx2.cpp), or nullptr when not compiled for this target.
+// Only call the returned functions after checking cpu_features().
+const KernelSet* avx2_kernels();
+
+}  // namespace g3n::vecdot

@@ -1,0 +1,296 @@
+#include "store/modelfile.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "gguf/gguf.h"
+
+namespace g3n::store {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  return s.substr(a, b - a);
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Splits off the first whitespace-delimited word.
+std::pair<std::string, std::string> split_word(const std::string& s) {
+  std::string t = trim(s);
+  size_t p = 0;
+  while (p < t.size() && !std::isspace(static_cast<unsigned char>(t[p]))) ++p;
+  return {t.substr(0, p), trim(t.substr(p))};
+}
+
+// llama.cpp's file-type numbering (general.file_type), as Ollama prints it.
+std::string file_type_name(int64_t ft) {
+  static const std::map<int64_t, const char*> kNames = {
+      {0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},    {7, "Q8_0"},    {8, "Q5_0"},
+      {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"}, {13, "Q3_K_L"}, {14, "Q4_K_S"},
+      {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"}, {18, "Q6_K"},   {32, "BF16"}};
+  auto it = kNames.find(ft);
+  return it == kNames.end() ? "unknown" : it->second;
+}
+
+}  // namespace
+
+json parameter_value(const std::string& name, const std::string& value) {
+  static const std::set<std::string> kInts = {"num_keep", "seed",      "num_predict", "top_k",   "repeat_last_n",
+                                              "num_ctx",  "num_batch", "num_gpu",     "main_gpu", "num_thread",
+                                              "mirostat"};
+  static const std::set<std::string> kFloats = {"temperature",     "top_p",           "min_p",     "typical_p",
+                                                "repeat_penalty",  "presence_penalty", "frequency_penalty",
+                                                "tfs_z",           "mirostat_tau",     "mirostat_eta"};
+  static const std::set<std::string> kBools = {"use_mmap", "numa", "penalize_newline", "low_vram"};
+  const std::string bad = "invalid value for PARAMETER " + name + ": '" + value + "'";
+  if (name == "stop") return value;
+  if (kInts.count(name)) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(value, &used);
+    } catch (const std::exception&) {
+      throw StoreError(bad);
+    }
+    if (used != value.size()) throw StoreError(bad);
+    return v;
+  }
+  if (kFloats.count(name)) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(value, &used);
+    } catch (const std::exception&) {
+      throw StoreError(bad);
+    }
+    if (used != value.size() || !std::isfinite(v)) throw StoreError(bad);
+    return v;
+  }
+  if (kBools.count(name)) {
+    std::string l = value;
+    for (auto& c : l) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (l == "true" || l == "1") return true;
+    if (l == "false" || l == "0") return false;
+    throw StoreError(bad);
+  }
+  throw StoreError("unknown parameter '" + name + "'");
+}
+
+Modelfile parse_modelfile(const std::string& text) {
+  Modelfile mf;
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(text);
+    std::string l;
+    while (std::getline(in, l)) {
+      if (!l.empty() && l.back() == '\r') l.pop_back();
+      lines.push_back(l);
+    }
+  }
+  // Reads a value starting at `rest` on line i; """ blocks may span lines (i is advanced).
+  auto read_value = [&](std::string rest, size_t& i) -> std::string {
+    rest = trim(rest);
+    if (rest.rfind("\"\"\"", 0) == 0) {
+      std::string body = rest.substr(3);
+      for (;;) {
+        if (auto end = body.find("\"\"\""); end != std::string::npos) {
+          if (!trim(body.substr(end + 3)).empty())
+            throw StoreError("Modelfile line " + std::to_string(i + 1) + ": text after closing \"\"\"");
+          return body.substr(0, end);
+        }
+        if (++i >= lines.size()) throw StoreError("Modelfile: unterminated \"\"\" block");
+        body += "\n" + lines[i];
+      }
+    }
+    if (rest.size() >= 2 && rest.front() == '"') {
+      std::string out;
+      size_t k = 1;
+      for (; k < rest.size() && rest[k] != '"'; ++k) {
+        if (rest[k] == '\\' && k + 1 < rest.size()) ++k;
+        out += rest[k];
+      }
+      if (k >= rest.size()) throw StoreError("Modelfile line " + std::to_string(i + 1) + ": unterminated quote");
+      return out;
+    }
+    return rest;
+  };
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string line = trim(lines[i]);
+    if (line.empty() || line[0] == '#') continue;
+    auto [word, rest] = split_word(line);
+    const std::string cmd = upper(word);
+    const std::string where = "Modelfile line " + std::to_string(i + 1) + ": ";
+    if (cmd == "FROM") {
+      mf.from = read_value(rest, i);
+    } else if (cmd == "TEMPLATE") {
+      mf.template_text = read_value(rest, i);
+    } else if (cmd == "SYSTEM") {
+      mf.system = read_value(rest, i);
+    } else if (cmd == "LICENSE") {
+      mf.licenses.push_back(read_value(rest, i));
+    } else if (cmd == "PARAMETER") {
+      auto [pname, pvalue] = split_word(rest);
+      for (auto& c : pname) c = char(std::tolower(static_cast<unsigned char>(c)));
+      if (pname.empty()) throw StoreError(where + "PARAMETER needs a name and a value");
+      const std::string v = read_value(pvalue, i);
+      try {
+        json jv = parameter_value(pname, v);
+        if (pname == "stop") {
+          if (!mf.params.contains("stop")) mf.params["stop"] = json::array();
+          mf.params["stop"].push_back(jv);
+        } else {
+          mf.params[pname] = jv;
+        }
+      } catch (const StoreError& e) {
+        throw StoreError(where + e.what());
+      }
+    } else if (cmd == "MESSAGE") {
+      auto [role, content] = split_word(rest);
+      if (role != "system" && role != "user" && role != "assistant")
+        throw StoreError(where + "MESSAGE role must be system, user or assistant");
+      mf.messages.push_back({{"role", role}, {"content", read_value(content, i)}});
+    } else if (cmd == "ADAPTER") {
+      throw StoreError(where + "ADAPTER is not supported yet");
+    } else {
+      throw StoreError(where + "unknown command '" + word + "'");
+    }
+  }
+  if (mf.from.empty()) throw StoreError("Modelfile: no FROM line");
+  return mf;
+}
+
+std::string human_parameter_count(int64_t n) {
+  struct Unit {
+    double div;
+    const char* suffix;
+  };
+  static const Unit kUnits[] = {{1e12, "T"}, {1e9, "B"}, {1e6, "M"}, {1e3, "K"}};
+  for (const auto& u : kUnits) {
+    if (double(n) >= u.div) {
+      char buf[32];
+      const double v = double(n) / u.div;
+      if (v >= 100 || std::fabs(v - std::round(v)) < 0.05) std::snprintf(buf, sizeof buf, "%.0f%s", v, u.suffix);
+      else std::snprintf(buf, sizeof buf, "%.1f%s", v, u.suffix);
+      return buf;
+    }
+  }
+  return std::to_string(n);
+}
+
+std::optional<GgufSummary> summarize_gguf(const fs::path& path) {
+  try {
+    GgufFile f = GgufFile::open(path.string());
+    GgufSummary s;
+    s.architecture = f.get_string("general.architecture").value_or("");
+    for (const auto& t : f.tensors()) s.parameter_count += t.n_elements();
+    if (auto ft = f.get_int("general.file_type")) s.quantization = file_type_name(*ft);
+    if (!s.architecture.empty()) {
+      s.context_length = f.get_int(s.architecture + ".context_length").value_or(0);
+      s.embedding_length = f.get_int(s.architecture + ".embedding_length").value_or(0);
+    }
+    return s;
+  } catch (const std::exception&) {
+    return std::nullopt;  // not a GGUF (or unreadable): callers fall back to the config blob
+  }
+}
+
+Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile& mf, const fs::path& base_dir,
+                      const std::function<void(const std::string&)>& log) {
+  auto say = [&](const std::string& s) {
+    if (log) log(s);
+  };
+  say("gathering model components");
+  Manifest m;
+  json params = json::object();
+  fs::path model_file;
+  std::error_code ec;
+  fs::path from_path = mf.from;
+  if (mf.from.rfind("~/", 0) == 0) {
+    if (const char* home = std::getenv("HOME")) from_path = fs::path(home) / mf.from.substr(2);
+  } else if (from_path.is_relative()) {
+    from_path = base_dir / from_path;
+  }
+  if (looks_like_gguf_path(mf.from) || fs::is_regular_file(from_path, ec)) {
+    if (!fs::is_regular_file(from_path, ec)) throw StoreError("FROM: file not found: " + from_path.string());
+    say("copying file " + from_path.string());
+    Descriptor d;
+    d.media_type = std::string(media::kModel);
+    d.digest = store.put_blob_file(from_path);
+    d.size = int64_t(fs::file_size(store.blob_path(d.digest)));
+    say("creating new layer " + d.digest);
+    m.layers.push_back(d);
+    model_file = store.blob_path(d.digest);
+  } else {
+    // FROM another model: inherit its layers; the Modelfile then overrides them.
+    const ModelName parent = parse_model_name(mf.from);
+    ResolvedModel base = store.resolve(parent);
+    for (auto l : base.manifest.layers) {
+      if (l.media_type == media::kModel && l.from.empty()) l.from = base.name.display();
+      if (l.media_type == media::kParams) continue;  // merged below
+      store.adopt_blob(l.digest);
+      say("using existing layer " + l.digest);
+      m.layers.push_back(l);
+    }
+    params = base.params;
+    model_file = base.model_path;
+  }
+  auto set_text_layer = [&](std::string_view mt, const std::string& text, bool replace) {
+    if (replace) {
+      std::erase_if(m.layers, [&](const Descriptor& l) {
+        return l.media_type == mt || (mt == media::kTemplate && l.media_type == media::kPrompt);
+      });
+    }
+    Descriptor d;
+    d.media_type = std::string(mt);
+    d.digest = store.put_blob(text);
+    d.size = int64_t(text.size());
+    say("creating new layer " + d.digest);
+    m.layers.push_back(d);
+  };
+  if (mf.template_text) set_text_layer(media::kTemplate, *mf.template_text, true);
+  if (mf.system) set_text_layer(media::kSystem, *mf.system, true);
+  if (!mf.messages.empty()) set_text_layer(media::kMessages, mf.messages.dump(), true);
+  for (auto it = mf.params.begin(); it != mf.params.end(); ++it) params[it.key()] = it.value();
+  if (!params.empty()) set_text_layer(media::kParams, params.dump(), true);
+  for (const auto& lic : mf.licenses) set_text_layer(media::kLicense, lic, false);
+
+  // The config blob carries what `list`/`show` print without opening the weights.
+  nlohmann::ordered_json cfg;
+  auto sum = summarize_gguf(model_file);
+  cfg["model_format"] = "gguf";
+  cfg["model_family"] = sum ? sum->architecture : "";
+  cfg["model_families"] = sum && !sum->architecture.empty() ? json::array({sum->architecture}) : json(nullptr);
+  cfg["model_type"] = sum && sum->parameter_count ? human_parameter_count(sum->parameter_count) : "";
+  cfg["file_type"] = sum ? sum->quantization : "";
+#if defined(__x86_64__)
+  cfg["architecture"] = "amd64";
+#elif defined(__aarch64__)
+  cfg["architecture"] = "arm64";
+#else
+  cfg["architecture"] = "unknown";
+#endif
+  cfg["os"] = "linux";
+  cfg["rootfs"] = {{"type", "layers"}, {"diff_ids", json::array()}};
+  for (const auto& l : m.layers) cfg["rootfs"]["diff_ids"].push_back(l.digest);
+  const std::string cfg_text = cfg.dump();
+  m.config = {std::string(media::kConfig), store.put_blob(cfg_text), int64_t(cfg_text.size()), ""};
+  say("writing manifest");
+  store.write_manifest(name, m);
+  say("success");
+  return m;
+}
+
+}  // namespace g3n::store

@@ -1,0 +1,51 @@
+// Ollama's Modelfile (FROM, TEMPLATE, SYSTEM, PARAMETER, LICENSE, MESSAGE) and building a model from it
+// into the store: blobs plus a manifest, the manifest written last.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/model_store.h"
+
+namespace g3n::store {
+
+struct Modelfile {
+  std::string from;                       // a .gguf path or a model name
+  std::optional<std::string> template_text;
+  std::optional<std::string> system;
+  std::vector<std::string> licenses;
+  nlohmann::json params = nlohmann::json::object();  // typed option values; "stop" is an array
+  nlohmann::json messages = nlohmann::json::array();
+};
+
+// Parses Modelfile text. Values may be bare (rest of line), "quoted" or """multi-line""". Throws
+// StoreError naming the line for an unknown command or parameter, or a missing FROM.
+Modelfile parse_modelfile(const std::string& text);
+
+// Converts a PARAMETER value to the JSON type Ollama stores for that option (int, float, bool, string
+// array for stop). Throws StoreError for unknown options and unparsable values.
+nlohmann::json parameter_value(const std::string& name, const std::string& value);
+
+// Summary of a GGUF for `show`/`list` and the config blob. Fields are empty/0 when unknown.
+struct GgufSummary {
+  std::string architecture;
+  int64_t parameter_count = 0;
+  std::string quantization;  // "Q4_K_M", "F16", ...
+  int64_t context_length = 0;
+  int64_t embedding_length = 0;
+};
+// Reads the metadata with g3n::GgufFile; nullopt when the file is not a readable GGUF.
+std::optional<GgufSummary> summarize_gguf(const std::filesystem::path& path);
+// "6.9B", "450M", "12K": Ollama's parameter-size style.
+std::string human_parameter_count(int64_t n);
+
+// Builds `name` from a Modelfile. FROM paths are relative to `base_dir`. Reports steps through `log`.
+// Returns the manifest written.
+Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile& mf,
+                      const std::filesystem::path& base_dir, const std::function<void(const std::string&)>& log);
+
+}  // namespace g3n::store
