@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command: install dependencies, build, and run the whole test suite (fixtures from ../shared/fixtures).
+# One command: install dependencies, build, run the whole test suite (fixtures from ../shared/fixtures),
+# then fuzz the GGUF parser for a bounded time (FUZZ_SECONDS, default 120; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -7,3 +8,7 @@ JOBS=${JOBS:-$(nproc)}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure -j"$JOBS"
+FUZZ_SECONDS=${FUZZ_SECONDS:-120}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  ./scripts/fuzz-gguf.sh "$FUZZ_SECONDS"
+fi

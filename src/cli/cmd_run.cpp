@@ -41,6 +41,7 @@ struct RunOptions {
   bool verbose = false, insecure = false;
   int num_ctx = 0, threads = 0;
   std::string kv = "f16";
+  std::vector<std::string> params;  // NAME=VALUE, as /set parameter
 };
 
 struct RunState {
@@ -127,6 +128,11 @@ void load_model(RunState& s, const std::string& name) {
   apply_params_layer(s, s.resolved.params);
   if (s.resolved.system) s.conv.set_system(*s.resolved.system);
   if (s.opts.num_ctx > 0) set_parameter(s, "num_ctx", std::to_string(s.opts.num_ctx));
+  for (const auto& kv : s.opts.params) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--parameter expects NAME=VALUE, got '" + kv + "'");
+    set_parameter(s, kv.substr(0, eq), kv.substr(eq + 1));
+  }
   s.load_s = now_s() - t0;
 }
 
@@ -396,6 +402,7 @@ void add_run_command(CLI::App& app) {
   c->add_option("--threads", o->threads, "threads (default: physical cores)");
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--insecure", o->insecure, "allow plain HTTP registries when pulling");
+  c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable)");
   c->callback([o] { run(*o); });
 }
 
