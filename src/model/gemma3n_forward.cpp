@@ -145,10 +145,11 @@ void norm_rope_heads(Step& s, float* x, int heads, const float* norm_w, const in
 
 // §3.1 + §5: q/k/v projections with their norms and RoPE, cache write (KV-owning layers only), then
 // softmax(q·k) v over the visible keys of the layer's cache source (unit scale, GQA). Output [T, H*Dh].
-void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw, KvCache& cache) {
+void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const auto& c = s.c;
   const int H = c.n_head, Hkv = c.n_head_kv, Dh = c.head_dim, group = H / Hkv;
   const int64_t* pos = s.b.positions.data();
+  KvCache* const* caches = s.b.caches.data();  // each row's own sequence
   const float base = c.rope_base(layer);
   s.lin(lw.attn_q, s.b.h.data(), s.b.q.data());
   norm_rope_heads(s, s.b.q.data(), H, lw.attn_q_norm.data(), pos, base, true);
@@ -158,16 +159,17 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw, KvCache& 
     norm_rope_heads(s, s.b.k.data(), Hkv, lw.attn_k_norm.data(), pos, base, true);
     norm_rope_heads(s, s.b.v.data(), Hkv, nullptr, pos, base, false);
     const int64_t kvw = static_cast<int64_t>(Hkv) * Dh;
-    for (int t = 0; t < s.T; ++t) cache.store(layer, pos[t], s.b.k.data() + t * kvw, s.b.v.data() + t * kvw);
+    for (int t = 0; t < s.T; ++t) caches[t]->store(layer, pos[t], s.b.k.data() + t * kvw, s.b.v.data() + t * kvw);
   }
   const int src = c.kv_source[layer];
   const bool sliding = c.is_sliding[layer];
   const int64_t window = c.sliding_window;
-  const int64_t n_ctx = cache.n_ctx();
+  const int64_t n_scores = s.b.n_scores;
   s.pool.parallel_for(static_cast<int64_t>(s.T) * H, [&](int64_t begin, int64_t end, int thread) {
-    float* scores = s.b.scores.data() + thread * n_ctx;
+    float* scores = s.b.scores.data() + thread * n_scores;
     for (int64_t job = begin; job < end; ++job) {
       const int t = static_cast<int>(job / H), hh = static_cast<int>(job % H), g = hh / group;
+      const KvCache& cache = *caches[t];
       const float* q = s.b.q.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
       const int64_t pq = pos[t];
       const int64_t lo = sliding ? std::max<int64_t>(0, pq - window + 1) : 0;  // keys p with pq - p < window
@@ -257,14 +259,14 @@ void inject_per_layer_input(Step& s, int layer, const Gemma3nLayerWeights& lw) {
 }
 
 // §4.4: one decoder layer over the current batch rows.
-void decoder_layer(Step& s, int layer, KvCache& cache) {
+void decoder_layer(Step& s, int layer) {
   const auto& lw = s.w.layers[layer];
   const int64_t D = s.D();
   altup_predict(s, lw);
   const float* act = s.pred(s.c.altup_active);
   for (int t = 0; t < s.T; ++t) rms_norm(act + t * D, lw.attn_norm.data(), s.b.h.data() + t * D, D, s.c.rms_eps);
   laurel(s, lw, s.b.h.data(), s.b.laurel.data());
-  self_attention(s, layer, lw, cache);
+  self_attention(s, layer, lw);
   s.lin(lw.attn_output, s.b.attn.data(), s.b.x1.data());
   const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
   for (int t = 0; t < s.T; ++t) {
@@ -316,7 +318,7 @@ void compact_rows(float* data, int64_t width, const std::vector<int32_t>& rows) 
 
 }  // namespace
 
-ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_threads) : n_batch(nb) {
+ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_threads) : n_batch(nb), n_scores(n_ctx) {
   const auto& c = model.config();
   const size_t T = nb, D = c.n_embd, N = c.n_altup, P = c.n_embd_per_layer, L = c.n_layer;
   const size_t qw = static_cast<size_t>(c.n_head) * c.head_dim, kvw = static_cast<size_t>(c.n_head_kv) * c.head_dim;
@@ -342,50 +344,55 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   ple_row.resize(L * P);
   scores.resize(static_cast<size_t>(n_threads) * n_ctx);
   positions.resize(T);
+  caches.resize(T);
   rows.reserve(T);
 }
 
-void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
-                     std::span<const uint8_t> want_logits, KvCache& cache, ForwardBuffers& b,
-                     ThreadPool& pool, MatmulMode mode, float* logits_out) {
+void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffers& b, ThreadPool& pool,
+                     MatmulMode mode, float* logits_out) {
   const auto& c = model.config();
-  const int T = static_cast<int>(tokens.size());
+  const int T = static_cast<int>(batch.tokens.size());
   if (T == 0) return;
   if (T > b.n_batch) throw std::invalid_argument("gemma3n_forward: batch larger than the buffers");
-  if (want_logits.size() != tokens.size()) throw std::invalid_argument("gemma3n_forward: want_logits size mismatch");
-  for (int32_t id : tokens)
+  if (batch.positions.size() != batch.tokens.size() || batch.caches.size() != batch.tokens.size() ||
+      batch.want_logits.size() != batch.tokens.size())
+    throw std::invalid_argument("gemma3n_forward: batch arrays differ in length");
+  for (int t = 0; t < T; ++t) {
+    const int32_t id = batch.tokens[t];
     if (id < 0 || id >= c.n_vocab) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
-  if (pos0 < 0 || pos0 + T > cache.n_ctx()) throw std::out_of_range("positions exceed the context length " + std::to_string(cache.n_ctx()));
+    const KvCache* kv = batch.caches[t];
+    if (!kv) throw std::invalid_argument("gemma3n_forward: row without a KV cache");
+    if (batch.positions[t] < 0 || batch.positions[t] >= kv->n_ctx()) throw std::out_of_range("position " + std::to_string(batch.positions[t]) + " exceeds the context length " + std::to_string(kv->n_ctx()));
+    if (kv->n_ctx() > b.n_scores) throw std::invalid_argument("gemma3n_forward: KV cache longer than the score buffers");
+  }
 
   Step s{c, model.weights(), b, pool, mode, T};
-  for (int t = 0; t < T; ++t) b.positions[t] = pos0 + t;
-  embed_tokens(s, tokens);
-  compute_per_layer_inputs(s, tokens);
+  std::copy(batch.positions.begin(), batch.positions.end(), b.positions.begin());
+  std::copy(batch.caches.begin(), batch.caches.end(), b.caches.begin());
+  embed_tokens(s, batch.tokens);
+  compute_per_layer_inputs(s, batch.tokens);
   altup_init_streams(s);
 
-  for (int layer = 0; layer < c.n_layer; ++layer) {
-    if (layer == c.n_layer_kv) {
-      // §4.6: later layers write no cache, so only rows whose logits are wanted need them.
+  // §4.6: layers from n_layer_kv on write no cache, so only rows whose logits are wanted need them (and
+  // the output head); with no KV-sharing layers the selection happens before the head.
+  const int select_at = std::min(c.n_layer_kv, c.n_layer);
+  for (int layer = 0; layer <= c.n_layer; ++layer) {
+    if (layer == select_at) {
       b.rows.clear();
       for (int t = 0; t < T; ++t)
-        if (want_logits[t]) b.rows.push_back(t);
+        if (batch.want_logits[t]) b.rows.push_back(t);
       if (b.rows.empty()) return;
       if (static_cast<int>(b.rows.size()) < s.T) {
         for (int k = 0; k < c.n_altup; ++k) compact_rows(s.stream(k), c.n_embd, b.rows);
         compact_rows(b.per_layer.data(), static_cast<int64_t>(c.n_layer) * c.n_embd_per_layer, b.rows);
-        for (size_t i = 0; i < b.rows.size(); ++i) b.positions[i] = b.positions[b.rows[i]];
+        for (size_t i = 0; i < b.rows.size(); ++i) {
+          b.positions[i] = b.positions[b.rows[i]];
+          b.caches[i] = b.caches[b.rows[i]];
+        }
         s.T = static_cast<int>(b.rows.size());
       }
     }
-    decoder_layer(s, layer, cache);
-  }
-  if (c.n_layer_kv >= c.n_layer) {  // no KV-sharing layers: select the rows now
-    b.rows.clear();
-    for (int t = 0; t < T; ++t)
-      if (want_logits[t]) b.rows.push_back(t);
-    if (b.rows.empty()) return;
-    for (int k = 0; k < c.n_altup; ++k) compact_rows(s.stream(k), c.n_embd, b.rows);
-    s.T = static_cast<int>(b.rows.size());
+    if (layer < c.n_layer) decoder_layer(s, layer);
   }
   output_head(s, logits_out);
 }

@@ -12,10 +12,12 @@ class Model;
 class KvCache;
 class ThreadPool;
 
-// Activation buffers for up to n_batch tokens, allocated once per context (no allocation per token).
+// Activation buffers for up to n_batch tokens attending over caches of up to n_ctx positions,
+// allocated once (no allocation per token).
 struct ForwardBuffers {
   ForwardBuffers(const Model& model, int n_batch, int n_ctx, int n_threads);
   int n_batch;
+  int n_scores;                 // longest KV cache the score buffers fit
   std::vector<float> x0;        // [T, D] scaled token embeddings
   std::vector<float> per_layer; // [T, L*P] per-layer inputs
   std::vector<float> streams;   // [N, T, D] AltUp streams
@@ -36,15 +38,24 @@ struct ForwardBuffers {
   std::vector<float> scores;    // [threads, n_ctx] attention scores
   MatmulScratch matmul;         // quantized activations / decoded weight rows
   std::vector<int64_t> positions;
+  std::vector<KvCache*> caches;
   std::vector<int32_t> rows;    // batch rows kept past the last KV-owning layer
 };
 
-// Runs tokens[i] at position pos0 + i. K/V of KV-owning layers are written into the cache (which must
-// hold positions < pos0 + tokens.size()). For each i with want_logits[i] != 0, in order, one row of
-// n_vocab logits is written to logits_out. Layers past the last KV-owning one run only for those rows
-// (spec §4.6: exact, since they write no cache). tokens.size() <= buffers.n_batch.
-void gemma3n_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
-                     std::span<const uint8_t> want_logits, KvCache& cache, ForwardBuffers& buffers,
-                     ThreadPool& pool, MatmulMode mode, float* logits_out);
+// One forward pass over rows that may belong to different sequences (continuous batching): row i is
+// token tokens[i] at position positions[i] of the sequence whose cache is caches[i]. Rows of one
+// sequence appear in position order, at most n_batch of them, and see each other (their K/V are
+// written before attention). For each row with want_logits[i] != 0, in order, one row of n_vocab
+// logits is written to logits_out. Layers past the last KV-owning one run only for those rows
+// (spec §4.6: exact, since they write no cache). Every row's result is independent of the others.
+struct ForwardBatch {
+  std::span<const int32_t> tokens;
+  std::span<const int64_t> positions;
+  std::span<KvCache* const> caches;
+  std::span<const uint8_t> want_logits;
+};
+
+void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffers& buffers, ThreadPool& pool,
+                     MatmulMode mode, float* logits_out);
 
 }  // namespace g3n

@@ -1,0 +1,121 @@
+#include "runtime/batch_engine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "model/gemma3n_forward.h"
+#include "model/model.h"
+#include "runtime/thread_pool.h"
+
+namespace g3n {
+namespace {
+EngineParams normalized(EngineParams p) {
+  if (p.n_ctx <= 0) throw std::invalid_argument("context length must be positive");
+  if (p.n_batch <= 0) p.n_batch = 512;
+  p.n_batch = std::min(p.n_batch, p.n_ctx);
+  if (p.n_threads <= 0) p.n_threads = default_thread_count();
+  return p;
+}
+}  // namespace
+
+void Sequence::reset() {
+  n_past_ = 0;
+  n_rows_ = 0;
+  cache_.clear();
+}
+
+std::span<const float> Sequence::logits(int i) const {
+  if (i < 0 || i >= n_rows_) throw std::out_of_range("no logits row " + std::to_string(i));
+  return {logits_.data() + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)};
+}
+
+BatchEngine::BatchEngine(const Model& model, EngineParams params)
+    : model_(model),
+      params_(normalized(params)),
+      pool_(std::make_unique<ThreadPool>(params_.n_threads)),
+      buffers_(std::make_unique<ForwardBuffers>(model, params_.n_batch, params_.n_ctx, params_.n_threads)) {}
+
+BatchEngine::~BatchEngine() = default;
+
+int BatchEngine::n_vocab() const { return model_.config().n_vocab; }
+
+std::unique_ptr<Sequence> BatchEngine::new_sequence(int n_ctx) const {
+  if (n_ctx <= 0) n_ctx = params_.n_ctx;
+  if (n_ctx > params_.n_ctx) throw std::invalid_argument("sequence context " + std::to_string(n_ctx) + " exceeds the engine's " + std::to_string(params_.n_ctx));
+  auto seq = std::unique_ptr<Sequence>(new Sequence(model_.config(), n_ctx, params_.n_batch, params_.kv_type));
+  seq->n_vocab_ = n_vocab();
+  return seq;
+}
+
+void BatchEngine::eval(std::span<const SequenceWork> work) {
+  const int V = n_vocab();
+  // Validate everything first, so a bad request cannot leave another sequence half-advanced.
+  for (size_t i = 0; i < work.size(); ++i) {
+    const SequenceWork& w = work[i];
+    if (!w.seq) throw std::invalid_argument("work item without a sequence");
+    for (size_t j = 0; j < i; ++j)
+      if (work[j].seq == w.seq) throw std::invalid_argument("a sequence appears twice in one evaluation");
+    if (w.pos0 != w.seq->n_past_ && !w.seq->can_resume_at(w.pos0))
+      throw std::invalid_argument("cannot evaluate at position " + std::to_string(w.pos0) + ": the sequence has " + std::to_string(w.seq->n_past_) + " positions");
+    if (w.pos0 + static_cast<int64_t>(w.tokens.size()) > w.seq->n_ctx())
+      throw std::length_error(std::to_string(w.pos0 + w.tokens.size()) + " tokens exceed the context length " + std::to_string(w.seq->n_ctx()));
+    for (int32_t id : w.tokens)
+      if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+  }
+  for (const SequenceWork& w : work) {
+    Sequence& s = *w.seq;
+    const int64_t n = static_cast<int64_t>(w.tokens.size());
+    s.n_rows_ = 0;
+    const int64_t rows = w.which == LogitsFor::All ? n : (w.which == LogitsFor::Last && n > 0 ? 1 : 0);
+    s.logits_.resize(static_cast<size_t>(rows) * V);
+    s.n_past_ = w.pos0;
+  }
+  // Pack rows item by item into passes of n_batch rows.
+  size_t item = 0;
+  int64_t offset = 0;  // next token of work[item]
+  while (item < work.size()) {
+    tokens_.clear();
+    positions_.clear();
+    caches_.clear();
+    want_.clear();
+    dest_.clear();
+    while (item < work.size() && static_cast<int>(tokens_.size()) < params_.n_batch) {
+      const SequenceWork& w = work[item];
+      const int64_t n = static_cast<int64_t>(w.tokens.size());
+      const int64_t take = std::min<int64_t>(n - offset, params_.n_batch - static_cast<int64_t>(tokens_.size()));
+      for (int64_t k = offset; k < offset + take; ++k) {
+        tokens_.push_back(w.tokens[k]);
+        positions_.push_back(w.pos0 + k);
+        caches_.push_back(&w.seq->cache_);
+        const bool want = w.which == LogitsFor::All || (w.which == LogitsFor::Last && k == n - 1);
+        want_.push_back(want);
+        if (want) dest_.push_back({w.seq, w.which == LogitsFor::All ? static_cast<int>(k) : 0});
+      }
+      offset += take;
+      if (offset >= n) {
+        ++item;
+        offset = 0;
+      }
+    }
+    if (tokens_.empty()) break;
+    staged_.resize(dest_.size() * static_cast<size_t>(V));
+    ForwardBatch batch{tokens_, positions_, caches_, want_};
+    gemma3n_forward(model_, batch, *buffers_, *pool_, params_.exact ? MatmulMode::Exact : MatmulMode::Fast, staged_.data());
+    for (size_t r = 0; r < dest_.size(); ++r) {
+      auto [seq, row] = dest_[r];
+      std::memcpy(seq->logits_.data() + static_cast<size_t>(row) * V, staged_.data() + r * V, sizeof(float) * V);
+      seq->n_rows_ = std::max(seq->n_rows_, row + 1);
+    }
+    // Sequences advance by the rows this pass held.
+    for (size_t r = 0; r < tokens_.size(); ++r) {
+      Sequence* seq = nullptr;
+      for (const SequenceWork& w : work)
+        if (&w.seq->cache_ == caches_[r]) { seq = w.seq; break; }
+      seq->n_past_ = std::max(seq->n_past_, positions_[r] + 1);
+    }
+  }
+}
+
+}  // namespace g3n
