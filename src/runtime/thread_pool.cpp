@@ -63,7 +63,12 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   wake_.notify_all();
   const auto [b, e] = chunk_of(n, parts, 0);
   fn(b, e, 0);
-  while (pending_.load(std::memory_order_acquire) != 0) G3N_CPU_RELAX();
+  // Spin while the workers are likely running; then yield, so that on an oversubscribed machine the
+  // caller does not burn the time slice a descheduled worker needs to finish.
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 4096) G3N_CPU_RELAX();
+    else std::this_thread::yield();
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -75,7 +80,10 @@ void ThreadPool::worker_loop(int index) {
       int polls = 0;
       while ((gen = generation_.load(std::memory_order_acquire)) == seen) {
         G3N_CPU_RELAX();
-        if (++polls % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+        if (++polls % 64 == 0) {
+          if (std::chrono::steady_clock::now() > until) break;
+          if (polls % 1024 == 0) std::this_thread::yield();  // let other runnable threads in
+        }
       }
       if (gen == seen) {
         std::unique_lock<std::mutex> lock(mu_);
