@@ -235,3 +235,27 @@ TEST(RandomModel, ConvertedQ8MatchesFixtureGolden) {
 
 }  // namespace
 }  // namespace g3n
+
+namespace g3n {
+namespace {
+
+// Spec §4.6: running the KV-sharing layers only for the rows whose logits are wanted changes nothing.
+TEST(ModelContext, PrefillShortcutIsExact) {
+  auto model = Model::load(tiny_f16());
+  const auto prompt = test::tiny_prompts()[2].tokens;
+  std::vector<float> with, without;
+  for (bool shortcut : {true, false}) {
+    ContextParams p;
+    p.exact = true;
+    p.n_ctx = 128;
+    p.n_threads = 2;
+    p.prefill_shortcut = shortcut;
+    Context ctx(*model, p);
+    ctx.eval(prompt, LogitsFor::Last);
+    (shortcut ? with : without).assign(ctx.last_logits().begin(), ctx.last_logits().end());
+  }
+  EXPECT_EQ(with, without);
+}
+
+}  // namespace
+}  // namespace g3n

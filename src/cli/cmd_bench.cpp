@@ -16,7 +16,7 @@ namespace {
 struct Options {
   std::string model, kv = "f16";
   int prompt = 512, gen = 64, threads = 0, repeats = 3;
-  bool json = false;
+  bool json = false, exact = false, no_shortcut = false;
 };
 
 void run(const Options& o) {
@@ -25,6 +25,8 @@ void run(const Options& o) {
   p.n_gen = o.gen;
   p.repeats = o.repeats;
   p.n_threads = o.threads > 0 ? o.threads : default_thread_count();
+  p.exact = o.exact;
+  p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
   std::vector<double> loads;
@@ -46,6 +48,8 @@ void run(const Options& o) {
     j["n_gen"] = p.n_gen;
     j["repeats"] = p.repeats;
     j["kv_type"] = o.kv;
+    j["exact"] = o.exact;
+    j["prefill_shortcut"] = !o.no_shortcut;
     j["prompt_tokens_per_s"] = r.median_prompt_tokens_per_s;
     j["gen_tokens_per_s"] = r.median_gen_tokens_per_s;
     j["ttft_s"] = r.median_ttft_s;
@@ -77,6 +81,8 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--repeats", o->repeats, "repeats; medians are reported (default 3)");
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--json", o->json, "print one JSON object");
+  c->add_flag("--exact", o->exact, "exact arithmetic (f32 activations) instead of the fast path");
+  c->add_flag("--no-prefill-shortcut", o->no_shortcut, "run KV-sharing layers for every prompt token (to measure the shortcut)");
   c->callback([o] { run(*o); });
 }
 

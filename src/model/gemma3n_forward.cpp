@@ -375,7 +375,7 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
 
   // §4.6: layers from n_layer_kv on write no cache, so only rows whose logits are wanted need them (and
   // the output head); with no KV-sharing layers the selection happens before the head.
-  const int select_at = std::min(c.n_layer_kv, c.n_layer);
+  const int select_at = batch.prefill_shortcut ? std::min(c.n_layer_kv, c.n_layer) : c.n_layer;
   for (int layer = 0; layer <= c.n_layer; ++layer) {
     if (layer == select_at) {
       b.rows.clear();

@@ -53,6 +53,8 @@ struct ForwardBatch {
   std::span<const int64_t> positions;
   std::span<KvCache* const> caches;
   std::span<const uint8_t> want_logits;
+  // Run the KV-sharing layers only for rows whose logits are wanted (§4.6). Off only to measure it.
+  bool prefill_shortcut = true;
 };
 
 void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffers& buffers, ThreadPool& pool,

@@ -101,7 +101,7 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
     }
     if (tokens_.empty()) break;
     staged_.resize(dest_.size() * static_cast<size_t>(V));
-    ForwardBatch batch{tokens_, positions_, caches_, want_};
+    ForwardBatch batch{tokens_, positions_, caches_, want_, params_.prefill_shortcut};
     gemma3n_forward(model_, batch, *buffers_, *pool_, params_.exact ? MatmulMode::Exact : MatmulMode::Fast, staged_.data());
     for (size_t r = 0; r < dest_.size(); ++r) {
       auto [seq, row] = dest_[r];

@@ -53,6 +53,8 @@ BenchResult run_benchmark(const Model& model, const BenchParams& p) {
   cp.n_batch = std::min(p.n_prompt, 512);
   cp.n_threads = p.n_threads;
   cp.kv_type = p.kv_type;
+  cp.exact = p.exact;
+  cp.prefill_shortcut = p.prefill_shortcut;
   Context ctx(model, cp);
   std::vector<double> pp, tg, ttft;
   for (int rep = 0; rep < p.repeats; ++rep) {

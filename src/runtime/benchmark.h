@@ -16,6 +16,8 @@ struct BenchParams {
   int n_threads = 0;
   KvType kv_type = KvType::F16;
   uint64_t seed = 42;    // picks the prompt's token ids
+  bool exact = false;
+  bool prefill_shortcut = true;
 };
 
 struct BenchRun {

@@ -11,6 +11,7 @@ EngineParams engine_params(const ContextParams& p) {
   e.kv_type = p.kv_type;
   e.n_threads = p.n_threads;
   e.exact = p.exact;
+  e.prefill_shortcut = p.prefill_shortcut;
   return e;
 }
 }  // namespace
