@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$JOBS"
+# The ollama/openai npm clients for the server test (skipped by ctest if this fails, e.g. offline).
+(cd tests/clients && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "warning: npm install failed; client tests will be skipped"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -14,6 +14,7 @@ void add_tokenize_command(CLI::App& debug_subcommand);  // cmd_tokenize.cpp: deb
 
 void add_run_command(CLI::App& app);     // cmd_run.cpp: run
 void add_bench_command(CLI::App& app);   // cmd_bench.cpp: bench
+void add_serve_command(CLI::App& app);   // cmd_serve.cpp: serve
 
 // Progress display for pulls: a bar per layer on a terminal, plain lines otherwise (pull_progress.cpp).
 registry::ProgressFn pull_progress_printer();

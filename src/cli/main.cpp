@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   g3n::cli::add_store_commands(app);
   g3n::cli::add_run_command(app);
   g3n::cli::add_bench_command(app);
+  g3n::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

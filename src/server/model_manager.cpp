@@ -1,0 +1,184 @@
+#include "server/model_manager.h"
+
+#include <filesystem>
+
+#include "server/options.h"
+#include "store/model_name.h"
+
+namespace g3n::server {
+namespace fs = std::filesystem;
+using SysClock = std::chrono::system_clock;
+
+ModelManager::ModelManager(store::StoreConfig store, SchedulerConfig sched,
+                           std::optional<std::chrono::nanoseconds> default_keep_alive)
+    : store_(std::move(store)), sched_cfg_(sched), default_keep_alive_(default_keep_alive) {
+  reaper_ = std::thread([this] { reap(); });
+}
+
+ModelManager::~ModelManager() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+  std::map<std::string, std::shared_ptr<LoadedModel>> gone;
+  {
+    std::lock_guard lk(mu_);
+    gone.swap(models_);
+  }
+}  // `gone` is destroyed here, outside the lock: schedulers join their workers
+
+ModelManager::Lease::~Lease() { mgr_->release(lm_, keep_alive_); }
+
+std::string ModelManager::key_for(const std::string& name) const {
+  if (store::looks_like_gguf_path(name)) {
+    std::error_code ec;
+    const fs::path p = fs::weakly_canonical(fs::path(name), ec);
+    return "file:" + (ec ? name : p.string());
+  }
+  store::ModelName n;
+  if (!store::try_parse_model_name(name, &n)) throw ModelNotFound("model '" + name + "' not found");
+  std::string k = n.full();
+  for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // names are case-insensitive
+  return k;
+}
+
+registry::ResolveResult ModelManager::resolve(const std::string& name) const {
+  try {
+    return registry::resolve_model(name, store_, false, {});
+  } catch (const store::NameError&) {
+    throw ModelNotFound("model '" + name + "' not found");
+  } catch (const store::StoreError& e) {
+    const std::string msg = e.what();
+    if (msg.find("not found") != std::string::npos) throw ModelNotFound("model '" + name + "' not found");
+    throw;
+  }
+}
+
+std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& name, const nlohmann::json& keep_alive_json,
+                                                           double* load_s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::optional<std::chrono::nanoseconds> keep_alive =
+      keep_alive_json.is_null() ? default_keep_alive_ : parse_keep_alive(keep_alive_json);
+  const std::string key = key_for(name);
+  auto grab = [&](const std::shared_ptr<LoadedModel>& lm) {
+    ++lm->users;
+    if (load_s) *load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return std::make_unique<Lease>(this, lm, keep_alive);
+  };
+  {
+    std::lock_guard lk(mu_);
+    if (auto it = models_.find(key); it != models_.end()) return grab(it->second);
+  }
+  std::lock_guard load_lk(load_mu_);
+  {
+    std::lock_guard lk(mu_);  // another request may have loaded it while this one waited
+    if (auto it = models_.find(key); it != models_.end()) return grab(it->second);
+  }
+  auto lm = std::make_shared<LoadedModel>();
+  lm->key = key;
+  lm->resolved = resolve(name);
+  lm->name = lm->resolved.model ? lm->resolved.model->name.display() : name;
+  lm->model = Model::load(lm->resolved.gguf_path.string());
+  lm->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(lm->model->file()));
+  lm->texts = std::make_unique<TokenTexts>(*lm->tok);
+  lm->sched = std::make_unique<Scheduler>(*lm->model, *lm->tok, *lm->texts, sched_cfg_);
+  std::error_code ec;
+  lm->file_size = static_cast<int64_t>(fs::file_size(lm->resolved.gguf_path, ec));
+  lm->loaded_at = SysClock::now();
+  std::lock_guard lk(mu_);
+  models_[key] = lm;
+  return grab(lm);
+}
+
+void ModelManager::release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive) {
+  std::shared_ptr<LoadedModel> unloading;
+  {
+    std::lock_guard lk(mu_);
+    --lm->users;
+    lm->keep_alive = keep_alive;
+    if (keep_alive) lm->expires_at = SysClock::now() + std::chrono::duration_cast<SysClock::duration>(*keep_alive);
+    else lm->expires_at = SysClock::time_point::max();
+    if (lm->users == 0 && keep_alive && keep_alive->count() == 0) {
+      auto it = models_.find(lm->key);
+      if (it != models_.end() && it->second == lm) {
+        unloading = it->second;
+        models_.erase(it);
+      }
+    }
+  }
+  cv_.notify_all();
+}  // `unloading` may be the last reference: the model is freed here, outside the lock
+
+bool ModelManager::unload(const std::string& name) {
+  std::shared_ptr<LoadedModel> gone;
+  {
+    std::lock_guard lk(mu_);
+    std::string key;
+    try { key = key_for(name); } catch (...) { return false; }
+    auto it = models_.find(key);
+    if (it == models_.end()) return false;
+    if (it->second->users > 0) {
+      it->second->keep_alive = std::chrono::nanoseconds(0);
+      it->second->expires_at = SysClock::now();
+      return true;
+    }
+    gone = it->second;
+    models_.erase(it);
+  }
+  return true;
+}
+
+std::vector<std::shared_ptr<LoadedModel>> ModelManager::loaded() const {
+  std::lock_guard lk(mu_);
+  std::vector<std::shared_ptr<LoadedModel>> out;
+  for (const auto& [k, v] : models_) out.push_back(v);
+  return out;
+}
+
+std::chrono::system_clock::time_point ModelManager::expires_at(const LoadedModel& m) const {
+  std::lock_guard lk(mu_);
+  const auto forever = SysClock::now() + std::chrono::hours(24 * 365 * 100);
+  const std::optional<std::chrono::nanoseconds> ka = m.users > 0 ? default_keep_alive_ : m.keep_alive;
+  if (m.users == 0) return ka ? m.expires_at : forever;
+  return ka ? SysClock::now() + std::chrono::duration_cast<SysClock::duration>(*ka) : forever;
+}
+
+int ModelManager::queued() const {
+  int n = 0;
+  for (const auto& m : loaded()) n += m->sched->queued();
+  return n;
+}
+
+int ModelManager::active() const {
+  int n = 0;
+  for (const auto& m : loaded()) n += m->sched->active();
+  return n;
+}
+
+void ModelManager::reap() {
+  std::unique_lock lk(mu_);
+  while (!stop_) {
+    cv_.wait_for(lk, std::chrono::milliseconds(250));
+    if (stop_) break;
+    std::vector<std::shared_ptr<LoadedModel>> gone;
+    const auto now = SysClock::now();
+    for (auto it = models_.begin(); it != models_.end();) {
+      const LoadedModel& m = *it->second;
+      if (m.users == 0 && m.keep_alive && m.expires_at <= now) {
+        gone.push_back(it->second);
+        it = models_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!gone.empty()) {
+      lk.unlock();
+      gone.clear();  // frees the models without holding the lock
+      lk.lock();
+    }
+  }
+}
+
+}  // namespace g3n::server

@@ -1,0 +1,100 @@
+// Loaded models, by the name requests use. A model loads on first use and stays while requests hold a
+// lease on it; when the last lease ends it stays loaded for its keep_alive (default 5m, 0: unload now,
+// negative: forever), after which a reaper thread unloads it.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/model.h"
+#include "registry/resolve.h"
+#include "server/json_constraint.h"
+#include "server/scheduler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace g3n::server {
+
+class ModelNotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct LoadedModel {
+  std::string key;   // identity: the full store name or the file path
+  std::string name;  // display name (store names) or the path
+  registry::ResolveResult resolved;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<TokenTexts> texts;
+  std::unique_ptr<Scheduler> sched;
+  int64_t file_size = 0;
+  std::chrono::system_clock::time_point loaded_at;
+  // Guarded by the manager's mutex.
+  int users = 0;
+  std::optional<std::chrono::nanoseconds> keep_alive;  // nullopt: forever
+  std::chrono::system_clock::time_point expires_at;
+};
+
+class ModelManager {
+ public:
+  ModelManager(store::StoreConfig store, SchedulerConfig sched, std::optional<std::chrono::nanoseconds> default_keep_alive);
+  ~ModelManager();
+
+  // Keeps a model loaded while alive; on destruction starts its keep_alive timer.
+  class Lease {
+   public:
+    Lease(ModelManager* m, std::shared_ptr<LoadedModel> lm, std::optional<std::chrono::nanoseconds> keep_alive)
+        : mgr_(m), lm_(std::move(lm)), keep_alive_(keep_alive) {}
+    ~Lease();
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    LoadedModel& operator*() const { return *lm_; }
+    LoadedModel* operator->() const { return lm_.get(); }
+
+   private:
+    ModelManager* mgr_;
+    std::shared_ptr<LoadedModel> lm_;
+    std::optional<std::chrono::nanoseconds> keep_alive_;
+  };
+
+  // Resolves `name` (a store name or a .gguf path; never pulls) and loads it if needed. keep_alive is
+  // the request's JSON value (null: the default); load_s receives the time spent getting the model.
+  // Throws ModelNotFound, HttpError (bad keep_alive) or std::exception for load failures.
+  std::unique_ptr<Lease> acquire(const std::string& name, const nlohmann::json& keep_alive, double* load_s = nullptr);
+  // Resolution only (for /api/show): throws ModelNotFound.
+  registry::ResolveResult resolve(const std::string& name) const;
+  // Unloads now if no request uses it (else when the last one ends). Returns whether it was loaded.
+  bool unload(const std::string& name);
+  std::vector<std::shared_ptr<LoadedModel>> loaded() const;
+  // When the model will be unloaded (while in use: now + its keep_alive; far future for forever).
+  std::chrono::system_clock::time_point expires_at(const LoadedModel& m) const;
+  std::optional<std::chrono::nanoseconds> default_keep_alive() const { return default_keep_alive_; }
+  const store::StoreConfig& store_config() const { return store_; }
+  // Jobs waiting in every loaded model's queue.
+  int queued() const;
+  int active() const;
+  // The identity key for a name, as acquire() uses it.
+  std::string key_for(const std::string& name) const;
+
+ private:
+  void release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive);
+  void reap();
+
+  store::StoreConfig store_;
+  SchedulerConfig sched_cfg_;
+  std::optional<std::chrono::nanoseconds> default_keep_alive_;
+  mutable std::mutex mu_;
+  std::mutex load_mu_;  // one load at a time; lookups of loaded models never wait for it
+  std::condition_variable cv_;
+  std::map<std::string, std::shared_ptr<LoadedModel>> models_;
+  bool stop_ = false;
+  std::thread reaper_;
+};
+
+}  // namespace g3n::server

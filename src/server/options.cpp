@@ -1,0 +1,242 @@
+#include "server/options.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+
+namespace g3n::server {
+namespace {
+
+std::string trim_env(std::string_view s) {
+  auto is_junk = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\''; };
+  while (!s.empty() && is_junk(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_junk(s.back())) s.remove_suffix(1);
+  return std::string(s);
+}
+
+[[noreturn]] void bad_type(const std::string& key, const char* type) {
+  throw HttpError(400, "option \"" + key + "\" must be of type " + type);
+}
+
+// Integers may arrive as JSON floats (Ollama truncates them).
+int64_t as_int(const nlohmann::json& v, const std::string& key) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > 9.2e18) bad_type(key, "integer");
+    return static_cast<int64_t>(d);
+  }
+  bad_type(key, "integer");
+}
+
+double as_float(const nlohmann::json& v, const std::string& key) {
+  if (!v.is_number()) bad_type(key, "float");
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) bad_type(key, "float");
+  return d;
+}
+
+void check_range(const std::string& key, double v, double lo, double hi) {
+  if (v < lo || v > hi)
+    throw HttpError(400, "option \"" + key + "\" must be between " + nlohmann::json(lo).dump() + " and " + nlohmann::json(hi).dump());
+}
+
+}  // namespace
+
+RequestOptions ollama_default_options() {
+  RequestOptions o;
+  SamplingParams& p = o.sampling;
+  p.temperature = 0.8f;
+  p.top_k = 40;
+  p.top_p = 0.9f;
+  p.min_p = 0.0f;
+  p.typical_p = 1.0f;
+  p.repeat_penalty = 1.1f;
+  p.repeat_last_n = 64;
+  p.presence_penalty = 0.0f;
+  p.frequency_penalty = 0.0f;
+  p.num_predict = -1;
+  return o;
+}
+
+void apply_options(const nlohmann::json& opts, RequestOptions& out) {
+  if (opts.is_null()) return;
+  if (!opts.is_object()) throw HttpError(400, "options must be an object");
+  SamplingParams& p = out.sampling;
+  for (auto it = opts.begin(); it != opts.end(); ++it) {
+    const std::string& k = it.key();
+    const nlohmann::json& v = it.value();
+    if (v.is_null()) continue;  // clients send null for "unset"
+    if (k == "temperature") { const double d = as_float(v, k); check_range(k, d, 0, 100); p.temperature = float(d); }
+    else if (k == "top_k") p.top_k = static_cast<int32_t>(std::clamp<int64_t>(as_int(v, k), -1, 1 << 30));
+    else if (k == "top_p") { const double d = as_float(v, k); check_range(k, d, 0, 1); p.top_p = float(d); }
+    else if (k == "min_p") { const double d = as_float(v, k); check_range(k, d, 0, 1); p.min_p = float(d); }
+    else if (k == "typical_p") { const double d = as_float(v, k); check_range(k, d, 0, 1); p.typical_p = float(d); }
+    else if (k == "repeat_penalty") { const double d = as_float(v, k); check_range(k, d, 0, 100); p.repeat_penalty = float(d); }
+    else if (k == "repeat_last_n") p.repeat_last_n = static_cast<int32_t>(std::clamp<int64_t>(as_int(v, k), -1, 1 << 30));
+    else if (k == "presence_penalty") p.presence_penalty = float(as_float(v, k));
+    else if (k == "frequency_penalty") p.frequency_penalty = float(as_float(v, k));
+    else if (k == "seed") {
+      const int64_t s = as_int(v, k);
+      if (s < 0) p.seed.reset();  // Ollama: -1 means a random seed
+      else p.seed = static_cast<uint64_t>(s);
+    } else if (k == "num_predict") {
+      const int64_t n = as_int(v, k);
+      p.num_predict = n < 0 ? -1 : static_cast<int32_t>(std::min<int64_t>(n, 1 << 30));
+    } else if (k == "stop") {
+      p.stop.clear();
+      if (v.is_string()) p.stop.push_back(v.get<std::string>());
+      else if (v.is_array()) {
+        for (const auto& s : v) {
+          if (!s.is_string()) throw HttpError(400, "option \"stop\" must be of type array of strings");
+          if (!s.get<std::string>().empty()) p.stop.push_back(s.get<std::string>());
+        }
+      } else throw HttpError(400, "option \"stop\" must be of type array of strings");
+    } else if (k == "num_ctx") {
+      const int64_t n = as_int(v, k);
+      if (n < 4 || n > 131072) throw HttpError(400, "option \"num_ctx\" must be between 4 and 131072");
+      out.num_ctx = static_cast<int>(n);
+    } else if (k == "num_thread") {
+      const int64_t n = as_int(v, k);
+      if (n < 0 || n > 1024) throw HttpError(400, "option \"num_thread\" must be between 0 and 1024");
+      out.num_thread = static_cast<int>(n);
+    }
+    // Everything else (num_keep, num_batch, num_gpu, mirostat, ...) is accepted and ignored, as in Ollama.
+  }
+}
+
+std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  bool neg = false;
+  if (s.front() == '-' || s.front() == '+') {
+    neg = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  if (s == "0") return std::chrono::nanoseconds(0);
+  if (s.empty()) return std::nullopt;
+  long double total = 0;
+  while (!s.empty()) {
+    size_t i = 0;
+    bool digits = false;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) {
+      digits = digits || s[i] != '.';
+      ++i;
+    }
+    if (!digits) return std::nullopt;
+    long double num = 0;
+    try { num = std::stold(std::string(s.substr(0, i))); } catch (...) { return std::nullopt; }
+    s.remove_prefix(i);
+    size_t u = 0;
+    while (u < s.size() && !std::isdigit(static_cast<unsigned char>(s[u])) && s[u] != '.') ++u;
+    const std::string_view unit = s.substr(0, u);
+    s.remove_prefix(u);
+    long double scale;
+    if (unit == "ns") scale = 1;
+    else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") scale = 1e3;
+    else if (unit == "ms") scale = 1e6;
+    else if (unit == "s") scale = 1e9;
+    else if (unit == "m") scale = 60e9;
+    else if (unit == "h") scale = 3600e9;
+    else return std::nullopt;
+    total += num * scale;
+  }
+  if (total > 9.2e18L) total = 9.2e18L;
+  const auto ns = std::chrono::nanoseconds(static_cast<int64_t>(total));
+  return neg ? -ns : ns;
+}
+
+std::optional<std::chrono::nanoseconds> parse_keep_alive(const nlohmann::json& v) {
+  using std::chrono::nanoseconds;
+  if (v.is_number()) {
+    const double sec = v.get<double>();
+    if (!std::isfinite(sec)) throw HttpError(400, "invalid keep_alive");
+    if (sec < 0) return std::nullopt;
+    return nanoseconds(static_cast<int64_t>(std::min(sec, 9.2e9) * 1e9));
+  }
+  if (v.is_string()) {
+    auto d = parse_go_duration(v.get<std::string>());
+    if (!d) throw HttpError(400, "time: invalid duration \"" + v.get<std::string>() + "\"");
+    if (d->count() < 0) return std::nullopt;
+    return *d;
+  }
+  throw HttpError(400, "keep_alive must be a number of seconds or a duration string");
+}
+
+ListenAddress parse_listen_address(std::string_view raw) {
+  ListenAddress a;
+  std::string v = trim_env(raw);
+  int default_port = 11434;
+  if (auto p = v.find("://"); p != std::string::npos) {
+    const std::string scheme = v.substr(0, p);
+    default_port = scheme == "https" ? 443 : 80;
+    v = v.substr(p + 3);
+  }
+  if (auto slash = v.find('/'); slash != std::string::npos) v = v.substr(0, slash);  // base path: not ours
+  a.port = default_port;
+  std::string host = v, port;
+  if (!v.empty() && v.front() == '[') {  // [ipv6]:port
+    const auto close = v.find(']');
+    if (close != std::string::npos) {
+      host = v.substr(1, close - 1);
+      if (close + 1 < v.size() && v[close + 1] == ':') port = v.substr(close + 2);
+    }
+  } else if (auto c = v.rfind(':'); c != std::string::npos && v.find(':') == c) {
+    host = v.substr(0, c);
+    port = v.substr(c + 1);
+    if (host.empty()) host = "0.0.0.0";  // ":8080" listens on every interface, like Go's net.Listen
+  }
+  a.host = host.empty() ? "127.0.0.1" : host;
+  if (!port.empty()) {
+    try {
+      size_t used = 0;
+      const int p = std::stoi(port, &used);
+      if (used == port.size() && p >= 0 && p <= 65535) a.port = p;
+    } catch (...) {
+    }
+  }
+  return a;
+}
+
+ListenAddress listen_address_from(const char* g3n_host, const char* ollama_host) {
+  if (g3n_host && !trim_env(g3n_host).empty()) return parse_listen_address(g3n_host);
+  if (ollama_host && !trim_env(ollama_host).empty()) return parse_listen_address(ollama_host);
+  return ListenAddress{};
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+  const long frac = static_cast<long>(ns % 1000000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+std::optional<std::string> get_string(const nlohmann::json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) throw HttpError(400, std::string("invalid type for \"") + key + "\": expected a string");
+  return it->get<std::string>();
+}
+
+std::optional<bool> get_bool(const nlohmann::json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) throw HttpError(400, std::string("invalid type for \"") + key + "\": expected a boolean");
+  return it->get<bool>();
+}
+
+std::optional<double> get_number(const nlohmann::json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number()) throw HttpError(400, std::string("invalid type for \"") + key + "\": expected a number");
+  return it->get<double>();
+}
+
+}  // namespace g3n::server

@@ -1,0 +1,327 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "runtime/memory_estimate.h"
+
+namespace g3n::server {
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A slot's sequence can be reused when the context length matches (the engine fixes the rest).
+bool same_params(const ContextParams& a, const ContextParams& b) { return a.n_ctx == b.n_ctx; }
+
+// Every slot's sequence lives in one engine, so a decode step is one forward pass for all of them.
+// Its limits are the longest context a request may ask for and the first request's KV type/threads.
+constexpr int kMaxCtx = 32768;
+}  // namespace
+
+// ---- Job ----
+
+void Job::push_text(std::string_view text) {
+  if (text.empty()) return;
+  {
+    std::lock_guard lk(mu_);
+    text_.append(text);
+  }
+  cv_.notify_all();
+}
+
+void Job::finish(GenerateStats stats, std::string error) {
+  {
+    std::lock_guard lk(mu_);
+    stats_ = std::move(stats);
+    error_ = std::move(error);
+    finished_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Job::wait(std::string& text, std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  cv_.wait_for(lk, timeout, [&] { return finished_ || !text_.empty(); });
+  text = std::move(text_);
+  text_.clear();
+  return finished_;
+}
+
+void Job::wait_all(std::string& all) {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return finished_; });
+  all += text_;
+  text_.clear();
+}
+
+// ---- Scheduler ----
+
+struct Scheduler::Slot {
+  std::unique_ptr<Sequence> seq;
+  ContextParams params;
+  std::vector<int32_t> tokens;  // what seq has evaluated, in order
+  std::shared_ptr<Job> job;
+  std::optional<Sampler> sampler;
+  std::optional<StreamingDetokenizer> detok;
+  std::optional<StopMatcher> stops;
+  std::optional<JsonConstraint> constraint;
+  std::vector<float> masked;
+  GenerateStats st;
+  Clock::time_point t0, first;
+  int32_t pending = -1;
+  uint64_t last_used = 0;
+};
+
+Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const TokenTexts& texts, SchedulerConfig cfg)
+    : model_(model), tok_(tok), texts_(texts), cfg_(cfg) {
+  cfg_.num_parallel = std::max(1, cfg_.num_parallel);
+  cfg_.max_queue = std::max(0, cfg_.max_queue);
+  for (int i = 0; i < cfg_.num_parallel; ++i) slots_.push_back(std::make_unique<Slot>());
+  worker_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool Scheduler::submit(std::shared_ptr<Job> job) {
+  {
+    std::lock_guard lk(mu_);
+    if (stop_) return false;
+    // Jobs a free slot takes at once never count against the queue's bound.
+    int free_slots = cfg_.num_parallel - n_active_.load();
+    if (static_cast<int>(queue_.size()) >= cfg_.max_queue + std::max(0, free_slots)) return false;
+    queue_.push_back(std::move(job));
+    n_queued_.store(static_cast<int>(queue_.size()));
+  }
+  cv_.notify_all();
+  return true;
+}
+
+Scheduler::Slot* Scheduler::pick_slot(const Job& job) {
+  Slot* best = nullptr;
+  size_t best_common = 0;
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (s.job) continue;
+    size_t common = 0;
+    if (s.seq && same_params(s.params, job.ctx_params))
+      while (common < s.tokens.size() && common < job.prompt.size() && s.tokens[common] == job.prompt[common]) ++common;
+    // Longest shared prefix first; among equals the least recently used, so other conversations'
+    // caches survive longer.
+    if (!best || common > best_common || (common == best_common && s.last_used < best->last_used)) {
+      best = &s;
+      best_common = common;
+    }
+  }
+  return best;
+}
+
+void Scheduler::run() {
+  for (;;) {
+    std::vector<Slot*> admitted;
+    std::vector<std::shared_ptr<Job>> dropped;
+    bool stopping = false;
+    {
+      std::unique_lock lk(mu_);
+      const auto any_active = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->job != nullptr; });
+      };
+      const auto any_free = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->job == nullptr; });
+      };
+      cv_.wait(lk, [&] { return stop_ || any_active() || (!queue_.empty() && any_free()); });
+      stopping = stop_;
+      if (stop_) {
+        for (auto& j : queue_) dropped.push_back(j);
+        queue_.clear();
+      } else {
+        // Requests whose clients left while queued are dropped without touching a slot.
+        for (auto it = queue_.begin(); it != queue_.end();) {
+          if ((*it)->cancel.load()) {
+            dropped.push_back(*it);
+            it = queue_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        while (!queue_.empty()) {
+          Slot* s = pick_slot(*queue_.front());
+          if (!s) break;
+          s->job = std::move(queue_.front());
+          queue_.pop_front();
+          n_active_.fetch_add(1);
+          admitted.push_back(s);
+        }
+      }
+      n_queued_.store(static_cast<int>(queue_.size()));
+    }
+    for (auto& j : dropped) {
+      GenerateStats st;
+      st.done_reason = "cancel";
+      j->finish(st, stopping ? "server shutting down" : "");
+    }
+    if (stopping) {
+      for (auto& s : slots_)
+        if (s->job) end(*s, "cancel", "server shutting down");
+      return;
+    }
+    for (Slot* s : admitted) begin(*s);
+    std::vector<Slot*> batch;
+    for (auto& s : slots_)
+      if (s->job && sample_next(*s)) batch.push_back(s.get());
+    if (!batch.empty()) decode_step(batch);
+  }
+}
+
+void Scheduler::begin(Slot& s) {
+  Job& j = *s.job;
+  s.t0 = Clock::now();
+  s.st = GenerateStats{};
+  s.pending = -1;
+  try {
+    if (j.cancel.load()) {
+      end(s, "cancel");
+      return;
+    }
+    if (j.prompt.empty()) throw std::invalid_argument("empty prompt");
+    if (!engine_) {
+      EngineParams ep;
+      ep.n_ctx = kMaxCtx;
+      ep.n_batch = j.ctx_params.n_batch;
+      ep.kv_type = j.ctx_params.kv_type;
+      ep.n_threads = j.ctx_params.n_threads;
+      ep.exact = j.ctx_params.exact;
+      engine_ = std::make_unique<BatchEngine>(model_, ep);
+    }
+    if (j.ctx_params.n_ctx > kMaxCtx) throw std::invalid_argument("num_ctx " + std::to_string(j.ctx_params.n_ctx) + " exceeds the maximum " + std::to_string(kMaxCtx));
+    if (!s.seq || !same_params(s.params, j.ctx_params)) {
+      if (s.seq) kv_bytes_.fetch_sub(s.seq->kv_bytes());
+      s.seq.reset();
+      s.tokens.clear();
+      const MemoryEstimate est = estimate_memory(model_, j.ctx_params);
+      if (auto avail = available_memory_bytes(); avail && est.kv_cache + est.buffers > *avail)
+        throw std::runtime_error("not enough memory for num_ctx " + std::to_string(j.ctx_params.n_ctx) + ": needs about " +
+                                 std::to_string((est.kv_cache + est.buffers) >> 20) + " MiB");
+      s.seq = engine_->new_sequence(j.ctx_params.n_ctx);
+      s.params = j.ctx_params;
+      kv_bytes_.fetch_add(s.seq->kv_bytes());
+    }
+    const int n_ctx = s.seq->n_ctx();
+    if (static_cast<int64_t>(j.prompt.size()) >= n_ctx)
+      throw std::length_error("prompt of " + std::to_string(j.prompt.size()) + " tokens does not fit the context of " +
+                              std::to_string(n_ctx));
+    // Reuse the longest evaluated prefix; the last prompt token is always evaluated again because its
+    // logits choose the first new token.
+    size_t common = 0;
+    while (common < s.tokens.size() && common < j.prompt.size() && s.tokens[common] == j.prompt[common]) ++common;
+    common = std::min(common, j.prompt.size() - 1);
+    if (!s.seq->can_resume_at(static_cast<int64_t>(common))) common = 0;
+    s.tokens.resize(common);
+    const SequenceWork w{s.seq.get(), std::span<const int32_t>(j.prompt).subspan(common), static_cast<int64_t>(common), LogitsFor::Last};
+    engine_->eval(std::span<const SequenceWork>(&w, 1));
+    s.tokens.assign(j.prompt.begin(), j.prompt.end());
+    s.st.prompt_tokens = static_cast<int>(j.prompt.size());
+    s.st.cached_tokens = static_cast<int>(common);
+    s.st.prompt_s = seconds_since(s.t0);
+
+    s.sampler.emplace(j.sampling);
+    for (int32_t id : j.prompt) s.sampler->accept(id, false);  // penalties see the prompt too
+    s.detok.emplace(tok_);
+    s.stops.emplace(j.sampling.stop);
+    if (j.schema) s.constraint.emplace(j.schema, texts_, tok_.stop_ids());
+    else s.constraint.reset();
+  } catch (const std::exception& e) {
+    if (s.seq) s.seq->reset();
+    s.tokens.clear();
+    end(s, "", e.what());
+  }
+}
+
+bool Scheduler::sample_next(Slot& s) {
+  Job& j = *s.job;
+  if (j.cancel.load()) { end(s, "cancel"); return false; }
+  if (s.sampler->reached_limit()) { end(s, "length"); return false; }
+  std::span<const float> logits = s.seq->last_logits();
+  if (s.constraint) {
+    const SamplingParams& p = s.sampler->params();
+    const int need = p.temperature <= 0 ? 1 : (p.top_k > 0 ? p.top_k : 256);
+    s.constraint->mask(logits, need, s.masked);
+    logits = s.masked;
+  }
+  const int32_t id = s.sampler->sample(logits);
+  if (s.st.gen_tokens == 0) {
+    s.first = Clock::now();
+    s.st.ttft_s = seconds_since(s.t0);
+  }
+  s.sampler->accept(id);
+  if (tok_.is_stop(id)) { end(s, "stop"); return false; }
+  if (s.constraint) s.constraint->accept(id);
+  ++s.st.gen_tokens;
+  s.st.generated.push_back(id);
+  const std::string piece = s.detok->push(id);
+  if (!piece.empty()) j.push_text(s.stops->push(piece));
+  if (s.stops->stopped()) { end(s, "stop"); return false; }
+  // A finished JSON value needs nothing more: stop without spending a forward pass on the end token.
+  if (s.constraint && s.constraint->complete()) { end(s, "stop"); return false; }
+  if (s.seq->n_past() + 1 > s.seq->n_ctx()) { end(s, "length"); return false; }
+  if (s.sampler->reached_limit()) { end(s, "length"); return false; }
+  s.pending = id;
+  return true;
+}
+
+void Scheduler::decode_step(const std::vector<Slot*>& batch) {
+  // One forward pass decodes every slot's pending token (continuous batching). Rows are independent,
+  // so each answer is what it would be alone.
+  std::vector<SequenceWork> work;
+  work.reserve(batch.size());
+  for (Slot* s : batch) work.push_back({s->seq.get(), std::span<const int32_t>(&s->pending, 1), s->seq->n_past(), LogitsFor::Last});
+  try {
+    engine_->eval(work);
+  } catch (const std::exception&) {
+    // The engine checks every item before running any: evaluate one by one so only the bad one fails.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Slot* s = batch[i];
+      try {
+        engine_->eval(std::span<const SequenceWork>(&work[i], 1));
+      } catch (const std::exception& e) {
+        s->seq->reset();
+        s->tokens.clear();
+        s->pending = -1;
+        end(*s, "", e.what());
+      }
+    }
+  }
+  for (Slot* s : batch) {
+    if (s->pending < 0) continue;  // ended above
+    s->tokens.push_back(s->pending);
+    s->pending = -1;
+  }
+}
+
+void Scheduler::end(Slot& s, const std::string& reason, const std::string& error) {
+  if (error.empty() && s.detok && s.stops && !s.stops->stopped() && s.st.gen_tokens > 0) {
+    std::string rest = s.stops->push(s.detok->flush());
+    rest += s.stops->flush();
+    s.job->push_text(rest);
+  }
+  s.st.done_reason = reason;
+  if (s.st.gen_tokens > 0) s.st.gen_s = seconds_since(s.first);
+  s.job->finish(std::move(s.st), error);
+  s.st = GenerateStats{};
+  s.job.reset();
+  s.sampler.reset();
+  s.detok.reset();
+  s.stops.reset();
+  s.constraint.reset();
+  s.pending = -1;
+  s.last_used = ++tick_;
+  n_active_.fetch_sub(1);
+}
+
+}  // namespace g3n::server

@@ -1,0 +1,108 @@
+// Runs generation requests for one loaded model on a fixed set of slots (G3N_NUM_PARALLEL), each with
+// its own KV cache. One worker thread admits queued jobs into free slots (the slot whose cached tokens
+// share the longest prefix with the new prompt, so a continuing chat re-evaluates only its new turn) and
+// then advances every active slot by one token per round. The per-round forward work is one function,
+// decode_step(), so a batched multi-sequence forward pass can replace it.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/batch_engine.h"
+#include "runtime/context.h"
+#include "runtime/session.h"
+#include "sampling/sampler.h"
+#include "sampling/stop.h"
+#include "server/json_constraint.h"
+#include "tokenizer/tokenizer.h"
+
+namespace g3n::server {
+
+// One generation request and the channel its results flow back through. The HTTP thread waits on it;
+// the scheduler's worker fills it.
+class Job {
+ public:
+  // Input (set before submit, then read-only).
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  ContextParams ctx_params;
+  std::shared_ptr<const JsonSchema> schema;  // null: unconstrained
+
+  // Set by the client side to stop generation (client gone); the worker notices within one token.
+  std::atomic<bool> cancel{false};
+
+  // Worker side.
+  void push_text(std::string_view text);
+  void finish(GenerateStats stats, std::string error = {});
+
+  // Client side: waits up to `timeout` for text or the end. Moves new text into `text`; returns true
+  // once the job has finished and every piece of text has been taken.
+  bool wait(std::string& text, std::chrono::milliseconds timeout);
+  // Blocks until finished (text is collected into `all`).
+  void wait_all(std::string& all);
+  const GenerateStats& stats() const { return stats_; }  // valid after the end
+  const std::string& error() const { return error_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+  bool finished_ = false;
+  GenerateStats stats_;
+  std::string error_;
+};
+
+struct SchedulerConfig {
+  int num_parallel = 2;
+  int max_queue = 16;
+};
+
+class Scheduler {
+ public:
+  Scheduler(const Model& model, const Tokenizer& tok, const TokenTexts& texts, SchedulerConfig cfg);
+  ~Scheduler();  // cancels what is queued or running and joins the worker
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a job. False when the queue is full (the caller answers 503).
+  bool submit(std::shared_ptr<Job> job);
+  int queued() const { return n_queued_.load(); }
+  int active() const { return n_active_.load(); }
+  uint64_t kv_bytes() const { return kv_bytes_.load(); }
+
+ private:
+  struct Slot;
+  void run();
+  Slot* pick_slot(const Job& job);
+  void begin(Slot& s);
+  bool sample_next(Slot& s);  // false: the job is finished
+  void end(Slot& s, const std::string& reason, const std::string& error = {});
+  // The decode step: evaluates each slot's pending token at its next position. Swappable for a batched
+  // forward pass over all slots at once.
+  void decode_step(const std::vector<Slot*>& batch);
+
+  const Model& model_;
+  const Tokenizer& tok_;
+  const TokenTexts& texts_;
+  SchedulerConfig cfg_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  uint64_t tick_ = 0;
+  std::atomic<int> n_queued_{0}, n_active_{0};
+  std::atomic<uint64_t> kv_bytes_{0};
+  std::unique_ptr<BatchEngine> engine_;  // created with the first job; owns the pool and buffers
+  std::thread worker_;
+};
+
+}  // namespace g3n::server

@@ -1,0 +1,53 @@
+// `g3n serve`: Ollama's REST API and the OpenAI-compatible /v1 API over HTTP/1.1 (cpp-httplib). The
+// Server owns everything it uses (models, schedulers, metrics); there is no global state, so tests run
+// several in one process.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "server/scheduler.h"
+#include "store/model_store.h"
+
+namespace g3n::server {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 11434;                      // 0: any free port (tests)
+  store::StoreConfig store;
+  SchedulerConfig sched;                 // G3N_NUM_PARALLEL, G3N_MAX_QUEUE
+  std::optional<std::chrono::nanoseconds> keep_alive = std::chrono::minutes(5);  // nullopt: forever
+  int num_ctx = 4096;                    // default context per sequence (options.num_ctx overrides)
+  int num_threads = 0;                   // 0: physical cores (options.num_thread overrides)
+  size_t max_body_bytes = 32u << 20;     // larger request bodies get 413
+  bool log_requests = true;              // one line per request on stderr
+
+  // G3N_HOST/OLLAMA_HOST, G3N_NUM_PARALLEL, G3N_MAX_QUEUE, G3N_KEEP_ALIVE/OLLAMA_KEEP_ALIVE,
+  // G3N_CONTEXT_LENGTH/OLLAMA_CONTEXT_LENGTH and the model store from the environment.
+  static ServerConfig from_environment();
+};
+
+class Server {
+ public:
+  explicit Server(ServerConfig cfg);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port. Throws std::runtime_error when it cannot.
+  int bind();
+  // Serves until stop(); bind() first.
+  void serve();
+  // bind() and serve() on a background thread; returns the port.
+  int start();
+  // Stops accepting, cancels running generations and waits for the handlers to finish.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace g3n::server

@@ -1,0 +1,161 @@
+// Drives `g3n serve` with the unmodified `ollama` and `openai` npm clients.
+// Usage: node clients_test.mjs <path to g3n> <path to a .gguf>
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+
+const [g3n, gguf] = process.argv.slice(2);
+if (!g3n || !gguf) {
+  console.error('usage: node clients_test.mjs G3N_BINARY MODEL.gguf');
+  process.exit(2);
+}
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+const store = mkdtempSync(join(tmpdir(), 'g3n-clients-'));
+const env = { ...process.env, G3N_MODELS: store, OLLAMA_MODELS: join(store, 'no-ollama') };
+execFileSync(g3n, ['create', 'tiny', '--from', gguf], { env, stdio: 'inherit' });
+const port = await freePort();
+const host = `http://127.0.0.1:${port}`;
+const server = spawn(g3n, ['serve', '--host', `127.0.0.1:${port}`, '--threads', '1'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+
+let failed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+
+try {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(host)).ok) break;
+    } catch {}
+    if (i > 100) throw new Error('server did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const ollama = new Ollama({ host });
+  const opts = { temperature: 0, num_predict: 8 };
+  const schema = {
+    type: 'object',
+    properties: { city: { type: 'string', maxLength: 10 }, rank: { type: 'integer' }, sunny: { type: 'boolean' } },
+    required: ['city', 'rank', 'sunny'],
+  };
+
+  await check('ollama list', async () => {
+    const r = await ollama.list();
+    assert.ok(r.models.some((m) => m.name === 'tiny:latest'), JSON.stringify(r));
+  });
+  await check('ollama show', async () => {
+    const r = await ollama.show({ model: 'tiny' });
+    assert.equal(r.model_info['general.architecture'], 'gemma3n');
+    assert.equal(r.details.format, 'gguf');
+  });
+  let whole;
+  await check('ollama generate', async () => {
+    const r = await ollama.generate({ model: 'tiny', prompt: 'Hello', options: opts });
+    assert.equal(r.done, true);
+    assert.equal(r.eval_count, 8);
+    assert.ok(r.total_duration > 0 && r.eval_duration > 0);
+    whole = r.response;
+  });
+  await check('ollama generate streaming', async () => {
+    let text = '', last;
+    for await (const part of await ollama.generate({ model: 'tiny', prompt: 'Hello', options: opts, stream: true })) {
+      text += part.response;
+      last = part;
+    }
+    assert.equal(last.done, true);
+    assert.equal(text, whole);
+  });
+  await check('ollama chat', async () => {
+    const r = await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], options: opts });
+    assert.equal(r.message.role, 'assistant');
+    assert.equal(r.eval_count, 8);
+  });
+  await check('ollama chat streaming', async () => {
+    let parts = 0, last;
+    for await (const part of await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], options: opts, stream: true })) {
+      parts++;
+      last = part;
+    }
+    assert.ok(parts >= 2);
+    assert.equal(last.done, true);
+  });
+  await check('ollama chat JSON schema', async () => {
+    const r = await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: 'A city?' }], format: schema, options: { temperature: 0, num_predict: 200 } });
+    const v = JSON.parse(r.message.content);
+    assert.equal(typeof v.city, 'string');
+    assert.ok(Number.isInteger(v.rank));
+    assert.equal(typeof v.sunny, 'boolean');
+  });
+  await check('ollama unknown model rejects', async () => {
+    await assert.rejects(ollama.generate({ model: 'absent', prompt: 'x' }), /not found/);
+  });
+
+  const openai = new OpenAI({ baseURL: `${host}/v1`, apiKey: 'unused' });
+  await check('openai models.list', async () => {
+    const r = await openai.models.list();
+    assert.ok(r.data.some((m) => m.id === 'tiny:latest'));
+  });
+  let content;
+  await check('openai chat.completions', async () => {
+    const r = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0 });
+    assert.equal(r.usage.completion_tokens, 6);
+    assert.equal(r.choices[0].finish_reason, 'length');
+    content = r.choices[0].message.content;
+  });
+  await check('openai chat.completions streaming', async () => {
+    const stream = await openai.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0, stream: true, stream_options: { include_usage: true },
+    });
+    let text = '', usage;
+    for await (const chunk of stream) {
+      if (chunk.choices.length) text += chunk.choices[0].delta.content ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    assert.equal(text, content);
+    assert.equal(usage.completion_tokens, 6);
+  });
+  await check('openai completions', async () => {
+    const r = await openai.completions.create({ model: 'tiny', prompt: 'Once', max_tokens: 4, temperature: 0 });
+    assert.equal(typeof r.choices[0].text, 'string');
+    assert.equal(r.usage.completion_tokens, 4);
+  });
+  await check('openai response_format json_schema', async () => {
+    const r = await openai.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'A city?' }], max_tokens: 200, temperature: 0,
+      response_format: { type: 'json_schema', json_schema: { name: 'city', schema } },
+    });
+    const v = JSON.parse(r.choices[0].message.content);
+    assert.deepEqual(Object.keys(v).sort(), ['city', 'rank', 'sunny']);
+  });
+  await check('openai unknown model is a 404', async () => {
+    await assert.rejects(openai.chat.completions.create({ model: 'absent', messages: [{ role: 'user', content: 'x' }] }), (e) => e.status === 404);
+  });
+} catch (e) {
+  failed++;
+  console.log(`FAIL setup: ${e.stack || e}`);
+} finally {
+  server.kill('SIGTERM');
+  rmSync(store, { recursive: true, force: true });
+}
+console.log(failed ? `${failed} client check(s) failed` : 'all client checks passed');
+process.exit(failed ? 1 : 0);

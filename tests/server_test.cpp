@@ -1,0 +1,589 @@
+// g3n serve, in process: every endpoint over real HTTP on a random loopback port, on the tiny fixture
+// model (its vocabulary is tiny and its weights random, so texts are gibberish; shapes, counts,
+// determinism and grammar validity are what is checked).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "server/http.h"
+#include "server/json_constraint.h"
+#include "server/options.h"
+#include "server/server.h"
+#include "store/model_store.h"
+#include "store/modelfile.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace g3n;
+
+namespace {
+
+const std::string kModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+
+fs::path temp_dir(const std::string& tag) {
+  std::random_device rd;
+  fs::path p = fs::temp_directory_path() / ("g3n-server-" + tag + "-" + std::to_string(rd()));
+  fs::create_directories(p);
+  return p;
+}
+
+// A server on a random port with its own store (holding the fixture as "tiny").
+class ServerFixture : public ::testing::Test {
+ protected:
+  void start(int parallel = 2, int queue = 16) {
+    root_ = temp_dir("store");
+    server::ServerConfig cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.store.root = root_;
+    cfg.store.ollama_root.reset();
+    cfg.sched.num_parallel = parallel;
+    cfg.sched.max_queue = queue;
+    cfg.num_ctx = 512;
+    cfg.num_threads = 1;
+    cfg.log_requests = false;
+    store::ModelStore st(cfg.store);
+    store::Modelfile mf;
+    mf.from = kModel;
+    mf.params = json{{"stop", json::array({"<end_of_turn>"})}, {"temperature", 0.1}};
+    mf.system = "You are terse.";
+    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
+    srv_ = std::make_unique<server::Server>(cfg);
+    port_ = srv_->start();
+  }
+  void SetUp() override { start(); }
+  void TearDown() override {
+    srv_.reset();
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(120, 0);
+    return c;
+  }
+  // POST with a JSON body; returns status and the parsed body (null when not JSON).
+  std::pair<int, json> post(const std::string& path, const json& body) const {
+    auto c = client();
+    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    if (!r) return {0, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  std::pair<int, std::string> post_raw(const std::string& path, const std::string& body) const {
+    auto c = client();
+    auto r = c.Post(path.c_str(), body, "application/json");
+    if (!r) return {0, ""};
+    return {r->status, r->body};
+  }
+  std::pair<int, json> get(const std::string& path) const {
+    auto c = client();
+    auto r = c.Get(path.c_str());
+    if (!r) return {0, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  std::vector<json> ndjson(const std::string& text) const {
+    std::vector<json> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) out.push_back(json::parse(line));
+    return out;
+  }
+  // POST whose response body is read as it arrives; the receiver returning false hangs up.
+  void post_streaming(const json& body, const std::function<bool()>& on_chunk) const {
+    auto c = client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/api/generate";
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = body.dump();
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return on_chunk(); };
+    httplib::Response res;
+    httplib::Error err;
+    c.send(req, res, err);
+  }
+  double metric(const std::string& name) const {
+    auto c = client();
+    auto r = c.Get("/metrics");
+    std::istringstream in(r ? r->body : "");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    return -1;
+  }
+
+  fs::path root_;
+  std::unique_ptr<server::Server> srv_;
+  int port_ = 0;
+};
+
+json greedy(int n) { return json{{"temperature", 0}, {"num_predict", n}}; }
+
+using ServerBasic = ServerFixture;
+using ServerGenerate = ServerFixture;
+using ServerChat = ServerFixture;
+using ServerOpenAI = ServerFixture;
+using ServerErrors = ServerFixture;
+using ServerStructured = ServerFixture;
+using ServerConcurrency = ServerFixture;
+
+TEST_F(ServerBasic, RootVersionAndHead) {
+  auto c = client();
+  auto r = c.Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Ollama is running");
+  auto h = c.Head("/");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto [s, v] = get("/api/version");
+  EXPECT_EQ(s, 200);
+  EXPECT_TRUE(v["version"].is_string());
+}
+
+TEST_F(ServerBasic, TagsShowCopyDeleteAndModels) {
+  auto [s, tags] = get("/api/tags");
+  ASSERT_EQ(s, 200);
+  ASSERT_EQ(tags["models"].size(), 1u);
+  EXPECT_EQ(tags["models"][0]["name"], "tiny:latest");
+  EXPECT_EQ(tags["models"][0]["digest"].get<std::string>().size(), 64u);
+  EXPECT_EQ(tags["models"][0]["details"]["family"], "gemma3n");
+  EXPECT_EQ(tags["models"][0]["details"]["quantization_level"], "Q4_K_M");
+
+  auto [s2, show] = post("/api/show", {{"model", "tiny"}});
+  ASSERT_EQ(s2, 200) << show.dump();
+  EXPECT_EQ(show["model_info"]["general.architecture"], "gemma3n");
+  EXPECT_EQ(show["system"], "You are terse.");
+  EXPECT_NE(show["parameters"].get<std::string>().find("stop"), std::string::npos);
+  EXPECT_EQ(show["capabilities"], json::array({"completion"}));
+  auto [s3, show_path] = post("/api/show", {{"model", kModel}});
+  EXPECT_EQ(s3, 200);
+  EXPECT_EQ(show_path["details"]["format"], "gguf");
+
+  EXPECT_EQ(post("/api/copy", {{"source", "tiny"}, {"destination", "tiny2"}}).first, 200);
+  EXPECT_EQ(get("/api/tags").second["models"].size(), 2u);
+  EXPECT_EQ(post("/api/copy", {{"source", "nope"}, {"destination", "x"}}).first, 404);
+  auto [s4, models] = get("/v1/models");
+  EXPECT_EQ(s4, 200);
+  EXPECT_EQ(models["object"], "list");
+  EXPECT_EQ(models["data"].size(), 2u);
+  EXPECT_EQ(get("/v1/models/tiny2").first, 200);
+  EXPECT_EQ(get("/v1/models/absent").first, 404);
+
+  auto c = client();
+  auto d = c.Delete("/api/delete", json{{"model", "tiny2"}}.dump(), "application/json");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 200);
+  auto d2 = c.Delete("/api/delete", json{{"model", "tiny2"}}.dump(), "application/json");
+  ASSERT_TRUE(d2);
+  EXPECT_EQ(d2->status, 404);
+  EXPECT_EQ(get("/api/tags").second["models"].size(), 1u);
+}
+
+TEST_F(ServerBasic, PsKeepAliveAndMetrics) {
+  EXPECT_EQ(get("/api/ps").second["models"].size(), 0u);
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}});  // empty prompt: just load
+  EXPECT_EQ(s, 200);
+  EXPECT_EQ(r["done_reason"], "load");
+  auto ps = get("/api/ps").second;
+  ASSERT_EQ(ps["models"].size(), 1u);
+  EXPECT_EQ(ps["models"][0]["name"], "tiny:latest");
+  EXPECT_TRUE(ps["models"][0]["expires_at"].is_string());
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"keep_alive", 0}});
+  EXPECT_EQ(r2["done_reason"], "unload");
+  EXPECT_EQ(get("/api/ps").second["models"].size(), 0u);
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"keep_alive", "bogus"}}).first, 400);
+
+  post("/api/generate", {{"model", "tiny"}, {"prompt", "hi"}, {"stream", false}, {"options", greedy(3)}});
+  EXPECT_GE(metric("g3n_tokens_generated_total"), 1);
+  EXPECT_EQ(metric("g3n_queue_depth"), 0);
+  auto c = client();
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("g3n_requests_total{path=\"/api/generate\",status=\"200\"}"), std::string::npos);
+}
+
+TEST_F(ServerGenerate, NonStreamingHasRealTimings) {
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", "Hello"}, {"stream", false}, {"options", greedy(6)}});
+  ASSERT_EQ(s, 200) << r.dump();
+  EXPECT_EQ(r["model"], "tiny");
+  EXPECT_TRUE(r["done"].get<bool>());
+  EXPECT_EQ(r["done_reason"], "length");
+  EXPECT_EQ(r["eval_count"], 6);
+  EXPECT_GT(r["prompt_eval_count"].get<int>(), 3);
+  for (const char* k : {"total_duration", "load_duration", "prompt_eval_duration", "eval_duration"}) EXPECT_GT(r[k].get<int64_t>(), 0) << k;
+  EXPECT_GE(r["total_duration"].get<int64_t>(), r["eval_duration"].get<int64_t>());
+  EXPECT_TRUE(r["context"].is_array());
+  EXPECT_TRUE(r["created_at"].get<std::string>().ends_with("Z"));
+}
+
+TEST_F(ServerGenerate, StreamingMatchesNonStreaming) {
+  const json req = {{"model", kModel}, {"prompt", "Hello"}, {"options", greedy(8)}};
+  auto [s, text] = post_raw("/api/generate", req.dump());
+  ASSERT_EQ(s, 200);
+  auto lines = ndjson(text);
+  ASSERT_GE(lines.size(), 2u);
+  std::string streamed;
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    EXPECT_FALSE(lines[i]["done"].get<bool>());
+    streamed += lines[i]["response"].get<std::string>();
+  }
+  EXPECT_TRUE(lines.back()["done"].get<bool>());
+  EXPECT_EQ(lines.back()["eval_count"], 8);
+  json whole = req;
+  whole["stream"] = false;
+  auto [s2, r2] = post("/api/generate", whole);
+  EXPECT_EQ(r2["response"].get<std::string>(), streamed);
+}
+
+TEST_F(ServerGenerate, RawAndContext) {
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"},
+                                       {"raw", true}, {"stream", false}, {"options", greedy(4)}});
+  ASSERT_EQ(s, 200);
+  EXPECT_FALSE(r.contains("context"));
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"raw", true}, {"system", "s"}}).first, 400);
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "Hi"}, {"stream", false}, {"options", greedy(4)}});
+  ASSERT_TRUE(r2["context"].is_array());
+  auto [s3, r3] = post("/api/generate", {{"model", "tiny"}, {"prompt", "More"}, {"context", r2["context"]}, {"stream", false}, {"options", greedy(4)}});
+  ASSERT_EQ(s3, 200) << r3.dump();
+  EXPECT_GT(r3["prompt_eval_count"].get<int>(), r2["prompt_eval_count"].get<int>());
+}
+
+TEST_F(ServerGenerate, LongPromptIsTruncatedAndSaysSo) {
+  std::string big;
+  for (int i = 0; i < 400; ++i) big += "hello world ";
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", big}, {"stream", false}, {"options", {{"num_ctx", 128}, {"num_predict", 2}, {"temperature", 0}}}});
+  ASSERT_EQ(s, 200) << r.dump();
+  EXPECT_GT(r["prompt_truncated"].get<int>(), 0);
+  EXPECT_LT(r["prompt_eval_count"].get<int>(), 128);
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", big}, {"truncate", false}, {"options", {{"num_ctx", 128}}}});
+  EXPECT_EQ(s2, 400);
+  EXPECT_NE(r2["error"].get<std::string>().find("context length"), std::string::npos);
+}
+
+TEST_F(ServerChat, ChatStreamsAndAccumulates) {
+  json req = {{"model", "tiny"}, {"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi"}}}},
+              {"options", greedy(6)}, {"tools", json::array({{{"type", "function"}, {"function", {{"name", "get_time"}, {"parameters", {{"type", "object"}}}}}}})}};
+  auto [s, text] = post_raw("/api/chat", req.dump());
+  ASSERT_EQ(s, 200);
+  auto lines = ndjson(text);
+  ASSERT_GE(lines.size(), 2u);
+  std::string streamed;
+  for (const auto& l : lines) {
+    EXPECT_EQ(l["message"]["role"], "assistant");
+    streamed += l["message"]["content"].get<std::string>();
+  }
+  EXPECT_TRUE(lines.back()["done"].get<bool>());
+  EXPECT_GT(lines.back()["eval_duration"].get<int64_t>(), 0);
+  req["stream"] = false;
+  auto [s2, r2] = post("/api/chat", req);
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(r2["message"]["content"].get<std::string>(), streamed);
+
+  // A second turn that continues the first; tool results and assistant history are accepted.
+  req["messages"].push_back({{"role", "assistant"}, {"content", streamed}});
+  req["messages"].push_back({{"role", "tool"}, {"content", "12:00"}, {"tool_name", "get_time"}});
+  req["messages"].push_back({{"role", "user"}, {"content", "And now?"}});
+  auto [s3, r3] = post("/api/chat", req);
+  EXPECT_EQ(s3, 200) << r3.dump();
+  EXPECT_EQ(r3["eval_count"], 6);
+
+  auto [s4, r4] = post("/api/chat", {{"model", "tiny"}, {"messages", json::array()}});
+  EXPECT_EQ(s4, 200);
+  EXPECT_EQ(r4["done_reason"], "load");
+}
+
+TEST_F(ServerOpenAI, ChatCompletions) {
+  auto [s, r] = post("/v1/chat/completions", {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 5}, {"temperature", 0}, {"seed", 1}});
+  ASSERT_EQ(s, 200) << r.dump();
+  EXPECT_EQ(r["object"], "chat.completion");
+  EXPECT_EQ(r["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(r["usage"]["total_tokens"], r["usage"]["prompt_tokens"].get<int>() + 5);
+
+  auto [s2, text] = post_raw("/v1/chat/completions", json{{"model", "tiny"}, {"stream", true}, {"stream_options", {{"include_usage", true}}},
+                                                          {"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "Hi"}}}}}}},
+                                                          {"max_tokens", 5}, {"temperature", 0}, {"seed", 1}}
+                                                          .dump());
+  ASSERT_EQ(s2, 200);
+  std::string streamed;
+  std::vector<json> events;
+  std::istringstream in(text);
+  bool done = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    ASSERT_EQ(line.rfind("data: ", 0), 0u) << line;
+    if (line == "data: [DONE]") { done = true; continue; }
+    events.push_back(json::parse(line.substr(6)));
+  }
+  EXPECT_TRUE(done);
+  ASSERT_GE(events.size(), 3u);
+  for (const auto& e : events)
+    if (!e["choices"].empty()) streamed += e["choices"][0]["delta"]["content"].get<std::string>();
+  EXPECT_EQ(events.back()["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(streamed, r["choices"][0]["message"]["content"].get<std::string>());
+}
+
+TEST_F(ServerOpenAI, CompletionsAndErrors) {
+  auto [s, r] = post("/v1/completions", {{"model", "tiny"}, {"prompt", "Once"}, {"max_tokens", 4}, {"temperature", 0}});
+  ASSERT_EQ(s, 200) << r.dump();
+  EXPECT_EQ(r["object"], "text_completion");
+  EXPECT_TRUE(r["choices"][0]["text"].is_string());
+  EXPECT_EQ(r["usage"]["completion_tokens"], 4);
+  auto [s2, e2] = post("/v1/chat/completions", {{"model", "absent"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  EXPECT_EQ(s2, 404);
+  EXPECT_EQ(e2["error"]["message"], "model 'absent' not found");
+  auto [s3, e3] = post("/v1/chat/completions", {{"model", "tiny"}, {"messages", json::array()}});
+  EXPECT_EQ(s3, 400);
+  EXPECT_TRUE(e3["error"]["message"].is_string());
+  EXPECT_EQ(post("/v1/chat/completions", {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"response_format", {{"type", "bogus"}}}}).first, 400);
+}
+
+TEST_F(ServerErrors, BadRequestsGetJsonErrors) {
+  auto check = [&](int want, int got, const std::string& body) {
+    EXPECT_EQ(got, want) << body;
+    auto j = json::parse(body, nullptr, false);
+    EXPECT_TRUE(j.is_object() && j.contains("error")) << body;
+  };
+  auto [s1, b1] = post_raw("/api/generate", "{not json");
+  check(400, s1, b1);
+  auto [s2, b2] = post_raw("/api/generate", "");
+  check(400, s2, b2);
+  auto [s3, b3] = post_raw("/api/generate", R"({"model": 7, "prompt": "x"})");
+  check(400, s3, b3);
+  auto [s4, b4] = post_raw("/api/generate", R"({"model": "nope", "prompt": "x"})");
+  check(404, s4, b4);
+  EXPECT_EQ(json::parse(b4)["error"], "model 'nope' not found");
+  auto [s5, b5] = post_raw("/api/generate", R"({"model": "tiny", "prompt": "x", "options": {"top_k": "many"}})");
+  check(400, s5, b5);
+  auto [s6, b6] = post_raw("/api/generate", R"({"model": "tiny", "prompt": "x", "options": {"num_ctx": 1}})");
+  check(400, s6, b6);
+  auto [s7, b7] = post_raw("/api/generate", R"({"model": "tiny", "prompt": "x", "images": ["aGVsbG8="]})");
+  check(400, s7, b7);
+  auto [s8, b8] = post_raw("/api/generate", R"({"model": "tiny", "prompt": "x", "suffix": "y"})");
+  check(400, s8, b8);
+  auto [s9, b9] = post_raw("/api/chat", R"({"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]})");
+  check(400, s9, b9);
+  auto [s10, b10] = post_raw("/api/chat", R"({"model": "tiny", "messages": "hi"})");
+  check(400, s10, b10);
+  auto [s11, b11] = post_raw("/api/generate", R"({"model": "tiny", "prompt": "x", "format": "yaml"})");
+  check(400, s11, b11);
+  auto [s12, b12] = post_raw("/api/generate", R"([1, 2])");
+  check(400, s12, b12);
+  auto [s13, b13] = post_raw("/api/pull", R"({"model": "bad name!"})");
+  check(400, s13, b13);
+  std::string huge(33u << 20, 'x');
+  auto [s14, b14] = post_raw("/api/generate", huge);
+  check(413, s14, b14);
+  auto c = client();
+  auto r = c.Get("/api/generate");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  auto r2 = c.Get("/no/such/path");
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->status, 404);
+  // The server is still fine.
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(1)}}).first, 200);
+}
+
+// ---- structured output ----
+
+bool matches(const json& v, const json& schema) {
+  if (schema.contains("enum")) {
+    for (const auto& e : schema["enum"])
+      if (e == v) return true;
+    return false;
+  }
+  const std::string type = schema.value("type", "");
+  if (type == "object") {
+    if (!v.is_object()) return false;
+    for (const auto& r : schema.value("required", json::array()))
+      if (!v.contains(r.get<std::string>())) return false;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (!schema["properties"].contains(it.key())) return false;
+      if (!matches(*it, schema["properties"][it.key()])) return false;
+    }
+    return true;
+  }
+  if (type == "array") {
+    if (!v.is_array()) return false;
+    if (schema.contains("maxItems") && v.size() > schema["maxItems"].get<size_t>()) return false;
+    if (schema.contains("minItems") && v.size() < schema["minItems"].get<size_t>()) return false;
+    for (const auto& e : v)
+      if (!matches(e, schema["items"])) return false;
+    return true;
+  }
+  if (type == "string") {
+    if (!v.is_string()) return false;
+    size_t chars = 0;  // maxLength counts characters, not bytes
+    for (unsigned char c : v.get<std::string>()) chars += (c & 0xC0) != 0x80;
+    return !schema.contains("maxLength") || chars <= schema["maxLength"].get<size_t>();
+  }
+  if (type == "integer") return v.is_number_integer();
+  if (type == "number") return v.is_number();
+  if (type == "boolean") return v.is_boolean();
+  return true;
+}
+
+const json kSchema = {
+    {"type", "object"},
+    {"properties",
+     {{"name", {{"type", "string"}, {"maxLength", 12}}},
+      {"age", {{"type", "integer"}}},
+      {"score", {{"type", "number"}}},
+      {"ok", {{"type", "boolean"}}},
+      {"color", {{"enum", {"red", "green", "blue"}}}},
+      {"tags", {{"type", "array"}, {"items", {{"type", "string"}, {"maxLength", 5}}}, {"maxItems", 3}}},
+      {"pos", {{"type", "object"}, {"properties", {{"x", {{"type", "integer"}}}, {"y", {{"type", "integer"}}}}}, {"required", {"x", "y"}}}}}},
+    {"required", {"name", "age", "ok", "color", "tags", "pos"}}};
+
+TEST_F(ServerStructured, SchemaOutputIsValidJson) {
+  for (int seed = 0; seed < 3; ++seed) {
+    auto [s, r] = post("/api/chat", {{"model", "tiny"}, {"stream", false}, {"format", kSchema},
+                                     {"messages", {{{"role", "user"}, {"content", "Describe a person."}}}},
+                                     {"options", {{"num_predict", 300}, {"temperature", 0.8}, {"seed", seed}}}});
+    ASSERT_EQ(s, 200) << r.dump();
+    const std::string content = r["message"]["content"];
+    json parsed = json::parse(content, nullptr, false);
+    ASSERT_FALSE(parsed.is_discarded()) << content;
+    EXPECT_TRUE(matches(parsed, kSchema)) << content;
+    EXPECT_EQ(r["done_reason"], "stop");
+  }
+  // format "json": any object; greedy.
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "JSON please"}, {"format", "json"}, {"stream", false}, {"options", greedy(200)}});
+  ASSERT_EQ(s2, 200);
+  if (r2["done_reason"] == "stop") {
+    json p = json::parse(r2["response"].get<std::string>(), nullptr, false);
+    EXPECT_TRUE(p.is_object()) << r2["response"];
+  }
+  // OpenAI response_format json_schema.
+  auto [s3, r3] = post("/v1/chat/completions", {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"max_tokens", 300},
+                                                {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "p"}, {"schema", kSchema}}}}}});
+  ASSERT_EQ(s3, 200) << r3.dump();
+  json p3 = json::parse(r3["choices"][0]["message"]["content"].get<std::string>(), nullptr, false);
+  ASSERT_FALSE(p3.is_discarded());
+  EXPECT_TRUE(matches(p3, kSchema));
+}
+
+TEST(ServerJsonMatcher, AcceptsValidRejectsInvalid) {
+  auto schema = server::JsonSchema::compile(kSchema);
+  auto accepts = [&](const std::string& text) {
+    server::JsonMatcher m(*schema);
+    return m.feed(text) && m.complete();
+  };
+  EXPECT_TRUE(accepts(R"({"age":3,"color":"red","name":"al","ok":true,"pos":{"x":1,"y":-2},"tags":["a"]})"));
+  EXPECT_TRUE(accepts(R"({"age": 3, "color": "blue", "name": "", "ok": false, "pos": {"x": 0, "y": 0}, "score": -1.5e3, "tags": []})"));
+  EXPECT_FALSE(accepts(R"({"age":3.5,"color":"red","name":"al","ok":true,"pos":{"x":1,"y":2},"tags":[]})"));  // integer
+  EXPECT_FALSE(accepts(R"({"age":3,"color":"pink","name":"al","ok":true,"pos":{"x":1,"y":2},"tags":[]})"));  // enum
+  EXPECT_FALSE(accepts(R"({"age":3,"color":"red","ok":true,"pos":{"x":1,"y":2},"tags":[]})"));  // missing name
+  EXPECT_FALSE(accepts(R"({"age":3,"color":"red","name":"abcdefghijklmn","ok":true,"pos":{"x":1,"y":2},"tags":[]})"));  // maxLength
+  EXPECT_FALSE(accepts(R"({"age":3,"color":"red","name":"a","ok":true,"pos":{"x":1,"y":2},"tags":["a","b","c","d"]})"));  // maxItems
+  auto any = server::JsonSchema::any_object();
+  server::JsonMatcher m(*any);
+  EXPECT_TRUE(m.feed(R"({"a": [1, 2.5, "x\n\u00e9", {"b": null}], "c": true})"));
+  EXPECT_TRUE(m.complete());
+  server::JsonMatcher bad(*any);
+  EXPECT_FALSE(bad.feed(R"({"a": 01})"));
+}
+
+TEST(ServerOptions, ParsesHostsDurationsAndOptions) {
+  auto a = server::parse_listen_address("0.0.0.0");
+  EXPECT_EQ(a.host, "0.0.0.0");
+  EXPECT_EQ(a.port, 11434);
+  a = server::parse_listen_address(":8080");
+  EXPECT_EQ(a.host, "0.0.0.0");
+  EXPECT_EQ(a.port, 8080);
+  a = server::parse_listen_address("http://example.com:9000/base");
+  EXPECT_EQ(a.host, "example.com");
+  EXPECT_EQ(a.port, 9000);
+  a = server::listen_address_from(nullptr, nullptr);
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 11434);
+  EXPECT_EQ(server::listen_address_from("127.0.0.1:1", "127.0.0.1:2").port, 1);
+  EXPECT_EQ(server::parse_go_duration("1h30m")->count(), 5400LL * 1000000000);
+  EXPECT_EQ(server::parse_go_duration("300ms")->count(), 300LL * 1000000);
+  EXPECT_FALSE(server::parse_go_duration("5"));
+  EXPECT_FALSE(server::parse_keep_alive(json(-1)).has_value());  // forever
+  EXPECT_EQ(server::parse_keep_alive(json("0"))->count(), 0);
+  EXPECT_THROW(server::parse_keep_alive(json("soon")), server::HttpError);
+  server::RequestOptions ro = server::ollama_default_options();
+  server::apply_options(json{{"top_k", 5.0}, {"stop", "x"}, {"seed", 3}, {"mirostat", 1}}, ro);
+  EXPECT_EQ(ro.sampling.top_k, 5);
+  EXPECT_EQ(ro.sampling.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(ro.sampling.seed, 3u);
+  EXPECT_THROW(server::apply_options(json{{"temperature", "hot"}}, ro), server::HttpError);
+}
+
+// ---- concurrency, queueing, cancellation ----
+
+TEST_F(ServerConcurrency, ParallelRequestsAreIsolatedAndDeterministic) {
+  const std::vector<std::string> prompts = {"Hello", "The sky", "Once upon", "Numbers"};
+  std::vector<std::string> alone;
+  for (const auto& p : prompts)
+    alone.push_back(post("/api/generate", {{"model", "tiny"}, {"prompt", p}, {"stream", false}, {"options", greedy(10)}}).second["response"]);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 2; ++k) {
+        const size_t i = static_cast<size_t>(t + k) % prompts.size();
+        const bool stream = (t + k) % 2 == 0;
+        auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", prompts[i]}, {"stream", stream}, {"options", greedy(10)}}.dump());
+        if (s != 200) { ++failures; continue; }
+        std::string text;
+        if (stream) for (const auto& l : ndjson(body)) text += l["response"].get<std::string>();
+        else text = json::parse(body)["response"];
+        if (text != alone[i]) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(metric("g3n_active_requests"), 0);
+}
+
+TEST_F(ServerConcurrency, FullQueueAnswers503) {
+  srv_.reset();
+  start(/*parallel=*/1, /*queue=*/0);
+  std::atomic<bool> first_started{false};
+  std::thread long_one([&] {
+    post_streaming(json{{"model", "tiny"}, {"prompt", "long"}, {"options", greedy(150)}}, [&] {
+      first_started = true;
+      return true;
+    });
+  });
+  for (int i = 0; i < 2000 && !first_started; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(first_started.load());
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(2)}});
+  EXPECT_EQ(s, 503);
+  EXPECT_NE(r["error"].get<std::string>().find("server busy"), std::string::npos);
+  long_one.join();
+}
+
+TEST_F(ServerConcurrency, ClientDisconnectCancelsGeneration) {
+  {
+    int chunks = 0;
+    post_streaming(json{{"model", "tiny"}, {"prompt", "go on"}, {"options", greedy(400)}},
+                   [&] { return ++chunks < 3; });  // hang up after a few tokens
+  }
+  // The slot frees well before 400 tokens could have been generated.
+  for (int i = 0; i < 400 && metric("g3n_active_requests") != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(metric("g3n_active_requests"), 0);
+  EXPECT_LT(metric("g3n_tokens_generated_total"), 400);
+  // Still serving.
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(2)}}).first, 200);
+}
+
+}  // namespace
