@@ -587,3 +587,56 @@ TEST_F(ServerConcurrency, ClientDisconnectCancelsGeneration) {
 }
 
 }  // namespace
+
+namespace {
+
+long rss_kb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+class ServerLoad : public ServerFixture {
+ protected:
+  void SetUp() override { start(/*parallel=*/8, /*queue=*/64); }
+};
+
+// The load test: 8 concurrent clients x 20 requests on loopback, all greedy; zero failures, every
+// answer identical to the same request sent alone (batched decoding is batch-invariant), and server
+// memory flat between the first and the last round.
+TEST_F(ServerLoad, EightClientsTwentyRequestsEach) {
+  const std::vector<std::string> prompts = {"Hello", "The sky is", "Once upon a time", "Numbers: 1 2 3",
+                                            "Paris", "What is the capital of France?", "A B C", "Tell me"};
+  std::vector<std::string> alone;
+  for (const auto& p : prompts)
+    alone.push_back(post("/api/generate", {{"model", "tiny"}, {"prompt", p}, {"stream", false}, {"options", greedy(12)}}).second["response"]);
+  std::atomic<int> failures{0}, mismatches{0};
+  long rss_after_first = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 8; ++c) {
+      clients.emplace_back([&, c, round] {
+        const size_t i = static_cast<size_t>(c + round) % prompts.size();
+        const bool stream = (c + round) % 2 == 0;
+        auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", prompts[i]}, {"stream", stream}, {"options", greedy(12)}}.dump());
+        if (s != 200) { ++failures; return; }
+        std::string text;
+        if (stream) for (const auto& l : ndjson(body)) text += l["response"].get<std::string>();
+        else text = json::parse(body)["response"];
+        if (text != alone[i]) ++mismatches;
+      });
+    }
+    for (auto& t : clients) t.join();
+    if (round == 0) rss_after_first = rss_kb();
+  }
+  const long rss_last = rss_kb();
+  std::printf("[load] 160 requests: %d failed, %d differed; RSS after round 1 %ld kB, after round 20 %ld kB\n",
+              failures.load(), mismatches.load(), rss_after_first, rss_last);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_LE(rss_last - rss_after_first, 16 * 1024) << "server memory grew between the first and last round";
+}
+
+}  // namespace
