@@ -15,7 +15,7 @@ namespace g3n::cli {
 namespace {
 struct Options {
   std::string model, kv = "f16";
-  int prompt = 512, gen = 64, threads = 0, repeats = 3;
+  int prompt = 512, gen = 64, threads = 0, repeats = 3, parallel = 1;
   bool json = false, exact = false, no_shortcut = false;
 };
 
@@ -26,6 +26,7 @@ void run(const Options& o) {
   p.repeats = o.repeats;
   p.n_threads = o.threads > 0 ? o.threads : default_thread_count();
   p.exact = o.exact;
+  p.n_parallel = o.parallel;
   p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
@@ -48,6 +49,7 @@ void run(const Options& o) {
     j["n_gen"] = p.n_gen;
     j["repeats"] = p.repeats;
     j["kv_type"] = o.kv;
+    j["parallel"] = o.parallel;
     j["exact"] = o.exact;
     j["prefill_shortcut"] = !o.no_shortcut;
     j["prompt_tokens_per_s"] = r.median_prompt_tokens_per_s;
@@ -66,7 +68,7 @@ void run(const Options& o) {
   std::printf("load       %.3f s\n", load_s);
   std::printf("prompt     %d tokens: %.2f tokens/s\n", p.n_prompt, r.median_prompt_tokens_per_s);
   std::printf("ttft       %.3f s\n", r.median_ttft_s);
-  std::printf("generation %d tokens: %.2f tokens/s\n", p.n_gen, r.median_gen_tokens_per_s);
+  std::printf("generation %d tokens x %d sequences: %.2f tokens/s\n", p.n_gen, p.n_parallel, r.median_gen_tokens_per_s);
   std::printf("peak RSS   %.1f MB\n", rss / 1e6);
 }
 }  // namespace
@@ -81,6 +83,7 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--repeats", o->repeats, "repeats; medians are reported (default 3)");
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--json", o->json, "print one JSON object");
+  c->add_option("--parallel", o->parallel, "sequences decoding together; generation tok/s is their sum (default 1)");
   c->add_flag("--exact", o->exact, "exact arithmetic (f32 activations) instead of the fast path");
   c->add_flag("--no-prefill-shortcut", o->no_shortcut, "run KV-sharing layers for every prompt token (to measure the shortcut)");
   c->callback([o] { run(*o); });

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "model/model.h"
+#include "runtime/batch_engine.h"
 
 namespace g3n {
 namespace {
@@ -48,32 +49,47 @@ BenchResult run_benchmark(const Model& model, const BenchParams& p) {
     t = lo + static_cast<int32_t>((s >> 33) % static_cast<uint64_t>(hi - lo));
   }
   prompt[0] = 2;  // BOS
-  ContextParams cp;
-  cp.n_ctx = p.n_prompt + p.n_gen + 1;
-  cp.n_batch = std::min(p.n_prompt, 512);
-  cp.n_threads = p.n_threads;
-  cp.kv_type = p.kv_type;
-  cp.exact = p.exact;
-  cp.prefill_shortcut = p.prefill_shortcut;
-  Context ctx(model, cp);
+  EngineParams ep;
+  ep.n_ctx = p.n_prompt + p.n_gen + 1;
+  ep.n_batch = std::min(p.n_prompt, 512);
+  ep.n_threads = p.n_threads;
+  ep.kv_type = p.kv_type;
+  ep.exact = p.exact;
+  ep.prefill_shortcut = p.prefill_shortcut;
+  BatchEngine engine(model, ep);
+  const int n_seq = std::max(1, p.n_parallel);
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (int i = 0; i < n_seq; ++i) seqs.push_back(engine.new_sequence());
   std::vector<double> pp, tg, ttft;
+  std::vector<int32_t> next(n_seq);
+  std::vector<SequenceWork> work;
   for (int rep = 0; rep < p.repeats; ++rep) {
-    ctx.reset();
     BenchRun run;
+    // Prefill: the first sequence is timed alone (prompt speed, TTFT); the others join afterwards.
+    for (auto& s : seqs) s->reset();
     const auto t0 = std::chrono::steady_clock::now();
-    ctx.eval(prompt, 0, LogitsFor::Last);
+    SequenceWork first{seqs[0].get(), prompt, 0, LogitsFor::Last};
+    engine.eval(std::span<const SequenceWork>(&first, 1));
     run.prompt_s = since(t0);
-    int32_t next = argmax(ctx.last_logits());
+    next[0] = argmax(seqs[0]->last_logits());
     run.ttft_s = since(t0);
+    for (int i = 1; i < n_seq; ++i) {
+      SequenceWork w{seqs[i].get(), prompt, 0, LogitsFor::Last};
+      engine.eval(std::span<const SequenceWork>(&w, 1));
+      next[i] = argmax(seqs[i]->last_logits());
+    }
+    // Generation: one forward pass decodes a token for every sequence.
     const auto t1 = std::chrono::steady_clock::now();
-    for (int i = 0; i < p.n_gen; ++i) {
-      ctx.eval(std::span<const int32_t>(&next, 1), LogitsFor::Last);
-      next = argmax(ctx.last_logits());
+    for (int step = 0; step < p.n_gen; ++step) {
+      work.clear();
+      for (int i = 0; i < n_seq; ++i) work.push_back({seqs[i].get(), std::span<const int32_t>(&next[i], 1), seqs[i]->n_past(), LogitsFor::Last});
+      engine.eval(work);
+      for (int i = 0; i < n_seq; ++i) next[i] = argmax(seqs[i]->last_logits());
     }
     run.gen_s = since(t1);
     r.runs.push_back(run);
     pp.push_back(p.n_prompt / run.prompt_s);
-    tg.push_back(run.gen_tokens_per_s(p.n_gen));
+    tg.push_back(run.gen_tokens_per_s(p.n_gen) * n_seq);
     ttft.push_back(run.ttft_s);
   }
   r.median_prompt_tokens_per_s = median(pp);

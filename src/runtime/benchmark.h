@@ -18,6 +18,7 @@ struct BenchParams {
   uint64_t seed = 42;    // picks the prompt's token ids
   bool exact = false;
   bool prefill_shortcut = true;
+  int n_parallel = 1;    // sequences decoding together (continuous batching); gen tok/s is their sum
 };
 
 struct BenchRun {
