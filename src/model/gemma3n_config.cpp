@@ -57,6 +57,7 @@ Gemma3nConfig read_gemma3n_config(const GgufFile& f) {
   const auto arch = f.get_string("general.architecture");
   if (!arch) fail("file has no general.architecture; not a GGUF model");
   if (*arch != "gemma3n") throw std::runtime_error("not a Gemma 3n model: architecture is '" + *arch + "' (g3n runs gemma3n only)");
+  if (f.tensors().empty()) fail("the file has no tensors (a vocab-only GGUF?), so it cannot be run");
   Meta m{f, *arch};
   Gemma3nConfig c;
 
