@@ -2,6 +2,7 @@
 // 8192, the Gemma 3n E2B FFN down projection), single thread, scalar twin vs the dispatched kernel.
 // Reports weight bytes/s (bytes_per_second) and GOP/s (2 ops per weight element: multiply + add),
 // beside a plain streaming-read figure for the machine's memory bandwidth (mem_read).
+// gemm_* runs the prefill tile kernels (vec_dot_tile) against the per-pair vec_dot loop.
 //   build-x/vec_dot_bench --benchmark_filter='Q4_K|mem'
 #include <benchmark/benchmark.h>
 
@@ -85,6 +86,37 @@ void bench_matvec(benchmark::State& state, GgmlType t, bool simd) {
                                                benchmark::Counter::OneK::kIs1000);
 }
 
+// Prefill shape: 64 activation rows against 512 rows of 2048 (weights and activations L2-resident,
+// as matmul's cache blocks are), one thread. mode 0: the vec_dot loop per (row, token) (the decode
+// kernel, what prefill used before the tiles); 1: the dispatched tile kernel; 2: the scalar tile twin.
+void bench_gemm(benchmark::State& state, GgmlType t, int mode) {
+  constexpr int64_t kGRows = 512, kGCols = 2048, kToks = 64;
+  const std::vector<uint8_t> w = make_weights(t, kGRows, kGCols);
+  const uint64_t row_bytes = w.size() / kGRows;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(size_t(kGCols * kToks));
+  for (auto& v : x) v = nd(rng);
+  const uint64_t arb = g3n::act_row_bytes(t, kGCols);
+  std::vector<uint8_t> qa(arb * kToks);
+  for (int64_t i = 0; i < kToks; ++i) g3n::quantize_act_row(t, x.data() + i * kGCols, qa.data() + i * arb, kGCols);
+  std::vector<float> y(size_t(kGRows * kToks));
+  for (auto _ : state) {
+    if (mode == 0) {
+      for (int64_t r = 0; r < kGRows; ++r)
+        for (int64_t i = 0; i < kToks; ++i)
+          y[size_t(i * kGRows + r)] = g3n::vec_dot(t, w.data() + r * row_bytes, qa.data() + i * arb, kGCols);
+    } else {
+      (mode == 1 ? g3n::vec_dot_tile : g3n::vec_dot_tile_ref)(t, w.data(), row_bytes, kGRows, qa.data(), arb, kToks,
+                                                             kGCols, y.data(), kGRows);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * kGRows * kGCols * kToks, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
 void bench_quantize_act(benchmark::State& state, GgmlType t, bool simd) {
   std::vector<float> x(kCols);
   std::mt19937 rng(3);
@@ -149,6 +181,15 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("matvec_2048x8192/" + name + "/" + isa).c_str(),
                                  [t](benchmark::State& s) { bench_matvec(s, t, true); })
         ->Unit(benchmark::kMillisecond);
+  }
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16, GgmlType::BF16,
+                     GgmlType::F32}) {
+    const std::string name(g3n::ggml_type_traits(t).name);
+    const char* modes[] = {"vec_dot_loop", "tile", "tile_scalar"};
+    for (int mode = 0; mode < 3; ++mode)
+      benchmark::RegisterBenchmark(("gemm_512x2048x64/" + name + "/" + modes[mode]).c_str(),
+                                   [t, mode](benchmark::State& s) { bench_gemm(s, t, mode); })
+          ->Unit(benchmark::kMillisecond);
   }
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::Q4_1}) {
     const std::string name(g3n::ggml_type_traits(g3n::vec_dot_act_type(t)).name);

@@ -11,6 +11,9 @@ namespace {
 
 // Weight rows per task: a few KB of weights stay in L1/L2 while every token of the batch reads them.
 constexpr int64_t kRowGrain = 16;
+// Prefill cache blocks: activation rows and weight rows of about this size each (two fit in a 512 KiB
+// L2 with room to spare; 12 rows at least, a multiple of every tile height and width).
+constexpr uint64_t kBlockBytes = 160 * 1024;
 
 void matmul_exact(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                   ThreadPool& pool, MatmulScratch& scratch) {
@@ -51,6 +54,24 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     act = dst;
   }
   const uint8_t* act_bytes = static_cast<const uint8_t*>(act);
+  const VecDotTileFn tile = vec_dot_tile_fn(w.type);
+  if (n_tok > 1 && tile) {
+    // Prefill: tile kernels (several rows x several tokens per weight unpack), bit-identical to the
+    // vec_dot loop below. Cache blocking: a block of kBlockBytes of activation rows and one of weight
+    // rows both stay in L2 while the tile kernel sweeps them, so each weight byte comes from memory
+    // once per token block and each activation byte from L3 once per row block.
+    const int64_t tok_block = std::max<int64_t>(12, int64_t(kBlockBytes / act_stride) / 12 * 12);
+    const int64_t row_block = std::max<int64_t>(12, int64_t(kBlockBytes / w.row_bytes) / 12 * 12);
+    pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) {
+        const int64_t nt = std::min(tok_block, n_tok - t0);
+        for (int64_t r0 = begin; r0 < end; r0 += row_block)
+          tile(w.row(r0), w.row_bytes, std::min(row_block, end - r0), act_bytes + t0 * act_stride, act_stride,
+               nt, n_in, y + t0 * ldy + r0, ldy);
+      }
+    }, kRowGrain);
+    return;
+  }
   pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* row = w.row(o);

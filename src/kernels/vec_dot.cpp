@@ -30,7 +30,8 @@ const Dispatch& dispatch() {
     const CpuFeatures& f = cpu_features();
     if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
       for (int i = 0; i < 32; ++i) {
-        if (a->dot[i]) r.k.dot[i] = a->dot[i];
+        // A tile kernel is only valid beside the dot kernel of its own set (bit-identical pairs).
+        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i];
         if (a->quant_act[i]) r.k.quant_act[i] = a->quant_act[i];
       }
       if (a->dot_f16_f32) r.k.dot_f16_f32 = a->dot_f16_f32;
@@ -117,6 +118,35 @@ float vec_dot(GgmlType t, const void* w, const void* a, int64_t n) {
 }
 float vec_dot_ref(GgmlType t, const void* w, const void* a, int64_t n) {
   return dot_with(vecdot::scalar_kernels(), t, w, a, n);
+}
+
+namespace {
+
+void tile_with(const KernelSet& k, GgmlType t, const void* w, uint64_t ws, int64_t nr, const void* a,
+               uint64_t as, int64_t nt, int64_t n, float* out, int64_t ldo) {
+  const int i = checked_index(k, t);
+  check_length(t, n);
+  if (nr <= 0 || nt <= 0) return;
+  if (k.tile[i]) return k.tile[i](w, ws, nr, a, as, nt, n, out, ldo);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(a);
+  for (int64_t tt = 0; tt < nt; ++tt)
+    for (int64_t r = 0; r < nr; ++r) out[tt * ldo + r] = k.dot[i](wb + r * ws, ab + tt * as, n);
+}
+
+}  // namespace
+
+void vec_dot_tile(GgmlType t, const void* w, uint64_t ws, int64_t nr, const void* a, uint64_t as, int64_t nt,
+                  int64_t n, float* out, int64_t ldo) {
+  tile_with(dispatch().k, t, w, ws, nr, a, as, nt, n, out, ldo);
+}
+void vec_dot_tile_ref(GgmlType t, const void* w, uint64_t ws, int64_t nr, const void* a, uint64_t as,
+                      int64_t nt, int64_t n, float* out, int64_t ldo) {
+  tile_with(vecdot::scalar_kernels(), t, w, ws, nr, a, as, nt, n, out, ldo);
+}
+VecDotTileFn vec_dot_tile_fn(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? nullptr : dispatch().k.tile[i];
 }
 
 VecDotFn vec_dot_fn(GgmlType t) {

@@ -49,6 +49,23 @@ using QuantizeActFn = void (*)(const float* x, void* dst, int64_t n);
 VecDotFn vec_dot_fn(GgmlType weight_type);
 QuantizeActFn quantize_act_fn(GgmlType weight_type);
 
+// Tile kernels, the inner loop of prefill: a block of weight rows against a block of activation rows,
+//   out[t*ldo + r] = vec_dot(weight_type, w + r*w_stride, act + t*act_stride, n)
+// for r < n_rows, t < n_tok. Each weight block is unpacked once for several activation rows and each
+// activation block is reused by several weight rows, but every (r, t) value is BIT-IDENTICAL to the
+// matching vec_dot (vec_dot_tile_ref: to vec_dot_ref), whatever n_rows, n_tok or position in the tile:
+// the per-block integer sums are exact and the float accumulation of each pair repeats vec_dot's lanes
+// and order. That makes batched prefill give the same numbers as one-token decode (batch invariance).
+// Types without a tile kernel loop over vec_dot (same result, no reuse).
+using VecDotTileFn = void (*)(const void* w, uint64_t w_stride, int64_t n_rows, const void* act,
+                              uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo);
+void vec_dot_tile(GgmlType weight_type, const void* w, uint64_t w_stride, int64_t n_rows, const void* act,
+                  uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo);
+void vec_dot_tile_ref(GgmlType weight_type, const void* w, uint64_t w_stride, int64_t n_rows,
+                      const void* act, uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo);
+// The dispatched tile kernel, or nullptr where the type has none in the chosen set (loop vec_dot_fn).
+VecDotTileFn vec_dot_tile_fn(GgmlType weight_type);
+
 // F16 KV-cache helpers and their f32 siblings (any n >= 0).
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);         // sum a_i*b_i
 void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n);      // y += alpha*x

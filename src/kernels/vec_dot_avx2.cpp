@@ -12,7 +12,10 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 
 #include "quant/blocks.h"
 
@@ -446,6 +449,280 @@ G3N_AVX2 float dot_bf16(const void* w, const void* a, int64_t n) {
   return dot_bf16_f32_v(static_cast<const uint16_t*>(w), static_cast<const float*>(a), n);
 }
 
+// ---- tile kernels: R weight rows x C activation rows --------------------------------------------
+// Each kernel below is its dot kernel above with the loops over rows and tokens moved inside the block
+// loop: a weight block is unpacked once into registers for C tokens, an activation block is read from
+// L1 by R rows. Per (row, token) pair the integer lanes hold the same exact sums, and the float
+// accumulators take the same fmadds in the same order, then the same horizontal sums, so every value
+// equals the dot kernel's bit for bit. The integer accumulators (R*C ymm) stay in registers; the float
+// ones, touched once per block, live on the stack.
+
+struct TileArgs {
+  const uint8_t* w;
+  uint64_t ws;
+  const uint8_t* act;
+  uint64_t as;
+  int64_t n;
+  float* out;
+  int64_t ldo;
+};
+
+// Covers n_rows x n_tok with K::kR x K::kC tiles (tokens outer, so a few activation rows stay in L1 while
+// the weight rows stream past), the edges with smaller instantiations of the same kernel.
+template <class K, int R, int C>
+G3N_AVX2 void run_tile(const TileArgs& a) { K::template tile<R, C>(a); }
+
+template <class K, size_t... I>
+constexpr auto tile_table(std::index_sequence<I...>) {
+  return std::array<void (*)(const TileArgs&), sizeof...(I)>{&run_tile<K, int(I / K::kC) + 1, int(I % K::kC) + 1>...};
+}
+
+template <class K>
+G3N_AVX2 void gemm_tiles(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
+                         int64_t n, float* out, int64_t ldo) {
+  static constexpr auto table = tile_table<K>(std::make_index_sequence<size_t(K::kR * K::kC)>{});
+  for (int64_t t0 = 0; t0 < nt; t0 += K::kC) {
+    const int c = int(std::min<int64_t>(K::kC, nt - t0));
+    for (int64_t r0 = 0; r0 < nr; r0 += K::kR) {
+      const int r = int(std::min<int64_t>(K::kR, nr - r0));
+      const TileArgs a{static_cast<const uint8_t*>(w) + r0 * ws, ws, static_cast<const uint8_t*>(act) + t0 * as,
+                       as, n, out + t0 * ldo + r0, ldo};
+      table[size_t((r - 1) * K::kC + (c - 1))](a);
+    }
+  }
+}
+
+// An empty asm that "modifies" every accumulator: without it GCC reassociates the integer sums of a
+// fully unrolled block, computing all R*C*8 products first and spilling them (measured 10-30% slower).
+template <int R, int C>
+G3N_AVX2 inline void keep_in_registers(__m256i (&v)[R][C]) {
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < C; ++t) asm volatile("" : "+x"(v[r][t]));
+}
+
+template <class B>
+inline const B* block_row(const uint8_t* base, uint64_t stride, int i) {
+  return reinterpret_cast<const B*>(base + uint64_t(i) * stride);
+}
+
+// Q4_K and Q5_K (kFive: merge the fifth bit from qh). Per block, the per-token and per-row factors are
+// formed once and multiplied per pair as vectors: set1(x) * set1(y) is the same IEEE product as the
+// dot kernel's set1(x * y), so the pairs stay bit-identical.
+template <int RR, int CC, class WBlock, bool kFive>
+struct TileQ45K {
+  static constexpr int kR = RR, kC = CC;
+  template <int R, int C>
+  G3N_AVX2 static void tile(const TileArgs& g) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc[R][C];
+    __m128 acc_m[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < C; ++t) acc[r][t] = _mm256_setzero_ps(), acc_m[r][t] = _mm_setzero_ps();
+    for (int64_t b = 0; b < g.n / kQK_K; ++b) {
+      const WBlock* w[R];
+      const BlockQ8_K* a[C];
+      for (int r = 0; r < R; ++r) w[r] = block_row<WBlock>(g.w, g.ws, r) + b;
+      for (int t = 0; t < C; ++t) a[t] = block_row<BlockQ8_K>(g.act, g.as, t) + b;
+      __m128i pair[C];  // bsums of each 32-group, as k4_min_dot forms them
+      for (int t = 0; t < C; ++t) pair[t] = _mm_hadd_epi16(loadu128(a[t]->bsums), loadu128(a[t]->bsums + 8));
+      __m256i sc[R][8];  // per row, scale j broadcast to 16 int16 lanes
+      for (int r = 0; r < R; ++r) {
+        uint32_t u[4];
+        k4_unpack(w[r]->scales, u);
+        const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
+        const __m128i mins = _mm256_extracti128_si256(ms, 1);
+        const __m128 nwdmin = _mm_set1_ps(-h2f(w[r]->dmin));  // a.d * -x == -(a.d * x) exactly
+        for (int t = 0; t < C; ++t)
+          acc_m[r][t] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(a[t]->d), nwdmin),
+                                     _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair[t])), acc_m[r][t]);
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) sc[r][j] = bcast16(scales, j);
+      }
+      __m256i sumi[R][C];
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < C; ++t) sumi[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {  // 32-groups: low nibbles of chunk j/2, then high
+        __m256i q[R];
+        for (int r = 0; r < R; ++r) {
+          const __m256i v = loadu(w[r]->qs + 32 * (j / 2));
+          q[r] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+          if constexpr (kFive) {  // bit j of qh[l] is the fifth bit of value l of 32-group j
+            const __m256i h = _mm256_and_si256(_mm256_srli_epi16(loadu(w[r]->qh), j), one);
+            q[r] = _mm256_or_si256(q[r], _mm256_slli_epi16(h, 4));
+          }
+        }
+        for (int t = 0; t < C; ++t) {
+          const __m256i y = loadu(a[t]->qs + 32 * j);
+          for (int r = 0; r < R; ++r)
+            sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(sc[r][j], _mm256_maddubs_epi16(q[r], y)));
+        }
+        keep_in_registers(sumi);
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m256 wd = _mm256_set1_ps(h2f(w[r]->d));
+        for (int t = 0; t < C; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(a[t]->d), wd), _mm256_cvtepi32_ps(sumi[r][t]),
+                                      acc[r][t]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < C; ++t) g.out[t * g.ldo + r] = hsum(acc[r][t]) + hsum128(acc_m[r][t]);
+  }
+};
+// Tile shapes measured on Zen 3 (gemm_512x2048x64 in bench/vec_dot_bench.cpp): 2x6 and 2x4 beat 3x3
+// and 4x3 (which spill); R*C integer accumulators + R unpacked rows + 2 temporaries <= 16 ymm.
+using TileQ4K = TileQ45K<2, 6, BlockQ4_K, false>;
+using TileQ5K = TileQ45K<2, 6, BlockQ5_K, true>;
+
+template <int RR, int CC>
+struct TileQ6KT {
+  static constexpr int kR = RR, kC = CC;
+  template <int R, int C>
+  G3N_AVX2 static void tile(const TileArgs& g) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    __m256 acc[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < C; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < g.n / kQK_K; ++b) {
+      const BlockQ6_K* w[R];
+      const BlockQ8_K* a[C];
+      for (int r = 0; r < R; ++r) w[r] = block_row<BlockQ6_K>(g.w, g.ws, r) + b;
+      for (int t = 0; t < C; ++t) a[t] = block_row<BlockQ8_K>(g.act, g.as, t) + b;
+      __m256i sc[R][8];  // per row and 32-group k: its two 16-group scales as 16+16 int16
+      __m256i sumi[R][C];
+      for (int r = 0; r < R; ++r) {
+        const __m128i sc8 = loadu128(w[r]->scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        for (int t = 0; t < C; ++t)  // the -32 offset of every value, as in dot_q6_k
+          sumi[r][t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a[t]->bsums)), 5));
+        for (int k = 0; k < 8; ++k) {
+          const __m128i pick = _mm_set_epi64x(0x0101010101010101LL * (2 * k + 1), 0x0101010101010101LL * (2 * k));
+          sc[r][k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+        }
+      }
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {  // 32-group k = 4*half + s: ql nibble s/2 of bytes 32*(s%2).., qh bits 2s
+        const int half = k / 4, s = k % 4;
+        __m256i q[R];
+        for (int r = 0; r < R; ++r) {
+          const __m256i ql = loadu(w[r]->ql + 64 * half + 32 * (s % 2));
+          const __m256i qh = loadu(w[r]->qh + 32 * half);
+          const __m256i lo = _mm256_and_si256(s / 2 ? _mm256_srli_epi16(ql, 4) : ql, m4);
+          const __m256i hi = _mm256_and_si256(s ? _mm256_srli_epi16(qh, 2 * s) : qh, m3);
+          q[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+        }
+        for (int t = 0; t < C; ++t) {
+          const __m256i y = loadu(a[t]->qs + 32 * k);
+          for (int r = 0; r < R; ++r)
+            sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], y), sc[r][k]));
+        }
+        keep_in_registers(sumi);
+      }
+      for (int r = 0; r < R; ++r) {
+        const float wd = h2f(w[r]->d);
+        for (int t = 0; t < C; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * wd), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < C; ++t) g.out[t * g.ldo + r] = hsum(acc[r][t]);
+  }
+};
+
+using TileQ6K = TileQ6KT<2, 4>;
+
+// Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
+struct TileQ40 {
+  static constexpr int kR = 3, kC = 3;
+  template <int R, int C>
+  G3N_AVX2 static void tile(const TileArgs& g) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc[2][R][C];
+    for (int p = 0; p < 2; ++p)
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < C; ++t) acc[p][r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < g.n / kQK; ++b) {
+      __m256i q[R], aq[R];
+      float wd[R];
+      for (int r = 0; r < R; ++r) {
+        const BlockQ4_0* w = block_row<BlockQ4_0>(g.w, g.ws, r) + b;
+        q[r] = _mm256_sub_epi8(unpack_nibbles32(w->qs), eight);
+        aq[r] = _mm256_sign_epi8(q[r], q[r]);
+        wd[r] = h2f(w->d);
+      }
+      for (int t = 0; t < C; ++t) {
+        const BlockQ8_0* a = block_row<BlockQ8_0>(g.act, g.as, t) + b;
+        const __m256i y = loadu(a->qs);
+        const float ad = h2f(a->d);
+        for (int r = 0; r < R; ++r) {
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(y, q[r])),
+                                              _mm256_set1_epi16(1));
+          __m256& s = acc[b & 1][r][t];
+          s = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * ad), _mm256_cvtepi32_ps(p), s);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < C; ++t) g.out[t * g.ldo + r] = hsum(_mm256_add_ps(acc[0][r][t], acc[1][r][t]));
+  }
+};
+
+// Float weights: one row, C tokens, the dot kernels' four accumulators per pair (32-element steps),
+// their 8-element tail into the first, and the same scalar tail. One weight decode serves C tokens.
+template <class Load, class Scalar>
+struct TileFloat {
+  static constexpr int kR = 1, kC = 3;
+  template <int R, int C>
+  G3N_AVX2 static void tile(const TileArgs& g) {
+    static_assert(R == 1);
+    const float* y[C];
+    for (int t = 0; t < C; ++t) y[t] = reinterpret_cast<const float*>(g.act + uint64_t(t) * g.as);
+    const uint8_t* x = g.w;
+    const int64_t n = g.n;
+    __m256 s[4][C];
+    for (int k = 0; k < 4; ++k)
+      for (int t = 0; t < C; ++t) s[k][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      for (int k = 0; k < 4; ++k) {
+        const __m256 v = Load::load(x, i + 8 * k);
+        for (int t = 0; t < C; ++t) s[k][t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(y[t] + i + 8 * k), s[k][t]);
+      }
+    }
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = Load::load(x, i);
+      for (int t = 0; t < C; ++t) s[0][t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(y[t] + i), s[0][t]);
+    }
+    for (int t = 0; t < C; ++t) {
+      float sum = hsum(_mm256_add_ps(_mm256_add_ps(s[0][t], s[1][t]), _mm256_add_ps(s[2][t], s[3][t])));
+      for (int64_t j = i; j < n; ++j) sum += Scalar::get(x, j) * y[t][j];
+      g.out[t * g.ldo] = sum;
+    }
+  }
+};
+struct LoadF32 {
+  G3N_AVX2 static __m256 load(const uint8_t* x, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(x) + i); }
+  static float get(const uint8_t* x, int64_t i) { return reinterpret_cast<const float*>(x)[i]; }
+};
+struct LoadF16 {
+  G3N_AVX2 static __m256 load(const uint8_t* x, int64_t i) {
+    return _mm256_cvtph_ps(loadu128(reinterpret_cast<const uint16_t*>(x) + i));
+  }
+  G3N_AVX2 static float get(const uint8_t* x, int64_t i) { return h2f(reinterpret_cast<const uint16_t*>(x)[i]); }
+};
+struct LoadBF16 {
+  G3N_AVX2 static __m256 load(const uint8_t* x, int64_t i) { return load_bf16(reinterpret_cast<const uint16_t*>(x) + i); }
+  static float get(const uint8_t* x, int64_t i) {
+    const uint32_t bits = uint32_t(reinterpret_cast<const uint16_t*>(x)[i]) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+};
+
 KernelSet make_avx2() {
   KernelSet k;
   auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q) {
@@ -463,6 +740,13 @@ KernelSet make_avx2() {
   set(GgmlType::Q4_K, dot_q4_k, quant_q8_k);
   set(GgmlType::Q5_K, dot_q5_k, quant_q8_k);
   set(GgmlType::Q6_K, dot_q6_k, quant_q8_k);
+  k.tile[type_index(GgmlType::F32)] = gemm_tiles<TileFloat<LoadF32, LoadF32>>;
+  k.tile[type_index(GgmlType::F16)] = gemm_tiles<TileFloat<LoadF16, LoadF16>>;
+  k.tile[type_index(GgmlType::BF16)] = gemm_tiles<TileFloat<LoadBF16, LoadBF16>>;
+  k.tile[type_index(GgmlType::Q4_0)] = gemm_tiles<TileQ40>;
+  k.tile[type_index(GgmlType::Q4_K)] = gemm_tiles<TileQ4K>;
+  k.tile[type_index(GgmlType::Q5_K)] = gemm_tiles<TileQ5K>;
+  k.tile[type_index(GgmlType::Q6_K)] = gemm_tiles<TileQ6K>;
   // Q2_K/Q3_K have no AVX2 kernel yet: their dot stays scalar, but the Q8_K quantizer is shared.
   k.quant_act[type_index(GgmlType::Q2_K)] = quant_q8_k;
   k.quant_act[type_index(GgmlType::Q3_K)] = quant_q8_k;

@@ -10,6 +10,7 @@ namespace g3n::vecdot {
 struct KernelSet {
   VecDotFn dot[32] = {};            // indexed by GgmlType value (all supported ids are < 32)
   QuantizeActFn quant_act[32] = {};
+  VecDotTileFn tile[32] = {};       // must match dot[] of the same set bit for bit (null: none)
   float (*dot_f16_f32)(const uint16_t*, const float*, int64_t) = nullptr;
   void (*axpy_f16)(float, const uint16_t*, float*, int64_t) = nullptr;
   float (*dot_f32)(const float*, const float*, int64_t) = nullptr;

@@ -1,0 +1,204 @@
+// Tile kernels (vec_dot_tile) and the batched matmul built on them: every output must be BIT-IDENTICAL
+// to the single-row vec_dot of the same (row, token) pair, whatever the batch size, the tile position
+// or the split of the batch, because the server batches different users' tokens and a greedy answer
+// must not depend on its neighbours. The scalar tile twin is held to the scalar vec_dot the same way,
+// and the two paths to each other within the vec_dot suite's float-rounding bound.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "kernels/vec_dot.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+#include "quant/quantize.h"
+#include "runtime/thread_pool.h"
+
+namespace g3n {
+namespace {
+
+const GgmlType kTypes[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_0, GgmlType::F16,
+                           GgmlType::BF16, GgmlType::F32,  GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                           GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K};
+
+std::string type_name(GgmlType t) { return std::string(ggml_type_traits(t).name); }
+bool is_float(GgmlType t) { return vec_dot_act_type(t) == GgmlType::F32; }
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+std::vector<float> randn(std::mt19937& rng, int64_t n) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = nd(rng);
+  for (int64_t i = 0; i < n; i += 97) v[size_t(i)] *= 6.0f;  // outliers set the block scales
+  return v;
+}
+
+// Random quant bytes with small finite fp16 scales (every bit pattern of the packed quants), or
+// rounded normals for float types.
+std::vector<uint8_t> random_rows(GgmlType t, int64_t rows, int64_t n, std::mt19937& rng) {
+  const uint64_t rb = *ggml_row_bytes(t, uint64_t(n));
+  std::vector<uint8_t> w(rb * uint64_t(rows));
+  if (is_float(t)) {
+    for (int64_t r = 0; r < rows; ++r) quantize_row(t, randn(rng, n).data(), w.data() + r * rb, n);
+    return w;
+  }
+  const auto tr = ggml_type_traits(t);
+  for (auto& b : w) b = uint8_t(rng());
+  std::uniform_real_distribution<float> ud(0.001f, 0.05f);
+  auto put = [&](size_t off) {
+    const uint16_t h = fp32_to_fp16(ud(rng));
+    std::memcpy(&w[off], &h, 2);
+  };
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
+    switch (t) {
+      case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: put(base); break;
+      case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+        put(base); put(base + 2); break;
+      case GgmlType::Q2_K: put(base + 80); put(base + 82); break;
+      case GgmlType::Q3_K: put(base + 108); break;
+      case GgmlType::Q6_K: put(base + 208); break;
+      default: ADD_FAILURE() << "no layout for " << type_name(t);
+    }
+  }
+  return w;
+}
+
+struct Case {
+  GgmlType t;
+  int64_t rows, n, toks;
+  uint64_t wrb, arb;
+  std::vector<uint8_t> w;
+  std::vector<float> x;
+  std::vector<uint8_t> qa, qa_ref;  // activations from the dispatched and the scalar quantizer
+};
+
+Case make_case(GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Case c{t, rows, n, toks, *ggml_row_bytes(t, uint64_t(n)), act_row_bytes(t, n), {}, {}, {}, {}};
+  c.w = random_rows(t, rows, n, rng);
+  c.x = randn(rng, n * toks);
+  c.qa.resize(c.arb * uint64_t(toks));
+  c.qa_ref.resize(c.qa.size());
+  for (int64_t i = 0; i < toks; ++i) {
+    quantize_act_row(t, c.x.data() + i * n, c.qa.data() + i * c.arb, n);
+    quantize_act_row_ref(t, c.x.data() + i * n, c.qa_ref.data() + i * c.arb, n);
+  }
+  return c;
+}
+
+// Lengths: K-quants one and three super-blocks; legacy types 1 and 5 blocks (odd, exercising the
+// accumulator pairing); float types with 8- and 1-element tails.
+std::vector<int64_t> lengths(GgmlType t) {
+  if (is_float(t)) return {7, 300, 2048 + 13};
+  if (ggml_type_traits(t).block_size == 256) return {256, 768};
+  return {32, 160};
+}
+
+class KernelsTile : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(KernelsTile, BitIdenticalToVecDotForEveryBatchAndPosition) {
+  const GgmlType t = GetParam();
+  for (int64_t n : lengths(t)) {
+    const int64_t rows = 11, toks = 17;
+    const Case c = make_case(t, rows, n, toks, uint32_t(n) * 7 + 1);
+    for (bool ref : {false, true}) {
+      const std::vector<uint8_t>& qa = ref ? c.qa_ref : c.qa;
+      std::vector<float> want(size_t(rows * toks));
+      for (int64_t i = 0; i < toks; ++i)
+        for (int64_t r = 0; r < rows; ++r)
+          want[size_t(i * rows + r)] = ref ? vec_dot_ref(t, c.w.data() + r * c.wrb, qa.data() + i * c.arb, n)
+                                           : vec_dot(t, c.w.data() + r * c.wrb, qa.data() + i * c.arb, n);
+      // Every batch size, from several first tokens and first rows, and odd row counts.
+      for (int64_t nt : {1, 2, 3, 5, 8, 17}) {
+        for (int64_t t0 : {int64_t(0), int64_t(1), toks - nt}) {
+          if (t0 + nt > toks) continue;
+          for (auto [r0, nr] : {std::pair<int64_t, int64_t>{0, rows}, {1, 5}, {3, 1}, {2, 9}, {0, 7}}) {
+            const int64_t ldo = nr + 2;
+            std::vector<float> got(size_t(nt * ldo), -1.0f);
+            auto tile = ref ? vec_dot_tile_ref : vec_dot_tile;
+            tile(t, c.w.data() + r0 * c.wrb, c.wrb, nr, qa.data() + t0 * c.arb, c.arb, nt, n, got.data(), ldo);
+            for (int64_t i = 0; i < nt; ++i) {
+              for (int64_t r = 0; r < nr; ++r) {
+                const float g = got[size_t(i * ldo + r)], e = want[size_t((t0 + i) * rows + r0 + r)];
+                ASSERT_EQ(bits(g), bits(e)) << type_name(t) << (ref ? " ref" : " simd") << " n=" << n
+                                            << " n_tok=" << nt << " t0=" << t0 << " r0=" << r0 << " nr=" << nr
+                                            << " at (" << r << "," << i << "): " << g << " vs " << e;
+              }
+              for (int64_t r = nr; r < ldo; ++r) ASSERT_EQ(got[size_t(i * ldo + r)], -1.0f) << "wrote past nr";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Dispatched tile vs scalar tile twin, both on the same (scalar-quantized) activations: only float
+// rounding differs, bounded as in kernels_vec_dot_test.cpp by 2e-6 * sum |w_i * a_i|.
+TEST_P(KernelsTile, SimdTileMatchesScalarTwin) {
+  const GgmlType t = GetParam();
+  for (int64_t n : lengths(t)) {
+    const int64_t rows = 5, toks = 8;
+    const Case c = make_case(t, rows, n, toks, uint32_t(n) * 3 + 5);
+    std::vector<float> simd(size_t(rows * toks)), ref(simd.size());
+    vec_dot_tile(t, c.w.data(), c.wrb, rows, c.qa_ref.data(), c.arb, toks, n, simd.data(), rows);
+    vec_dot_tile_ref(t, c.w.data(), c.wrb, rows, c.qa_ref.data(), c.arb, toks, n, ref.data(), rows);
+    std::vector<float> wf(static_cast<size_t>(n));
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(t, c.w.data() + r * c.wrb, wf.data(), n);
+      for (int64_t i = 0; i < toks; ++i) {
+        double m = 0;  // magnitude with the unquantized activations: within 1% of the quantized ones
+        for (int64_t j = 0; j < n; ++j) m += std::fabs(double(wf[size_t(j)]) * c.x[size_t(i * n + j)]);
+        EXPECT_NEAR(simd[size_t(i * rows + r)], ref[size_t(i * rows + r)], 2e-6 * m * 1.1 + 1e-30)
+            << type_name(t) << " n=" << n << " (" << r << "," << i << ")";
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsTile, ::testing::ValuesIn(kTypes),
+                         [](const ::testing::TestParamInfo<GgmlType>& i) { return type_name(i.param); });
+
+// The batched fast matmul against one-token matmuls: bit-identical per token for every batch size and
+// thread count (what the server's batching relies on); the exact mode too.
+TEST(KernelsTileMatmul, BatchedEqualsOneTokenAtATime) {
+  ThreadPool pool1(1), pool2(2);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16,
+                     GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q3_K}) {
+    const int64_t n = is_float(t) ? 272 : 512, rows = 37, toks = 23;
+    std::mt19937 rng(11);
+    const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+    const std::vector<float> x = randn(rng, n * toks);
+    const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+    for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
+      MatmulScratch scratch;
+      std::vector<float> single(size_t(rows * toks));
+      for (int64_t i = 0; i < toks; ++i)
+        matmul(w, x.data() + i * n, n, 1, single.data() + i * rows, rows, pool1, mode, scratch);
+      for (ThreadPool* pool : {&pool1, &pool2}) {
+        for (int64_t nt : {1, 2, 3, 5, 8, 17, 23}) {
+          std::vector<float> y(size_t(nt * rows));
+          const int64_t t0 = toks - nt;
+          matmul(w, x.data() + t0 * n, n, nt, y.data(), rows, *pool, mode, scratch);
+          for (int64_t i = 0; i < nt; ++i)
+            for (int64_t r = 0; r < rows; ++r)
+              ASSERT_EQ(bits(y[size_t(i * rows + r)]), bits(single[size_t((t0 + i) * rows + r)]))
+                  << type_name(t) << (mode == MatmulMode::Fast ? " fast" : " exact") << " n_tok=" << nt
+                  << " threads=" << pool->size() << " at (" << r << "," << i << ")";
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace g3n
