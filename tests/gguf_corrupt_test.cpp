@@ -252,6 +252,8 @@ TEST(GgufCorrupt, BadValueTypes) {
 TEST(GgufCorrupt, BadAlignment) {
   EXPECT_GGUF_ERROR(Raw().header(0, 1).kv_u32("general.alignment", 0).b, "general.alignment", "nonzero power of two");
   EXPECT_GGUF_ERROR(Raw().header(0, 1).kv_u32("general.alignment", 48).b, "is 48", "power of two");
+  // Found by the fuzzer: a 1 GiB alignment parsed fine but made rewriting the file allocate gigabytes.
+  EXPECT_GGUF_ERROR(Raw().header(0, 1).kv_u32("general.alignment", 0x40000000u).b, "is 1073741824", "at most 65536");
   EXPECT_GGUF_ERROR(Raw().header(0, 1).str("general.alignment").u32(10).u64(64).b, "general.alignment",
                     "type u64", "must be u32");
   EXPECT_GGUF_ERROR(Raw().header(0, 1).str("general.alignment").u32(8).str("32").b, "type str");

@@ -15,6 +15,8 @@ namespace g3n::gguf_detail {
 inline constexpr uint32_t kMagic = 0x46554747;  // the bytes "GGUF" read as a little-endian u32
 inline constexpr uint32_t kWriteVersion = 3;
 inline constexpr uint64_t kDefaultAlignment = 32;
+// Largest general.alignment accepted when reading (files in the wild use 32 or 64).
+inline constexpr uint64_t kMaxAlignment = 65536;
 inline constexpr const char* kAlignmentKey = "general.alignment";
 // Nested arrays are legal GGUF but nothing real uses more than one level; the cap bounds recursion.
 inline constexpr int kMaxArrayDepth = 16;

@@ -225,6 +225,9 @@ class Parser {
       throw GgufError(cat("'", kAlignmentKey, "' has type ", describe_type(v), " (must be u32)"));
     if (!is_pow2(v.u))
       throw GgufError(cat("'", kAlignmentKey, "' is ", v.u, " (must be a nonzero power of two)"));
+    // Real files use 32 or 64; a huge alignment only serves to make rewriting the file explode.
+    if (v.u > kMaxAlignment)
+      throw GgufError(cat("'", kAlignmentKey, "' is ", v.u, " (at most ", kMaxAlignment, " is supported)"));
     f_.alignment = v.u;
   }
 
