@@ -72,6 +72,18 @@ class PtySession {
   std::string out_;
 };
 
+// Runs a shell command and returns its stdout; status receives pclose's result.
+std::string run_capture(const std::string& cmd, int& status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  status = pclose(p);
+  return out;
+}
+
 TEST(CliRun, InteractiveSessionThroughPty) {
   PtySession s({kG3n, "run", tiny_model()});
   ASSERT_TRUE(s.wait_for(">>> ")) << s.output();
@@ -110,13 +122,9 @@ TEST(CliRun, InteractiveSessionThroughPty) {
 TEST(CliRun, OneShotStdoutHoldsOnlyTheAnswer) {
   const std::string cmd = "echo 'What is the capital of France?' | G3N_MODELS=" + std::string(G3N_BINARY_DIR) +
                           "/pty-store " + kG3n + " run " + tiny_model() + " -p num_predict=40 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0);
+  int status = -1;
+  const std::string out = run_capture(cmd, status);
+  EXPECT_EQ(status, 0);
   EXPECT_EQ(out.find(">>>"), std::string::npos) << out;
   EXPECT_EQ(out.find("Send a message"), std::string::npos) << out;
   EXPECT_EQ(out.find("<end_of_turn>"), std::string::npos) << out;  // special tokens never echoed
@@ -126,13 +134,9 @@ TEST(CliRun, OneShotStdoutHoldsOnlyTheAnswer) {
 
 TEST(CliRun, MissingFileIsAClearError) {
   const std::string cmd = kG3n + " run /nonexistent/model.gguf hi 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  EXPECT_NE(pclose(p), 0);
+  int status = -1;
+  const std::string out = run_capture(cmd, status);
+  EXPECT_NE(status, 0);
   EXPECT_NE(out.find("/nonexistent/model.gguf"), std::string::npos) << out;
 }
 

@@ -882,14 +882,21 @@ struct Server::Impl {
     openai_sampling(body, ro);
     const ContextParams cp = context_params(m, ro);
     BuiltPrompt bp = build_chat_prompt(messages, m.resolved.system, tools.is_array() ? tools : json(), *m.tok, cp.n_ctx, true);
+    auto out = openai_output(body, model, /*chat=*/true);
+    auto g = submit(std::move(lease), load_s, t0, std::move(bp), ro, std::move(schema), out);
+    respond(req, res, g, stream, true);
+  }
+
+  // The response writer shared by /v1/chat/completions and /v1/completions.
+  std::shared_ptr<OpenAIChatOutput> openai_output(const json& body, const std::string& model, bool chat) {
     auto out = std::make_shared<OpenAIChatOutput>();
+    out->chat = chat;
     out->model = model;
-    out->id = openai_id("chatcmpl-");
+    out->id = openai_id(chat ? "chatcmpl-" : "cmpl-");
     out->created = static_cast<int64_t>(std::time(nullptr));
     out->include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
                          body["stream_options"].value("include_usage", false);
-    auto g = submit(std::move(lease), load_s, t0, std::move(bp), ro, std::move(schema), out);
-    respond(req, res, g, stream, true);
+    return out;
   }
 
   void openai_completions(const httplib::Request& req, httplib::Response& res) {
@@ -916,13 +923,7 @@ struct Server::Impl {
     openai_sampling(body, ro);
     const ContextParams cp = context_params(m, ro);
     BuiltPrompt bp = build_generate_prompt(prompt, m.resolved.system, false, {}, *m.tok, cp.n_ctx, true);
-    auto out = std::make_shared<OpenAIChatOutput>();
-    out->chat = false;
-    out->model = model;
-    out->id = openai_id("cmpl-");
-    out->created = static_cast<int64_t>(std::time(nullptr));
-    out->include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
-                         body["stream_options"].value("include_usage", false);
+    auto out = openai_output(body, model, /*chat=*/false);
     auto g = submit(std::move(lease), load_s, t0, std::move(bp), ro, std::move(schema), out);
     respond(req, res, g, stream, true);
   }
