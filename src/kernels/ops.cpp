@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 namespace g3n {
 
@@ -36,17 +37,32 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
 }
 
-void rope_neox(float* x, int64_t head_dim, int64_t pos, float base) {
+void rope_angles(int64_t head_dim, int64_t pos, float base, float* cos_sin) {
   const int64_t half = head_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
     // Angle in double: exact enough at 32K positions, where f32 accumulation drifts ~1e-3 rad.
     const double freq = std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
     const double angle = static_cast<double>(pos) * freq;
-    const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+    cos_sin[i] = static_cast<float>(std::cos(angle));
+    cos_sin[half + i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+void rope_neox_with(float* x, int64_t head_dim, const float* cos_sin) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float c = cos_sin[i], s = cos_sin[half + i];
     const float a = x[i], b = x[i + half];
     x[i] = a * c - b * s;
     x[i + half] = b * c + a * s;
   }
+}
+
+void rope_neox(float* x, int64_t head_dim, int64_t pos, float base) {
+  float cs[1024];
+  if (head_dim > 1024) throw std::invalid_argument("rope_neox: head_dim above 1024");
+  rope_angles(head_dim, pos, base, cs);
+  rope_neox_with(x, head_dim, cs);
 }
 
 void softmax(float* x, int64_t n) {

@@ -14,6 +14,11 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 float gelu_tanh(float x);
 // NeoX ("rotate half") RoPE of one head vector in place: pairs (i, i + d/2), angle pos * base^(-2i/d).
 void rope_neox(float* x, int64_t head_dim, int64_t pos, float base);
+// The same rotation split in two, so a batch computes each position's angles once for all heads:
+// rope_angles writes cos (head_dim/2 values) then sin (head_dim/2) for one position and base;
+// rope_neox_with applies them. rope_neox(x, d, p, b) == rope_angles + rope_neox_with, bit for bit.
+void rope_angles(int64_t head_dim, int64_t pos, float base, float* cos_sin);
+void rope_neox_with(float* x, int64_t head_dim, const float* cos_sin);
 // In-place softmax over n values; -inf entries get probability 0.
 void softmax(float* x, int64_t n);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "kernels/matmul.h"
@@ -29,6 +30,19 @@ struct Step {
   float* stream(int k) { return b.streams.data() + static_cast<size_t>(k) * b.n_batch * c.n_embd; }
   float* pred(int k) { return b.pred.data() + static_cast<size_t>(k) * b.n_batch * c.n_embd; }
   void lin(const WeightMatrix& m, const float* x, float* y) { matmul(m, x, m.n_in, T, y, m.n_out, pool, mode, b.matmul); }
+  // fn(t, thread) for every batch row, rows spread over the pool. The per-token work between the
+  // matmuls is a quarter of a prefill pass; done on one thread, it would leave the others idle.
+  template <class Fn>
+  void each_row(Fn&& fn) {
+    pool.parallel_for(T, [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t t = begin; t < end; ++t) fn(static_cast<int>(t), thread);
+    });
+  }
+  // fn(begin, end) over chunks of [0, n) for long elementwise loops (also splits a single row).
+  template <class Fn>
+  void each_chunk(int64_t n, Fn&& fn) {
+    pool.parallel_for(n, [&](int64_t begin, int64_t end, int) { fn(begin, end); }, 2048);
+  }
 };
 
 // Ratio that rescales v to the RMS magnitude `target_rms` (HF clamps the mean square at 1e-5).
@@ -40,11 +54,11 @@ float magnitude_ratio(float target_rms, const float* v, int64_t n) {
 // §4.1: e = token_embd[t] * sqrt(D).
 void embed_tokens(Step& s, std::span<const int32_t> tokens) {
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(s.D())));
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* e = s.b.x0.data() + static_cast<size_t>(t) * s.D();
     weight_row_f32(s.w.token_embd, tokens[t], e);
     for (int64_t i = 0; i < s.D(); ++i) e[i] *= scale;
-  }
+  });
 }
 
 // §4.2: pli_l = (RMSNorm(per_layer_model_proj · e / sqrt(D)) + per_layer_token_embd[t'] · sqrt(P)) / sqrt(2),
@@ -57,8 +71,8 @@ void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens) {
   const float proj_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D())));
   const float emb_scale = static_cast<float>(std::sqrt(static_cast<double>(P)));
   const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
-  float* row = s.b.ple_row.data();
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int thread) {
+    float* row = s.b.ple_row.data() + static_cast<size_t>(thread) * LP;
     const int32_t id = tokens[t] < c.n_vocab_per_layer ? tokens[t] : 0;
     weight_row_f32(s.w.per_layer_token_embd, id, row);  // only this row of the (mmapped) table is touched
     float* ut = u + t * LP;
@@ -68,7 +82,7 @@ void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens) {
       rms_norm(blk, s.w.per_layer_proj_norm.data(), blk, P, c.rms_eps);
       for (int64_t j = 0; j < P; ++j) blk[j] = (blk[j] + row[l * P + j] * emb_scale) * inv_sqrt2;
     }
-  }
+  });
 }
 
 // §4.3: stream 0 is e; stream k is altup_proj[k-1] · e rescaled to e's magnitude.
@@ -78,12 +92,12 @@ void altup_init_streams(Step& s) {
   for (int k = 1; k < s.c.n_altup; ++k) {
     float* sk = s.stream(k);
     s.lin(s.w.altup_proj[k - 1], s.b.x0.data(), sk);
-    for (int t = 0; t < s.T; ++t) {
+    s.each_row([&](int t, int) {
       const float* e = s.b.x0.data() + t * D;
       float* v = sk + t * D;
       const float r = magnitude_ratio(std::sqrt(sum_squares(e, D) / static_cast<float>(D)), v, D);
       for (int64_t i = 0; i < D; ++i) v[i] *= r;
-    }
+    });
   }
 }
 
@@ -91,13 +105,13 @@ void altup_init_streams(Step& s) {
 void altup_router_modalities(Step& s, const Gemma3nLayerWeights& lw, const float* x) {
   const int64_t D = s.D();
   const float inv_d = 1.0f / static_cast<float>(D);
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* y = s.b.tmp_d.data() + t * D;
     rms_norm(x + t * D, lw.altup_router_norm.data(), y, D, s.c.rms_eps);
     for (int64_t i = 0; i < D; ++i) y[i] *= inv_d;
-  }
+  });
   s.lin(lw.altup_router, s.b.tmp_d.data(), s.b.router.data());
-  for (int i = 0; i < s.T * s.c.n_altup; ++i) s.b.router[i] = std::tanh(s.b.router[i]);
+  for (int i = 0; i < s.T * s.c.n_altup; ++i) s.b.router[i] = std::tanh(s.b.router[i]);  // T*4 values
 }
 
 // §4.4a: pred_i = s_i + sum_j C[i][j] s_j with C = altup_predict_coef · r (row-major N x N).
@@ -106,7 +120,7 @@ void altup_predict(Step& s, const Gemma3nLayerWeights& lw) {
   const int64_t D = s.D();
   altup_router_modalities(s, lw, s.stream(s.c.altup_active));
   s.lin(lw.altup_predict_coef, s.b.router.data(), s.b.coefs.data());
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     const float* C = s.b.coefs.data() + t * N * N;
     for (int i = 0; i < N; ++i) {
       float* p = s.pred(i) + t * D;
@@ -117,7 +131,7 @@ void altup_predict(Step& s, const Gemma3nLayerWeights& lw) {
         for (int64_t d = 0; d < D; ++d) p[d] += cij * sj[d];
       }
     }
-  }
+  });
 }
 
 // §4.4b: lau = h + RMSNorm_{laurel_post_norm}(laurel_r · laurel_l · h).
@@ -125,22 +139,24 @@ void laurel(Step& s, const Gemma3nLayerWeights& lw, const float* h, float* out) 
   const int64_t D = s.D();
   s.lin(lw.laurel_l, h, s.b.rank.data());
   s.lin(lw.laurel_r, s.b.rank.data(), out);
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* o = out + t * D;
     rms_norm(o, lw.laurel_post_norm.data(), o, D, s.c.rms_eps);
     for (int64_t i = 0; i < D; ++i) o[i] += h[t * D + i];
-  }
+  });
 }
 
-// Per-head RMSNorm (optional weight) and optional NeoX RoPE of a [T, heads*Dh] projection.
-void norm_rope_heads(Step& s, float* x, int heads, const float* norm_w, const int64_t* pos, float rope_base, bool rope) {
+// Per-head RMSNorm (optional weight) and optional NeoX RoPE of a [T, heads*Dh] projection; `angles`
+// holds each row's cos/sin (rope_angles), or is null for no RoPE.
+void norm_rope_heads(Step& s, float* x, int heads, const float* norm_w, const float* angles) {
   const int Dh = s.c.head_dim;
-  for (int t = 0; t < s.T; ++t)
+  s.each_row([&](int t, int) {
     for (int hh = 0; hh < heads; ++hh) {
       float* v = x + (static_cast<int64_t>(t) * heads + hh) * Dh;
       rms_norm(v, norm_w, v, Dh, s.c.rms_eps);
-      if (rope) rope_neox(v, Dh, pos[t], rope_base);
+      if (angles) rope_neox_with(v, Dh, angles + static_cast<int64_t>(t) * Dh);
     }
+  });
 }
 
 // §3.1 + §5: q/k/v projections with their norms and RoPE, cache write (KV-owning layers only), then
@@ -150,14 +166,14 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const int H = c.n_head, Hkv = c.n_head_kv, Dh = c.head_dim, group = H / Hkv;
   const int64_t* pos = s.b.positions.data();
   KvCache* const* caches = s.b.caches.data();  // each row's own sequence
-  const float base = c.rope_base(layer);
+  const float* angles = c.is_sliding[layer] ? s.b.rope_local.data() : s.b.rope_global.data();
   s.lin(lw.attn_q, s.b.h.data(), s.b.q.data());
-  norm_rope_heads(s, s.b.q.data(), H, lw.attn_q_norm.data(), pos, base, true);
+  norm_rope_heads(s, s.b.q.data(), H, lw.attn_q_norm.data(), angles);
   if (c.owns_kv(layer)) {
     s.lin(lw.attn_k, s.b.h.data(), s.b.k.data());
     s.lin(lw.attn_v, s.b.h.data(), s.b.v.data());
-    norm_rope_heads(s, s.b.k.data(), Hkv, lw.attn_k_norm.data(), pos, base, true);
-    norm_rope_heads(s, s.b.v.data(), Hkv, nullptr, pos, base, false);
+    norm_rope_heads(s, s.b.k.data(), Hkv, lw.attn_k_norm.data(), angles);
+    norm_rope_heads(s, s.b.v.data(), Hkv, nullptr, nullptr);
     const int64_t kvw = static_cast<int64_t>(Hkv) * Dh;
     for (int t = 0; t < s.T; ++t) caches[t]->store(layer, pos[t], s.b.k.data() + t * kvw, s.b.v.data() + t * kvw);
   }
@@ -188,31 +204,40 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
 // written to `out`.
 void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float* x1, float* out) {
   const int64_t D = s.D(), F = s.c.n_ff[layer];
-  for (int t = 0; t < s.T; ++t) rms_norm(x1 + t * D, lw.ffn_norm.data(), s.b.tmp_d.data() + t * D, D, s.c.rms_eps);
+  s.each_row([&](int t, int) { rms_norm(x1 + t * D, lw.ffn_norm.data(), s.b.tmp_d.data() + t * D, D, s.c.rms_eps); });
   s.lin(lw.ffn_gate, s.b.tmp_d.data(), s.b.gate.data());
   s.lin(lw.ffn_up, s.b.tmp_d.data(), s.b.up.data());
   const float kappa = s.c.sparsity_std_multiplier[layer];
-  for (int t = 0; t < s.T; ++t) {
-    float* g = s.b.gate.data() + t * F;
-    const float* u = s.b.up.data() + t * F;
-    if (kappa > 0) {  // Gaussian top-k
+  float* cutoff = s.b.cutoff.data();  // per row: values at or below it become 0 (Gaussian top-k)
+  s.each_row([&](int t, int) {
+    cutoff[t] = -std::numeric_limits<float>::infinity();
+    if (kappa > 0) {
+      const float* g = s.b.gate.data() + t * F;
       double mean = 0;
       for (int64_t i = 0; i < F; ++i) mean += g[i];
       mean /= static_cast<double>(F);
       double var = 0;
       for (int64_t i = 0; i < F; ++i) var += (g[i] - mean) * (g[i] - mean);
       var /= static_cast<double>(F);
-      const float cutoff = static_cast<float>(mean + kappa * std::sqrt(var));
-      for (int64_t i = 0; i < F; ++i) g[i] = std::max(0.0f, g[i] - cutoff);
+      cutoff[t] = static_cast<float>(mean + kappa * std::sqrt(var));
     }
-    for (int64_t i = 0; i < F; ++i) g[i] = gelu_tanh(g[i]) * u[i];
-  }
+  });
+  // gelu(g) * u over all rows at once, in chunks (a single decode row is 8-16K tanh evaluations).
+  s.each_chunk(static_cast<int64_t>(s.T) * F, [&](int64_t begin, int64_t end) {
+    float* g = s.b.gate.data();
+    const float* u = s.b.up.data();
+    for (int64_t i = begin; i < end; ++i) {
+      const float cut = cutoff[i / F];
+      const float gi = kappa > 0 ? std::max(0.0f, g[i] - cut) : g[i];
+      g[i] = gelu_tanh(gi) * u[i];
+    }
+  });
   s.lin(lw.ffn_down, s.b.gate.data(), out);
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* o = out + t * D;
     rms_norm(o, lw.post_ffw_norm.data(), o, D, s.c.rms_eps);
     for (int64_t i = 0; i < D; ++i) o[i] += x1[t * D + i];
-  }
+  });
 }
 
 // §4.4e: cor_i = pred_i + (altup_correct_coef · r' + 1)_i · (x2 − pred_a), written into the streams.
@@ -221,7 +246,7 @@ void altup_correct(Step& s, const Gemma3nLayerWeights& lw, const float* x2) {
   const int64_t D = s.D();
   altup_router_modalities(s, lw, x2);
   s.lin(lw.altup_correct_coef, s.b.router.data(), s.b.coefs.data());
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     const float* pa = s.pred(a) + t * D;
     const float* x = x2 + t * D;
     for (int i = 0; i < N; ++i) {
@@ -230,7 +255,7 @@ void altup_correct(Step& s, const Gemma3nLayerWeights& lw, const float* x2) {
       float* out = s.stream(i) + t * D;
       for (int64_t d = 0; d < D; ++d) out[d] = p[d] + bi * (x[d] - pa[d]);
     }
-  }
+  });
 }
 
 // §4.4f: w = RMSNorm_{post_norm}(proj · (gelu(inp_gate · (cor_a ⊙ altup_correct_scale)) ⊙ pli_l)),
@@ -239,23 +264,24 @@ void inject_per_layer_input(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const auto& c = s.c;
   const int64_t D = s.D(), P = c.n_embd_per_layer, LP = static_cast<int64_t>(c.n_layer) * P;
   const float* active = s.stream(c.altup_active);
-  for (int t = 0; t < s.T; ++t)
+  s.each_row([&](int t, int) {
     for (int64_t i = 0; i < D; ++i) s.b.tmp_d[t * D + i] = active[t * D + i] * lw.altup_correct_scale[i];
+  });
   s.lin(lw.inp_gate, s.b.tmp_d.data(), s.b.ple_gate.data());
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* g = s.b.ple_gate.data() + t * P;
     const float* pli = s.b.per_layer.data() + t * LP + static_cast<int64_t>(layer) * P;
     for (int64_t j = 0; j < P; ++j) g[j] = gelu_tanh(g[j]) * pli[j];
-  }
+  });
   s.lin(lw.proj, s.b.ple_gate.data(), s.b.tmp_d.data());
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* w = s.b.tmp_d.data() + t * D;
     rms_norm(w, lw.post_norm.data(), w, D, c.rms_eps);
     for (int k = 1; k < c.n_altup; ++k) {
       float* sk = s.stream(k) + t * D;
       for (int64_t i = 0; i < D; ++i) sk[i] += w[i];
     }
-  }
+  });
 }
 
 // §4.4: one decoder layer over the current batch rows.
@@ -264,16 +290,16 @@ void decoder_layer(Step& s, int layer) {
   const int64_t D = s.D();
   altup_predict(s, lw);
   const float* act = s.pred(s.c.altup_active);
-  for (int t = 0; t < s.T; ++t) rms_norm(act + t * D, lw.attn_norm.data(), s.b.h.data() + t * D, D, s.c.rms_eps);
+  s.each_row([&](int t, int) { rms_norm(act + t * D, lw.attn_norm.data(), s.b.h.data() + t * D, D, s.c.rms_eps); });
   laurel(s, lw, s.b.h.data(), s.b.laurel.data());
   self_attention(s, layer, lw);
   s.lin(lw.attn_output, s.b.attn.data(), s.b.x1.data());
   const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* x1 = s.b.x1.data() + t * D;
     rms_norm(x1, lw.post_attention_norm.data(), x1, D, s.c.rms_eps);
     for (int64_t i = 0; i < D; ++i) x1[i] = (act[t * D + i] + x1[i] + s.b.laurel[t * D + i]) * inv_sqrt2;
-  }
+  });
   feed_forward(s, layer, lw, s.b.x1.data(), s.b.h.data());  // h is free again: reuse it for x2
   altup_correct(s, lw, s.b.h.data());
   inject_per_layer_input(s, layer, lw);
@@ -290,22 +316,23 @@ void output_head(Step& s, float* logits) {
   for (int k = 1; k < c.n_altup; ++k) {
     float* v = s.b.tmp_d.data();
     s.lin(s.w.altup_unembd_proj[k - 1], s.stream(k), v);
-    for (int t = 0; t < s.T; ++t) {
+    s.each_row([&](int t, int) {
       const float r = magnitude_ratio(std::sqrt(sum_squares(s0 + t * D, D) / static_cast<float>(D)), v + t * D, D);
       for (int64_t i = 0; i < D; ++i) acc[t * D + i] += v[t * D + i] * r;
-    }
+    });
   }
   const float inv_n = 1.0f / static_cast<float>(c.n_altup);
-  for (int t = 0; t < s.T; ++t) {
+  s.each_row([&](int t, int) {
     float* h = acc + t * D;
     for (int64_t i = 0; i < D; ++i) h[i] *= inv_n;
     rms_norm(h, s.w.output_norm.data(), h, D, c.rms_eps);
-  }
+  });
   s.lin(s.w.output, acc, logits);
   if (c.final_logit_softcap > 0) {
     const float cap = c.final_logit_softcap;
-    const int64_t n = static_cast<int64_t>(s.T) * c.n_vocab;
-    for (int64_t i = 0; i < n; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+    s.each_chunk(static_cast<int64_t>(s.T) * c.n_vocab, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+    });
   }
 }
 
@@ -341,7 +368,10 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   router.resize(T * N);
   coefs.resize(T * N * N);
   ple_gate.resize(T * P);
-  ple_row.resize(L * P);
+  ple_row.resize(static_cast<size_t>(n_threads) * L * P);
+  cutoff.resize(T);
+  rope_local.resize(T * c.head_dim);
+  rope_global.resize(T * c.head_dim);
   scores.resize(static_cast<size_t>(n_threads) * n_ctx);
   positions.resize(T);
   caches.resize(T);
@@ -369,6 +399,10 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
   Step s{c, model.weights(), b, pool, mode, T};
   std::copy(batch.positions.begin(), batch.positions.end(), b.positions.begin());
   std::copy(batch.caches.begin(), batch.caches.end(), b.caches.begin());
+  s.each_row([&](int t, int) {  // each row's RoPE angles, once for all heads and layers
+    rope_angles(c.head_dim, b.positions[t], c.rope_base_local, b.rope_local.data() + static_cast<int64_t>(t) * c.head_dim);
+    rope_angles(c.head_dim, b.positions[t], c.rope_base_global, b.rope_global.data() + static_cast<int64_t>(t) * c.head_dim);
+  });
   embed_tokens(s, batch.tokens);
   compute_per_layer_inputs(s, batch.tokens);
   altup_init_streams(s);
@@ -385,6 +419,8 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
       if (static_cast<int>(b.rows.size()) < s.T) {
         for (int k = 0; k < c.n_altup; ++k) compact_rows(s.stream(k), c.n_embd, b.rows);
         compact_rows(b.per_layer.data(), static_cast<int64_t>(c.n_layer) * c.n_embd_per_layer, b.rows);
+        compact_rows(b.rope_local.data(), c.head_dim, b.rows);
+        compact_rows(b.rope_global.data(), c.head_dim, b.rows);
         for (size_t i = 0; i < b.rows.size(); ++i) {
           b.positions[i] = b.positions[b.rows[i]];
           b.caches[i] = b.caches[b.rows[i]];

@@ -34,7 +34,9 @@ struct ForwardBuffers {
   std::vector<float> router;    // [T, N]
   std::vector<float> coefs;     // [T, N*N]
   std::vector<float> ple_gate;  // [T, P]
-  std::vector<float> ple_row;   // [L*P] one decoded per-layer table row
+  std::vector<float> ple_row;   // [threads, L*P] one decoded per-layer table row per thread
+  std::vector<float> cutoff;    // [T] Gaussian top-k threshold of each row's FFN gate
+  std::vector<float> rope_local, rope_global;  // [T, Dh] each row's RoPE cos/sin (rope_angles)
   std::vector<float> scores;    // [threads, n_ctx] attention scores
   MatmulScratch matmul;         // quantized activations / decoded weight rows
   std::vector<int64_t> positions;
