@@ -30,6 +30,8 @@ void run(const Options& o) {
   p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
+  // Before the model exists, so its buffer never counts toward the peak RSS reported below.
+  const double bandwidth = measure_read_bandwidth(p.n_threads);
   std::vector<double> loads;
   std::unique_ptr<Model> model;
   for (int i = 0; i < o.repeats; ++i) {
@@ -41,6 +43,10 @@ void run(const Options& o) {
   const BenchResult r = run_benchmark(*model, p);
   const double load_s = median(loads);
   const uint64_t rss = peak_rss_bytes();
+  // A decode step reads the weights once for all its sequences.
+  const uint64_t step_bytes = decode_weight_bytes(*model);
+  const double traffic = static_cast<double>(step_bytes) * r.median_gen_tokens_per_s / std::max(1, o.parallel);
+  const double fraction = bandwidth > 0 ? traffic / bandwidth : 0;
   if (o.json) {
     nlohmann::json j;
     j["model"] = o.model;
@@ -57,6 +63,9 @@ void run(const Options& o) {
     j["ttft_s"] = r.median_ttft_s;
     j["load_s"] = load_s;
     j["peak_rss_bytes"] = rss;
+    j["decode_weight_bytes"] = step_bytes;
+    j["mem_read_bytes_per_s"] = bandwidth;
+    j["gen_bandwidth_fraction"] = fraction;
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& run : r.runs)
       runs.push_back({{"prompt_s", run.prompt_s}, {"ttft_s", run.ttft_s}, {"gen_s", run.gen_s}});
@@ -70,6 +79,8 @@ void run(const Options& o) {
   std::printf("ttft       %.3f s\n", r.median_ttft_s);
   std::printf("generation %d tokens x %d sequences: %.2f tokens/s\n", p.n_gen, p.n_parallel, r.median_gen_tokens_per_s);
   std::printf("peak RSS   %.1f MB\n", rss / 1e6);
+  std::printf("bandwidth  decode reads %.2f GB of weights per step: %.1f GB/s, %.0f%% of the measured %.1f GB/s\n",
+              step_bytes / 1e9, traffic / 1e9, 100 * fraction, bandwidth / 1e9);
 }
 }  // namespace
 

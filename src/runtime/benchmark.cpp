@@ -1,5 +1,6 @@
 #include "runtime/benchmark.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "model/model.h"
 #include "runtime/batch_engine.h"
+#include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {
@@ -33,6 +35,51 @@ uint64_t peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+uint64_t decode_weight_bytes(const Model& model) {
+  const auto& c = model.config();
+  const auto& w = model.weights();
+  auto bytes = [](const WeightMatrix& m) { return m.empty() ? 0 : static_cast<uint64_t>(m.n_out) * m.row_bytes; };
+  uint64_t total = bytes(w.output) + bytes(w.per_layer_model_proj) + w.token_embd.row_bytes + w.per_layer_token_embd.row_bytes;
+  for (const auto& m : w.altup_proj) total += bytes(m);
+  for (const auto& m : w.altup_unembd_proj) total += bytes(m);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const auto& lw = w.layers[l];
+    for (const WeightMatrix* m : {&lw.altup_router, &lw.altup_predict_coef, &lw.altup_correct_coef, &lw.attn_q,
+                                  &lw.attn_output, &lw.laurel_l, &lw.laurel_r, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down,
+                                  &lw.inp_gate, &lw.proj})
+      total += bytes(*m);
+    if (c.owns_kv(l)) total += bytes(lw.attn_k) + bytes(lw.attn_v);
+  }
+  return total;
+}
+
+double measure_read_bandwidth(int n_threads) {
+  constexpr size_t kBytes = size_t(256) << 20;
+  void* mem = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return 0;
+  auto* words = static_cast<uint64_t*>(mem);
+  const int64_t n = static_cast<int64_t>(kBytes / sizeof(uint64_t));
+  for (int64_t i = 0; i < n; ++i) words[i] = static_cast<uint64_t>(i);  // fault every page in first
+  ThreadPool pool(std::max(1, n_threads));
+  std::vector<uint64_t> sums(static_cast<size_t>(pool.size()) * 8);  // one cache line per thread
+  double best = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int thread) {
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;  // independent sums keep several loads in flight
+      int64_t i = b;
+      for (; i + 4 <= e; i += 4) a0 += words[i], a1 += words[i + 1], a2 += words[i + 2], a3 += words[i + 3];
+      for (; i < e; ++i) a0 += words[i];
+      sums[static_cast<size_t>(thread) * 8] += a0 + a1 + a2 + a3;
+    }, 1 << 16);
+    best = std::max(best, static_cast<double>(kBytes) / since(t0));
+  }
+  munmap(mem, kBytes);
+  volatile uint64_t sink = 0;
+  for (uint64_t v : sums) sink = sink + v;  // the sums are used, so the reads cannot be dropped
+  return best;
 }
 
 BenchResult run_benchmark(const Model& model, const BenchParams& p) {

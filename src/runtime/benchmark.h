@@ -38,6 +38,15 @@ struct BenchResult {
 // runs are comparable; the first generated token is the argmax (no sampling cost is measured).
 BenchResult run_benchmark(const Model& model, const BenchParams& params);
 
+// Bytes of weights one decode step reads: every matrix of every layer (the unused K/V of KV-sharing
+// layers excepted), the per-layer projection, the AltUp projections and the output head, plus one row
+// of each embedding table. Times generation tok/s, it is the memory traffic decode needs.
+uint64_t decode_weight_bytes(const Model& model);
+// The machine's streaming-read bandwidth with n threads, in bytes/s: the best of a few passes over a
+// 256 MiB buffer. Call it before loading a model: the buffer is returned to the system afterwards, so
+// it never adds to the model's peak RSS.
+double measure_read_bandwidth(int n_threads);
+
 double median(std::vector<double> v);
 // The process's peak resident set size so far, in bytes.
 uint64_t peak_rss_bytes();
