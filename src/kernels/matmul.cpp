@@ -12,8 +12,8 @@ namespace {
 // Weight rows per task: a few KB of weights stay in L1/L2 while every token of the batch reads them.
 constexpr int64_t kRowGrain = 16;
 // Prefill cache blocks: activation rows and weight rows of about this size each (two fit in a 512 KiB
-// L2 with room to spare; 12 rows at least, a multiple of every tile height and width).
-constexpr uint64_t kBlockBytes = 160 * 1024;
+// L2 with room to spare).
+constexpr uint64_t kBlockBytes = 192 * 1024;
 
 void matmul_exact(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                   ThreadPool& pool, MatmulScratch& scratch) {
@@ -60,7 +60,8 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     // vec_dot loop below. Cache blocking: a block of kBlockBytes of activation rows and one of weight
     // rows both stay in L2 while the tile kernel sweeps them, so each weight byte comes from memory
     // once per token block and each activation byte from L3 once per row block.
-    const int64_t tok_block = std::max<int64_t>(12, int64_t(kBlockBytes / act_stride) / 12 * 12);
+    // Token blocks are multiples of 24, so every tile width (8, 6, 4, 3) divides them evenly.
+    const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / act_stride) / 24 * 24);
     const int64_t row_block = std::max<int64_t>(12, int64_t(kBlockBytes / w.row_bytes) / 12 * 12);
     pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
       for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) {
