@@ -142,6 +142,24 @@ TEST_P(KernelsTile, BitIdenticalToVecDotForEveryBatchAndPosition) {
   }
 }
 
+// Long rows (E4B's 16384-wide FFN input and beyond): the Q4_K/Q6_K prefill kernels unpack row scales
+// into a fixed scratch a chunk of rows at a time, and hand rows longer than it to the per-pair dot.
+// 45 rows of 16384 span several chunks; 16640 takes the fallback. Bits must still match vec_dot.
+TEST(KernelsTileLongRows, BitIdenticalAcrossScratchChunks) {
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
+    for (int64_t n : {int64_t(16384), int64_t(16640)}) {
+      const int64_t rows = 45, toks = 9;
+      const Case c = make_case(t, rows, n, toks, uint32_t(n) + 3);
+      std::vector<float> got(size_t(rows * toks));
+      vec_dot_tile(t, c.w.data(), c.wrb, rows, c.qa.data(), c.arb, toks, n, got.data(), rows);
+      for (int64_t i = 0; i < toks; ++i)
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(bits(got[size_t(i * rows + r)]), bits(vec_dot(t, c.w.data() + r * c.wrb, c.qa.data() + i * c.arb, n)))
+              << type_name(t) << " n=" << n << " at (" << r << "," << i << ")";
+    }
+  }
+}
+
 // Dispatched tile vs scalar tile twin, both on the same (scalar-quantized) activations: only float
 // rounding differs, bounded as in kernels_vec_dot_test.cpp by 2e-6 * sum |w_i * a_i|.
 TEST_P(KernelsTile, SimdTileMatchesScalarTwin) {

@@ -340,7 +340,7 @@ G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
   const __m256i m30 = _mm256_set1_epi8(0x30), mc0 = _mm256_set1_epi8(char(0xC0));
-  __m256 acc = _mm256_setzero_ps();
+  __m128 acc = _mm_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float d = a[b].d * h2f(w[b].d);
     const __m128i sc8 = loadu128(w[b].scales);
@@ -365,9 +365,10 @@ G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    // One exact int32 per block, one fma: the order the Q6_K prefill kernel repeats per token.
+    acc = _mm_fmadd_ss(_mm_set_ss(d), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
   }
-  return hsum(acc);
+  return _mm_cvtss_f32(acc);
 }
 
 // ---- float weights x f32 activations ------------------------------------------------------------
@@ -710,67 +711,107 @@ G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, 
   }
 }
 
+// Q6_K prefill: one row x up to 8 tokens, as for Q4_K. Per (row, block) the 16 scales are widened
+// to int16 once; each 32-group's pair of 16-group scales is then one shuffle. The -32 offset enters
+// each token's int32 sum as in dot_q6_k.
+struct Q6KRowPrep {
+  int16_t sc[16];
+  float d;
+};
+
+G3N_AVX2 void prep_q6k_rows(const uint8_t* w, uint64_t ws, int64_t nr, int64_t nb, Q6KRowPrep* out) {
+  for (int64_t r = 0; r < nr; ++r) {
+    const auto* blk = reinterpret_cast<const BlockQ6_K*>(w + uint64_t(r) * ws);
+    for (int64_t b = 0; b < nb; ++b) {
+      Q6KRowPrep& p = out[r * nb + b];
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.sc), _mm256_cvtepi8_epi16(loadu128(blk[b].scales)));
+      p.d = h2f(blk[b].d);
+    }
+  }
+}
+
+template <int C>
+G3N_AVX2 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const BlockQ8_K* const* a,
+                               const float* ad, int64_t nb, float* out, int64_t ldo) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i sc16 = loadu(p[b].sc);
+    __m256i sumi[8];
+    for (int t = 0; t < 8; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int t = 0; t < C; ++t)
+      sumi[t] = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a[t][b].bsums)), 5));
+    const __m256i lo8 = _mm256_permute2x128_si256(sc16, sc16, 0x00), hi8 = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {  // 32-group k = 4*half + s: ql nibble s/2 of bytes 32*(s%2).., qh bits 2s
+      const int half = k / 4, s = k % 4;
+      const __m256i ql = loadu(w[b].ql + 64 * half + 32 * (s % 2));
+      const __m256i qh = loadu(w[b].qh + 32 * half);
+      const __m256i lo = _mm256_and_si256(s / 2 ? _mm256_srli_epi16(ql, 4) : ql, m4);
+      const __m256i hi = _mm256_and_si256(s ? _mm256_srli_epi16(qh, 2 * s) : qh, m3);
+      const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+      // Scales 2k (low 16 values) and 2k+1 (high 16), each broadcast over its 128-bit half.
+      const int e0 = (2 * k) % 8, e1 = (2 * k + 1) % 8;
+      const __m256i pick = _mm256_setr_epi8(
+          char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1),
+          char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1),
+          char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1),
+          char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1));
+      const __m256i sc = _mm256_shuffle_epi8(k < 4 ? lo8 : hi8, pick);
+      for (int t = 0; t < C; ++t)
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * k)), sc));
+      for (int t = 0; t < C; ++t) asm volatile("" : "+x"(sumi[t]));  // see keep_in_registers
+    }
+    const __m256 da = _mm256_loadu_ps(ad + 8 * b);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(hsum_8x8(sumi)), acc);
+  }
+  alignas(32) float v[8];
+  _mm256_store_ps(v, acc);
+  for (int t = 0; t < C; ++t) out[t * ldo] = v[t];
+}
+
+template <size_t... I>
+constexpr auto q6k_table(std::index_sequence<I...>) {
+  return std::array<void (*)(const BlockQ6_K*, const Q6KRowPrep*, const BlockQ8_K* const*, const float*, int64_t,
+                             float*, int64_t), sizeof...(I)>{&q6k_row_x_tokens<int(I) + 1>...};
+}
+
+G3N_AVX2 void gemm_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
+                       float* out, int64_t ldo) {
+  static constexpr auto table = q6k_table(std::make_index_sequence<8>{});
+  const int64_t nb = n / kQK_K;
+  constexpr int64_t kRowPreps = (48 << 10) / sizeof(Q6KRowPrep);
+  constexpr int64_t kGroupBlocks = 64;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(act);
+  if (nb == 0 || nb > kGroupBlocks) {  // empty rows, or rows longer than the scratch: the per-pair dot
+    for (int64_t t = 0; t < nt; ++t)
+      for (int64_t r = 0; r < nr; ++r) out[t * ldo + r] = dot_q6_k(wb + uint64_t(r) * ws, ab + uint64_t(t) * as, n);
+    return;
+  }
+  Q6KRowPrep rows[kRowPreps];
+  float ad[8 * kGroupBlocks];  // [block][token] activation scales of one token group
+  const int64_t chunk = kRowPreps / nb;
+  for (int64_t r0 = 0; r0 < nr; r0 += chunk) {
+    const int64_t rc = std::min(chunk, nr - r0);
+    prep_q6k_rows(wb + uint64_t(r0) * ws, ws, rc, nb, rows);
+    for (int64_t t0 = 0; t0 < nt; t0 += 8) {
+      const int c = int(std::min<int64_t>(8, nt - t0));
+      const BlockQ8_K* a[8];
+      for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, int(t0 + (t < c ? t : 0)));
+      for (int64_t b = 0; b < nb; ++b)
+        for (int t = 0; t < 8; ++t) ad[8 * b + t] = t < c ? a[t][b].d : 0.0f;
+      for (int64_t r = 0; r < rc; ++r)
+        table[size_t(c - 1)](block_row<BlockQ6_K>(wb, ws, int(r0 + r)), rows + r * nb, a, ad, nb,
+                             out + t0 * ldo + r0 + r, ldo);
+    }
+  }
+}
+
 // Tile shapes measured on Zen 3 (gemm_512x2048x64 in bench/vec_dot_bench.cpp): 2x6 and 2x4 beat 3x3
 // and 4x3 (which spill); R*C integer accumulators + R unpacked rows + 2 temporaries <= 16 ymm.
 using TileQ5K = TileQ45K<2, 6, BlockQ5_K, true>;
 
-template <int RR, int CC>
-struct TileQ6KT {
-  static constexpr int kR = RR, kC = CC;
-  template <int R, int C>
-  G3N_AVX2 static void tile(const TileArgs& g) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
-    __m256 acc[R][C];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < C; ++t) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < g.n / kQK_K; ++b) {
-      const BlockQ6_K* w[R];
-      const BlockQ8_K* a[C];
-      for (int r = 0; r < R; ++r) w[r] = block_row<BlockQ6_K>(g.w, g.ws, r) + b;
-      for (int t = 0; t < C; ++t) a[t] = block_row<BlockQ8_K>(g.act, g.as, t) + b;
-      __m256i sc[R][8];  // per row and 32-group k: its two 16-group scales as 16+16 int16
-      __m256i sumi[R][C];
-      for (int r = 0; r < R; ++r) {
-        const __m128i sc8 = loadu128(w[r]->scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        for (int t = 0; t < C; ++t)  // the -32 offset of every value, as in dot_q6_k
-          sumi[r][t] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a[t]->bsums)), 5));
-        for (int k = 0; k < 8; ++k) {
-          const __m128i pick = _mm_set_epi64x(0x0101010101010101LL * (2 * k + 1), 0x0101010101010101LL * (2 * k));
-          sc[r][k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-        }
-      }
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) {  // 32-group k = 4*half + s: ql nibble s/2 of bytes 32*(s%2).., qh bits 2s
-        const int half = k / 4, s = k % 4;
-        __m256i q[R];
-        for (int r = 0; r < R; ++r) {
-          const __m256i ql = loadu(w[r]->ql + 64 * half + 32 * (s % 2));
-          const __m256i qh = loadu(w[r]->qh + 32 * half);
-          const __m256i lo = _mm256_and_si256(s / 2 ? _mm256_srli_epi16(ql, 4) : ql, m4);
-          const __m256i hi = _mm256_and_si256(s ? _mm256_srli_epi16(qh, 2 * s) : qh, m3);
-          q[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-        }
-        for (int t = 0; t < C; ++t) {
-          const __m256i y = loadu(a[t]->qs + 32 * k);
-          for (int r = 0; r < R; ++r)
-            sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], y), sc[r][k]));
-        }
-        keep_in_registers(sumi);
-      }
-      for (int r = 0; r < R; ++r) {
-        const float wd = h2f(w[r]->d);
-        for (int t = 0; t < C; ++t)
-          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * wd), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < C; ++t) g.out[t * g.ldo + r] = hsum(acc[r][t]);
-  }
-};
-
-using TileQ6K = TileQ6KT<2, 4>;
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
 struct TileQ40 {
@@ -884,7 +925,7 @@ KernelSet make_avx2() {
   k.tile[type_index(GgmlType::Q4_0)] = gemm_tiles<TileQ40>;
   k.tile[type_index(GgmlType::Q4_K)] = gemm_q4k;
   k.tile[type_index(GgmlType::Q5_K)] = gemm_tiles<TileQ5K>;
-  k.tile[type_index(GgmlType::Q6_K)] = gemm_tiles<TileQ6K>;
+  k.tile[type_index(GgmlType::Q6_K)] = gemm_q6k;
   // Q2_K/Q3_K have no AVX2 kernel yet: their dot stays scalar, but the Q8_K quantizer is shared.
   k.quant_act[type_index(GgmlType::Q2_K)] = quant_q8_k;
   k.quant_act[type_index(GgmlType::Q3_K)] = quant_q8_k;
