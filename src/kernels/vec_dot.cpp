@@ -38,6 +38,8 @@ const Dispatch& dispatch() {
       if (a->axpy_f16) r.k.axpy_f16 = a->axpy_f16;
       if (a->dot_f32) r.k.dot_f32 = a->dot_f32;
       if (a->axpy_f32) r.k.axpy_f32 = a->axpy_f32;
+      if (a->gelu_mul) r.k.gelu_mul = a->gelu_mul;
+      if (a->soft_cap) r.k.soft_cap = a->soft_cap;
       r.isa = "avx2+fma+f16c";
     }
     return r;
@@ -172,6 +174,11 @@ float dot_f32_ref(const float* a, const float* b, int64_t n) { return vecdot::sc
 void axpy_f32_ref(float alpha, const float* x, float* y, int64_t n) {
   vecdot::scalar_kernels().axpy_f32(alpha, x, y, n);
 }
+
+void gelu_tanh_mul(float* g, const float* u, int64_t n) { dispatch().k.gelu_mul(g, u, n); }
+void soft_cap(float* x, int64_t n, float cap) { dispatch().k.soft_cap(x, n, cap); }
+void gelu_tanh_mul_ref(float* g, const float* u, int64_t n) { vecdot::scalar_kernels().gelu_mul(g, u, n); }
+void soft_cap_ref(float* x, int64_t n, float cap) { vecdot::scalar_kernels().soft_cap(x, n, cap); }
 
 const char* vec_dot_isa() { return dispatch().isa; }
 

@@ -76,6 +76,16 @@ void axpy_f16_ref(float alpha, const uint16_t* x, float* y, int64_t n);
 float dot_f32_ref(const float* a, const float* b, int64_t n);
 void axpy_f32_ref(float alpha, const float* x, float* y, int64_t n);
 
+// Elementwise tails of the FFN and the output head.
+//   gelu_tanh_mul: g[i] = gelu_tanh(g[i]) * u[i]   (u may be null: no product)
+//   soft_cap:      x[i] = cap * tanh(x[i] / cap)
+// The _ref twins use std::tanh; the SIMD versions evaluate tanh from a polynomial (small arguments) or
+// exp (larger ones) and agree with the twins to a few 1e-8 relative (tests/kernels_elementwise_test.cpp).
+void gelu_tanh_mul(float* g, const float* u, int64_t n);
+void soft_cap(float* x, int64_t n, float cap);
+void gelu_tanh_mul_ref(float* g, const float* u, int64_t n);
+void soft_cap_ref(float* x, int64_t n, float cap);
+
 // Which kernel set the dispatcher chose: "avx2+fma+f16c" or "scalar".
 const char* vec_dot_isa();
 

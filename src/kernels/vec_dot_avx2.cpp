@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
+#include "kernels/ops.h"
 #include "quant/blocks.h"
 
 #define G3N_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -902,6 +904,71 @@ struct LoadBF16 {
   }
 };
 
+// ---- elementwise: tanh for GELU and the logit soft-cap --------------------------------------------
+// tanh(a), a >= 0, two ways: below 0.25 its odd Taylor series through a^11 (truncation < 1e-10
+// relative there); above, (1 - e)/(1 + e) with e = exp(-2a), where 1 - e >= 0.39 cancels nothing.
+// exp(v), v in [-18, -0.5]: v = n ln2 + r (two-part ln2), e^r by Taylor to r^7 (|r| <= 0.347: < 1e-8),
+// times 2^n through the exponent bits. Past a = 9, tanh rounds to 1 in f32.
+G3N_AVX2 inline __m256 tanh_nonneg(__m256 a) {
+  a = _mm256_min_ps(a, _mm256_set1_ps(9.0f));
+  // series
+  const __m256 z = _mm256_mul_ps(a, a);
+  __m256 p = _mm256_set1_ps(-1382.0f / 155925.0f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(62.0f / 2835.0f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-17.0f / 315.0f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.0f / 15.0f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-1.0f / 3.0f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), a, a);
+  // exp(-2a)
+  const __m256 v = _mm256_mul_ps(a, _mm256_set1_ps(-2.0f));
+  const __m256 nf = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693145751953125f), v);  // ln2 high part (exact * n)
+  r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(1.4286068203094172e-6f), r);   // ln2 - high part
+  __m256 e = _mm256_set1_ps(1.0f / 5040.0f);
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 720.0f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 120.0f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 24.0f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 6.0f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(0.5f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23);
+  e = _mm256_mul_ps(e, _mm256_castsi256_ps(pow2));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 large = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+  return _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.25f), _CMP_LT_OQ));
+}
+
+G3N_AVX2 inline __m256 tanh_v(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 t = tanh_nonneg(_mm256_andnot_ps(sign, x));
+  return _mm256_or_ps(t, _mm256_and_ps(sign, x));
+}
+
+G3N_AVX2 void gelu_mul_v(float* g, const float* u, int64_t n) {
+  const __m256 k0 = _mm256_set1_ps(0.79788456080286535587989211986876f), k1 = _mm256_set1_ps(0.044715f);
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    // the scalar formula's order: k0 * x * (1 + k1 * x * x)
+    const __m256 inner = _mm256_mul_ps(_mm256_mul_ps(k0, x), _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(k1, x), x)));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, tanh_v(inner)));
+    if (u) y = _mm256_mul_ps(y, _mm256_loadu_ps(u + i));
+    _mm256_storeu_ps(g + i, y);
+  }
+  for (; i < n; ++i) g[i] = u ? gelu_tanh(g[i]) * u[i] : gelu_tanh(g[i]);
+}
+
+G3N_AVX2 void soft_cap_v(float* x, int64_t n, float cap) {
+  const __m256 c = _mm256_set1_ps(cap);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(c, tanh_v(_mm256_div_ps(_mm256_loadu_ps(x + i), c))));
+  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 KernelSet make_avx2() {
   KernelSet k;
   auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q) {
@@ -933,6 +1000,8 @@ KernelSet make_avx2() {
   k.axpy_f16 = axpy_f16_v;
   k.dot_f32 = dot_f32_v;
   k.axpy_f32 = axpy_f32_v;
+  k.gelu_mul = gelu_mul_v;
+  k.soft_cap = soft_cap_v;
   return k;
 }
 

@@ -15,6 +15,8 @@ struct KernelSet {
   void (*axpy_f16)(float, const uint16_t*, float*, int64_t) = nullptr;
   float (*dot_f32)(const float*, const float*, int64_t) = nullptr;
   void (*axpy_f32)(float, const float*, float*, int64_t) = nullptr;
+  void (*gelu_mul)(float*, const float*, int64_t) = nullptr;
+  void (*soft_cap)(float*, int64_t, float) = nullptr;
 };
 
 inline int type_index(GgmlType t) {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/vec_dot_impl.h"
+#include "kernels/ops.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 
@@ -483,6 +484,14 @@ void tile_bf16(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t
              [](const uint8_t* row, int64_t i) { return bf16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]); });
 }
 
+void gelu_mul_s(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = u ? gelu_tanh(g[i]) * u[i] : gelu_tanh(g[i]);
+}
+
+void soft_cap_s(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 KernelSet make_scalar() {
   KernelSet k;
   auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q) {
@@ -513,6 +522,8 @@ KernelSet make_scalar() {
   k.axpy_f16 = axpy_f16_s;
   k.dot_f32 = dot_f32_s;
   k.axpy_f32 = axpy_f32_s;
+  k.gelu_mul = gelu_mul_s;
+  k.soft_cap = soft_cap_s;
   return k;
 }
 

@@ -10,6 +10,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/vec_dot.h"
 #include "model/model.h"
 #include "quant/quantize.h"
 #include "runtime/kv_cache.h"
@@ -226,11 +227,9 @@ void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float
   s.each_chunk(static_cast<int64_t>(s.T) * F, [&](int64_t begin, int64_t end) {
     float* g = s.b.gate.data();
     const float* u = s.b.up.data();
-    for (int64_t i = begin; i < end; ++i) {
-      const float cut = cutoff[i / F];
-      const float gi = kappa > 0 ? std::max(0.0f, g[i] - cut) : g[i];
-      g[i] = gelu_tanh(gi) * u[i];
-    }
+    if (kappa > 0)
+      for (int64_t i = begin; i < end; ++i) g[i] = std::max(0.0f, g[i] - cutoff[i / F]);
+    gelu_tanh_mul(g + begin, u + begin, end - begin);
   });
   s.lin(lw.ffn_down, s.b.gate.data(), out);
   s.each_row([&](int t, int) {
@@ -271,7 +270,7 @@ void inject_per_layer_input(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   s.each_row([&](int t, int) {
     float* g = s.b.ple_gate.data() + t * P;
     const float* pli = s.b.per_layer.data() + t * LP + static_cast<int64_t>(layer) * P;
-    for (int64_t j = 0; j < P; ++j) g[j] = gelu_tanh(g[j]) * pli[j];
+    gelu_tanh_mul(g, pli, P);
   });
   s.lin(lw.proj, s.b.ple_gate.data(), s.b.tmp_d.data());
   s.each_row([&](int t, int) {
@@ -331,7 +330,7 @@ void output_head(Step& s, float* logits) {
   if (c.final_logit_softcap > 0) {
     const float cap = c.final_logit_softcap;
     s.each_chunk(static_cast<int64_t>(s.T) * c.n_vocab, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+      soft_cap(logits + begin, end - begin, cap);
     });
   }
 }
