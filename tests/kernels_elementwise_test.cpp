@@ -58,5 +58,25 @@ TEST(KernelsElementwise, SoftCapMatchesScalarTwin) {
   }
 }
 
+// Threads split these loops at arbitrary points; a value must not depend on where its chunk ends.
+TEST(KernelsElementwise, ResultDoesNotDependOnSplit) {
+  const std::vector<float> x = probe_values();
+  const int64_t n = int64_t(x.size());
+  std::vector<float> whole = x, capped = x;
+  gelu_tanh_mul(whole.data(), nullptr, n);
+  soft_cap(capped.data(), n, 30.0f);
+  for (int64_t split : {int64_t(1), int64_t(5), int64_t(13), n / 2 + 3}) {
+    std::vector<float> a = x, b = x;
+    gelu_tanh_mul(a.data(), nullptr, split);
+    gelu_tanh_mul(a.data() + split, nullptr, n - split);
+    soft_cap(b.data(), split, 30.0f);
+    soft_cap(b.data() + split, n - split, 30.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(a[size_t(i)], whole[size_t(i)]) << "gelu split " << split << " at " << i;
+      ASSERT_EQ(b[size_t(i)], capped[size_t(i)]) << "soft_cap split " << split << " at " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace g3n

@@ -11,6 +11,8 @@ namespace {
 
 // Weight rows per task: a few KB of weights stay in L1/L2 while every token of the batch reads them.
 constexpr int64_t kRowGrain = 16;
+// Decode rows per dynamically scheduled chunk: ~64 chunks for a 2048-row matrix, ~8K for the head.
+constexpr int64_t kDecodeGrain = 32;
 // Prefill cache blocks: activation rows and weight rows of about this size each (two fit in a 512 KiB
 // L2 with room to spare).
 constexpr uint64_t kBlockBytes = 192 * 1024;
@@ -63,22 +65,24 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     // Token blocks are multiples of 24, so every tile width (8, 6, 4, 3) divides them evenly.
     const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / act_stride) / 24 * 24);
     const int64_t row_block = std::max<int64_t>(12, int64_t(kBlockBytes / w.row_bytes) / 12 * 12);
-    pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
+    pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
       for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) {
         const int64_t nt = std::min(tok_block, n_tok - t0);
         for (int64_t r0 = begin; r0 < end; r0 += row_block)
           tile(w.row(r0), w.row_bytes, std::min(row_block, end - r0), act_bytes + t0 * act_stride, act_stride,
                nt, n_in, y + t0 * ldy + r0, ldy);
       }
-    }, kRowGrain);
+    }, std::clamp<int64_t>(w.n_out / (4 * pool.size()), kRowGrain, row_block));
     return;
   }
-  pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
+  // Decode: rows handed out in small chunks as threads free up (every row's result is the same
+  // whichever thread computes it).
+  pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* row = w.row(o);
       for (int64_t t = 0; t < n_tok; ++t) y[t * ldy + o] = dot(row, act_bytes + t * act_stride, n_in);
     }
-  }, kRowGrain);
+  }, kDecodeGrain);
 }
 
 }  // namespace

@@ -949,16 +949,23 @@ G3N_AVX2 inline __m256 tanh_v(__m256 x) {
 G3N_AVX2 void gelu_mul_v(float* g, const float* u, int64_t n) {
   const __m256 k0 = _mm256_set1_ps(0.79788456080286535587989211986876f), k1 = _mm256_set1_ps(0.044715f);
   const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_loadu_ps(g + i);
+  auto gelu8 = [&](const float* gx, const float* ux, float* out) G3N_AVX2 {
+    const __m256 x = _mm256_loadu_ps(gx);
     // the scalar formula's order: k0 * x * (1 + k1 * x * x)
     const __m256 inner = _mm256_mul_ps(_mm256_mul_ps(k0, x), _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(k1, x), x)));
     __m256 y = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, tanh_v(inner)));
-    if (u) y = _mm256_mul_ps(y, _mm256_loadu_ps(u + i));
-    _mm256_storeu_ps(g + i, y);
+    if (ux) y = _mm256_mul_ps(y, _mm256_loadu_ps(ux));
+    _mm256_storeu_ps(out, y);
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) gelu8(g + i, u ? u + i : nullptr, g + i);
+  if (i < n) {  // the tail through the same 8-wide code, so no value depends on where a chunk ends
+    float gx[8] = {}, ux[8] = {}, out[8];
+    std::memcpy(gx, g + i, sizeof(float) * size_t(n - i));
+    if (u) std::memcpy(ux, u + i, sizeof(float) * size_t(n - i));
+    gelu8(gx, u ? ux : nullptr, out);
+    std::memcpy(g + i, out, sizeof(float) * size_t(n - i));
   }
-  for (; i < n; ++i) g[i] = u ? gelu_tanh(g[i]) * u[i] : gelu_tanh(g[i]);
 }
 
 G3N_AVX2 void soft_cap_v(float* x, int64_t n, float cap) {
@@ -966,7 +973,12 @@ G3N_AVX2 void soft_cap_v(float* x, int64_t n, float cap) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(x + i, _mm256_mul_ps(c, tanh_v(_mm256_div_ps(_mm256_loadu_ps(x + i), c))));
-  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+  if (i < n) {  // same 8-wide code for the tail
+    float v[8] = {};
+    std::memcpy(v, x + i, sizeof(float) * size_t(n - i));
+    _mm256_storeu_ps(v, _mm256_mul_ps(c, tanh_v(_mm256_div_ps(_mm256_loadu_ps(v), c))));
+    std::memcpy(x + i, v, sizeof(float) * size_t(n - i));
+  }
 }
 
 KernelSet make_avx2() {

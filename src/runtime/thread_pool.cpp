@@ -49,9 +49,41 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
+  run_job(parts, n, grain, false, fn);
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  if (n_threads_ <= 1 || n <= grain) {
+    fn(0, n, 0);
+    return;
+  }
+  next_.store(0, std::memory_order_relaxed);
+  run_job(static_cast<int>(std::min<int64_t>(n_threads_, (n + grain - 1) / grain)), n, grain, true, fn);
+}
+
+void ThreadPool::run_part(int index) {
+  if (index >= job_parts_) return;
+  if (!job_dynamic_) {
+    const auto [b, e] = chunk_of(job_n_, job_parts_, index);
+    (*job_)(b, e, index);
+    return;
+  }
+  for (;;) {
+    const int64_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+    if (b >= job_n_) return;
+    (*job_)(b, std::min(job_n_, b + job_grain_), index);
+  }
+}
+
+void ThreadPool::run_job(int parts, int64_t n, int64_t grain, bool dynamic,
+                         const std::function<void(int64_t, int64_t, int)>& fn) {
   job_ = &fn;
   job_n_ = n;
   job_parts_ = parts;
+  job_grain_ = grain;
+  job_dynamic_ = dynamic;
   // Every worker acknowledges every job, even with nothing to do: then no worker can still be reading
   // this job's fields when the next call rewrites them.
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
@@ -61,8 +93,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  const auto [b, e] = chunk_of(n, parts, 0);
-  fn(b, e, 0);
+  run_part(0);
   // Spin while the workers are likely running; then yield, so that on an oversubscribed machine the
   // caller does not burn the time slice a descheduled worker needs to finish.
   for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
@@ -93,11 +124,7 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = gen;
     if (stop_.load()) return;
-    const int parts = job_parts_;
-    if (index < parts) {
-      const auto [b, e] = chunk_of(job_n_, parts, index);
-      (*job_)(b, e, index);
-    }
+    run_part(index);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }

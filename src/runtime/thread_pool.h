@@ -27,9 +27,15 @@ class ThreadPool {
   // at least `grain` long, one per thread, so each thread's slice is fixed by n and the thread count
   // only (results never depend on timing). Not reentrant: call from one thread at a time.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
+  // Same contract, but chunks of `grain` are handed out on demand, so a thread slowed by the OS (or a
+  // noisy neighbour) takes fewer of them. Only for loops whose results do not depend on which thread
+  // runs a chunk (each output written by one chunk, per-thread scratch indexed by `thread`).
+  void parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain);
 
  private:
   void worker_loop(int index);
+  void run_job(int parts, int64_t n, int64_t grain, bool dynamic, const std::function<void(int64_t, int64_t, int)>& fn);
+  void run_part(int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -39,6 +45,9 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
+  int64_t job_grain_ = 1;
+  bool job_dynamic_ = false;
+  std::atomic<int64_t> next_{0};  // dynamic jobs: first index not yet handed out
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
