@@ -1,4 +1,5 @@
 // `g3n bench MODEL`: load time, time to first token, prompt and generation speed, peak RSS.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -15,7 +16,7 @@ namespace g3n::cli {
 namespace {
 struct Options {
   std::string model, kv = "f16";
-  int prompt = 512, gen = 64, threads = 0, repeats = 3, parallel = 1;
+  int prompt = 512, gen = 64, threads = 0, repeats = 3, parallel = 1, ctx = 0;
   bool json = false, exact = false, no_shortcut = false;
 };
 
@@ -27,6 +28,7 @@ void run(const Options& o) {
   p.n_threads = o.threads > 0 ? o.threads : default_thread_count();
   p.exact = o.exact;
   p.n_parallel = o.parallel;
+  p.n_ctx = o.ctx;
   p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
@@ -56,6 +58,7 @@ void run(const Options& o) {
     j["repeats"] = p.repeats;
     j["kv_type"] = o.kv;
     j["parallel"] = o.parallel;
+    j["n_ctx"] = std::max(o.ctx, o.prompt + o.gen + 1);
     j["exact"] = o.exact;
     j["prefill_shortcut"] = !o.no_shortcut;
     j["prompt_tokens_per_s"] = r.median_prompt_tokens_per_s;
@@ -94,6 +97,7 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--repeats", o->repeats, "repeats; medians are reported (default 3)");
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--json", o->json, "print one JSON object");
+  c->add_option("--ctx", o->ctx, "KV cache length per sequence (default: prompt + gen + 1); sizes the memory figure");
   c->add_option("--parallel", o->parallel, "sequences decoding together; generation tok/s is their sum (default 1)");
   c->add_flag("--exact", o->exact, "exact arithmetic (f32 activations) instead of the fast path");
   c->add_flag("--no-prefill-shortcut", o->no_shortcut, "run KV-sharing layers for every prompt token (to measure the shortcut)");

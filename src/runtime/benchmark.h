@@ -19,6 +19,7 @@ struct BenchParams {
   bool exact = false;
   bool prefill_shortcut = true;
   int n_parallel = 1;    // sequences decoding together (continuous batching); gen tok/s is their sum
+  int n_ctx = 0;         // KV cache length per sequence; 0: just what the run needs (prompt + gen + 1)
 };
 
 struct BenchRun {
