@@ -107,7 +107,9 @@ TEST_P(ExactGolden, MatchesWithinTolerance) {
       }
       // Teacher-forced greedy: row i of greedy_logits is what token i was chosen from.
       greedy_stats.add_row(ctx.last_logits().data(), &g.greedy[0], V, tie);
-      if (!incremental && kv == KvType::F32) EXPECT_EQ(test::argmax(ctx.last_logits().data(), V), g.greedy_tokens[0]);
+      if (!incremental && kv == KvType::F32) {
+        EXPECT_EQ(test::argmax(ctx.last_logits().data(), V), g.greedy_tokens[0]);
+      }
       for (int i = 1; i < 32; ++i) {
         ctx.eval(std::span<const int32_t>(&g.greedy_tokens[i - 1], 1));
         greedy_stats.add_row(ctx.last_logits().data(), &g.greedy[static_cast<size_t>(i) * V], V, tie);

@@ -1,7 +1,11 @@
 // g3n serve, in process: every endpoint over real HTTP on a random loopback port, on the tiny fixture
 // model (its vocabulary is tiny and its weights random, so texts are gibberish; shapes, counts,
 // determinism and grammar validity are what is checked).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -42,7 +46,7 @@ fs::path temp_dir(const std::string& tag) {
 // A server on a random port with its own store (holding the fixture as "tiny").
 class ServerFixture : public ::testing::Test {
  protected:
-  void start(int parallel = 2, int queue = 16) {
+  void start(int parallel = 2, int queue = 16, std::chrono::milliseconds sync_answer = std::chrono::milliseconds(1500)) {
     root_ = temp_dir("store");
     server::ServerConfig cfg;
     cfg.host = "127.0.0.1";
@@ -54,6 +58,7 @@ class ServerFixture : public ::testing::Test {
     cfg.num_ctx = 512;
     cfg.num_threads = 1;
     cfg.log_requests = false;
+    cfg.sync_answer = sync_answer;
     store::ModelStore st(cfg.store);
     store::Modelfile mf;
     mf.from = kModel;
@@ -584,6 +589,53 @@ TEST_F(ServerConcurrency, ClientDisconnectCancelsGeneration) {
   EXPECT_LT(metric("g3n_tokens_generated_total"), 400);
   // Still serving.
   EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(2)}}).first, 200);
+}
+
+// A long generation followed by a short request on the same slot (prefix reuse after the sliding
+// rings have wrapped) must still answer 200.
+TEST_F(ServerConcurrency, ShortRequestAfterLongGeneration) {
+  auto [s1, r1] = post("/api/generate", {{"model", "tiny"}, {"prompt", "go on"}, {"stream", false}, {"options", greedy(400)}});
+  ASSERT_EQ(s1, 200) << r1.dump();
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(2)}});
+  EXPECT_EQ(s2, 200) << r2.dump();
+  auto [s3, r3] = post("/api/generate", {{"model", "tiny"}, {"prompt", "go on"}, {"stream", false}, {"options", greedy(2)}});
+  EXPECT_EQ(s3, 200) << r3.dump();
+}
+
+// Non-streamed requests: a long generation answers as a chunked body of spaces then the JSON object
+// (which clients parse normally), and a client that hangs up mid-way cancels it.
+TEST_F(ServerConcurrency, NonStreamedLongGenerationIsValidJsonAndCancelsOnDisconnect) {
+  srv_.reset();
+  start(/*parallel=*/2, /*queue=*/16, /*sync_answer=*/std::chrono::milliseconds(10));
+  // Completes normally: leading spaces, then the usual object.
+  auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", "Hello"}, {"stream", false}, {"options", greedy(60)}}.dump());
+  ASSERT_EQ(s, 200);
+  const json j = json::parse(body);
+  EXPECT_EQ(j["done"], true);
+  EXPECT_EQ(j["eval_count"], 60);
+  const auto before = metric("g3n_tokens_generated_total");
+  {
+    // A raw socket: send the request, read the first bytes (headers, probing spaces), hang up.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string body = json{{"model", "tiny"}, {"prompt", "go on"}, {"stream", false}, {"options", greedy(400)}}.dump();
+    const std::string req = "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+    char buf[256];
+    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);  // the 200 header of the chunked answer
+    close(fd);
+  }
+  for (int i = 0; i < 400 && metric("g3n_active_requests") != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(metric("g3n_active_requests"), 0);
+  EXPECT_LT(metric("g3n_tokens_generated_total") - before, 400);
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(2)}});
+  EXPECT_EQ(s2, 200) << r2.dump();
 }
 
 }  // namespace

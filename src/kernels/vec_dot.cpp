@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/attention.h"
 #include "kernels/cpu_features.h"
 #include "kernels/vec_dot_impl.h"
 
@@ -40,6 +41,10 @@ const Dispatch& dispatch() {
       if (a->axpy_f32) r.k.axpy_f32 = a->axpy_f32;
       if (a->gelu_mul) r.k.gelu_mul = a->gelu_mul;
       if (a->soft_cap) r.k.soft_cap = a->soft_cap;
+      if (a->attn_scores_f16) r.k.attn_scores_f16 = a->attn_scores_f16;
+      if (a->attn_scores_f32) r.k.attn_scores_f32 = a->attn_scores_f32;
+      if (a->attn_values_f16) r.k.attn_values_f16 = a->attn_values_f16;
+      if (a->attn_values_f32) r.k.attn_values_f32 = a->attn_values_f32;
       r.isa = "avx2+fma+f16c";
     }
     return r;
@@ -179,6 +184,31 @@ void gelu_tanh_mul(float* g, const float* u, int64_t n) { dispatch().k.gelu_mul(
 void soft_cap(float* x, int64_t n, float cap) { dispatch().k.soft_cap(x, n, cap); }
 void gelu_tanh_mul_ref(float* g, const float* u, int64_t n) { vecdot::scalar_kernels().gelu_mul(g, u, n); }
 void soft_cap_ref(float* x, int64_t n, float cap) { vecdot::scalar_kernels().soft_cap(x, n, cap); }
+
+void attn_scores_f16(const uint16_t* k, int64_t stride, int64_t n, const float* q, int G, int64_t d, float* s, int64_t ld) {
+  dispatch().k.attn_scores_f16(k, stride, n, q, G, d, s, ld);
+}
+void attn_scores_f32(const float* k, int64_t stride, int64_t n, const float* q, int G, int64_t d, float* s, int64_t ld) {
+  dispatch().k.attn_scores_f32(k, stride, n, q, G, d, s, ld);
+}
+void attn_values_f16(const uint16_t* v, int64_t stride, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+  dispatch().k.attn_values_f16(v, stride, n, p, ld, G, d, o);
+}
+void attn_values_f32(const float* v, int64_t stride, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+  dispatch().k.attn_values_f32(v, stride, n, p, ld, G, d, o);
+}
+void attn_scores_f16_ref(const uint16_t* k, int64_t stride, int64_t n, const float* q, int G, int64_t d, float* s, int64_t ld) {
+  vecdot::scalar_kernels().attn_scores_f16(k, stride, n, q, G, d, s, ld);
+}
+void attn_scores_f32_ref(const float* k, int64_t stride, int64_t n, const float* q, int G, int64_t d, float* s, int64_t ld) {
+  vecdot::scalar_kernels().attn_scores_f32(k, stride, n, q, G, d, s, ld);
+}
+void attn_values_f16_ref(const uint16_t* v, int64_t stride, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+  vecdot::scalar_kernels().attn_values_f16(v, stride, n, p, ld, G, d, o);
+}
+void attn_values_f32_ref(const float* v, int64_t stride, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+  vecdot::scalar_kernels().attn_values_f32(v, stride, n, p, ld, G, d, o);
+}
 
 const char* vec_dot_isa() { return dispatch().isa; }
 

@@ -981,6 +981,107 @@ G3N_AVX2 void soft_cap_v(float* x, int64_t n, float cap) {
   }
 }
 
+// ---- attention over cached keys/values (kernels/attention.h) --------------------------------------
+struct KvLoadF16 {
+  G3N_AVX2 static __m256 load(const uint16_t* p) { return _mm256_cvtph_ps(loadu128(p)); }
+  static float get(const uint16_t* p) { return h2f(*p); }
+};
+struct KvLoadF32 {
+  G3N_AVX2 static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static float get(const float* p) { return *p; }
+};
+
+// Scores of G heads against keys two at a time (2G independent fma chains), each key row converted
+// once. d must be a multiple of 8 for the vector loop; the rest is summed in scalar.
+template <int G, class L, class T>
+G3N_AVX2 void attn_scores_g(const T* k, int64_t stride, int64_t n, const float* q, int64_t d, float* s, int64_t ld) {
+  const int64_t d8 = d / 8 * 8;
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const T* k0 = k + j * stride;
+    const T* k1 = k0 + stride;
+    __m256 a0[G], a1[G];
+    for (int h = 0; h < G; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < d8; i += 8) {
+      const __m256 x0 = L::load(k0 + i), x1 = L::load(k1 + i);
+      for (int h = 0; h < G; ++h) {
+        const __m256 qh = _mm256_loadu_ps(q + h * d + i);
+        a0[h] = _mm256_fmadd_ps(x0, qh, a0[h]);
+        a1[h] = _mm256_fmadd_ps(x1, qh, a1[h]);
+      }
+    }
+    for (int h = 0; h < G; ++h) {
+      float s0 = hsum(a0[h]), s1 = hsum(a1[h]);
+      for (int64_t i = d8; i < d; ++i) s0 += L::get(k0 + i) * q[h * d + i], s1 += L::get(k1 + i) * q[h * d + i];
+      s[h * ld + j] = s0;
+      s[h * ld + j + 1] = s1;
+    }
+  }
+  for (; j < n; ++j) {
+    const T* k0 = k + j * stride;
+    for (int h = 0; h < G; ++h) {
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t i = 0; i < d8; i += 8) a = _mm256_fmadd_ps(L::load(k0 + i), _mm256_loadu_ps(q + h * d + i), a);
+      float s0 = hsum(a);
+      for (int64_t i = d8; i < d; ++i) s0 += L::get(k0 + i) * q[h * d + i];
+      s[h * ld + j] = s0;
+    }
+  }
+}
+
+// out[h] += sum_j p[h][j] V_j, 16 (G <= 4) or 8 dimensions at a time held in registers across all keys.
+template <int G, class L, class T>
+G3N_AVX2 void attn_values_g(const T* v, int64_t stride, int64_t n, const float* p, int64_t ld, int64_t d, float* o) {
+  constexpr int W = G <= 4 ? 2 : 1;  // vectors per head per d-block
+  const int64_t step = 8 * W, dv = d / step * step;
+  for (int64_t i = 0; i < dv; i += step) {
+    __m256 acc[G][W];
+    for (int h = 0; h < G; ++h)
+      for (int w = 0; w < W; ++w) acc[h][w] = _mm256_loadu_ps(o + h * d + i + 8 * w);
+    for (int64_t j = 0; j < n; ++j) {
+      const T* vj = v + j * stride + i;
+      __m256 x[W];
+      for (int w = 0; w < W; ++w) x[w] = L::load(vj + 8 * w);
+      for (int h = 0; h < G; ++h) {
+        const __m256 ph = _mm256_broadcast_ss(p + h * ld + j);
+        for (int w = 0; w < W; ++w) acc[h][w] = _mm256_fmadd_ps(ph, x[w], acc[h][w]);
+      }
+    }
+    for (int h = 0; h < G; ++h)
+      for (int w = 0; w < W; ++w) _mm256_storeu_ps(o + h * d + i + 8 * w, acc[h][w]);
+  }
+  for (int64_t i = dv; i < d; ++i)
+    for (int h = 0; h < G; ++h) {
+      float a = o[h * d + i];
+      for (int64_t j = 0; j < n; ++j) a += p[h * ld + j] * L::get(v + j * stride + i);
+      o[h * d + i] = a;
+    }
+}
+
+template <class L, class T>
+G3N_AVX2 void attn_scores_any(const T* k, int64_t stride, int64_t n, const float* q, int G, int64_t d, float* s, int64_t ld) {
+  switch (G) {
+    case 1: return attn_scores_g<1, L>(k, stride, n, q, d, s, ld);
+    case 2: return attn_scores_g<2, L>(k, stride, n, q, d, s, ld);
+    case 4: return attn_scores_g<4, L>(k, stride, n, q, d, s, ld);
+    case 8: return attn_scores_g<8, L>(k, stride, n, q, d, s, ld);
+    default:
+      for (int h = 0; h < G; ++h) attn_scores_g<1, L>(k, stride, n, q + h * d, d, s + h * ld, ld);
+  }
+}
+
+template <class L, class T>
+G3N_AVX2 void attn_values_any(const T* v, int64_t stride, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+  switch (G) {
+    case 1: return attn_values_g<1, L>(v, stride, n, p, ld, d, o);
+    case 2: return attn_values_g<2, L>(v, stride, n, p, ld, d, o);
+    case 4: return attn_values_g<4, L>(v, stride, n, p, ld, d, o);
+    case 8: return attn_values_g<8, L>(v, stride, n, p, ld, d, o);
+    default:
+      for (int h = 0; h < G; ++h) attn_values_g<1, L>(v, stride, n, p + h * ld, ld, d, o + h * d);
+  }
+}
+
 KernelSet make_avx2() {
   KernelSet k;
   auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q) {
@@ -1014,6 +1115,10 @@ KernelSet make_avx2() {
   k.axpy_f32 = axpy_f32_v;
   k.gelu_mul = gelu_mul_v;
   k.soft_cap = soft_cap_v;
+  k.attn_scores_f16 = attn_scores_any<KvLoadF16, uint16_t>;
+  k.attn_scores_f32 = attn_scores_any<KvLoadF32, float>;
+  k.attn_values_f16 = attn_values_any<KvLoadF16, uint16_t>;
+  k.attn_values_f32 = attn_values_any<KvLoadF32, float>;
   return k;
 }
 

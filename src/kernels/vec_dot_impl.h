@@ -17,6 +17,10 @@ struct KernelSet {
   void (*axpy_f32)(float, const float*, float*, int64_t) = nullptr;
   void (*gelu_mul)(float*, const float*, int64_t) = nullptr;
   void (*soft_cap)(float*, int64_t, float) = nullptr;
+  void (*attn_scores_f16)(const uint16_t*, int64_t, int64_t, const float*, int, int64_t, float*, int64_t) = nullptr;
+  void (*attn_scores_f32)(const float*, int64_t, int64_t, const float*, int, int64_t, float*, int64_t) = nullptr;
+  void (*attn_values_f16)(const uint16_t*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*) = nullptr;
+  void (*attn_values_f32)(const float*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*) = nullptr;
 };
 
 inline int type_index(GgmlType t) {

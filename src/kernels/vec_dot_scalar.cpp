@@ -492,6 +492,24 @@ void soft_cap_s(float* x, int64_t n, float cap) {
   for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
+template <class T, class Load>
+void attn_scores_s(const T* k, int64_t stride, int64_t n, const float* q, int G, int64_t d, float* s, int64_t ld, Load load) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int h = 0; h < G; ++h) {
+      float acc = 0.0f;
+      for (int64_t i = 0; i < d; ++i) acc += load(k[j * stride + i]) * q[h * d + i];
+      s[h * ld + j] = acc;
+    }
+}
+template <class T, class Load>
+void attn_values_s(const T* v, int64_t stride, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o, Load load) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int h = 0; h < G; ++h)
+      for (int64_t i = 0; i < d; ++i) o[h * d + i] += p[h * ld + j] * load(v[j * stride + i]);
+}
+float load_h(uint16_t x) { return h2f(x); }
+float load_f(float x) { return x; }
+
 KernelSet make_scalar() {
   KernelSet k;
   auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q) {
@@ -524,6 +542,18 @@ KernelSet make_scalar() {
   k.axpy_f32 = axpy_f32_s;
   k.gelu_mul = gelu_mul_s;
   k.soft_cap = soft_cap_s;
+  k.attn_scores_f16 = [](const uint16_t* kk, int64_t st, int64_t n, const float* q, int G, int64_t d, float* sc, int64_t ld) {
+    attn_scores_s(kk, st, n, q, G, d, sc, ld, load_h);
+  };
+  k.attn_scores_f32 = [](const float* kk, int64_t st, int64_t n, const float* q, int G, int64_t d, float* sc, int64_t ld) {
+    attn_scores_s(kk, st, n, q, G, d, sc, ld, load_f);
+  };
+  k.attn_values_f16 = [](const uint16_t* v, int64_t st, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+    attn_values_s(v, st, n, p, ld, G, d, o, load_h);
+  };
+  k.attn_values_f32 = [](const float* v, int64_t st, int64_t n, const float* p, int64_t ld, int G, int64_t d, float* o) {
+    attn_values_s(v, st, n, p, ld, G, d, o, load_f);
+  };
   return k;
 }
 

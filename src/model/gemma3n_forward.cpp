@@ -8,6 +8,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/vec_dot.h"
@@ -182,20 +183,38 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const bool sliding = c.is_sliding[layer];
   const int64_t window = c.sliding_window;
   const int64_t n_scores = s.b.n_scores;
-  s.pool.parallel_for(static_cast<int64_t>(s.T) * H, [&](int64_t begin, int64_t end, int thread) {
-    float* scores = s.b.scores.data() + thread * n_scores;
+  // One job per (row, KV head): the `group` query heads sharing that KV head read each cached row once.
+  const int64_t kvw = static_cast<int64_t>(Hkv) * Dh;
+  s.pool.parallel_for(static_cast<int64_t>(s.T) * Hkv, [&](int64_t begin, int64_t end, int thread) {
+    float* scores = s.b.scores.data() + static_cast<int64_t>(thread) * n_scores * group;  // [group, n]
     for (int64_t job = begin; job < end; ++job) {
-      const int t = static_cast<int>(job / H), hh = static_cast<int>(job % H), g = hh / group;
+      const int t = static_cast<int>(job / Hkv), g = static_cast<int>(job % Hkv);
       const KvCache& cache = *caches[t];
-      const float* q = s.b.q.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
+      const float* q = s.b.q.data() + (static_cast<int64_t>(t) * H + static_cast<int64_t>(g) * group) * Dh;
       const int64_t pq = pos[t];
       const int64_t lo = sliding ? std::max<int64_t>(0, pq - window + 1) : 0;  // keys p with pq - p < window
       const int64_t n = pq - lo + 1;
-      for (int64_t j = 0; j < n; ++j) scores[j] = cache.dot_k(src, cache.slot_of(src, lo + j), g, q);
-      softmax(scores, n);
-      float* o = s.b.attn.data() + (static_cast<int64_t>(t) * H + hh) * Dh;
-      std::fill(o, o + Dh, 0.0f);
-      for (int64_t j = 0; j < n; ++j) cache.add_v(src, cache.slot_of(src, lo + j), g, scores[j], o);
+      // Positions lo..pq sit in consecutive slots of the ring, wrapping at most once.
+      const int64_t first = cache.slot_of(src, lo);
+      const int64_t n1 = std::min<int64_t>(n, cache.slots(src) - first), n2 = n - n1;
+      const int64_t off = static_cast<int64_t>(g) * Dh;
+      if (cache.type() == KvType::F16) {
+        attn_scores_f16(cache.k16(src) + off + first * kvw, kvw, n1, q, group, Dh, scores, n);
+        if (n2 > 0) attn_scores_f16(cache.k16(src) + off, kvw, n2, q, group, Dh, scores + n1, n);
+      } else {
+        attn_scores_f32(cache.k32(src) + off + first * kvw, kvw, n1, q, group, Dh, scores, n);
+        if (n2 > 0) attn_scores_f32(cache.k32(src) + off, kvw, n2, q, group, Dh, scores + n1, n);
+      }
+      for (int h = 0; h < group; ++h) softmax(scores + static_cast<int64_t>(h) * n, n);
+      float* o = s.b.attn.data() + (static_cast<int64_t>(t) * H + static_cast<int64_t>(g) * group) * Dh;
+      std::fill(o, o + static_cast<int64_t>(group) * Dh, 0.0f);
+      if (cache.type() == KvType::F16) {
+        attn_values_f16(cache.v16(src) + off + first * kvw, kvw, n1, scores, n, group, Dh, o);
+        if (n2 > 0) attn_values_f16(cache.v16(src) + off, kvw, n2, scores + n1, n, group, Dh, o);
+      } else {
+        attn_values_f32(cache.v32(src) + off + first * kvw, kvw, n1, scores, n, group, Dh, o);
+        if (n2 > 0) attn_values_f32(cache.v32(src) + off, kvw, n2, scores + n1, n, group, Dh, o);
+      }
     }
   }, 1);
 }
@@ -371,7 +390,7 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   cutoff.resize(T);
   rope_local.resize(T * c.head_dim);
   rope_global.resize(T * c.head_dim);
-  scores.resize(static_cast<size_t>(n_threads) * n_ctx);
+  scores.resize(static_cast<size_t>(n_threads) * n_ctx * static_cast<size_t>(c.n_head / c.n_head_kv));
   positions.resize(T);
   caches.resize(T);
   rows.reserve(T);

@@ -98,7 +98,7 @@ BenchResult run_benchmark(const Model& model, const BenchParams& p) {
   prompt[0] = 2;  // BOS
   EngineParams ep;
   ep.n_ctx = std::max(p.n_ctx, p.n_prompt + p.n_gen + 1);
-  ep.n_batch = std::min(p.n_prompt, 512);
+  ep.n_batch = std::min(p.n_prompt, EngineParams{}.n_batch);
   ep.n_threads = p.n_threads;
   ep.kv_type = p.kv_type;
   ep.exact = p.exact;

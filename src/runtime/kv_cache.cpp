@@ -57,6 +57,7 @@ void KvCache::add_v(int layer, int slot, int kv_head, float p, float* out) const
 }
 
 bool KvCache::can_resume_at(int64_t n) const {
+  if (n == 0) return true;  // starting over needs nothing from the cache
   if (n < 0 || n > high_water_ + 1) return false;
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (layers_[l].slots == 0 || !sliding_[l]) continue;

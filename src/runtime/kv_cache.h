@@ -29,6 +29,12 @@ class KvCache {
   float dot_k(int layer, int slot, int kv_head, const float* q) const;
   void add_v(int layer, int slot, int kv_head, float p, float* out) const;
 
+  // Raw rows of a KV-owning layer, slots x kv_width values in the cache type (F16 or F32 member set).
+  const uint16_t* k16(int layer) const { return layers_[layer].k16.data(); }
+  const uint16_t* v16(int layer) const { return layers_[layer].v16.data(); }
+  const float* k32(int layer) const { return layers_[layer].k32.data(); }
+  const float* v32(int layer) const { return layers_[layer].v32.data(); }
+
   // Highest position ever stored since the last clear (-1 if none).
   int64_t high_water() const { return high_water_; }
   // Whether every position of [max(0, n - window), n) is still held by each sliding ring, so that

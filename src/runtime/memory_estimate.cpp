@@ -26,7 +26,7 @@ MemoryEstimate estimate_memory(const Model& model, const ContextParams& params) 
   }
   const uint64_t kv_elem = params.kv_type == KvType::F16 ? 2 : 4;
   const uint64_t kv_width = static_cast<uint64_t>(c.n_head_kv) * c.head_dim;
-  const int n_batch = std::min(params.n_batch > 0 ? params.n_batch : 512, params.n_ctx);
+  const int n_batch = std::min(params.n_batch > 0 ? params.n_batch : ContextParams{}.n_batch, params.n_ctx);
   for (int l = 0; l < c.n_layer_kv; ++l) {
     const uint64_t slots = c.is_sliding[l] ? std::min(params.n_ctx, c.sliding_window + n_batch - 1) : params.n_ctx;
     m.kv_cache += 2 * slots * kv_width * kv_elem;

@@ -222,6 +222,7 @@ void Scheduler::begin(Slot& s) {
     while (common < s.tokens.size() && common < j.prompt.size() && s.tokens[common] == j.prompt[common]) ++common;
     common = std::min(common, j.prompt.size() - 1);
     if (!s.seq->can_resume_at(static_cast<int64_t>(common))) common = 0;
+    if (common == 0) s.seq->reset();  // no usable prefix (e.g. the sliding rings wrapped): start clean
     s.tokens.resize(common);
     const SequenceWork w{s.seq.get(), std::span<const int32_t>(j.prompt).subspan(common), static_cast<int64_t>(common), LogitsFor::Last};
     engine_->eval(std::span<const SequenceWork>(&w, 1));

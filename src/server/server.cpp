@@ -415,24 +415,71 @@ struct Server::Impl {
     if (g->truncated > 0) res.set_header("X-G3n-Prompt-Truncated", std::to_string(g->truncated));
     const httplib::Request* reqp = &req;
     if (!stream) {
-      std::string text;
-      for (;;) {  // polls so that a shutting-down server can cancel
+      // Short generations are answered as a plain JSON body with their real status. One still running
+      // after cfg.sync_answer switches to a chunked 200 body: it writes a space (insignificant before a JSON
+      // value) every probe_every, and a failed write means the client hung up, which cancels it.
+      const auto probe_every = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(400), cfg.sync_answer);
+      auto text = std::make_shared<std::string>();
+      const auto sync_until = Clock::now() + cfg.sync_answer;
+      bool done = false;
+      while (!done && Clock::now() < sync_until) {
         std::string piece;
-        const bool done = g->job->wait(piece, std::chrono::milliseconds(100));
-        text += piece;
-        if (done) break;
-        if (stopping.load()) g->job->cancel.store(true);
+        done = g->job->wait(piece, std::chrono::milliseconds(100));
+        *text += piece;
+        if (!done && stopping.load()) g->job->cancel.store(true);
       }
-      const GenerateStats& st = g->job->stats();
-      record_generation(st);
-      note_tokens(req, st.gen_tokens);
-      if (!g->job->error().empty()) {
-        if (openai) set_openai_error(res, 500, g->job->error());
-        else set_error(res, 500, g->job->error());
+      if (done) {
+        const GenerateStats& st = g->job->stats();
+        record_generation(st);
+        note_tokens(req, st.gen_tokens);
+        if (!g->job->error().empty()) {
+          if (openai) set_openai_error(res, 500, g->job->error());
+          else set_error(res, 500, g->job->error());
+          return;
+        }
+        const double total = std::chrono::duration<double>(Clock::now() - g->t0).count();
+        set_json(res, 200, g->out->whole(*text, st, g->load_s, total));
         return;
       }
-      const double total = std::chrono::duration<double>(Clock::now() - g->t0).count();
-      set_json(res, 200, g->out->whole(text, st, g->load_s, total));
+      res.set_chunked_content_provider(
+          kJsonType,
+          [this, g, reqp, openai, text, probe_every](size_t, httplib::DataSink& sink) {
+            auto probed = Clock::now();
+            for (;;) {
+              std::string piece;
+              const bool finished = g->job->wait(piece, std::chrono::milliseconds(100));
+              *text += piece;
+              if (finished) break;
+              if (stopping.load()) g->job->cancel.store(true);
+              if (Clock::now() - probed >= probe_every) {
+                probed = Clock::now();
+                if (!sink.write(" ", 1)) {  // the client went away: stop generating for it
+                  g->job->cancel.store(true);
+                  std::string ignored;
+                  while (!g->job->wait(ignored, std::chrono::milliseconds(100))) {
+                  }
+                  record_generation(g->job->stats());
+                  note_tokens(*reqp, g->job->stats().gen_tokens);
+                  return false;
+                }
+              }
+            }
+            const GenerateStats& st = g->job->stats();
+            record_generation(st);
+            note_tokens(*reqp, st.gen_tokens);
+            std::string body;
+            if (!g->job->error().empty()) {  // the status is already 200: the error travels in the body
+              body = openai ? dump(json{{"error", {{"message", g->job->error()}, {"type", "api_error"}, {"param", nullptr}, {"code", nullptr}}}})
+                            : dump(json{{"error", g->job->error()}});
+            } else {
+              const double total = std::chrono::duration<double>(Clock::now() - g->t0).count();
+              body = dump(g->out->whole(*text, st, g->load_s, total));
+            }
+            sink.write(body.data(), body.size());
+            sink.done();
+            return true;
+          },
+          [g](bool) { g->job->cancel.store(true); });  // response destroyed: nothing more is wanted
       return;
     }
     res.set_header("Cache-Control", "no-cache");

@@ -23,6 +23,9 @@ struct ServerConfig {
   int num_threads = 0;                   // 0: physical cores (options.num_thread overrides)
   size_t max_body_bytes = 32u << 20;     // larger request bodies get 413
   bool log_requests = true;              // one line per request on stderr
+  // A non-streamed generation still running after this long is answered as a chunked body that probes
+  // the connection with spaces, so a client hanging up cancels it (server.cpp, respond()).
+  std::chrono::milliseconds sync_answer{1500};
 
   // G3N_HOST/OLLAMA_HOST, G3N_NUM_PARALLEL, G3N_MAX_QUEUE, G3N_KEEP_ALIVE/OLLAMA_KEEP_ALIVE,
   // G3N_CONTEXT_LENGTH/OLLAMA_CONTEXT_LENGTH and the model store from the environment.
