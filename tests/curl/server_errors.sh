@@ -1,0 +1,77 @@
+#!/bin/sh
+# Every error case of the server issue, sent with curl to a real `g3n serve` on the tiny fixture:
+# each must answer the right status with a JSON {"error": ...} body, and the server must keep serving.
+# Usage: server_errors.sh G3N_BINARY MODEL.gguf
+set -u
+G3N=$1
+GGUF=$2
+command -v curl >/dev/null || { echo "skipped: curl not installed"; exit 77; }
+STORE=$(mktemp -d "${TMPDIR:-/tmp}/g3n-curl-XXXXXX")
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$STORE"' EXIT INT TERM
+export G3N_MODELS="$STORE" OLLAMA_MODELS="$STORE/no-ollama"
+"$G3N" create tiny --from "$GGUF" >/dev/null || exit 1
+# Port 0: the kernel picks a free one; the server's first log line says which.
+"$G3N" serve --host "127.0.0.1:0" --threads 1 2>"$STORE/server.log" &
+SERVER=$!
+i=0
+PORT=
+while [ -z "$PORT" ]; do
+  PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$STORE/server.log" | head -n 1)
+  i=$((i + 1))
+  if [ -z "$PORT" ] && { [ $i -gt 100 ] || ! kill -0 $SERVER 2>/dev/null; }; then echo "server did not start"; cat "$STORE/server.log"; exit 1; fi
+  [ -z "$PORT" ] && sleep 0.1
+done
+URL="http://127.0.0.1:$PORT"
+until curl -s -o /dev/null "$URL/"; do sleep 0.1; done
+
+FAILED=0
+# case NAME WANT_STATUS METHOD PATH [BODY]
+case_() {
+  name=$1 want=$2 method=$3 path=$4
+  if [ $# -ge 5 ]; then
+    printf '%s' "$5" >"$STORE/body"
+    got=$(curl -s -o "$STORE/out" -w '%{http_code}' -X "$method" -H 'Content-Type: application/json' --data-binary @"$STORE/body" "$URL$path")
+  else
+    got=$(curl -s -o "$STORE/out" -w '%{http_code}' -X "$method" "$URL$path")
+  fi
+  if [ "$got" != "$want" ]; then
+    echo "FAIL $name: status $got, want $want: $(head -c 300 "$STORE/out")"; FAILED=$((FAILED + 1)); return
+  fi
+  if [ "$want" -ge 400 ] && [ "$path" != "/no/such/path" ] && ! grep -q '"error"' "$STORE/out"; then
+    echo "FAIL $name: no JSON error body: $(head -c 300 "$STORE/out")"; FAILED=$((FAILED + 1)); return
+  fi
+  echo "ok   $name ($got)"
+}
+
+case_ "malformed JSON"                400 POST /api/generate '{not json'
+case_ "empty body"                    400 POST /api/generate ''
+case_ "body not an object"            400 POST /api/generate '[1, 2]'
+case_ "model of the wrong type"       400 POST /api/generate '{"model": 7, "prompt": "x"}'
+case_ "unknown model"                 404 POST /api/generate '{"model": "nope", "prompt": "x"}'
+case_ "unknown model (chat)"          404 POST /api/chat '{"model": "nope", "messages": [{"role": "user", "content": "x"}]}'
+case_ "unknown model (openai)"        404 POST /v1/chat/completions '{"model": "nope", "messages": [{"role": "user", "content": "x"}]}'
+case_ "option of the wrong type"      400 POST /api/generate '{"model": "tiny", "prompt": "x", "options": {"top_k": "many"}}'
+case_ "invalid option value"          400 POST /api/generate '{"model": "tiny", "prompt": "x", "options": {"num_ctx": 1}}'
+case_ "images (unsupported)"          400 POST /api/generate '{"model": "tiny", "prompt": "x", "images": ["aGVsbG8="]}'
+case_ "suffix (no fill-in-middle)"    400 POST /api/generate '{"model": "tiny", "prompt": "x", "suffix": "y"}'
+case_ "unknown role"                  400 POST /api/chat '{"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]}'
+case_ "messages not an array"         400 POST /api/chat '{"model": "tiny", "messages": "hi"}'
+case_ "unknown format"                400 POST /api/generate '{"model": "tiny", "prompt": "x", "format": "yaml"}'
+case_ "bad response_format"           400 POST /v1/chat/completions '{"model": "tiny", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "bogus"}}'
+case_ "bad model name to pull"        400 POST /api/pull '{"model": "bad name!"}'
+case_ "delete unknown model"          404 DELETE /api/delete '{"model": "nope"}'
+case_ "wrong method"                  405 GET /api/generate
+case_ "unknown path"                  404 GET /no/such/path
+head -c 34000000 /dev/zero | tr '\0' 'x' >"$STORE/huge"
+got=$(curl -s -o "$STORE/out" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$STORE/huge" "$URL/api/generate")
+if [ "$got" = 413 ] && grep -q '"error"' "$STORE/out"; then echo "ok   oversized body (413)"; else echo "FAIL oversized body: $got"; FAILED=$((FAILED + 1)); fi
+# A prompt longer than the context is truncated (oldest part), answered 200, and says so.
+LONG=$(yes "word" | head -n 3000 | tr '\n' ' ')
+got=$(curl -s -D "$STORE/headers" -o "$STORE/out" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "{\"model\": \"tiny\", \"prompt\": \"$LONG\", \"stream\": false, \"options\": {\"num_ctx\": 256, \"num_predict\": 2, \"temperature\": 0}}" "$URL/api/generate")
+if [ "$got" = 200 ] && grep -qi 'X-G3n-Prompt-Truncated' "$STORE/headers"; then echo "ok   prompt longer than the context (200, truncated)"; else echo "FAIL long prompt: $got"; FAILED=$((FAILED + 1)); fi
+# Still serving after all of that.
+case_ "still serving"                 200 POST /api/generate '{"model": "tiny", "prompt": "x", "stream": false, "options": {"num_predict": 1}}'
+if ! kill -0 $SERVER 2>/dev/null; then echo "FAIL the server exited"; FAILED=$((FAILED + 1)); fi
+[ $FAILED -eq 0 ] && echo "all curl checks passed"
+exit $FAILED
