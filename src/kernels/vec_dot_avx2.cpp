@@ -270,7 +270,7 @@ G3N_AVX2 inline __m128i k4_min_dot(__m256i mins_scales, const int16_t* bsums) {
 }
 
 // Q4_K: each block's products and min term are summed exactly in int32, then enter one f32
-// accumulator as two fmas per block (scale, then min). The prefill tile (gemm_q4k below) applies the
+// accumulator as two fmas per block (scale, then min). The prefill kernel (gemm_q4k below) applies the
 // same fmas in the same order per token, so both give identical bits.
 G3N_AVX2 float dot_q4_k(const void* vw, const void* va, int64_t n) {
   const auto* w = static_cast<const BlockQ4_K*>(vw);
@@ -306,14 +306,13 @@ G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) {
   const auto* w = static_cast<const BlockQ5_K*>(vw);
   const auto* a = static_cast<const BlockQ8_K*>(va);
   const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
+  __m128 acc = _mm_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
     uint32_t u[4];
     k4_unpack(w[b].scales, u);
     const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
-    acc_m = _mm_fmadd_ps(_mm_set1_ps(-dmin), _mm_cvtepi32_ps(k4_min_dot(ms, a[b].bsums)), acc_m);
+    const __m128i mins = k4_min_dot(ms, a[b].bsums);
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
     const __m256i hb = loadu(w[b].qh);
     __m256i sumi = _mm256_setzero_si256();
@@ -329,9 +328,13 @@ G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) {
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+    // As dot_q4_k: one exact int32 per block and term, two fmas (the prefill kernel's order).
+    const __m128i msum = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
+    const int min_total = _mm_cvtsi128_si32(_mm_add_epi32(msum, _mm_shuffle_epi32(msum, 1)));
+    acc = _mm_fmadd_ss(_mm_set_ss(dall), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(-dmin), _mm_cvtsi32_ss(_mm_setzero_ps(), min_total), acc);
   }
-  return hsum(acc) + hsum128(acc_m);
+  return _mm_cvtss_f32(acc);
 }
 
 // Q6_K: quants are used unsigned (0..63) in maddubs; the -32 offset is removed once per block as
@@ -500,12 +503,12 @@ G3N_AVX2 void gemm_tiles(const void* w, uint64_t ws, int64_t nr, const void* act
   }
 }
 
-// An empty asm that "modifies" every accumulator: without it GCC reassociates the integer sums of a
-// fully unrolled block, computing all R*C*8 products first and spilling them (measured 10-30% slower).
-template <int R, int C>
-G3N_AVX2 inline void keep_in_registers(__m256i (&v)[R][C]) {
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < C; ++t) asm volatile("" : "+x"(v[r][t]));
+// An empty asm that "modifies" each of the first C accumulators: without it GCC reassociates the
+// integer sums of a fully unrolled block, computing all C*8 products first and spilling them (measured
+// 10-30% slower).
+template <int C>
+G3N_AVX2 inline void keep_in_registers(__m256i* v) {
+  for (int t = 0; t < C; ++t) asm volatile("" : "+x"(v[t]));
 }
 
 template <class B>
@@ -513,77 +516,11 @@ inline const B* block_row(const uint8_t* base, uint64_t stride, int i) {
   return reinterpret_cast<const B*>(base + uint64_t(i) * stride);
 }
 
-// Q4_K and Q5_K (kFive: merge the fifth bit from qh). Per block, the per-token and per-row factors are
-// formed once and multiplied per pair as vectors: set1(x) * set1(y) is the same IEEE product as the
-// dot kernel's set1(x * y), so the pairs stay bit-identical.
-template <int RR, int CC, class WBlock, bool kFive>
-struct TileQ45K {
-  static constexpr int kR = RR, kC = CC;
-  template <int R, int C>
-  G3N_AVX2 static void tile(const TileArgs& g) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    __m256 acc[R][C];
-    __m128 acc_m[R][C];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < C; ++t) acc[r][t] = _mm256_setzero_ps(), acc_m[r][t] = _mm_setzero_ps();
-    for (int64_t b = 0; b < g.n / kQK_K; ++b) {
-      const WBlock* w[R];
-      const BlockQ8_K* a[C];
-      for (int r = 0; r < R; ++r) w[r] = block_row<WBlock>(g.w, g.ws, r) + b;
-      for (int t = 0; t < C; ++t) a[t] = block_row<BlockQ8_K>(g.act, g.as, t) + b;
-      __m128i pair[C];  // bsums of each 32-group, as k4_min_dot forms them
-      for (int t = 0; t < C; ++t) pair[t] = _mm_hadd_epi16(loadu128(a[t]->bsums), loadu128(a[t]->bsums + 8));
-      __m256i sc[R][8];  // per row, scale j broadcast to 16 int16 lanes
-      for (int r = 0; r < R; ++r) {
-        uint32_t u[4];
-        k4_unpack(w[r]->scales, u);
-        const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
-        const __m128i mins = _mm256_extracti128_si256(ms, 1);
-        const __m128 nwdmin = _mm_set1_ps(-h2f(w[r]->dmin));  // a.d * -x == -(a.d * x) exactly
-        for (int t = 0; t < C; ++t)
-          acc_m[r][t] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(a[t]->d), nwdmin),
-                                     _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair[t])), acc_m[r][t]);
-        const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) sc[r][j] = bcast16(scales, j);
-      }
-      __m256i sumi[R][C];
-      for (int r = 0; r < R; ++r)
-        for (int t = 0; t < C; ++t) sumi[r][t] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {  // 32-groups: low nibbles of chunk j/2, then high
-        __m256i q[R];
-        for (int r = 0; r < R; ++r) {
-          const __m256i v = loadu(w[r]->qs + 32 * (j / 2));
-          q[r] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
-          if constexpr (kFive) {  // bit j of qh[l] is the fifth bit of value l of 32-group j
-            const __m256i h = _mm256_and_si256(_mm256_srli_epi16(loadu(w[r]->qh), j), one);
-            q[r] = _mm256_or_si256(q[r], _mm256_slli_epi16(h, 4));
-          }
-        }
-        for (int t = 0; t < C; ++t) {
-          const __m256i y = loadu(a[t]->qs + 32 * j);
-          for (int r = 0; r < R; ++r)
-            sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(sc[r][j], _mm256_maddubs_epi16(q[r], y)));
-        }
-        keep_in_registers(sumi);
-      }
-      for (int r = 0; r < R; ++r) {
-        const __m256 wd = _mm256_set1_ps(h2f(w[r]->d));
-        for (int t = 0; t < C; ++t)
-          acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(a[t]->d), wd), _mm256_cvtepi32_ps(sumi[r][t]),
-                                      acc[r][t]);
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < C; ++t) g.out[t * g.ldo + r] = hsum(acc[r][t]) + hsum128(acc_m[r][t]);
-  }
-};
-// Q4_K prefill: one weight row x up to 8 tokens per kernel call, tokens in the lanes of the float
-// accumulator. The 6-bit scales and mins of the rows are unpacked once per call (not once per token
+// Q4_K and Q5_K prefill (kFive: the fifth bit of each value from qh): one weight row x up to 8 tokens
+// per kernel call, tokens in the lanes of the float accumulator. The 6-bit scales and mins of the rows are unpacked once per call (not once per token
 // group), and each token group's min-term inputs are laid out so one madd covers 8 tokens. Measured
-// on Zen 3 (L1-resident, 1 thread): 12 cycles per 256-element row-token pair, against 18-21 for the
-// 2x6 tile below that decodes scales inside the loop.
+// on Zen 3 (L1-resident, 1 thread): 12 cycles per 256-element row-token pair, against 18-21 for a
+// 2x6 register tile that decoded the scales inside the loop (replaced).
 struct Q4KRowPrep {  // one (row, block)
   int16_t sc[8], m[8];
   float d, ndmin;    // h2f(d), -h2f(dmin)
@@ -593,9 +530,10 @@ struct Q8KGroupPrep {  // one block of 8 tokens
   float d[8];
 };
 
+template <class WBlock>  // Q4_K and Q5_K share the d, dmin, 12-byte scales header
 G3N_AVX2 void prep_q4k_rows(const uint8_t* w, uint64_t ws, int64_t nr, int64_t nb, Q4KRowPrep* out) {
   for (int64_t r = 0; r < nr; ++r) {
-    const auto* blk = reinterpret_cast<const BlockQ4_K*>(w + uint64_t(r) * ws);
+    const auto* blk = reinterpret_cast<const WBlock*>(w + uint64_t(r) * ws);
     for (int64_t b = 0; b < nb; ++b) {
       uint32_t u[4];
       k4_unpack(blk[b].scales, u);
@@ -635,8 +573,8 @@ G3N_AVX2 inline __m256i hsum_8x8(const __m256i* s) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(x, y, 0x20), _mm256_permute2x128_si256(x, y, 0x31));
 }
 
-template <int C>
-G3N_AVX2 void q4k_row_x_tokens(const BlockQ4_K* w, const Q4KRowPrep* p, const BlockQ8_K* const* a,
+template <int C, class WBlock, bool kFive>
+G3N_AVX2 void q4k_row_x_tokens(const WBlock* w, const Q4KRowPrep* p, const BlockQ8_K* const* a,
                                const Q8KGroupPrep* g, int64_t nb, float* out, int64_t ldo) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
@@ -646,11 +584,15 @@ G3N_AVX2 void q4k_row_x_tokens(const BlockQ4_K* w, const Q4KRowPrep* p, const Bl
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {  // 32-groups: low nibbles of chunk j/2, then high
       const __m256i v = loadu(w[b].qs + 32 * (j / 2));
-      const __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+      __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+      if constexpr (kFive) {  // bit j of qh[l] is the fifth bit of value l of 32-group j
+        const __m256i h = _mm256_and_si256(_mm256_srli_epi16(loadu(w[b].qh), j), _mm256_set1_epi8(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi16(h, 4));
+      }
       const __m256i sc = _mm256_set1_epi16(p[b].sc[j]);
       for (int t = 0; t < C; ++t)
         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * j))));
-      for (int t = 0; t < C; ++t) asm volatile("" : "+x"(sumi[t]));  // see keep_in_registers
+      keep_in_registers<C>(sumi);
     }
     const __m256i isum = hsum_8x8(sumi);
     __m256i msum = _mm256_setzero_si256();
@@ -668,15 +610,17 @@ G3N_AVX2 void q4k_row_x_tokens(const BlockQ4_K* w, const Q4KRowPrep* p, const Bl
   for (int t = 0; t < C; ++t) out[t * ldo] = v[t];
 }
 
-template <size_t... I>
+template <class WBlock, bool kFive, size_t... I>
 constexpr auto q4k_table(std::index_sequence<I...>) {
-  return std::array<void (*)(const BlockQ4_K*, const Q4KRowPrep*, const BlockQ8_K* const*, const Q8KGroupPrep*,
-                             int64_t, float*, int64_t), sizeof...(I)>{&q4k_row_x_tokens<int(I) + 1>...};
+  return std::array<void (*)(const WBlock*, const Q4KRowPrep*, const BlockQ8_K* const*, const Q8KGroupPrep*,
+                             int64_t, float*, int64_t), sizeof...(I)>{&q4k_row_x_tokens<int(I) + 1, WBlock, kFive>...};
 }
 
+template <class WBlock, bool kFive>
 G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
                        float* out, int64_t ldo) {
-  static constexpr auto table = q4k_table(std::make_index_sequence<8>{});
+  static constexpr auto table = q4k_table<WBlock, kFive>(std::make_index_sequence<8>{});
+  constexpr auto dot = kFive ? dot_q5_k : dot_q4_k;
   const int64_t nb = n / kQK_K;
   if (nb == 0) {
     for (int64_t t = 0; t < nt; ++t)
@@ -693,13 +637,13 @@ G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, 
   if (nb > kGroupBlocks || nb > kRowPreps) {
     // Rows longer than the scratch (never in Gemma 3n): the per-pair dot, same bits.
     for (int64_t t = 0; t < nt; ++t)
-      for (int64_t r = 0; r < nr; ++r) out[t * ldo + r] = dot_q4_k(wb + uint64_t(r) * ws, ab + uint64_t(t) * as, n);
+      for (int64_t r = 0; r < nr; ++r) out[t * ldo + r] = dot(wb + uint64_t(r) * ws, ab + uint64_t(t) * as, n);
     return;
   }
   const int64_t chunk = kRowPreps / nb;
   for (int64_t r0 = 0; r0 < nr; r0 += chunk) {
     const int64_t rc = std::min(chunk, nr - r0);
-    prep_q4k_rows(wb + uint64_t(r0) * ws, ws, rc, nb, rows);
+    prep_q4k_rows<WBlock>(wb + uint64_t(r0) * ws, ws, rc, nb, rows);
     for (int64_t t0 = 0; t0 < nt; t0 += 8) {
       const int c = int(std::min<int64_t>(8, nt - t0));
       const BlockQ8_K* a[8];
@@ -707,7 +651,7 @@ G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, 
         a[t] = block_row<BlockQ8_K>(ab, as, int(t0 + (t < c ? t : 0)));
       prep_q8k_group(a, c, nb, group);
       for (int64_t r = 0; r < rc; ++r)
-        table[size_t(c - 1)](block_row<BlockQ4_K>(wb, ws, int(r0 + r)), rows + r * nb, a, group, nb,
+        table[size_t(c - 1)](block_row<WBlock>(wb, ws, int(r0 + r)), rows + r * nb, a, group, nb,
                              out + t0 * ldo + r0 + r, ldo);
     }
   }
@@ -762,7 +706,7 @@ G3N_AVX2 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const Bl
       const __m256i sc = _mm256_shuffle_epi8(k < 4 ? lo8 : hi8, pick);
       for (int t = 0; t < C; ++t)
         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * k)), sc));
-      for (int t = 0; t < C; ++t) asm volatile("" : "+x"(sumi[t]));  // see keep_in_registers
+      keep_in_registers<C>(sumi);
     }
     const __m256 da = _mm256_loadu_ps(ad + 8 * b);
     acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(hsum_8x8(sumi)), acc);
@@ -809,11 +753,6 @@ G3N_AVX2 void gemm_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, 
     }
   }
 }
-
-// Tile shapes measured on Zen 3 (gemm_512x2048x64 in bench/vec_dot_bench.cpp): 2x6 and 2x4 beat 3x3
-// and 4x3 (which spill); R*C integer accumulators + R unpacked rows + 2 temporaries <= 16 ymm.
-using TileQ5K = TileQ45K<2, 6, BlockQ5_K, true>;
-
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
 struct TileQ40 {
@@ -1103,8 +1042,8 @@ KernelSet make_avx2() {
   k.tile[type_index(GgmlType::F16)] = gemm_tiles<TileFloat<LoadF16, LoadF16>>;
   k.tile[type_index(GgmlType::BF16)] = gemm_tiles<TileFloat<LoadBF16, LoadBF16>>;
   k.tile[type_index(GgmlType::Q4_0)] = gemm_tiles<TileQ40>;
-  k.tile[type_index(GgmlType::Q4_K)] = gemm_q4k;
-  k.tile[type_index(GgmlType::Q5_K)] = gemm_tiles<TileQ5K>;
+  k.tile[type_index(GgmlType::Q4_K)] = gemm_q4k<BlockQ4_K, false>;
+  k.tile[type_index(GgmlType::Q5_K)] = gemm_q4k<BlockQ5_K, true>;
   k.tile[type_index(GgmlType::Q6_K)] = gemm_q6k;
   // Q2_K/Q3_K have no AVX2 kernel yet: their dot stays scalar, but the Q8_K quantizer is shared.
   k.quant_act[type_index(GgmlType::Q2_K)] = quant_q8_k;
