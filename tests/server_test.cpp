@@ -546,16 +546,26 @@ TEST_F(ServerConcurrency, ParallelRequestsAreIsolatedAndDeterministic) {
         const size_t i = static_cast<size_t>(t + k) % prompts.size();
         const bool stream = (t + k) % 2 == 0;
         auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", prompts[i]}, {"stream", stream}, {"options", greedy(10)}}.dump());
-        if (s != 200) { ++failures; continue; }
+        if (s != 200) {
+          ++failures;
+          std::printf("[parallel] status %d: %s\n", s, body.substr(0, 300).c_str());
+          continue;
+        }
         std::string text;
         if (stream) for (const auto& l : ndjson(body)) text += l["response"].get<std::string>();
         else text = json::parse(body)["response"];
-        if (text != alone[i]) ++failures;
+        if (text != alone[i]) {
+          ++failures;
+          std::printf("[parallel] %s prompt %zu: got '%s' alone '%s'\n", stream ? "streamed" : "whole", i, text.c_str(), alone[i].c_str());
+        }
       }
     });
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+  // A request stays "active" until the server has finished its bookkeeping, which can be a moment after
+  // the client has read the last byte of the body.
+  for (int i = 0; i < 200 && metric("g3n_active_requests") != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(metric("g3n_active_requests"), 0);
 }
 
