@@ -62,9 +62,19 @@ void set_json(httplib::Response& res, int status, const json& body) {
 
 void set_error(httplib::Response& res, int status, const std::string& msg) { set_json(res, status, json{{"error", msg}}); }
 
-void set_openai_error(httplib::Response& res, int status, const std::string& msg) {
+json openai_error_body(int status, const std::string& msg) {
   const char* type = status == 404 ? "not_found_error" : status < 500 ? "invalid_request_error" : "api_error";
-  set_json(res, status, json{{"error", {{"message", msg}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}});
+  return json{{"error", {{"message", msg}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}};
+}
+
+void set_openai_error(httplib::Response& res, int status, const std::string& msg) {
+  set_json(res, status, openai_error_body(status, msg));
+}
+
+// keep_alive given and zero: the request asks to unload the model.
+bool asks_unload(const json& body) {
+  return body.contains("keep_alive") && !body["keep_alive"].is_null() &&
+         parse_keep_alive(body["keep_alive"]).value_or(std::chrono::nanoseconds(1)).count() == 0;
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -410,6 +420,17 @@ struct Server::Impl {
     if (st.gen_tokens > 1 && st.gen_s > 0) metrics.last_tokens_per_second = (st.gen_tokens - 1) / st.gen_s;
   }
 
+  // A client went away mid-answer: stop its generation, wait for the scheduler to let go of it, and
+  // account for what was generated.
+  void cancel_and_wait(const httplib::Request& req, Generation& g) {
+    g.job->cancel.store(true);
+    std::string ignored;
+    while (!g.job->wait(ignored, std::chrono::milliseconds(100))) {
+    }
+    record_generation(g.job->stats());
+    note_tokens(req, g.job->stats().gen_tokens);
+  }
+
   // Answers with the generation: streamed chunks, or one object when !stream. `openai` selects the error shape.
   void respond(const httplib::Request& req, httplib::Response& res, std::shared_ptr<Generation> g, bool stream, bool openai) {
     if (g->truncated > 0) res.set_header("X-G3n-Prompt-Truncated", std::to_string(g->truncated));
@@ -454,12 +475,7 @@ struct Server::Impl {
               if (Clock::now() - probed >= probe_every) {
                 probed = Clock::now();
                 if (!sink.write(" ", 1)) {  // the client went away: stop generating for it
-                  g->job->cancel.store(true);
-                  std::string ignored;
-                  while (!g->job->wait(ignored, std::chrono::milliseconds(100))) {
-                  }
-                  record_generation(g->job->stats());
-                  note_tokens(*reqp, g->job->stats().gen_tokens);
+                  cancel_and_wait(*reqp, *g);
                   return false;
                 }
               }
@@ -469,8 +485,7 @@ struct Server::Impl {
             note_tokens(*reqp, st.gen_tokens);
             std::string body;
             if (!g->job->error().empty()) {  // the status is already 200: the error travels in the body
-              body = openai ? dump(json{{"error", {{"message", g->job->error()}, {"type", "api_error"}, {"param", nullptr}, {"code", nullptr}}}})
-                            : dump(json{{"error", g->job->error()}});
+              body = dump(openai ? openai_error_body(500, g->job->error()) : json{{"error", g->job->error()}});
             } else {
               const double total = std::chrono::duration<double>(Clock::now() - g->t0).count();
               body = dump(g->out->whole(*text, st, g->load_s, total));
@@ -486,25 +501,17 @@ struct Server::Impl {
     res.set_chunked_content_provider(
         g->out->content_type(),
         [this, g, reqp](size_t, httplib::DataSink& sink) {
-          auto cancel_and_wait = [&] {
-            g->job->cancel.store(true);
-            std::string ignored;
-            while (!g->job->wait(ignored, std::chrono::milliseconds(100))) {
-            }
-            record_generation(g->job->stats());
-            note_tokens(*reqp, g->job->stats().gen_tokens);
-          };
           for (;;) {
             std::string piece;
             const bool done = g->job->wait(piece, std::chrono::milliseconds(100));
             if (!piece.empty()) {
               const std::string c = g->out->chunk(piece);
               if (!sink.write(c.data(), c.size())) {  // the client went away: stop generating for it
-                cancel_and_wait();
+                cancel_and_wait(*reqp, *g);
                 return false;
               }
             } else if (!done && (!sink.is_writable() || stopping.load())) {
-              cancel_and_wait();
+              cancel_and_wait(*reqp, *g);
               return false;
             }
             if (done) break;
@@ -554,8 +561,7 @@ struct Server::Impl {
     RequestOptions ro = base_options(m);
     apply_options(body.value("options", json()), ro);
     if (prompt.empty() && context.empty()) {  // a load request, or an unload one with keep_alive 0
-      const bool unload = body.contains("keep_alive") && !body["keep_alive"].is_null() &&
-                          parse_keep_alive(body["keep_alive"]).value_or(std::chrono::nanoseconds(1)).count() == 0;
+      const bool unload = asks_unload(body);
       set_json(res, 200, json{{"model", model}, {"created_at", rfc3339(SysClock::now())}, {"response", ""}, {"done", true},
                               {"done_reason", unload ? "unload" : "load"}});
       return;
@@ -621,8 +627,7 @@ struct Server::Impl {
     RequestOptions ro = base_options(m);
     apply_options(body.value("options", json()), ro);
     if (messages.empty()) {
-      const bool unload = body.contains("keep_alive") && !body["keep_alive"].is_null() &&
-                          parse_keep_alive(body["keep_alive"]).value_or(std::chrono::nanoseconds(1)).count() == 0;
+      const bool unload = asks_unload(body);
       set_json(res, 200, json{{"model", model}, {"created_at", rfc3339(SysClock::now())},
                               {"message", {{"role", "assistant"}, {"content", ""}}}, {"done", true},
                               {"done_reason", unload ? "unload" : "load"}});
