@@ -218,5 +218,45 @@ TEST(KernelsTileMatmul, BatchedEqualsOneTokenAtATime) {
   }
 }
 
+// The masked matmul (sparse FFN up projection): every value a token needs has the bits of the dense
+// matmul, every other value is exactly 0, for sparse, dense and empty masks, any batch size and thread
+// count, both modes.
+TEST(KernelsTileMatmul, MaskedEqualsDenseWhereNeededAndZeroElsewhere) {
+  ThreadPool pool1(1), pool2(2);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16,
+                     GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q3_K}) {
+    const int64_t n = is_float(t) ? 272 : 512, rows = 45, toks = 19;
+    std::mt19937 rng(23);
+    const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+    const std::vector<float> x = randn(rng, n * toks);
+    const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+    for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
+      MatmulScratch scratch;
+      std::vector<float> dense(size_t(rows * toks));
+      matmul(w, x.data(), n, toks, dense.data(), rows, pool1, mode, scratch);
+      for (double density : {0.0, 0.05, 0.3, 1.0}) {
+        std::bernoulli_distribution keep(density);
+        std::vector<float> need(size_t(rows * toks));
+        for (auto& v : need) v = keep(rng) ? 0.5f : 0.0f;
+        for (ThreadPool* pool : {&pool1, &pool2}) {
+          for (int64_t nt : {1, 2, 8, 9, 19}) {
+            std::vector<float> y(size_t(nt * rows), std::nanf(""));
+            const int64_t t0 = toks - nt;
+            matmul_masked(w, x.data() + t0 * n, n, nt, y.data(), rows, need.data() + t0 * rows, rows, *pool, mode,
+                          scratch);
+            for (int64_t i = 0; i < nt; ++i)
+              for (int64_t r = 0; r < rows; ++r) {
+                const float want = need[size_t((t0 + i) * rows + r)] != 0.0f ? dense[size_t((t0 + i) * rows + r)] : 0.0f;
+                ASSERT_EQ(bits(y[size_t(i * rows + r)]), bits(want))
+                    << type_name(t) << (mode == MatmulMode::Fast ? " fast" : " exact") << " density=" << density
+                    << " n_tok=" << nt << " threads=" << pool->size() << " at (" << r << "," << i << ")";
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace g3n

@@ -37,25 +37,31 @@ void matmul_exact(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_
   }, kRowGrain);
 }
 
+// The activation rows in the format w's dot kernel reads: quantized once per row (in parallel over
+// tokens) into scratch, or x itself for float weights.
+struct Activations {
+  const uint8_t* data;
+  uint64_t stride;
+};
+Activations prepare_activations(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool,
+                                MatmulScratch& scratch) {
+  if (vec_dot_act_type(w.type) == GgmlType::F32)
+    return {reinterpret_cast<const uint8_t*>(x), static_cast<uint64_t>(ldx) * sizeof(float)};
+  const uint64_t stride = act_row_bytes(w.type, w.n_in);
+  if (scratch.act.size() < stride * n_tok) scratch.act.resize(stride * n_tok);
+  const QuantizeActFn quantize = quantize_act_fn(w.type);
+  uint8_t* dst = scratch.act.data();
+  pool.parallel_for(n_tok, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) quantize(x + t * ldx, dst + t * stride, w.n_in);
+  });
+  return {dst, stride};
+}
+
 void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                  ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in;
   const VecDotFn dot = vec_dot_fn(w.type);
-  const GgmlType act_type = vec_dot_act_type(w.type);
-  const void* act = x;
-  uint64_t act_stride = static_cast<uint64_t>(ldx) * sizeof(float);
-  if (act_type != GgmlType::F32) {
-    // Quantize every activation row once, in parallel over tokens.
-    act_stride = act_row_bytes(w.type, n_in);
-    if (scratch.act.size() < act_stride * n_tok) scratch.act.resize(act_stride * n_tok);
-    const QuantizeActFn quantize = quantize_act_fn(w.type);
-    uint8_t* dst = scratch.act.data();
-    pool.parallel_for(n_tok, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) quantize(x + t * ldx, dst + t * act_stride, n_in);
-    });
-    act = dst;
-  }
-  const uint8_t* act_bytes = static_cast<const uint8_t*>(act);
+  const auto [act_bytes, act_stride] = prepare_activations(w, x, ldx, n_tok, pool, scratch);
   const VecDotTileFn tile = vec_dot_tile_fn(w.type);
   if (n_tok > 1 && tile) {
     // Prefill: tile kernels (several rows x several tokens per weight unpack), bit-identical to the
@@ -85,6 +91,60 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
   }, kDecodeGrain);
 }
 
+
+// Masked products. A row is computed for a block of up to kMaskGroup tokens when any of them needs it
+// (one tile call, same bits as the dense product); the values no token asked for are then zeroed.
+constexpr int64_t kMaskGroup = 8;
+
+void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
+                        const float* need, int64_t ldn, ThreadPool& pool, MatmulScratch& scratch) {
+  const int64_t n_in = w.n_in;
+  const VecDotFn dot = vec_dot_fn(w.type);
+  const auto [act, stride] = prepare_activations(w, x, ldx, n_tok, pool, scratch);
+  const VecDotTileFn tile = n_tok > 1 ? vec_dot_tile_fn(w.type) : nullptr;
+  pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
+    for (int64_t o = begin; o < end; ++o) {
+      const uint8_t* row = w.row(o);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kMaskGroup) {
+        const int64_t nt = std::min(kMaskGroup, n_tok - t0);
+        bool any = false;
+        for (int64_t t = t0; t < t0 + nt; ++t) any |= need[t * ldn + o] != 0.0f;
+        if (!any) {
+          for (int64_t t = t0; t < t0 + nt; ++t) y[t * ldy + o] = 0.0f;
+        } else if (tile && nt > 1) {
+          tile(row, w.row_bytes, 1, act + t0 * stride, stride, nt, n_in, y + t0 * ldy + o, ldy);
+          for (int64_t t = t0; t < t0 + nt; ++t)
+            if (need[t * ldn + o] == 0.0f) y[t * ldy + o] = 0.0f;
+        } else {
+          for (int64_t t = t0; t < t0 + nt; ++t)
+            y[t * ldy + o] = need[t * ldn + o] != 0.0f ? dot(row, act + t * stride, n_in) : 0.0f;
+        }
+      }
+    }
+  }, kDecodeGrain);
+}
+
+void matmul_masked_exact(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
+                         const float* need, int64_t ldn, ThreadPool& pool, MatmulScratch& scratch) {
+  const int64_t n_in = w.n_in;
+  if (scratch.rows.size() < static_cast<size_t>(pool.size() * n_in)) scratch.rows.resize(static_cast<size_t>(pool.size() * n_in));
+  pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int thread) {
+    float* buf = scratch.rows.data() + thread * n_in;
+    for (int64_t o = begin; o < end; ++o) {
+      bool decoded = false;
+      for (int64_t t = 0; t < n_tok; ++t) {
+        if (need[t * ldn + o] == 0.0f) {
+          y[t * ldy + o] = 0.0f;
+          continue;
+        }
+        if (!decoded) weight_row_f32(w, o, buf);  // only rows some token needs are decoded at all
+        decoded = true;
+        y[t * ldy + o] = dot_f32_simd(buf, x + t * ldx, n_in);
+      }
+    }
+  }, kDecodeGrain);
+}
+
 }  // namespace
 
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst) {
@@ -100,6 +160,12 @@ void matmul(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, f
             ThreadPool& pool, MatmulMode mode, MatmulScratch& scratch) {
   if (mode == MatmulMode::Fast && fast_path_for(w.type)) matmul_fast(w, x, ldx, n_tok, y, ldy, pool, scratch);
   else matmul_exact(w, x, ldx, n_tok, y, ldy, pool, scratch);
+}
+
+void matmul_masked(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
+                   const float* need, int64_t ldn, ThreadPool& pool, MatmulMode mode, MatmulScratch& scratch) {
+  if (mode == MatmulMode::Fast && fast_path_for(w.type)) matmul_masked_fast(w, x, ldx, n_tok, y, ldy, need, ldn, pool, scratch);
+  else matmul_masked_exact(w, x, ldx, n_tok, y, ldy, need, ldn, pool, scratch);
 }
 
 }  // namespace g3n

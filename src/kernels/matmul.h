@@ -41,6 +41,12 @@ struct MatmulScratch {
 void matmul(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
             ThreadPool& pool, MatmulMode mode, MatmulScratch& scratch);
 
+// As matmul, but Y[t*ldy + o] is computed only where need[t*ldn + o] != 0 and is 0 elsewhere: rows no
+// token needs are never read. Each computed value has the same bits as matmul's. Gemma 3n's sparse FFN
+// layers use it for the up projection, whose outputs only matter where the sparsified gate is non-zero.
+void matmul_masked(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
+                   const float* need, int64_t ldn, ThreadPool& pool, MatmulMode mode, MatmulScratch& scratch);
+
 // Decodes row r of w into dst (n_in floats).
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst);
 

@@ -226,29 +226,32 @@ void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float
   const int64_t D = s.D(), F = s.c.n_ff[layer];
   s.each_row([&](int t, int) { rms_norm(x1 + t * D, lw.ffn_norm.data(), s.b.tmp_d.data() + t * D, D, s.c.rms_eps); });
   s.lin(lw.ffn_gate, s.b.tmp_d.data(), s.b.gate.data());
-  s.lin(lw.ffn_up, s.b.tmp_d.data(), s.b.up.data());
   const float kappa = s.c.sparsity_std_multiplier[layer];
-  float* cutoff = s.b.cutoff.data();  // per row: values at or below it become 0 (Gaussian top-k)
-  s.each_row([&](int t, int) {
-    cutoff[t] = -std::numeric_limits<float>::infinity();
-    if (kappa > 0) {
-      const float* g = s.b.gate.data() + t * F;
+  float* g = s.b.gate.data();
+  if (kappa > 0) {
+    float* cutoff = s.b.cutoff.data();  // per row: values at or below it become 0 (Gaussian top-k)
+    s.each_row([&](int t, int) {
+      const float* gt = g + t * F;
       double mean = 0;
-      for (int64_t i = 0; i < F; ++i) mean += g[i];
+      for (int64_t i = 0; i < F; ++i) mean += gt[i];
       mean /= static_cast<double>(F);
       double var = 0;
-      for (int64_t i = 0; i < F; ++i) var += (g[i] - mean) * (g[i] - mean);
+      for (int64_t i = 0; i < F; ++i) var += (gt[i] - mean) * (gt[i] - mean);
       var /= static_cast<double>(F);
       cutoff[t] = static_cast<float>(mean + kappa * std::sqrt(var));
-    }
-  });
+    });
+    s.each_chunk(static_cast<int64_t>(s.T) * F, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) g[i] = std::max(0.0f, g[i] - cutoff[i / F]);
+    });
+    // gelu(0) = 0, so up only matters where the sparse gate survived (~5% of rows): the other rows of
+    // ffn_up are not read at all. Same numbers as the dense product.
+    matmul_masked(lw.ffn_up, s.b.tmp_d.data(), D, s.T, s.b.up.data(), F, g, F, s.pool, s.mode, s.b.matmul);
+  } else {
+    s.lin(lw.ffn_up, s.b.tmp_d.data(), s.b.up.data());
+  }
   // gelu(g) * u over all rows at once, in chunks (a single decode row is 8-16K tanh evaluations).
   s.each_chunk(static_cast<int64_t>(s.T) * F, [&](int64_t begin, int64_t end) {
-    float* g = s.b.gate.data();
-    const float* u = s.b.up.data();
-    if (kappa > 0)
-      for (int64_t i = begin; i < end; ++i) g[i] = std::max(0.0f, g[i] - cutoff[i / F]);
-    gelu_tanh_mul(g + begin, u + begin, end - begin);
+    gelu_tanh_mul(g + begin, s.b.up.data() + begin, end - begin);
   });
   s.lin(lw.ffn_down, s.b.gate.data(), out);
   s.each_row([&](int t, int) {
