@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/sparse_columns.h"
 #include "kernels/vec_dot.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -256,6 +257,47 @@ TEST(KernelsTileMatmul, MaskedEqualsDenseWhereNeededAndZeroElsewhere) {
       }
     }
   }
+}
+
+// Sparse down projection: the column-major copy, read only at the non-zero activations, gives the
+// bits of the dense dot (dispatched kernel against dispatched dot, scalar twin against scalar dot),
+// for sparse rows, rows with all-zero blocks and fully dense rows.
+TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const int64_t n = 1024, rows = 48;
+    std::mt19937 rng(31);
+    const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+    const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+    ASSERT_TRUE(sparse_columns_supported(w));
+    const SparseColumns cols = make_sparse_columns(w);
+    for (double density : {0.0, 0.01, 0.05, 0.3, 1.0}) {
+      std::vector<float> x = randn(rng, n);
+      std::bernoulli_distribution keep(density);
+      for (int64_t i = 0; i < n; ++i)
+        if (!keep(rng) || (i >= 256 && i < 512)) x[size_t(i)] = 0.0f;  // block 1 always all zero
+      for (bool ref : {false, true}) {
+        std::vector<uint8_t> act(act_row_bytes(t, n));
+        if (ref) quantize_act_row_ref(t, x.data(), act.data(), n);
+        else quantize_act_row(t, x.data(), act.data(), n);
+        SparseQ8K sa;
+        sparse_q8k_from(act.data(), n, sa);
+        std::vector<float> y(size_t(rows), std::nanf(""));
+        if (ref) sparse_columns_rows_ref(cols, sa, 0, rows, y.data());
+        else sparse_columns_rows(cols, sa, 16, rows, y.data() + 0), sparse_columns_rows(cols, sa, 0, 16, y.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          const float want = ref ? vec_dot_ref(t, w.row(r), act.data(), n) : vec_dot(t, w.row(r), act.data(), n);
+          ASSERT_EQ(bits(y[size_t(r)]), bits(want)) << type_name(t) << " density=" << density << (ref ? " ref" : " simd")
+                                                    << " row " << r << ": " << y[size_t(r)] << " vs " << want;
+        }
+      }
+    }
+  }
+  const std::vector<uint8_t> q5(size_t(*ggml_row_bytes(GgmlType::Q5_K, 256)) * 16);
+  EXPECT_FALSE(sparse_columns_supported(WeightMatrix{GgmlType::Q5_K, 256, 16, *ggml_row_bytes(GgmlType::Q5_K, 256), q5.data()}));
+  const std::vector<uint8_t> q4(size_t(*ggml_row_bytes(GgmlType::Q4_K, 256)) * 12);
+  const WeightMatrix odd{GgmlType::Q4_K, 256, 12, *ggml_row_bytes(GgmlType::Q4_K, 256), q4.data()};
+  EXPECT_FALSE(sparse_columns_supported(odd));
+  EXPECT_THROW(make_sparse_columns(odd), std::invalid_argument);
 }
 
 }  // namespace

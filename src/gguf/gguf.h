@@ -88,6 +88,9 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   // Pointer to the tensor's bytes inside the mapping (nbytes long).
   const uint8_t* tensor_data(const GgufTensorInfo& t) const;
+  // Hint that [p, p+n) inside the mapping will not be read again soon: the whole pages in it leave this
+  // process's resident set (they are re-read from the file if touched). No effect on from_memory files.
+  void drop_pages(const uint8_t* p, uint64_t n) const;
 
  private:
   struct Impl;

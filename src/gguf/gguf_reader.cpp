@@ -434,6 +434,18 @@ std::optional<std::string> GgufFile::get_string(std::string_view key) const {
   return v->s;
 }
 
+void GgufFile::drop_pages(const uint8_t* p, uint64_t n) const {
+  if (!impl_->map || n == 0) return;
+  const auto base = reinterpret_cast<uintptr_t>(impl_->map);
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+  if (begin < base || end > base + impl_->map_len) return;
+  begin = (begin + page - 1) / page * page;
+  end = end / page * page;
+  // A shared read-only file mapping: MADV_DONTNEED only unmaps; the bytes stay in the file.
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 const uint8_t* GgufFile::tensor_data(const GgufTensorInfo& t) const {
   // Re-checked so a GgufTensorInfo from another file (or edited by the caller) cannot reach past the map.
   const uint64_t max = std::numeric_limits<uint64_t>::max();

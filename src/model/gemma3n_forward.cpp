@@ -11,6 +11,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/sparse_columns.h"
 #include "kernels/vec_dot.h"
 #include "model/model.h"
 #include "quant/quantize.h"
@@ -219,6 +220,28 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   }, 1);
 }
 
+// out = down · a for activation rows a that are ~95% zeros (spec §4.4d's sparse layers): each row is
+// quantized as the dense product would, listed as its non-zero (column, value) pairs, and multiplied
+// against the column-major copy of down, reading ~5% of its quants. Same bits as the dense matmul.
+void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, float* out) {
+  const int64_t F = down.n_in, D = down.n_out;
+  const uint64_t stride = act_row_bytes(down.type, F);
+  if (s.b.sparse_q8.size() < stride * s.T) s.b.sparse_q8.resize(stride * s.T);
+  s.each_row([&](int t, int) {
+    uint8_t* q = s.b.sparse_q8.data() + stride * t;
+    quantize_act_row(down.type, a + t * F, q, F);
+    sparse_q8k_from(q, F, s.b.sparse_act[t]);
+  });
+  // Threads take 64-row slices of the output; each slice's scales stay in cache across the tokens.
+  constexpr int64_t kRows = 64;
+  s.pool.parallel_for_dynamic((D + kRows - 1) / kRows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t r0 = c * kRows, r1 = std::min(D, r0 + kRows);
+      for (int t = 0; t < s.T; ++t) sparse_columns_rows(down, s.b.sparse_act[t], r0, r1, out + t * D);
+    }
+  }, 1);
+}
+
 // §4.4d: GeGLU feed-forward; on sparse layers the gate keeps only values above mean + κ·std
 // (population std, two passes) before GELU. Result x2 = x1 + RMSNorm_{post_ffw_norm}(down · (gelu(g) ⊙ u)),
 // written to `out`.
@@ -253,7 +276,10 @@ void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float
   s.each_chunk(static_cast<int64_t>(s.T) * F, [&](int64_t begin, int64_t end) {
     gelu_tanh_mul(g + begin, s.b.up.data() + begin, end - begin);
   });
-  s.lin(lw.ffn_down, s.b.gate.data(), out);
+  if (kappa > 0 && s.mode == MatmulMode::Fast && !lw.ffn_down_cols.empty())
+    sparse_down_projection(s, lw.ffn_down_cols, g, out);
+  else
+    s.lin(lw.ffn_down, g, out);
   s.each_row([&](int t, int) {
     float* o = out + t * D;
     rms_norm(o, lw.post_ffw_norm.data(), o, D, s.c.rms_eps);
@@ -391,6 +417,7 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   ple_gate.resize(T * P);
   ple_row.resize(static_cast<size_t>(n_threads) * L * P);
   cutoff.resize(T);
+  sparse_act.resize(T);
   rope_local.resize(T * c.head_dim);
   rope_global.resize(T * c.head_dim);
   scores.resize(static_cast<size_t>(n_threads) * n_ctx * static_cast<size_t>(c.n_head / c.n_head_kv));

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/sparse_columns.h"
 
 namespace g3n {
 
@@ -36,6 +37,8 @@ struct ForwardBuffers {
   std::vector<float> ple_gate;  // [T, P]
   std::vector<float> ple_row;   // [threads, L*P] one decoded per-layer table row per thread
   std::vector<float> cutoff;    // [T] Gaussian top-k threshold of each row's FFN gate
+  std::vector<uint8_t> sparse_q8;      // [T] Q8_K rows of the sparse FFN activations
+  std::vector<SparseQ8K> sparse_act;   // [T] their non-zero entries (sparse down projection)
   std::vector<float> rope_local, rope_global;  // [T, Dh] each row's RoPE cos/sin (rope_angles)
   std::vector<float> scores;    // [threads, n_ctx] attention scores
   MatmulScratch matmul;         // quantized activations / decoded weight rows

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/sparse_columns.h"
 #include "model/gemma3n_config.h"
 
 namespace g3n {
@@ -29,6 +30,9 @@ struct Gemma3nLayerWeights {
   // feed-forward
   std::vector<float> ffn_norm;
   WeightMatrix ffn_gate, ffn_up, ffn_down;
+  // Column-major copy of ffn_down on activation-sparse layers (Q4_K/Q6_K files): the fast path reads
+  // only the columns of non-zero activations. Empty elsewhere.
+  SparseColumns ffn_down_cols;
   std::vector<float> post_ffw_norm;
   // per-layer input injection
   WeightMatrix inp_gate;  // [D -> P]

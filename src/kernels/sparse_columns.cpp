@@ -1,0 +1,190 @@
+// Column-major copies of K-quant matrices, sparse Q8_K activation rows, and the scalar products (the
+// readable definition; the AVX2 kernel is in sparse_columns_avx2.cpp).
+#include "kernels/sparse_columns.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/vec_dot.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+
+namespace g3n {
+
+namespace sparse_detail {
+using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
+RowsFn avx2_rows();  // sparse_columns_avx2.cpp; nullptr where not compiled
+}  // namespace sparse_detail
+
+namespace {
+
+using namespace quant;
+
+// The 256 6-bit quants of a Q6_K block, unsigned (0..63), in value order (as dot_q6_k pairs them with
+// the activations): per half, ql[l] / ql[l+32] give the low nibbles of values l, l+32 (low nibble) and
+// l+64, l+96 (high nibble); qh[l] holds their top 2 bits at bits 0, 2, 4, 6.
+void q6k_quants(const BlockQ6_K& b, uint8_t* v) {
+  for (int half = 0; half < 2; ++half)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t ql0 = b.ql[64 * half + l], ql1 = b.ql[64 * half + 32 + l], qh = b.qh[32 * half + l];
+      uint8_t* o = v + 128 * half + l;
+      o[0] = uint8_t((ql0 & 0x0F) | ((qh & 3) << 4));
+      o[32] = uint8_t((ql1 & 0x0F) | (((qh >> 2) & 3) << 4));
+      o[64] = uint8_t((ql0 >> 4) | (((qh >> 4) & 3) << 4));
+      o[96] = uint8_t((ql1 >> 4) | (((qh >> 6) & 3) << 4));
+    }
+}
+
+}  // namespace
+
+uint64_t SparseColumns::block_bytes() const {
+  const uint64_t R = static_cast<uint64_t>(n_out);
+  return type == GgmlType::Q4_K ? R * (4 + 8 + 8 + 128) : R * (2 + 16 + 256);
+}
+
+bool sparse_columns_supported(const WeightMatrix& w) {
+  return (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K) && !w.empty() && w.n_out > 0 &&
+         w.n_out % 16 == 0 && w.n_in > 0 && w.n_in % kQK_K == 0;
+}
+
+SparseColumns make_sparse_columns(const WeightMatrix& w) {
+  if (!sparse_columns_supported(w))
+    throw std::invalid_argument("make_sparse_columns: needs a Q4_K or Q6_K matrix with rows a multiple of 16");
+  SparseColumns m;
+  m.type = w.type;
+  m.n_in = w.n_in;
+  m.n_out = w.n_out;
+  const int64_t R = w.n_out, nb = w.n_in / kQK_K;
+  const uint64_t bb = m.block_bytes();
+  m.bytes.resize(bb * static_cast<uint64_t>(nb));
+  // Block by block, 16 rows at a time: their quants are decoded into a small [16][256] table, then each
+  // column's 16 values are written as one 8- or 16-byte run (a write pattern the cache can follow).
+  uint8_t quants[16][kQK_K];
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = m.bytes.data() + bb * static_cast<uint64_t>(b);
+    for (int64_t r0 = 0; r0 < R; r0 += 16) {
+      if (w.type == GgmlType::Q4_K) {
+        uint16_t* d = reinterpret_cast<uint16_t*>(out);  // fp16 bits, copied unchanged
+        uint16_t* dmin = d + R;
+        uint8_t* sc = out + 4 * R;
+        uint8_t* mins = sc + 8 * R;
+        uint8_t* q = mins + 8 * R;
+        for (int k = 0; k < 16; ++k) {
+          const int64_t r = r0 + k;
+          const auto& blk = reinterpret_cast<const BlockQ4_K*>(w.row(r))[b];
+          std::memcpy(d + r, &blk.d, 2);
+          std::memcpy(dmin + r, &blk.dmin, 2);
+          for (int g = 0; g < 8; ++g) {
+            uint8_t s, mn;
+            k4_scale_min(g, blk.scales, &s, &mn);
+            sc[g * R + r] = s;
+            mins[((g / 2) * R + r) * 2 + g % 2] = mn;
+          }
+          for (int c = 0; c < 4; ++c)
+            for (int l = 0; l < 32; ++l) {
+              const uint8_t byte = blk.qs[32 * c + l];
+              quants[k][64 * c + l] = byte & 0x0F;
+              quants[k][64 * c + 32 + l] = byte >> 4;
+            }
+        }
+        for (int j = 0; j < kQK_K; ++j) {
+          uint8_t* dst = q + j * (R / 2) + r0 / 2;
+          for (int k = 0; k < 8; ++k) dst[k] = uint8_t(quants[k][j] | (quants[k + 8][j] << 4));
+        }
+      } else {
+        uint16_t* d = reinterpret_cast<uint16_t*>(out);
+        int8_t* sc = reinterpret_cast<int8_t*>(out + 2 * R);
+        uint8_t* q = out + 18 * R;
+        for (int k = 0; k < 16; ++k) {
+          const int64_t r = r0 + k;
+          const auto& blk = reinterpret_cast<const BlockQ6_K*>(w.row(r))[b];
+          std::memcpy(d + r, &blk.d, 2);
+          for (int g = 0; g < 16; ++g) sc[g * R + r] = blk.scales[g];
+          q6k_quants(blk, quants[k]);
+        }
+        for (int j = 0; j < kQK_K; ++j)
+          for (int k = 0; k < 16; ++k) q[j * R + r0 + k] = quants[k][j];
+      }
+    }
+  }
+  return m;
+}
+
+void sparse_q8k_from(const void* q8k_row, int64_t n, SparseQ8K& out) {
+  const auto* a = static_cast<const BlockQ8_K*>(q8k_row);
+  const int64_t nb = n / kQK_K;
+  out.n_blocks = nb;
+  out.d.resize(static_cast<size_t>(nb));
+  out.bsum32.resize(static_cast<size_t>(nb) * 8);
+  out.start.resize(static_cast<size_t>(nb) + 1);
+  out.col.clear();
+  out.val.clear();
+  for (int64_t b = 0; b < nb; ++b) {
+    out.d[b] = a[b].d;
+    for (int g = 0; g < 8; ++g) out.bsum32[b * 8 + g] = int16_t(a[b].bsums[2 * g] + a[b].bsums[2 * g + 1]);
+    out.start[b] = static_cast<uint32_t>(out.col.size());
+    for (int j = 0; j < kQK_K; ++j)
+      if (a[b].qs[j] != 0) {
+        out.col.push_back(uint8_t(j));
+        out.val.push_back(a[b].qs[j]);
+      }
+  }
+  out.start[nb] = static_cast<uint32_t>(out.col.size());
+}
+
+// The scalar twin: per row and block, the integer sums of dot_q4_k_ref / dot_q6_k_ref over the
+// non-zero columns only, combined by the same float expression.
+void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
+  const int64_t R = m.n_out;
+  const uint64_t bb = m.block_bytes();
+  for (int64_t r = r0; r < r1; ++r) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < a.n_blocks; ++b) {
+      const uint8_t* blk = m.bytes.data() + bb * static_cast<uint64_t>(b);
+      if (a.start[b] == a.start[b + 1]) continue;  // all-zero block: both sums are 0
+      if (m.type == GgmlType::Q4_K) {
+        uint16_t dh, mh;
+        std::memcpy(&dh, blk + 2 * r, 2);
+        std::memcpy(&mh, blk + 2 * (R + r), 2);
+        const uint8_t* sc = blk + 4 * R;
+        const uint8_t* mins = sc + 8 * R;
+        const uint8_t* q = mins + 8 * R;
+        int32_t summ = 0;
+        for (int g = 0; g < 8; ++g) summ += mins[((g / 2) * R + r) * 2 + g % 2] * a.bsum32[b * 8 + g];
+        int32_t isum = 0;
+        for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) {
+          const int j = a.col[e];
+          const uint8_t byte = q[j * (R / 2) + (r / 16) * 8 + (r % 8)];
+          const int quant = (r % 16) < 8 ? (byte & 0x0F) : (byte >> 4);
+          isum += sc[(j / 32) * R + r] * quant * a.val[e];
+        }
+        const float dall = a.d[b] * fp16_to_fp32(dh), dmin = a.d[b] * fp16_to_fp32(mh);
+        sum += dall * float(isum) - dmin * float(summ);
+      } else {
+        uint16_t dh;
+        std::memcpy(&dh, blk + 2 * r, 2);
+        const auto* sc = reinterpret_cast<const int8_t*>(blk + 2 * R);
+        const uint8_t* q = blk + 18 * R;
+        int32_t isum = 0;
+        for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) {
+          const int j = a.col[e];
+          isum += sc[(j / 16) * R + r] * (q[j * R + r] - 32) * a.val[e];
+        }
+        sum += (a.d[b] * fp16_to_fp32(dh)) * float(isum);
+      }
+    }
+    y[r] = sum;
+  }
+}
+
+void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
+  // Follows vec_dot's choice of kernel set, so this stays bit-identical to the dense dot it replaces.
+  static const sparse_detail::RowsFn fn = [] {
+    const sparse_detail::RowsFn avx2 = sparse_detail::avx2_rows();
+    return avx2 && std::string(vec_dot_isa()) != "scalar" ? avx2 : &sparse_columns_rows_ref;
+  }();
+  fn(m, a, r0, r1, y);
+}
+
+}  // namespace g3n
