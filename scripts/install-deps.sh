@@ -4,7 +4,8 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake clang libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
-      libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libedit-dev curl)
+      libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libedit-dev curl
+      g++-aarch64-linux-gnu qemu-user)  # the last two: NEON kernel tests (scripts/test-arm.sh)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -10,6 +10,8 @@ cmake --build build -j"$JOBS"
 # The ollama/openai npm clients for the server test (skipped by ctest if this fails, e.g. offline).
 (cd tests/clients && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "warning: npm install failed; client tests will be skipped"
 ctest --test-dir build --output-on-failure -j"$JOBS"
+# The NEON kernels, cross-built for AArch64 and run under qemu against their scalar twins.
+G3N_JOBS="$JOBS" ./scripts/test-arm.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   ./scripts/fuzz-gguf.sh "$FUZZ_SECONDS"

@@ -247,7 +247,9 @@ TEST(KernelsVecDotDispatch, ReportsChosenPath) {
   const bool forced_scalar = env && std::string(env) == "scalar";
   if (f.avx2 && f.fma && f.f16c && !forced_scalar) {
     EXPECT_STREQ(vec_dot_isa(), "avx2+fma+f16c");
-  } else if (!f.neon) {
+  } else if (f.neon && !forced_scalar) {
+    EXPECT_STREQ(vec_dot_isa(), f.neon_dotprod ? "neon+dotprod" : "neon");
+  } else {
     EXPECT_STREQ(vec_dot_isa(), "scalar");
   }
 }

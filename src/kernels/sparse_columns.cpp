@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/kquant_step.h"
 #include "kernels/vec_dot.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -159,8 +160,7 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
           const int quant = (r % 16) < 8 ? (byte & 0x0F) : (byte >> 4);
           isum += sc[(j / 32) * R + r] * quant * a.val[e];
         }
-        const float dall = a.d[b] * fp16_to_fp32(dh), dmin = a.d[b] * fp16_to_fp32(mh);
-        sum += dall * float(isum) - dmin * float(summ);
+        sum = vecdot::kquant_step_min(sum, a.d[b], fp16_to_fp32(dh), fp16_to_fp32(mh), isum, summ);
       } else {
         uint16_t dh;
         std::memcpy(&dh, blk + 2 * r, 2);
@@ -171,7 +171,7 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
           const int j = a.col[e];
           isum += sc[(j / 16) * R + r] * (q[j * R + r] - 32) * a.val[e];
         }
-        sum += (a.d[b] * fp16_to_fp32(dh)) * float(isum);
+        sum = vecdot::kquant_step(sum, a.d[b], fp16_to_fp32(dh), isum);
       }
     }
     y[r] = sum;

@@ -29,6 +29,15 @@ const Dispatch& dispatch() {
     const char* env = std::getenv("G3N_VEC_DOT");
     if (env && std::strcmp(env, "scalar") == 0) return r;
     const CpuFeatures& f = cpu_features();
+    if (const KernelSet* a = vecdot::neon_kernels(); a && f.neon) {
+      for (int i = 0; i < 32; ++i)
+        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i];
+      r.k.dot_f16_f32 = a->dot_f16_f32;
+      r.k.axpy_f16 = a->axpy_f16;
+      r.k.dot_f32 = a->dot_f32;
+      r.k.axpy_f32 = a->axpy_f32;
+      r.isa = f.neon_dotprod ? "neon+dotprod" : "neon";
+    }
     if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
       for (int i = 0; i < 32; ++i) {
         // A tile kernel is only valid beside the dot kernel of its own set (bit-identical pairs).

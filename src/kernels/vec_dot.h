@@ -86,7 +86,7 @@ void soft_cap(float* x, int64_t n, float cap);
 void gelu_tanh_mul_ref(float* g, const float* u, int64_t n);
 void soft_cap_ref(float* x, int64_t n, float cap);
 
-// Which kernel set the dispatcher chose: "avx2+fma+f16c" or "scalar".
+// Which kernel set the dispatcher chose: "avx2+fma+f16c", "neon", "neon+dotprod" or "scalar".
 const char* vec_dot_isa();
 
 }  // namespace g3n

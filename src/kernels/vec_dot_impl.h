@@ -33,5 +33,7 @@ const KernelSet& scalar_kernels();
 // The AVX2+FMA+F16C kernels (vec_dot_avx2.cpp), or nullptr when not compiled for this target.
 // Only call the returned functions after checking cpu_features().
 const KernelSet* avx2_kernels();
+// The NEON kernels (vec_dot_neon.cpp) on AArch64, else nullptr.
+const KernelSet* neon_kernels();
 
 }  // namespace g3n::vecdot

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/vec_dot_impl.h"
+#include "kernels/kquant_step.h"
 #include "kernels/ops.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -204,8 +205,7 @@ float dot_q2_k(const void* vw, const void* va, int64_t n) {
         }
       }
     }
-    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
-    sum += dall * float(isum) - dmin * float(summ);
+    sum = kquant_step_min(sum, a[b].d, h2f(w[b].d), h2f(w[b].dmin), isum, summ);
   }
   return sum;
 }
@@ -232,7 +232,7 @@ float dot_q3_k(const void* vw, const void* va, int64_t n) {
         }
       }
     }
-    sum += (a[b].d * h2f(w[b].d)) * float(isum);
+    sum = kquant_step(sum, a[b].d, h2f(w[b].d), isum);
   }
   return sum;
 }
@@ -258,8 +258,7 @@ float dot_q4_k(const void* vw, const void* va, int64_t n) {
       }
       isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
     }
-    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
-    sum += dall * float(isum) - dmin * float(summ);
+    sum = kquant_step_min(sum, a[b].d, h2f(w[b].d), h2f(w[b].dmin), isum, summ);
   }
   return sum;
 }
@@ -285,8 +284,7 @@ float dot_q5_k(const void* vw, const void* va, int64_t n) {
       }
       isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
     }
-    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
-    sum += dall * float(isum) - dmin * float(summ);
+    sum = kquant_step_min(sum, a[b].d, h2f(w[b].d), h2f(w[b].dmin), isum, summ);
   }
   return sum;
 }
@@ -313,7 +311,7 @@ float dot_q6_k(const void* vw, const void* va, int64_t n) {
         isum += sc[g] * s1 + sc[g + 2] * s2 + sc[g + 4] * s3 + sc[g + 6] * s4;
       }
     }
-    sum += (a[b].d * h2f(w[b].d)) * float(isum);
+    sum = kquant_step(sum, a[b].d, h2f(w[b].d), isum);
   }
   return sum;
 }
@@ -416,8 +414,7 @@ void tile_q45_k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_
         for (int l = 0; l < 32; ++l) gs += q[32 * g + l] * ab.qs[32 * g + l];
         isum += sc[g] * gs;
       }
-      const float dall = ab.d * h2f(wb.d), dmin = ab.d * h2f(wb.dmin);
-      o(t) += dall * float(isum) - dmin * float(summ);
+      o(t) = kquant_step_min(o(t), ab.d, h2f(wb.d), h2f(wb.dmin), isum, summ);
     }
   });
 }
@@ -446,7 +443,7 @@ void tile_q6_k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t
         for (int l = 0; l < 16; ++l) gs += q[16 * g + l] * ab.qs[16 * g + l];
         isum += wb.scales[g] * gs;
       }
-      o(t) += (ab.d * h2f(wb.d)) * float(isum);
+      o(t) = kquant_step(o(t), ab.d, h2f(wb.d), isum);
     }
   });
 }
