@@ -41,7 +41,7 @@ void q6k_quants(const BlockQ6_K& b, uint8_t* v) {
 
 uint64_t SparseColumns::block_bytes() const {
   const uint64_t R = static_cast<uint64_t>(n_out);
-  return type == GgmlType::Q4_K ? R * (4 + 8 + 8 + 128) : R * (2 + 16 + 256);
+  return type == GgmlType::Q4_K ? R * (4 + 8 + 8 + 128) : R * (2 + 16 + 128 + 64);
 }
 
 bool sparse_columns_supported(const WeightMatrix& w) {
@@ -97,6 +97,7 @@ SparseColumns make_sparse_columns(const WeightMatrix& w) {
         uint16_t* d = reinterpret_cast<uint16_t*>(out);
         int8_t* sc = reinterpret_cast<int8_t*>(out + 2 * R);
         uint8_t* q = out + 18 * R;
+        uint8_t* qh = q + 128 * R;
         for (int k = 0; k < 16; ++k) {
           const int64_t r = r0 + k;
           const auto& blk = reinterpret_cast<const BlockQ6_K*>(w.row(r))[b];
@@ -104,8 +105,13 @@ SparseColumns make_sparse_columns(const WeightMatrix& w) {
           for (int g = 0; g < 16; ++g) sc[g * R + r] = blk.scales[g];
           q6k_quants(blk, quants[k]);
         }
-        for (int j = 0; j < kQK_K; ++j)
-          for (int k = 0; k < 16; ++k) q[j * R + r0 + k] = quants[k][j];
+        for (int j = 0; j < kQK_K; ++j) {
+          uint8_t* dst = q + j * (R / 2) + r0 / 2;
+          for (int k = 0; k < 8; ++k) dst[k] = uint8_t((quants[k][j] & 0x0F) | ((quants[k + 8][j] & 0x0F) << 4));
+          uint32_t top = 0;
+          for (int k = 0; k < 16; ++k) top |= uint32_t(quants[k][j] >> 4) << (2 * k);
+          std::memcpy(qh + j * (R / 4) + r0 / 4, &top, 4);
+        }
       }
     }
   }
@@ -166,10 +172,16 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
         std::memcpy(&dh, blk + 2 * r, 2);
         const auto* sc = reinterpret_cast<const int8_t*>(blk + 2 * R);
         const uint8_t* q = blk + 18 * R;
+        const uint8_t* qh = q + 128 * R;
         int32_t isum = 0;
         for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) {
           const int j = a.col[e];
-          isum += sc[(j / 16) * R + r] * (q[j * R + r] - 32) * a.val[e];
+          const uint8_t byte = q[j * (R / 2) + (r / 16) * 8 + (r % 8)];
+          const int low = (r % 16) < 8 ? (byte & 0x0F) : (byte >> 4);
+          uint32_t top;
+          std::memcpy(&top, qh + j * (R / 4) + (r / 16) * 4, 4);
+          const int quant = low | int(((top >> (2 * (r % 16))) & 3) << 4);
+          isum += sc[(j / 16) * R + r] * (quant - 32) * a.val[e];
         }
         sum = vecdot::kquant_step(sum, a.d[b], fp16_to_fp32(dh), isum);
       }

@@ -20,9 +20,11 @@ namespace g3n {
 // Column-major copy of a Q4_K or Q6_K matrix [n_out rows x n_in]; n_out must be a multiple of 16.
 // Per 256-column block (the source super-block), all n_out rows:
 //   Q4_K: d[R], dmin[R] (fp16) | scale[8][R] (u8) | min pairs [4][R][2] (u8) | 256 columns of R/2 bytes
-//   Q6_K: d[R] (fp16) | scale[16][R] (s8) | 256 columns of R bytes (the 6-bit quant, 0..63)
-// A column's quants for 16 consecutive rows r..r+15 are 8 bytes (Q4_K: byte k holds row r+k in its low
-// nibble, row r+8+k in its high one) or 16 bytes (Q6_K).
+//   Q6_K: d[R] (fp16) | scale[16][R] (s8) | 256 columns of R/2 bytes (low 4 bits of the 6-bit quant)
+//         | 256 columns of R/4 bytes (its top 2 bits)
+// A column's quants for 16 consecutive rows r..r+15 are 8 bytes of nibbles (byte k holds row r+k in its
+// low nibble, row r+8+k in its high one), plus for Q6_K one little-endian 32-bit word with row r+i's top
+// bits at bit 2i. Either copy has the size of the original (plus 4 bytes per row and block for Q4_K).
 struct SparseColumns {
   GgmlType type = GgmlType::F32;  // source type; F32 means "no copy"
   int64_t n_in = 0, n_out = 0;

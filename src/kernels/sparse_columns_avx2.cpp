@@ -9,6 +9,8 @@
 
 #include <immintrin.h>
 
+#include <cstring>
+
 #define G3N_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace g3n {
@@ -76,7 +78,11 @@ G3N_AVX2 void rows_q4k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, i
 G3N_AVX2 void rows_q6k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
   const int64_t R = m.n_out;
   const uint64_t bb = m.block_bytes();
-  const __m256i k32 = _mm256_set1_epi32(32);
+  const __m256i k32 = _mm256_set1_epi32(32), m3 = _mm256_set1_epi32(3);
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  // Row i of a 16-row word keeps its top bits at bit 2i: shift counts for rows 0-7 and 8-15.
+  const __m256i shift0 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i shift1 = _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30);
   for (int64_t r = r0; r < r1; r += 16) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (int64_t b = 0; b < a.n_blocks; ++b) {
@@ -84,7 +90,8 @@ G3N_AVX2 void rows_q6k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, i
       if (e0 == e1) continue;
       const uint8_t* blk = m.bytes.data() + bb * static_cast<uint64_t>(b);
       const uint8_t* sc = blk + 2 * R + r;
-      const uint8_t* q = blk + 18 * R + r;
+      const uint8_t* q = blk + 18 * R + r / 2;
+      const uint8_t* qh = blk + 146 * R + r / 4;
       __m256i S0 = _mm256_setzero_si256(), S1 = _mm256_setzero_si256();
       int group = -1;
       __m256i sc0 = S0, sc1 = S1;
@@ -95,9 +102,16 @@ G3N_AVX2 void rows_q6k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, i
           sc0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(sc + group * R)));
           sc1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(sc + group * R + 8)));
         }
-        const uint8_t* qc = q + j * R;
-        const __m256i q0 = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)qc)), k32);
-        const __m256i q1 = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(qc + 8))), k32);
+        const __m128i qb = _mm_loadl_epi64((const __m128i*)(q + j * (R / 2)));
+        int top;
+        std::memcpy(&top, qh + j * (R / 4), 4);
+        const __m256i tw = _mm256_set1_epi32(top);
+        const __m256i t0 = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(tw, shift0), m3), 4);
+        const __m256i t1 = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(tw, shift1), m3), 4);
+        const __m256i lo = _mm256_cvtepu8_epi32(_mm_and_si128(qb, m4));
+        const __m256i hi = _mm256_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qb, 4), m4));
+        const __m256i q0 = _mm256_sub_epi32(_mm256_or_si256(lo, t0), k32);
+        const __m256i q1 = _mm256_sub_epi32(_mm256_or_si256(hi, t1), k32);
         const __m256i v = bcast_lo16(a.val[e]);
         // (q - 32) * scale fits in 16 bits (|.| <= 4096); the madd ignores the upper halves.
         S0 = _mm256_add_epi32(S0, _mm256_madd_epi16(_mm256_mullo_epi16(q0, sc0), v));

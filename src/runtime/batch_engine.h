@@ -19,7 +19,7 @@ struct ForwardBuffers;
 
 struct EngineParams {
   int n_ctx = 4096;    // longest sequence (positions); sequences may be created shorter
-  int n_batch = 256;   // rows per forward pass (as ContextParams)
+  int n_batch = 128;   // rows per forward pass (as ContextParams)
   KvType kv_type = KvType::F32;
   int n_threads = 0;   // 0: physical cores
   bool exact = false;  // see ContextParams::exact
