@@ -278,75 +278,86 @@ G3N_AVX2 inline __m128i k4_min_dot(__m256i mins_scales, const int16_t* bsums) {
   return _mm_madd_epi16(_mm256_extracti128_si256(mins_scales, 1), pair);
 }
 
-// Q4_K: each block's products and min term are summed exactly in int32, then enter one f32
-// accumulator as two fmas per block (scale, then min). The prefill kernel (gemm_q4k below) applies the
-// same fmas in the same order per token, so both give identical bits.
-G3N_AVX2 float dot_q4_k(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const BlockQ4_K*>(vw);
-  const auto* a = static_cast<const BlockQ8_K*>(va);
+// k4_unpack in SIMD: the 12 scale bytes as three words s0 s1 s2 -> [scales 0-3, scales 4-7, mins 0-3,
+// mins 4-7]. Reads 16 bytes (the 4 after the scales are the block's first quants).
+G3N_AVX2 inline __m128i k4_unpack_v(const uint8_t* packed) {
+  const __m128i x = loadu128(packed);
+  const __m128i a = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0));  // s0 s2 s1 s2
+  const __m128i b = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0));  // s0 s0 s1 s1
+  const __m128i low = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i top = _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303));
+  return _mm_or_si128(low, _mm_slli_epi32(top, 4));
+}
+
+// One Q4_K / Q5_K block against its Q8_K block: the 8 int32 partials of the scaled products and the 4 of
+// the min term (both exact).
+template <class WBlock, bool kFive>
+G3N_AVX2 inline void q45k_block_sums(const WBlock& w, const BlockQ8_K& a, __m256i& sumi, __m128i& mins) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m128 acc = _mm_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    prefetch_block(w + b, sizeof(BlockQ4_K));
-    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
-    uint32_t u[4];
-    k4_unpack(w[b].scales, u);
-    // 16 int16: scales 0..7 then mins 0..7.
-    const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
-    const __m128i mins = k4_min_dot(ms, a[b].bsums);
-    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
-    __m256i sumi = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(w[b].qs + 32 * c);
-      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      const __m256i pl = _mm256_maddubs_epi16(lo, loadu(a[b].qs + 64 * c));
-      const __m256i ph = _mm256_maddubs_epi16(hi, loadu(a[b].qs + 64 * c + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
+  // 16 int16: scales 0..7 then mins 0..7.
+  const __m256i ms = _mm256_cvtepu8_epi16(k4_unpack_v(w.scales));
+  mins = k4_min_dot(ms, a.bsums);
+  const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
+  __m256i hb = _mm256_setzero_si256();
+  if constexpr (kFive) hb = loadu(w.qh);
+  sumi = _mm256_setzero_si256();
+  for (int c = 0; c < 4; ++c) {
+    const __m256i q = loadu(w.qs + 32 * c);
+    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if constexpr (kFive) {
+      // Bit 2c (2c+1) of qh[l] is the fifth bit of value l of the low (high) group: move it to bit 4.
+      const __m256i one = _mm256_set1_epi8(1);
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4));
     }
-    const __m128i msum = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
+    const __m256i pl = _mm256_maddubs_epi16(lo, loadu(a.qs + 64 * c));
+    const __m256i ph = _mm256_maddubs_epi16(hi, loadu(a.qs + 64 * c + 32));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
+  }
+}
+
+// Q4_K / Q5_K: each block's products and min term are summed exactly in int32, then enter one f32
+// accumulator as two fmas per block (scale, then min). The prefill kernel (gemm_q4k below) applies the
+// same fmas in the same order per token, so both give identical bits. Blocks go in pairs so that one
+// horizontal reduction serves both blocks' two sums.
+template <class WBlock, bool kFive>
+G3N_AVX2 float dot_q45_k(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const WBlock*>(vw);
+  const auto* a = static_cast<const BlockQ8_K*>(va);
+  const int64_t nb = n / kQK_K;
+  __m128 acc = _mm_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    prefetch_block(w + b, 2 * sizeof(WBlock));
+    __m256i s0, s1;
+    __m128i m0, m1;
+    q45k_block_sums<WBlock, kFive>(w[b], a[b], s0, m0);
+    q45k_block_sums<WBlock, kFive>(w[b + 1], a[b + 1], s1, m1);
+    const __m256i h = _mm256_hadd_epi32(s0, s1);
+    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(t, _mm_hadd_epi32(m0, m1)));  // S0 S1 M0 M1
+    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), f, acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(-(a[b].d * h2f(w[b].dmin))), _mm_movehl_ps(f, f), acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(a[b + 1].d * h2f(w[b + 1].d)), _mm_movehdup_ps(f), acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(-(a[b + 1].d * h2f(w[b + 1].dmin))), _mm_shuffle_ps(f, f, 3), acc);
+  }
+  if (b < nb) {
+    prefetch_block(w + b, sizeof(WBlock));
+    __m256i s0;
+    __m128i m0;
+    q45k_block_sums<WBlock, kFive>(w[b], a[b], s0, m0);
+    const __m128i msum = _mm_add_epi32(m0, _mm_unpackhi_epi64(m0, m0));
     const int min_total = _mm_cvtsi128_si32(_mm_add_epi32(msum, _mm_shuffle_epi32(msum, 1)));
-    acc = _mm_fmadd_ss(_mm_set_ss(dall), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(-dmin), _mm_cvtsi32_ss(_mm_setzero_ps(), min_total), acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(s0)), acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(-(a[b].d * h2f(w[b].dmin))), _mm_cvtsi32_ss(_mm_setzero_ps(), min_total), acc);
   }
   return _mm_cvtss_f32(acc);
 }
 
-G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const BlockQ5_K*>(vw);
-  const auto* a = static_cast<const BlockQ8_K*>(va);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-  __m128 acc = _mm_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    prefetch_block(w + b, sizeof(BlockQ5_K));
-    const float dall = a[b].d * h2f(w[b].d), dmin = a[b].d * h2f(w[b].dmin);
-    uint32_t u[4];
-    k4_unpack(w[b].scales, u);
-    const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
-    const __m128i mins = k4_min_dot(ms, a[b].bsums);
-    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
-    const __m256i hb = loadu(w[b].qh);
-    __m256i sumi = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(w[b].qs + 32 * c);
-      // Bit 2c (2c+1) of qh[l] is the fifth bit of value l of the low (high) group: move it to bit 4.
-      const __m256i h_lo = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4);
-      const __m256i h_hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h_lo);
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h_hi);
-      const __m256i pl = _mm256_maddubs_epi16(lo, loadu(a[b].qs + 64 * c));
-      const __m256i ph = _mm256_maddubs_epi16(hi, loadu(a[b].qs + 64 * c + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
-    }
-    // As dot_q4_k: one exact int32 per block and term, two fmas (the prefill kernel's order).
-    const __m128i msum = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
-    const int min_total = _mm_cvtsi128_si32(_mm_add_epi32(msum, _mm_shuffle_epi32(msum, 1)));
-    acc = _mm_fmadd_ss(_mm_set_ss(dall), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(-dmin), _mm_cvtsi32_ss(_mm_setzero_ps(), min_total), acc);
-  }
-  return _mm_cvtss_f32(acc);
-}
+G3N_AVX2 float dot_q4_k(const void* vw, const void* va, int64_t n) { return dot_q45_k<BlockQ4_K, false>(vw, va, n); }
+G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) { return dot_q45_k<BlockQ5_K, true>(vw, va, n); }
 
 // Q6_K: quants are used unsigned (0..63) in maddubs; the -32 offset is removed once per block as
 // 32 * sum_g scale_g * bsum_g instead of per value.
