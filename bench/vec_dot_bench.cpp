@@ -2,7 +2,8 @@
 // 8192, the Gemma 3n E2B FFN down projection), single thread, scalar twin vs the dispatched kernel.
 // Reports weight bytes/s (bytes_per_second) and GOP/s (2 ops per weight element: multiply + add),
 // beside a plain streaming-read figure for the machine's memory bandwidth (mem_read).
-// gemm_* runs the prefill tile kernels (vec_dot_tile) against the per-pair vec_dot loop.
+// gemm_* runs the prefill tile kernels (vec_dot_tile) against the per-pair vec_dot loop; sparse_* the
+// sparse down projection (5% non-zero activations) through its column-major copy.
 //   build-x/vec_dot_bench --benchmark_filter='Q4_K|mem'
 #include <benchmark/benchmark.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu_features.h"
+#include "kernels/sparse_columns.h"
 #include "kernels/vec_dot.h"
 #include "quant/fp16.h"
 
@@ -157,6 +159,34 @@ void bench_kv(benchmark::State& state, bool axpy, bool simd) {
                                                benchmark::Counter::OneK::kIs1000);
 }
 
+// The sparse down projection: the same 2048 x 8192 matrix (Q4_K or Q6_K) against an activation row
+// with 5% non-zeros (what Gemma 3n's sparse FFN layers produce), through the column-major copy
+// (sparse_columns_rows) or the scalar twin. bytes_per_second counts the DENSE matrix, so the figure
+// compares directly with matvec_2048x8192 (the dense path's cost for the same product).
+void bench_sparse(benchmark::State& state, GgmlType t, bool simd) {
+  const std::vector<uint8_t> w = make_weights(t, kRows, kCols);
+  const uint64_t row_bytes = w.size() / kRows;
+  const g3n::SparseColumns cols = g3n::make_sparse_columns(g3n::WeightMatrix{t, kCols, kRows, row_bytes, w.data()});
+  std::vector<float> x(kCols, 0.0f);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::bernoulli_distribution keep(0.05);
+  for (auto& v : x)
+    if (keep(rng)) v = nd(rng);
+  std::vector<uint8_t> qa(g3n::act_row_bytes(t, kCols));
+  g3n::SparseQ8K sa;
+  std::vector<float> y(kRows);
+  for (auto _ : state) {
+    g3n::quantize_act_row(t, x.data(), qa.data(), kCols);
+    g3n::sparse_q8k_from(qa.data(), kCols, sa);
+    if (simd) g3n::sparse_columns_rows(cols, sa, 0, kRows, y.data());
+    else g3n::sparse_columns_rows_ref(cols, sa, 0, kRows, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.size()));
+}
+
 // Streaming read of 2 x 64 MiB (far beyond cache) with the dispatched f32 dot: the bandwidth the
 // matvec figures above compare with.
 void bench_mem_read(benchmark::State& state) {
@@ -206,6 +236,15 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("kv_4096x256/" + op + "/" + isa).c_str(),
                                  [axpy](benchmark::State& s) { bench_kv(s, axpy, true); })
         ->Unit(benchmark::kMicrosecond);
+  }
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const std::string name(g3n::ggml_type_traits(t).name);
+    benchmark::RegisterBenchmark(("sparse_2048x8192_5pct/" + name + "/scalar").c_str(),
+                                 [t](benchmark::State& s) { bench_sparse(s, t, false); })
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("sparse_2048x8192_5pct/" + name + "/" + isa).c_str(),
+                                 [t](benchmark::State& s) { bench_sparse(s, t, true); })
+        ->Unit(benchmark::kMillisecond);
   }
   benchmark::RegisterBenchmark("mem_read_128MiB", bench_mem_read)->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
