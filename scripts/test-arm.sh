@@ -20,17 +20,22 @@ for arch in armv8-a armv8.2-a+dotprod; do
   flags=(-std=c++20 -O2 -march="$arch" -I"$root/src" -I"$gtest/include" -I"$gtest" -pthread)
   srcs=("$root"/src/kernels/*.cpp "$root"/src/quant/*.cpp "$root/src/runtime/thread_pool.cpp"
         "$root"/tests/kernels_*_test.cpp "$gtest/src/gtest-all.cc" "$gtest/src/gtest_main.cc")
+  # Rebuild an object when its source, any header or the flags changed; compile to a temporary name so
+  # an interrupted run leaves nothing that looks up to date.
+  stamp="$dir/flags"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "${flags[*]}" ]]; then rm -f "$dir"/*.o; echo "${flags[*]}" > "$stamp"; fi
+  newest_header=$(ls -t "$root"/src/*/*.h | head -1)
   objs=()
-  cmds=()
-  newest_header=$(ls -t "$root"/src/kernels/*.h "$root"/src/quant/*.h "$root"/src/runtime/*.h | head -1)
   for s in "${srcs[@]}"; do
     o="$dir/$(basename "${s%.*}").o"
     objs+=("$o")
     if [[ ! -f "$o" || "$s" -nt "$o" || "$newest_header" -nt "$o" ]]; then
-      cmds+=("$cxx ${flags[*]} -c $s -o $o")
+      while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
+      ("$cxx" "${flags[@]}" -c "$s" -o "$o.tmp" && mv "$o.tmp" "$o") &
     fi
   done
-  if ((${#cmds[@]})); then printf '%s\n' "${cmds[@]}" | xargs -P "$jobs" -I{} sh -c '{}'; fi
+  for pid in $(jobs -p); do wait "$pid"; done
+  for o in "${objs[@]}"; do [[ -f "$o" ]] || { echo "test-arm: failed to build $o" >&2; exit 1; }; done
   "$cxx" "${flags[@]}" "${objs[@]}" -o "$dir/kernel_tests"
   echo "== $arch"
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu max "$dir/kernel_tests" --gtest_brief=1

@@ -43,7 +43,8 @@ void matmul(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, f
 
 // As matmul, but Y[t*ldy + o] is computed only where need[t*ldn + o] != 0 and is 0 elsewhere: rows no
 // token needs are never read. Each computed value has the same bits as matmul's. Gemma 3n's sparse FFN
-// layers use it for the up projection, whose outputs only matter where the sparsified gate is non-zero.
+// layers use it for the up projection, whose outputs only matter where the sparsified gate is non-zero
+// (gelu(0) * u = 0 for every finite u).
 void matmul_masked(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                    const float* need, int64_t ldn, ThreadPool& pool, MatmulMode mode, MatmulScratch& scratch);
 

@@ -8,7 +8,8 @@
 // integer sums over the non-zero columns equal the dense kernel's sums exactly; the float steps then
 // repeat the dense dot's per-block formula in the same order. sparse_columns_rows is therefore
 // BIT-IDENTICAL to the dispatched vec_dot on the original rows, and sparse_columns_rows_ref to
-// vec_dot_ref (tests/kernels_sparse_test.cpp).
+// vec_dot_ref (KernelsSparseColumns in tests/kernels_tile_test.cpp). For finite activations: a block
+// whose int8 quants are all zero is skipped, where the dense dot would add 0 * d (NaN if d is infinite).
 #pragma once
 #include <cstdint>
 #include <vector>

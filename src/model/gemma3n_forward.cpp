@@ -417,7 +417,21 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   ple_gate.resize(T * P);
   ple_row.resize(static_cast<size_t>(n_threads) * L * P);
   cutoff.resize(T);
-  sparse_act.resize(T);
+  // Sparse down projection scratch, sized once here so that decoding allocates nothing.
+  for (const auto& lw : model.weights().layers) {
+    const SparseColumns& cols = lw.ffn_down_cols;
+    if (cols.empty()) continue;
+    const uint64_t nb = static_cast<uint64_t>(cols.n_in) / 256;
+    sparse_q8.resize(std::max<size_t>(sparse_q8.size(), T * act_row_bytes(cols.type, cols.n_in)));
+    sparse_act.resize(T);
+    for (SparseQ8K& a : sparse_act) {
+      a.d.reserve(nb);
+      a.bsum32.reserve(8 * nb);
+      a.start.reserve(nb + 1);
+      a.col.reserve(static_cast<size_t>(cols.n_in));
+      a.val.reserve(static_cast<size_t>(cols.n_in));
+    }
+  }
   rope_local.resize(T * c.head_dim);
   rope_global.resize(T * c.head_dim);
   scores.resize(static_cast<size_t>(n_threads) * n_ctx * static_cast<size_t>(c.n_head / c.n_head_kv));

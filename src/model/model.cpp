@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -18,18 +20,30 @@ Model::Model(GgufFile file)
     if (config_.sparsity_std_multiplier[l] > 0 && sparse_columns_supported(weights_.layers[l].ffn_down))
       sparse.push_back(l);
   const int n_threads = std::max(1, std::min<int>(default_thread_count(), static_cast<int>(sparse.size())));
-  std::vector<std::thread> workers;
   std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::exception_ptr error;  // the first failure (out of memory), rethrown once every thread is done
   auto work = [&] {
-    for (size_t i; (i = next++) < sparse.size();) {
-      auto& lw = weights_.layers[sparse[i]];
-      lw.ffn_down_cols = make_sparse_columns(lw.ffn_down);
-      file_.drop_pages(lw.ffn_down.data, lw.ffn_down.row_bytes * static_cast<uint64_t>(lw.ffn_down.n_out));
+    try {
+      for (size_t i; (i = next++) < sparse.size();) {
+        auto& lw = weights_.layers[sparse[i]];
+        lw.ffn_down_cols = make_sparse_columns(lw.ffn_down);
+        file_.drop_pages(lw.ffn_down.data, lw.ffn_down.row_bytes * static_cast<uint64_t>(lw.ffn_down.n_out));
+      }
+    } catch (...) {
+      next = sparse.size();
+      std::lock_guard<std::mutex> lock(mu);
+      if (!error) error = std::current_exception();
     }
   };
-  for (int t = 1; t < n_threads; ++t) workers.emplace_back(work);
+  std::vector<std::thread> workers;
+  try {
+    for (int t = 1; t < n_threads; ++t) workers.emplace_back(work);
+  } catch (...) {  // no thread to spare: this one does the rest
+  }
   work();
   for (auto& t : workers) t.join();
+  if (error) std::rethrow_exception(error);
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path) { return from_gguf(GgufFile::open(path)); }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <span>
 #include <stdexcept>
 
@@ -47,9 +48,27 @@ uint64_t decode_weight_bytes(const Model& model) {
   for (int l = 0; l < c.n_layer; ++l) {
     const auto& lw = w.layers[l];
     for (const WeightMatrix* m : {&lw.altup_router, &lw.altup_predict_coef, &lw.altup_correct_coef, &lw.attn_q,
-                                  &lw.attn_output, &lw.laurel_l, &lw.laurel_r, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down,
-                                  &lw.inp_gate, &lw.proj})
+                                  &lw.attn_output, &lw.laurel_l, &lw.laurel_r, &lw.ffn_gate, &lw.inp_gate, &lw.proj})
       total += bytes(*m);
+    const double kappa = c.sparsity_std_multiplier[l];
+    if (kappa <= 0) {
+      total += bytes(lw.ffn_up) + bytes(lw.ffn_down);
+      continue;
+    }
+    // Sparse layer: the expected share of surviving activations is the Gaussian tail above kappa (the
+    // assumption the top-k rule is built on: 5% at 1.6449). Only their ffn_up rows are read, and of a
+    // column copy of ffn_down only their columns plus every row's scales.
+    const double keep = 0.5 * std::erfc(kappa / std::sqrt(2.0));
+    total += static_cast<uint64_t>(keep * static_cast<double>(bytes(lw.ffn_up)));
+    const SparseColumns& cols = lw.ffn_down_cols;
+    if (cols.empty()) {
+      total += bytes(lw.ffn_down);
+    } else {
+      const uint64_t blocks = static_cast<uint64_t>(cols.n_in / 256);
+      const uint64_t quant_per_col = static_cast<uint64_t>(cols.n_out) * (cols.type == GgmlType::Q4_K ? 128 : 192) / 256;
+      const uint64_t scales = cols.bytes.size() - quant_per_col * 256 * blocks;
+      total += scales + static_cast<uint64_t>(keep * static_cast<double>(quant_per_col * 256 * blocks));
+    }
     if (c.owns_kv(l)) total += bytes(lw.attn_k) + bytes(lw.attn_v);
   }
   return total;

@@ -39,9 +39,11 @@ struct BenchResult {
 // runs are comparable; the first generated token is the argmax (no sampling cost is measured).
 BenchResult run_benchmark(const Model& model, const BenchParams& params);
 
-// Bytes of weights one decode step reads: every matrix of every layer (the unused K/V of KV-sharing
-// layers excepted), the per-layer projection, the AltUp projections and the output head, plus one row
-// of each embedding table. Times generation tok/s, it is the memory traffic decode needs.
+// Bytes of weights one fast-path decode step reads: every matrix of every layer (the unused K/V of
+// KV-sharing layers excepted; on activation-sparse layers the expected ~5% of ffn_up rows and of
+// ffn_down columns, plus the column copy's scales), the per-layer projection, the AltUp projections and
+// the output head, plus one row of each embedding table. Times generation tok/s, it is the memory
+// traffic decode needs.
 uint64_t decode_weight_bytes(const Model& model);
 // The machine's streaming-read bandwidth with n threads, in bytes/s: the best of a few passes over a
 // 256 MiB buffer. Call it before loading a model: the buffer is returned to the system afterwards, so
