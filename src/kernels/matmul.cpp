@@ -101,6 +101,33 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
   const int64_t n_in = w.n_in;
   const VecDotFn dot = vec_dot_fn(w.type);
   const auto [act, stride] = prepare_activations(w, x, ldx, n_tok, pool, scratch);
+  if (const VecDotMaskedTileFn masked = n_tok > 1 ? vec_dot_masked_tile_fn(w.type) : nullptr) {
+    // Prefill: matmul_fast's cache blocking, with the (row, 8-token group) pairs no token needs skipped
+    // inside the tile kernel.
+    const int64_t groups = (n_tok + kMaskGroup - 1) / kMaskGroup;
+    if (scratch.mask.size() < static_cast<size_t>(groups * w.n_out)) scratch.mask.resize(static_cast<size_t>(groups * w.n_out));
+    uint8_t* mask = scratch.mask.data();
+    const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / stride) / 24 * 24);  // multiple of 8
+    const int64_t row_block = std::max<int64_t>(12, int64_t(kBlockBytes / w.row_bytes) / 12 * 12);
+    pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
+      for (int64_t o = begin; o < end; ++o)
+        for (int64_t g = 0; g < groups; ++g) {
+          bool any = false;
+          for (int64_t t = g * kMaskGroup; t < std::min(n_tok, (g + 1) * kMaskGroup); ++t) any |= need[t * ldn + o] != 0.0f;
+          mask[o * groups + g] = any;
+        }
+      for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) {
+        const int64_t nt = std::min(tok_block, n_tok - t0);
+        for (int64_t r0 = begin; r0 < end; r0 += row_block)
+          masked(w.row(r0), w.row_bytes, std::min(row_block, end - r0), act + t0 * stride, stride, nt, n_in,
+                 y + t0 * ldy + r0, ldy, mask + r0 * groups + t0 / kMaskGroup, groups);
+      }
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t o = begin; o < end; ++o)
+          if (need[t * ldn + o] == 0.0f) y[t * ldy + o] = 0.0f;
+    }, std::clamp<int64_t>(w.n_out / (4 * pool.size()), kRowGrain, row_block));
+    return;
+  }
   const VecDotTileFn tile = n_tok > 1 ? vec_dot_tile_fn(w.type) : nullptr;
   pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
     for (int64_t o = begin; o < end; ++o) {

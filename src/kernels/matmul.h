@@ -33,6 +33,7 @@ enum class MatmulMode { Exact, Fast };
 struct MatmulScratch {
   std::vector<uint8_t> act;
   std::vector<float> rows;  // one decoded weight row per thread (exact path)
+  std::vector<uint8_t> mask;  // masked prefill: [row][8-token group] "some token needs it"
 };
 
 // Y[t*ldy + o] = sum_i W[o][i] * X[t*ldx + i] for t < n_tok, o < n_out. Rows are split across the

@@ -31,7 +31,7 @@ const Dispatch& dispatch() {
     const CpuFeatures& f = cpu_features();
     if (const KernelSet* a = vecdot::neon_kernels(); a && f.neon) {
       for (int i = 0; i < 32; ++i)
-        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i];
+        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i], r.k.masked_tile[i] = a->masked_tile[i];
       r.k.dot_f16_f32 = a->dot_f16_f32;
       r.k.axpy_f16 = a->axpy_f16;
       r.k.dot_f32 = a->dot_f32;
@@ -41,7 +41,7 @@ const Dispatch& dispatch() {
     if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
       for (int i = 0; i < 32; ++i) {
         // A tile kernel is only valid beside the dot kernel of its own set (bit-identical pairs).
-        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i];
+        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i], r.k.masked_tile[i] = a->masked_tile[i];
         if (a->quant_act[i]) r.k.quant_act[i] = a->quant_act[i];
       }
       if (a->dot_f16_f32) r.k.dot_f16_f32 = a->dot_f16_f32;
@@ -163,6 +163,11 @@ void vec_dot_tile_ref(GgmlType t, const void* w, uint64_t ws, int64_t nr, const 
 VecDotTileFn vec_dot_tile_fn(GgmlType t) {
   const int i = vecdot::type_index(t);
   return i < 0 ? nullptr : dispatch().k.tile[i];
+}
+
+VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? nullptr : dispatch().k.masked_tile[i];
 }
 
 VecDotFn vec_dot_fn(GgmlType t) {

@@ -65,6 +65,12 @@ void vec_dot_tile_ref(GgmlType weight_type, const void* w, uint64_t w_stride, in
                       const void* act, uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo);
 // The dispatched tile kernel, or nullptr where the type has none in the chosen set (loop vec_dot_fn).
 VecDotTileFn vec_dot_tile_fn(GgmlType weight_type);
+// A tile kernel that computes row r for the token group t0..t0+7 only where need[r*ldn + t0/8] != 0
+// (other outputs untouched); same bits as the plain tile. nullptr where the chosen set has none.
+using VecDotMaskedTileFn = void (*)(const void* w, uint64_t w_stride, int64_t n_rows, const void* act,
+                                    uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo,
+                                    const uint8_t* need, int64_t ldn);
+VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType weight_type);
 
 // F16 KV-cache helpers and their f32 siblings (any n >= 0).
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);         // sum a_i*b_i

@@ -639,9 +639,11 @@ constexpr auto q4k_table(std::index_sequence<I...>) {
                              int64_t, float*, int64_t), sizeof...(I)>{&q4k_row_x_tokens<int(I) + 1, WBlock, kFive>...};
 }
 
+// need (optional): need[r * ldn + t0 / 8] == 0 skips row r for the token group starting at t0 (its
+// outputs are left untouched).
 template <class WBlock, bool kFive>
 G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
-                       float* out, int64_t ldo) {
+                       float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
   static constexpr auto table = q4k_table<WBlock, kFive>(std::make_index_sequence<8>{});
   constexpr auto dot = kFive ? dot_q5_k : dot_q4_k;
   const int64_t nb = n / kQK_K;
@@ -674,8 +676,9 @@ G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, 
         a[t] = block_row<BlockQ8_K>(ab, as, int(t0 + (t < c ? t : 0)));
       prep_q8k_group(a, c, nb, group);
       for (int64_t r = 0; r < rc; ++r)
-        table[size_t(c - 1)](block_row<WBlock>(wb, ws, int(r0 + r)), rows + r * nb, a, group, nb,
-                             out + t0 * ldo + r0 + r, ldo);
+        if (!need || need[(r0 + r) * ldn + t0 / 8])
+          table[size_t(c - 1)](block_row<WBlock>(wb, ws, int(r0 + r)), rows + r * nb, a, group, nb,
+                               out + t0 * ldo + r0 + r, ldo);
     }
   }
 }
@@ -746,7 +749,7 @@ constexpr auto q6k_table(std::index_sequence<I...>) {
 }
 
 G3N_AVX2 void gemm_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
-                       float* out, int64_t ldo) {
+                       float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
   static constexpr auto table = q6k_table(std::make_index_sequence<8>{});
   const int64_t nb = n / kQK_K;
   constexpr int64_t kRowPreps = (48 << 10) / sizeof(Q6KRowPrep);
@@ -771,10 +774,21 @@ G3N_AVX2 void gemm_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, 
       for (int64_t b = 0; b < nb; ++b)
         for (int t = 0; t < 8; ++t) ad[8 * b + t] = t < c ? a[t][b].d : 0.0f;
       for (int64_t r = 0; r < rc; ++r)
-        table[size_t(c - 1)](block_row<BlockQ6_K>(wb, ws, int(r0 + r)), rows + r * nb, a, ad, nb,
-                             out + t0 * ldo + r0 + r, ldo);
+        if (!need || need[(r0 + r) * ldn + t0 / 8])
+          table[size_t(c - 1)](block_row<BlockQ6_K>(wb, ws, int(r0 + r)), rows + r * nb, a, ad, nb,
+                               out + t0 * ldo + r0 + r, ldo);
     }
   }
+}
+
+template <class WBlock, bool kFive>
+G3N_AVX2 void tile_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
+                       float* out, int64_t ldo) {
+  gemm_q4k<WBlock, kFive>(w, ws, nr, act, as, nt, n, out, ldo, nullptr, 0);
+}
+G3N_AVX2 void tile_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
+                       float* out, int64_t ldo) {
+  gemm_q6k(w, ws, nr, act, as, nt, n, out, ldo, nullptr, 0);
 }
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
@@ -1065,9 +1079,12 @@ KernelSet make_avx2() {
   k.tile[type_index(GgmlType::F16)] = gemm_tiles<TileFloat<LoadF16, LoadF16>>;
   k.tile[type_index(GgmlType::BF16)] = gemm_tiles<TileFloat<LoadBF16, LoadBF16>>;
   k.tile[type_index(GgmlType::Q4_0)] = gemm_tiles<TileQ40>;
-  k.tile[type_index(GgmlType::Q4_K)] = gemm_q4k<BlockQ4_K, false>;
-  k.tile[type_index(GgmlType::Q5_K)] = gemm_q4k<BlockQ5_K, true>;
-  k.tile[type_index(GgmlType::Q6_K)] = gemm_q6k;
+  k.tile[type_index(GgmlType::Q4_K)] = tile_q4k<BlockQ4_K, false>;
+  k.tile[type_index(GgmlType::Q5_K)] = tile_q4k<BlockQ5_K, true>;
+  k.tile[type_index(GgmlType::Q6_K)] = tile_q6k;
+  k.masked_tile[type_index(GgmlType::Q4_K)] = gemm_q4k<BlockQ4_K, false>;
+  k.masked_tile[type_index(GgmlType::Q5_K)] = gemm_q4k<BlockQ5_K, true>;
+  k.masked_tile[type_index(GgmlType::Q6_K)] = gemm_q6k;
   // Q2_K/Q3_K have no AVX2 kernel yet: their dot stays scalar, but the Q8_K quantizer is shared.
   k.quant_act[type_index(GgmlType::Q2_K)] = quant_q8_k;
   k.quant_act[type_index(GgmlType::Q3_K)] = quant_q8_k;
