@@ -359,42 +359,60 @@ G3N_AVX2 float dot_q45_k(const void* vw, const void* va, int64_t n) {
 G3N_AVX2 float dot_q4_k(const void* vw, const void* va, int64_t n) { return dot_q45_k<BlockQ4_K, false>(vw, va, n); }
 G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) { return dot_q45_k<BlockQ5_K, true>(vw, va, n); }
 
-// Q6_K: quants are used unsigned (0..63) in maddubs; the -32 offset is removed once per block as
-// 32 * sum_g scale_g * bsum_g instead of per value.
-G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const BlockQ6_K*>(vw);
-  const auto* a = static_cast<const BlockQ8_K*>(va);
+// One Q6_K block against its Q8_K block: 8 int32 partials of the exact block sum. Quants are used
+// unsigned (0..63) in maddubs; the -32 offset is removed once per block as 32 * sum_g scale_g * bsum_g
+// instead of per value.
+G3N_AVX2 inline __m256i q6k_block_sum(const BlockQ6_K& w, const BlockQ8_K& a) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
   const __m256i m30 = _mm256_set1_epi8(0x30), mc0 = _mm256_set1_epi8(char(0xC0));
-  __m128 acc = _mm_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    prefetch_block(w + b, sizeof(BlockQ6_K));
-    const float d = a[b].d * h2f(w[b].d);
-    const __m128i sc8 = loadu128(w[b].scales);
-    const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), loadu(a[b].bsums));
-    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
-    for (int half = 0; half < 2; ++half) {
-      const __m256i ql0 = loadu(w[b].ql + 64 * half), ql1 = loadu(w[b].ql + 64 * half + 32);
-      const __m256i qh = loadu(w[b].qh + 32 * half);
-      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m03), 4));
-      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m0c), 2));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
-      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                         _mm256_srli_epi16(_mm256_and_si256(qh, mc0), 2));
-      const int8_t* qa = a[b].qs + 128 * half;
-      const __m256i qs[4] = {q0, q1, q2, q3};
-      for (int k = 0; k < 4; ++k) {
-        // Values 32k..32k+31 of this half: first 16 use scale 8*half+2k, next 16 scale 8*half+2k+1.
-        const int g = 8 * half + 2 * k;
-        const __m128i pick = _mm_set_epi64x(0x0101010101010101LL * (g + 1), 0x0101010101010101LL * g);
-        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-        const __m256i p = _mm256_maddubs_epi16(qs[k], loadu(qa + 32 * k));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
-      }
+  const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(w.scales));  // scales 0-7 | 8-15 as int16
+  const __m256i offset = _mm256_madd_epi16(sc16, loadu(a.bsums));
+  __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+  for (int half = 0; half < 2; ++half) {
+    // This half's 8 scales in both lanes; one shuffle then spreads scale g over the low lane and g+1
+    // over the high one.
+    const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, half ? 0x11 : 0x00);
+    const __m256i ql0 = loadu(w.ql + 64 * half), ql1 = loadu(w.ql + 64 * half + 32);
+    const __m256i qh = loadu(w.qh + 32 * half);
+    const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m03), 4));
+    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m0c), 2));
+    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+    const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                       _mm256_srli_epi16(_mm256_and_si256(qh, mc0), 2));
+    const int8_t* qa = a.qs + 128 * half;
+    const __m256i qs[4] = {q0, q1, q2, q3};
+    for (int k = 0; k < 4; ++k) {
+      // Values 32k..32k+31 of this half: first 16 use scale 8*half+2k, next 16 scale 8*half+2k+1.
+      const __m256i sc = _mm256_shuffle_epi8(sch, _mm256_setr_m128i(_mm_set1_epi16(short(0x0100 + 0x0202 * (2 * k))),
+                                                                    _mm_set1_epi16(short(0x0100 + 0x0202 * (2 * k + 1)))));
+      const __m256i p = _mm256_maddubs_epi16(qs[k], loadu(qa + 32 * k));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
     }
-    // One exact int32 per block, one fma: the order the Q6_K prefill kernel repeats per token.
-    acc = _mm_fmadd_ss(_mm_set_ss(d), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
+  }
+  return sumi;
+}
+
+// One exact int32 per block, one fma per block in block order: what the Q6_K prefill kernel repeats per
+// token. Blocks go in pairs sharing one horizontal reduction.
+G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
+  const auto* w = static_cast<const BlockQ6_K*>(vw);
+  const auto* a = static_cast<const BlockQ8_K*>(va);
+  const int64_t nb = n / kQK_K;
+  __m128 acc = _mm_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    prefetch_block(w + b, 2 * sizeof(BlockQ6_K));
+    const __m256i h = _mm256_hadd_epi32(q6k_block_sum(w[b], a[b]), q6k_block_sum(w[b + 1], a[b + 1]));
+    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(t, t));  // S0 S1 S0 S1
+    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), f, acc);
+    acc = _mm_fmadd_ss(_mm_set_ss(a[b + 1].d * h2f(w[b + 1].d)), _mm_movehdup_ps(f), acc);
+  }
+  if (b < nb) {
+    prefetch_block(w + b, sizeof(BlockQ6_K));
+    const __m256i sumi = q6k_block_sum(w[b], a[b]);
+    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
   }
   return _mm_cvtss_f32(acc);
 }
