@@ -47,9 +47,11 @@ class ThreadPool {
   int job_parts_ = 0;
   int64_t job_grain_ = 1;
   bool job_dynamic_ = false;
-  std::atomic<int64_t> next_{0};  // dynamic jobs: first index not yet handed out
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // Each on its own cache line: next_ is bumped once per chunk by every thread, and must not drag the
+  // job description or the counters the idle workers poll along with it.
+  alignas(64) std::atomic<int64_t> next_{0};  // dynamic jobs: first index not yet handed out
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  alignas(64) std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
 };
 
