@@ -234,12 +234,13 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
   });
   // Threads take 64-row slices of the output; each slice's scales stay in cache across the tokens.
   constexpr int64_t kRows = 64;
-  s.pool.parallel_for_dynamic((D + kRows - 1) / kRows, [&](int64_t begin, int64_t end, int) {
+  const int64_t slices = (D + kRows - 1) / kRows;
+  s.pool.parallel_for_dynamic(slices, [&](int64_t begin, int64_t end, int) {
     for (int64_t c = begin; c < end; ++c) {
       const int64_t r0 = c * kRows, r1 = std::min(D, r0 + kRows);
       for (int t = 0; t < s.T; ++t) sparse_columns_rows(down, s.b.sparse_act[t], r0, r1, out + t * D);
     }
-  }, 1);
+  }, std::max<int64_t>(1, slices / (6 * s.pool.size())));
 }
 
 // §4.4d: GeGLU feed-forward; on sparse layers the gate keeps only values above mean + κ·std
