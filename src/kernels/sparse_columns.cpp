@@ -37,6 +37,18 @@ void q6k_quants(const BlockQ6_K& b, uint8_t* v) {
     }
 }
 
+// The low nibbles of column j's quants for rows r0..r0+15 (quants[k][j] is row r0+k): 8 bytes, byte k
+// holding row r0+k low and row r0+8+k high. Both types' copies store them this way.
+void put_nibbles(const uint8_t (&quants)[16][kQK_K], int j, uint8_t* dst) {
+  for (int k = 0; k < 8; ++k) dst[k] = uint8_t((quants[k][j] & 0x0F) | ((quants[k + 8][j] & 0x0F) << 4));
+}
+
+// Row r's low nibble in a column written by put_nibbles (col points at the column's R/2 bytes).
+int nibble_at(const uint8_t* col, int64_t r) {
+  const uint8_t byte = col[(r / 16) * 8 + (r % 8)];
+  return (r % 16) < 8 ? (byte & 0x0F) : (byte >> 4);
+}
+
 }  // namespace
 
 uint64_t SparseColumns::block_bytes() const {
@@ -89,10 +101,7 @@ SparseColumns make_sparse_columns(const WeightMatrix& w) {
               quants[k][64 * c + 32 + l] = byte >> 4;
             }
         }
-        for (int j = 0; j < kQK_K; ++j) {
-          uint8_t* dst = q + j * (R / 2) + r0 / 2;
-          for (int k = 0; k < 8; ++k) dst[k] = uint8_t(quants[k][j] | (quants[k + 8][j] << 4));
-        }
+        for (int j = 0; j < kQK_K; ++j) put_nibbles(quants, j, q + j * (R / 2) + r0 / 2);
       } else {
         uint16_t* d = reinterpret_cast<uint16_t*>(out);
         int8_t* sc = reinterpret_cast<int8_t*>(out + 2 * R);
@@ -106,8 +115,7 @@ SparseColumns make_sparse_columns(const WeightMatrix& w) {
           q6k_quants(blk, quants[k]);
         }
         for (int j = 0; j < kQK_K; ++j) {
-          uint8_t* dst = q + j * (R / 2) + r0 / 2;
-          for (int k = 0; k < 8; ++k) dst[k] = uint8_t((quants[k][j] & 0x0F) | ((quants[k + 8][j] & 0x0F) << 4));
+          put_nibbles(quants, j, q + j * (R / 2) + r0 / 2);
           uint32_t top = 0;
           for (int k = 0; k < 16; ++k) top |= uint32_t(quants[k][j] >> 4) << (2 * k);
           std::memcpy(qh + j * (R / 4) + r0 / 4, &top, 4);
@@ -162,9 +170,7 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
         int32_t isum = 0;
         for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) {
           const int j = a.col[e];
-          const uint8_t byte = q[j * (R / 2) + (r / 16) * 8 + (r % 8)];
-          const int quant = (r % 16) < 8 ? (byte & 0x0F) : (byte >> 4);
-          isum += sc[(j / 32) * R + r] * quant * a.val[e];
+          isum += sc[(j / 32) * R + r] * nibble_at(q + j * (R / 2), r) * a.val[e];
         }
         sum = vecdot::kquant_step_min(sum, a.d[b], fp16_to_fp32(dh), fp16_to_fp32(mh), isum, summ);
       } else {
@@ -176,8 +182,7 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
         int32_t isum = 0;
         for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) {
           const int j = a.col[e];
-          const uint8_t byte = q[j * (R / 2) + (r / 16) * 8 + (r % 8)];
-          const int low = (r % 16) < 8 ? (byte & 0x0F) : (byte >> 4);
+          const int low = nibble_at(q + j * (R / 2), r);
           uint32_t top;
           std::memcpy(&top, qh + j * (R / 4) + (r / 16) * 4, 4);
           const int quant = low | int(((top >> (2 * (r % 16))) & 3) << 4);

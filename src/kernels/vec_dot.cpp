@@ -22,6 +22,28 @@ struct Dispatch {
   const char* isa = "scalar";
 };
 
+// Every kernel `from` has replaces the one in `into`. A tile kernel is only valid beside the dot kernel
+// of its own set (bit-identical pairs), so dot, tile and masked tile move together.
+void overlay(KernelSet& into, const KernelSet& from) {
+  for (int i = 0; i < 32; ++i) {
+    if (from.dot[i]) into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i];
+    if (from.quant_act[i]) into.quant_act[i] = from.quant_act[i];
+  }
+  const auto take = [](auto& dst, auto src) {
+    if (src) dst = src;
+  };
+  take(into.dot_f16_f32, from.dot_f16_f32);
+  take(into.axpy_f16, from.axpy_f16);
+  take(into.dot_f32, from.dot_f32);
+  take(into.axpy_f32, from.axpy_f32);
+  take(into.gelu_mul, from.gelu_mul);
+  take(into.soft_cap, from.soft_cap);
+  take(into.attn_scores_f16, from.attn_scores_f16);
+  take(into.attn_scores_f32, from.attn_scores_f32);
+  take(into.attn_values_f16, from.attn_values_f16);
+  take(into.attn_values_f32, from.attn_values_f32);
+}
+
 const Dispatch& dispatch() {
   static const Dispatch d = [] {
     Dispatch r;
@@ -30,30 +52,11 @@ const Dispatch& dispatch() {
     if (env && std::strcmp(env, "scalar") == 0) return r;
     const CpuFeatures& f = cpu_features();
     if (const KernelSet* a = vecdot::neon_kernels(); a && f.neon) {
-      for (int i = 0; i < 32; ++i)
-        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i], r.k.masked_tile[i] = a->masked_tile[i];
-      r.k.dot_f16_f32 = a->dot_f16_f32;
-      r.k.axpy_f16 = a->axpy_f16;
-      r.k.dot_f32 = a->dot_f32;
-      r.k.axpy_f32 = a->axpy_f32;
+      overlay(r.k, *a);
       r.isa = f.neon_dotprod ? "neon+dotprod" : "neon";
     }
     if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
-      for (int i = 0; i < 32; ++i) {
-        // A tile kernel is only valid beside the dot kernel of its own set (bit-identical pairs).
-        if (a->dot[i]) r.k.dot[i] = a->dot[i], r.k.tile[i] = a->tile[i], r.k.masked_tile[i] = a->masked_tile[i];
-        if (a->quant_act[i]) r.k.quant_act[i] = a->quant_act[i];
-      }
-      if (a->dot_f16_f32) r.k.dot_f16_f32 = a->dot_f16_f32;
-      if (a->axpy_f16) r.k.axpy_f16 = a->axpy_f16;
-      if (a->dot_f32) r.k.dot_f32 = a->dot_f32;
-      if (a->axpy_f32) r.k.axpy_f32 = a->axpy_f32;
-      if (a->gelu_mul) r.k.gelu_mul = a->gelu_mul;
-      if (a->soft_cap) r.k.soft_cap = a->soft_cap;
-      if (a->attn_scores_f16) r.k.attn_scores_f16 = a->attn_scores_f16;
-      if (a->attn_scores_f32) r.k.attn_scores_f32 = a->attn_scores_f32;
-      if (a->attn_values_f16) r.k.attn_values_f16 = a->attn_values_f16;
-      if (a->attn_values_f32) r.k.attn_values_f32 = a->attn_values_f32;
+      overlay(r.k, *a);
       r.isa = "avx2+fma+f16c";
     }
     return r;

@@ -77,6 +77,13 @@ G3N_AVX2 inline __m256i dot_u8_i8(__m256i x, __m256i y) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
 }
 
+// Two blocks' 8 int32 partials -> 4: two halves of block x's total, then two of block y's (exact). One
+// more hadd finishes both totals; the paired-block dots share this reduction.
+G3N_AVX2 inline __m128i pair_halves(__m256i x, __m256i y) {
+  const __m256i h = _mm256_hadd_epi32(x, y);
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 G3N_AVX2 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 G3N_AVX2 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
@@ -335,9 +342,7 @@ G3N_AVX2 float dot_q45_k(const void* vw, const void* va, int64_t n) {
     __m128i m0, m1;
     q45k_block_sums<WBlock, kFive>(w[b], a[b], s0, m0);
     q45k_block_sums<WBlock, kFive>(w[b + 1], a[b + 1], s1, m1);
-    const __m256i h = _mm256_hadd_epi32(s0, s1);
-    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(t, _mm_hadd_epi32(m0, m1)));  // S0 S1 M0 M1
+    const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(pair_halves(s0, s1), _mm_hadd_epi32(m0, m1)));  // S0 S1 M0 M1
     acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), f, acc);
     acc = _mm_fmadd_ss(_mm_set_ss(-(a[b].d * h2f(w[b].dmin))), _mm_movehl_ps(f, f), acc);
     acc = _mm_fmadd_ss(_mm_set_ss(a[b + 1].d * h2f(w[b + 1].d)), _mm_movehdup_ps(f), acc);
@@ -403,8 +408,7 @@ G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
     prefetch_block(w + b, 2 * sizeof(BlockQ6_K));
-    const __m256i h = _mm256_hadd_epi32(q6k_block_sum(w[b], a[b]), q6k_block_sum(w[b + 1], a[b + 1]));
-    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128i t = pair_halves(q6k_block_sum(w[b], a[b]), q6k_block_sum(w[b + 1], a[b + 1]));
     const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(t, t));  // S0 S1 S0 S1
     acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), f, acc);
     acc = _mm_fmadd_ss(_mm_set_ss(a[b + 1].d * h2f(w[b + 1].d)), _mm_movehdup_ps(f), acc);

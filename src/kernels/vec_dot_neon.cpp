@@ -89,55 +89,41 @@ float dot_q6_k(const void* vw, const void* va, int64_t n) {
   return sum;
 }
 
-float dot_f32_v(const float* x, const float* y, int64_t n) {
+inline float32x4_t load4(const float* p) { return vld1q_f32(p); }
+inline float32x4_t load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+inline float load1(float x) { return x; }
+inline float load1(uint16_t x) { return fp16_to_fp32(x); }
+
+// sum x_i * y_i for f32 or f16 x: four vector accumulators, then a scalar tail.
+template <class T>
+float dot_v(const T* x, const float* y, int64_t n) {
   float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
-    s1 = vfmaq_f32(s1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
-    s2 = vfmaq_f32(s2, vld1q_f32(x + i + 8), vld1q_f32(y + i + 8));
-    s3 = vfmaq_f32(s3, vld1q_f32(x + i + 12), vld1q_f32(y + i + 12));
+    s0 = vfmaq_f32(s0, load4(x + i), vld1q_f32(y + i));
+    s1 = vfmaq_f32(s1, load4(x + i + 4), vld1q_f32(y + i + 4));
+    s2 = vfmaq_f32(s2, load4(x + i + 8), vld1q_f32(y + i + 8));
+    s3 = vfmaq_f32(s3, load4(x + i + 12), vld1q_f32(y + i + 12));
   }
-  for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
+  for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, load4(x + i), vld1q_f32(y + i));
   float sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-  for (; i < n; ++i) sum += x[i] * y[i];
+  for (; i < n; ++i) sum += load1(x[i]) * y[i];
   return sum;
 }
 
-inline float32x4_t load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
-
-float dot_f16_f32_v(const uint16_t* x, const float* y, int64_t n) {
-  float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+// y += alpha * x for f32 or f16 x.
+template <class T>
+void axpy_v(float alpha, const T* x, float* y, int64_t n) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = vfmaq_f32(s0, load_f16(x + i), vld1q_f32(y + i));
-    s1 = vfmaq_f32(s1, load_f16(x + i + 4), vld1q_f32(y + i + 4));
-    s2 = vfmaq_f32(s2, load_f16(x + i + 8), vld1q_f32(y + i + 8));
-    s3 = vfmaq_f32(s3, load_f16(x + i + 12), vld1q_f32(y + i + 12));
-  }
-  for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, load_f16(x + i), vld1q_f32(y + i));
-  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-  for (; i < n; ++i) sum += fp16_to_fp32(x[i]) * y[i];
-  return sum;
-}
-
-void axpy_f32_v(float alpha, const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
-  for (; i < n; ++i) y[i] += alpha * x[i];
-}
-
-void axpy_f16_v(float alpha, const uint16_t* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16(x + i), alpha));
-  for (; i < n; ++i) y[i] += alpha * fp16_to_fp32(x[i]);
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load4(x + i), alpha));
+  for (; i < n; ++i) y[i] += alpha * load1(x[i]);
 }
 
 float dot_f32(const void* w, const void* a, int64_t n) {
-  return dot_f32_v(static_cast<const float*>(w), static_cast<const float*>(a), n);
+  return dot_v(static_cast<const float*>(w), static_cast<const float*>(a), n);
 }
 float dot_f16(const void* w, const void* a, int64_t n) {
-  return dot_f16_f32_v(static_cast<const uint16_t*>(w), static_cast<const float*>(a), n);
+  return dot_v(static_cast<const uint16_t*>(w), static_cast<const float*>(a), n);
 }
 
 KernelSet make_neon() {
@@ -147,10 +133,10 @@ KernelSet make_neon() {
   k.dot[type_index(GgmlType::F32)] = dot_f32;
   k.dot[type_index(GgmlType::F16)] = dot_f16;
   // No tiles: prefill loops these dots, which beats the scalar tiles (same bits either way).
-  k.dot_f16_f32 = dot_f16_f32_v;
-  k.axpy_f16 = axpy_f16_v;
-  k.dot_f32 = dot_f32_v;
-  k.axpy_f32 = axpy_f32_v;
+  k.dot_f16_f32 = dot_v<uint16_t>;
+  k.axpy_f16 = axpy_v<uint16_t>;
+  k.dot_f32 = dot_v<float>;
+  k.axpy_f32 = axpy_v<float>;
   return k;
 }
 
