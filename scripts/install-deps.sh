@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages g3n builds and tests with (idempotent; uses sudo when not root).
+# --with-arm-tests adds the AArch64 cross compiler and qemu-user that scripts/test-arm.sh needs.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake clang libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
-      libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libedit-dev curl
-      g++-aarch64-linux-gnu qemu-user)  # the last two: NEON kernel tests (scripts/test-arm.sh)
+      libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libedit-dev curl)
+if [ "${1:-}" = "--with-arm-tests" ]; then PKGS+=(g++-aarch64-linux-gnu qemu-user); fi
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

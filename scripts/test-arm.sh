@@ -2,7 +2,7 @@
 # Cross-builds the kernel library and its tests for AArch64 and runs them under qemu-user: the NEON
 # kernels are held to their scalar twins on an ARM instruction set this x86 machine cannot run itself.
 # Twice: plain ARMv8-A (widening multiplies) and ARMv8.2-A with the dot-product extension (SDOT).
-# Needs g++-aarch64-linux-gnu and qemu-user (scripts/install-deps.sh installs both).
+# Needs g++-aarch64-linux-gnu and qemu-user (scripts/install-deps.sh --with-arm-tests installs both).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${G3N_ARM_BUILD:-$root/build-arm}"

@@ -3,7 +3,7 @@
 # then fuzz the GGUF parser for a bounded time (FUZZ_SECONDS, default 120; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+./scripts/install-deps.sh --with-arm-tests
 JOBS=${JOBS:-$(nproc)}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$JOBS"
