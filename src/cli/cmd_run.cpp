@@ -190,8 +190,8 @@ std::string answer(RunState& s, const std::string& user_text, bool interactive) 
   }, &g_interrupted);
   if (!out.empty() && out.back() != '\n') std::fputc('\n', stdout);
   std::fflush(stdout);
-  if (st.done_reason == "cancel") std::fprintf(stderr, "(interrupted)\n");
-  if (st.done_reason == "length" && session(s).context().n_past() + 1 >= s.num_ctx)
+  if (st.done_reason == DoneReason::Cancel) std::fprintf(stderr, "(interrupted)\n");
+  if (st.done_reason == DoneReason::Length && session(s).context().n_past() + 1 >= s.num_ctx)
     std::fprintf(stderr, "(the context of %d tokens is full; older turns will be dropped next time)\n", s.num_ctx);
   s.conv.add_model(out);
   if (s.opts.verbose) {

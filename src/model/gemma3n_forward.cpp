@@ -54,19 +54,30 @@ float magnitude_ratio(float target_rms, const float* v, int64_t n) {
   return target_rms / std::sqrt(std::max(ms, 1e-5f));
 }
 
-// §4.1: e = token_embd[t] * sqrt(D).
-void embed_tokens(Step& s, std::span<const int32_t> tokens) {
+// A row's vector input, or null for a token row.
+const float* row_vector(std::span<const float* const> embeddings, int t) {
+  return embeddings.empty() ? nullptr : embeddings[t];
+}
+
+// §4.1: e = token_embd[t] * sqrt(D) for token rows; a vector row is taken as given (HF scatters the
+// embedders' output into the already-scaled token embeddings, so it is never scaled).
+void embed_rows(Step& s, std::span<const int32_t> tokens, std::span<const float* const> embeddings) {
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(s.D())));
   s.each_row([&](int t, int) {
     float* e = s.b.x0.data() + static_cast<size_t>(t) * s.D();
+    if (const float* v = row_vector(embeddings, t)) {
+      std::memcpy(e, v, sizeof(float) * s.D());
+      return;
+    }
     weight_row_f32(s.w.token_embd, tokens[t], e);
     for (int64_t i = 0; i < s.D(); ++i) e[i] *= scale;
   });
 }
 
 // §4.2: pli_l = (RMSNorm(per_layer_model_proj · e / sqrt(D)) + per_layer_token_embd[t'] · sqrt(P)) / sqrt(2),
-// with t' = t for text ids and 0 for ids past the per-layer table (HF semantics; never out of bounds).
-void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens) {
+// with t' = t for text ids and 0 for ids past the per-layer table and for vector rows (HF semantics: the
+// placeholder ids of soft tokens are past the table; never out of bounds).
+void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens, std::span<const float* const> embeddings) {
   const auto& c = s.c;
   const int64_t P = c.n_embd_per_layer, LP = static_cast<int64_t>(c.n_layer) * P;
   float* u = s.b.per_layer.data();
@@ -76,7 +87,7 @@ void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens) {
   const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
   s.each_row([&](int t, int thread) {
     float* row = s.b.ple_row.data() + static_cast<size_t>(thread) * LP;
-    const int32_t id = tokens[t] < c.n_vocab_per_layer ? tokens[t] : 0;
+    const int32_t id = !row_vector(embeddings, t) && tokens[t] < c.n_vocab_per_layer ? tokens[t] : 0;
     weight_row_f32(s.w.per_layer_token_embd, id, row);  // only this row of the (mmapped) table is touched
     float* ut = u + t * LP;
     for (int64_t i = 0; i < LP; ++i) ut[i] *= proj_scale;
@@ -448,11 +459,12 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
   if (T == 0) return;
   if (T > b.n_batch) throw std::invalid_argument("gemma3n_forward: batch larger than the buffers");
   if (batch.positions.size() != batch.tokens.size() || batch.caches.size() != batch.tokens.size() ||
-      batch.want_logits.size() != batch.tokens.size())
+      batch.want_logits.size() != batch.tokens.size() ||
+      (!batch.embeddings.empty() && batch.embeddings.size() != batch.tokens.size()))
     throw std::invalid_argument("gemma3n_forward: batch arrays differ in length");
   for (int t = 0; t < T; ++t) {
     const int32_t id = batch.tokens[t];
-    if (id < 0 || id >= c.n_vocab) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
+    if (!row_vector(batch.embeddings, t) && (id < 0 || id >= c.n_vocab)) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
     const KvCache* kv = batch.caches[t];
     if (!kv) throw std::invalid_argument("gemma3n_forward: row without a KV cache");
     if (batch.positions[t] < 0 || batch.positions[t] >= kv->n_ctx()) throw std::out_of_range("position " + std::to_string(batch.positions[t]) + " exceeds the context length " + std::to_string(kv->n_ctx()));
@@ -466,8 +478,8 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
     rope_angles(c.head_dim, b.positions[t], c.rope_base_local, b.rope_local.data() + static_cast<int64_t>(t) * c.head_dim);
     rope_angles(c.head_dim, b.positions[t], c.rope_base_global, b.rope_global.data() + static_cast<int64_t>(t) * c.head_dim);
   });
-  embed_tokens(s, batch.tokens);
-  compute_per_layer_inputs(s, batch.tokens);
+  embed_rows(s, batch.tokens, batch.embeddings);
+  compute_per_layer_inputs(s, batch.tokens, batch.embeddings);
   altup_init_streams(s);
 
   // §4.6: layers from n_layer_kv on write no cache, so only rows whose logits are wanted need them (and

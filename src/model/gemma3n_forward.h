@@ -48,13 +48,18 @@ struct ForwardBuffers {
 };
 
 // One forward pass over rows that may belong to different sequences (continuous batching): row i is
-// token tokens[i] at position positions[i] of the sequence whose cache is caches[i]. Rows of one
+// token tokens[i] — or, where embeddings[i] is set, that n_embd-wide vector (an image or audio soft
+// token) — at position positions[i] of the sequence whose cache is caches[i]. Rows of one
 // sequence appear in position order, at most n_batch of them, and see each other (their K/V are
 // written before attention). For each row with want_logits[i] != 0, in order, one row of n_vocab
 // logits is written to logits_out. Layers past the last KV-owning one run only for those rows
 // (spec §4.6: exact, since they write no cache). Every row's result is independent of the others.
 struct ForwardBatch {
   std::span<const int32_t> tokens;
+  // Empty (every row a token) or one entry per row: null for a token row, else the row's vector, taken
+  // as the layer input x0 as given (docs/model.md "Embedding rows": no sqrt(D) scale, per-layer token
+  // part from row 0, causal attention, one position per row). tokens[i] is ignored for such rows.
+  std::span<const float* const> embeddings;
   std::span<const int64_t> positions;
   std::span<KvCache* const> caches;
   std::span<const uint8_t> want_logits;

@@ -31,6 +31,12 @@ std::span<const float> Sequence::logits(int i) const {
   return {logits_.data() + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)};
 }
 
+size_t reusable_prefix(std::span<const uint64_t> held, std::span<const uint64_t> prompt, const Sequence& seq) {
+  if (prompt.empty()) return 0;
+  const size_t common = std::min(common_prefix(held, prompt), prompt.size() - 1);
+  return seq.can_resume_at(static_cast<int64_t>(common)) ? common : 0;
+}
+
 BatchEngine::BatchEngine(const Model& model, EngineParams params)
     : model_(model),
       params_(normalized(params)),
@@ -51,6 +57,7 @@ std::unique_ptr<Sequence> BatchEngine::new_sequence(int n_ctx) const {
 
 void BatchEngine::eval(std::span<const SequenceWork> work) {
   const int V = n_vocab();
+  bool any_vectors = false;
   // Validate everything first, so a bad request cannot leave another sequence half-advanced.
   for (size_t i = 0; i < work.size(); ++i) {
     const SequenceWork& w = work[i];
@@ -59,14 +66,24 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
       if (work[j].seq == w.seq) throw std::invalid_argument("a sequence appears twice in one evaluation");
     if (w.pos0 != w.seq->n_past_ && !w.seq->can_resume_at(w.pos0))
       throw std::invalid_argument("cannot evaluate at position " + std::to_string(w.pos0) + ": the sequence has " + std::to_string(w.seq->n_past_) + " positions");
-    if (w.pos0 + static_cast<int64_t>(w.tokens.size()) > w.seq->n_ctx())
-      throw std::length_error(std::to_string(w.pos0 + w.tokens.size()) + " tokens exceed the context length " + std::to_string(w.seq->n_ctx()));
-    for (int32_t id : w.tokens)
-      if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+    if (w.pos0 + static_cast<int64_t>(w.rows.size()) > w.seq->n_ctx())
+      throw std::length_error(std::to_string(w.pos0 + w.rows.size()) + " tokens exceed the context length " + std::to_string(w.seq->n_ctx()));
+    if (!w.rows.vectors.empty()) {
+      if (w.rows.vectors.size() != w.rows.size()) throw std::invalid_argument("rows: vector list and token list differ in length");
+      if (w.rows.width != model_.config().n_embd)
+        throw std::invalid_argument("embedding rows have " + std::to_string(w.rows.width) + " floats; the model's n_embd is " +
+                                    std::to_string(model_.config().n_embd));
+    }
+    for (size_t k = 0; k < w.rows.size(); ++k) {
+      const int32_t id = w.rows.tokens[k];
+      if (!w.rows.vector(k) && (id < 0 || id >= V))
+        throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+    }
+    any_vectors = any_vectors || !w.rows.vectors.empty();
   }
   for (const SequenceWork& w : work) {
     Sequence& s = *w.seq;
-    const int64_t n = static_cast<int64_t>(w.tokens.size());
+    const int64_t n = static_cast<int64_t>(w.rows.size());
     s.n_rows_ = 0;
     const int64_t rows = w.which == LogitsFor::All ? n : (w.which == LogitsFor::Last && n > 0 ? 1 : 0);
     s.logits_.resize(static_cast<size_t>(rows) * V);
@@ -77,16 +94,18 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
   int64_t offset = 0;  // next token of work[item]
   while (item < work.size()) {
     tokens_.clear();
+    vectors_.clear();
     positions_.clear();
     caches_.clear();
     want_.clear();
     dest_.clear();
     while (item < work.size() && static_cast<int>(tokens_.size()) < params_.n_batch) {
       const SequenceWork& w = work[item];
-      const int64_t n = static_cast<int64_t>(w.tokens.size());
+      const int64_t n = static_cast<int64_t>(w.rows.size());
       const int64_t take = std::min<int64_t>(n - offset, params_.n_batch - static_cast<int64_t>(tokens_.size()));
       for (int64_t k = offset; k < offset + take; ++k) {
-        tokens_.push_back(w.tokens[k]);
+        tokens_.push_back(w.rows.tokens[k]);
+        if (any_vectors) vectors_.push_back(w.rows.vector(k));
         positions_.push_back(w.pos0 + k);
         caches_.push_back(&w.seq->cache_);
         const bool want = w.which == LogitsFor::All || (w.which == LogitsFor::Last && k == n - 1);
@@ -101,7 +120,7 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
     }
     if (tokens_.empty()) break;
     staged_.resize(dest_.size() * static_cast<size_t>(V));
-    ForwardBatch batch{tokens_, positions_, caches_, want_, params_.prefill_shortcut};
+    ForwardBatch batch{tokens_, vectors_, positions_, caches_, want_, params_.prefill_shortcut};
     gemma3n_forward(model_, batch, *buffers_, *pool_, params_.exact ? MatmulMode::Exact : MatmulMode::Fast, staged_.data());
     for (size_t r = 0; r < dest_.size(); ++r) {
       auto [seq, row] = dest_[r];

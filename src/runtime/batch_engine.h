@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "runtime/input_rows.h"
 #include "runtime/kv_cache.h"
 
 namespace g3n {
@@ -52,10 +53,15 @@ class Sequence {
   std::vector<float> logits_;
 };
 
-// New tokens for one sequence: tokens at positions pos0, pos0+1, ...
+// How many leading rows of `prompt` a sequence that holds `held` (row keys, InputRows::keys) can keep:
+// their common prefix, never the whole prompt (the last row's logits choose the first new token), and
+// only where the sequence can resume there (the sliding rings may have moved on); else 0.
+size_t reusable_prefix(std::span<const uint64_t> held, std::span<const uint64_t> prompt, const Sequence& seq);
+
+// New rows for one sequence (token ids or n_embd-wide vectors) at positions pos0, pos0+1, ...
 struct SequenceWork {
   Sequence* seq = nullptr;
-  std::span<const int32_t> tokens;
+  RowsView rows;
   int64_t pos0 = 0;
   LogitsFor which = LogitsFor::Last;
 };
@@ -76,7 +82,8 @@ class BatchEngine {
 
   // Evaluates all work items, packing their rows into forward passes of up to n_batch rows. Each item
   // continues its sequence at pos0 (== n_past, or a resumable shorter prefix). Checked up front: a bad
-  // item (position, context overflow, token id, a sequence listed twice) throws before anything runs.
+  // item (position, context overflow, token id, vector width, a sequence listed twice) throws before
+  // anything runs.
   void eval(std::span<const SequenceWork> work);
 
  private:
@@ -86,6 +93,7 @@ class BatchEngine {
   std::unique_ptr<ForwardBuffers> buffers_;
   // Per-pass row arrays and wanted-logit staging, reused across calls.
   std::vector<int32_t> tokens_;
+  std::vector<const float*> vectors_;
   std::vector<int64_t> positions_;
   std::vector<KvCache*> caches_;
   std::vector<uint8_t> want_;

@@ -6,20 +6,19 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <span>
 #include <stdexcept>
 
 #include "model/model.h"
 #include "runtime/batch_engine.h"
+#include "runtime/generator.h"
 #include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-int32_t argmax(std::span<const float> x) {
-  return static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin());
 }
 }  // namespace
 
@@ -129,20 +128,34 @@ BenchResult run_benchmark(const Model& model, const BenchParams& p) {
   std::vector<double> pp, tg, ttft;
   std::vector<int32_t> next(n_seq);
   std::vector<SequenceWork> work;
+  // Greedy decoding through the generation loop the CLI and server use; end-of-text ids do not stop it,
+  // so every run decodes exactly n_gen tokens (and samples one more after the last).
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.num_predict = p.n_gen + 1;
+  GeneratorOptions opts;
+  opts.stop_at_eos = false;
+  std::vector<std::optional<Generator>> gens(n_seq);
+  const auto sample = [&](int i) {
+    const Sequence& seq = *seqs[i];
+    const std::optional<int32_t> id = gens[i]->next(seq.last_logits(), seq.n_past(), seq.n_ctx(), nullptr);
+    next[i] = id.value_or(-1);
+  };
   for (int rep = 0; rep < p.repeats; ++rep) {
     BenchRun run;
     // Prefill: the first sequence is timed alone (prompt speed, TTFT); the others join afterwards.
     for (auto& s : seqs) s->reset();
+    for (auto& g : gens) g.emplace(nullptr, greedy, nullptr, opts);
     const auto t0 = std::chrono::steady_clock::now();
     SequenceWork first{seqs[0].get(), prompt, 0, LogitsFor::Last};
     engine.eval(std::span<const SequenceWork>(&first, 1));
     run.prompt_s = since(t0);
-    next[0] = argmax(seqs[0]->last_logits());
+    sample(0);
     run.ttft_s = since(t0);
     for (int i = 1; i < n_seq; ++i) {
       SequenceWork w{seqs[i].get(), prompt, 0, LogitsFor::Last};
       engine.eval(std::span<const SequenceWork>(&w, 1));
-      next[i] = argmax(seqs[i]->last_logits());
+      sample(i);
     }
     // Generation: one forward pass decodes a token for every sequence.
     const auto t1 = std::chrono::steady_clock::now();
@@ -150,7 +163,7 @@ BenchResult run_benchmark(const Model& model, const BenchParams& p) {
       work.clear();
       for (int i = 0; i < n_seq; ++i) work.push_back({seqs[i].get(), std::span<const int32_t>(&next[i], 1), seqs[i]->n_past(), LogitsFor::Last});
       engine.eval(work);
-      for (int i = 0; i < n_seq; ++i) next[i] = argmax(seqs[i]->last_logits());
+      for (int i = 0; i < n_seq; ++i) sample(i);
     }
     run.gen_s = since(t1);
     r.runs.push_back(run);

@@ -35,9 +35,10 @@ class Context {
   // Evaluates tokens at positions pos0, pos0+1, ... . pos0 may be below n_past (the sequence is cut
   // back there first, e.g. to reuse a shared prompt prefix) if can_resume_at(pos0); otherwise it must
   // equal n_past. Logits of the requested rows are available afterwards via logits(i).
-  void eval(std::span<const int32_t> tokens, int64_t pos0, LogitsFor which = LogitsFor::Last);
+  // Rows may be token ids or n_embd-wide vectors (RowsView); a token span or vector converts to it.
+  void eval(RowsView rows, int64_t pos0, LogitsFor which = LogitsFor::Last);
   // Convenience: continue at n_past.
-  void eval(std::span<const int32_t> tokens, LogitsFor which = LogitsFor::Last) { eval(tokens, n_past(), which); }
+  void eval(RowsView rows, LogitsFor which = LogitsFor::Last) { eval(rows, n_past(), which); }
 
   // Number of logit rows from the last eval and row i (n_vocab floats).
   int n_logit_rows() const { return seq_->n_logit_rows(); }
@@ -45,6 +46,7 @@ class Context {
   std::span<const float> last_logits() const { return seq_->last_logits(); }
 
   bool can_resume_at(int64_t pos) const { return seq_->can_resume_at(pos); }
+  const Sequence& sequence() const { return *seq_; }
   void reset() { seq_->reset(); }  // forget the sequence
   uint64_t kv_bytes() const { return seq_->kv_bytes(); }
 

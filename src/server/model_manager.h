@@ -14,7 +14,7 @@
 
 #include "model/model.h"
 #include "registry/resolve.h"
-#include "server/json_constraint.h"
+#include "sampling/json_constraint.h"
 #include "server/scheduler.h"
 #include "tokenizer/tokenizer.h"
 

@@ -47,27 +47,16 @@ bool Job::wait(std::string& text, std::chrono::milliseconds timeout) {
   return finished_;
 }
 
-void Job::wait_all(std::string& all) {
-  std::unique_lock lk(mu_);
-  cv_.wait(lk, [&] { return finished_; });
-  all += text_;
-  text_.clear();
-}
-
 // ---- Scheduler ----
 
 struct Scheduler::Slot {
   std::unique_ptr<Sequence> seq;
   ContextParams params;
-  std::vector<int32_t> tokens;  // what seq has evaluated, in order
+  std::vector<uint64_t> keys;  // the rows seq has evaluated, in order (InputRows::keys)
   std::shared_ptr<Job> job;
-  std::optional<Sampler> sampler;
-  std::optional<StreamingDetokenizer> detok;
-  std::optional<StopMatcher> stops;
-  std::optional<JsonConstraint> constraint;
-  std::vector<float> masked;
-  GenerateStats st;
-  Clock::time_point t0, first;
+  std::optional<Generator> gen;
+  int cached = 0;              // prompt rows reused from the slot's previous request
+  double prompt_s = 0;
   int32_t pending = -1;
   uint64_t last_used = 0;
 };
@@ -110,8 +99,7 @@ Scheduler::Slot* Scheduler::pick_slot(const Job& job) {
     Slot& s = *sp;
     if (s.job) continue;
     size_t common = 0;
-    if (s.seq && same_params(s.params, job.ctx_params))
-      while (common < s.tokens.size() && common < job.prompt.size() && s.tokens[common] == job.prompt[common]) ++common;
+    if (s.seq && same_params(s.params, job.ctx_params)) common = common_prefix(s.keys, job.prompt.keys());
     // Longest shared prefix first; among equals the least recently used, so other conversations'
     // caches survive longer.
     if (!best || common > best_common || (common == best_common && s.last_used < best->last_used)) {
@@ -163,12 +151,12 @@ void Scheduler::run() {
     }
     for (auto& j : dropped) {
       GenerateStats st;
-      st.done_reason = "cancel";
+      st.done_reason = DoneReason::Cancel;
       j->finish(st, stopping ? "server shutting down" : "");
     }
     if (stopping) {
       for (auto& s : slots_)
-        if (s->job) end(*s, "cancel", "server shutting down");
+        if (s->job) end(*s, DoneReason::Cancel, "server shutting down");
       return;
     }
     for (Slot* s : admitted) begin(*s);
@@ -181,12 +169,12 @@ void Scheduler::run() {
 
 void Scheduler::begin(Slot& s) {
   Job& j = *s.job;
-  s.t0 = Clock::now();
-  s.st = GenerateStats{};
+  const Clock::time_point t0 = Clock::now();
+  s.gen.reset();
   s.pending = -1;
   try {
     if (j.cancel.load()) {
-      end(s, "cancel");
+      end(s, DoneReason::Cancel);
       return;
     }
     if (j.prompt.empty()) throw std::invalid_argument("empty prompt");
@@ -203,7 +191,7 @@ void Scheduler::begin(Slot& s) {
     if (!s.seq || !same_params(s.params, j.ctx_params)) {
       if (s.seq) kv_bytes_.fetch_sub(s.seq->kv_bytes());
       s.seq.reset();
-      s.tokens.clear();
+      s.keys.clear();
       const MemoryEstimate est = estimate_memory(model_, j.ctx_params);
       if (auto avail = available_memory_bytes(); avail && est.kv_cache + est.buffers > *avail)
         throw std::runtime_error("not enough memory for num_ctx " + std::to_string(j.ctx_params.n_ctx) + ": needs about " +
@@ -216,63 +204,37 @@ void Scheduler::begin(Slot& s) {
     if (static_cast<int64_t>(j.prompt.size()) >= n_ctx)
       throw std::length_error("prompt of " + std::to_string(j.prompt.size()) + " tokens does not fit the context of " +
                               std::to_string(n_ctx));
-    // Reuse the longest evaluated prefix; the last prompt token is always evaluated again because its
-    // logits choose the first new token.
-    size_t common = 0;
-    while (common < s.tokens.size() && common < j.prompt.size() && s.tokens[common] == j.prompt[common]) ++common;
-    common = std::min(common, j.prompt.size() - 1);
-    if (!s.seq->can_resume_at(static_cast<int64_t>(common))) common = 0;
+    const size_t common = reusable_prefix(s.keys, j.prompt.keys(), *s.seq);
     if (common == 0) s.seq->reset();  // no usable prefix (e.g. the sliding rings wrapped): start clean
-    s.tokens.resize(common);
-    const SequenceWork w{s.seq.get(), std::span<const int32_t>(j.prompt).subspan(common), static_cast<int64_t>(common), LogitsFor::Last};
+    s.keys.resize(common);
+    const SequenceWork w{s.seq.get(), j.prompt.view().subspan(common), static_cast<int64_t>(common), LogitsFor::Last};
     engine_->eval(std::span<const SequenceWork>(&w, 1));
-    s.tokens.assign(j.prompt.begin(), j.prompt.end());
-    s.st.prompt_tokens = static_cast<int>(j.prompt.size());
-    s.st.cached_tokens = static_cast<int>(common);
-    s.st.prompt_s = seconds_since(s.t0);
+    s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
+    s.cached = static_cast<int>(common);
+    s.prompt_s = seconds_since(t0);
 
-    s.sampler.emplace(j.sampling);
-    for (int32_t id : j.prompt) s.sampler->accept(id, false);  // penalties see the prompt too
-    s.detok.emplace(tok_);
-    s.stops.emplace(j.sampling.stop);
-    if (j.schema) s.constraint.emplace(j.schema, texts_, tok_.stop_ids());
-    else s.constraint.reset();
+    std::unique_ptr<LogitsConstraint> constraint;
+    if (j.schema) constraint = std::make_unique<JsonConstraint>(j.schema, texts_, tok_.stop_ids());
+    GeneratorOptions opts;
+    opts.cancel = &j.cancel;
+    s.gen.emplace(&tok_, j.sampling, std::move(constraint), opts, t0);
+    s.gen->observe_prompt(j.prompt.tokens());
   } catch (const std::exception& e) {
     if (s.seq) s.seq->reset();
-    s.tokens.clear();
-    end(s, "", e.what());
+    s.keys.clear();
+    end(s, DoneReason::Error, e.what());
   }
 }
 
 bool Scheduler::sample_next(Slot& s) {
   Job& j = *s.job;
-  if (j.cancel.load()) { end(s, "cancel"); return false; }
-  if (s.sampler->reached_limit()) { end(s, "length"); return false; }
-  std::span<const float> logits = s.seq->last_logits();
-  if (s.constraint) {
-    const SamplingParams& p = s.sampler->params();
-    const int need = p.temperature <= 0 ? 1 : (p.top_k > 0 ? p.top_k : 256);
-    s.constraint->mask(logits, need, s.masked);
-    logits = s.masked;
+  const auto emit = [&j](std::string_view text) { j.push_text(text); };
+  const std::optional<int32_t> id = s.gen->next(s.seq->last_logits(), s.seq->n_past(), s.seq->n_ctx(), emit);
+  if (!id) {
+    end(s, s.gen->stats().done_reason);
+    return false;
   }
-  const int32_t id = s.sampler->sample(logits);
-  if (s.st.gen_tokens == 0) {
-    s.first = Clock::now();
-    s.st.ttft_s = seconds_since(s.t0);
-  }
-  s.sampler->accept(id);
-  if (tok_.is_stop(id)) { end(s, "stop"); return false; }
-  if (s.constraint) s.constraint->accept(id);
-  ++s.st.gen_tokens;
-  s.st.generated.push_back(id);
-  const std::string piece = s.detok->push(id);
-  if (!piece.empty()) j.push_text(s.stops->push(piece));
-  if (s.stops->stopped()) { end(s, "stop"); return false; }
-  // A finished JSON value needs nothing more: stop without spending a forward pass on the end token.
-  if (s.constraint && s.constraint->complete()) { end(s, "stop"); return false; }
-  if (s.seq->n_past() + 1 > s.seq->n_ctx()) { end(s, "length"); return false; }
-  if (s.sampler->reached_limit()) { end(s, "length"); return false; }
-  s.pending = id;
+  s.pending = *id;
   return true;
 }
 
@@ -292,34 +254,34 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
         engine_->eval(std::span<const SequenceWork>(&work[i], 1));
       } catch (const std::exception& e) {
         s->seq->reset();
-        s->tokens.clear();
+        s->keys.clear();
         s->pending = -1;
-        end(*s, "", e.what());
+        end(*s, DoneReason::Error, e.what());
       }
     }
   }
   for (Slot* s : batch) {
     if (s->pending < 0) continue;  // ended above
-    s->tokens.push_back(s->pending);
+    s->keys.push_back(token_key(s->pending));
     s->pending = -1;
   }
 }
 
-void Scheduler::end(Slot& s, const std::string& reason, const std::string& error) {
-  if (error.empty() && s.detok && s.stops && !s.stops->stopped() && s.st.gen_tokens > 0) {
-    std::string rest = s.stops->push(s.detok->flush());
-    rest += s.stops->flush();
-    s.job->push_text(rest);
+void Scheduler::end(Slot& s, DoneReason reason, const std::string& error) {
+  GenerateStats st;
+  if (s.gen) {
+    s.gen->finish(reason, [&s](std::string_view text) { s.job->push_text(text); });  // no-op when it ended itself
+    st = std::move(s.gen->stats());
   }
-  s.st.done_reason = reason;
-  if (s.st.gen_tokens > 0) s.st.gen_s = seconds_since(s.first);
-  s.job->finish(std::move(s.st), error);
-  s.st = GenerateStats{};
+  st.done_reason = reason;
+  st.prompt_tokens = static_cast<int>(s.job->prompt.size());
+  st.cached_tokens = s.cached;
+  st.prompt_s = s.prompt_s;
+  s.job->finish(std::move(st), error);
   s.job.reset();
-  s.sampler.reset();
-  s.detok.reset();
-  s.stops.reset();
-  s.constraint.reset();
+  s.gen.reset();
+  s.cached = 0;
+  s.prompt_s = 0;
   s.pending = -1;
   s.last_used = ++tick_;
   n_active_.fetch_sub(1);

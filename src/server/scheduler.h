@@ -1,8 +1,9 @@
 // Runs generation requests for one loaded model on a fixed set of slots (G3N_NUM_PARALLEL), each with
 // its own KV cache. One worker thread admits queued jobs into free slots (the slot whose cached tokens
 // share the longest prefix with the new prompt, so a continuing chat re-evaluates only its new turn) and
-// then advances every active slot by one token per round. The per-round forward work is one function,
-// decode_step(), so a batched multi-sequence forward pass can replace it.
+// then advances every active slot by one token per round: one batched forward pass (BatchEngine) decodes
+// a token for every active slot. Each slot's sampling, stop conditions and text are a Generator, the
+// same loop `g3n run` uses.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -18,10 +19,10 @@
 
 #include "runtime/batch_engine.h"
 #include "runtime/context.h"
-#include "runtime/session.h"
+#include "runtime/generator.h"
+#include "runtime/input_rows.h"
+#include "sampling/json_constraint.h"
 #include "sampling/sampler.h"
-#include "sampling/stop.h"
-#include "server/json_constraint.h"
 #include "tokenizer/tokenizer.h"
 
 namespace g3n::server {
@@ -31,7 +32,7 @@ namespace g3n::server {
 class Job {
  public:
   // Input (set before submit, then read-only).
-  std::vector<int32_t> prompt;
+  InputRows prompt;  // token ids and embedding rows
   SamplingParams sampling;
   ContextParams ctx_params;
   std::shared_ptr<const JsonSchema> schema;  // null: unconstrained
@@ -46,8 +47,6 @@ class Job {
   // Client side: waits up to `timeout` for text or the end. Moves new text into `text`; returns true
   // once the job has finished and every piece of text has been taken.
   bool wait(std::string& text, std::chrono::milliseconds timeout);
-  // Blocks until finished (text is collected into `all`).
-  void wait_all(std::string& all);
   const GenerateStats& stats() const { return stats_; }  // valid after the end
   const std::string& error() const { return error_; }
 
@@ -84,9 +83,8 @@ class Scheduler {
   Slot* pick_slot(const Job& job);
   void begin(Slot& s);
   bool sample_next(Slot& s);  // false: the job is finished
-  void end(Slot& s, const std::string& reason, const std::string& error = {});
-  // The decode step: evaluates each slot's pending token at its next position. Swappable for a batched
-  // forward pass over all slots at once.
+  void end(Slot& s, DoneReason reason, const std::string& error = {});
+  // The decode step: one forward pass evaluates every slot's pending token at its next position.
   void decode_step(const std::vector<Slot*>& batch);
 
   const Model& model_;

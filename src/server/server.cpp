@@ -157,7 +157,10 @@ struct Output {
   virtual json whole(const std::string& text, const GenerateStats& st, double load_s, double total_s) = 0;
 };
 
-std::string done_reason(const GenerateStats& st) { return st.done_reason == "cancel" ? "" : st.done_reason; }
+// Ollama's done_reason ("stop" or "length"); none for a cancelled or failed request.
+std::string done_reason(const GenerateStats& st) {
+  return st.done_reason == DoneReason::Stop || st.done_reason == DoneReason::Length ? done_reason_name(st.done_reason) : "";
+}
 
 void add_timings(json& j, const GenerateStats& st, double load_s, double total_s, int truncated) {
   j["done"] = true;
@@ -395,7 +398,7 @@ struct Server::Impl {
                                      std::shared_ptr<Output> out) {
     auto g = std::make_shared<Generation>();
     g->job = std::make_shared<Job>();
-    g->job->prompt = std::move(prompt.tokens);
+    g->job->prompt = InputRows(prompt.tokens);
     g->job->sampling = ro.sampling;
     g->job->ctx_params = context_params(**lease, ro);
     g->job->schema = std::move(schema);

@@ -15,11 +15,11 @@
 
 #include <nlohmann/json.hpp>
 
-namespace g3n {
-class Tokenizer;
-}
+#include "sampling/constraint.h"
 
-namespace g3n::server {
+namespace g3n {
+
+class Tokenizer;
 
 struct SchemaNode;
 
@@ -85,16 +85,16 @@ class TokenTexts {
 };
 
 // Per-request constraint: masks logits and advances with each accepted token.
-class JsonConstraint {
+class JsonConstraint final : public LogitsConstraint {
  public:
   JsonConstraint(std::shared_ptr<const JsonSchema> schema, const TokenTexts& texts, std::vector<int32_t> stop_ids);
   // out = logits with every token that would break the grammar set to -inf. Only the `need` best allowed
   // tokens (by logit) are guaranteed to be kept when scanning everything would be costly: a sampler
   // that looks at top_k candidates needs no more.
-  void mask(std::span<const float> logits, int need, std::vector<float>& out);
+  void mask(std::span<const float> logits, int need, std::vector<float>& out) override;
   // Advances over a sampled token (must have been allowed).
-  void accept(int32_t id);
-  bool complete() const { return state_.complete(); }
+  void accept(int32_t id) override;
+  bool complete() const override { return state_.complete(); }
 
  private:
   bool allowed(int32_t id);
@@ -106,4 +106,4 @@ class JsonConstraint {
   std::vector<std::pair<float, int32_t>> order_;
 };
 
-}  // namespace g3n::server
+}  // namespace g3n

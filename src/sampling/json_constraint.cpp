@@ -1,4 +1,4 @@
-#include "server/json_constraint.h"
+#include "sampling/json_constraint.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "tokenizer/tokenizer.h"
 
-namespace g3n::server {
+namespace g3n {
 
 enum class NodeKind : uint8_t { Any, Object, FreeObject, Array, String, Number, Integer, Literal };
 
@@ -549,4 +549,4 @@ void JsonConstraint::accept(int32_t id) {
   if (next.feed(texts_.text(id))) state_ = std::move(next);
 }
 
-}  // namespace g3n::server
+}  // namespace g3n
