@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/http.h"
-#include "server/json_constraint.h"
+#include "sampling/json_constraint.h"
 #include "server/options.h"
 #include "server/server.h"
 #include "store/model_store.h"
@@ -483,9 +483,9 @@ TEST_F(ServerStructured, SchemaOutputIsValidJson) {
 }
 
 TEST(ServerJsonMatcher, AcceptsValidRejectsInvalid) {
-  auto schema = server::JsonSchema::compile(kSchema);
+  auto schema = JsonSchema::compile(kSchema);
   auto accepts = [&](const std::string& text) {
-    server::JsonMatcher m(*schema);
+    JsonMatcher m(*schema);
     return m.feed(text) && m.complete();
   };
   EXPECT_TRUE(accepts(R"({"age":3,"color":"red","name":"al","ok":true,"pos":{"x":1,"y":-2},"tags":["a"]})"));
@@ -495,11 +495,11 @@ TEST(ServerJsonMatcher, AcceptsValidRejectsInvalid) {
   EXPECT_FALSE(accepts(R"({"age":3,"color":"red","ok":true,"pos":{"x":1,"y":2},"tags":[]})"));  // missing name
   EXPECT_FALSE(accepts(R"({"age":3,"color":"red","name":"abcdefghijklmn","ok":true,"pos":{"x":1,"y":2},"tags":[]})"));  // maxLength
   EXPECT_FALSE(accepts(R"({"age":3,"color":"red","name":"a","ok":true,"pos":{"x":1,"y":2},"tags":["a","b","c","d"]})"));  // maxItems
-  auto any = server::JsonSchema::any_object();
-  server::JsonMatcher m(*any);
+  auto any = JsonSchema::any_object();
+  JsonMatcher m(*any);
   EXPECT_TRUE(m.feed(R"({"a": [1, 2.5, "x\n\u00e9", {"b": null}], "c": true})"));
   EXPECT_TRUE(m.complete());
-  server::JsonMatcher bad(*any);
+  JsonMatcher bad(*any);
   EXPECT_FALSE(bad.feed(R"({"a": 01})"));
 }
 
