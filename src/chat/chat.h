@@ -1,4 +1,4 @@
-// Gemma turn format (spec §7.2, the official Hugging Face template's rules) and a multi-turn history.
+// Gemma turn format (docs/model.md §7.2, the official Hugging Face template's rules) and a multi-turn history.
 // Produces text for Tokenizer::encode(text, /*add_bos=*/true, /*parse_special=*/true): BOS comes from the
 // tokenizer, never from the template.
 #pragma once

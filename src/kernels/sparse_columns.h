@@ -1,6 +1,6 @@
 // Products of a quantized weight matrix with SPARSE activation rows, reading only the columns of the
 // non-zero activations. Gemma 3n's first layers keep ~5% of their FFN activations (the Gaussian top-k
-// of spec §4.4d), so their down projection needs ~5% of its weight columns. Row-major K-quant rows
+// of docs/model.md §4.4d), so their down projection needs ~5% of its weight columns. Row-major K-quant rows
 // cannot be read by column, so such a matrix gets a column-major copy at load (SparseColumns): the
 // quants of each column contiguous over all output rows, the per-(row, group) scales beside them.
 //

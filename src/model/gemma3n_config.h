@@ -1,5 +1,5 @@
 // Gemma 3n hyperparameters, read from GGUF metadata (both llama.cpp and Ollama spellings) with the
-// documented fallbacks, and checked against the tensor shapes (spec §1.2).
+// documented fallbacks, and checked against the tensor shapes (docs/model.md §1.2).
 #pragma once
 #include <cstdint>
 #include <string>

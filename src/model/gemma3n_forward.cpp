@@ -1,5 +1,5 @@
 // Gemma 3n forward pass. Each step is a named function that follows the spec
-// (../shared/docs/gemma3n-architecture.md §4-§5); activations are row-major [tokens, width] in f32.
+// (docs/model.md §4-§5); activations are row-major [tokens, width] in f32.
 #include "model/gemma3n_forward.h"
 
 #include <algorithm>
@@ -59,7 +59,7 @@ const float* row_vector(std::span<const float* const> embeddings, int t) {
   return embeddings.empty() ? nullptr : embeddings[t];
 }
 
-// §4.1: e = token_embd[t] * sqrt(D) for token rows; a vector row is taken as given (HF scatters the
+// docs/model.md §4.1: e = token_embd[t] * sqrt(D) for token rows; a vector row is taken as given (HF scatters the
 // embedders' output into the already-scaled token embeddings, so it is never scaled).
 void embed_rows(Step& s, std::span<const int32_t> tokens, std::span<const float* const> embeddings) {
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(s.D())));
@@ -74,7 +74,7 @@ void embed_rows(Step& s, std::span<const int32_t> tokens, std::span<const float*
   });
 }
 
-// §4.2: pli_l = (RMSNorm(per_layer_model_proj · e / sqrt(D)) + per_layer_token_embd[t'] · sqrt(P)) / sqrt(2),
+// docs/model.md §4.2: pli_l = (RMSNorm(per_layer_model_proj · e / sqrt(D)) + per_layer_token_embd[t'] · sqrt(P)) / sqrt(2),
 // with t' = t for text ids and 0 for ids past the per-layer table and for vector rows (HF semantics: the
 // placeholder ids of soft tokens are past the table; never out of bounds).
 void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens, std::span<const float* const> embeddings) {
@@ -99,7 +99,7 @@ void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens, std::spa
   });
 }
 
-// §4.3: stream 0 is e; stream k is altup_proj[k-1] · e rescaled to e's magnitude.
+// docs/model.md §4.3: stream 0 is e; stream k is altup_proj[k-1] · e rescaled to e's magnitude.
 void altup_init_streams(Step& s) {
   const int64_t D = s.D();
   std::memcpy(s.stream(0), s.b.x0.data(), sizeof(float) * s.T * D);
@@ -128,7 +128,7 @@ void altup_router_modalities(Step& s, const Gemma3nLayerWeights& lw, const float
   for (int i = 0; i < s.T * s.c.n_altup; ++i) s.b.router[i] = std::tanh(s.b.router[i]);  // T*4 values
 }
 
-// §4.4a: pred_i = s_i + sum_j C[i][j] s_j with C = altup_predict_coef · r (row-major N x N).
+// docs/model.md §4.4a: pred_i = s_i + sum_j C[i][j] s_j with C = altup_predict_coef · r (row-major N x N).
 void altup_predict(Step& s, const Gemma3nLayerWeights& lw) {
   const int N = s.c.n_altup;
   const int64_t D = s.D();
@@ -148,7 +148,7 @@ void altup_predict(Step& s, const Gemma3nLayerWeights& lw) {
   });
 }
 
-// §4.4b: lau = h + RMSNorm_{laurel_post_norm}(laurel_r · laurel_l · h).
+// docs/model.md §4.4b: lau = h + RMSNorm_{laurel_post_norm}(laurel_r · laurel_l · h).
 void laurel(Step& s, const Gemma3nLayerWeights& lw, const float* h, float* out) {
   const int64_t D = s.D();
   s.lin(lw.laurel_l, h, s.b.rank.data());
@@ -173,7 +173,7 @@ void norm_rope_heads(Step& s, float* x, int heads, const float* norm_w, const fl
   });
 }
 
-// §3.1 + §5: q/k/v projections with their norms and RoPE, cache write (KV-owning layers only), then
+// docs/model.md §3.1 + §5: q/k/v projections with their norms and RoPE, cache write (KV-owning layers only), then
 // softmax(q·k) v over the visible keys of the layer's cache source (unit scale, GQA). Output [T, H*Dh].
 void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const auto& c = s.c;
@@ -231,7 +231,7 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   }, 1);
 }
 
-// out = down · a for activation rows a that are ~95% zeros (spec §4.4d's sparse layers): each row is
+// out = down · a for activation rows a that are ~95% zeros (docs/model.md §4.4d's sparse layers): each row is
 // quantized as the dense product would, listed as its non-zero (column, value) pairs, and multiplied
 // against the column-major copy of down, reading ~5% of its quants. Same bits as the dense matmul.
 void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, float* out) {
@@ -254,7 +254,7 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
   }, std::max<int64_t>(1, slices / (6 * s.pool.size())));
 }
 
-// §4.4d: GeGLU feed-forward; on sparse layers the gate keeps only values above mean + κ·std
+// docs/model.md §4.4d: GeGLU feed-forward; on sparse layers the gate keeps only values above mean + κ·std
 // (population std, two passes) before GELU. Result x2 = x1 + RMSNorm_{post_ffw_norm}(down · (gelu(g) ⊙ u)),
 // written to `out`.
 void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float* x1, float* out) {
@@ -299,7 +299,7 @@ void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float
   });
 }
 
-// §4.4e: cor_i = pred_i + (altup_correct_coef · r' + 1)_i · (x2 − pred_a), written into the streams.
+// docs/model.md §4.4e: cor_i = pred_i + (altup_correct_coef · r' + 1)_i · (x2 − pred_a), written into the streams.
 void altup_correct(Step& s, const Gemma3nLayerWeights& lw, const float* x2) {
   const int N = s.c.n_altup, a = s.c.altup_active;
   const int64_t D = s.D();
@@ -317,7 +317,7 @@ void altup_correct(Step& s, const Gemma3nLayerWeights& lw, const float* x2) {
   });
 }
 
-// §4.4f: w = RMSNorm_{post_norm}(proj · (gelu(inp_gate · (cor_a ⊙ altup_correct_scale)) ⊙ pli_l)),
+// docs/model.md §4.4f: w = RMSNorm_{post_norm}(proj · (gelu(inp_gate · (cor_a ⊙ altup_correct_scale)) ⊙ pli_l)),
 // added to every stream but stream 0.
 void inject_per_layer_input(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const auto& c = s.c;
@@ -343,7 +343,7 @@ void inject_per_layer_input(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   });
 }
 
-// §4.4: one decoder layer over the current batch rows.
+// docs/model.md §4.4: one decoder layer over the current batch rows.
 void decoder_layer(Step& s, int layer) {
   const auto& lw = s.w.layers[layer];
   const int64_t D = s.D();
@@ -364,7 +364,7 @@ void decoder_layer(Step& s, int layer) {
   inject_per_layer_input(s, layer, lw);
 }
 
-// §4.5: average stream 0 with the un-embedded other streams (each rescaled to stream 0's magnitude),
+// docs/model.md §4.5: average stream 0 with the un-embedded other streams (each rescaled to stream 0's magnitude),
 // final norm, tied head, soft-cap. Writes T rows of logits.
 void output_head(Step& s, float* logits) {
   const auto& c = s.c;
@@ -482,7 +482,7 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
   compute_per_layer_inputs(s, batch.tokens, batch.embeddings);
   altup_init_streams(s);
 
-  // §4.6: layers from n_layer_kv on write no cache, so only rows whose logits are wanted need them (and
+  // docs/model.md §4.6: layers from n_layer_kv on write no cache, so only rows whose logits are wanted need them (and
   // the output head); with no KV-sharing layers the selection happens before the head.
   const int select_at = batch.prefill_shortcut ? std::min(c.n_layer_kv, c.n_layer) : c.n_layer;
   for (int layer = 0; layer <= c.n_layer; ++layer) {

@@ -1,4 +1,4 @@
-// The Gemma 3n text decoder forward pass (spec §4), over a batch of tokens of one sequence.
+// The Gemma 3n text decoder forward pass (docs/model.md §4), over a batch of tokens of one sequence.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -53,17 +53,17 @@ struct ForwardBuffers {
 // sequence appear in position order, at most n_batch of them, and see each other (their K/V are
 // written before attention). For each row with want_logits[i] != 0, in order, one row of n_vocab
 // logits is written to logits_out. Layers past the last KV-owning one run only for those rows
-// (spec §4.6: exact, since they write no cache). Every row's result is independent of the others.
+// (docs/model.md §4.6: exact, since they write no cache). Every row's result is independent of the others.
 struct ForwardBatch {
   std::span<const int32_t> tokens;
   // Empty (every row a token) or one entry per row: null for a token row, else the row's vector, taken
-  // as the layer input x0 as given (docs/model.md "Embedding rows": no sqrt(D) scale, per-layer token
+  // as the layer input x0 as given (docs/model.md §9: no sqrt(D) scale, per-layer token
   // part from row 0, causal attention, one position per row). tokens[i] is ignored for such rows.
   std::span<const float* const> embeddings;
   std::span<const int64_t> positions;
   std::span<KvCache* const> caches;
   std::span<const uint8_t> want_logits;
-  // Run the KV-sharing layers only for rows whose logits are wanted (§4.6). Off only to measure it.
+  // Run the KV-sharing layers only for rows whose logits are wanted (docs/model.md §4.6). Off only to measure it.
   bool prefill_shortcut = true;
 };
 

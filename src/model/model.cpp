@@ -13,7 +13,7 @@ namespace g3n {
 
 Model::Model(GgufFile file)
     : file_(std::move(file)), config_(read_gemma3n_config(file_)), weights_(bind_gemma3n_weights(file_, config_)) {
-  // Sparse layers (spec §4.4d) get a column-major copy of their down projection, built on the load
+  // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
   // threads. The fast path then never reads the mmapped original, so its pages are handed back.
   std::vector<int> sparse;
   for (int l = 0; l < config_.n_layer; ++l)

@@ -24,7 +24,7 @@ struct EngineParams {
   KvType kv_type = KvType::F32;
   int n_threads = 0;   // 0: physical cores
   bool exact = false;  // see ContextParams::exact
-  bool prefill_shortcut = true;  // spec §4.6; turned off only to measure what it saves
+  bool prefill_shortcut = true;  // docs/model.md §4.6; turned off only to measure what it saves
 };
 
 enum class LogitsFor { None, Last, All };

@@ -19,7 +19,7 @@ struct ContextParams {
   // Exact arithmetic (weights decoded to f32, f32 activations: the reference numbers) instead of the
   // fast path (activations quantized to int8 per block for quantized weights, as llama.cpp does).
   bool exact = false;
-  bool prefill_shortcut = true;  // spec §4.6 (exact); off only to measure what it saves
+  bool prefill_shortcut = true;  // docs/model.md §4.6 (exact); off only to measure what it saves
 };
 
 class Context {

@@ -1,4 +1,4 @@
-// Key/value cache for the layers that own one (spec §6). Global layers keep every position of the
+// Key/value cache for the layers that own one (docs/model.md §6). Global layers keep every position of the
 // context; sliding layers keep a ring of window + n_batch - 1 slots, enough for a batch of n_batch
 // new tokens whose first query still sees window - 1 older keys. KV-sharing layers own nothing:
 // they read their source layer's entries.
