@@ -22,6 +22,7 @@
 #include "registry/resolve.h"
 #include "runtime/memory_estimate.h"
 #include "runtime/session.h"
+#include "sampling/json_constraint.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,6 +42,7 @@ struct RunOptions {
   bool verbose = false, insecure = false;
   int num_ctx = 0, threads = 0;
   std::string kv = "f16";
+  std::string format;               // "json" or a JSON-schema file: constrain every answer
   std::vector<std::string> params;  // NAME=VALUE, as /set parameter
 };
 
@@ -51,6 +53,8 @@ struct RunState {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Session> session;
+  std::shared_ptr<const JsonSchema> schema;  // --format; null: free text
+  std::unique_ptr<TokenTexts> token_texts;   // built once, for the constraint
   SamplingParams sampling;
   int num_ctx = 4096;
   chat::Conversation conv;
@@ -183,11 +187,16 @@ std::string answer(RunState& s, const std::string& user_text, bool interactive) 
   }
   std::string out;
   g_interrupted.store(false);
-  const GenerateStats st = session(s).generate(toks, s.sampling, [&](std::string_view text) {
+  std::unique_ptr<LogitsConstraint> constraint;
+  if (s.schema) {
+    if (!s.token_texts) s.token_texts = std::make_unique<TokenTexts>(*s.tokenizer);
+    constraint = std::make_unique<JsonConstraint>(s.schema, *s.token_texts, s.tokenizer->stop_ids());
+  }
+  const GenerateStats st = session(s).generate(InputRows(toks), s.sampling, [&](std::string_view text) {
     out += text;
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
-  }, &g_interrupted);
+  }, &g_interrupted, std::move(constraint));
   if (!out.empty() && out.back() != '\n') std::fputc('\n', stdout);
   std::fflush(stdout);
   if (st.done_reason == DoneReason::Cancel) std::fprintf(stderr, "(interrupted)\n");
@@ -365,9 +374,23 @@ void interactive(RunState& s) {
   }
 }
 
+// --format: "json" (any object, as Ollama's format "json") or the path of a JSON-schema file.
+std::shared_ptr<const JsonSchema> load_format(const std::string& format) {
+  if (format.empty()) return nullptr;
+  if (format == "json") return JsonSchema::any_object();
+  std::ifstream f(format);
+  if (!f) throw std::runtime_error("--format: cannot open schema file " + format + " (or give 'json')");
+  try {
+    return JsonSchema::compile(nlohmann::json::parse(f));
+  } catch (const std::exception& e) {
+    throw std::runtime_error("--format: " + format + ": " + e.what());
+  }
+}
+
 void run(RunOptions o) {
   RunState s;
   s.opts = std::move(o);
+  s.schema = load_format(s.opts.format);  // before loading: a bad schema fails fast
   if (s.opts.kv != "f16" && s.opts.kv != "f32") throw std::invalid_argument("--kv must be f16 or f32");
   load_model(s, s.opts.model);
   std::string prompt;
@@ -403,6 +426,7 @@ void add_run_command(CLI::App& app) {
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--insecure", o->insecure, "allow plain HTTP registries when pulling");
   c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable)");
+  c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
   c->callback([o] { run(*o); });
 }
 
