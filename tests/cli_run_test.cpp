@@ -14,12 +14,14 @@
 #include <string>
 #include <thread>
 
+#include "cli_util.h"
 #include "golden_util.h"
 
 namespace g3n {
 namespace {
 
-const std::string kG3n = std::string(G3N_BINARY_DIR) + "/g3n";
+using test::kG3n;
+using test::run_capture;
 std::string tiny_model() { return test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf"; }
 
 class PtySession {
@@ -71,18 +73,6 @@ class PtySession {
   int fd_ = -1;
   std::string out_;
 };
-
-// Runs a shell command and returns its stdout; status receives pclose's result.
-std::string run_capture(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  status = pclose(p);
-  return out;
-}
 
 TEST(CliRun, InteractiveSessionThroughPty) {
   PtySession s({kG3n, "run", tiny_model()});
