@@ -1,5 +1,5 @@
-// Gemma turn format. Expected strings are the spec's (§7.2) examples; expected token sequences are
-// assembled from the golden ids of the fixtures (cases g372/g395/g044, the tiny model's "chat" prompt).
+// Gemma turn format (docs/model.md §7.2). Expected strings follow Hugging Face's chat-template rules;
+// expected token sequences are assembled from the golden ids of the fixtures (cases g372/g395/g044, the tiny model's "chat" prompt).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -50,7 +50,7 @@ Ids model_header() { return {105, *vocab().find_token("model"), 107}; }
 }  // namespace
 
 TEST(ChatFormat, SpecExampleHf) {
-  // Spec §7.2 example, HF rules (BOS left to the tokenizer).
+  // A system turn folded into the first user turn, HF rules (BOS left to the tokenizer).
   std::vector<Message> m = {{Role::System, "You are terse."},
                             {Role::User, "Hi"},
                             {Role::Model, "Hello!"},

@@ -156,7 +156,7 @@ TEST(ModelConfig, BothFlavoursAgree) {
   EXPECT_EQ(b->config().n_vocab, 512);
 }
 
-// Early llama.cpp files store shared_kv_layers as f32 (spec §9 D12); it must still mean sharing.
+// Early llama.cpp files store shared_kv_layers as f32 (docs/model.md §1.2); it must still mean sharing.
 TEST(ModelConfig, SharedKvLayersAsFloat) {
   auto in = GgufFile::open(tiny_f16());
   GgufWriter w(in.alignment());
@@ -239,7 +239,7 @@ TEST(RandomModel, ConvertedQ8MatchesFixtureGolden) {
 namespace g3n {
 namespace {
 
-// Spec §4.6: running the KV-sharing layers only for the rows whose logits are wanted changes nothing.
+// docs/model.md §4.6: running the KV-sharing layers only for the rows whose logits are wanted changes nothing.
 TEST(ModelContext, PrefillShortcutIsExact) {
   auto model = Model::load(tiny_f16());
   const auto prompt = test::tiny_prompts()[2].tokens;
