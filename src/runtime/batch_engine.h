@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 namespace g3n {
 

@@ -47,13 +47,6 @@ bool Job::wait(std::string& text, std::chrono::milliseconds timeout) {
   return finished_;
 }
 
-void Job::wait_all(std::string& all) {
-  std::unique_lock lk(mu_);
-  cv_.wait(lk, [&] { return finished_; });
-  all += text_;
-  text_.clear();
-}
-
 // ---- Scheduler ----
 
 struct Scheduler::Slot {

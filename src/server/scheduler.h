@@ -46,8 +46,6 @@ class Job {
   // Client side: waits up to `timeout` for text or the end. Moves new text into `text`; returns true
   // once the job has finished and every piece of text has been taken.
   bool wait(std::string& text, std::chrono::milliseconds timeout);
-  // Blocks until finished (text is collected into `all`).
-  void wait_all(std::string& all);
   const GenerateStats& stats() const { return stats_; }  // valid after the end
   const std::string& error() const { return error_; }
 

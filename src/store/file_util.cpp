@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <vector>
 
@@ -39,22 +38,19 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string sha256_file_hex(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw StoreError(errno_message("cannot open", path, errno));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw StoreError(errno_message("cannot open", path, errno));
   Sha256 h;
   std::vector<char> buf(1 << 20);
   for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      throw StoreError(errno_message("cannot read", path, e));
+      throw StoreError(errno_message("cannot read", path, errno));
     }
     if (n == 0) break;
     h.update(buf.data(), size_t(n));
   }
-  ::close(fd);
   return h.hex();
 }
 
@@ -76,52 +72,15 @@ std::string errno_message(const std::string& what, const std::filesystem::path& 
   return what + " " + path.string() + ": " + std::strerror(err);
 }
 
-std::string random_suffix() {
-  // A fresh random_device per call: no shared generator state between threads.
-  std::random_device rd;
-  std::ostringstream os;
-  os << std::hex << rd() << rd();
-  return os.str();
-}
-
-void fsync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;  // best effort: some filesystems refuse opening directories
-  ::fsync(fd);
-  ::close(fd);
-}
-
 void atomic_write_file(const std::filesystem::path& path, std::string_view data) {
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) throw StoreError("cannot create " + path.parent_path().string() + ": " + ec.message());
-  const std::filesystem::path tmp =
-      path.parent_path() / ("." + path.filename().string() + ".tmp-" + random_suffix());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw StoreError(errno_message("cannot create", tmp, errno));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw StoreError(errno_message("cannot write", tmp, e));
-    }
-    off += size_t(n);
+  try {
+    write_file_atomic(path, data);
+  } catch (const IoError& e) {
+    throw StoreError(e.what());
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw StoreError(errno_message("cannot sync", tmp, e));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw StoreError(errno_message("cannot rename into", path, e));
-  }
-  fsync_dir(path.parent_path());
 }
 
 std::string read_file(const std::filesystem::path& path) {
