@@ -13,15 +13,14 @@
 namespace g3n::store {
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1)
+  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
     throw StoreError("sha256: OpenSSL initialisation failed");
 }
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
-void Sha256::update(const void* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+void Sha256::update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
 std::string Sha256::hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx_, md, &len);
+  EVP_DigestFinal_ex(ctx_.get(), md, &len);
   static const char* kHex = "0123456789abcdef";
   std::string out;
   for (unsigned i = 0; i < len; ++i) {

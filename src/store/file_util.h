@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -21,14 +22,14 @@ class StoreError : public std::runtime_error {
 class Sha256 {
  public:
   Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
   void update(const void* data, size_t n);
   std::string hex();  // finalizes; 64 lowercase hex characters
 
  private:
-  EVP_MD_CTX* ctx_;
+  struct Free {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
 };
 
 std::string sha256_hex(std::string_view data);
