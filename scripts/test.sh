@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --with-arm-tests
 JOBS=${JOBS:-$(nproc)}
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# Tests ON explicitly: build/ may hold install.sh's cache, which turns them off.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DG3N_BUILD_TESTS=ON
 cmake --build build -j"$JOBS"
 # The ollama/openai npm clients for the server test (skipped by ctest if this fails, e.g. offline).
 (cd tests/clients && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "warning: npm install failed; client tests will be skipped"
-ctest --test-dir build --output-on-failure -j"$JOBS"
+# --no-tests=error: finding no test is a failure (CI, .ci/run, runs this script).
+ctest --test-dir build --output-on-failure --no-tests=error -j"$JOBS"
 # The NEON kernels, cross-built for AArch64 and run under qemu against their scalar twins.
 G3N_JOBS="$JOBS" ./scripts/test-arm.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}

@@ -6,8 +6,8 @@
 #include <numeric>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "kernels/ops.h"
-#include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {

@@ -11,13 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/sparse_columns.h"
 #include "kernels/vec_dot.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 #include "quant/quantize.h"
-#include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {

@@ -7,10 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "model/model.h"
 #include "runtime/benchmark.h"
-#include "runtime/thread_pool.h"
 
 namespace g3n::cli {
 namespace {

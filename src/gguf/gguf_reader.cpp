@@ -12,6 +12,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "base/file.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_format.h"
 
@@ -315,12 +316,7 @@ std::string errno_str(int e) { return std::strerror(e); }
 
 struct GgufFile::Impl : State {
   std::string path;
-  void* map = nullptr;  // owned mapping (open), null for from_memory
-  size_t map_len = 0;
-
-  ~Impl() {
-    if (map) munmap(map, map_len);
-  }
+  Mapping map;  // the file's mapping (open); empty for from_memory
 };
 
 GgufFile::GgufFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -344,33 +340,20 @@ GgufFile GgufFile::from_memory(const uint8_t* data, size_t size) {
 
 GgufFile GgufFile::open(const std::string& path) {
   const auto fail = [&](const std::string& m) { return GgufError(cat("gguf: '", path, "': ", m)); };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail("cannot open: " + errno_str(errno));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw fail("cannot open: " + errno_str(errno));
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw fail("cannot stat: " + errno_str(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw fail("not a regular file");
-  }
+  if (fstat(fd.get(), &st) != 0) throw fail("cannot stat: " + errno_str(errno));
+  if (!S_ISREG(st.st_mode)) throw fail("not a regular file");
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->size = static_cast<uint64_t>(st.st_size);
-  if (impl->size < 4) {
-    ::close(fd);
-    throw fail(cat("not a GGUF file: only ", impl->size, " bytes"));
-  }
+  if (impl->size < 4) throw fail(cat("not a GGUF file: only ", impl->size, " bytes"));
   // MAP_SHARED + PROT_READ: pages come from the page cache on demand and are never copied; nothing of
-  // the tensor data is read here.
-  void* m = mmap(nullptr, static_cast<size_t>(impl->size), PROT_READ, MAP_SHARED, fd, 0);
-  const int e = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (m == MAP_FAILED) throw fail("mmap failed: " + errno_str(e));
-  impl->map = m;
-  impl->map_len = static_cast<size_t>(impl->size);
+  // the tensor data is read here. The mapping keeps the file alive after fd is closed.
+  void* m = mmap(nullptr, static_cast<size_t>(impl->size), PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (m == MAP_FAILED) throw fail("mmap failed: " + errno_str(errno));
+  impl->map = Mapping(m, static_cast<size_t>(impl->size));
   impl->base = static_cast<const uint8_t*>(m);
   try {
     Parser(*impl).run();
@@ -436,10 +419,10 @@ std::optional<std::string> GgufFile::get_string(std::string_view key) const {
 
 void GgufFile::drop_pages(const uint8_t* p, uint64_t n) const {
   if (!impl_->map || n == 0) return;
-  const auto base = reinterpret_cast<uintptr_t>(impl_->map);
+  const auto base = reinterpret_cast<uintptr_t>(impl_->map.data());
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
-  if (begin < base || end > base + impl_->map_len) return;
+  if (begin < base || end > base + impl_->map.size()) return;
   begin = (begin + page - 1) / page * page;
   end = end / page * page;
   // A shared read-only file mapping: MADV_DONTNEED only unmaps; the bytes stay in the file.

@@ -1,16 +1,11 @@
 // GGUF v3 writer in the layout ggml/llama.cpp write and expect: header, key/values, tensor infos, zero
 // padding to the alignment, then each tensor's data padded to the alignment (offsets packed in order).
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
 
+#include "base/file.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_format.h"
 
@@ -70,38 +65,27 @@ class VectorSink : public Sink {
   }
 };
 
-class FdSink : public Sink {
+// Buffers the many small header writes; tensor data goes straight through.
+class FileSink : public Sink {
  public:
-  FdSink(int fd, const std::string& path) : fd_(fd), path_(path) { buf_.reserve(kBuf); }
+  explicit FileSink(AtomicFileWriter& file) : file_(file) { buf_.reserve(kBuf); }
   void put(const void* p, size_t n) override {
-    const auto* b = static_cast<const uint8_t*>(p);
     if (buf_.size() + n > kBuf) flush();
     if (n >= kBuf) {
-      raw(b, n);  // large chunks (tensor data) bypass the buffer
+      file_.write(p, n);
     } else {
+      const auto* b = static_cast<const uint8_t*>(p);
       buf_.insert(buf_.end(), b, b + n);
     }
   }
   void flush() {
-    raw(buf_.data(), buf_.size());
+    file_.write(buf_.data(), buf_.size());
     buf_.clear();
   }
 
  private:
   static constexpr size_t kBuf = size_t{1} << 20;
-  void raw(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        throw GgufError(cat("gguf: writing '", path_, "' failed: ", std::strerror(errno)));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  int fd_;
-  std::string path_;
+  AtomicFileWriter& file_;
   std::vector<uint8_t> buf_;
 };
 
@@ -394,39 +378,14 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
-  // Temp file next to the target so the final rename stays on one filesystem (atomic).
-  static std::atomic<uint64_t> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = cat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST)
-      throw GgufError(cat("gguf: cannot create '", tmp, "': ", std::strerror(errno)));
-  }
-  if (fd < 0) throw GgufError(cat("gguf: cannot create a temporary file for '", path, "'"));
   try {
-    FdSink s(fd, tmp);
+    AtomicFileWriter file(path, 0666);  // 0666 less the umask, as for any file a program creates
+    FileSink s(file);
     serialize([&](const void* p, size_t n) { s.put(p, n); });
     s.flush();
-    if (::fsync(fd) != 0) throw GgufError(cat("gguf: fsync '", tmp, "' failed: ", std::strerror(errno)));
-    const int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) throw GgufError(cat("gguf: closing '", tmp, "' failed: ", std::strerror(errno)));
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      throw GgufError(cat("gguf: renaming '", tmp, "' to '", path, "' failed: ", std::strerror(errno)));
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  // Persist the rename itself; failure here leaves a complete file, so it is not an error.
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+    file.commit();
+  } catch (const IoError& e) {
+    throw GgufError(cat("gguf: ", e.what()));
   }
 }
 

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
+#include "base/thread_pool.h"
 #include "kernels/vec_dot.h"
 #include "quant/quantize.h"
-#include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {

@@ -35,7 +35,6 @@ struct Gemma3nConfig {
   std::vector<int> kv_source;        // per layer: the layer whose cache it reads (itself if it owns one)
 
   bool owns_kv(int layer) const { return layer < n_layer_kv; }
-  float rope_base(int layer) const { return is_sliding[layer] ? rope_base_local : rope_base_global; }
   std::string describe() const;  // one line per notable value, for `g3n show` and debugging
 };
 

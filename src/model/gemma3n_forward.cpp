@@ -15,8 +15,8 @@
 #include "kernels/vec_dot.h"
 #include "model/model.h"
 #include "quant/quantize.h"
-#include "runtime/kv_cache.h"
-#include "runtime/thread_pool.h"
+#include "model/kv_cache.h"
+#include "base/thread_pool.h"
 
 namespace g3n {
 namespace {

@@ -1,13 +1,9 @@
 #include "model/model.h"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 
-#include "runtime/thread_pool.h"
+#include "base/thread_pool.h"
 
 namespace g3n {
 
@@ -19,31 +15,17 @@ Model::Model(GgufFile file)
   for (int l = 0; l < config_.n_layer; ++l)
     if (config_.sparsity_std_multiplier[l] > 0 && sparse_columns_supported(weights_.layers[l].ffn_down))
       sparse.push_back(l);
-  const int n_threads = std::max(1, std::min<int>(default_thread_count(), static_cast<int>(sparse.size())));
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  std::exception_ptr error;  // the first failure (out of memory), rethrown once every thread is done
-  auto work = [&] {
-    try {
-      for (size_t i; (i = next++) < sparse.size();) {
-        auto& lw = weights_.layers[sparse[i]];
-        lw.ffn_down_cols = make_sparse_columns(lw.ffn_down);
-        file_.drop_pages(lw.ffn_down.data, lw.ffn_down.row_bytes * static_cast<uint64_t>(lw.ffn_down.n_out));
-      }
-    } catch (...) {
-      next = sparse.size();
-      std::lock_guard<std::mutex> lock(mu);
-      if (!error) error = std::current_exception();
+  if (sparse.empty()) return;
+  // One layer per chunk, handed out on demand. The first failure (out of memory) is rethrown by the
+  // pool once every thread has stopped, and fails the load.
+  ThreadPool pool(std::min<int>(default_thread_count(), static_cast<int>(sparse.size())));
+  pool.parallel_for_dynamic(static_cast<int64_t>(sparse.size()), [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      auto& lw = weights_.layers[sparse[static_cast<size_t>(i)]];
+      lw.ffn_down_cols = make_sparse_columns(lw.ffn_down);
+      file_.drop_pages(lw.ffn_down.data, lw.ffn_down.row_bytes * static_cast<uint64_t>(lw.ffn_down.n_out));
     }
-  };
-  std::vector<std::thread> workers;
-  try {
-    for (int t = 1; t < n_threads; ++t) workers.emplace_back(work);
-  } catch (...) {  // no thread to spare: this one does the rest
-  }
-  work();
-  for (auto& t : workers) t.join();
-  if (error) std::rethrow_exception(error);
+  }, 1);
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path) { return from_gguf(GgufFile::open(path)); }

@@ -1,7 +1,6 @@
 #include "quant/ggml_type.h"
 
 #include <array>
-#include <cctype>
 #include <string>
 
 namespace g3n {
@@ -40,14 +39,6 @@ std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type_id) {
 }
 
 GgmlTypeTraits ggml_type_traits(GgmlType type) { return *ggml_type_traits(static_cast<uint32_t>(type)); }
-
-std::optional<GgmlType> ggml_type_from_name(std::string_view name) {
-  std::string up;
-  for (char c : name) up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-  for (const auto& e : kTypes)
-    if (e.traits.name == up) return e.type;
-  return std::nullopt;
-}
 
 std::optional<uint64_t> ggml_row_bytes(GgmlType type, uint64_t n) {
   const auto tr = ggml_type_traits(type);

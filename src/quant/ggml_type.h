@@ -35,8 +35,6 @@ struct GgmlTypeTraits {
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type_id);
 // Same for a known enum value (never fails for the enumerators above).
 GgmlTypeTraits ggml_type_traits(GgmlType type);
-// Parses "q4_k", "Q8_0", "f16", "bf16", ... (case-insensitive).
-std::optional<GgmlType> ggml_type_from_name(std::string_view name);
 
 // Bytes of a row of n elements; nullopt when n is not a multiple of the block size or the size overflows.
 std::optional<uint64_t> ggml_row_bytes(GgmlType type, uint64_t n);

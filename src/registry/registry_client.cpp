@@ -13,12 +13,15 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "base/file.h"
 
 namespace g3n::registry {
 namespace fs = std::filesystem;
@@ -48,6 +51,18 @@ std::string short_digest(const std::string& d) {
 }
 
 // ---- a minimal synchronous HTTP layer over libcurl easy handles ----
+
+struct CurlEasyCleanup {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct CurlSlistFree {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+struct CurlFree {
+  void operator()(char* p) const { curl_free(p); }
+};
+using CurlEasy = std::unique_ptr<CURL, CurlEasyCleanup>;
+using CurlSlist = std::unique_ptr<curl_slist, CurlSlistFree>;
 
 struct HttpRequest {
   std::string method = "GET";  // GET or HEAD
@@ -128,7 +143,8 @@ int xfer_cb(void* ud, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t) {
 
 HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const std::atomic<bool>* abort) {
   HttpResponse resp;
-  CURL* c = curl_easy_init();
+  const CurlEasy handle(curl_easy_init());
+  CURL* const c = handle.get();
   if (!c) {
     resp.code = CURLE_FAILED_INIT;
     resp.curl_error = "curl_easy_init failed";
@@ -136,10 +152,16 @@ HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const 
   }
   TransferCtx ctx{&req, &resp, c, abort, &opts.cancelled, opts.stall_timeout, Clock::now(), 0};
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_slist* hdrs = nullptr;
-  for (const auto& h : req.headers) hdrs = curl_slist_append(hdrs, h.c_str());
+  CurlSlist hdrs;
+  for (const auto& h : req.headers) {
+    // On failure curl_slist_append returns null and leaves the list as it was.
+    if (curl_slist* l = curl_slist_append(hdrs.get(), h.c_str())) {
+      (void)hdrs.release();
+      hdrs.reset(l);
+    }
+  }
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs.get());
   curl_easy_setopt(c, CURLOPT_USERAGENT, opts.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // worker threads: no SIGALRM-based DNS timeouts
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req.follow ? 1L : 0L);
@@ -168,8 +190,6 @@ HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const 
     resp.code = CURLE_OPERATION_TIMEDOUT;
     resp.curl_error = "stalled: no data for " + std::to_string(opts.stall_timeout.count()) + "s";
   }
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(c);
   return resp;
 }
 
@@ -216,13 +236,8 @@ std::map<std::string, std::string> parse_challenge(std::string h) {
 }
 
 std::string url_escape(const std::string& s) {
-  std::string out;
-  char* e = curl_easy_escape(nullptr, s.c_str(), int(s.size()));
-  if (e) {
-    out = e;
-    curl_free(e);
-  }
-  return out;
+  const std::unique_ptr<char, CurlFree> e(curl_easy_escape(nullptr, s.c_str(), int(s.size())));
+  return e ? std::string(e.get()) : std::string();
 }
 
 // Download state of one part, stored as Ollama does (capitalised keys) in <blob>-partial-<N>.
@@ -347,19 +362,20 @@ struct RegistryClient::Impl {
     fs::path partial;
     fs::path final_path;
     std::vector<fs::path> states;
-    int fd = -1;  // held open (and flock'ed) until rename
+    UniqueFd fd;  // held open (and flock'ed) until rename
   };
 
   Pending download(const ModelName& name, const Descriptor& d, const ProgressFn& progress);
   void finish(Pending& p);
 };
 
-RegistryClient::RegistryClient(store::ModelStore& st, RegistryOptions opts) : impl_(new Impl(st, std::move(opts))) {
+RegistryClient::RegistryClient(store::ModelStore& st, RegistryOptions opts)
+    : impl_(std::make_unique<Impl>(st, std::move(opts))) {
   curl_global_init(CURL_GLOBAL_DEFAULT);  // reference counted by libcurl
 }
 
 RegistryClient::~RegistryClient() {
-  delete impl_;
+  impl_.reset();
   curl_global_cleanup();
 }
 
@@ -402,18 +418,13 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
   std::error_code ec;
   fs::create_directories(store.blobs_dir(), ec);
   if (ec) throw RegistryError("cannot create " + store.blobs_dir().string() + ": " + ec.message());
-  p.fd = ::open(p.partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (p.fd < 0) throw RegistryError(store::errno_message("cannot open", p.partial, errno));
+  p.fd.reset(::open(p.partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!p.fd) throw RegistryError(store::errno_message("cannot open", p.partial, errno));
   // Two pulls of the same blob would interleave writes; the second one waits its turn by failing.
-  if (::flock(p.fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(p.fd);
+  if (::flock(p.fd.get(), LOCK_EX | LOCK_NB) != 0)
     throw RegistryError("another download of " + d.digest + " is in progress");
-  }
-  auto fail = [&](const std::string& msg, int status = 0) {
-    ::close(p.fd);
-    p.fd = -1;
-    throw RegistryError(msg, status);
-  };
+  // p (and its fd) is dropped by the throw.
+  auto fail = [&](const std::string& msg, int status = 0) { throw RegistryError(msg, status); };
 
   // Resume from part-state files when they describe this blob; otherwise start over.
   std::vector<std::unique_ptr<Part>> parts;
@@ -437,7 +448,7 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
     }
   }
   struct stat st {};
-  if (!parts.empty() && (total != d.size || ::fstat(p.fd, &st) != 0 || st.st_size != total)) parts.clear();
+  if (!parts.empty() && (total != d.size || ::fstat(p.fd.get(), &st) != 0 || st.st_size != total)) parts.clear();
   for (int n = 0;; ++n) {  // forget any stale state files; the live ones are rewritten below
     const fs::path sp = p.partial.string() + "-" + std::to_string(n);
     if (!fs::exists(sp, ec)) break;
@@ -458,14 +469,14 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
       fail("pull " + d.digest + ": registry reports " + std::to_string(r.content_length) +
            " bytes, manifest says " + std::to_string(d.size));
     if (total <= 0 && r.content_length > 0) total = r.content_length;
-    if (::ftruncate(p.fd, 0) != 0) fail(store::errno_message("cannot truncate", p.partial, errno));
+    if (::ftruncate(p.fd.get(), 0) != 0) fail(store::errno_message("cannot truncate", p.partial, errno));
     // Reserve the space now so a full disk is reported before hours of downloading.
     if (total > 0) {
-      int e = ::posix_fallocate(p.fd, 0, total);
+      int e = ::posix_fallocate(p.fd.get(), 0, total);
       if (e == ENOSPC || e == EDQUOT)
         fail("not enough disk space for " + d.digest + " (" + std::to_string(total) + " bytes) in " +
              store.blobs_dir().string());
-      if (e != 0 && ::ftruncate(p.fd, total) != 0) fail(store::errno_message("cannot size", p.partial, errno));
+      if (e != 0 && ::ftruncate(p.fd.get(), total) != 0) fail(store::errno_message("cannot size", p.partial, errno));
     }
     int64_t nparts = 1;
     if (opts.min_part_size > 0 && total >= 2 * opts.min_part_size)
@@ -514,7 +525,7 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
     const std::string state_path = p.partial.string() + "-" + std::to_string(part->n);
     auto persist = [&]() {
       // Data first, then the state that claims it, so a crash never over-claims.
-      ::fdatasync(p.fd);
+      ::fdatasync(p.fd.get());
       try {
         save_part(state_path, *part);
       } catch (const store::StoreError&) {
@@ -537,7 +548,7 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
         const size_t take = size_t(std::min<int64_t>(room, int64_t(len)));
         size_t off = 0;
         while (off < take) {
-          ssize_t w = ::pwrite(p.fd, data + off, take - off, part->offset + part->completed);
+          ssize_t w = ::pwrite(p.fd.get(), data + off, take - off, part->offset + part->completed);
           if (w < 0) {
             if (!is_fatal_errno(errno)) continue;
             write_errno = errno;
@@ -650,7 +661,7 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
     std::vector<int64_t> now_c;
     for (auto& part : parts) now_c.push_back(part->completed);  // read before syncing the data
     if (now_c == saved) return;
-    ::fdatasync(p.fd);
+    ::fdatasync(p.fd.get());
     for (size_t i = 0; i < parts.size(); ++i) {
       if (now_c[i] == saved[i]) continue;
       Part snap;
@@ -697,36 +708,32 @@ void RegistryClient::Impl::finish(Pending& p) {
   try {
     got = "sha256:" + store::sha256_file_hex(p.partial);
   } catch (const store::StoreError& e) {
-    ::close(p.fd);
+    p.fd.reset();
     throw RegistryError(e.what());
   }
   std::error_code ec;
   auto drop_partial = [&] {
     for (const auto& s : p.states) fs::remove(s, ec);
     fs::remove(p.partial, ec);
-    ::close(p.fd);
-    p.fd = -1;
+    p.fd.reset();
   };
   if (got != "sha256:" + store::digest_to_filename(p.digest).substr(7)) {
     drop_partial();
     throw RegistryError("digest mismatch, file must be downloaded again: want " + p.digest + ", got " + got);
   }
-  if (::fsync(p.fd) != 0) {
+  if (::fsync(p.fd.get()) != 0) {
     int e = errno;
-    ::close(p.fd);
-    p.fd = -1;
+    p.fd.reset();
     throw RegistryError(store::errno_message("cannot sync", p.partial, e));
   }
   if (::rename(p.partial.c_str(), p.final_path.c_str()) != 0) {
     int e = errno;
-    ::close(p.fd);
-    p.fd = -1;
+    p.fd.reset();
     throw RegistryError(store::errno_message("cannot rename into", p.final_path, e));
   }
-  store::fsync_dir(p.final_path.parent_path());
+  fsync_dir(p.final_path.parent_path());
   for (const auto& s : p.states) fs::remove(s, ec);
-  ::close(p.fd);
-  p.fd = -1;
+  p.fd.reset();
 }
 
 void RegistryClient::pull(const ModelName& requested, const ProgressFn& progress) {
@@ -754,27 +761,19 @@ void RegistryClient::pull(const ModelName& requested, const ProgressFn& progress
   for (const auto& l : m.layers) blobs.push_back(l);
   blobs.push_back(m.config);
   std::vector<Impl::Pending> pending;
-  auto close_pending = [&] {
-    for (auto& p : pending)
-      if (p.fd >= 0) ::close(p.fd);
-  };
   std::vector<std::string> seen;
-  try {
-    for (const auto& d : blobs) {
-      const std::string key = store::digest_to_filename(d.digest);
-      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
-      seen.push_back(key);
-      if (impl_->store.find_blob(d.digest)) {
-        // Already here (maybe in Ollama's store): nothing to fetch and nothing to verify.
-        impl_->store.adopt_blob(d.digest);
-        if (progress) progress(PullProgress{"pulling " + short_digest(d.digest), d.digest, d.size, d.size, 0, true});
-        continue;
-      }
-      pending.push_back(impl_->download(name, d, progress));
+  // A throw below drops `pending`, which closes (and unlocks) its partial files.
+  for (const auto& d : blobs) {
+    const std::string key = store::digest_to_filename(d.digest);
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    if (impl_->store.find_blob(d.digest)) {
+      // Already here (maybe in Ollama's store): nothing to fetch and nothing to verify.
+      impl_->store.adopt_blob(d.digest);
+      if (progress) progress(PullProgress{"pulling " + short_digest(d.digest), d.digest, d.size, d.size, 0, true});
+      continue;
     }
-  } catch (...) {
-    close_pending();
-    throw;
+    pending.push_back(impl_->download(name, d, progress));
   }
 
   status("verifying sha256 digest");
@@ -786,7 +785,7 @@ void RegistryClient::pull(const ModelName& requested, const ProgressFn& progress
       if (first_error.empty()) first_error = e.what();
     }
   }
-  close_pending();
+  pending.clear();
   if (!first_error.empty()) throw RegistryError(first_error);
 
   status("writing manifest");

@@ -7,7 +7,7 @@
 
 #include "model/gemma3n_forward.h"
 #include "model/model.h"
-#include "runtime/thread_pool.h"
+#include "base/thread_pool.h"
 
 namespace g3n {
 namespace {

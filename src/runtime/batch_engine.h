@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "model/kv_cache.h"
 #include "runtime/input_rows.h"
-#include "runtime/kv_cache.h"
 
 namespace g3n {
 

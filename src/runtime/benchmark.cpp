@@ -10,10 +10,11 @@
 #include <span>
 #include <stdexcept>
 
+#include "base/file.h"
+#include "base/thread_pool.h"
 #include "model/model.h"
 #include "runtime/batch_engine.h"
 #include "runtime/generator.h"
-#include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {
@@ -77,6 +78,7 @@ double measure_read_bandwidth(int n_threads) {
   constexpr size_t kBytes = size_t(256) << 20;
   void* mem = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return 0;
+  const Mapping region(mem, kBytes);
   auto* words = static_cast<uint64_t*>(mem);
   const int64_t n = static_cast<int64_t>(kBytes / sizeof(uint64_t));
   for (int64_t i = 0; i < n; ++i) words[i] = static_cast<uint64_t>(i);  // fault every page in first
@@ -94,7 +96,6 @@ double measure_read_bandwidth(int n_threads) {
     }, 1 << 16);
     best = std::max(best, static_cast<double>(kBytes) / since(t0));
   }
-  munmap(mem, kBytes);
   volatile uint64_t sink = 0;
   for (uint64_t v : sums) sink = sink + v;  // the sums are used, so the reads cannot be dropped
   return best;

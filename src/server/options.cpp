@@ -232,11 +232,4 @@ std::optional<bool> get_bool(const nlohmann::json& body, const char* key) {
   return it->get<bool>();
 }
 
-std::optional<double> get_number(const nlohmann::json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number()) throw HttpError(400, std::string("invalid type for \"") + key + "\": expected a number");
-  return it->get<double>();
-}
-
 }  // namespace g3n::server

@@ -58,6 +58,5 @@ std::string rfc3339(std::chrono::system_clock::time_point t);
 // Typed field access for request bodies: absent or null -> nullopt; wrong type -> HttpError(400).
 std::optional<std::string> get_string(const nlohmann::json& body, const char* key);
 std::optional<bool> get_bool(const nlohmann::json& body, const char* key);
-std::optional<double> get_number(const nlohmann::json& body, const char* key);
 
 }  // namespace g3n::server

@@ -7,22 +7,20 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <vector>
 
 namespace g3n::store {
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1)
+  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
     throw StoreError("sha256: OpenSSL initialisation failed");
 }
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
-void Sha256::update(const void* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+void Sha256::update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
 std::string Sha256::hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx_, md, &len);
+  EVP_DigestFinal_ex(ctx_.get(), md, &len);
   static const char* kHex = "0123456789abcdef";
   std::string out;
   for (unsigned i = 0; i < len; ++i) {
@@ -39,22 +37,19 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string sha256_file_hex(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw StoreError(errno_message("cannot open", path, errno));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw StoreError(errno_message("cannot open", path, errno));
   Sha256 h;
   std::vector<char> buf(1 << 20);
   for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      throw StoreError(errno_message("cannot read", path, e));
+      throw StoreError(errno_message("cannot read", path, errno));
     }
     if (n == 0) break;
     h.update(buf.data(), size_t(n));
   }
-  ::close(fd);
   return h.hex();
 }
 
@@ -76,52 +71,15 @@ std::string errno_message(const std::string& what, const std::filesystem::path& 
   return what + " " + path.string() + ": " + std::strerror(err);
 }
 
-std::string random_suffix() {
-  // A fresh random_device per call: no shared generator state between threads.
-  std::random_device rd;
-  std::ostringstream os;
-  os << std::hex << rd() << rd();
-  return os.str();
-}
-
-void fsync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;  // best effort: some filesystems refuse opening directories
-  ::fsync(fd);
-  ::close(fd);
-}
-
 void atomic_write_file(const std::filesystem::path& path, std::string_view data) {
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) throw StoreError("cannot create " + path.parent_path().string() + ": " + ec.message());
-  const std::filesystem::path tmp =
-      path.parent_path() / ("." + path.filename().string() + ".tmp-" + random_suffix());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw StoreError(errno_message("cannot create", tmp, errno));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw StoreError(errno_message("cannot write", tmp, e));
-    }
-    off += size_t(n);
+  try {
+    write_file_atomic(path, data);
+  } catch (const IoError& e) {
+    throw StoreError(e.what());
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw StoreError(errno_message("cannot sync", tmp, e));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw StoreError(errno_message("cannot rename into", path, e));
-  }
-  fsync_dir(path.parent_path());
 }
 
 std::string read_file(const std::filesystem::path& path) {

@@ -2,11 +2,14 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include <openssl/evp.h>
+
+#include "base/file.h"
 
 namespace g3n::store {
 
@@ -19,14 +22,14 @@ class StoreError : public std::runtime_error {
 class Sha256 {
  public:
   Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
   void update(const void* data, size_t n);
   std::string hex();  // finalizes; 64 lowercase hex characters
 
  private:
-  EVP_MD_CTX* ctx_;
+  struct Free {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
 };
 
 std::string sha256_hex(std::string_view data);
@@ -38,15 +41,12 @@ bool is_valid_digest(std::string_view digest);
 // "sha256:ABC..." -> "sha256-abc..." (the blob file name). Throws StoreError on a bad digest.
 std::string digest_to_filename(std::string_view digest);
 
-// Writes `data` to `path` so that readers see the old file or the whole new one, never a prefix:
-// temp file in the same directory, fsync, rename, fsync of the directory. Creates parent dirs.
+// base's write_file_atomic (readers see the old file or the whole new one; creates parent dirs),
+// failing with StoreError.
 void atomic_write_file(const std::filesystem::path& path, std::string_view data);
-// fsyncs a directory so a rename inside it survives a power loss.
-void fsync_dir(const std::filesystem::path& dir);
+using g3n::fsync_dir;
 // Reads a whole (small) file; throws StoreError.
 std::string read_file(const std::filesystem::path& path);
-// "<prefix>tmp-<random hex>": unique names for temp files.
-std::string random_suffix();
 // strerror(errno) with the path, for messages.
 std::string errno_message(const std::string& what, const std::filesystem::path& path, int err);
 

@@ -224,56 +224,30 @@ std::string ModelStore::put_blob_file(const fs::path& src) {
   std::error_code ec;
   fs::create_directories(blobs_dir(), ec);
   if (ec) throw StoreError("cannot create " + blobs_dir().string() + ": " + ec.message());
-  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) throw StoreError(errno_message("cannot open", src, errno));
-  const fs::path tmp = blobs_dir() / (".tmp-" + random_suffix());
-  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (out < 0) {
-    int e = errno;
-    ::close(in);
-    throw StoreError(errno_message("cannot create", tmp, e));
-  }
-  auto fail = [&](const std::string& msg) {
-    ::close(in);
-    ::close(out);
-    ::unlink(tmp.c_str());
-    throw StoreError(msg);
-  };
-  // Hash while copying: one pass over a multi-GB file.
-  Sha256 h;
-  std::vector<char> buf(4 << 20);
-  for (;;) {
-    ssize_t n = ::read(in, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(errno_message("cannot read", src, errno));
-    }
-    if (n == 0) break;
-    h.update(buf.data(), size_t(n));
-    for (ssize_t off = 0; off < n;) {
-      ssize_t w = ::write(out, buf.data() + off, size_t(n - off));
-      if (w < 0) {
+  const UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw StoreError(errno_message("cannot open", src, errno));
+  try {
+    // The name is the content's digest, known only at the end: written as "blob", renamed to the digest.
+    AtomicFileWriter out(blobs_dir() / "blob");
+    // Hash while copying: one pass over a multi-GB file.
+    Sha256 h;
+    std::vector<char> buf(4 << 20);
+    for (;;) {
+      ssize_t n = ::read(in.get(), buf.data(), buf.size());
+      if (n < 0) {
         if (errno == EINTR) continue;
-        fail(errno_message("cannot write", tmp, errno));
+        throw StoreError(errno_message("cannot read", src, errno));
       }
-      off += w;
+      if (n == 0) break;
+      h.update(buf.data(), size_t(n));
+      out.write(buf.data(), size_t(n));
     }
-  }
-  if (::fsync(out) != 0) fail(errno_message("cannot sync", tmp, errno));
-  ::close(in);
-  ::close(out);
-  const std::string digest = "sha256:" + h.hex();
-  if (find_blob(digest)) {
-    ::unlink(tmp.c_str());
+    const std::string digest = "sha256:" + h.hex();
+    if (!find_blob(digest)) out.commit(blob_path(digest));
     return digest;
+  } catch (const IoError& e) {
+    throw StoreError(e.what());
   }
-  if (::rename(tmp.c_str(), blob_path(digest).c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw StoreError(errno_message("cannot rename into", blob_path(digest), e));
-  }
-  fsync_dir(blobs_dir());
-  return digest;
 }
 
 bool ModelStore::adopt_blob(std::string_view digest) {

@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "quant/quantize.h"
-#include "runtime/thread_pool.h"
 
 namespace g3n {
 namespace {

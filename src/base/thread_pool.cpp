@@ -1,10 +1,11 @@
-#include "runtime/thread_pool.h"
+#include "base/thread_pool.h"
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,7 +30,16 @@ std::pair<int64_t, int64_t> chunk_of(int64_t n, int parts, int index) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  workers_.reserve(static_cast<size_t>(n_threads_ - 1));
+  for (int i = 1; i < n_threads_; ++i) {
+    try {
+      workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (const std::system_error&) {
+      break;  // out of threads: work with those already started
+    }
+  }
+  // Workers never read n_threads_, so shrinking it after they started is safe.
+  n_threads_ = static_cast<int>(workers_.size()) + 1;
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,17 +73,25 @@ void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_
   run_job(static_cast<int>(std::min<int64_t>(n_threads_, (n + grain - 1) / grain)), n, grain, true, fn);
 }
 
-void ThreadPool::run_part(int index) {
+void ThreadPool::run_part(int index) noexcept {
   if (index >= job_parts_) return;
-  if (!job_dynamic_) {
-    const auto [b, e] = chunk_of(job_n_, job_parts_, index);
-    (*job_)(b, e, index);
-    return;
-  }
-  for (;;) {
-    const int64_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);
-    if (b >= job_n_) return;
-    (*job_)(b, std::min(job_n_, b + job_grain_), index);
+  try {
+    if (!job_dynamic_) {
+      const auto [b, e] = chunk_of(job_n_, job_parts_, index);
+      (*job_)(b, e, index);
+      return;
+    }
+    for (;;) {
+      const int64_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+      if (b >= job_n_) return;
+      (*job_)(b, std::min(job_n_, b + job_grain_), index);
+    }
+  } catch (...) {
+    // An exception must not escape a worker (std::terminate) nor leave the caller before the workers
+    // are done with fn: keep the first one for run_job, and hand out no more dynamic chunks.
+    next_.store(job_n_, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = std::current_exception();
   }
 }
 
@@ -100,6 +118,8 @@ void ThreadPool::run_job(int parts, int64_t n, int64_t grain, bool dynamic,
     if (spins < 4096) G3N_CPU_RELAX();
     else std::this_thread::yield();
   }
+  // Every worker has acknowledged (acquire above), so error_ is no longer written.
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
 void ThreadPool::worker_loop(int index) {

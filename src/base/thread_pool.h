@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -15,7 +16,8 @@ namespace g3n {
 
 class ThreadPool {
  public:
-  // n_threads counts the calling thread: 1 means run everything inline.
+  // n_threads counts the calling thread: 1 means run everything inline. When the system refuses to
+  // start that many threads, the pool runs with the ones it got (size() tells).
   explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -26,6 +28,8 @@ class ThreadPool {
   // Calls fn(begin, end, thread_index) over disjoint chunks covering [0, n). Chunks are contiguous,
   // at least `grain` long, one per thread, so each thread's slice is fixed by n and the thread count
   // only (results never depend on timing). Not reentrant: call from one thread at a time.
+  // If fn throws, the first exception is rethrown here once every thread has left the job (the other
+  // chunks may or may not have run).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
   // Same contract, but chunks of `grain` are handed out on demand, so a thread slowed by the OS (or a
   // noisy neighbour) takes fewer of them. Only for loops whose results do not depend on which thread
@@ -35,7 +39,7 @@ class ThreadPool {
  private:
   void worker_loop(int index);
   void run_job(int parts, int64_t n, int64_t grain, bool dynamic, const std::function<void(int64_t, int64_t, int)>& fn);
-  void run_part(int index);
+  void run_part(int index) noexcept;
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -53,6 +57,7 @@ class ThreadPool {
   alignas(64) std::atomic<uint64_t> generation_{0};
   alignas(64) std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  std::exception_ptr error_;  // the job's first exception (under mu_), rethrown by run_job
 };
 
 // Physical cores if known, else hardware threads, at least 1.

@@ -25,9 +25,6 @@ class KvCache {
 
   // Stores one token's K and V (kv_width floats each) for position pos.
   void store(int layer, int64_t pos, const float* k, const float* v);
-  // q · K[slot, kv_head] and out += p * V[slot, kv_head], straight from the stored type (SIMD).
-  float dot_k(int layer, int slot, int kv_head, const float* q) const;
-  void add_v(int layer, int slot, int kv_head, float p, float* out) const;
 
   // Raw rows of a KV-owning layer, slots x kv_width values in the cache type (F16 or F32 member set).
   const uint16_t* k16(int layer) const { return layers_[layer].k16.data(); }
@@ -35,8 +32,6 @@ class KvCache {
   const float* k32(int layer) const { return layers_[layer].k32.data(); }
   const float* v32(int layer) const { return layers_[layer].v32.data(); }
 
-  // Highest position ever stored since the last clear (-1 if none).
-  int64_t high_water() const { return high_water_; }
   // Whether every position of [max(0, n - window), n) is still held by each sliding ring, so that
   // evaluation can resume at position n (prefix reuse).
   bool can_resume_at(int64_t n) const;
@@ -57,7 +52,7 @@ class KvCache {
   int window_;
   std::vector<Layer> layers_;  // indexed by layer; empty for non-owning layers
   std::vector<bool> sliding_;
-  int64_t high_water_ = -1;
+  int64_t high_water_ = -1;  // highest position stored since the last clear (-1 if none)
 };
 
 }  // namespace g3n

@@ -1,10 +1,9 @@
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "kernels/vec_dot.h"
 #include "quant/fp16.h"
 
 namespace g3n {
@@ -41,19 +40,6 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
     }
   }
   high_water_ = std::max(high_water_, pos);
-}
-
-float KvCache::dot_k(int layer, int slot, int kv_head, const float* q) const {
-  const Layer& L = layers_[layer];
-  const size_t off = static_cast<size_t>(slot) * kv_width_ + static_cast<size_t>(kv_head) * head_dim_;
-  return type_ == KvType::F32 ? dot_f32_simd(&L.k32[off], q, head_dim_) : dot_f16_f32(&L.k16[off], q, head_dim_);
-}
-
-void KvCache::add_v(int layer, int slot, int kv_head, float p, float* out) const {
-  const Layer& L = layers_[layer];
-  const size_t off = static_cast<size_t>(slot) * kv_width_ + static_cast<size_t>(kv_head) * head_dim_;
-  if (type_ == KvType::F32) axpy_f32(p, &L.v32[off], out, head_dim_);
-  else axpy_f16(p, &L.v16[off], out, head_dim_);
 }
 
 bool KvCache::can_resume_at(int64_t n) const {

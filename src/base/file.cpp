@@ -1,0 +1,117 @@
+#include "base/file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+namespace g3n {
+
+IoError::IoError(const std::string& what, const std::filesystem::path& path, int err)
+    : std::runtime_error(what + " " + path.string() + ": " + std::strerror(err)), err_(err) {}
+
+void UniqueFd::reset(int fd) noexcept {
+  if (fd_ >= 0) ::close(fd_);  // nothing useful to do with an error here: use close() to see it
+  fd_ = fd;
+}
+
+int UniqueFd::close() noexcept {
+  const int rc = fd_ >= 0 ? ::close(fd_) : 0;
+  fd_ = -1;
+  return rc;
+}
+
+Mapping& Mapping::operator=(Mapping&& o) noexcept {
+  if (this != &o) {
+    reset();
+    addr_ = o.addr_, len_ = o.len_;
+    o.addr_ = nullptr, o.len_ = 0;
+  }
+  return *this;
+}
+
+void Mapping::reset() noexcept {
+  if (addr_) ::munmap(addr_, len_);
+  addr_ = nullptr, len_ = 0;
+}
+
+void fsync_dir(const std::filesystem::path& dir) {
+  UniqueFd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd) ::fsync(fd.get());
+}
+
+namespace {
+std::string random_hex() {
+  // A fresh random_device per call: no shared generator state between threads.
+  std::random_device rd;
+  std::ostringstream os;
+  os << std::hex << rd() << rd();
+  return os.str();
+}
+}  // namespace
+
+AtomicFileWriter::AtomicFileWriter(std::filesystem::path target, mode_t mode) : target_(std::move(target)) {
+  const std::filesystem::path dir = target_.parent_path();
+  // O_EXCL with a random name: two writers of the same target never share a temporary file.
+  for (int attempt = 0; attempt < 100 && !fd_; ++attempt) {
+    std::string name = ".";  // appended, not `"." + ...`: GCC 12 warns falsely (-Wrestrict) on that
+    name += target_.filename().string();
+    name += ".tmp-";
+    name += random_hex();
+    tmp_ = dir / name;
+    fd_.reset(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!fd_ && errno != EEXIST) throw IoError("cannot create", tmp_, errno);
+  }
+  if (!fd_) throw IoError("cannot create", tmp_, EEXIST);
+}
+
+AtomicFileWriter::~AtomicFileWriter() { discard(); }
+
+void AtomicFileWriter::discard() noexcept {
+  if (done_) return;
+  done_ = true;
+  fd_.reset();
+  ::unlink(tmp_.c_str());
+}
+
+void AtomicFileWriter::write(const void* data, size_t n) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    // At most 1 GiB per call: Linux writes no more than about 2 GiB at once anyway.
+    const ssize_t w = ::write(fd_.get(), p, std::min<size_t>(n, size_t{1} << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw IoError("cannot write", tmp_, errno);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void AtomicFileWriter::commit() { commit(target_); }
+
+void AtomicFileWriter::commit(const std::filesystem::path& target) {
+  try {
+    if (::fsync(fd_.get()) != 0) throw IoError("cannot sync", tmp_, errno);
+    if (fd_.close() != 0) throw IoError("cannot close", tmp_, errno);
+    if (::rename(tmp_.c_str(), target.c_str()) != 0) throw IoError("cannot rename into", target, errno);
+  } catch (...) {
+    discard();
+    throw;
+  }
+  done_ = true;
+  fsync_dir(target.parent_path());  // failure leaves a complete file, so it is not an error
+}
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+  AtomicFileWriter w(path, mode);
+  w.write(data.data(), data.size());
+  w.commit();
+}
+
+}  // namespace g3n

@@ -1,0 +1,108 @@
+// Owners for POSIX resources (file descriptors, memory mappings) and the one crash-safe file write.
+#pragma once
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace g3n {
+
+// A failed system call on a file; the message names the operation, the path and strerror(errno).
+class IoError : public std::runtime_error {
+ public:
+  IoError(const std::string& what, const std::filesystem::path& path, int err);
+  int error() const { return err_; }
+
+ private:
+  int err_;
+};
+
+// Owns one file descriptor and closes it when destroyed.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) noexcept;
+  // Closes now and returns close()'s result (0, or -1 with errno set): a write error can surface here.
+  int close() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+// Owns one mmap()ed region and unmaps it when destroyed.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(void* addr, size_t len) noexcept : addr_(addr), len_(len) {}
+  Mapping(Mapping&& o) noexcept : addr_(o.addr_), len_(o.len_) { o.addr_ = nullptr, o.len_ = 0; }
+  Mapping& operator=(Mapping&& o) noexcept;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() { reset(); }
+
+  void* data() const { return addr_; }
+  size_t size() const { return len_; }
+  explicit operator bool() const { return addr_ != nullptr; }
+  void reset() noexcept;
+
+ private:
+  void* addr_ = nullptr;
+  size_t len_ = 0;
+};
+
+// fsyncs a directory so that a rename inside it survives a power loss (best effort: some filesystems
+// refuse to open directories).
+void fsync_dir(const std::filesystem::path& dir);
+
+// Writes a file so that readers, and the file system after a crash, see either the old file or the
+// whole new one, never a prefix: the bytes go to a temporary file in the target's directory, which
+// commit() fsyncs and renames over the target. Destroyed uncommitted, it removes the temporary file.
+class AtomicFileWriter {
+ public:
+  // Creates the temporary file (the target's directory must exist); throws IoError.
+  explicit AtomicFileWriter(std::filesystem::path target, mode_t mode = 0644);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  int fd() const { return fd_.get(); }
+  const std::filesystem::path& temp_path() const { return tmp_; }
+  // Writes all n bytes (retrying short writes and EINTR); throws IoError.
+  void write(const void* data, size_t n);
+  // fsync, close, rename onto the target (or onto `target`, which must be in the same directory), then
+  // fsync the directory. Throws IoError; the temporary file is removed on failure.
+  void commit();
+  void commit(const std::filesystem::path& target);
+  // Removes the temporary file now (as the destructor would).
+  void discard() noexcept;
+
+ private:
+  std::filesystem::path target_, tmp_;
+  UniqueFd fd_;
+  bool done_ = false;
+};
+
+// The whole of `data` to `path`, as AtomicFileWriter does; throws IoError.
+void write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0644);
+
+}  // namespace g3n

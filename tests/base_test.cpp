@@ -1,0 +1,129 @@
+// src/base: the thread pool's exception handling, the fd and mapping owners, the atomic file write.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "base/file.h"
+#include "base/thread_pool.h"
+
+namespace g3n {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path scratch_dir() {
+  const fs::path d = fs::temp_directory_path() /
+                     ("g3n-base-test-" + std::to_string(::getpid()) + "-" +
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+size_t count_entries(const fs::path& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) (void)e, ++n;
+  return n;
+}
+
+bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+TEST(ThreadPool, RethrowsTheFirstExceptionOfAWorkerAndStaysUsable) {
+  ThreadPool pool(4);
+  if (pool.size() < 2) GTEST_SKIP() << "no worker threads on this machine";
+  // Chunk 0 runs on the calling thread; the throwing chunk is a worker's.
+  EXPECT_THROW(pool.parallel_for(pool.size(), [](int64_t b, int64_t, int) {
+    if (b == 1) throw std::runtime_error("worker failed");
+  }), std::runtime_error);
+  // The caller's own chunk throwing is rethrown the same way, after the workers are done.
+  EXPECT_THROW(pool.parallel_for(pool.size(), [](int64_t b, int64_t, int) {
+    if (b == 0) throw std::invalid_argument("caller failed");
+  }), std::invalid_argument);
+  // The pool still works afterwards, and a throwing dynamic job stops handing out chunks.
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(1000, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 999 * 1000 / 2);
+  std::atomic<int> chunks{0};
+  EXPECT_THROW(pool.parallel_for_dynamic(100000, [&](int64_t, int64_t, int) {
+    ++chunks;
+    throw std::runtime_error("dynamic failed");
+  }, 1), std::runtime_error);
+  EXPECT_LE(chunks.load(), pool.size());  // each thread stopped after its first chunk
+}
+
+TEST(UniqueFd, ClosesOnDestructionAndMovesOwnership) {
+  int raw = -1;
+  {
+    UniqueFd a(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(a);
+    raw = a.get();
+    UniqueFd b(std::move(a));
+    EXPECT_FALSE(a);
+    EXPECT_EQ(b.get(), raw);
+    EXPECT_TRUE(fd_is_open(raw));
+  }
+  EXPECT_FALSE(fd_is_open(raw));
+  UniqueFd c(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  raw = c.get();
+  EXPECT_EQ(c.close(), 0);
+  EXPECT_FALSE(c);
+  EXPECT_FALSE(fd_is_open(raw));
+}
+
+TEST(Mapping, UnmapsOnDestruction) {
+  const size_t len = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  unsigned char resident = 0;
+  {
+    Mapping m(p, len);
+    EXPECT_EQ(::mincore(p, len, &resident), 0);  // mapped
+  }
+  EXPECT_EQ(::mincore(p, len, &resident), -1);  // ENOMEM: no longer mapped
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(AtomicFileWriter, ReplacesTheTargetOnlyOnCommit) {
+  const fs::path dir = scratch_dir();
+  const fs::path target = dir / "f.txt";
+  write_file_atomic(target, "old");
+  EXPECT_EQ(slurp(target), "old");
+  {
+    AtomicFileWriter w(target);
+    w.write("new", 3);
+    EXPECT_EQ(slurp(target), "old");  // nothing visible before commit
+    EXPECT_EQ(count_entries(dir), 2u);
+  }  // destroyed uncommitted
+  EXPECT_EQ(slurp(target), "old");
+  EXPECT_EQ(count_entries(dir), 1u);  // temporary file removed
+
+  AtomicFileWriter w(dir / "unnamed");
+  w.write("content", 7);
+  w.commit(dir / "named");  // another name in the same directory
+  EXPECT_EQ(slurp(dir / "named"), "content");
+  EXPECT_FALSE(fs::exists(dir / "unnamed"));
+  EXPECT_EQ(count_entries(dir), 2u);
+
+  EXPECT_THROW(write_file_atomic(dir / "no/such/dir/x", "x"), IoError);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace g3n
