@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/parameters.h"
 #include "server/http.h"
 #include "server/json_constraint.h"
 #include "server/options.h"
@@ -249,6 +250,44 @@ TEST_F(ServerGenerate, StreamingMatchesNonStreaming) {
   whole["stream"] = false;
   auto [s2, r2] = post("/api/generate", whole);
   EXPECT_EQ(r2["response"].get<std::string>(), streamed);
+}
+
+TEST_F(ServerGenerate, DefaultsComeFromTheParameterTable) {
+  // The fixture path has no params layer, so a request without options samples with the table's
+  // defaults: spelling every default out must give the same seeded answer.
+  json spelled = {{"seed", 42}, {"num_predict", 12}};
+  for (const ParamSpec& s : parameter_table())
+    if (s.target == ParamTarget::Sampling && !spelled.contains(std::string(s.name))) spelled[std::string(s.name)] = parameter_json(s.def);
+  auto [s1, a] = post("/api/generate", {{"model", kModel}, {"prompt", "Hello"}, {"stream", false}, {"options", {{"seed", 42}, {"num_predict", 12}}}});
+  auto [s2, b] = post("/api/generate", {{"model", kModel}, {"prompt", "Hello"}, {"stream", false}, {"options", spelled}});
+  ASSERT_EQ(s1, 200);
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(a["response"], b["response"]);
+  EXPECT_EQ(a["eval_count"], b["eval_count"]);
+}
+
+TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
+  // The server runs with 1 thread and the default batch: repeating them is fine, another value is a
+  // 400 that says why (the engine is shared by every request); num_ctx is per request.
+  json opts = greedy(2);
+  opts["num_thread"] = 1;
+  opts["num_batch"] = 128;
+  opts["num_ctx"] = 256;
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
+  opts["num_thread"] = 3;
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(r["error"].get<std::string>().find("\"num_thread\" is 3 but model"), std::string::npos) << r;
+  opts["num_thread"] = 1;
+  opts["num_batch"] = 64;
+  std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(r["error"].get<std::string>().find("num_batch"), std::string::npos) << r;
+  opts["num_batch"] = 128;
+  opts["num_ctx"] = kMaxContext + 1;
+  std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_EQ(r["error"], "option \"num_ctx\" must be between 4 and 32768");
 }
 
 TEST_F(ServerGenerate, RawAndContext) {
@@ -523,12 +562,18 @@ TEST(ServerOptions, ParsesHostsDurationsAndOptions) {
   EXPECT_FALSE(server::parse_keep_alive(json(-1)).has_value());  // forever
   EXPECT_EQ(server::parse_keep_alive(json("0"))->count(), 0);
   EXPECT_THROW(server::parse_keep_alive(json("soon")), server::HttpError);
-  server::RequestOptions ro = server::ollama_default_options();
-  server::apply_options(json{{"top_k", 5.0}, {"stop", "x"}, {"seed", 3}, {"mirostat", 1}}, ro);
+  Parameters ro = default_parameters();
+  apply_parameters(ro, server::parse_request_options(json{{"top_k", 5.0}, {"stop", "x"}, {"seed", 3}, {"mirostat", 1}, {"bogus", 2}}));
   EXPECT_EQ(ro.sampling.top_k, 5);
   EXPECT_EQ(ro.sampling.stop, std::vector<std::string>{"x"});
   EXPECT_EQ(ro.sampling.seed, 3u);
-  EXPECT_THROW(server::apply_options(json{{"temperature", "hot"}}, ro), server::HttpError);
+  try {
+    server::parse_request_options(json{{"temperature", "hot"}});
+    ADD_FAILURE() << "no error";
+  } catch (const server::HttpError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_STREQ(e.what(), "option \"temperature\" must be of type float");
+  }
 }
 
 // ---- concurrency, queueing, cancellation ----

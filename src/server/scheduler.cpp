@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "runtime/memory_estimate.h"
+#include "runtime/parameters.h"
 
 namespace g3n::server {
 namespace {
@@ -15,7 +16,7 @@ bool same_params(const ContextParams& a, const ContextParams& b) { return a.n_ct
 
 // Every slot's sequence lives in one engine, so a decode step is one forward pass for all of them.
 // Its limits are the longest context a request may ask for and the first request's KV type/threads.
-constexpr int kMaxCtx = 32768;
+constexpr int kMaxCtx = kMaxContext;  // runtime/parameters.h: the one context limit
 }  // namespace
 
 // ---- Job ----

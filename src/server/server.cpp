@@ -329,7 +329,7 @@ ServerConfig ServerConfig::from_environment() {
   c.store = store::StoreConfig::from_environment();
   c.sched.num_parallel = env_int("G3N_NUM_PARALLEL", "OLLAMA_NUM_PARALLEL", 2, 1);
   c.sched.max_queue = env_int("G3N_MAX_QUEUE", nullptr, 16, 0);
-  c.num_ctx = env_int("G3N_CONTEXT_LENGTH", "OLLAMA_CONTEXT_LENGTH", 4096, 4);
+  c.num_ctx = std::clamp(env_int("G3N_CONTEXT_LENGTH", "OLLAMA_CONTEXT_LENGTH", kDefaultContext, kMinContext), kMinContext, kMaxContext);
   const std::string ka = env_or("G3N_KEEP_ALIVE", "OLLAMA_KEEP_ALIVE");
   if (!ka.empty()) {
     try {
@@ -370,28 +370,51 @@ struct Server::Impl {
 
   // ---- generation plumbing ----
 
-  RequestOptions base_options(const LoadedModel& m) {
-    RequestOptions ro = ollama_default_options();
-    try {
-      apply_options(m.resolved.params, ro);
-    } catch (const std::exception& e) {  // a broken params layer must not make the model unusable
-      std::fprintf(stderr, "warning: %s: model parameters ignored: %s\n", m.name.c_str(), e.what());
-    }
-    return ro;
+  // The parameters a request starts from: the table's defaults with the server's num_ctx and threads,
+  // then the model's params layer (a bad value there is skipped with a warning).
+  Parameters base_parameters(const LoadedModel& m) const {
+    Parameters p = default_parameters();
+    p.engine.num_ctx = cfg.num_ctx;
+    p.engine.num_thread = cfg.num_threads;
+    apply_parameters(p, parse_parameters(m.resolved.params, {}, [&](const std::string&, const std::string& msg) {
+      std::fprintf(stderr, "warning: %s: model parameter ignored: %s\n", m.name.c_str(), msg.c_str());
+    }));
+    return p;
   }
 
-  ContextParams context_params(const LoadedModel& m, const RequestOptions& ro) const {
+  // The base overlaid by the request's options. num_ctx is per sequence and always honoured; threads and
+  // batch size belong to the model's one engine, shared by every request, so a request may only repeat
+  // them: a different value is a 400 that says so.
+  Parameters request_parameters(const LoadedModel& m, const ParamList& req) const {
+    Parameters p = base_parameters(m);
+    for (const auto& [spec, v] : req) {
+      if (spec->target != ParamTarget::Engine || spec->name == "num_ctx") continue;
+      const int64_t want = std::get<int64_t>(v), have = std::get<int64_t>(spec->get(p));
+      if (want != have && !(spec->name == "num_thread" && want == 0))
+        throw HttpError(400, "option \"" + std::string(spec->name) + "\" is " + std::to_string(want) + " but model '" + m.name +
+                                 "' runs with " + std::to_string(have) + " (set when the server starts, or in the model's parameters); "
+                                 "its engine is shared by all requests");
+    }
+    apply_parameters(p, req);
+    return p;
+  }
+
+  ContextParams context_params(const LoadedModel& m, const Parameters& par) const {
     ContextParams p;
-    p.n_ctx = ro.num_ctx > 0 ? ro.num_ctx : cfg.num_ctx;
+    p.n_ctx = par.engine.num_ctx;
     const int model_max = m.model->config().context_length;
-    if (model_max > 0) p.n_ctx = std::min(p.n_ctx, model_max);
-    p.n_threads = ro.num_thread > 0 ? ro.num_thread : cfg.num_threads;
+    if (model_max > 0 && p.n_ctx > model_max) {
+      std::fprintf(stderr, "warning: %s: num_ctx %d is over the model's trained context; using %d\n", m.name.c_str(), p.n_ctx, model_max);
+      p.n_ctx = model_max;
+    }
+    p.n_threads = par.engine.num_thread;
+    p.n_batch = par.engine.num_batch;
     p.kv_type = KvType::F16;
     return p;
   }
 
   std::shared_ptr<Generation> submit(std::unique_ptr<ModelManager::Lease> lease, double load_s, Clock::time_point t0,
-                                     BuiltPrompt prompt, const RequestOptions& ro, std::shared_ptr<const JsonSchema> schema,
+                                     BuiltPrompt prompt, const Parameters& ro, std::shared_ptr<const JsonSchema> schema,
                                      std::shared_ptr<Output> out) {
     auto g = std::make_shared<Generation>();
     g->job = std::make_shared<Job>();
@@ -399,10 +422,10 @@ struct Server::Impl {
     g->job->sampling = ro.sampling;
     g->job->ctx_params = context_params(**lease, ro);
     g->job->schema = std::move(schema);
-    g->truncated = prompt.dropped_tokens + prompt.dropped_messages;
+    g->truncated = static_cast<int>(prompt.dropped_tokens + prompt.dropped_turns);
     if (g->truncated > 0)
-      std::fprintf(stderr, "warning: prompt truncated to fit num_ctx %d: dropped %d oldest message(s) and %d token(s)\n",
-                   g->job->ctx_params.n_ctx, prompt.dropped_messages, prompt.dropped_tokens);
+      std::fprintf(stderr, "warning: prompt truncated to fit num_ctx %d: dropped %zu oldest message(s) and %zu token(s)\n",
+                   g->job->ctx_params.n_ctx, prompt.dropped_turns, prompt.dropped_tokens);
     if (!(*lease)->sched->submit(g->job))
       throw HttpError(503, "server busy, please try again.  maximum pending requests exceeded");
     g->lease = std::move(lease);
@@ -555,11 +578,11 @@ struct Server::Impl {
     if (suffix && !suffix->empty()) throw HttpError(400, "\"" + model + "\" does not support insert");
     if (get_bool(body, "think").value_or(false)) throw HttpError(400, "\"" + model + "\" does not support thinking");
     auto schema = parse_format(body.value("format", json()));
+    const ParamList options = parse_request_options(body.value("options", json()));
     double load_s = 0;
     auto lease = models.acquire(model, body.value("keep_alive", json()), &load_s);
     LoadedModel& m = **lease;
-    RequestOptions ro = base_options(m);
-    apply_options(body.value("options", json()), ro);
+    const Parameters ro = request_parameters(m, options);
     if (prompt.empty() && context.empty()) {  // a load request, or an unload one with keep_alive 0
       const bool unload = asks_unload(body);
       set_json(res, 200, json{{"model", model}, {"created_at", rfc3339(SysClock::now())}, {"response", ""}, {"done", true},
@@ -575,7 +598,7 @@ struct Server::Impl {
     out->model = model;
     out->with_context = !raw;
     out->prompt = bp.tokens;
-    out->truncated = bp.dropped_tokens;
+    out->truncated = static_cast<int>(bp.dropped_tokens);
     auto g = submit(std::move(lease), load_s, t0, std::move(bp), ro, std::move(schema), out);
     respond(req, res, g, stream, false);
   }
@@ -621,11 +644,11 @@ struct Server::Impl {
     if (!tools.is_null() && !tools.is_array()) throw HttpError(400, "invalid type for \"tools\": expected an array");
     if (get_bool(body, "think").value_or(false)) throw HttpError(400, "\"" + model + "\" does not support thinking");
     auto schema = parse_format(body.value("format", json()));
+    const ParamList options = parse_request_options(body.value("options", json()));
     double load_s = 0;
     auto lease = models.acquire(model, body.value("keep_alive", json()), &load_s);
     LoadedModel& m = **lease;
-    RequestOptions ro = base_options(m);
-    apply_options(body.value("options", json()), ro);
+    const Parameters ro = request_parameters(m, options);
     if (messages.empty()) {
       const bool unload = asks_unload(body);
       set_json(res, 200, json{{"model", model}, {"created_at", rfc3339(SysClock::now())},
@@ -637,7 +660,7 @@ struct Server::Impl {
     BuiltPrompt bp = build_chat_prompt(messages, m.resolved.system, tools, *m.tok, cp.n_ctx, truncate);
     auto out = std::make_shared<OllamaChatOutput>();
     out->model = model;
-    out->truncated = bp.dropped_tokens + bp.dropped_messages;
+    out->truncated = static_cast<int>(bp.dropped_tokens + bp.dropped_turns);
     auto g = submit(std::move(lease), load_s, t0, std::move(bp), ro, std::move(schema), out);
     respond(req, res, g, stream, false);
   }
@@ -843,7 +866,8 @@ struct Server::Impl {
 
   // ---- OpenAI API ----
 
-  static void openai_sampling(const json& body, RequestOptions& ro) {
+  // The OpenAI fields as Ollama options, checked by the same table.
+  static ParamList openai_options(const json& body) {
     json o = json::object();
     o["temperature"] = body.contains("temperature") && !body["temperature"].is_null() ? body["temperature"] : json(1.0);
     o["top_p"] = body.contains("top_p") && !body["top_p"].is_null() ? body["top_p"] : json(1.0);
@@ -851,7 +875,7 @@ struct Server::Impl {
       if (body.contains(k) && !body[k].is_null()) o[k] = body[k];
     for (const char* k : {"max_tokens", "max_completion_tokens"})
       if (body.contains(k) && !body[k].is_null()) o["num_predict"] = body[k];
-    apply_options(o, ro);
+    return parse_request_options(o);
   }
 
   static std::shared_ptr<const JsonSchema> openai_format(const json& body) {
@@ -927,11 +951,11 @@ struct Server::Impl {
     const bool stream = get_bool(body, "stream").value_or(false);
     auto schema = openai_format(body);
     const json tools = body.value("tools", json());
+    const ParamList options = openai_options(body);
     double load_s = 0;
     auto lease = models.acquire(model, body.value("keep_alive", json()), &load_s);
     LoadedModel& m = **lease;
-    RequestOptions ro = base_options(m);
-    openai_sampling(body, ro);
+    const Parameters ro = request_parameters(m, options);
     const ContextParams cp = context_params(m, ro);
     BuiltPrompt bp = build_chat_prompt(messages, m.resolved.system, tools.is_array() ? tools : json(), *m.tok, cp.n_ctx, true);
     auto out = openai_output(body, model, /*chat=*/true);
@@ -968,11 +992,11 @@ struct Server::Impl {
         if (!s.is_string()) throw HttpError(400, "invalid type for \"stop\": expected strings");
     const bool stream = get_bool(body, "stream").value_or(false);
     auto schema = openai_format(body);
+    const ParamList options = openai_options(body);
     double load_s = 0;
     auto lease = models.acquire(model, body.value("keep_alive", json()), &load_s);
     LoadedModel& m = **lease;
-    RequestOptions ro = base_options(m);
-    openai_sampling(body, ro);
+    const Parameters ro = request_parameters(m, options);
     const ContextParams cp = context_params(m, ro);
     BuiltPrompt bp = build_generate_prompt(prompt, m.resolved.system, false, {}, *m.tok, cp.n_ctx, true);
     auto out = openai_output(body, model, /*chat=*/false);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "runtime/parameters.h"
 #include "server/scheduler.h"
 #include "store/model_store.h"
 
@@ -19,7 +20,7 @@ struct ServerConfig {
   store::StoreConfig store;
   SchedulerConfig sched;                 // G3N_NUM_PARALLEL, G3N_MAX_QUEUE
   std::optional<std::chrono::nanoseconds> keep_alive = std::chrono::minutes(5);  // nullopt: forever
-  int num_ctx = 4096;                    // default context per sequence (options.num_ctx overrides)
+  int num_ctx = kDefaultContext;         // default context per sequence (options.num_ctx overrides)
   int num_threads = 0;                   // 0: physical cores (options.num_thread overrides)
   size_t max_body_bytes = 32u << 20;     // larger request bodies get 413
   bool log_requests = true;              // one line per request on stderr
