@@ -23,6 +23,7 @@
 
 #include "runtime/parameters.h"
 #include "server/http.h"
+#include "server/http_server.h"
 #include "server/json_constraint.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -540,6 +541,57 @@ TEST(ServerJsonMatcher, AcceptsValidRejectsInvalid) {
   EXPECT_TRUE(m.complete());
   server::JsonMatcher bad(*any);
   EXPECT_FALSE(bad.feed(R"({"a": 01})"));
+}
+
+TEST(ServerHttp, OneRouteTableAnswers405And404AndLabelsMetrics) {
+  // The wiring alone, on a toy table: what it answers is derived from the routes and nothing else.
+  server::Metrics metrics;
+  std::vector<server::Route> routes = {
+      {server::Method::Get, "/hello", server::ErrorStyle::Ollama,
+       [](const server::HttpRequest&, server::HttpResponse& r) {
+         r.content_type = "text/plain";
+         r.body = "hi";
+       }},
+      {server::Method::Post, "/v1/things/{id}", server::ErrorStyle::OpenAI,
+       [](const server::HttpRequest& q, server::HttpResponse&) { throw server::HttpError(400, "no " + q.params.at(0)); }},
+      {server::Method::Get, "/stream", server::ErrorStyle::Ollama,
+       [](const server::HttpRequest&, server::HttpResponse& r) {
+         r.content_type = "text/plain";
+         r.stream = [](server::ChunkSink& sink) { return sink.write("a") && sink.write("b"); };
+       }},
+  };
+  server::HttpServer http(routes, {}, metrics);
+  const int port = http.bind("127.0.0.1", 0);
+  ASSERT_GT(port, 0);
+  std::thread t([&] { http.serve(); });
+  while (!http.running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/hello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hi");
+  r = c.Post("/hello", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(json::parse(r->body)["error"], "method POST not allowed for /hello");
+  r = c.Get("/nope");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = c.Post("/v1/things/a/b", "{}", "application/json");  // a capture takes the rest of the path
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["message"], "no a/b");
+  EXPECT_EQ(json::parse(r->body)["error"]["type"], "invalid_request_error");
+  r = c.Get("/stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "ab");
+  http.stop();
+  t.join();
+  const std::string text = metrics.text(0, 0, 0);
+  EXPECT_NE(text.find("g3n_requests_total{path=\"/hello\",status=\"200\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("g3n_requests_total{path=\"/hello\",status=\"405\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("g3n_requests_total{path=\"/v1/things/{id}\",status=\"400\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("g3n_requests_total{path=\"other\",status=\"404\"} 1"), std::string::npos) << text;
 }
 
 TEST(ServerOptions, ParsesHostsDurationsAndOptions) {

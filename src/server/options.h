@@ -32,6 +32,12 @@ ParamList parse_request_options(const nlohmann::json& opts);
 // keep_alive as Ollama reads it: a number of seconds or a Go duration string. Negative = forever
 // (returned as nullopt); throws HttpError(400) when unparsable.
 std::optional<std::chrono::nanoseconds> parse_keep_alive(const nlohmann::json& v);
+// A request's keep_alive, read with parse_keep_alive.
+struct KeepAlive {
+  bool given = false;                                // absent or null: the server's default
+  std::optional<std::chrono::nanoseconds> duration;  // nullopt: forever
+  bool unload_now() const { return given && duration && duration->count() == 0; }
+};
 // Go time.ParseDuration ("5m", "1h30m", "300ms", "-1s", "0"); nullopt when malformed.
 std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s);
 
