@@ -279,7 +279,8 @@ TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
   auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s, 400);
   EXPECT_NE(r["error"].get<std::string>().find("\"num_thread\" is 3 but model"), std::string::npos) << r;
-  opts["num_thread"] = 1;
+  opts["num_thread"] = 0;  // "the default": accepted, the engine keeps its threads
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
   opts["num_batch"] = 64;
   std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s, 400);

@@ -100,7 +100,15 @@ const char* type_name(ParamType t) {
   return "?";
 }
 
+// Range bounds: exact for every int32.
 std::string number_text(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", d);
+  return buf;
+}
+
+// Float values: the sampler keeps them as float, so 7 digits show 0.1f as "0.1".
+std::string float_text(double d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.7g", d);
   return buf;
@@ -215,7 +223,11 @@ ParamList parse_parameters(const nlohmann::json& options, const std::function<vo
                            const std::function<void(const std::string&, const std::string&)>& on_error) {
   ParamList out;
   if (options.is_null()) return out;
-  if (!options.is_object()) throw ParameterError("options must be an object");
+  if (!options.is_object()) {
+    if (!on_error) throw ParameterError("options must be an object");
+    on_error("", "options must be an object");
+    return out;
+  }
   for (auto it = options.begin(); it != options.end(); ++it) {
     if (it->is_null()) continue;  // clients send null for "unset"
     const ParamSpec* s = find_parameter(it.key());
@@ -252,7 +264,7 @@ nlohmann::json parameter_json(const ParamValue& v) {
 
 std::string parameter_text(const ParamValue& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
-  if (const auto* d = std::get_if<double>(&v)) return number_text(*d);
+  if (const auto* d = std::get_if<double>(&v)) return float_text(*d);
   if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   std::string out;
   for (const auto& s : std::get<std::vector<std::string>>(v)) {
@@ -279,12 +291,12 @@ std::vector<std::string> show_parameters(const Parameters& p) {
 std::string parameters_help() {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "  %-18s %-8s %-14s %-8s %s\n", "name", "type", "range", "default", "");
+  std::snprintf(line, sizeof line, "  %-18s %-8s %-16s %-8s %s\n", "name", "type", "range", "default", "what");
   out += line;
   for (const auto& s : kTable) {
     if (s.target == ParamTarget::Ignored) continue;
     const std::string def = s.type == ParamType::StringList ? "none" : parameter_text(s.def);
-    std::snprintf(line, sizeof line, "  %-18s %-8s %-14s %-8s %s\n", std::string(s.name).c_str(),
+    std::snprintf(line, sizeof line, "  %-18s %-8s %-16s %-8s %s\n", std::string(s.name).c_str(),
                   s.type == ParamType::StringList ? "text" : type_name(s.type), range_text(s).c_str(), def.c_str(),
                   std::string(s.help).c_str());
     out += line;

@@ -91,8 +91,8 @@ ParamValue parse_parameter(const ParamSpec& spec, const nlohmann::json& v);
 ParamValue parse_parameter(const ParamSpec& spec, std::string_view text);
 
 // A JSON object of options. Unknown names are skipped (Ollama ignores them) and reported through
-// `unknown` when given; null values mean "unset". The first bad value throws ParameterError, unless
-// `on_error` is given: then it is told (name, message) and the rest still parse.
+// `unknown` when given; null values mean "unset". The first bad value (or a non-object) throws
+// ParameterError, unless `on_error` is given: then it is told (name, message) and the rest still parse.
 ParamList parse_parameters(const nlohmann::json& options, const std::function<void(const std::string&)>& unknown = {},
                            const std::function<void(const std::string&, const std::string&)>& on_error = {});
 

@@ -44,14 +44,16 @@ Parameters base_parameters(const ServerConfig& cfg, const LoadedModel& m) {
 Parameters request_parameters(const ServerConfig& cfg, const LoadedModel& m, const ParamList& request) {
   Parameters p = base_parameters(cfg, m);
   for (const auto& [spec, v] : request) {
-    if (spec->target != ParamTarget::Engine || spec->name == "num_ctx") continue;
-    const int64_t want = std::get<int64_t>(v), have = std::get<int64_t>(spec->get(p));
-    if (want != have && !(spec->name == "num_thread" && want == 0))
-      throw HttpError(400, "option \"" + std::string(spec->name) + "\" is " + std::to_string(want) + " but model '" + m.name +
-                               "' runs with " + std::to_string(have) +
-                               " (set when the server starts, or in the model's parameters); its engine is shared by all requests");
+    if (spec->target == ParamTarget::Engine && spec->name != "num_ctx") {
+      const int64_t want = std::get<int64_t>(v), have = std::get<int64_t>(spec->get(p));
+      if (spec->name == "num_thread" && want == 0) continue;  // "the default": what the engine runs with
+      if (want != have)
+        throw HttpError(400, "option \"" + std::string(spec->name) + "\" is " + std::to_string(want) + " but model '" + m.name +
+                                 "' runs with " + std::to_string(have) +
+                                 " (set when the server starts, or in the model's parameters); its engine is shared by all requests");
+    }
+    apply_parameter(p, *spec, v);
   }
-  apply_parameters(p, request);
   return p;
 }
 
