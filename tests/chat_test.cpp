@@ -129,43 +129,76 @@ TEST(ChatTokens, TinyModelChatPrompt) {
   EXPECT_EQ(encode_chat(tiny(), c.render(true)), want);
 }
 
-TEST(ChatHistory, DropsOldestPairsToFitBudget) {
-  // Per pair ("Hello world" / "You are helpful."): user turn 3+2+2 = 7, model turn 3+4+2 = 9 tokens.
-  // Fixed part: BOS 1 + last user turn 7 + generation prompt 3 = 11.
-  auto make = [] {
-    Conversation c;
-    for (int i = 0; i < 3; ++i) {
-      c.add_user("Hello world");
-      c.add_model("You are helpful.");
-    }
+// chat::fit_to_context, the one prompt-fitting policy of g3n run and g3n serve.
+// Per pair ("Hello world" / "You are helpful."): user turn 3+2+2 = 7, model turn 3+4+2 = 9 tokens.
+// Fixed part: BOS 1 + last user turn 7 + generation prompt 3 = 11; three pairs before it: 59.
+Conversation three_pairs_and_a_question() {
+  Conversation c;
+  for (int i = 0; i < 3; ++i) {
     c.add_user("Hello world");
-    return c;
-  };
-  Conversation c = make();
-  ASSERT_EQ(encode_chat(vocab(), c.render(true)).size(), 11u + 3 * 16);
-  EXPECT_EQ(c.fit_to_budget(vocab(), 59), 0u);
-  EXPECT_EQ(c.turns().size(), 7u);
-  EXPECT_EQ(c.fit_to_budget(vocab(), 58), 2u);  // 43 tokens left
-  EXPECT_EQ(c.turns().size(), 5u);
-  c = make();
-  EXPECT_EQ(c.fit_to_budget(vocab(), 40), 4u);  // 59 -> 43 -> 27
-  EXPECT_EQ(encode_chat(vocab(), c.render(true)).size(), 27u);
-  EXPECT_EQ(c.turns().front().role, Role::User);
-  c = make();
-  EXPECT_EQ(c.fit_to_budget(vocab(), 5), 6u);  // cannot fit: the last user turn stays
-  ASSERT_EQ(c.turns().size(), 1u);
-  EXPECT_EQ(c.turns()[0].content, "Hello world");
+    c.add_model("You are helpful.");
+  }
+  c.add_user("Hello world");
+  return c;
 }
 
-TEST(ChatHistory, SystemPromptSurvivesDropping) {
+TEST(ChatFit, APromptThatFitsIsLeftAlone) {
+  const Conversation c = three_pairs_and_a_question();
+  ASSERT_EQ(encode_chat(vocab(), c.render(true)).size(), 11u + 3 * 16);
+  const auto fit = chat::fit_to_context(c.messages(), vocab(), 60);  // 59 tokens leave room for one more
+  EXPECT_EQ(fit.dropped_turns, 0u);
+  EXPECT_EQ(fit.dropped_tokens, 0u);
+  EXPECT_EQ(fit.tokens, encode_chat(vocab(), c.render(true)));
+  EXPECT_EQ(chat::prompt_budget(59), 45);  // a quarter is left for the answer
+  EXPECT_EQ(chat::prompt_budget(8192), 8192 - 1024);
+}
+
+TEST(ChatFit, DropsOldestPairsDownToTheBudget) {
+  Conversation c = three_pairs_and_a_question();
+  auto fit = chat::fit_to_context(c.messages(), vocab(), 59);  // does not fit: cut to 45 -> one pair goes
+  EXPECT_EQ(fit.dropped_turns, 2u);
+  EXPECT_EQ(fit.tokens.size(), 43u);
+  fit = chat::fit_to_context(c.messages(), vocab(), 40);  // budget 30: 59 -> 43 -> 27
+  EXPECT_EQ(fit.dropped_turns, 4u);
+  EXPECT_EQ(fit.dropped_tokens, 0u);
+  c.drop_oldest(fit.dropped_turns);
+  EXPECT_EQ(c.turns().front().role, Role::User);
+  EXPECT_EQ(fit.tokens, encode_chat(vocab(), c.render(true)));
+}
+
+TEST(ChatFit, CutsTokensOnlyWhenAllowed) {
+  const Conversation c = three_pairs_and_a_question();
+  // Every pair dropped leaves 11 tokens: over 8, so the oldest tokens after BOS go (budget 6).
+  auto fit = chat::fit_to_context(c.messages(), vocab(), 8);
+  EXPECT_EQ(fit.dropped_turns, 6u);
+  EXPECT_EQ(fit.dropped_tokens, 5u);
+  ASSERT_EQ(fit.tokens.size(), 6u);
+  EXPECT_EQ(fit.tokens[0], kBos[0]);
+  EXPECT_THROW(chat::fit_to_context(c.messages(), vocab(), 8, {.drop_turns = true, .cut_tokens = false}), chat::ContextOverflow);
+  // Nothing may be dropped: the error says how long the prompt is.
+  try {
+    chat::fit_to_context(c.messages(), vocab(), 59, {.drop_turns = false, .cut_tokens = false});
+    ADD_FAILURE() << "no ContextOverflow";
+  } catch (const chat::ContextOverflow& e) {
+    EXPECT_EQ(e.tokens, 59u);
+    EXPECT_EQ(e.n_ctx, 59);
+  }
+  // Tokens only (raw prompts): cut to the budget, BOS kept.
+  fit = chat::fit_to_context(Ids{2, 10, 11, 12, 13, 14, 15, 16}, 8);
+  EXPECT_EQ(fit.tokens, (Ids{2, 12, 13, 14, 15, 16}));
+  EXPECT_EQ(fit.dropped_tokens, 2u);
+}
+
+TEST(ChatFit, SystemPromptAndContinuedTurnSurvive) {
   Conversation c("You are helpful.");
   c.add_user("Hello world");
   c.add_model("Hello world");
   c.add_user("Hello world");
   c.add_model("Hello world");
-  EXPECT_EQ(c.fit_to_budget(vocab(), 1, false), 2u);  // ends on a model turn: the last exchange stays
-  EXPECT_EQ(encode_chat(vocab(), c.render(false)),
-            cat({kBos, kUserHeader, kHelpful, kBlank, kHello, kEndTurn, model_header(), kHello, kEndTurn}));
+  // Ends on a model turn: it is continued (left open), and the last exchange stays with the system text.
+  const auto fit = chat::fit_to_context(c.messages(), vocab(), 20, {.drop_turns = true, .cut_tokens = false});
+  EXPECT_EQ(fit.dropped_turns, 2u);
+  EXPECT_EQ(fit.tokens, cat({kBos, kUserHeader, kHelpful, kBlank, kHello, kEndTurn, model_header(), kHello}));
 }
 
 TEST(ChatTemplate, ReadForDisplay) {

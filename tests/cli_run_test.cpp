@@ -13,9 +13,11 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cli_util.h"
 #include "golden_util.h"
+#include "runtime/parameters.h"
 
 namespace g3n {
 namespace {
@@ -77,8 +79,16 @@ class PtySession {
 TEST(CliRun, InteractiveSessionThroughPty) {
   PtySession s({kG3n, "run", tiny_model()});
   ASSERT_TRUE(s.wait_for(">>> ")) << s.output();
-  // /set and /show work.
+  // A .gguf path has no params layer: /show parameters prints the table's defaults, the same ones
+  // g3n serve starts from (ServerGenerate.DefaultsComeFromTheParameterTable).
   size_t mark = s.output().size();
+  s.send("/show parameters\r");
+  const std::vector<std::string> defaults = show_parameters(default_parameters());
+  ASSERT_TRUE(s.wait_for(defaults.back(), mark)) << s.output();
+  for (const auto& line : defaults) EXPECT_NE(s.output().find(line, mark), std::string::npos) << line;
+  ASSERT_TRUE(s.wait_for(">>> ", mark)) << s.output();
+  // /set and /show work.
+  mark = s.output().size();
   s.send("/set parameter temperature 0\r");
   ASSERT_TRUE(s.wait_for("Set parameter 'temperature' to '0'", mark)) << s.output();
   mark = s.output().size();

@@ -56,7 +56,7 @@ TEST(RunServeParity, GreedyAnswersAreIdentical) {
 
     int status = -1;
     std::string ran = test::run_capture("G3N_MODELS=" + root.string() + " " + test::kG3n + " run tiny '" + prompt +
-                                            "' -p temperature=0 -p num_predict=40 -p repeat_penalty=1.1 2>/dev/null",
+                                            "' -p temperature=0 -p num_predict=40 2>/dev/null",
                                         status);
     ASSERT_EQ(status, 0);
     // The CLI ends a printed answer with a newline when the answer itself does not.

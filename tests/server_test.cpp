@@ -21,8 +21,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/parameters.h"
 #include "server/http.h"
 #include "sampling/json_constraint.h"
+#include "server/http_server.h"
 #include "server/options.h"
 #include "server/server.h"
 #include "store/model_store.h"
@@ -249,6 +251,45 @@ TEST_F(ServerGenerate, StreamingMatchesNonStreaming) {
   whole["stream"] = false;
   auto [s2, r2] = post("/api/generate", whole);
   EXPECT_EQ(r2["response"].get<std::string>(), streamed);
+}
+
+TEST_F(ServerGenerate, DefaultsComeFromTheParameterTable) {
+  // The fixture path has no params layer, so a request without options samples with the table's
+  // defaults: spelling every default out must give the same seeded answer.
+  json spelled = {{"seed", 42}, {"num_predict", 12}};
+  for (const ParamSpec& s : parameter_table())
+    if (s.target == ParamTarget::Sampling && !spelled.contains(std::string(s.name))) spelled[std::string(s.name)] = parameter_json(s.def);
+  auto [s1, a] = post("/api/generate", {{"model", kModel}, {"prompt", "Hello"}, {"stream", false}, {"options", {{"seed", 42}, {"num_predict", 12}}}});
+  auto [s2, b] = post("/api/generate", {{"model", kModel}, {"prompt", "Hello"}, {"stream", false}, {"options", spelled}});
+  ASSERT_EQ(s1, 200);
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(a["response"], b["response"]);
+  EXPECT_EQ(a["eval_count"], b["eval_count"]);
+}
+
+TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
+  // The server runs with 1 thread and the default batch: repeating them is fine, another value is a
+  // 400 that says why (the engine is shared by every request); num_ctx is per request.
+  json opts = greedy(2);
+  opts["num_thread"] = 1;
+  opts["num_batch"] = 128;
+  opts["num_ctx"] = 256;
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
+  opts["num_thread"] = 3;
+  auto [s, r] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(r["error"].get<std::string>().find("\"num_thread\" is 3 but model"), std::string::npos) << r;
+  opts["num_thread"] = 0;  // "the default": accepted, the engine keeps its threads
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
+  opts["num_batch"] = 64;
+  std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(r["error"].get<std::string>().find("num_batch"), std::string::npos) << r;
+  opts["num_batch"] = 128;
+  opts["num_ctx"] = kMaxContext + 1;
+  std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_EQ(r["error"], "option \"num_ctx\" must be between 4 and 32768");
 }
 
 TEST_F(ServerGenerate, RawAndContext) {
@@ -503,6 +544,57 @@ TEST(ServerJsonMatcher, AcceptsValidRejectsInvalid) {
   EXPECT_FALSE(bad.feed(R"({"a": 01})"));
 }
 
+TEST(ServerHttp, OneRouteTableAnswers405And404AndLabelsMetrics) {
+  // The wiring alone, on a toy table: what it answers is derived from the routes and nothing else.
+  server::Metrics metrics;
+  std::vector<server::Route> routes = {
+      {server::Method::Get, "/hello", server::ErrorStyle::Ollama,
+       [](const server::HttpRequest&, server::HttpResponse& r) {
+         r.content_type = "text/plain";
+         r.body = "hi";
+       }},
+      {server::Method::Post, "/v1/things/{id}", server::ErrorStyle::OpenAI,
+       [](const server::HttpRequest& q, server::HttpResponse&) { throw server::HttpError(400, "no " + q.params.at(0)); }},
+      {server::Method::Get, "/stream", server::ErrorStyle::Ollama,
+       [](const server::HttpRequest&, server::HttpResponse& r) {
+         r.content_type = "text/plain";
+         r.stream = [](server::ChunkSink& sink) { return sink.write("a") && sink.write("b"); };
+       }},
+  };
+  server::HttpServer http(routes, {}, metrics);
+  const int port = http.bind("127.0.0.1", 0);
+  ASSERT_GT(port, 0);
+  std::thread t([&] { http.serve(); });
+  while (!http.running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/hello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hi");
+  r = c.Post("/hello", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(json::parse(r->body)["error"], "method POST not allowed for /hello");
+  r = c.Get("/nope");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = c.Post("/v1/things/a/b", "{}", "application/json");  // a capture takes the rest of the path
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["message"], "no a/b");
+  EXPECT_EQ(json::parse(r->body)["error"]["type"], "invalid_request_error");
+  r = c.Get("/stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "ab");
+  http.stop();
+  t.join();
+  const std::string text = metrics.text(0, 0, 0);
+  EXPECT_NE(text.find("g3n_requests_total{path=\"/hello\",status=\"200\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("g3n_requests_total{path=\"/hello\",status=\"405\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("g3n_requests_total{path=\"/v1/things/{id}\",status=\"400\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("g3n_requests_total{path=\"other\",status=\"404\"} 1"), std::string::npos) << text;
+}
+
 TEST(ServerOptions, ParsesHostsDurationsAndOptions) {
   auto a = server::parse_listen_address("0.0.0.0");
   EXPECT_EQ(a.host, "0.0.0.0");
@@ -523,12 +615,18 @@ TEST(ServerOptions, ParsesHostsDurationsAndOptions) {
   EXPECT_FALSE(server::parse_keep_alive(json(-1)).has_value());  // forever
   EXPECT_EQ(server::parse_keep_alive(json("0"))->count(), 0);
   EXPECT_THROW(server::parse_keep_alive(json("soon")), server::HttpError);
-  server::RequestOptions ro = server::ollama_default_options();
-  server::apply_options(json{{"top_k", 5.0}, {"stop", "x"}, {"seed", 3}, {"mirostat", 1}}, ro);
+  Parameters ro = default_parameters();
+  apply_parameters(ro, server::parse_request_options(json{{"top_k", 5.0}, {"stop", "x"}, {"seed", 3}, {"mirostat", 1}, {"bogus", 2}}));
   EXPECT_EQ(ro.sampling.top_k, 5);
   EXPECT_EQ(ro.sampling.stop, std::vector<std::string>{"x"});
   EXPECT_EQ(ro.sampling.seed, 3u);
-  EXPECT_THROW(server::apply_options(json{{"temperature", "hot"}}, ro), server::HttpError);
+  try {
+    server::parse_request_options(json{{"temperature", "hot"}});
+    ADD_FAILURE() << "no error";
+  } catch (const server::HttpError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_STREQ(e.what(), "option \"temperature\" must be of type float");
+  }
 }
 
 // ---- concurrency, queueing, cancellation ----

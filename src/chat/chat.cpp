@@ -1,5 +1,7 @@
 #include "chat/chat.h"
 
+#include <algorithm>
+
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -83,16 +85,53 @@ std::string Conversation::render(bool add_generation_prompt) const {
   return format_gemma(messages(), add_generation_prompt);
 }
 
-size_t Conversation::fit_to_budget(const Tokenizer& tok, size_t max_tokens, bool add_generation_prompt) {
-  size_t dropped = 0;
-  // Dropping whole user/model pairs keeps the history starting with a user turn.
-  while (turns_.size() >= 3) {
-    const size_t n = tok.encode(render(add_generation_prompt), tok.add_bos_default(), true).size();
-    if (n <= max_tokens) break;
-    turns_.erase(turns_.begin(), turns_.begin() + 2);
-    dropped += 2;
+void Conversation::drop_oldest(size_t n) {
+  turns_.erase(turns_.begin(), turns_.begin() + static_cast<std::ptrdiff_t>(std::min(n, turns_.size())));
+}
+
+std::string render_prompt(std::span<const Message> messages) {
+  const bool continuation = !messages.empty() && messages.back().role == Role::Model;
+  std::string text = format_gemma(messages, !continuation);
+  static constexpr std::string_view kEnd = "<end_of_turn>\n";
+  if (continuation && text.ends_with(kEnd)) text.resize(text.size() - kEnd.size());
+  return text;
+}
+
+int prompt_budget(int n_ctx) { return std::max(1, n_ctx - std::clamp(n_ctx / 4, 1, 1024)); }
+
+FittedPrompt fit_to_context(std::span<const Message> messages, const Tokenizer& tok, int n_ctx, FitOptions opts) {
+  const size_t first = !messages.empty() && messages[0].role == Role::System ? 1 : 0;
+  auto render = [&](size_t from) {
+    std::vector<Message> kept(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(first));
+    kept.insert(kept.end(), messages.begin() + static_cast<std::ptrdiff_t>(first + from), messages.end());
+    return tok.encode(render_prompt(kept), true, true);
+  };
+  size_t from = 0;
+  std::vector<int32_t> tokens = render(from);
+  if (static_cast<int64_t>(tokens.size()) >= n_ctx && opts.drop_turns) {
+    // Whole user/model pairs, so the history still starts with a user turn; at least one turn stays.
+    const size_t turns = messages.size() - first;
+    while (turns - from >= 3 && static_cast<int64_t>(tokens.size()) > prompt_budget(n_ctx)) {
+      from += 2;
+      tokens = render(from);
+    }
   }
-  return dropped;
+  FittedPrompt out = fit_to_context(std::move(tokens), n_ctx, opts);
+  out.dropped_turns = from;
+  return out;
+}
+
+FittedPrompt fit_to_context(std::vector<int32_t> tokens, int n_ctx, FitOptions opts) {
+  FittedPrompt out;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n >= n_ctx) {
+    if (!opts.cut_tokens || n_ctx < 2) throw ContextOverflow(tokens.size(), n_ctx);
+    const int64_t drop = n - prompt_budget(n_ctx);  // keeps BOS (token 0)
+    tokens.erase(tokens.begin() + 1, tokens.begin() + 1 + drop);
+    out.dropped_tokens = static_cast<size_t>(drop);
+  }
+  out.tokens = std::move(tokens);
+  return out;
 }
 
 }  // namespace g3n::chat

@@ -3,6 +3,7 @@
 // tokenizer, never from the template.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -44,6 +45,44 @@ std::string trim(std::string_view s);
 //  - add_generation_prompt appends "<start_of_turn>model\n".
 std::string format_gemma(std::span<const Message> messages, bool add_generation_prompt);
 
+// Text to generate from: a trailing model message is continued (its turn is left open), otherwise the
+// generation prompt "<start_of_turn>model\n" is added.
+std::string render_prompt(std::span<const Message> messages);
+
+// The prompt-fitting policy, one for every interface. A prompt fits when it leaves room for at least
+// one new token (fewer than n_ctx tokens). One that does not is cut to prompt_budget(n_ctx) tokens, so
+// the answer has room: first the oldest user/model pairs are dropped (a leading system message and the
+// last user turn, or the last exchange when a model turn is continued, always stay), then, if still
+// too long, the oldest tokens after BOS.
+int prompt_budget(int n_ctx);  // n_ctx minus a quarter of it, at most 1024 tokens
+
+struct FitOptions {
+  bool drop_turns = true;  // may drop the oldest pairs
+  bool cut_tokens = true;  // may cut the oldest tokens
+};
+
+struct FittedPrompt {
+  std::vector<int32_t> tokens;
+  size_t dropped_turns = 0;   // messages left out, oldest first (system messages are never counted)
+  size_t dropped_tokens = 0;  // tokens cut after BOS
+};
+
+// Thrown when a prompt does not fit and the options forbid what would make it fit.
+class ContextOverflow : public std::length_error {
+ public:
+  ContextOverflow(size_t tokens, int n_ctx)
+      : std::length_error("the prompt (" + std::to_string(tokens) + " tokens) does not fit the context of " +
+                          std::to_string(n_ctx) + " tokens"),
+        tokens(tokens), n_ctx(n_ctx) {}
+  size_t tokens;
+  int n_ctx;
+};
+
+// Renders `messages` with render_prompt, encodes them (BOS first) and fits them to n_ctx.
+FittedPrompt fit_to_context(std::span<const Message> messages, const Tokenizer& tok, int n_ctx, FitOptions opts = {});
+// The token stage alone, for prompts that are not a conversation (raw text, earlier context tokens).
+FittedPrompt fit_to_context(std::vector<int32_t> tokens, int n_ctx, FitOptions opts = {});
+
 // The GGUF's tokenizer.chat_template, for display only (it is never executed).
 std::optional<std::string> chat_template(const GgufFile& file);
 
@@ -65,10 +104,8 @@ class Conversation {
   const std::vector<Message>& turns() const { return turns_; }
   std::string render(bool add_generation_prompt) const;
 
-  // Drops the oldest turns, a user/model pair at a time, until the rendered prompt (BOS included) is
-  // at most max_tokens. The system prompt and the last user turn are always kept, so the result may
-  // still be over budget. Returns how many turns (messages) were dropped.
-  size_t fit_to_budget(const Tokenizer& tok, size_t max_tokens, bool add_generation_prompt = true);
+  // Forgets the n oldest turns (what fit_to_context reported as dropped_turns).
+  void drop_oldest(size_t n);
 
  private:
   std::string system_;

@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "registry/resolve.h"
 #include "runtime/memory_estimate.h"
+#include "runtime/parameters.h"
 #include "runtime/session.h"
 #include "sampling/json_constraint.h"
 #include "sampling/sampler.h"
@@ -28,8 +29,6 @@
 
 namespace g3n::cli {
 namespace {
-
-constexpr int kMaxCtx = 32768;
 
 // SIGINT during an answer stops that answer, not the program. A signal handler can only reach a
 // lock-free flag with static storage; it is the one piece of process-wide state in the CLI.
@@ -55,8 +54,7 @@ struct RunState {
   std::unique_ptr<Session> session;
   std::shared_ptr<const JsonSchema> schema;  // --format; null: free text
   std::unique_ptr<TokenTexts> token_texts;   // built once, for the constraint
-  SamplingParams sampling;
-  int num_ctx = 4096;
+  Parameters params;  // the table's defaults <- the model's params layer <- flags and /set
   chat::Conversation conv;
   double load_s = 0;
 };
@@ -71,49 +69,29 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
-// Applies one Ollama-style parameter (from a params layer, /set parameter, or a flag).
+// Applies one parameter given as text (-p NAME=VALUE, /set parameter); a new engine option drops the
+// session, so the next answer runs with it.
 void set_parameter(RunState& s, const std::string& name, const std::string& value) {
-  auto num = [&](auto& dst) {
-    std::istringstream in(value);
-    in >> dst;
-    if (in.fail() || !in.eof()) throw std::invalid_argument("invalid value '" + value + "' for " + name);
-  };
-  SamplingParams& p = s.sampling;
-  if (name == "temperature") num(p.temperature);
-  else if (name == "top_k") num(p.top_k);
-  else if (name == "top_p") num(p.top_p);
-  else if (name == "min_p") num(p.min_p);
-  else if (name == "typical_p") num(p.typical_p);
-  else if (name == "repeat_penalty") num(p.repeat_penalty);
-  else if (name == "repeat_last_n") num(p.repeat_last_n);
-  else if (name == "presence_penalty") num(p.presence_penalty);
-  else if (name == "frequency_penalty") num(p.frequency_penalty);
-  else if (name == "num_predict") num(p.num_predict);
-  else if (name == "seed") { uint64_t v; num(v); p.seed = v; }
-  else if (name == "stop") p.stop.push_back(value);
-  else if (name == "num_ctx") {
-    int v;
-    num(v);
-    if (v < 16 || v > kMaxCtx) throw std::invalid_argument("num_ctx must be between 16 and " + std::to_string(kMaxCtx));
-    if (v != s.num_ctx) { s.num_ctx = v; s.session.reset(); }
-  } else if (name == "num_thread") {
-    int v;
-    num(v);
-    if (v != s.opts.threads) { s.opts.threads = v; s.session.reset(); }
-  } else throw std::invalid_argument("unknown parameter '" + name + "'");
+  const ParamSpec* spec = find_parameter(name);
+  if (!spec) throw std::invalid_argument("unknown parameter '" + name + "' (/? lists them)");
+  ParamValue v;
+  try {
+    v = parse_parameter(*spec, std::string_view(value));
+  } catch (const ParameterError& e) {
+    throw std::invalid_argument(std::string("parameter ") + e.what());
+  }
+  const EngineOptions before = s.params.engine;
+  apply_parameter(s.params, *spec, v, /*append_stop=*/true);
+  const EngineOptions& now = s.params.engine;
+  if (now.num_ctx != before.num_ctx || now.num_thread != before.num_thread || now.num_batch != before.num_batch) s.session.reset();
 }
 
+// The model's params layer: a value that does not fit the table is skipped with a warning.
 void apply_params_layer(RunState& s, const nlohmann::json& params) {
-  for (auto it = params.begin(); it != params.end(); ++it) {
-    const auto apply = [&](const nlohmann::json& v) {
-      const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
-      try { set_parameter(s, it.key(), text); } catch (const std::exception& e) {
-        std::fprintf(stderr, "warning: model parameter ignored: %s\n", e.what());
-      }
-    };
-    if (it->is_array()) for (const auto& v : *it) apply(v);
-    else apply(*it);
-  }
+  const ParamList list = parse_parameters(params, {}, [](const std::string&, const std::string& msg) {
+    std::fprintf(stderr, "warning: model parameter ignored: %s\n", msg.c_str());
+  });
+  apply_parameters(s.params, list);
 }
 
 void load_model(RunState& s, const std::string& name) {
@@ -128,10 +106,11 @@ void load_model(RunState& s, const std::string& name) {
   s.model = std::move(model);
   s.tokenizer = std::move(tok);
   s.model_name = name;
-  s.sampling = SamplingParams{};
+  s.params = default_parameters();
   apply_params_layer(s, s.resolved.params);
   if (s.resolved.system) s.conv.set_system(*s.resolved.system);
   if (s.opts.num_ctx > 0) set_parameter(s, "num_ctx", std::to_string(s.opts.num_ctx));
+  if (s.opts.threads > 0) set_parameter(s, "num_thread", std::to_string(s.opts.threads));
   for (const auto& kv : s.opts.params) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--parameter expects NAME=VALUE, got '" + kv + "'");
@@ -142,8 +121,9 @@ void load_model(RunState& s, const std::string& name) {
 
 ContextParams context_params(const RunState& s) {
   ContextParams p;
-  p.n_ctx = s.num_ctx;
-  p.n_threads = s.opts.threads;
+  p.n_ctx = s.params.engine.num_ctx;
+  p.n_threads = s.params.engine.num_thread;
+  p.n_batch = s.params.engine.num_batch;
   p.kv_type = s.opts.kv == "f32" ? KvType::F32 : KvType::F16;
   return p;
 }
@@ -160,18 +140,23 @@ Session& session(RunState& s) {
   return *s.session;
 }
 
-// Renders the conversation with a generation prompt, dropping the oldest turns if it would not leave
-// room to answer.
+// Renders the conversation with a generation prompt. One that does not fit loses its oldest turns
+// (chat::fit_to_context, the server's policy); a last message too long on its own is an error here
+// rather than cut.
 std::vector<int32_t> prompt_tokens(RunState& s, bool quiet) {
-  const int reserve = std::min(s.num_ctx / 4, 1024);
-  const size_t budget = static_cast<size_t>(s.num_ctx - reserve);
-  const size_t dropped = s.conv.fit_to_budget(*s.tokenizer, budget, true);
-  if (dropped > 0 && !quiet) std::fprintf(stderr, "(dropped the %zu oldest messages to fit the context of %d tokens)\n", dropped, s.num_ctx);
-  auto toks = s.tokenizer->encode(s.conv.render(true), true, true);
-  if (static_cast<int>(toks.size()) >= s.num_ctx)
-    throw std::length_error("the prompt (" + std::to_string(toks.size()) + " tokens) does not fit num_ctx " + std::to_string(s.num_ctx) +
-                            "; raise it with /set parameter num_ctx N (max " + std::to_string(kMaxCtx) + ")");
-  return toks;
+  const int n_ctx = s.params.engine.num_ctx;
+  chat::FittedPrompt fit;
+  try {
+    fit = chat::fit_to_context(s.conv.messages(), *s.tokenizer, n_ctx, {.drop_turns = true, .cut_tokens = false});
+  } catch (const chat::ContextOverflow& e) {
+    throw std::length_error(std::string(e.what()) + "; raise it with /set parameter num_ctx N (max " +
+                            std::to_string(kMaxContext) + ")");
+  }
+  if (fit.dropped_turns > 0) {
+    s.conv.drop_oldest(fit.dropped_turns);
+    if (!quiet) std::fprintf(stderr, "(dropped the %zu oldest messages to fit the context of %d tokens)\n", fit.dropped_turns, n_ctx);
+  }
+  return std::move(fit.tokens);
 }
 
 // One answer: streams to stdout, returns the text (for the history).
@@ -192,7 +177,7 @@ std::string answer(RunState& s, const std::string& user_text, bool interactive) 
     if (!s.token_texts) s.token_texts = std::make_unique<TokenTexts>(*s.tokenizer);
     constraint = std::make_unique<JsonConstraint>(s.schema, *s.token_texts, s.tokenizer->stop_ids());
   }
-  const GenerateStats st = session(s).generate(InputRows(toks), s.sampling, [&](std::string_view text) {
+  const GenerateStats st = session(s).generate(InputRows(toks), s.params.sampling, [&](std::string_view text) {
     out += text;
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -200,8 +185,8 @@ std::string answer(RunState& s, const std::string& user_text, bool interactive) 
   if (!out.empty() && out.back() != '\n') std::fputc('\n', stdout);
   std::fflush(stdout);
   if (st.done_reason == DoneReason::Cancel) std::fprintf(stderr, "(interrupted)\n");
-  if (st.done_reason == DoneReason::Length && session(s).context().n_past() + 1 >= s.num_ctx)
-    std::fprintf(stderr, "(the context of %d tokens is full; older turns will be dropped next time)\n", s.num_ctx);
+  if (st.done_reason == DoneReason::Length && session(s).context().n_past() + 1 >= s.params.engine.num_ctx)
+    std::fprintf(stderr, "(the context of %d tokens is full; older turns will be dropped next time)\n", s.params.engine.num_ctx);
   s.conv.add_model(out);
   if (s.opts.verbose) {
     std::fprintf(stderr, "load duration:        %.3fs\n", s.load_s);
@@ -228,13 +213,7 @@ void show(RunState& s, const std::string& what) {
     std::printf("    context length      %d\n    embedding length    %d\n    layers              %d\n    file                %s\n",
                 c.context_length, c.n_embd, c.n_layer, s.resolved.gguf_path.c_str());
   } else if (what == "parameters") {
-    const auto& p = s.sampling;
-    std::printf("temperature %g\ntop_k %d\ntop_p %g\nmin_p %g\ntypical_p %g\nrepeat_penalty %g\nrepeat_last_n %d\n"
-                "presence_penalty %g\nfrequency_penalty %g\nnum_predict %d\nnum_ctx %d\n",
-                p.temperature, p.top_k, p.top_p, p.min_p, p.typical_p, p.repeat_penalty, p.repeat_last_n, p.presence_penalty,
-                p.frequency_penalty, p.num_predict, s.num_ctx);
-    if (p.seed) std::printf("seed %llu\n", static_cast<unsigned long long>(*p.seed));
-    for (const auto& stop : p.stop) std::printf("stop \"%s\"\n", stop.c_str());
+    for (const auto& line : show_parameters(s.params)) std::printf("%s\n", line.c_str());
   } else if (what == "template") {
     if (s.resolved.template_text) std::printf("%s\n", s.resolved.template_text->c_str());
     else if (auto t = chat::chat_template(s.model->file())) std::printf("%s\n", t->c_str());
@@ -250,9 +229,7 @@ void show(RunState& s, const std::string& what) {
 void print_help() {
   std::printf(
       "Available commands:\n"
-      "  /set parameter NAME VALUE   set a sampling or context parameter (temperature, top_k, top_p, min_p,\n"
-      "                              typical_p, repeat_penalty, repeat_last_n, presence_penalty,\n"
-      "                              frequency_penalty, seed, num_predict, stop, num_ctx, num_thread)\n"
+      "  /set parameter NAME VALUE   set a parameter (below); \"stop\" adds one stop text\n"
       "  /set system TEXT            set the system prompt\n"
       "  /show info|parameters|template|system\n"
       "  /clear                      forget the conversation\n"
@@ -260,7 +237,9 @@ void print_help() {
       "  /save FILE                  save the conversation (JSON)\n"
       "  /bye                        exit\n"
       "  /?, /help                   this help\n\n"
-      "Use \"\"\" to begin and end a multi-line message. Ctrl-C stops an answer; Ctrl-D exits.\n");
+      "Use \"\"\" to begin and end a multi-line message. Ctrl-C stops an answer; Ctrl-D exits.\n\n"
+      "Parameters (as Ollama's; -p NAME=VALUE sets them on the command line):\n%s",
+      parameters_help().c_str());
 }
 
 void save_conversation(RunState& s, const std::string& path) {
@@ -421,11 +400,12 @@ void add_run_command(CLI::App& app) {
   c->add_option("model", o->model, "model name (gemma3n:e2b) or path to a .gguf file")->required();
   c->add_option("prompt", o->prompt, "prompt (otherwise stdin when piped, else an interactive chat)");
   c->add_flag("--verbose", o->verbose, "print timings after each answer");
-  c->add_option("--num-ctx", o->num_ctx, "context length (default 4096, max 32768)");
+  c->add_option("--num-ctx", o->num_ctx, "context length (default " + std::to_string(kDefaultContext) + ", " +
+                                            std::to_string(kMinContext) + ".." + std::to_string(kMaxContext) + ")");
   c->add_option("--threads", o->threads, "threads (default: physical cores)");
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--insecure", o->insecure, "allow plain HTTP registries when pulling");
-  c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable)");
+  c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable):\n" + parameters_help());
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
   c->callback([o] { run(*o); });
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "runtime/parameters.h"
 #include "server/options.h"
 #include "server/server.h"
 
@@ -47,7 +48,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", o->host, "listen address, host:port or :port (default $G3N_HOST, $OLLAMA_HOST, 127.0.0.1:11434)");
   cmd->add_option("--parallel", o->parallel, "sequences generated at once per model (default $G3N_NUM_PARALLEL or 2)");
   cmd->add_option("--max-queue", o->queue, "requests waiting beyond that before 503 (default $G3N_MAX_QUEUE or 16)");
-  cmd->add_option("--num-ctx", o->num_ctx, "default context length (default $G3N_CONTEXT_LENGTH or 4096)");
+  cmd->add_option("--num-ctx", o->num_ctx, "default context length (default $G3N_CONTEXT_LENGTH or " + std::to_string(kDefaultContext) + ")")
+      ->check(CLI::Range(kMinContext, kMaxContext));
   cmd->add_option("--threads", o->threads, "threads per sequence (default: physical cores)");
   cmd->add_flag("--quiet", o->quiet, "no per-request log lines");
   cmd->callback([o] { cmd_serve(*o); });

@@ -56,11 +56,9 @@ registry::ResolveResult ModelManager::resolve(const std::string& name) const {
   }
 }
 
-std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& name, const nlohmann::json& keep_alive_json,
-                                                           double* load_s) {
+std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& name, const KeepAlive& requested, double* load_s) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::optional<std::chrono::nanoseconds> keep_alive =
-      keep_alive_json.is_null() ? default_keep_alive_ : parse_keep_alive(keep_alive_json);
+  const std::optional<std::chrono::nanoseconds> keep_alive = requested.given ? requested.duration : default_keep_alive_;
   const std::string key = key_for(name);
   auto grab = [&](const std::shared_ptr<LoadedModel>& lm) {
     ++lm->users;

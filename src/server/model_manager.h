@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "registry/resolve.h"
 #include "sampling/json_constraint.h"
+#include "server/options.h"
 #include "server/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -64,9 +65,9 @@ class ModelManager {
   };
 
   // Resolves `name` (a store name or a .gguf path; never pulls) and loads it if needed. keep_alive is
-  // the request's JSON value (null: the default); load_s receives the time spent getting the model.
-  // Throws ModelNotFound, HttpError (bad keep_alive) or std::exception for load failures.
-  std::unique_ptr<Lease> acquire(const std::string& name, const nlohmann::json& keep_alive, double* load_s = nullptr);
+  // the request's (not given: the default); load_s receives the time spent getting the model.
+  // Throws ModelNotFound, or std::exception for load failures.
+  std::unique_ptr<Lease> acquire(const std::string& name, const KeepAlive& keep_alive, double* load_s = nullptr);
   // Resolution only (for /api/show): throws ModelNotFound.
   registry::ResolveResult resolve(const std::string& name) const;
   // Unloads now if no request uses it (else when the last one ends). Returns whether it was loaded.

@@ -17,94 +17,14 @@ std::string trim_env(std::string_view s) {
   return std::string(s);
 }
 
-[[noreturn]] void bad_type(const std::string& key, const char* type) {
-  throw HttpError(400, "option \"" + key + "\" must be of type " + type);
-}
-
-// Integers may arrive as JSON floats (Ollama truncates them).
-int64_t as_int(const nlohmann::json& v, const std::string& key) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (!std::isfinite(d) || std::fabs(d) > 9.2e18) bad_type(key, "integer");
-    return static_cast<int64_t>(d);
-  }
-  bad_type(key, "integer");
-}
-
-double as_float(const nlohmann::json& v, const std::string& key) {
-  if (!v.is_number()) bad_type(key, "float");
-  const double d = v.get<double>();
-  if (!std::isfinite(d)) bad_type(key, "float");
-  return d;
-}
-
-void check_range(const std::string& key, double v, double lo, double hi) {
-  if (v < lo || v > hi)
-    throw HttpError(400, "option \"" + key + "\" must be between " + nlohmann::json(lo).dump() + " and " + nlohmann::json(hi).dump());
-}
-
 }  // namespace
 
-RequestOptions ollama_default_options() {
-  RequestOptions o;
-  SamplingParams& p = o.sampling;
-  p.temperature = 0.8f;
-  p.top_k = 40;
-  p.top_p = 0.9f;
-  p.min_p = 0.0f;
-  p.typical_p = 1.0f;
-  p.repeat_penalty = 1.1f;
-  p.repeat_last_n = 64;
-  p.presence_penalty = 0.0f;
-  p.frequency_penalty = 0.0f;
-  p.num_predict = -1;
-  return o;
-}
-
-void apply_options(const nlohmann::json& opts, RequestOptions& out) {
-  if (opts.is_null()) return;
-  if (!opts.is_object()) throw HttpError(400, "options must be an object");
-  SamplingParams& p = out.sampling;
-  for (auto it = opts.begin(); it != opts.end(); ++it) {
-    const std::string& k = it.key();
-    const nlohmann::json& v = it.value();
-    if (v.is_null()) continue;  // clients send null for "unset"
-    if (k == "temperature") { const double d = as_float(v, k); check_range(k, d, 0, 100); p.temperature = float(d); }
-    else if (k == "top_k") p.top_k = static_cast<int32_t>(std::clamp<int64_t>(as_int(v, k), -1, 1 << 30));
-    else if (k == "top_p") { const double d = as_float(v, k); check_range(k, d, 0, 1); p.top_p = float(d); }
-    else if (k == "min_p") { const double d = as_float(v, k); check_range(k, d, 0, 1); p.min_p = float(d); }
-    else if (k == "typical_p") { const double d = as_float(v, k); check_range(k, d, 0, 1); p.typical_p = float(d); }
-    else if (k == "repeat_penalty") { const double d = as_float(v, k); check_range(k, d, 0, 100); p.repeat_penalty = float(d); }
-    else if (k == "repeat_last_n") p.repeat_last_n = static_cast<int32_t>(std::clamp<int64_t>(as_int(v, k), -1, 1 << 30));
-    else if (k == "presence_penalty") p.presence_penalty = float(as_float(v, k));
-    else if (k == "frequency_penalty") p.frequency_penalty = float(as_float(v, k));
-    else if (k == "seed") {
-      const int64_t s = as_int(v, k);
-      if (s < 0) p.seed.reset();  // Ollama: -1 means a random seed
-      else p.seed = static_cast<uint64_t>(s);
-    } else if (k == "num_predict") {
-      const int64_t n = as_int(v, k);
-      p.num_predict = n < 0 ? -1 : static_cast<int32_t>(std::min<int64_t>(n, 1 << 30));
-    } else if (k == "stop") {
-      p.stop.clear();
-      if (v.is_string()) p.stop.push_back(v.get<std::string>());
-      else if (v.is_array()) {
-        for (const auto& s : v) {
-          if (!s.is_string()) throw HttpError(400, "option \"stop\" must be of type array of strings");
-          if (!s.get<std::string>().empty()) p.stop.push_back(s.get<std::string>());
-        }
-      } else throw HttpError(400, "option \"stop\" must be of type array of strings");
-    } else if (k == "num_ctx") {
-      const int64_t n = as_int(v, k);
-      if (n < 4 || n > 131072) throw HttpError(400, "option \"num_ctx\" must be between 4 and 131072");
-      out.num_ctx = static_cast<int>(n);
-    } else if (k == "num_thread") {
-      const int64_t n = as_int(v, k);
-      if (n < 0 || n > 1024) throw HttpError(400, "option \"num_thread\" must be between 0 and 1024");
-      out.num_thread = static_cast<int>(n);
-    }
-    // Everything else (num_keep, num_batch, num_gpu, mirostat, ...) is accepted and ignored, as in Ollama.
+ParamList parse_request_options(const nlohmann::json& opts) {
+  try {
+    return parse_parameters(opts);
+  } catch (const ParameterError& e) {
+    const std::string msg = e.what();
+    throw HttpError(400, msg.starts_with("\"") ? "option " + msg : msg);
   }
 }
 

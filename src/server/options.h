@@ -1,5 +1,6 @@
-// Request parsing helpers shared by the Ollama and OpenAI routes: options -> SamplingParams, keep_alive,
-// the listen address, timestamps. Errors are HttpError so handlers can answer with the right status.
+// Request parsing helpers shared by the Ollama and OpenAI routes: options (checked against the parameter
+// table, runtime/parameters.h), keep_alive, the listen address, timestamps. Errors are HttpError so
+// handlers can answer with the right status.
 #pragma once
 #include <chrono>
 #include <optional>
@@ -9,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sampling/sampler.h"
+#include "runtime/parameters.h"
 
 namespace g3n::server {
 
@@ -23,23 +24,20 @@ class HttpError : public std::runtime_error {
   int status_;
 };
 
-// Everything a request's "options" object can set.
-struct RequestOptions {
-  SamplingParams sampling;
-  int num_ctx = 0;     // 0: the server's default
-  int num_thread = 0;  // 0: the server's default
-};
-
-// Ollama's built-in defaults (api/types.go DefaultOptions), which model params layers then override.
-RequestOptions ollama_default_options();
-
-// Merges an options object (request "options" or a model's params layer) into `out`. Unknown keys are
-// ignored as Ollama does; a known key with the wrong type or an unusable value throws HttpError(400).
-void apply_options(const nlohmann::json& opts, RequestOptions& out);
+// A request's "options" object, every value checked against the parameter table. Unknown keys are
+// ignored as Ollama does; a known key with the wrong type or out of range throws HttpError(400)
+// (`option "top_k" must be of type integer`).
+ParamList parse_request_options(const nlohmann::json& opts);
 
 // keep_alive as Ollama reads it: a number of seconds or a Go duration string. Negative = forever
 // (returned as nullopt); throws HttpError(400) when unparsable.
 std::optional<std::chrono::nanoseconds> parse_keep_alive(const nlohmann::json& v);
+// A request's keep_alive, read with parse_keep_alive.
+struct KeepAlive {
+  bool given = false;                                // absent or null: the server's default
+  std::optional<std::chrono::nanoseconds> duration;  // nullopt: forever
+  bool unload_now() const { return given && duration && duration->count() == 0; }
+};
 // Go time.ParseDuration ("5m", "1h30m", "300ms", "-1s", "0"); nullopt when malformed.
 std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s);
 

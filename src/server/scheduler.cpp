@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "runtime/memory_estimate.h"
+#include "runtime/parameters.h"
 
 namespace g3n::server {
 namespace {
@@ -12,10 +13,6 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 // A slot's sequence can be reused when the context length matches (the engine fixes the rest).
 bool same_params(const ContextParams& a, const ContextParams& b) { return a.n_ctx == b.n_ctx; }
-
-// Every slot's sequence lives in one engine, so a decode step is one forward pass for all of them.
-// Its limits are the longest context a request may ask for and the first request's KV type/threads.
-constexpr int kMaxCtx = 32768;
 }  // namespace
 
 // ---- Job ----
@@ -179,15 +176,17 @@ void Scheduler::begin(Slot& s) {
     }
     if (j.prompt.empty()) throw std::invalid_argument("empty prompt");
     if (!engine_) {
+      // Every slot's sequence lives in one engine, so a decode step is one forward pass for all of them.
+      // Its limits are the longest context a request may ask for and the first request's KV type/threads.
       EngineParams ep;
-      ep.n_ctx = kMaxCtx;
+      ep.n_ctx = kMaxContext;
       ep.n_batch = j.ctx_params.n_batch;
       ep.kv_type = j.ctx_params.kv_type;
       ep.n_threads = j.ctx_params.n_threads;
       ep.exact = j.ctx_params.exact;
       engine_ = std::make_unique<BatchEngine>(model_, ep);
     }
-    if (j.ctx_params.n_ctx > kMaxCtx) throw std::invalid_argument("num_ctx " + std::to_string(j.ctx_params.n_ctx) + " exceeds the maximum " + std::to_string(kMaxCtx));
+    if (j.ctx_params.n_ctx > kMaxContext) throw std::invalid_argument("num_ctx " + std::to_string(j.ctx_params.n_ctx) + " exceeds the maximum " + std::to_string(kMaxContext));
     if (!s.seq || !same_params(s.params, j.ctx_params)) {
       if (s.seq) kv_bytes_.fetch_sub(s.seq->kv_bytes());
       s.seq.reset();

@@ -1,6 +1,7 @@
-// `g3n serve`: Ollama's REST API and the OpenAI-compatible /v1 API over HTTP/1.1 (cpp-httplib). The
-// Server owns everything it uses (models, schedulers, metrics); there is no global state, so tests run
-// several in one process.
+// `g3n serve`: Ollama's REST API and the OpenAI-compatible /v1 API over HTTP/1.1. The Server owns
+// everything it uses (models, schedulers, metrics); there is no global state, so tests run several in
+// one process. Layout: server.cpp (the route table), http_server (the HTTP wiring), requests (parsing),
+// *_handlers.cpp (the endpoints), generation (jobs and streamed answers), responses (the APIs' shapes).
 #pragma once
 #include <chrono>
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "runtime/parameters.h"
 #include "server/scheduler.h"
 #include "store/model_store.h"
 
@@ -19,12 +21,12 @@ struct ServerConfig {
   store::StoreConfig store;
   SchedulerConfig sched;                 // G3N_NUM_PARALLEL, G3N_MAX_QUEUE
   std::optional<std::chrono::nanoseconds> keep_alive = std::chrono::minutes(5);  // nullopt: forever
-  int num_ctx = 4096;                    // default context per sequence (options.num_ctx overrides)
+  int num_ctx = kDefaultContext;         // default context per sequence (options.num_ctx overrides)
   int num_threads = 0;                   // 0: physical cores (options.num_thread overrides)
   size_t max_body_bytes = 32u << 20;     // larger request bodies get 413
   bool log_requests = true;              // one line per request on stderr
   // A non-streamed generation still running after this long is answered as a chunked body that probes
-  // the connection with spaces, so a client hanging up cancels it (server.cpp, respond()).
+  // the connection with spaces, so a client hanging up cancels it (generation.cpp, respond()).
   std::chrono::milliseconds sync_answer{1500};
 
   // G3N_HOST/OLLAMA_HOST, G3N_NUM_PARALLEL, G3N_MAX_QUEUE, G3N_KEEP_ALIVE/OLLAMA_KEEP_ALIVE,

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <set>
 #include <sstream>
 
 #include "gguf/gguf.h"
+#include "runtime/parameters.h"
 
 namespace g3n::store {
 namespace fs = std::filesystem;
@@ -48,45 +48,14 @@ std::string file_type_name(int64_t ft) {
 }  // namespace
 
 json parameter_value(const std::string& name, const std::string& value) {
-  static const std::set<std::string> kInts = {"num_keep", "seed",      "num_predict", "top_k",   "repeat_last_n",
-                                              "num_ctx",  "num_batch", "num_gpu",     "main_gpu", "num_thread",
-                                              "mirostat"};
-  static const std::set<std::string> kFloats = {"temperature",     "top_p",           "min_p",     "typical_p",
-                                                "repeat_penalty",  "presence_penalty", "frequency_penalty",
-                                                "tfs_z",           "mirostat_tau",     "mirostat_eta"};
-  static const std::set<std::string> kBools = {"use_mmap", "numa", "penalize_newline", "low_vram"};
-  const std::string bad = "invalid value for PARAMETER " + name + ": '" + value + "'";
-  if (name == "stop") return value;
-  if (kInts.count(name)) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(value, &used);
-    } catch (const std::exception&) {
-      throw StoreError(bad);
-    }
-    if (used != value.size()) throw StoreError(bad);
-    return v;
+  const ParamSpec* spec = find_parameter(name);
+  if (!spec) throw StoreError("unknown parameter '" + name + "'");
+  try {
+    const ParamValue v = parse_parameter(*spec, std::string_view(value));
+    return spec->type == ParamType::StringList ? json(value) : parameter_json(v);
+  } catch (const ParameterError& e) {
+    throw StoreError(std::string("PARAMETER ") + e.what());
   }
-  if (kFloats.count(name)) {
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(value, &used);
-    } catch (const std::exception&) {
-      throw StoreError(bad);
-    }
-    if (used != value.size() || !std::isfinite(v)) throw StoreError(bad);
-    return v;
-  }
-  if (kBools.count(name)) {
-    std::string l = value;
-    for (auto& c : l) c = char(std::tolower(static_cast<unsigned char>(c)));
-    if (l == "true" || l == "1") return true;
-    if (l == "false" || l == "0") return false;
-    throw StoreError(bad);
-  }
-  throw StoreError("unknown parameter '" + name + "'");
 }
 
 Modelfile parse_modelfile(const std::string& text) {

@@ -26,8 +26,9 @@ struct Modelfile {
 // StoreError naming the line for an unknown command or parameter, or a missing FROM.
 Modelfile parse_modelfile(const std::string& text);
 
-// Converts a PARAMETER value to the JSON type Ollama stores for that option (int, float, bool, string
-// array for stop). Throws StoreError for unknown options and unparsable values.
+// Converts a PARAMETER value to the JSON type Ollama stores for that option (int, float, bool; one stop
+// string), checked against the parameter table (runtime/parameters.h). Throws StoreError for unknown
+// options and values of the wrong type or out of range.
 nlohmann::json parameter_value(const std::string& name, const std::string& value);
 
 // Summary of a GGUF for `show`/`list` and the config blob. Fields are empty/0 when unknown.

@@ -1,0 +1,172 @@
+#include "server/generation.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "server/options.h"
+
+namespace g3n::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void record(ServerState& state, Generation& g) {
+  const GenerateStats& st = g.job->stats();
+  state.metrics.record_generation(st);
+  g.stats->tokens.store(st.gen_tokens);
+}
+
+// A client went away mid-answer: stop its generation, wait for the scheduler to let go of it, and
+// account for what was generated.
+void cancel_and_wait(ServerState& state, Generation& g) {
+  g.job->cancel.store(true);
+  std::string ignored;
+  while (!g.job->wait(ignored, std::chrono::milliseconds(100))) {
+  }
+  record(state, g);
+}
+
+}  // namespace
+
+Parameters base_parameters(const ServerConfig& cfg, const LoadedModel& m) {
+  Parameters p = default_parameters();
+  p.engine.num_ctx = cfg.num_ctx;
+  p.engine.num_thread = cfg.num_threads;
+  apply_parameters(p, parse_parameters(m.resolved.params, {}, [&](const std::string&, const std::string& msg) {
+    std::fprintf(stderr, "warning: %s: model parameter ignored: %s\n", m.name.c_str(), msg.c_str());
+  }));
+  return p;
+}
+
+Parameters request_parameters(const ServerConfig& cfg, const LoadedModel& m, const ParamList& request) {
+  Parameters p = base_parameters(cfg, m);
+  for (const auto& [spec, v] : request) {
+    if (spec->target == ParamTarget::Engine && spec->name != "num_ctx") {
+      const int64_t want = std::get<int64_t>(v), have = std::get<int64_t>(spec->get(p));
+      if (spec->name == "num_thread" && want == 0) continue;  // "the default": what the engine runs with
+      if (want != have)
+        throw HttpError(400, "option \"" + std::string(spec->name) + "\" is " + std::to_string(want) + " but model '" + m.name +
+                                 "' runs with " + std::to_string(have) +
+                                 " (set when the server starts, or in the model's parameters); its engine is shared by all requests");
+    }
+    apply_parameter(p, *spec, v);
+  }
+  return p;
+}
+
+ContextParams context_params(const LoadedModel& m, const Parameters& par) {
+  ContextParams p;
+  p.n_ctx = par.engine.num_ctx;
+  const int model_max = m.model->config().context_length;
+  if (model_max > 0 && p.n_ctx > model_max) {
+    std::fprintf(stderr, "warning: %s: num_ctx %d is over the model's trained context; using %d\n", m.name.c_str(), p.n_ctx, model_max);
+    p.n_ctx = model_max;
+  }
+  p.n_threads = par.engine.num_thread;
+  p.n_batch = par.engine.num_batch;
+  p.kv_type = KvType::F16;
+  return p;
+}
+
+std::shared_ptr<Generation> submit(std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
+                                   BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
+                                   std::shared_ptr<Output> out) {
+  auto g = std::make_shared<Generation>();
+  g->job = std::make_shared<Job>();
+  g->job->prompt = InputRows(prompt.tokens);
+  g->job->sampling = params.sampling;
+  g->job->ctx_params = context_params(**lease, params);
+  g->job->schema = std::move(schema);
+  g->truncated = static_cast<int>(prompt.dropped_tokens + prompt.dropped_turns);
+  if (g->truncated > 0)
+    std::fprintf(stderr, "warning: prompt truncated to fit num_ctx %d: dropped %zu oldest message(s) and %zu token(s)\n",
+                 g->job->ctx_params.n_ctx, prompt.dropped_turns, prompt.dropped_tokens);
+  if (!(*lease)->sched->submit(g->job)) throw HttpError(503, "server busy, please try again.  maximum pending requests exceeded");
+  g->lease = std::move(lease);
+  g->out = std::move(out);
+  g->stats = req.stats;
+  g->load_s = load_s;
+  g->t0 = req.stats->t0;
+  return g;
+}
+
+void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> g, bool stream) {
+  ServerState* st = &state;
+  if (g->truncated > 0) res.set_header("X-G3n-Prompt-Truncated", std::to_string(g->truncated));
+  const ErrorStyle style = g->out->errors();
+  if (!stream) {
+    // Short generations are answered as a plain JSON body with their real status. One still running
+    // after cfg.sync_answer switches to a chunked 200 body: it writes a space (insignificant before a JSON
+    // value) every probe_every, and a failed write means the client hung up, which cancels it.
+    const auto probe_every = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(400), state.cfg.sync_answer);
+    auto text = std::make_shared<std::string>();
+    const auto sync_until = Clock::now() + state.cfg.sync_answer;
+    bool done = false;
+    while (!done && Clock::now() < sync_until) {
+      std::string piece;
+      done = g->job->wait(piece, std::chrono::milliseconds(100));
+      *text += piece;
+      if (!done && state.stopping.load()) g->job->cancel.store(true);
+    }
+    if (done) {
+      record(state, *g);
+      if (!g->job->error().empty()) return set_error(res, style, 500, g->job->error());
+      set_json(res, 200, g->out->whole(*text, g->job->stats(), g->load_s, seconds_since(g->t0)));
+      return;
+    }
+    res.content_type = "application/json; charset=utf-8";
+    res.on_close = [g] { g->job->cancel.store(true); };  // the response is gone: nothing more is wanted
+    res.stream = [st, g, text, probe_every, style](ChunkSink& sink) {
+      auto probed = Clock::now();
+      for (;;) {
+        std::string piece;
+        const bool finished = g->job->wait(piece, std::chrono::milliseconds(100));
+        *text += piece;
+        if (finished) break;
+        if (st->stopping.load()) g->job->cancel.store(true);
+        if (Clock::now() - probed >= probe_every) {
+          probed = Clock::now();
+          if (!sink.write(" ")) {  // the client went away: stop generating for it
+            cancel_and_wait(*st, *g);
+            return false;
+          }
+        }
+      }
+      record(*st, *g);
+      const std::string body = g->job->error().empty()
+                                   ? dump(g->out->whole(*text, g->job->stats(), g->load_s, seconds_since(g->t0)))
+                                   : dump(error_body(style, 500, g->job->error()));  // the status is already 200
+      sink.write(body);
+      return true;
+    };
+    return;
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.content_type = g->out->content_type();
+  res.on_close = [g] { g->job->cancel.store(true); };
+  res.stream = [st, g](ChunkSink& sink) {
+    for (;;) {
+      std::string piece;
+      const bool done = g->job->wait(piece, std::chrono::milliseconds(100));
+      if (!piece.empty()) {
+        if (!sink.write(g->out->chunk(piece))) {  // the client went away: stop generating for it
+          cancel_and_wait(*st, *g);
+          return false;
+        }
+      } else if (!done && (!sink.writable() || st->stopping.load())) {
+        cancel_and_wait(*st, *g);
+        return false;
+      }
+      if (done) break;
+    }
+    record(*st, *g);
+    const double total = seconds_since(g->t0);
+    sink.write(g->job->error().empty() ? g->out->last_chunks(g->job->stats(), g->load_s, total) : g->out->stream_error(g->job->error()));
+    return true;
+  };
+}
+
+}  // namespace g3n::server

@@ -1,0 +1,193 @@
+#include "server/http_server.h"
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <strings.h>
+
+#include "server/http.h"
+#include "server/responses.h"
+
+namespace g3n::server {
+
+std::string HttpRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return v;
+  return {};
+}
+
+namespace {
+
+// "/v1/models/{model}" -> "/v1/models/(.+)": a capture takes the rest of the path, '/' included.
+std::string pattern_regex(const std::string& pattern) {
+  return std::regex_replace(pattern, std::regex(R"(\{[^}]*\})"), "(.+)");
+}
+
+class SinkAdapter : public ChunkSink {
+ public:
+  explicit SinkAdapter(httplib::DataSink& s) : s_(s) {}
+  bool write(std::string_view data) override { return s_.write(data.data(), data.size()); }
+  bool writable() const override { return s_.is_writable(); }
+
+ private:
+  httplib::DataSink& s_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  struct Entry {
+    Route route;
+    std::regex re;
+  };
+  std::vector<Entry> routes;
+  HttpServerOptions opts;
+  Metrics& metrics;
+  httplib::Server http;
+  std::mutex stats_mu;
+  std::map<const httplib::Request*, std::shared_ptr<RequestStats>> stats;  // while a request is served
+
+  Impl(std::vector<Route> rs, HttpServerOptions o, Metrics& m) : opts(o), metrics(m) {
+    for (auto& r : rs) {
+      std::regex re(pattern_regex(r.pattern));
+      routes.push_back({std::move(r), std::move(re)});
+    }
+    wire();
+  }
+
+  // The route whose pattern matches the path (any method); null when none does.
+  const Route* route_for(const std::string& path) const {
+    for (const auto& e : routes)
+      if (std::regex_match(path, e.re)) return &e.route;
+    return nullptr;
+  }
+
+  std::shared_ptr<RequestStats> stats_of(const httplib::Request& req) {
+    std::lock_guard lk(stats_mu);
+    auto& s = stats[&req];
+    if (!s) s = std::make_shared<RequestStats>();
+    return s;
+  }
+
+  static void send(HttpResponse&& res, httplib::Response& out) {
+    out.status = res.status;
+    for (auto& [k, v] : res.headers) out.set_header(k, v);
+    if (res.stream) {
+      out.set_chunked_content_provider(
+          res.content_type,
+          [stream = std::move(res.stream)](size_t, httplib::DataSink& sink) {
+            SinkAdapter a(sink);
+            if (!stream(a)) return false;
+            sink.done();
+            return true;
+          },
+          [on_close = std::move(res.on_close)](bool) {
+            if (on_close) on_close();
+          });
+    } else if (!res.body.empty()) {
+      out.set_content(std::move(res.body), res.content_type);
+    }
+  }
+
+  httplib::Server::Handler handler(size_t i) {
+    return [this, i](const httplib::Request& hreq, httplib::Response& hres) {
+      const Route& route = routes[i].route;
+      HttpRequest req;
+      req.method = hreq.method;
+      req.path = hreq.path;
+      req.body = hreq.body;
+      for (const auto& [k, v] : hreq.headers) req.headers.emplace_back(k, v);
+      for (size_t m = 1; m < hreq.matches.size(); ++m) req.params.push_back(hreq.matches[m]);
+      req.stats = stats_of(hreq);
+      HttpResponse res;
+      try {
+        route.handler(req, res);
+      } catch (...) {  // every error becomes JSON with the right status, never a crash
+        const auto [status, msg] = error_status(std::current_exception());
+        if (res.on_close) res.on_close();
+        res = HttpResponse{};
+        set_error(res, route.errors, status, msg);
+      }
+      send(std::move(res), hres);
+    };
+  }
+
+  void wire() {
+    http.set_payload_max_length(opts.max_body_bytes);
+    const size_t threads = opts.threads;
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      stats_of(req);
+      if (req.method == "OPTIONS") {  // CORS preflight
+        res.set_header("Access-Control-Allow-Origin", req.get_header_value("Origin").empty() ? "*" : req.get_header_value("Origin"));
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout");
+        res.status = 204;
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty() || res.is_chunked_content_provider_) return;  // a handler already answered
+      HttpResponse out;
+      if (res.status == 404 && route_for(req.path)) {
+        set_error(out, ErrorStyle::Ollama, 405, "method " + req.method + " not allowed for " + req.path);
+      } else if (res.status == 404) {
+        out.status = 404;
+        out.content_type = "text/plain";
+        out.body = "404 page not found";
+      } else if (res.status == 413) {
+        set_error(out, ErrorStyle::Ollama, 413, "request body too large (limit " + std::to_string(opts.max_body_bytes >> 20) + " MiB)");
+      } else {
+        set_error(out, ErrorStyle::Ollama, res.status, "request failed with status " + std::to_string(res.status));
+      }
+      send(std::move(out), res);
+    });
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      HttpResponse out;
+      set_error(out, ErrorStyle::Ollama, 500, ep ? error_status(ep).second : "internal error");
+      send(std::move(out), res);
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      std::shared_ptr<RequestStats> st;
+      {
+        std::lock_guard lk(stats_mu);
+        if (auto it = stats.find(&req); it != stats.end()) {
+          st = it->second;
+          stats.erase(it);
+        }
+      }
+      const double secs = st ? std::chrono::duration<double>(std::chrono::steady_clock::now() - st->t0).count() : 0.0;
+      const Route* r = route_for(req.path);
+      metrics.record_request(r ? r->pattern : "other", res.status, secs);
+      if (opts.log_requests)
+        std::fprintf(stderr, "[g3n] %s %s %d tokens=%d %.3fs\n", req.method.c_str(), req.path.c_str(), res.status,
+                     st ? st->tokens.load() : 0, secs);
+    });
+    for (size_t i = 0; i < routes.size(); ++i) {
+      const std::string re = pattern_regex(routes[i].route.pattern);
+      switch (routes[i].route.method) {
+        case Method::Get: http.Get(re, handler(i)); break;
+        case Method::Post: http.Post(re, handler(i)); break;
+        case Method::Delete: http.Delete(re, handler(i)); break;
+      }
+    }
+  }
+};
+
+HttpServer::HttpServer(std::vector<Route> routes, HttpServerOptions opts, Metrics& metrics)
+    : impl_(std::make_unique<Impl>(std::move(routes), opts, metrics)) {}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::bind(const std::string& host, int port) {
+  if (port == 0) return impl_->http.bind_to_any_port(host);
+  return impl_->http.bind_to_port(host, port) ? port : -1;
+}
+
+void HttpServer::serve() { impl_->http.listen_after_bind(); }
+bool HttpServer::running() const { return impl_->http.is_running(); }
+void HttpServer::stop() { impl_->http.stop(); }
+
+}  // namespace g3n::server

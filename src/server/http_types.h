@@ -1,0 +1,67 @@
+// What handlers see of HTTP: a request, a response (whole or streamed), and the route table row that
+// binds them. Only http_server.cpp knows the HTTP library behind these.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace g3n::server {
+
+// Per-request figures for the log line and metrics, filled while the request is served.
+struct RequestStats {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  std::atomic<int> tokens{0};
+};
+
+struct HttpRequest {
+  std::string method, path, body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::string> params;  // the route pattern's {captures}, in order
+  std::shared_ptr<RequestStats> stats = std::make_shared<RequestStats>();
+
+  // A header's value (names compare without case); empty when absent.
+  std::string header(std::string_view name) const;
+};
+
+// Where a streamed body goes.
+class ChunkSink {
+ public:
+  virtual ~ChunkSink() = default;
+  virtual bool write(std::string_view data) = 0;  // false: the client is gone
+  virtual bool writable() const = 0;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // A body produced while it is sent (chunked): called once; returns true when it finished the body,
+  // false when it gave up (the client went away). Set instead of `body`.
+  std::function<bool(ChunkSink&)> stream;
+  // Called once the response is finished with: sent, failed, or dropped unsent.
+  std::function<void()> on_close;
+
+  void set_header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+};
+
+enum class Method { Get, Post, Delete };  // a Get route answers HEAD too
+enum class ErrorStyle { Ollama, OpenAI };  // {"error": "..."} or {"error": {"message", "type", ...}}
+
+using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+
+// One row of the route table. The pattern is the path with {name} for a capture (matching the rest of
+// the path, '/' included, as model names have them); it is also the route's metrics label.
+struct Route {
+  Method method;
+  std::string pattern;
+  ErrorStyle errors;
+  Handler handler;
+};
+
+}  // namespace g3n::server

@@ -1,0 +1,62 @@
+#include "server/metrics.h"
+
+#include <cstdio>
+
+namespace g3n::server {
+
+void Metrics::record_request(const std::string& label, int status, double seconds) {
+  std::lock_guard lk(mu_);
+  ++requests_[{label, status}];
+  seconds_[label] += seconds;
+}
+
+void Metrics::record_generation(const GenerateStats& st) {
+  std::lock_guard lk(mu_);
+  tokens_generated_ += static_cast<uint64_t>(st.gen_tokens);
+  prompt_tokens_ += static_cast<uint64_t>(st.prompt_tokens);
+  eval_seconds_ += st.gen_s;
+  if (st.gen_tokens > 1 && st.gen_s > 0) last_tokens_per_second_ = (st.gen_tokens - 1) / st.gen_s;
+}
+
+std::string Metrics::text(int queued, int active, size_t loaded_models) const {
+  std::string o;
+  char buf[1024];
+  {
+    std::lock_guard lk(mu_);
+    o += "# HELP g3n_requests_total HTTP requests by path and status.\n# TYPE g3n_requests_total counter\n";
+    for (const auto& [k, n] : requests_) {
+      std::snprintf(buf, sizeof buf, "g3n_requests_total{path=\"%s\",status=\"%d\"} %llu\n", k.first.c_str(), k.second,
+                    static_cast<unsigned long long>(n));
+      o += buf;
+    }
+    o += "# HELP g3n_request_duration_seconds_total Time spent serving requests, by path.\n"
+         "# TYPE g3n_request_duration_seconds_total counter\n";
+    for (const auto& [k, s] : seconds_) {
+      std::snprintf(buf, sizeof buf, "g3n_request_duration_seconds_total{path=\"%s\"} %.6f\n", k.c_str(), s);
+      o += buf;
+    }
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_tokens_generated_total Tokens sampled for all requests.\n# TYPE g3n_tokens_generated_total counter\n"
+                  "g3n_tokens_generated_total %llu\n"
+                  "# HELP g3n_prompt_tokens_total Prompt tokens of all requests.\n# TYPE g3n_prompt_tokens_total counter\n"
+                  "g3n_prompt_tokens_total %llu\n",
+                  static_cast<unsigned long long>(tokens_generated_), static_cast<unsigned long long>(prompt_tokens_));
+    o += buf;
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_eval_seconds_total Time spent generating tokens, summed over requests.\n"
+                  "# TYPE g3n_eval_seconds_total counter\ng3n_eval_seconds_total %.6f\n"
+                  "# HELP g3n_tokens_per_second Generation rate of the last finished request.\n"
+                  "# TYPE g3n_tokens_per_second gauge\ng3n_tokens_per_second %.3f\n",
+                  eval_seconds_, last_tokens_per_second_);
+    o += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "# HELP g3n_queue_depth Requests waiting for a slot.\n# TYPE g3n_queue_depth gauge\ng3n_queue_depth %d\n"
+                "# HELP g3n_active_requests Requests generating now.\n# TYPE g3n_active_requests gauge\ng3n_active_requests %d\n"
+                "# HELP g3n_loaded_models Models in memory.\n# TYPE g3n_loaded_models gauge\ng3n_loaded_models %zu\n",
+                queued, active, loaded_models);
+  o += buf;
+  return o;
+}
+
+}  // namespace g3n::server

@@ -1,0 +1,31 @@
+// The server's counters, rendered for GET /metrics (Prometheus text format).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "runtime/session.h"
+
+namespace g3n::server {
+
+class Metrics {
+ public:
+  // One answered request; `label` is its route's pattern ("other" when no route matched).
+  void record_request(const std::string& label, int status, double seconds);
+  // One finished (or cancelled) generation.
+  void record_generation(const GenerateStats& st);
+  // The whole exposition; the gauges come from the caller.
+  std::string text(int queued, int active, size_t loaded_models) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, double> seconds_;
+  uint64_t tokens_generated_ = 0, prompt_tokens_ = 0;
+  double eval_seconds_ = 0;
+  double last_tokens_per_second_ = 0;
+};
+
+}  // namespace g3n::server

@@ -1,0 +1,61 @@
+// POST /api/generate and /api/chat.
+#include <chrono>
+
+#include "server/generation.h"
+#include "server/handlers.h"
+#include "server/options.h"
+#include "server/requests.h"
+
+namespace g3n::server {
+namespace {
+using json = nlohmann::json;
+
+// A request without a prompt only loads the model (or, with keep_alive 0, unloads it).
+std::string load_reason(const KeepAlive& k) { return k.unload_now() ? "unload" : "load"; }
+}  // namespace
+
+void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) {
+  const GenerateRequest r = parse_generate(parse_json_body(req.body));
+  double load_s = 0;
+  auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
+  LoadedModel& m = **lease;
+  const Parameters params = request_parameters(s.cfg, m, r.options);
+  if (r.prompt.empty() && r.context.empty()) {
+    set_json(res, 200, json{{"model", r.model}, {"created_at", rfc3339(std::chrono::system_clock::now())}, {"response", ""},
+                            {"done", true}, {"done_reason", load_reason(r.keep_alive)}});
+    return;
+  }
+  for (int32_t t : r.context)
+    if (t < 0 || t >= m.tok->n_vocab()) throw HttpError(400, "invalid token id in context: " + std::to_string(t));
+  const ContextParams cp = context_params(m, params);
+  const std::optional<std::string> system = r.system ? r.system : m.resolved.system;
+  BuiltPrompt bp = build_generate_prompt(r.prompt, system, r.raw, r.context, *m.tok, cp.n_ctx, r.truncate);
+  auto out = std::make_shared<OllamaGenerateOutput>();
+  out->model = r.model;
+  out->with_context = !r.raw;
+  out->prompt = bp.tokens;
+  out->truncated = static_cast<int>(bp.dropped_tokens);
+  respond(s, res, submit(std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
+}
+
+void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
+  const ChatRequest r = parse_chat(parse_json_body(req.body));
+  double load_s = 0;
+  auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
+  LoadedModel& m = **lease;
+  const Parameters params = request_parameters(s.cfg, m, r.options);
+  if (r.messages.empty()) {
+    set_json(res, 200, json{{"model", r.model}, {"created_at", rfc3339(std::chrono::system_clock::now())},
+                            {"message", {{"role", "assistant"}, {"content", ""}}}, {"done", true},
+                            {"done_reason", load_reason(r.keep_alive)}});
+    return;
+  }
+  const ContextParams cp = context_params(m, params);
+  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, r.truncate);
+  auto out = std::make_shared<OllamaChatOutput>();
+  out->model = r.model;
+  out->truncated = static_cast<int>(bp.dropped_tokens + bp.dropped_turns);
+  respond(s, res, submit(std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
+}
+
+}  // namespace g3n::server

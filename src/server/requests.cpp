@@ -1,0 +1,299 @@
+#include "server/requests.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include "server/options.h"
+#include "server/responses.h"
+
+namespace g3n::server {
+namespace {
+
+using json = nlohmann::json;
+
+std::string require_model(const json& body) {
+  auto m = get_string(body, "model");
+  if (!m || m->empty()) m = get_string(body, "name");  // legacy field, still sent by some clients
+  if (!m || m->empty()) throw HttpError(400, "model is required");
+  return *m;
+}
+
+KeepAlive read_keep_alive(const json& body) {
+  KeepAlive k;
+  auto it = body.find("keep_alive");
+  if (it == body.end() || it->is_null()) return k;
+  k.given = true;
+  k.duration = parse_keep_alive(*it);
+  return k;
+}
+
+// "format": "json" or a JSON schema -> the constraint's schema (null: none).
+std::shared_ptr<const JsonSchema> parse_format(const json& f) {
+  if (f.is_null()) return nullptr;
+  if (f.is_string()) {
+    const std::string s = f.get<std::string>();
+    if (s.empty()) return nullptr;
+    if (s == "json") return JsonSchema::any_object();
+    throw HttpError(400, "invalid format: \"" + s + "\" (expected \"json\" or a JSON schema)");
+  }
+  if (f.is_object()) {
+    try {
+      return JsonSchema::compile(f);
+    } catch (const std::exception& e) {
+      throw HttpError(400, std::string("invalid JSON schema in format: ") + e.what());
+    }
+  }
+  throw HttpError(400, "invalid format: expected \"json\" or a JSON schema object");
+}
+
+void reject_images(const json& v) {
+  if (v.is_null()) return;
+  if (!v.is_array()) throw HttpError(400, "invalid type for \"images\": expected an array of base64 strings");
+  if (!v.empty()) throw HttpError(400, "images are not supported: g3n serves Gemma 3n's text model only");
+}
+
+void reject_thinking(const json& body, const std::string& model) {
+  if (get_bool(body, "think").value_or(false)) throw HttpError(400, "\"" + model + "\" does not support thinking");
+}
+
+std::vector<InMessage> ollama_messages(const json& body) {
+  std::vector<InMessage> out;
+  auto it = body.find("messages");
+  if (it == body.end() || it->is_null()) return out;
+  if (!it->is_array()) throw HttpError(400, "invalid type for \"messages\": expected an array");
+  for (const auto& m : *it) {
+    if (!m.is_object()) throw HttpError(400, "invalid message: expected an object");
+    std::string role = get_string(m, "role").value_or("");
+    std::transform(role.begin(), role.end(), role.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+      throw HttpError(400, "invalid message role: \"" + role + "\"");
+    InMessage im{role, get_string(m, "content").value_or("")};
+    reject_images(m.value("images", json()));
+    if (auto tc = m.find("tool_calls"); tc != m.end() && tc->is_array() && !tc->empty()) {
+      // No tool format in Gemma: earlier calls are shown as the JSON the model was asked to write.
+      for (const auto& c : *tc) {
+        const json f = c.value("function", json::object());
+        im.content += (im.content.empty() ? "" : "\n") +
+                      dump(json{{"name", f.value("name", "")}, {"arguments", f.value("arguments", json::object())}});
+      }
+    }
+    if (role == "tool") {
+      const std::string name = m.value("tool_name", m.value("name", std::string()));
+      im.content = "Result of tool " + (name.empty() ? std::string("call") : "\"" + name + "\"") + ":\n" + im.content;
+    }
+    out.push_back(std::move(im));
+  }
+  return out;
+}
+
+std::vector<InMessage> openai_messages(const json& body) {
+  auto it = body.find("messages");
+  if (it == body.end() || !it->is_array()) throw HttpError(400, "invalid type for \"messages\": expected an array");
+  if (it->empty()) throw HttpError(400, "[] is too short - 'messages'");
+  std::vector<InMessage> out;
+  std::map<std::string, std::string> call_names;  // tool_call_id -> function name
+  for (const auto& m : *it) {
+    if (!m.is_object()) throw HttpError(400, "invalid message: expected an object");
+    std::string role = get_string(m, "role").value_or("");
+    if (role == "developer") role = "system";
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+      throw HttpError(400, "invalid message role: \"" + role + "\"");
+    std::string content;
+    const json c = m.value("content", json());
+    if (c.is_string()) {
+      content = c.get<std::string>();
+    } else if (c.is_array()) {
+      for (const auto& part : c) {
+        const std::string type = part.is_object() ? part.value("type", std::string()) : std::string();
+        if (type == "text") content += (content.empty() ? "" : "\n") + part.value("text", std::string());
+        else if (type == "image_url") throw HttpError(400, "images are not supported: g3n serves Gemma 3n's text model only");
+        else throw HttpError(400, "invalid message content part type: \"" + type + "\"");
+      }
+    } else if (!c.is_null()) {
+      throw HttpError(400, "invalid message content: expected a string or an array of parts");
+    }
+    if (auto tc = m.find("tool_calls"); tc != m.end() && tc->is_array()) {
+      for (const auto& call : *tc) {
+        const json f = call.value("function", json::object());
+        json args = json::object();
+        if (f.contains("arguments") && f["arguments"].is_string()) {
+          try {
+            args = json::parse(f["arguments"].get<std::string>());
+          } catch (...) {
+            throw HttpError(400, "invalid tool call arguments");
+          }
+        }
+        call_names[call.value("id", std::string())] = f.value("name", std::string());
+        content += (content.empty() ? "" : "\n") + dump(json{{"name", f.value("name", "")}, {"arguments", args}});
+      }
+    } else if (c.is_null() && role != "assistant") {
+      throw HttpError(400, "invalid message content: null is only allowed with tool_calls");
+    }
+    if (role == "tool") {
+      std::string name = m.value("name", std::string());
+      if (name.empty()) name = call_names[m.value("tool_call_id", std::string())];
+      content = "Result of tool " + (name.empty() ? std::string("call") : "\"" + name + "\"") + ":\n" + content;
+    }
+    out.push_back({role, content});
+  }
+  return out;
+}
+
+// OpenAI's response_format -> the constraint's schema (null: none).
+std::shared_ptr<const JsonSchema> openai_format(const json& body) {
+  const json rf = body.value("response_format", json());
+  if (rf.is_null()) return nullptr;
+  if (!rf.is_object()) throw HttpError(400, "invalid response_format: expected an object");
+  const std::string type = rf.value("type", std::string("text"));
+  if (type == "text") return nullptr;
+  if (type == "json_object") return JsonSchema::any_object();
+  if (type == "json_schema") {
+    const json js = rf.value("json_schema", json());
+    if (!js.is_object() || !js.contains("schema") || !js["schema"].is_object())
+      throw HttpError(400, "invalid response_format: json_schema.schema must be an object");
+    return parse_format(js["schema"]);
+  }
+  throw HttpError(400, "invalid response_format type: \"" + type + "\"");
+}
+
+// The OpenAI fields as Ollama options, checked by the same table. temperature and top_p default to 1.0
+// here, as Ollama's compatibility layer does.
+ParamList openai_options(const json& body) {
+  json o = json::object();
+  o["temperature"] = body.contains("temperature") && !body["temperature"].is_null() ? body["temperature"] : json(1.0);
+  o["top_p"] = body.contains("top_p") && !body["top_p"].is_null() ? body["top_p"] : json(1.0);
+  for (const char* k : {"seed", "frequency_penalty", "presence_penalty", "stop"})
+    if (body.contains(k) && !body[k].is_null()) o[k] = body[k];
+  for (const char* k : {"max_tokens", "max_completion_tokens"})
+    if (body.contains(k) && !body[k].is_null()) o["num_predict"] = body[k];
+  return parse_request_options(o);
+}
+
+OpenAIRequest parse_openai_common(const json& body, bool chat) {
+  OpenAIRequest r;
+  r.chat = chat;
+  r.model = get_string(body, "model").value_or("");
+  if (r.model.empty()) throw HttpError(400, "model is required");
+  r.stream = get_bool(body, "stream").value_or(false);
+  r.include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
+                    body["stream_options"].value("include_usage", false);
+  r.format = openai_format(body);
+  r.keep_alive = read_keep_alive(body);
+  return r;
+}
+
+}  // namespace
+
+json parse_json_body(const std::string& body) {
+  if (body.empty()) throw HttpError(400, "missing request body");
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw HttpError(400, std::string("invalid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw HttpError(400, "request body must be a JSON object");
+  return j;
+}
+
+GenerateRequest parse_generate(const json& body) {
+  GenerateRequest r;
+  r.model = require_model(body);
+  r.prompt = get_string(body, "prompt").value_or("");
+  r.system = get_string(body, "system");
+  const auto suffix = get_string(body, "suffix");
+  const auto tmpl = get_string(body, "template");  // accepted and ignored outside raw mode
+  r.raw = get_bool(body, "raw").value_or(false);
+  r.stream = get_bool(body, "stream").value_or(true);
+  r.truncate = get_bool(body, "truncate").value_or(true);
+  reject_images(body.value("images", json()));
+  if (auto it = body.find("context"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) throw HttpError(400, "invalid type for \"context\": expected an array of token ids");
+    for (const auto& t : *it) {
+      if (!t.is_number_integer()) throw HttpError(400, "invalid type for \"context\": expected an array of token ids");
+      r.context.push_back(t.get<int32_t>());
+    }
+  }
+  if (r.raw && (r.system || tmpl || !r.context.empty())) throw HttpError(400, "raw mode does not support template, system, or context");
+  if (suffix && !suffix->empty()) throw HttpError(400, "\"" + r.model + "\" does not support insert");
+  reject_thinking(body, r.model);
+  r.format = parse_format(body.value("format", json()));
+  r.options = parse_request_options(body.value("options", json()));
+  r.keep_alive = read_keep_alive(body);
+  return r;
+}
+
+ChatRequest parse_chat(const json& body) {
+  ChatRequest r;
+  r.model = require_model(body);
+  r.stream = get_bool(body, "stream").value_or(true);
+  r.truncate = get_bool(body, "truncate").value_or(true);
+  r.messages = ollama_messages(body);
+  r.tools = body.value("tools", json());
+  if (!r.tools.is_null() && !r.tools.is_array()) throw HttpError(400, "invalid type for \"tools\": expected an array");
+  reject_thinking(body, r.model);
+  r.format = parse_format(body.value("format", json()));
+  r.options = parse_request_options(body.value("options", json()));
+  r.keep_alive = read_keep_alive(body);
+  return r;
+}
+
+ShowRequest parse_show(const json& body) {
+  ShowRequest r;
+  r.model = require_model(body);
+  r.verbose = get_bool(body, "verbose").value_or(false);
+  r.system = get_string(body, "system");
+  return r;
+}
+
+PullRequest parse_pull(const json& body) {
+  PullRequest r;
+  const std::string name = require_model(body);
+  r.stream = get_bool(body, "stream").value_or(true);
+  r.insecure = get_bool(body, "insecure").value_or(false);
+  if (!store::try_parse_model_name(name, &r.name)) throw HttpError(400, "invalid model name");
+  return r;
+}
+
+DeleteRequest parse_delete(const json& body) {
+  DeleteRequest r;
+  r.model = require_model(body);
+  if (!store::try_parse_model_name(r.model, &r.name)) throw HttpError(400, "name \"" + r.model + "\" is invalid");
+  return r;
+}
+
+CopyRequest parse_copy(const json& body) {
+  CopyRequest r;
+  r.source_text = get_string(body, "source").value_or("");
+  const std::string dst = get_string(body, "destination").value_or("");
+  if (!store::try_parse_model_name(r.source_text, &r.source)) throw HttpError(400, "source \"" + r.source_text + "\" is invalid");
+  if (!store::try_parse_model_name(dst, &r.destination)) throw HttpError(400, "destination \"" + dst + "\" is invalid");
+  return r;
+}
+
+OpenAIRequest parse_openai_chat(const json& body) {
+  OpenAIRequest r = parse_openai_common(body, true);
+  r.messages = openai_messages(body);
+  const json tools = body.value("tools", json());
+  if (tools.is_array()) r.tools = tools;
+  r.options = openai_options(body);
+  return r;
+}
+
+OpenAIRequest parse_openai_completion(const json& body) {
+  OpenAIRequest r = parse_openai_common(body, false);
+  const json p = body.value("prompt", json());
+  if (p.is_string()) r.prompt = p.get<std::string>();
+  else if (p.is_array() && p.size() == 1 && p[0].is_string()) r.prompt = p[0].get<std::string>();
+  else throw HttpError(400, "invalid type for \"prompt\": expected a string");
+  if (body.contains("suffix") && body["suffix"].is_string() && !body["suffix"].get<std::string>().empty())
+    throw HttpError(400, "\"" + r.model + "\" does not support insert");
+  if (body.contains("stop") && body["stop"].is_array())
+    for (const auto& s : body["stop"])
+      if (!s.is_string()) throw HttpError(400, "invalid type for \"stop\": expected strings");
+  r.options = openai_options(body);
+  return r;
+}
+
+}  // namespace g3n::server

@@ -1,0 +1,92 @@
+// Every request body, parsed once into a struct whose fields are all checked before a handler does any
+// work: wrong types, bad options (against the parameter table), bad keep_alive, bad formats/schemas and
+// unsupported features throw HttpError(400) here.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/parameters.h"
+#include "sampling/json_constraint.h"
+#include "server/options.h"
+#include "server/prompt.h"
+#include "store/model_name.h"
+
+namespace g3n::server {
+
+// The body as a JSON object: 400 when empty, malformed or not an object.
+nlohmann::json parse_json_body(const std::string& body);
+
+// POST /api/generate
+struct GenerateRequest {
+  std::string model, prompt;
+  std::optional<std::string> system;
+  bool raw = false, stream = true, truncate = true;
+  std::vector<int32_t> context;  // token ids from an earlier response
+  std::shared_ptr<const JsonSchema> format;
+  ParamList options;
+  KeepAlive keep_alive;
+};
+GenerateRequest parse_generate(const nlohmann::json& body);
+
+// POST /api/chat
+struct ChatRequest {
+  std::string model;
+  std::vector<InMessage> messages;
+  nlohmann::json tools;  // an array, or null
+  bool stream = true, truncate = true;
+  std::shared_ptr<const JsonSchema> format;
+  ParamList options;
+  KeepAlive keep_alive;
+};
+ChatRequest parse_chat(const nlohmann::json& body);
+
+// POST /api/show
+struct ShowRequest {
+  std::string model;
+  bool verbose = false;
+  std::optional<std::string> system;
+};
+ShowRequest parse_show(const nlohmann::json& body);
+
+// POST /api/pull
+struct PullRequest {
+  store::ModelName name;
+  bool stream = true, insecure = false;
+};
+PullRequest parse_pull(const nlohmann::json& body);
+
+// DELETE /api/delete
+struct DeleteRequest {
+  std::string model;
+  store::ModelName name;
+};
+DeleteRequest parse_delete(const nlohmann::json& body);
+
+// POST /api/copy
+struct CopyRequest {
+  std::string source_text;
+  store::ModelName source, destination;
+};
+CopyRequest parse_copy(const nlohmann::json& body);
+
+// POST /v1/chat/completions and /v1/completions (chat = false: `prompt` instead of `messages`).
+struct OpenAIRequest {
+  std::string model;
+  bool chat = true;
+  std::vector<InMessage> messages;  // chat
+  std::string prompt;               // completions
+  nlohmann::json tools;             // an array, or null
+  bool stream = false, include_usage = false;
+  std::shared_ptr<const JsonSchema> format;
+  ParamList options;  // the OpenAI fields mapped onto Ollama's options
+  KeepAlive keep_alive;
+};
+OpenAIRequest parse_openai_chat(const nlohmann::json& body);
+OpenAIRequest parse_openai_completion(const nlohmann::json& body);
+
+}  // namespace g3n::server
