@@ -2,8 +2,6 @@
 // for the same model and prompt, greedy answers are identical (chat and one-shot prompt paths).
 #include <gtest/gtest.h>
 
-#include <httplib.h>
-
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -11,6 +9,7 @@
 
 #include "cli_util.h"
 #include "golden_util.h"
+#include "server/http.h"  // httplib with the definitions every user of the library must share
 #include "server/server.h"
 #include "store/model_name.h"
 #include "store/model_store.h"

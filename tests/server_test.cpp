@@ -268,8 +268,8 @@ TEST_F(ServerGenerate, DefaultsComeFromTheParameterTable) {
 }
 
 TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
-  // The server runs with 1 thread and the default batch: repeating them is fine, another value is a
-  // 400 that says why (the engine is shared by every request); num_ctx is per request.
+  // The server runs with 1 thread: repeating it is fine, another value is a 400 that says why (the
+  // engine is shared by every request); num_ctx is per request; num_batch bounds the rows per pass.
   json opts = greedy(2);
   opts["num_thread"] = 1;
   opts["num_batch"] = 128;
@@ -281,7 +281,22 @@ TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
   EXPECT_NE(r["error"].get<std::string>().find("\"num_thread\" is 3 but model"), std::string::npos) << r;
   opts["num_thread"] = 0;  // "the default": accepted, the engine keeps its threads
   EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
-  opts["num_batch"] = 64;
+  // num_batch: the prompt is read in passes of at most that many rows (capped at the engine's 128), which
+  // never changes the answer. A ~100-token prompt in passes of 7, 128 and Ollama's 512.
+  std::string prompt;
+  for (int i = 0; i < 12; ++i) prompt += "The quick brown fox jumps over the lazy dog. ";
+  std::vector<std::string> answers;
+  for (int batch : {7, 128, 512}) {
+    opts["num_batch"] = batch;
+    opts["num_predict"] = 12;
+    std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", prompt}, {"stream", false}, {"options", opts}});
+    ASSERT_EQ(s, 200) << r;
+    EXPECT_GT(r["prompt_eval_count"].get<int>(), 64);
+    answers.push_back(r["response"].get<std::string>());
+  }
+  EXPECT_EQ(answers[0], answers[1]);
+  EXPECT_EQ(answers[1], answers[2]);
+  opts["num_batch"] = 0;
   std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s, 400);
   EXPECT_NE(r["error"].get<std::string>().find("num_batch"), std::string::npos) << r;

@@ -7,12 +7,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
 #include "cli/commands.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "runtime/input_rows.h"
-
-#include <nlohmann/json.hpp>
 
 namespace g3n::cli {
 namespace {
@@ -132,15 +133,8 @@ void run_debug_logits(const LogitsOptions& o) {
     for (size_t i = 0; i < n; ++i)
       std::copy(ctx.logits(static_cast<int>(i)).begin(), ctx.logits(static_cast<int>(i)).end(), all.begin() + i * V);
   }
-  // Write via a temporary so a failed run never leaves a truncated file under the requested name.
-  const std::string tmp = o.out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write " + tmp);
-    f.write(reinterpret_cast<const char*>(all.data()), static_cast<std::streamsize>(all.size() * sizeof(float)));
-    if (!f) throw std::runtime_error("write failed: " + tmp);
-  }
-  if (std::rename(tmp.c_str(), o.out.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + o.out);
+  // A failed run never leaves a truncated file under the requested name.
+  write_file_atomic(o.out, std::string_view(reinterpret_cast<const char*>(all.data()), all.size() * sizeof(float)));
   std::fprintf(stderr, "wrote %zu x %d logits to %s\n", n, V, o.out.c_str());
 }
 

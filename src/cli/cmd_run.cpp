@@ -102,6 +102,7 @@ void load_model(RunState& s, const std::string& name) {
   auto model = Model::load(resolved.gguf_path.string());
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
   s.session.reset();
+  s.token_texts.reset();  // the constraint's token table belongs to the old vocabulary
   s.resolved = std::move(resolved);
   s.model = std::move(model);
   s.tokenizer = std::move(tok);

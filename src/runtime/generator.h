@@ -4,9 +4,10 @@
 // next() returns and calls next() again with the new logits, so one Generator drives a single Context
 // or one slot of a continuously batched engine alike.
 //
-//   Generator gen(&tok, sampling, constraint, cancel);
+//   Generator gen(&tok, sampling, std::move(constraint), {.cancel = &flag});
 //   gen.observe_prompt(prompt.tokens());
-//   while (auto id = gen.next(ctx.last_logits(), ctx.n_past(), ctx.params().n_ctx, on_text)) ctx.eval(*id);
+//   while (auto id = gen.next(ctx.last_logits(), ctx.n_past(), ctx.params().n_ctx, on_text))
+//     ctx.eval(std::span<const int32_t>(&*id, 1));
 //   GenerateStats st = gen.stats();
 #pragma once
 #include <atomic>

@@ -42,7 +42,7 @@ void InputRows::push_vectors(std::span<const float> data, int64_t width) {
   chunks_.push_back(std::move(chunk));
 }
 
-RowsView InputRows::view() const {
+RowsView InputRows::view() const& {
   if (!has_vectors()) return RowsView(std::span<const int32_t>(tokens_));
   return RowsView(tokens_, vectors_, width_);
 }

@@ -20,6 +20,7 @@ struct RowsView {
   RowsView() = default;
   RowsView(std::span<const int32_t> t) : tokens(t) {}  // NOLINT: implicit, token rows are the common case
   RowsView(const std::vector<int32_t>& t) : tokens(t) {}  // NOLINT
+  RowsView(std::vector<int32_t>&&) = delete;  // a view of a temporary would dangle
   RowsView(std::span<const int32_t> t, std::span<const float* const> v, int64_t w) : tokens(t), vectors(v), width(w) {}
 
   size_t size() const { return tokens.size(); }
@@ -49,7 +50,8 @@ class InputRows {
   // Per-row identity for prefix reuse: the token id, or a content hash of the vector (top bit set), so a
   // cached prefix holding soft rows is reused only if the vectors are identical.
   std::span<const uint64_t> keys() const { return keys_; }
-  RowsView view() const;
+  RowsView view() const&;
+  RowsView view() const&& = delete;  // a view of a temporary would dangle
 
  private:
   std::vector<int32_t> tokens_;

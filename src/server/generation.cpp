@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "base/thread_pool.h"
 #include "server/options.h"
 
 namespace g3n::server {
@@ -44,9 +45,14 @@ Parameters base_parameters(const ServerConfig& cfg, const LoadedModel& m) {
 Parameters request_parameters(const ServerConfig& cfg, const LoadedModel& m, const ParamList& request) {
   Parameters p = base_parameters(cfg, m);
   for (const auto& [spec, v] : request) {
-    if (spec->target == ParamTarget::Engine && spec->name != "num_ctx") {
-      const int64_t want = std::get<int64_t>(v), have = std::get<int64_t>(spec->get(p));
-      if (spec->name == "num_thread" && want == 0) continue;  // "the default": what the engine runs with
+    // num_thread is the model's shared engine's: a request may only repeat it (0 = "the default"). num_ctx
+    // (per sequence) and num_batch (an upper bound on rows per pass, which the scheduler honours by
+    // splitting the prompt) are per request.
+    if (spec->name == "num_thread") {
+      const int64_t want = std::get<int64_t>(v);
+      int64_t have = std::get<int64_t>(spec->get(p));
+      if (have == 0) have = default_thread_count();  // what an engine built with "0" runs
+      if (want == 0) continue;
       if (want != have)
         throw HttpError(400, "option \"" + std::string(spec->name) + "\" is " + std::to_string(want) + " but model '" + m.name +
                                  "' runs with " + std::to_string(have) +

@@ -180,7 +180,7 @@ void Scheduler::begin(Slot& s) {
       // Its limits are the longest context a request may ask for and the first request's KV type/threads.
       EngineParams ep;
       ep.n_ctx = kMaxContext;
-      ep.n_batch = j.ctx_params.n_batch;
+      ep.n_batch = EngineParams{}.n_batch;  // the pass size; a request's num_batch only lowers it
       ep.kv_type = j.ctx_params.kv_type;
       ep.n_threads = j.ctx_params.n_threads;
       ep.exact = j.ctx_params.exact;
@@ -206,8 +206,14 @@ void Scheduler::begin(Slot& s) {
     const size_t common = reusable_prefix(s.keys, j.prompt.keys(), *s.seq);
     if (common == 0) s.seq->reset();  // no usable prefix (e.g. the sliding rings wrapped): start clean
     s.keys.resize(common);
-    const SequenceWork w{s.seq.get(), j.prompt.view().subspan(common), static_cast<int64_t>(common), LogitsFor::Last};
-    engine_->eval(std::span<const SequenceWork>(&w, 1));
+    // num_batch bounds the rows of one pass: longer prompts are read in chunks of at most that many.
+    const size_t chunk = static_cast<size_t>(std::clamp(j.ctx_params.n_batch, 1, engine_->params().n_batch));
+    for (size_t pos = common; pos < j.prompt.size(); pos += chunk) {
+      const RowsView rows = j.prompt.view().subspan(pos, chunk);
+      const bool last = pos + chunk >= j.prompt.size();
+      const SequenceWork w{s.seq.get(), rows, static_cast<int64_t>(pos), last ? LogitsFor::Last : LogitsFor::None};
+      engine_->eval(std::span<const SequenceWork>(&w, 1));
+    }
     s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
     s.cached = static_cast<int>(common);
     s.prompt_s = seconds_since(t0);
@@ -228,7 +234,15 @@ void Scheduler::begin(Slot& s) {
 bool Scheduler::sample_next(Slot& s) {
   Job& j = *s.job;
   const auto emit = [&j](std::string_view text) { j.push_text(text); };
-  const std::optional<int32_t> id = s.gen->next(s.seq->last_logits(), s.seq->n_past(), s.seq->n_ctx(), emit);
+  std::optional<int32_t> id;
+  try {
+    id = s.gen->next(s.seq->last_logits(), s.seq->n_past(), s.seq->n_ctx(), emit);
+  } catch (const std::exception& e) {  // a constraint or sampler failure ends this request, not the worker
+    s.seq->reset();
+    s.keys.clear();
+    end(s, DoneReason::Error, e.what());
+    return false;
+  }
   if (!id) {
     end(s, s.gen->stats().done_reason);
     return false;
