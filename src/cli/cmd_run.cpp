@@ -10,7 +10,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -303,22 +305,27 @@ bool slash_command(RunState& s, const std::string& line) {
   return true;
 }
 
+// One line from libedit (which hands over a malloc'd buffer); nullopt on EOF.
+std::optional<std::string> read_line(const char* prompt) {
+  const std::unique_ptr<char, decltype(&std::free)> raw(readline(prompt), &std::free);
+  if (!raw) return std::nullopt;
+  return std::string(raw.get());
+}
+
 // Reads one message: a line, or a """-delimited block. nullopt on EOF.
 std::optional<std::string> read_message() {
-  char* raw = readline(">>> ");
-  if (!raw) return std::nullopt;
-  std::string line(raw);
-  std::free(raw);
+  const std::optional<std::string> first = read_line(">>> ");
+  if (!first) return std::nullopt;
+  const std::string& line = *first;
   if (line.rfind("\"\"\"", 0) == 0) {
     std::string text = line.substr(3);
     while (true) {
       const size_t end = text.find("\"\"\"");
       if (end != std::string::npos) { text.resize(end); break; }
-      char* more = readline("... ");
+      const std::optional<std::string> more = read_line("... ");
       if (!more) break;
       text += "\n";
-      text += more;
-      std::free(more);
+      text += *more;
     }
     add_history(("\"\"\"" + text + "\"\"\"").c_str());
     return text;
