@@ -7,9 +7,11 @@
 // reads text after them) are 2-3x more sensitive to that than token rows, because their residual stream
 // starts at RMS 1 instead of sqrt(D) times a token embedding, so the layers' (perturbed) outputs dominate
 // it. Measured on b_two_runs (f16 weights, F16 KV): token rows max 0.029, soft rows max 0.092; q4_k_m fast
-// path: token rows 2.2, soft rows 4.2; the exact path is 2e-4 on both. The allowances of README §4.1 and
-// the FastPath tiers, which were measured on token rows, therefore hold every token row (and the greedy
-// rows); soft rows are held to the top-1 rules and their deviation is printed.
+// path, all cases: token rows max 2.47 rms 0.48, soft rows max 5.49 rms 0.89; the exact path is 2e-4 on
+// both. The allowances of README §4.1 and the FastPath tiers, which were measured on token rows,
+// therefore hold every token row (and the greedy rows); soft rows are held to the top-1 rules and to
+// 3x the token-row allowance, the measured sensitivity ratio being 2-3x (F16 KV: max 0.15; q4_k_m fast
+// path: max 12, rms 1.8). Their deviation is printed.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -31,6 +33,10 @@ namespace {
 using test::RowStats;
 
 const char* const kCases[] = {"a_mid_run", "b_two_runs", "c_run_at_start", "d_long_run"};
+
+// Soft rows where the computation is perturbed (F16 KV, int8 activations): 3x the token-row allowance,
+// the measured sensitivity ratio being 2-3x (see the top of the file).
+constexpr double kSoftRowFactor = 3.0;
 
 std::string mm_dir() { return test::tiny_dir() + "/golden/multimodal/"; }
 std::string model_file(const std::string& v) { return test::tiny_dir() + "/models/gemma3n-tiny-" + v + ".gguf"; }
@@ -116,7 +122,11 @@ TEST_P(MultimodalExact, MatchesGoldenBatchedAndIncremental) {
         for (int i = 0; i < n; ++i) add(i, ctx.logits(i).data());
       }
       EXPECT_LE(token_rows.max_abs, tol);
-      if (ec.kv == KvType::F32) EXPECT_LE(soft_rows.max_abs, tol);  // README §8.3: every row
+      if (ec.kv == KvType::F32) {
+        EXPECT_LE(soft_rows.max_abs, tol);  // README §8.3: every row
+      } else {
+        EXPECT_LE(soft_rows.max_abs, kSoftRowFactor * tol);  // 3x the token-row allowance (top of file)
+      }
       EXPECT_EQ(token_rows.top1_mismatch, 0);
       EXPECT_EQ(soft_rows.top1_mismatch, 0);
       if (has_greedy) {
@@ -186,7 +196,12 @@ TEST_P(MultimodalFast, WithinQuantizedPathThresholds) {
     EXPECT_LE(token_rows.rms(), fc.rms);
     EXPECT_GE(token_rows.top1_rate(), fc.top1);
     EXPECT_GE(all.top1_rate(), fc.top1);
-    if (fc.max_abs <= 2e-3) EXPECT_LE(soft_rows.max_abs, fc.max_abs);  // f32 activations: no perturbation, every row
+    if (fc.max_abs <= 2e-3) {
+      EXPECT_LE(soft_rows.max_abs, fc.max_abs);  // f32 activations: no perturbation, every row
+    } else {
+      EXPECT_LE(soft_rows.max_abs, kSoftRowFactor * fc.max_abs);  // 3x the token-row allowance (top of file)
+      EXPECT_LE(soft_rows.rms(), kSoftRowFactor * fc.rms);
+    }
   }
 }
 
