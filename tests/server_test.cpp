@@ -71,6 +71,16 @@ class ServerFixture : public ::testing::Test {
     port_ = srv_->start();
   }
   void SetUp() override { start(); }
+  // "plain": the fixture's weights without a params layer, system prompt or stop strings.
+  void add_plain_model() const {
+    store::StoreConfig sc;
+    sc.root = root_;
+    sc.ollama_root.reset();
+    store::ModelStore st(sc);
+    store::Modelfile mf;
+    mf.from = kModel;
+    store::create_model(st, store::parse_model_name("plain"), mf, fs::current_path(), [](const std::string&) {});
+  }
   void TearDown() override {
     srv_.reset();
     std::error_code ec;
@@ -173,9 +183,7 @@ TEST_F(ServerBasic, TagsShowCopyDeleteAndModels) {
   EXPECT_EQ(show["system"], "You are terse.");
   EXPECT_NE(show["parameters"].get<std::string>().find("stop"), std::string::npos);
   EXPECT_EQ(show["capabilities"], json::array({"completion"}));
-  auto [s3, show_path] = post("/api/show", {{"model", kModel}});
-  EXPECT_EQ(s3, 200);
-  EXPECT_EQ(show_path["details"]["format"], "gguf");
+  EXPECT_EQ(show["details"]["format"], "gguf");
 
   EXPECT_EQ(post("/api/copy", {{"source", "tiny"}, {"destination", "tiny2"}}).first, 200);
   EXPECT_EQ(get("/api/tags").second["models"].size(), 2u);
@@ -235,7 +243,8 @@ TEST_F(ServerGenerate, NonStreamingHasRealTimings) {
 }
 
 TEST_F(ServerGenerate, StreamingMatchesNonStreaming) {
-  const json req = {{"model", kModel}, {"prompt", "Hello"}, {"options", greedy(8)}};
+  add_plain_model();
+  const json req = {{"model", "plain"}, {"prompt", "Hello"}, {"options", greedy(8)}};
   auto [s, text] = post_raw("/api/generate", req.dump());
   ASSERT_EQ(s, 200);
   auto lines = ndjson(text);
@@ -259,8 +268,9 @@ TEST_F(ServerGenerate, DefaultsComeFromTheParameterTable) {
   json spelled = {{"seed", 42}, {"num_predict", 12}};
   for (const ParamSpec& s : parameter_table())
     if (s.target == ParamTarget::Sampling && !spelled.contains(std::string(s.name))) spelled[std::string(s.name)] = parameter_json(s.def);
-  auto [s1, a] = post("/api/generate", {{"model", kModel}, {"prompt", "Hello"}, {"stream", false}, {"options", {{"seed", 42}, {"num_predict", 12}}}});
-  auto [s2, b] = post("/api/generate", {{"model", kModel}, {"prompt", "Hello"}, {"stream", false}, {"options", spelled}});
+  add_plain_model();
+  auto [s1, a] = post("/api/generate", {{"model", "plain"}, {"prompt", "Hello"}, {"stream", false}, {"options", {{"seed", 42}, {"num_predict", 12}}}});
+  auto [s2, b] = post("/api/generate", {{"model", "plain"}, {"prompt", "Hello"}, {"stream", false}, {"options", spelled}});
   ASSERT_EQ(s1, 200);
   ASSERT_EQ(s2, 200);
   EXPECT_EQ(a["response"], b["response"]);
@@ -305,6 +315,27 @@ TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
   std::tie(s, r) = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s, 400);
   EXPECT_EQ(r["error"], "option \"num_ctx\" must be between 4 and 32768");
+}
+
+// Names only over HTTP: a path (existing file, existing GGUF, missing file) answers exactly as a missing
+// model does, on every endpoint that takes a model, so the API is no file-existence oracle.
+TEST_F(ServerGenerate, PathsAreNotModelNames) {
+  const auto [s0, missing] = post("/api/show", {{"model", "no-such-model"}});
+  ASSERT_EQ(s0, 404);
+  for (const std::string path : {std::string("/etc/passwd"), kModel, std::string("/nonexistent/x.gguf"), std::string("./tiny.gguf")}) {
+    SCOPED_TRACE(path);
+    const auto [s1, shown] = post("/api/show", {{"model", path}});
+    EXPECT_EQ(s1, 404);
+    EXPECT_EQ(shown["error"], "model '" + path + "' not found");
+    const auto [s2, gen] = post("/api/generate", {{"model", path}, {"prompt", "x"}, {"stream", false}});
+    EXPECT_EQ(s2, 404);
+    EXPECT_EQ(gen["error"], "model '" + path + "' not found");
+    const auto [s3, chat] = post("/v1/chat/completions", {{"model", path}, {"messages", json::array({{{"role", "user"}, {"content", "x"}}})}});
+    EXPECT_EQ(s3, 404);
+  }
+  const auto [s4, ps] = get("/api/ps");
+  ASSERT_EQ(s4, 200);
+  EXPECT_TRUE(ps["models"].empty()) << ps;  // nothing was loaded from a path
 }
 
 TEST_F(ServerGenerate, RawAndContext) {

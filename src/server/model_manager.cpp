@@ -32,11 +32,9 @@ ModelManager::~ModelManager() {
 ModelManager::Lease::~Lease() { mgr_->release(lm_, keep_alive_); }
 
 std::string ModelManager::key_for(const std::string& name) const {
-  if (store::looks_like_gguf_path(name)) {
-    std::error_code ec;
-    const fs::path p = fs::weakly_canonical(fs::path(name), ec);
-    return "file:" + (ec ? name : p.string());
-  }
+  // Over HTTP a model is a name in the store, never a filesystem path: a path answers exactly as a
+  // missing model does, so the API is no file-existence oracle and loads no file it was not given.
+  if (store::looks_like_gguf_path(name)) throw ModelNotFound("model '" + name + "' not found");
   store::ModelName n;
   if (!store::try_parse_model_name(name, &n)) throw ModelNotFound("model '" + name + "' not found");
   std::string k = n.full();
@@ -45,6 +43,7 @@ std::string ModelManager::key_for(const std::string& name) const {
 }
 
 registry::ResolveResult ModelManager::resolve(const std::string& name) const {
+  if (store::looks_like_gguf_path(name)) throw ModelNotFound("model '" + name + "' not found");  // see key_for
   try {
     return registry::resolve_model(name, store_, false, {});
   } catch (const store::NameError&) {

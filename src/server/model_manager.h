@@ -27,8 +27,8 @@ class ModelNotFound : public std::runtime_error {
 };
 
 struct LoadedModel {
-  std::string key;   // identity: the full store name or the file path
-  std::string name;  // display name (store names) or the path
+  std::string key;   // identity: the full store name, lower case
+  std::string name;  // display name
   registry::ResolveResult resolved;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
@@ -64,7 +64,7 @@ class ModelManager {
     std::optional<std::chrono::nanoseconds> keep_alive_;
   };
 
-  // Resolves `name` (a store name or a .gguf path; never pulls) and loads it if needed. keep_alive is
+  // Resolves `name` (a store name, never a path; never pulls) and loads it if needed. keep_alive is
   // the request's (not given: the default); load_s receives the time spent getting the model.
   // Throws ModelNotFound, or std::exception for load failures.
   std::unique_ptr<Lease> acquire(const std::string& name, const KeepAlive& keep_alive, double* load_s = nullptr);

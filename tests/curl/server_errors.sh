@@ -50,6 +50,8 @@ case_ "model of the wrong type"       400 POST /api/generate '{"model": 7, "prom
 case_ "unknown model"                 404 POST /api/generate '{"model": "nope", "prompt": "x"}'
 case_ "unknown model (chat)"          404 POST /api/chat '{"model": "nope", "messages": [{"role": "user", "content": "x"}]}'
 case_ "unknown model (openai)"        404 POST /v1/chat/completions '{"model": "nope", "messages": [{"role": "user", "content": "x"}]}'
+case_ "a path is not a model name"    404 POST /api/show '{"model": "/etc/passwd"}'
+case_ "a GGUF path is not a model"    404 POST /api/generate "{\"model\": \"$GGUF\", \"prompt\": \"x\"}"
 case_ "option of the wrong type"      400 POST /api/generate '{"model": "tiny", "prompt": "x", "options": {"top_k": "many"}}'
 case_ "invalid option value"          400 POST /api/generate '{"model": "tiny", "prompt": "x", "options": {"num_ctx": 1}}'
 case_ "images (unsupported)"          400 POST /api/generate '{"model": "tiny", "prompt": "x", "images": ["aGVsbG8="]}'
