@@ -25,7 +25,10 @@ TEST(CliDebugRows, CaseWithAppendedTokensMatchesGolden) {
   const auto& v = meta["variants"]["f16"];
   const auto tokens = v["greedy"]["tokens"].get<std::vector<int32_t>>();
   std::string append;
-  for (size_t i = 0; i + 1 < tokens.size(); ++i) append += (i ? "," : "") + std::to_string(tokens[i]);
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    if (i) append += ',';
+    append += std::to_string(tokens[i]);
+  }
   const auto want = test::read_f32_file(mm_dir() + v["logits_file"].get<std::string>());
   const auto greedy = test::read_f32_file(mm_dir() + v["greedy"]["logits_file"].get<std::string>());
   const int V = 448, n = meta["n_rows"].get<int>();

@@ -322,7 +322,7 @@ TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
 TEST_F(ServerGenerate, PathsAreNotModelNames) {
   const auto [s0, missing] = post("/api/show", {{"model", "no-such-model"}});
   ASSERT_EQ(s0, 404);
-  for (const std::string path : {std::string("/etc/passwd"), kModel, std::string("/nonexistent/x.gguf"), std::string("./tiny.gguf")}) {
+  for (const std::string& path : {std::string("/etc/passwd"), kModel, std::string("/nonexistent/x.gguf"), std::string("./tiny.gguf")}) {
     SCOPED_TRACE(path);
     const auto [s1, shown] = post("/api/show", {{"model", path}});
     EXPECT_EQ(s1, 404);
