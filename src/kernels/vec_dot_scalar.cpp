@@ -21,17 +21,7 @@ namespace {
 
 using namespace quant;
 
-// fp16 -> f32 through a 64Ki-entry table (built once, immutable): the scalar kernels are also the
-// fallback on CPUs without F16C, where the branchy decode per element made F16 rows ~10x slower.
-const float* fp16_table() {
-  static const float* table = [] {
-    auto* t = new float[65536];
-    for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(uint16_t(h));
-    return t;
-  }();
-  return table;
-}
-inline float h2f(uint16_t h) { return fp16_table()[h]; }
+inline float h2f(uint16_t h) { return fp16_to_fp32_fast(h); }
 
 // Nearest integer, ties to even (lrint under the default rounding mode), clamped to the int8 range
 // the kernels rely on (|q| <= 127 keeps the SIMD byte products from saturating).

@@ -12,7 +12,6 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#include <array>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -26,18 +25,7 @@ namespace {
 
 using namespace quant;
 
-// A 64Ki-entry table makes F16 rows (and the per-block scales) a load instead of a branchy decode.
-// Built once (thread-safe static init) and never freed, so it outlives any static destructor using it.
-const float* fp16_table() {
-  static const std::array<float, 65536>* table = [] {
-    auto* t = new std::array<float, 65536>;
-    for (uint32_t h = 0; h < 65536; ++h) (*t)[h] = fp16_to_fp32(uint16_t(h));
-    return t;
-  }();
-  return table->data();
-}
-
-inline float h2f(uint16_t h) { return fp16_table()[h]; }
+inline float h2f(uint16_t h) { return fp16_to_fp32_fast(h); }
 
 void deq_f16(const uint16_t* x, float* y, int64_t n) {
   const float* t = fp16_table();

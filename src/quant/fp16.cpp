@@ -21,6 +21,15 @@ float fp16_to_fp32(uint16_t h) {
   return fp32_from_bits(sign | ((exp + 127 - 15) << 23) | (mant << 13));
 }
 
+const float* fp16_table() {
+  static const float* table = [] {
+    auto* t = new float[65536];
+    for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(uint16_t(h));
+    return t;
+  }();
+  return table;
+}
+
 uint16_t fp32_to_fp16(float f) {
   const uint32_t x = fp32_to_bits(f);
   const uint32_t sign = (x >> 16) & 0x8000u;

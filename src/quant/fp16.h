@@ -10,6 +10,11 @@ inline uint32_t fp32_to_bits(float f) { uint32_t w; std::memcpy(&w, &f, 4); retu
 
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
+// fp16_to_fp32 of every half, as a 64Ki-entry table built once and never freed (so it outlives any static
+// destructor that uses it): hot loops and the scalar kernels (the fallback on CPUs without F16C) decode a
+// half with one load instead of a branchy conversion.
+const float* fp16_table();
+inline float fp16_to_fp32_fast(uint16_t h) { return fp16_table()[h]; }
 inline float bf16_to_fp32(uint16_t h) { return fp32_from_bits(uint32_t(h) << 16); }
 uint16_t fp32_to_bf16(float f);
 
