@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -17,6 +18,7 @@
 #include "base/thread_pool.h"
 #include "golden_util.h"
 #include "gguf/gguf.h"
+#include "quant/quantize.h"
 #include "vision/embedder.h"
 #include "vision/mmproj.h"
 #include "vision/mobilenet_v5.h"
@@ -248,6 +250,56 @@ TEST(VisionMmproj, OneDimensionalLayerScaleGivesTheSameResult) {
   const VisionMap ya = run_vision_tower(a, px, pool), yb = run_vision_tower(b, px, pool);
   EXPECT_EQ(ya.data, yb.data);
   std::filesystem::remove(path);
+}
+
+// BF16 and Q8_0 tensors: the exact path decodes every weight to f32, so a file with those types must give
+// the same bits as an F32 file holding the decoded values.
+TEST(VisionMmproj, Bf16AndQ8_0TensorsDecodeExactly) {
+  const std::string quant = temp_path("q8bf16"), decoded = temp_path("q8bf16_f32");
+  auto requant = [](TensorCopy& t, bool back_to_f32) {
+    // Q8_0 blocks run along ne[0]: only the embedder's matrices (ne[0] = 256) can take it.
+    const GgmlType to = t.ne[0] % 32 == 0 ? GgmlType::Q8_0 : GgmlType::BF16;
+    const int64_t n = static_cast<int64_t>(t.data.size() / 4);
+    std::vector<float> f(static_cast<size_t>(n));
+    std::memcpy(f.data(), t.data.data(), t.data.size());
+    std::vector<uint8_t> q(*ggml_row_bytes(to, static_cast<uint64_t>(n)));
+    quantize_row(to, f.data(), q.data(), n);
+    if (back_to_f32) {
+      dequantize_row(to, q.data(), f.data(), n);
+      std::memcpy(t.data.data(), f.data(), t.data.size());
+    } else {
+      t.type = to;
+      t.data = std::move(q);
+    }
+    return true;
+  };
+  rewrite_gguf(model_path("f32"), quant, [&](TensorCopy& t) { return requant(t, false); });
+  rewrite_gguf(model_path("f32"), decoded, [&](TensorCopy& t) { return requant(t, true); });
+  const Mmproj a = load_mmproj(quant), b = load_mmproj(decoded);
+  EXPECT_EQ(a.embedder.projection.type, GgmlType::Q8_0);
+  EXPECT_EQ(a.tower.blocks[2].pw_exp.type, GgmlType::BF16);
+  ThreadPool pool(2);
+  const VisionMap px = golden_pixels("wide_640x360");
+  const VisionMap ya = run_vision_tower(a, px, pool), yb = run_vision_tower(b, px, pool);
+  EXPECT_EQ(ya.data, yb.data);
+  EXPECT_EQ(embed_soft_tokens(a, ya, pool), embed_soft_tokens(b, yb, pool));
+  const std::vector<int32_t> eoi = {kVisionHardTokenBase};
+  EXPECT_EQ(embed_hard_tokens(a, eoi, pool), embed_hard_tokens(b, eoi, pool));
+  // And the weights really changed (BF16 keeps 8 mantissa bits): the output moves, but stays close.
+  const float d = max_abs_diff(vision_map_to_chw(ya), read_f32_file(vdir() + "/golden/wide_640x360.tower.f32.bin"));
+  EXPECT_GT(d, kTolFinal);
+  std::filesystem::remove(quant);
+  std::filesystem::remove(decoded);
+}
+
+// Every split is by output rows or pixels: the thread count does not change a single bit.
+TEST(VisionTower, ResultDoesNotDependOnThreadCount) {
+  const Mmproj mm = load_mmproj(model_path("f16"));
+  ThreadPool one(1), three(3);
+  const VisionMap px = golden_pixels("scene_640x480");
+  const VisionMap a = run_vision_tower(mm, px, one), b = run_vision_tower(mm, px, three);
+  EXPECT_EQ(a.data, b.data);
+  EXPECT_EQ(embed_soft_tokens(mm, a, one), embed_soft_tokens(mm, b, three));
 }
 
 TEST(VisionMmproj, TruncatedOrCorruptFileIsAClearError) {
