@@ -317,6 +317,29 @@ TEST(VisionMmproj, TruncatedOrCorruptFileIsAClearError) {
   std::filesystem::remove(path);
 }
 
+// Bytes flipped in the header, metadata and tensor table: every load either succeeds or throws, never crashes.
+TEST(VisionMmproj, MutatedHeaderNeverCrashes) {
+  const std::string path = temp_path("mutate");
+  std::ifstream in(model_path("f16"), std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t header = GgufFile::open(model_path("f16")).data_offset();
+  uint64_t state = 12345;
+  auto next = [&] { state = state * 6364136223846793005ull + 1442695040888963407ull; return state >> 33; };
+  int loaded = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::vector<char> m = bytes;
+    for (int k = 0; k < 3; ++k) m[next() % header] = static_cast<char>(next());
+    std::ofstream(path, std::ios::binary | std::ios::trunc).write(m.data(), static_cast<std::streamsize>(m.size()));
+    try {
+      load_mmproj(path);
+      ++loaded;
+    } catch (const std::runtime_error&) {
+    }
+  }
+  std::printf("  %d of 300 mutated files still loaded\n", loaded);
+  std::filesystem::remove(path);
+}
+
 TEST(VisionMmproj, MissingOrIllShapedTensorsAreNamed) {
   const std::string path = temp_path("edit");
   auto with = [&](const std::function<bool(TensorCopy&)>& edit, const std::string& needle) {
