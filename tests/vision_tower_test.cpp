@@ -317,7 +317,7 @@ TEST(VisionMmproj, TruncatedOrCorruptFileIsAClearError) {
   std::filesystem::remove(path);
 }
 
-// Bytes flipped in the header, metadata and tensor table: every load either succeeds or throws, never crashes.
+// One byte flipped in the header, metadata and tensor table: every load either succeeds or throws, never crashes.
 TEST(VisionMmproj, MutatedHeaderNeverCrashes) {
   const std::string path = temp_path("mutate");
   std::ifstream in(model_path("f16"), std::ios::binary);
@@ -328,7 +328,7 @@ TEST(VisionMmproj, MutatedHeaderNeverCrashes) {
   int loaded = 0;
   for (int trial = 0; trial < 300; ++trial) {
     std::vector<char> m = bytes;
-    for (int k = 0; k < 3; ++k) m[next() % header] = static_cast<char>(next());
+    m[next() % header] = static_cast<char>(next());
     std::ofstream(path, std::ios::binary | std::ios::trunc).write(m.data(), static_cast<std::streamsize>(m.size()));
     try {
       load_mmproj(path);
