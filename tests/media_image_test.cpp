@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -500,4 +501,24 @@ TEST(MediaImage, HugeRejectedFromTheHeaderBeforeDecoding) {
   const uint8_t palette[12] = {};
   const auto gif = make_gif(20, 20, palette, std::vector<uint8_t>(400, 0));
   EXPECT_TRUE(has(error_of(gif, {.max_pixels = 399}), "GIF image: 20x20")) << error_of(gif, {.max_pixels = 399});
+}
+
+// The fuzz seeds (one tiny file per format and variant) decode and preprocess; the inputs that once failed
+// under the fuzzer decode or throw a MediaError.
+TEST(MediaImage, FuzzSeedsAndRegressions) {
+  const std::filesystem::path fuzz = std::filesystem::path(G3N_SOURCE_DIR) / "fuzz";
+  int seeds = 0;
+  for (const auto& e : std::filesystem::directory_iterator(fuzz / "image-seeds")) {
+    const RgbImage img = decode_image(read_bytes(e.path()));
+    EXPECT_EQ(img.width, 24) << e.path();
+    EXPECT_EQ(preprocess_image(img, 16).size(), size_t{3} * 16 * 16);
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 10);
+  for (const auto& e : std::filesystem::directory_iterator(fuzz / "image-regressions")) {
+    try {
+      (void)preprocess_image(decode_image(read_bytes(e.path())), 16);
+    } catch (const MediaError&) {
+    }
+  }
 }
