@@ -442,6 +442,11 @@ TEST(MediaImage, TruncatedInputsOfEveryFormat) {
     }
   }
   EXPECT_TRUE(has(error_of({jpg.begin(), jpg.begin() + jpg.size() / 2}), "truncated"));
+  EXPECT_TRUE(has(error_of({png.begin(), png.begin() + png.size() / 2}), "PNG image: truncated chunk"));
+  // A chunk claiming 2 GiB in a small file is refused before stb_image allocates for it.
+  auto big = make_png(2, 2, 8, 2, std::vector<uint8_t>(12, 7));
+  big[33] = 0x7F, big[34] = 0xFF, big[35] = 0xFF, big[36] = 0xFF;  // the IDAT length (after IHDR)
+  EXPECT_TRUE(has(error_of(big), "PNG image: truncated chunk")) << error_of(big);
 }
 
 TEST(MediaImage, CorruptData) {

@@ -134,8 +134,20 @@ ImageInfo stb_info(std::span<const uint8_t> b, ImageFormat f) {
 }
 
 // stb_image decodes a GIF or an uncompressed BMP whose data ends early without an error (missing bytes read
-// as zeros); Pillow refuses such files as truncated, and so do we.
+// as zeros); Pillow refuses such files as truncated, and so do we. For PNG, stb allocates a chunk's claimed
+// length before reading it (a 100-byte file could make it allocate 4 GiB; found by the fuzzer), so every
+// chunk must fit in the file first.
 void check_complete(std::span<const uint8_t> b, ImageFormat f, const ImageInfo& info) {
+  if (f == ImageFormat::Png) {
+    for (size_t pos = 8; pos < b.size();) {
+      if (b.size() - pos < 12) fail(f, "truncated chunk");
+      const uint64_t len = be32(b, pos);
+      if (len > b.size() - pos - 12) fail(f, "truncated chunk");
+      if (std::memcmp(b.data() + pos + 4, "IEND", 4) == 0) break;
+      pos += 12 + len;
+    }
+    return;
+  }
   if (f == ImageFormat::Bmp) {
     const uint32_t header = le32(b, 14);
     if (header < 40 || b.size() < 34) return;  // core header: stb checks what it reads

@@ -6,7 +6,10 @@
 //   - 16-bit samples of RGB, RGBA and gray+alpha images keep their high byte (v >> 8), as Pillow's ";16B"
 //     unpackers do; a 16-bit grayscale PNG is clipped to min(v, 255), as Pillow opens it as mode "I" and
 //     converts I -> RGB by clipping (so such images come out mostly white: Pillow's behaviour, kept);
-//   - JPEG with libjpeg-turbo's defaults (islow DCT, fancy upsampling), as Pillow decodes it.
+//   - JPEG with libjpeg-turbo's defaults (islow DCT, fancy upsampling), as Pillow decodes it; libjpeg
+//     warnings are accepted as Pillow accepts them, except a premature end (truncated file);
+//   - GIF: the first frame; its transparent pixels come out black (stb_image), where Pillow gives the
+//     transparent index's palette colour. A GIF or uncompressed BMP whose data ends early is refused.
 // Not supported, each with its own error: CMYK/YCCK JPEG, animated WebP, PNG/GIF/BMP variants stb_image
 // refuses. EXIF orientation is not applied here (the caller's job where wanted).
 // Every error is a MediaError whose what() is one line. Dimensions are read from the header and checked
