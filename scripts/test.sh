@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: install dependencies, build, run the whole test suite (fixtures from ../shared/fixtures),
-# then fuzz the GGUF parser for a bounded time (FUZZ_SECONDS, default 120; 0 skips).
+# then fuzz the GGUF parser (FUZZ_SECONDS, default 120) and the image path (IMAGE_FUZZ_SECONDS, default 20) for a
+# bounded time (FUZZ_SECONDS=0 skips both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --with-arm-tests
@@ -17,4 +18,6 @@ G3N_JOBS="$JOBS" ./scripts/test-arm.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   ./scripts/fuzz-gguf.sh "$FUZZ_SECONDS"
+  IMAGE_FUZZ_SECONDS=${IMAGE_FUZZ_SECONDS:-20}
+  if [ "$IMAGE_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-image.sh "$IMAGE_FUZZ_SECONDS"; fi
 fi
