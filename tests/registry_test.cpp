@@ -714,7 +714,7 @@ TEST_F(RegistryTest, ResumeAfterKill9OfCliPull) {
 }
 
 // Not a test: serves a registry for trying the CLI by hand, e.g.
-//   G3N_SERVE_GGUF=tiny.gguf G3N_SERVE_SECONDS=120 g3n_tests --gtest_also_run_disabled_tests \
+//   G3N_SERVE_GGUF=tiny.gguf G3N_SERVE_SECONDS=120 g3n_tests --gtest_also_run_disabled_tests
 //     --gtest_filter='*DISABLED_ServeForManualPull'
 // then `g3n pull --insecure 127.0.0.1:PORT/library/tiny:latest` with the printed port.
 TEST(RegistryManual, DISABLED_ServeForManualPull) {
