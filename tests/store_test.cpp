@@ -3,14 +3,18 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "cli_util.h"
+#include "gguf/gguf.h"
 #include "registry/resolve.h"
 #include "store/model_name.h"
 #include "store/model_store.h"
 #include "store/modelfile.h"
+#include "vision/mmproj.h"
 
 namespace fs = std::filesystem;
 using namespace g3n::store;
@@ -307,6 +311,154 @@ TEST_F(StoreFixture, CreateFromGgufAndFromModel) {
   EXPECT_EQ(c.manifest.find_layer(media::kModel)->from, "mine:latest");
   EXPECT_THROW(create_model(store, parse_model_name("x"), parse_modelfile("FROM missing.gguf"), base_, {}),
                StoreError);
+}
+
+
+// --- vision projectors (mmproj) in create and show ---
+
+const std::string kTextModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kProjector =
+    std::string(G3N_FIXTURES_DIR) + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf";
+
+// The fixture projector with its projection narrowed to text width `width` (a valid tower for another model).
+void write_narrow_projector(const fs::path& out, int64_t width) {
+  const g3n::GgufFile f = g3n::GgufFile::open(kProjector);
+  g3n::GgufWriter w(f.alignment());
+  for (const auto& kv : f.metadata())
+    if (kv.key != "general.alignment") w.set(kv.key, kv.value);
+  w.set_u32("clip.vision.projection_dim", uint32_t(width));
+  for (const auto& t : f.tensors()) {
+    if (t.name == "mm.input_projection.weight") {
+      std::vector<float> v(size_t(t.ne[0] * width), 0.01f);
+      std::vector<uint8_t> bytes(v.size() * sizeof(float));
+      std::memcpy(bytes.data(), v.data(), bytes.size());
+      w.add_tensor(t.name, g3n::GgmlType::F32, {t.ne[0], width}, std::move(bytes));
+    } else {
+      const uint8_t* d = f.tensor_data(t);
+      w.add_tensor(t.name, t.type, t.ne, std::vector<uint8_t>(d, d + t.nbytes));
+    }
+  }
+  w.write(out.string());
+}
+
+std::string create_error(ModelStore& store, const Modelfile& mf, const fs::path& base) {
+  try {
+    create_model(store, parse_model_name("refused"), mf, base, {});
+  } catch (const StoreError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST_F(StoreFixture, CreateStoresProjectorLayer) {
+  ModelStore store(cfg_);
+  // What `g3n create NAME --from model.gguf --mmproj mmproj.gguf` builds.
+  Modelfile mf;
+  mf.from = kTextModel;
+  mf.extra_from = {kProjector};
+  const Manifest m = create_model(store, parse_model_name("seeing"), mf, base_, {});
+  ASSERT_GE(m.layers.size(), 2u);
+  EXPECT_EQ(m.layers[0].media_type, media::kModel);
+  EXPECT_EQ(m.layers[1].media_type, media::kProjector);
+  EXPECT_EQ(m.layers[1].media_type, "application/vnd.ollama.image.projector");
+  EXPECT_EQ(m.layers[1].digest, "sha256:" + sha256_file_hex(kProjector));
+  EXPECT_EQ(m.layers[1].size, int64_t(fs::file_size(kProjector)));
+  const ResolvedModel r = store.resolve(parse_model_name("seeing"));
+  ASSERT_EQ(r.projectors.size(), 1u);
+  EXPECT_EQ(r.projectors[0], store.blob_path(m.layers[1].digest));
+  EXPECT_EQ(r.config["model_families"], nlohmann::json::array({"gemma3n", "clip"}));
+  EXPECT_EQ(g3n::registry::resolve_model("seeing", cfg_, false, {}).projectors, r.projectors);
+
+  // A Modelfile with two FROMs, the projector first: recognised by its architecture, same layers.
+  fs::copy_file(kProjector, base_ / "mmproj.gguf");
+  const Manifest m2 = create_model(
+      store, parse_model_name("seeing2"),
+      parse_modelfile("FROM ./mmproj.gguf\nFROM " + kTextModel + "\nSYSTEM look\n"), base_, {});
+  ASSERT_GE(m2.layers.size(), 2u);
+  EXPECT_EQ(m2.layers[0].digest, m.layers[0].digest);
+  EXPECT_EQ(m2.layers[1].digest, m.layers[1].digest);
+  EXPECT_EQ(m2.layers[1].media_type, media::kProjector);
+
+  // FROM a model inherits its projector; a new projector FROM replaces it.
+  create_model(store, parse_model_name("child"), parse_modelfile("FROM seeing\nSYSTEM hi\n"), base_, {});
+  EXPECT_EQ(store.resolve(parse_model_name("child")).projectors, r.projectors);
+  write_narrow_projector(base_ / "other.gguf", 256);  // same width, different bytes
+  const Manifest m3 = create_model(store, parse_model_name("child2"),
+                                   parse_modelfile("FROM seeing\nFROM other.gguf\n"), base_, {});
+  int projectors = 0;
+  for (const auto& l : m3.layers) projectors += l.media_type == media::kProjector;
+  EXPECT_EQ(projectors, 1);
+  EXPECT_EQ(m3.find_layer(media::kProjector)->digest, "sha256:" + sha256_file_hex(base_ / "other.gguf"));
+}
+
+TEST_F(StoreFixture, CreateRefusesForeignProjectors) {
+  ModelStore store(cfg_);
+  // A valid tower projecting to 128, for a text model of n_embd 256.
+  write_narrow_projector(base_ / "narrow.gguf", 128);
+  EXPECT_EQ(g3n::load_mmproj((base_ / "narrow.gguf").string()).config.text_width, 128);
+  Modelfile mf;
+  mf.from = kTextModel;
+  mf.extra_from = {(base_ / "narrow.gguf").string()};
+  std::string err = create_error(store, mf, base_);
+  EXPECT_NE(err.find("text width"), std::string::npos) << err;
+  EXPECT_NE(err.find("128"), std::string::npos) << err;
+  EXPECT_NE(err.find("n_embd is 256"), std::string::npos) << err;
+  // "clip" but not a gemma3nv tower.
+  g3n::GgufWriter w;
+  w.set_string("general.architecture", "clip");
+  w.set_string("clip.projector_type", "mlp");
+  w.write((base_ / "llava.gguf").string());
+  mf.extra_from = {(base_ / "llava.gguf").string()};
+  err = create_error(store, mf, base_);
+  EXPECT_NE(err.find("not a valid gemma3nv vision projector"), std::string::npos) << err;
+  // A second file that is not a projector: another text model, or not a GGUF at all.
+  mf.extra_from = {kTextModel};
+  err = create_error(store, mf, base_);
+  EXPECT_NE(err.find("a second model (architecture \"gemma3n\")"), std::string::npos) << err;
+  std::ofstream(base_ / "notes.gguf") << "text";
+  err = create_error(store, parse_modelfile("FROM " + kTextModel + "\nFROM notes.gguf\n"), base_);
+  EXPECT_NE(err.find("a second model (not a GGUF)"), std::string::npos) << err;
+  // Two projectors; a projector alone.
+  mf.extra_from = {kProjector, kProjector};
+  EXPECT_NE(create_error(store, mf, base_).find("a second projector"), std::string::npos);
+  EXPECT_NE(create_error(store, parse_modelfile("FROM " + kProjector), base_).find("text model is missing"),
+            std::string::npos);
+  // Every refusal happens before the first blob is written.
+  std::error_code ec;
+  EXPECT_TRUE(!fs::exists(store.blobs_dir(), ec) || fs::is_empty(store.blobs_dir(), ec));
+  EXPECT_TRUE(store.list().empty());
+}
+
+TEST_F(StoreFixture, CliCreateWithMmprojAndShow) {
+  using g3n::test::kG3n;
+  using g3n::test::run_capture;
+  const std::string env = "G3N_MODELS=" + (base_ / "g3n").string() + " OLLAMA_MODELS=" + (base_ / "ollama").string() + " ";
+  int st = 0;
+  run_capture(env + kG3n + " create seeing --from " + kTextModel + " --mmproj " + kProjector + " 2>&1", st);
+  ASSERT_EQ(st, 0);
+  const std::string out = run_capture(env + kG3n + " show seeing", st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("Capabilities\n    completion\n    vision\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  Projector\n    architecture        clip\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("projector type      gemma3nv"), std::string::npos) << out;
+  EXPECT_NE(out.find("image size          512"), std::string::npos) << out;
+  EXPECT_NE(out.find("dimensions          256"), std::string::npos) << out;
+  const std::string mf = run_capture(env + kG3n + " show seeing --modelfile", st);
+  EXPECT_EQ(st, 0);
+  EXPECT_NE(mf.find("\nFROM " + (base_ / "g3n" / "blobs" / ("sha256-" + sha256_file_hex(kProjector))).string() + "\n"),
+            std::string::npos) << mf;
+  // Refused at create: a second text model; nothing is stored under the name.
+  const std::string err =
+      run_capture(env + kG3n + " create bad --from " + kTextModel + " --mmproj " + kTextModel + " 2>&1", st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(err.find("vision projector"), std::string::npos) << err;
+  run_capture(env + kG3n + " show bad 2>&1", st);
+  EXPECT_NE(st, 0);
+  // Without a projector: completion only.
+  run_capture(env + kG3n + " create plain --from " + kTextModel + " 2>&1", st);
+  const std::string plain = run_capture(env + kG3n + " show plain", st);
+  EXPECT_EQ(plain.find("vision"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("Projector"), std::string::npos) << plain;
 }
 
 }  // namespace

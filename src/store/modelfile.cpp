@@ -8,6 +8,7 @@
 
 #include "gguf/gguf.h"
 #include "runtime/parameters.h"
+#include "vision/mmproj.h"
 
 namespace g3n::store {
 namespace fs = std::filesystem;
@@ -103,7 +104,10 @@ Modelfile parse_modelfile(const std::string& text) {
     const std::string cmd = upper(word);
     const std::string where = "Modelfile line " + std::to_string(i + 1) + ": ";
     if (cmd == "FROM") {
-      mf.from = read_value(rest, i);
+      std::string v = read_value(rest, i);
+      if (v.empty()) throw StoreError(where + "FROM needs a model name or a file");
+      if (mf.from.empty()) mf.from = std::move(v);
+      else mf.extra_from.push_back(std::move(v));
     } else if (cmd == "TEMPLATE") {
       mf.template_text = read_value(rest, i);
     } else if (cmd == "SYSTEM") {
@@ -176,45 +180,134 @@ std::optional<GgufSummary> summarize_gguf(const fs::path& path) {
   }
 }
 
+namespace {
+
+// The file a FROM names, or nullopt for a model name. Relative paths are from base_dir.
+std::optional<fs::path> from_file(const std::string& from, const fs::path& base_dir) {
+  fs::path p = from;
+  if (from.rfind("~/", 0) == 0) {
+    if (const char* home = std::getenv("HOME")) p = fs::path(home) / from.substr(2);
+  } else if (p.is_relative()) {
+    p = base_dir / p;
+  }
+  std::error_code ec;
+  if (!looks_like_gguf_path(from) && !fs::is_regular_file(p, ec)) return std::nullopt;
+  if (!fs::is_regular_file(p, ec)) throw StoreError("FROM: file not found: " + p.string());
+  return p;
+}
+
+// general.architecture of a GGUF; nullopt when the file is not a readable GGUF.
+std::optional<std::string> gguf_architecture(const fs::path& p) {
+  try {
+    return GgufFile::open(p.string()).get_string("general.architecture").value_or("");
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Refuses a projector that does not load as a vision tower or whose text width is not the model's n_embd.
+void check_projector(const fs::path& projector, const fs::path& model) {
+  int64_t text_width = 0;
+  try {
+    text_width = load_mmproj(projector.string()).config.text_width;
+  } catch (const std::exception& e) {
+    throw StoreError("FROM " + projector.string() + ": not a valid gemma3nv vision projector: " + e.what());
+  }
+  const auto sum = summarize_gguf(model);
+  if (!sum || sum->embedding_length <= 0)
+    throw StoreError("cannot check the projector against the model: the model's embedding length (n_embd) is unknown");
+  if (text_width != sum->embedding_length)
+    throw StoreError("FROM " + projector.string() + ": the projector's text width (mm.input_projection ne[1]) is " +
+                     std::to_string(text_width) + " but the model's n_embd is " + std::to_string(sum->embedding_length) +
+                     ": this projector belongs to another model");
+}
+
+}  // namespace
+
+std::optional<ProjectorSummary> summarize_projector(const fs::path& path) {
+  try {
+    GgufFile f = GgufFile::open(path.string());
+    ProjectorSummary s;
+    s.architecture = f.get_string("general.architecture").value_or("");
+    if (s.architecture != "clip") return std::nullopt;
+    s.projector_type = f.get_string("clip.vision.projector_type").value_or(f.get_string("clip.projector_type").value_or(""));
+    s.image_size = f.get_int("clip.vision.image_size").value_or(0);
+    s.embedding_length = f.get_int("clip.vision.embedding_length").value_or(0);
+    s.projection_dim = f.get_int("clip.vision.projection_dim").value_or(0);
+    for (const auto& t : f.tensors()) s.parameter_count += t.n_elements();
+    return s;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile& mf, const fs::path& base_dir,
                       const std::function<void(const std::string&)>& log) {
   auto say = [&](const std::string& s) {
     if (log) log(s);
   };
   say("gathering model components");
+  // Sort the FROMs into the text model (a file or a parent model) and the projector, as Ollama does by
+  // architecture, and check them all before the first blob is written.
+  std::optional<fs::path> model_src, projector_src;
+  std::optional<std::string> parent;
+  std::vector<std::string> froms = {mf.from};
+  froms.insert(froms.end(), mf.extra_from.begin(), mf.extra_from.end());
+  for (const auto& f : froms) {
+    const auto file = from_file(f, base_dir);
+    const auto arch = file ? gguf_architecture(*file) : std::nullopt;
+    if (arch && *arch == "clip") {
+      if (projector_src) throw StoreError("FROM " + f + ": a second projector; a model takes one");
+      projector_src = file;
+      continue;
+    }
+    if (model_src || parent) {
+      const std::string what = !file ? "a model name" : arch ? "architecture \"" + *arch + "\"" : "not a GGUF";
+      throw StoreError("FROM " + f + ": a second model (" + what +
+                       "); only a vision projector (a GGUF with general.architecture \"clip\") may join it");
+    }
+    if (file) model_src = file;
+    else parent = f;
+  }
+  if (!model_src && !parent) throw StoreError("FROM: only a projector was given; the text model is missing");
+  std::optional<ResolvedModel> base;
+  if (parent) base = store.resolve(parse_model_name(*parent));
+  fs::path model_file = model_src ? *model_src : base->model_path;
+  if (projector_src) check_projector(*projector_src, model_file);
+
   Manifest m;
   json params = json::object();
-  fs::path model_file;
-  std::error_code ec;
-  fs::path from_path = mf.from;
-  if (mf.from.rfind("~/", 0) == 0) {
-    if (const char* home = std::getenv("HOME")) from_path = fs::path(home) / mf.from.substr(2);
-  } else if (from_path.is_relative()) {
-    from_path = base_dir / from_path;
-  }
-  if (looks_like_gguf_path(mf.from) || fs::is_regular_file(from_path, ec)) {
-    if (!fs::is_regular_file(from_path, ec)) throw StoreError("FROM: file not found: " + from_path.string());
-    say("copying file " + from_path.string());
+  if (model_src) {
+    say("copying file " + model_src->string());
     Descriptor d;
     d.media_type = std::string(media::kModel);
-    d.digest = store.put_blob_file(from_path);
+    d.digest = store.put_blob_file(*model_src);
     d.size = int64_t(fs::file_size(store.blob_path(d.digest)));
     say("creating new layer " + d.digest);
     m.layers.push_back(d);
     model_file = store.blob_path(d.digest);
   } else {
     // FROM another model: inherit its layers; the Modelfile then overrides them.
-    const ModelName parent = parse_model_name(mf.from);
-    ResolvedModel base = store.resolve(parent);
-    for (auto l : base.manifest.layers) {
-      if (l.media_type == media::kModel && l.from.empty()) l.from = base.name.display();
+    for (auto l : base->manifest.layers) {
+      if (l.media_type == media::kModel && l.from.empty()) l.from = base->name.display();
       if (l.media_type == media::kParams) continue;  // merged below
+      if (l.media_type == media::kProjector && projector_src) continue;  // replaced below
       store.adopt_blob(l.digest);
       say("using existing layer " + l.digest);
       m.layers.push_back(l);
     }
-    params = base.params;
-    model_file = base.model_path;
+    params = base->params;
+  }
+  if (projector_src) {
+    say("copying file " + projector_src->string());
+    Descriptor d;
+    d.media_type = std::string(media::kProjector);
+    d.digest = store.put_blob_file(*projector_src);
+    d.size = int64_t(fs::file_size(store.blob_path(d.digest)));
+    say("creating new layer " + d.digest);
+    // Right after the model layer, where Ollama's create puts a second FROM.
+    auto at = std::find_if(m.layers.begin(), m.layers.end(), [](const Descriptor& l) { return l.media_type == media::kModel; });
+    m.layers.insert(at == m.layers.end() ? at : at + 1, d);
   }
   auto set_text_layer = [&](std::string_view mt, const std::string& text, bool replace) {
     if (replace) {
@@ -242,6 +335,11 @@ Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile&
   cfg["model_format"] = "gguf";
   cfg["model_family"] = sum ? sum->architecture : "";
   cfg["model_families"] = sum && !sum->architecture.empty() ? json::array({sum->architecture}) : json(nullptr);
+  // Ollama lists every GGUF layer's architecture: a projector adds "clip".
+  if (m.find_layer(media::kProjector)) {
+    if (cfg["model_families"].is_null()) cfg["model_families"] = json::array();
+    cfg["model_families"].push_back("clip");
+  }
   cfg["model_type"] = sum && sum->parameter_count ? human_parameter_count(sum->parameter_count) : "";
   cfg["file_type"] = sum ? sum->quantization : "";
 #if defined(__x86_64__)

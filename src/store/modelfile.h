@@ -1,5 +1,6 @@
 // Ollama's Modelfile (FROM, TEMPLATE, SYSTEM, PARAMETER, LICENSE, MESSAGE) and building a model from it
-// into the store: blobs plus a manifest, the manifest written last.
+// into the store: blobs plus a manifest, the manifest written last. A GGUF whose general.architecture is
+// "clip" (in any FROM position) is the vision projector, stored as Ollama does: a projector layer.
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -14,7 +15,8 @@
 namespace g3n::store {
 
 struct Modelfile {
-  std::string from;                       // a .gguf path or a model name
+  std::string from;                       // the first FROM: a .gguf path or a model name
+  std::vector<std::string> extra_from;    // later FROM lines (a projector .gguf)
   std::optional<std::string> template_text;
   std::optional<std::string> system;
   std::vector<std::string> licenses;
@@ -41,11 +43,24 @@ struct GgufSummary {
 };
 // Reads the metadata with g3n::GgufFile; nullopt when the file is not a readable GGUF.
 std::optional<GgufSummary> summarize_gguf(const std::filesystem::path& path);
+// A vision projector's (mmproj) clip.* metadata, for `show`. nullopt when the file is not a readable
+// GGUF with general.architecture "clip".
+struct ProjectorSummary {
+  std::string architecture;    // "clip"
+  std::string projector_type;  // clip.vision.projector_type (or clip.projector_type)
+  int64_t image_size = 0;
+  int64_t embedding_length = 0;  // vision width
+  int64_t projection_dim = 0;    // text width
+  int64_t parameter_count = 0;
+};
+std::optional<ProjectorSummary> summarize_projector(const std::filesystem::path& path);
 // "6.9B", "450M", "12K": Ollama's parameter-size style.
 std::string human_parameter_count(int64_t n);
 
 // Builds `name` from a Modelfile. FROM paths are relative to `base_dir`. Reports steps through `log`.
-// Returns the manifest written.
+// Exactly one FROM is the text model (a file or a model name, whose layers are inherited); at most one
+// is a projector, which must load as a gemma3nv vision tower whose text width equals the model's n_embd.
+// Everything is checked before any blob is written; the manifest comes last. Returns the manifest.
 Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile& mf,
                       const std::filesystem::path& base_dir, const std::function<void(const std::string&)>& log);
 
