@@ -30,9 +30,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "gguf/gguf.h"
 #include "registry/registry_client.h"
 #include "registry/resolve.h"
 #include "store/model_store.h"
+#include "vision/mmproj.h"
 
 namespace fs = std::filesystem;
 using namespace g3n;
@@ -187,8 +189,8 @@ class TestRegistry {
   std::string host() const { return "127.0.0.1:" + std::to_string(api_.port()); }
   int port() const { return api_.port(); }
 
-  // Registers a model: a GGUF-ish model blob plus template/params/license layers and a config.
-  std::string add_model(const std::string& repo_tag, const std::string& weights) {
+  // Registers a model: a GGUF-ish model blob [+ a projector] plus template/params/license layers and a config.
+  std::string add_model(const std::string& repo_tag, const std::string& weights, const std::string& projector = "") {
     using nlohmann::ordered_json;
     ordered_json m;
     m["schemaVersion"] = 2;
@@ -203,6 +205,7 @@ class TestRegistry {
     m["config"] = desc("application/vnd.docker.container.image.v1+json", cfg);
     m["layers"] = ordered_json::array();
     m["layers"].push_back(desc("application/vnd.ollama.image.model", weights));
+    if (!projector.empty()) m["layers"].push_back(desc("application/vnd.ollama.image.projector", projector));
     m["layers"].push_back(desc("application/vnd.ollama.image.template", "{{ .Prompt }}"));
     m["layers"].push_back(desc("application/vnd.ollama.image.params", R"({"temperature":0.25,"stop":["<end_of_turn>"]})"));
     m["layers"].push_back(desc("application/vnd.ollama.image.license", "test license"));
@@ -494,6 +497,26 @@ TEST_F(RegistryTest, ResolveModelPullsWhenMissing) {
   auto r = registry::resolve_model(reg_.host() + "/library/tiny", cfg_, true, {}, opts_);
   EXPECT_EQ(store::read_file(r.gguf_path), weights_);
   EXPECT_EQ(r.params["stop"][0], "<end_of_turn>");
+}
+
+TEST_F(RegistryTest, PullsProjectorLayer) {
+  // The tiny vision projector as a layer, as Ollama's registry serves one (public Gemma 3n projector
+  // layers are unverified).
+  const std::string proj = store::read_file(std::string(G3N_FIXTURES_DIR) +
+                                            "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf");
+  const std::string proj_digest = "sha256:" + store::sha256_hex(proj);
+  reg_.add_model("library/seeing:latest", weights_, proj);
+  store::ModelStore st(cfg_);
+  registry::RegistryClient(st, opts_).pull(name("seeing:latest"), {});
+  const auto r = st.resolve(name("seeing:latest"));
+  ASSERT_EQ(r.projectors.size(), 1u);
+  EXPECT_EQ(r.projectors[0], st.blob_path(proj_digest));
+  EXPECT_EQ(store::read_file(r.projectors[0]), proj);
+  EXPECT_EQ(r.manifest.layers[1].media_type, store::media::kProjector);
+  EXPECT_EQ(load_mmproj(r.projectors[0].string()).config.text_width, 256);
+  const auto rr = registry::resolve_model(reg_.host() + "/library/seeing", cfg_, false, {}, opts_);
+  EXPECT_EQ(rr.projectors, r.projectors);
+  EXPECT_EQ(store::read_file(rr.gguf_path), weights_);
 }
 
 TEST_F(RegistryTest, ParallelRangedParts) {

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gguf/gguf.h"
 #include "runtime/parameters.h"
 #include "server/http.h"
 #include "sampling/json_constraint.h"
@@ -203,6 +204,39 @@ TEST_F(ServerBasic, TagsShowCopyDeleteAndModels) {
   ASSERT_TRUE(d2);
   EXPECT_EQ(d2->status, 404);
   EXPECT_EQ(get("/api/tags").second["models"].size(), 1u);
+}
+
+TEST_F(ServerBasic, ShowReportsVisionAndProjectorInfo) {
+  const std::string proj = std::string(G3N_FIXTURES_DIR) + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf";
+  store::StoreConfig sc;
+  sc.root = root_;
+  sc.ollama_root.reset();
+  store::ModelStore st(sc);
+  store::Modelfile mf;
+  mf.from = kModel;
+  mf.extra_from = {proj};
+  const store::Manifest m =
+      store::create_model(st, store::parse_model_name("seeing"), mf, fs::current_path(), [](const std::string&) {});
+  auto [s, show] = post("/api/show", {{"model", "seeing"}});
+  ASSERT_EQ(s, 200) << show.dump();
+  EXPECT_EQ(show["capabilities"], json::array({"completion", "vision"}));
+  EXPECT_EQ(show["model_info"]["general.architecture"], "gemma3n");
+  const json& p = show["projector_info"];
+  EXPECT_EQ(p["general.architecture"], "clip");
+  EXPECT_EQ(p["clip.vision.projector_type"], "gemma3nv");
+  EXPECT_EQ(p["clip.vision.image_size"], 512);
+  EXPECT_EQ(p["clip.vision.embedding_length"], 256);
+  EXPECT_EQ(p["clip.vision.projection_dim"], 256);
+  int64_t n = 0;
+  for (const auto& t : GgufFile::open(proj).tensors()) n += t.n_elements();
+  EXPECT_EQ(p["general.parameter_count"], n);
+  EXPECT_EQ(show["details"]["families"], json::array({"gemma3n", "clip"}));
+  const std::string blob = st.blob_path(m.find_layer(store::media::kProjector)->digest).string();
+  EXPECT_NE(show["modelfile"].get<std::string>().find("\nFROM " + blob + "\n"), std::string::npos);
+  // A model without a projector: completion only, no projector_info.
+  auto [s2, plain] = post("/api/show", {{"model", "tiny"}});
+  EXPECT_EQ(plain["capabilities"], json::array({"completion"}));
+  EXPECT_FALSE(plain.contains("projector_info"));
 }
 
 TEST_F(ServerBasic, PsKeepAliveAndMetrics) {
