@@ -228,7 +228,8 @@ TEST_F(ServerBasic, ShowReportsVisionAndProjectorInfo) {
   EXPECT_EQ(p["clip.vision.embedding_length"], 256);
   EXPECT_EQ(p["clip.vision.projection_dim"], 256);
   int64_t n = 0;
-  for (const auto& t : GgufFile::open(proj).tensors()) n += t.n_elements();
+  const GgufFile file = GgufFile::open(proj);  // named: the loop must not outlive a temporary file
+  for (const auto& t : file.tensors()) n += t.n_elements();
   EXPECT_EQ(p["general.parameter_count"], n);
   EXPECT_EQ(show["details"]["families"], json::array({"gemma3n", "clip"}));
   const std::string blob = st.blob_path(m.find_layer(store::media::kProjector)->digest).string();
