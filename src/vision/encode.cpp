@@ -17,6 +17,12 @@ ImageEmbedding encode_image(const Mmproj& mm, std::span<const float> chw, int64_
   return e;
 }
 
+void check_projector_width(const Mmproj& mm, int64_t n_embd) {
+  if (mm.config.text_width != n_embd)
+    throw std::runtime_error("the vision projector's text width is " + std::to_string(mm.config.text_width) + " but the model's embedding width is " +
+                             std::to_string(n_embd) + ": this projector does not belong to this model");
+}
+
 std::vector<float> end_of_image_row(const Mmproj& mm, ThreadPool& pool) {
   const int32_t id = kVisionHardTokenBase;
   return embed_hard_tokens(mm, std::span<const int32_t>(&id, 1), pool);

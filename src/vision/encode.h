@@ -19,6 +19,9 @@ struct ImageEmbedding {
 ImageEmbedding encode_image(const Mmproj& mm, std::span<const float> chw, int64_t n, ThreadPool& pool,
                             const VisionTap& tap = {});
 
+// Throws std::runtime_error unless the projector's text width is the model's embedding width.
+void check_projector_width(const Mmproj& mm, int64_t n_embd);
+
 // The embedder's row for <end_of_image> (hard row 0), [text width].
 std::vector<float> end_of_image_row(const Mmproj& mm, ThreadPool& pool);
 }  // namespace g3n
