@@ -2,18 +2,26 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "media/image.h"
+#include "media/preprocess.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "runtime/input_rows.h"
+#include "vision/embedder.h"
+#include "vision/encode.h"
+#include "vision/mmproj.h"
 
 namespace g3n::cli {
 namespace {
@@ -138,6 +146,72 @@ void run_debug_logits(const LogitsOptions& o) {
   std::fprintf(stderr, "wrote %zu x %d logits to %s\n", n, V, o.out.c_str());
 }
 
+struct EmbedImageOptions {
+  std::string mmproj, image, pixels_in, u8_in, out, tower_out, pixels_out, hard_out, intermediates_dir;
+  int size = 0, threads = 0;
+  bool fast = false;
+};
+
+std::string_view as_bytes(const std::vector<float>& v) {
+  return {reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)};
+}
+
+// The side of a square [3, n, n] input of `count` values; --size must agree where given.
+int64_t square_side(uint64_t count, int size, const std::string& path) {
+  int64_t n = 0;
+  while (static_cast<uint64_t>(3 * (n + 1) * (n + 1)) <= count) ++n;
+  if (n == 0 || static_cast<uint64_t>(3 * n * n) != count)
+    throw std::runtime_error(path + ": " + std::to_string(count) + " values are not a [3, N, N] image");
+  if (size > 0 && size != n) throw std::runtime_error(path + ": holds a " + std::to_string(n) + "x" + std::to_string(n) + " image, --size says " + std::to_string(size));
+  return n;
+}
+
+void run_debug_embed_image(const EmbedImageOptions& o) {
+  if (o.fast) throw std::invalid_argument("--fast: the fast vision path is not built yet");
+  if ((!o.image.empty()) + (!o.pixels_in.empty()) + (!o.u8_in.empty()) != 1)
+    throw std::invalid_argument("give exactly one of IMAGE, --pixels-in and --u8-chw-in");
+  const Mmproj mm = load_mmproj(o.mmproj);
+  std::vector<float> pixels;
+  int64_t n = 0;
+  if (!o.image.empty()) {
+    n = o.size > 0 ? o.size : mm.config.image_size;
+    pixels = preprocess_image(decode_image_file(o.image), static_cast<int>(n));
+  } else if (!o.pixels_in.empty()) {
+    pixels = read_floats(o.pixels_in);
+    n = square_side(pixels.size(), o.size, o.pixels_in);
+  } else {
+    std::ifstream f(o.u8_in, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot open " + o.u8_in);
+    const std::vector<uint8_t> u8((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (o.size <= 0) throw std::invalid_argument("--u8-chw-in needs --size N");
+    n = square_side(u8.size(), o.size, o.u8_in);
+    pixels = rescale_u8_chw(u8);
+  }
+  ThreadPool pool(o.threads > 0 ? o.threads : default_thread_count());
+  // Intermediates are kept until the whole run succeeded: no partial output on error.
+  std::vector<std::pair<std::string, std::vector<float>>> taps;
+  VisionTap tap;
+  if (!o.intermediates_dir.empty())
+    tap = [&](const std::string& name, const VisionMap& x) { taps.emplace_back(name, vision_map_to_chw(x)); };
+  const ImageEmbedding e = encode_image(mm, pixels, n, pool, tap);
+  std::vector<float> hard;
+  if (!o.hard_out.empty()) {
+    std::vector<int32_t> ids(static_cast<size_t>(mm.config.n_hard));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = kVisionHardTokenBase + static_cast<int32_t>(i);
+    hard = embed_hard_tokens(mm, ids, pool);
+  }
+  if (!o.intermediates_dir.empty()) {
+    std::filesystem::create_directories(o.intermediates_dir);
+    for (const auto& [name, v] : taps) write_file_atomic(std::filesystem::path(o.intermediates_dir) / (name + ".f32.bin"), as_bytes(v));
+  }
+  if (!o.pixels_out.empty()) write_file_atomic(o.pixels_out, as_bytes(pixels));
+  if (!o.tower_out.empty()) write_file_atomic(o.tower_out, as_bytes(vision_map_to_chw(e.tower)));
+  if (!o.hard_out.empty()) write_file_atomic(o.hard_out, as_bytes(hard));
+  write_file_atomic(o.out, as_bytes(e.soft));
+  std::fprintf(stderr, "wrote %lld x %lld soft tokens to %s\n", static_cast<long long>(e.soft.size() / mm.config.text_width),
+               static_cast<long long>(mm.config.text_width), o.out.c_str());
+}
+
 }  // namespace
 
 void add_debug_commands(CLI::App& app) {
@@ -157,6 +231,21 @@ void add_debug_commands(CLI::App& app) {
   logits->add_option("--threads", opts->threads, "threads (default: physical cores)");
   logits->add_flag("--fast", opts->fast, "use the fast path (int8 activations) instead of the exact one");
   logits->callback([opts] { run_debug_logits(*opts); });
+  auto eo = std::make_shared<EmbedImageOptions>();
+  auto* ei = debug->add_subcommand("embed-image", "Write an image's soft tokens [256, text width] (float32), and optionally the tower, pixels, hard tokens, per-block maps");
+  ei->add_option("mmproj", eo->mmproj, "vision projector GGUF")->required();
+  ei->add_option("image", eo->image, "image file (JPEG, PNG, GIF, BMP, WebP)");
+  ei->add_option("--pixels-in", eo->pixels_in, "preprocessed pixels, float32 [3, N, N] (instead of IMAGE)");
+  ei->add_option("--u8-chw-in", eo->u8_in, "resized pixels, uint8 [3, N, N] (instead of IMAGE; needs --size)");
+  ei->add_option("--size", eo->size, "N: the square input side (default: the projector's image_size)");
+  ei->add_option("--out", eo->out, "soft tokens, float32 [256, text width]")->required();
+  ei->add_option("--tower-out", eo->tower_out, "tower output, float32 [C, 16, 16]");
+  ei->add_option("--pixels-out", eo->pixels_out, "the preprocessed pixels, float32 [3, N, N]");
+  ei->add_option("--hard-out", eo->hard_out, "every hard token's row, float32 [n_hard, text width] (row 0 = <end_of_image>)");
+  ei->add_option("--intermediates-dir", eo->intermediates_dir, "per-block maps, float32 [C, H, W], named as the fixture's (stem, blk.S.B, msfa.ffn, msfa.pooled)");
+  ei->add_option("--threads", eo->threads, "threads (default: physical cores)");
+  ei->add_flag("--fast", eo->fast, "the fast path (not built yet: exits 1)");
+  ei->callback([eo] { run_debug_embed_image(*eo); });
   add_tokenize_command(*debug);
 }
 

@@ -18,8 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "chat/chat.h"
+#include "chat/image_prompt.h"
 #include "cli/commands.h"
+#include "media/image.h"
+#include "media/preprocess.h"
 #include "model/model.h"
 #include "registry/resolve.h"
 #include "runtime/memory_estimate.h"
@@ -28,6 +32,8 @@
 #include "sampling/json_constraint.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
+#include "vision/encode.h"
+#include "vision/mmproj.h"
 
 namespace g3n::cli {
 namespace {
@@ -45,6 +51,14 @@ struct RunOptions {
   std::string kv = "f16";
   std::string format;               // "json" or a JSON-schema file: constrain every answer
   std::vector<std::string> params;  // NAME=VALUE, as /set parameter
+  std::string mmproj;               // vision projector for --image
+  std::vector<std::string> images;  // placed before the prompt text, in order
+};
+
+// One encoded image: its soft rows and the <end_of_image> row.
+struct EncodedImage {
+  std::vector<float> soft, end;
+  int64_t width = 0;
 };
 
 struct RunState {
@@ -58,6 +72,7 @@ struct RunState {
   std::unique_ptr<TokenTexts> token_texts;   // built once, for the constraint
   Parameters params;  // the table's defaults <- the model's params layer <- flags and /set
   chat::Conversation conv;
+  std::vector<EncodedImage> images;  // for the one-shot prompt
   double load_s = 0;
 };
 
@@ -162,13 +177,47 @@ std::vector<int32_t> prompt_tokens(RunState& s, bool quiet) {
   return std::move(fit.tokens);
 }
 
+// The conversation with the images' rows in the last user turn; never cut (an error if too long).
+InputRows image_prompt_rows(RunState& s) {
+  std::vector<chat::ImageRows> images;
+  for (const EncodedImage& im : s.images) images.push_back({im.soft, im.end, im.width});
+  InputRows rows = chat::layout_image_prompt(*s.tokenizer, chat::render_prompt(s.conv.messages()), images);
+  if (rows.size() >= static_cast<size_t>(s.params.engine.num_ctx))
+    throw std::length_error("the prompt with its images (" + std::to_string(rows.size()) + " rows) does not fit the context of " +
+                            std::to_string(s.params.engine.num_ctx) + " tokens; raise it with --num-ctx");
+  return rows;
+}
+
+// --image: decode, preprocess and encode every image with the projector (exact vision path).
+void encode_images(RunState& s) {
+  if (s.opts.images.empty()) {
+    if (!s.opts.mmproj.empty()) throw std::invalid_argument("--mmproj is given but no --image");
+    return;
+  }
+  if (s.opts.mmproj.empty()) throw std::invalid_argument("--image needs --mmproj FILE (the model's vision projector)");
+  const Mmproj mm = load_mmproj(s.opts.mmproj);
+  check_projector_width(mm, s.model->config().n_embd);
+  ThreadPool pool(s.params.engine.num_thread > 0 ? s.params.engine.num_thread : default_thread_count());
+  const std::vector<float> end = end_of_image_row(mm, pool);
+  for (const std::string& path : s.opts.images) {
+    const std::vector<float> px = preprocess_image(decode_image_file(path), static_cast<int>(mm.config.image_size));
+    ImageEmbedding e = encode_image(mm, px, mm.config.image_size, pool);
+    s.images.push_back({std::move(e.soft), end, mm.config.text_width});
+  }
+}
+
 // One answer: streams to stdout, returns the text (for the history).
 std::string answer(RunState& s, const std::string& user_text, bool interactive) {
   const chat::Conversation before = s.conv;  // restored if the prompt cannot be built
-  s.conv.add_user(user_text);
-  std::vector<int32_t> toks;
+  InputRows rows;
   try {
-    toks = prompt_tokens(s, !interactive && !s.opts.verbose);
+    if (s.images.empty()) {
+      s.conv.add_user(user_text);
+      rows = InputRows(prompt_tokens(s, !interactive && !s.opts.verbose));
+    } else {
+      s.conv.add_user(chat::images_then_text(s.images.size(), user_text));
+      rows = image_prompt_rows(s);
+    }
   } catch (...) {
     s.conv = before;
     throw;
@@ -180,7 +229,7 @@ std::string answer(RunState& s, const std::string& user_text, bool interactive) 
     if (!s.token_texts) s.token_texts = std::make_unique<TokenTexts>(*s.tokenizer);
     constraint = std::make_unique<JsonConstraint>(s.schema, *s.token_texts, s.tokenizer->stop_ids());
   }
-  const GenerateStats st = session(s).generate(InputRows(toks), s.params.sampling, [&](std::string_view text) {
+  const GenerateStats st = session(s).generate(rows, s.params.sampling, [&](std::string_view text) {
     out += text;
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -379,7 +428,9 @@ void run(RunOptions o) {
   s.opts = std::move(o);
   s.schema = load_format(s.opts.format);  // before loading: a bad schema fails fast
   if (s.opts.kv != "f16" && s.opts.kv != "f32") throw std::invalid_argument("--kv must be f16 or f32");
+  if (!s.opts.images.empty() && s.opts.mmproj.empty()) throw std::invalid_argument("--image needs --mmproj FILE (the model's vision projector)");
   load_model(s, s.opts.model);
+  encode_images(s);
   std::string prompt;
   for (size_t i = 0; i < s.opts.prompt.size(); ++i) prompt += (i ? " " : "") + s.opts.prompt[i];
   const bool piped = !isatty(STDIN_FILENO);
@@ -396,6 +447,7 @@ void run(RunOptions o) {
     answer(s, prompt, false);
     return;
   }
+  if (!s.images.empty()) throw std::invalid_argument("--image needs a prompt (argument or piped stdin)");
   if (piped) return;  // empty stdin, no prompt: nothing to do
   interactive(s);
 }
@@ -415,6 +467,8 @@ void add_run_command(CLI::App& app) {
   c->add_flag("--insecure", o->insecure, "allow plain HTTP registries when pulling");
   c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable):\n" + parameters_help());
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
+  c->add_option("--mmproj", o->mmproj, "vision projector GGUF (for --image)");
+  c->add_option("--image", o->images, "image file placed before the prompt text (repeatable; needs --mmproj and a prompt)");
   c->callback([o] { run(*o); });
 }
 
