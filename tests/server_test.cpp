@@ -72,12 +72,16 @@ class ServerFixture : public ::testing::Test {
     port_ = srv_->start();
   }
   void SetUp() override { start(); }
-  // "plain": the fixture's weights without a params layer, system prompt or stop strings.
-  void add_plain_model() const {
+  // The server's store, for tests that add models while it runs.
+  store::ModelStore test_store() const {
     store::StoreConfig sc;
     sc.root = root_;
     sc.ollama_root.reset();
-    store::ModelStore st(sc);
+    return store::ModelStore(sc);
+  }
+  // "plain": the fixture's weights without a params layer, system prompt or stop strings.
+  void add_plain_model() const {
+    store::ModelStore st = test_store();
     store::Modelfile mf;
     mf.from = kModel;
     store::create_model(st, store::parse_model_name("plain"), mf, fs::current_path(), [](const std::string&) {});
@@ -208,10 +212,7 @@ TEST_F(ServerBasic, TagsShowCopyDeleteAndModels) {
 
 TEST_F(ServerBasic, ShowReportsVisionAndProjectorInfo) {
   const std::string proj = std::string(G3N_FIXTURES_DIR) + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf";
-  store::StoreConfig sc;
-  sc.root = root_;
-  sc.ollama_root.reset();
-  store::ModelStore st(sc);
+  store::ModelStore st = test_store();
   store::Modelfile mf;
   mf.from = kModel;
   mf.extra_from = {proj};

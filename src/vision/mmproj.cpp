@@ -88,26 +88,22 @@ class Binder {
   // A 1×1 convolution (ne [1, 1, in, out]) as a matrix [in -> out], kept in the file's type.
   WeightMatrix pointwise(const std::string& name, int64_t in, int64_t out) const {
     expect(name, {1, 1, in, out});
-    const GgufTensorInfo& t = get(name);
-    auto rb = ggml_row_bytes(t.type, static_cast<uint64_t>(in));
-    // Q8_0 blocks run along ne[0], which is 1 here: such a file cannot be written, but check anyway.
-    if (!rb || *rb * static_cast<uint64_t>(out) != t.nbytes)
-      fail("tensor '" + name + "': rows of " + std::to_string(in) + " are not whole " + std::string(ggml_type_traits(t.type).name) + " blocks");
-    WeightMatrix w;
-    w.type = t.type;
-    w.n_in = in;
-    w.n_out = out;
-    w.row_bytes = *rb;
-    w.data = f_.tensor_data(t);
-    return w;
+    return rows_of(name, in, out);
   }
 
   // A plain matrix ne [in, out].
   WeightMatrix matrix(const std::string& name, int64_t in, int64_t out) const {
     expect(name, {in, out});
+    return rows_of(name, in, out);
+  }
+
+  // `out` rows of `in` values, read in place (the shape was checked by the caller).
+  WeightMatrix rows_of(const std::string& name, int64_t in, int64_t out) const {
     const GgufTensorInfo& t = get(name);
     auto rb = ggml_row_bytes(t.type, static_cast<uint64_t>(in));
-    if (!rb || *rb * static_cast<uint64_t>(out) != t.nbytes) fail("tensor '" + name + "': rows are not whole blocks");
+    // A 1x1 conv's Q8_0 blocks would run along ne[0] = 1: such a file cannot be written, but check anyway.
+    if (!rb || *rb * static_cast<uint64_t>(out) != t.nbytes)
+      fail("tensor '" + name + "': rows of " + std::to_string(in) + " are not whole " + std::string(ggml_type_traits(t.type).name) + " blocks");
     WeightMatrix w;
     w.type = t.type;
     w.n_in = in;
