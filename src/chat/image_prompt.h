@@ -1,7 +1,8 @@
-// Where an image's rows go in a prompt (Gemma3nProcessor's layout; docs/gemma3n-multimodal.md §3.1):
+// Where an image's rows go in a prompt (Gemma3nProcessor's layout; ../shared/docs/gemma3n-multimodal.md §3.1):
 //   ... text "\n\n" | <start_of_image> | 256 soft rows | <end_of_image> row | "\n\n" text ...
 // <start_of_image> is a text token (id 255999 in the real vocabulary, found by its piece); <end_of_image> is
-// never tokenized: its row is the vision embedder's hard row 0, given as a vector (HF's routing, trap V7).
+// never tokenized: its row is the vision embedder's hard row 0, given as a vector (HF's routing; trap V7
+// of the same document).
 // HF tokenizes the expanded string as a whole; the text between two special tokens is tokenized the same
 // either way, so each text segment, with its "\n\n", is tokenized on its own ("user\n" + "\n\n" stays one
 // "\n\n\n" piece, as in HF). A vocabulary without a <start_of_image> piece (the tiny fixtures) gets the string

@@ -1,6 +1,6 @@
 // Gemma 3n's vision tower (timm MobileNetV5 encoder + multi-scale fusion adapter), exact path: f32
 // activations, weights decoded to f32, one named function per spec step (fixture gemma3n-vision-tiny
-// README §1, §4.3; docs gemma3n-multimodal.md §1).
+// README §1, §4.3; ../shared/docs/gemma3n-multimodal.md §1).
 //
 // Layout: HWC (pixel-major, channels contiguous). A 1×1 convolution is then the existing matmul with
 // pixels as tokens, RmsNorm2d normalises a contiguous row, the attention reads q/k/v rows per pixel,
