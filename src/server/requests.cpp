@@ -197,6 +197,21 @@ json parse_json_body(const std::string& body) {
   return j;
 }
 
+namespace {
+// The shared fields after the model, in two parts around each endpoint's own (the order errors are
+// reported in stays as it was).
+void parse_generation_head(const json& body, OllamaGenerationFields& r) {
+  r.stream = get_bool(body, "stream").value_or(true);
+  r.truncate = get_bool(body, "truncate").value_or(true);
+}
+void parse_generation_tail(const json& body, OllamaGenerationFields& r) {
+  reject_thinking(body, r.model);
+  r.format = parse_format(body.value("format", json()));
+  r.options = parse_request_options(body.value("options", json()));
+  r.keep_alive = read_keep_alive(body);
+}
+}  // namespace
+
 GenerateRequest parse_generate(const json& body) {
   GenerateRequest r;
   r.model = require_model(body);
@@ -205,8 +220,7 @@ GenerateRequest parse_generate(const json& body) {
   const auto suffix = get_string(body, "suffix");
   const auto tmpl = get_string(body, "template");  // accepted and ignored outside raw mode
   r.raw = get_bool(body, "raw").value_or(false);
-  r.stream = get_bool(body, "stream").value_or(true);
-  r.truncate = get_bool(body, "truncate").value_or(true);
+  parse_generation_head(body, r);
   reject_images(body.value("images", json()));
   if (auto it = body.find("context"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw HttpError(400, "invalid type for \"context\": expected an array of token ids");
@@ -217,25 +231,18 @@ GenerateRequest parse_generate(const json& body) {
   }
   if (r.raw && (r.system || tmpl || !r.context.empty())) throw HttpError(400, "raw mode does not support template, system, or context");
   if (suffix && !suffix->empty()) throw HttpError(400, "\"" + r.model + "\" does not support insert");
-  reject_thinking(body, r.model);
-  r.format = parse_format(body.value("format", json()));
-  r.options = parse_request_options(body.value("options", json()));
-  r.keep_alive = read_keep_alive(body);
+  parse_generation_tail(body, r);
   return r;
 }
 
 ChatRequest parse_chat(const json& body) {
   ChatRequest r;
   r.model = require_model(body);
-  r.stream = get_bool(body, "stream").value_or(true);
-  r.truncate = get_bool(body, "truncate").value_or(true);
+  parse_generation_head(body, r);
   r.messages = ollama_messages(body);
   r.tools = body.value("tools", json());
   if (!r.tools.is_null() && !r.tools.is_array()) throw HttpError(400, "invalid type for \"tools\": expected an array");
-  reject_thinking(body, r.model);
-  r.format = parse_format(body.value("format", json()));
-  r.options = parse_request_options(body.value("options", json()));
-  r.keep_alive = read_keep_alive(body);
+  parse_generation_tail(body, r);
   return r;
 }
 

@@ -22,26 +22,27 @@ namespace g3n::server {
 nlohmann::json parse_json_body(const std::string& body);
 
 // POST /api/generate
-struct GenerateRequest {
-  std::string model, prompt;
-  std::optional<std::string> system;
-  bool raw = false, stream = true, truncate = true;
-  std::vector<int32_t> context;  // token ids from an earlier response
-  std::shared_ptr<const JsonSchema> format;
-  ParamList options;
-  KeepAlive keep_alive;
-};
-GenerateRequest parse_generate(const nlohmann::json& body);
-
-// POST /api/chat
-struct ChatRequest {
+// What /api/generate and /api/chat share.
+struct OllamaGenerationFields {
   std::string model;
-  std::vector<InMessage> messages;
-  nlohmann::json tools;  // an array, or null
   bool stream = true, truncate = true;
   std::shared_ptr<const JsonSchema> format;
   ParamList options;
   KeepAlive keep_alive;
+};
+
+struct GenerateRequest : OllamaGenerationFields {
+  std::string prompt;
+  std::optional<std::string> system;
+  bool raw = false;
+  std::vector<int32_t> context;  // token ids from an earlier response
+};
+GenerateRequest parse_generate(const nlohmann::json& body);
+
+// POST /api/chat
+struct ChatRequest : OllamaGenerationFields {
+  std::vector<InMessage> messages;
+  nlohmann::json tools;  // an array, or null
 };
 ChatRequest parse_chat(const nlohmann::json& body);
 
