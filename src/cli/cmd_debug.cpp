@@ -193,7 +193,7 @@ void run_debug_embed_image(const EmbedImageOptions& o) {
   VisionTap tap;
   if (!o.intermediates_dir.empty())
     tap = [&](const std::string& name, const VisionMap& x) { taps.emplace_back(name, vision_map_to_chw(x)); };
-  const ImageEmbedding e = encode_image(mm, pixels, n, pool, tap);
+  const ImageEmbedding e = encode_image(mm, pixels, n, pool, {}, tap);
   std::vector<float> hard;
   if (!o.hard_out.empty()) {
     std::vector<int32_t> ids(static_cast<size_t>(mm.config.n_hard));

@@ -283,7 +283,7 @@ RgbImage decode_image(std::span<const uint8_t> bytes, const ImageLimits& limits)
   throw MediaError("image: unknown format");
 }
 
-RgbImage decode_image_file(const std::string& path, const ImageLimits& limits) {
+std::vector<uint8_t> read_image_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw MediaError("image: cannot open " + path);
   const std::streamoff size = in.tellg();
@@ -293,6 +293,11 @@ RgbImage decode_image_file(const std::string& path, const ImageLimits& limits) {
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   in.seekg(0);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw MediaError("image: cannot read " + path);
+  return bytes;
+}
+
+RgbImage decode_image_file(const std::string& path, const ImageLimits& limits) {
+  const std::vector<uint8_t> bytes = read_image_file(path);
   try {
     return decode_image(bytes, limits);
   } catch (const MediaError& e) {

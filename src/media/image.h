@@ -61,5 +61,7 @@ ImageInfo probe_image(std::span<const uint8_t> bytes);
 
 RgbImage decode_image(std::span<const uint8_t> bytes, const ImageLimits& limits = {});
 RgbImage decode_image_file(const std::string& path, const ImageLimits& limits = {});
+// The file's bytes (MediaError when it cannot be read or is larger than kMaxImageFileBytes).
+std::vector<uint8_t> read_image_file(const std::string& path);
 
 }  // namespace g3n

@@ -7,12 +7,19 @@
 
 namespace g3n {
 
-ImageEmbedding encode_image(const Mmproj& mm, std::span<const float> chw, int64_t n, ThreadPool& pool, const VisionTap& tap) {
+ImageEmbedding encode_image(const Mmproj& mm, std::span<const float> chw, int64_t n, ThreadPool& pool, const VisionOptions& opts,
+                            const VisionTap& tap) {
   if (n <= 0 || chw.size() != static_cast<size_t>(3 * n * n))
     throw std::runtime_error("image pixels: " + std::to_string(chw.size()) + " floats, expected 3 x " + std::to_string(n) + " x " +
                              std::to_string(n));
   ImageEmbedding e;
-  e.tower = run_vision_tower(mm, vision_map_from_chw(chw.data(), 3, n, n), pool, tap);
+  // The fast path is not written yet: both modes run the exact path. Cancellation is polled at each tap.
+  const VisionTap checked = [&](const std::string& name, const VisionMap& x) {
+    if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) throw VisionCancelled();
+    if (tap) tap(name, x);
+  };
+  e.tower = run_vision_tower(mm, vision_map_from_chw(chw.data(), 3, n, n), pool, checked);
+  if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) throw VisionCancelled();
   e.soft = embed_soft_tokens(mm, e.tower, pool);
   return e;
 }

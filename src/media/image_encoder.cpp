@@ -1,0 +1,82 @@
+#include "media/image_encoder.h"
+
+#include <chrono>
+#include <functional>
+
+#include "base/thread_pool.h"
+#include "chat/image_prompt.h"
+#include "gguf/gguf.h"
+#include "media/image.h"
+#include "media/preprocess.h"
+
+namespace g3n {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+uint64_t content_key(std::span<const uint8_t> bytes) {
+  const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return static_cast<uint64_t>(std::hash<std::string_view>{}(view)) ^ (static_cast<uint64_t>(bytes.size()) << 1);
+}
+
+}  // namespace
+
+ImageEncoder::ImageEncoder(const std::string& mmproj_path, int64_t n_embd, int threads, bool fast)
+    : path_(mmproj_path), mm_(load_mmproj(mmproj_path)), fast_(fast),
+      pool_(std::make_unique<ThreadPool>(threads > 0 ? threads : default_thread_count())) {
+  if (n_embd > 0) check_projector_width(mm_, n_embd);
+  end_row_ = g3n::end_of_image_row(mm_, *pool_);
+}
+
+ImageEncoder::~ImageEncoder() = default;
+
+std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t> bytes, const std::atomic<bool>* cancel) {
+  const uint64_t key = content_key(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = cache_.begin(); it != cache_.end(); ++it)
+    if ((*it)->key == key) {
+      auto hit = *it;
+      cache_.splice(cache_.begin(), cache_, it);
+      return hit;
+    }
+  auto out = std::make_shared<EncodedImage>();
+  out->key = key;
+  auto t0 = std::chrono::steady_clock::now();
+  const RgbImage img = decode_image(bytes);
+  out->source_width = img.width;
+  out->source_height = img.height;
+  const std::vector<float> px = preprocess_image(img, static_cast<int>(mm_.config.image_size));
+  out->preprocess_s = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  VisionOptions opts;
+  opts.fast = fast_;
+  opts.cancel = cancel;
+  ImageEmbedding e = encode_image(mm_, px, mm_.config.image_size, *pool_, opts);
+  out->encode_s = seconds_since(t0);
+  out->soft = std::move(e.soft);
+  out->width = mm_.config.text_width;
+  cache_.push_front(out);
+  if (cache_.size() > kCacheImages) cache_.pop_back();
+  return out;
+}
+
+std::shared_ptr<const EncodedImage> ImageEncoder::encode_file(const std::string& path, const std::atomic<bool>* cancel) {
+  const std::vector<uint8_t> bytes = read_image_file(path);
+  try {
+    return encode(bytes, cancel);
+  } catch (const MediaError& e) {
+    throw MediaError(path + ": " + e.what());
+  }
+}
+
+InputRows image_prompt_rows(const Tokenizer& tok, std::string_view text, std::span<const std::shared_ptr<const EncodedImage>> images,
+                            std::span<const float> end_of_image_row, bool add_bos) {
+  std::vector<chat::ImageRows> rows;
+  rows.reserve(images.size());
+  for (const auto& im : images) rows.push_back({im->soft, end_of_image_row, im->width});
+  return chat::layout_image_prompt(tok, text, rows, add_bos);
+}
+
+}  // namespace g3n
