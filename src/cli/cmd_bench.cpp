@@ -1,14 +1,25 @@
-// `g3n bench MODEL`: load time, time to first token, prompt and generation speed, peak RSS.
+// `g3n bench MODEL`: load time, time to first token, prompt and generation speed, peak RSS; with
+// --mmproj and --image also the image's preprocessing and encode time, per stage, and the memory the
+// image adds (the peak of this command minus the peak of the same command without the image, which the
+// bench runs as a child process).
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "media/image_benchmark.h"
 #include "model/model.h"
 #include "runtime/benchmark.h"
 
@@ -18,7 +29,58 @@ struct Options {
   std::string model, kv = "f16";
   int prompt = 512, gen = 64, threads = 0, repeats = 3, parallel = 1, ctx = 0;
   bool json = false, exact = false, no_shortcut = false;
+  // Image figures.
+  std::string mmproj, image, vision;
+  int image_repeats = 0;
+  bool no_rss_baseline = false;
 };
+
+// The same text benchmark without the image, run as a child (`/proc/self/exe bench ... --json`): its
+// peak RSS is the baseline the image's figure is measured against. nullopt if it failed.
+std::optional<uint64_t> baseline_peak_rss(const Options& o, int threads) {
+  std::vector<std::string> args = {"g3n", "bench", o.model, "--prompt", std::to_string(o.prompt), "--gen", std::to_string(o.gen),
+                                   "--threads", std::to_string(threads), "--repeats", std::to_string(o.repeats), "--kv", o.kv,
+                                   "--parallel", std::to_string(o.parallel), "--ctx", std::to_string(o.ctx), "--json"};
+  if (o.exact) args.push_back("--exact");
+  if (o.no_shortcut) args.push_back("--no-prefill-shortcut");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int fds[2];
+  if (pipe(fds) != 0) return std::nullopt;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  try {
+    return nlohmann::json::parse(out).at("peak_rss_bytes").get<uint64_t>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
 
 void run(const Options& o) {
   BenchParams p;
@@ -32,8 +94,13 @@ void run(const Options& o) {
   p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
+  if (o.mmproj.empty() != o.image.empty()) throw std::invalid_argument("--mmproj and --image go together");
+  const bool with_image = !o.mmproj.empty();
+  if (!o.vision.empty() && o.vision != "fast" && o.vision != "exact") throw std::invalid_argument("--vision must be fast or exact");
+  const bool vision_fast = o.vision.empty() ? !o.exact : o.vision == "fast";
   // Before the model exists, so its buffer never counts toward the peak RSS reported below.
   const double bandwidth = measure_read_bandwidth(p.n_threads);
+  reset_peak_rss();  // the bandwidth buffer is gone: it should not set the peak reported below
   std::vector<double> loads;
   std::unique_ptr<Model> model;
   for (int i = 0; i < o.repeats; ++i) {
@@ -44,7 +111,23 @@ void run(const Options& o) {
   }
   const BenchResult r = run_benchmark(*model, p);
   const double load_s = median(loads);
+  ImageBenchResult img;
+  std::optional<uint64_t> baseline_rss;
+  if (with_image) {
+    ImageBenchParams ip;
+    ip.mmproj = o.mmproj;
+    ip.image = o.image;
+    ip.n_threads = p.n_threads;
+    ip.fast = vision_fast;
+    ip.repeats = o.image_repeats > 0 ? o.image_repeats : o.repeats;
+    ip.n_embd = model->config().n_embd;
+    img = run_image_benchmark(ip);
+  }
   const uint64_t rss = peak_rss_bytes();
+  if (with_image && !o.no_rss_baseline) {
+    baseline_rss = baseline_peak_rss(o, p.n_threads);
+    if (!baseline_rss) std::fprintf(stderr, "warning: the baseline run without the image failed; no image memory figure\n");
+  }
   // A decode step reads the weights once for all its sequences.
   const uint64_t step_bytes = decode_weight_bytes(*model);
   const double traffic = static_cast<double>(step_bytes) * r.median_gen_tokens_per_s / std::max(1, o.parallel);
@@ -73,6 +156,36 @@ void run(const Options& o) {
     for (const auto& run : r.runs)
       runs.push_back({{"prompt_s", run.prompt_s}, {"ttft_s", run.ttft_s}, {"gen_s", run.gen_s}});
     j["runs"] = runs;
+    if (with_image) {
+      j["mmproj"] = o.mmproj;
+      j["image"] = o.image;
+      j["image_vision_path"] = vision_fast ? "fast" : "exact";
+      j["image_repeats"] = img.runs.size();
+      j["image_size"] = img.image_size;
+      j["image_source_width"] = img.source_width;
+      j["image_source_height"] = img.source_height;
+      j["image_load_s"] = img.load_s;
+      j["image_preprocess_s"] = img.preprocess_s;
+      j["image_encode_s"] = img.encode_s;
+      j["image_tokens"] = img.tokens;
+      nlohmann::json stages = nlohmann::json::object();
+      for (const auto& [name, s] : img.stages) stages[name] = s;
+      j["image_stage_s"] = stages;
+      nlohmann::json iruns = nlohmann::json::array();
+      for (const auto& run : img.runs) {
+        nlohmann::json st = nlohmann::json::object();
+        for (const auto& [name, s] : run.stages) st[name] = s;
+        iruns.push_back({{"preprocess_s", run.preprocess_s}, {"encode_s", run.encode_s}, {"stage_s", st}});
+      }
+      j["image_runs"] = iruns;
+      // null when the baseline run was skipped (--no-rss-baseline) or failed.
+      j["image_peak_rss_delta_bytes"] = nullptr;
+      j["baseline_peak_rss_bytes"] = nullptr;
+      if (baseline_rss) {
+        j["baseline_peak_rss_bytes"] = *baseline_rss;
+        j["image_peak_rss_delta_bytes"] = static_cast<int64_t>(rss) - static_cast<int64_t>(*baseline_rss);
+      }
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -84,6 +197,18 @@ void run(const Options& o) {
   std::printf("peak RSS   %.1f MB\n", rss / 1e6);
   std::printf("bandwidth  decode reads %.2f GB of weights per step: %.1f GB/s, %.0f%% of the measured %.1f GB/s\n",
               step_bytes / 1e9, traffic / 1e9, 100 * fraction, bandwidth / 1e9);
+  if (!with_image) return;
+  std::printf("image      %s, %dx%d -> %lldx%lld, %lld tokens, %s vision path, %zu repeats (medians)\n", o.image.c_str(),
+              static_cast<int>(img.source_width), static_cast<int>(img.source_height), static_cast<long long>(img.image_size),
+              static_cast<long long>(img.image_size), static_cast<long long>(img.tokens), vision_fast ? "fast" : "exact", img.runs.size());
+  std::printf("projector  %s loaded in %.3f s\n", o.mmproj.c_str(), img.load_s);
+  std::printf("preprocess %.3f s (decode + resize)\n", img.preprocess_s);
+  std::printf("encode     %.3f s (tower + embedder):", img.encode_s);
+  for (const auto& [name, s] : img.stages) std::printf(" %s %.3f", name.c_str(), s);
+  std::printf("\n");
+  if (baseline_rss)
+    std::printf("image RSS  %+.1f MB (peak %.1f MB vs %.1f MB without the image)\n",
+                (static_cast<double>(rss) - static_cast<double>(*baseline_rss)) / 1e6, rss / 1e6, *baseline_rss / 1e6);
 }
 }  // namespace
 
@@ -101,6 +226,12 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--parallel", o->parallel, "sequences decoding together; generation tok/s is their sum (default 1)");
   c->add_flag("--exact", o->exact, "exact arithmetic (f32 activations) instead of the fast path");
   c->add_flag("--no-prefill-shortcut", o->no_shortcut, "run KV-sharing layers for every prompt token (to measure the shortcut)");
+  c->add_option("--mmproj", o->mmproj, "vision projector (mmproj GGUF): also measure an image encode (with --image)");
+  c->add_option("--image", o->image, "image file to encode (with --mmproj)");
+  c->add_option("--vision", o->vision, "vision path: fast (default) or exact (default exact with --exact)");
+  c->add_option("--image-repeats", o->image_repeats, "image encodes; medians are reported (default: --repeats)");
+  c->add_flag("--no-rss-baseline", o->no_rss_baseline,
+              "skip the run without the image that the image's peak-RSS figure is measured against");
   c->callback([o] { run(*o); });
 }
 

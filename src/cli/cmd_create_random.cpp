@@ -1,10 +1,12 @@
-// `g3n create-random`: writes a random-weight Gemma 3n GGUF (for tests and benchmarks).
+// `g3n create-random`: writes a random-weight Gemma 3n GGUF and/or its vision projector (for tests and
+// benchmarks).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "tools/random_mmproj.h"
 #include "tools/random_model.h"
 
 namespace g3n::cli {
@@ -13,7 +15,34 @@ struct Options {
   std::string out, preset = "tiny", layout = "llamacpp", quant = "q4_k_m", vocab;
   uint64_t seed = 1;
   int threads = 0, layers = 0, vocab_rows = 0, ple_rows = 0;
+  // Vision projector.
+  std::string mmproj, mmproj_arch, mmproj_type = "f16";
+  bool mmproj_only = false, mmproj_flat_gamma = false;
+  float mmproj_layer_scale = 0.1f;
 };
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The projector for the text preset: the fixture's tiny tower for "tiny", Gemma 3n's real
+// mobilenetv5_300m_enc for e2b/e4b; its text width is the preset's n_embd.
+void write_mmproj(const Options& o, const RandomModelSpec& text, const std::string& path) {
+  const std::string arch = !o.mmproj_arch.empty() ? o.mmproj_arch : o.preset == "tiny" ? "tiny" : "mobilenetv5_300m_enc";
+  auto spec = random_mmproj_preset(arch);
+  if (!spec) throw std::invalid_argument("unknown --mmproj-arch '" + arch + "' (tiny, mobilenetv5_300m_enc)");
+  spec->text_width = text.n_embd;
+  spec->type = o.mmproj_type;
+  spec->flat_layer_scale = o.mmproj_flat_gamma;
+  spec->layer_scale = o.mmproj_layer_scale;
+  spec->seed = o.seed;
+  const MmprojParamCount n = count_mmproj_params(plan_random_mmproj(*spec));
+  const auto t0 = std::chrono::steady_clock::now();
+  write_random_mmproj(*spec, path, o.threads);
+  std::fprintf(stderr, "wrote %s (%s tower %lld + embedder %lld parameters, %.2f GB) in %.1f s\n", path.c_str(), spec->name.c_str(),
+               static_cast<long long>(n.tower), static_cast<long long>(n.embedder), std::filesystem::file_size(path) / 1e9,
+               seconds_since(t0));
+}
 
 void run(const Options& o) {
   auto spec = random_model_preset(o.preset);
@@ -35,17 +64,23 @@ void run(const Options& o) {
   }
   if (o.vocab_rows > 0) spec->n_vocab = o.vocab_rows;
   if (o.ple_rows > 0) spec->n_vocab_per_layer = o.ple_rows;
+  if (o.mmproj_only) {
+    if (!o.mmproj.empty()) throw std::invalid_argument("--mmproj-only writes the projector to OUT; do not also pass --mmproj");
+    write_mmproj(o, *spec, o.out);
+    return;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   write_random_gemma3n(*spec, o.out, o.threads);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "wrote %s (%.2f GB) in %.1f s\n", o.out.c_str(), std::filesystem::file_size(o.out) / 1e9, s);
+  if (!o.mmproj.empty()) write_mmproj(o, *spec, o.mmproj);
 }
 }  // namespace
 
 void add_create_random_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  auto* c = app.add_subcommand("create-random", "Write a random-weight Gemma 3n GGUF (tests, benchmarks)");
-  c->add_option("out", o->out, "output .gguf path")->required();
+  auto* c = app.add_subcommand("create-random", "Write a random-weight Gemma 3n GGUF and/or vision projector (tests, benchmarks)");
+  c->add_option("out", o->out, "output .gguf path (the projector's with --mmproj-only)")->required();
   c->add_option("--preset", o->preset, "shape: tiny (fixture shape), e2b, e4b");
   c->add_option("--layout", o->layout, "llamacpp (default) or ollama (registry blob: F16 per-layer table, 262400 rows)");
   c->add_option("--quant", o->quant, "f32, f16, bf16, q8_0, q4_0, q4_k_m (default), q5_k_m, q6_k");
@@ -55,6 +90,15 @@ void add_create_random_command(CLI::App& app) {
   c->add_option("--layers", o->layers, "override the layer count");
   c->add_option("--vocab-rows", o->vocab_rows, "override token_embd rows");
   c->add_option("--ple-rows", o->ple_rows, "override per_layer_token_embd rows");
+  c->add_option("--mmproj", o->mmproj, "also write a random vision projector (mmproj GGUF) for the model here");
+  c->add_flag("--mmproj-only", o->mmproj_only, "write only the vision projector, to OUT");
+  c->add_option("--mmproj-arch", o->mmproj_arch,
+                "projector tower: tiny (the vision fixture's shape; default for --preset tiny) or mobilenetv5_300m_enc "
+                "(Gemma 3n's, 768x768, 84 blocks; default for e2b/e4b)");
+  c->add_option("--mmproj-type", o->mmproj_type, "projector tensors: f16 (default; norms, layer scales, stem in F32) or f32");
+  c->add_flag("--mmproj-flat-gamma", o->mmproj_flat_gamma,
+              "layer scales as ne [C] (the converter's output, which llama.cpp's runtime rejects) instead of [1, 1, C, 1]");
+  c->add_option("--mmproj-layer-scale", o->mmproj_layer_scale, "mean of the random layer scales (default 0.1)");
   c->callback([o] { run(*o); });
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -33,6 +34,20 @@ double median(std::vector<double> v) {
 }
 
 uint64_t peak_rss_bytes() {
+  // VmHWM belongs to this process image: unlike getrusage's ru_maxrss it is not inherited across
+  // fork + exec, so a bench that re-executes itself gets the child's own peak.
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    unsigned long long kib = 0;
+    bool found = false;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
+        found = true;
+        break;
+      }
+    std::fclose(f);
+    if (found) return static_cast<uint64_t>(kib) * 1024;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
@@ -99,6 +114,13 @@ double measure_read_bandwidth(int n_threads) {
   volatile uint64_t sink = 0;
   for (uint64_t v : sums) sink = sink + v;  // the sums are used, so the reads cannot be dropped
   return best;
+}
+
+bool reset_peak_rss() {
+  FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool ok = std::fputs("5", f) >= 0;  // 5: reset the peak RSS to the current RSS (Linux 4.0+)
+  return std::fclose(f) == 0 && ok;
 }
 
 BenchResult run_benchmark(const Model& model, const BenchParams& p) {

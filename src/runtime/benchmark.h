@@ -46,12 +46,15 @@ BenchResult run_benchmark(const Model& model, const BenchParams& params);
 // traffic decode needs.
 uint64_t decode_weight_bytes(const Model& model);
 // The machine's streaming-read bandwidth with n threads, in bytes/s: the best of a few passes over a
-// 256 MiB buffer. Call it before loading a model: the buffer is returned to the system afterwards, so
-// it never adds to the model's peak RSS.
+// 256 MiB buffer. Call it before loading a model, then reset_peak_rss(): the buffer is returned to the
+// system afterwards, so it adds to neither the model's RSS nor (after the reset) its peak.
 double measure_read_bandwidth(int n_threads);
+// Resets the process's peak RSS (VmHWM) to its current RSS; false where the kernel does not allow it.
+bool reset_peak_rss();
 
 double median(std::vector<double> v);
-// The process's peak resident set size so far, in bytes.
+// The process's peak resident set size so far, in bytes (VmHWM of /proc/self/status; getrusage where
+// that is missing).
 uint64_t peak_rss_bytes();
 
 }  // namespace g3n

@@ -12,30 +12,10 @@
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "quant/quantize.h"
+#include "tools/random_values.h"
 
 namespace g3n {
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-uint64_t name_hash(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// Approximately standard normal: a sum of four 16-bit uniforms (Irwin-Hall), one hash per value.
-// Cheap enough for billions of weights; the distribution's exact shape does not matter here.
-float normal_at(uint64_t key, uint64_t index) {
-  const uint64_t r = splitmix64(key + index * 0xD1B54A32D192ED03ull);
-  const double sum = double(r & 0xFFFF) + double((r >> 16) & 0xFFFF) + double((r >> 32) & 0xFFFF) + double(r >> 48);
-  return static_cast<float>((sum - 2.0 * 65535.0) / (65536.0 * 0.5773502691896258));
-}
 
 // How a tensor's values are drawn: mean + std * N(0, 1).
 struct Init {
@@ -301,7 +281,7 @@ void write_random_gemma3n(const RandomModelSpec& s, const std::string& path, int
 
   auto pool = std::make_shared<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
   for (const auto& t : plan_tensors(s)) {
-    const uint64_t key = splitmix64(s.seed ^ name_hash(t.name));
+    const uint64_t key = tensor_key(s.seed, t.name);
     const int64_t n_in = t.ne[0];
     const uint64_t row_bytes = *ggml_row_bytes(t.type, static_cast<uint64_t>(n_in));
     const GgmlType type = t.type;
