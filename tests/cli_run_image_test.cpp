@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_util.h"
 #include "gguf/gguf.h"
 #include "golden_util.h"
@@ -215,6 +217,21 @@ TEST(CliRunImage, ChatWithImageTurnsThroughPty) {
   EXPECT_GT(rows3, rows2);
   EXPECT_GE(cached3, rows2);
   EXPECT_LT(rows3 - cached3, 40);
+  // /save writes each message's images; /show info names the projector.
+  const std::string saved = std::string(G3N_BINARY_DIR) + "/cli-run-image/chat/saved.json";
+  mark = s.output().size();
+  s.send("/save " + saved + "\r");
+  ASSERT_TRUE(s.wait_for("Saved the conversation", mark)) << s.output().substr(mark);
+  const nlohmann::json j = test::read_json(saved);
+  ASSERT_EQ(j["messages"].size(), 6u) << j.dump();
+  EXPECT_EQ(j["messages"][0]["images"], nlohmann::json::array({scene()}));
+  EXPECT_EQ(j["messages"][0]["content"], "Describe it.");
+  EXPECT_EQ(j["messages"][2]["images"], nlohmann::json::array({wide()}));
+  EXPECT_EQ(j["messages"][2]["content"], "and?");
+  EXPECT_FALSE(j["messages"][4].contains("images"));
+  mark = s.output().size();
+  s.send("/show info\r");
+  ASSERT_TRUE(s.wait_for("projector           " + mmproj(), mark)) << s.output().substr(mark);
   // A missing file stays in the text; /clear forgets the images.
   mark = s.output().size();
   s.send("/clear\r");

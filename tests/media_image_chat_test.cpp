@@ -69,7 +69,16 @@ TEST(ImageChat, TwoImagesInTwoMessagesRealVocabulary) {
   }
   EXPECT_EQ(ids(p.rows), want);
 
-  // The ids themselves: <bos> <start_of_turn> user "\n\n\n" <start_of_image> [256 soft + eoi] "\n\n" What ...
+  // The ids themselves (gemma3-vocab): <bos> <start_of_turn> user "\n\n\n" <start_of_image> [256 soft + eoi]
+  // "\n\n" What is this ? <end_of_turn> "\n" <start_of_turn> model "\n" A cat . <end_of_turn> "\n"
+  // <start_of_turn> user "\n\n\n" <start_of_image> [256 soft + eoi] "\n\n" And this ? <end_of_turn> "\n"
+  // <start_of_turn> model "\n".
+  std::vector<int32_t> pinned = {2, 105, 2364, 109, 255999};
+  pinned.insert(pinned.end(), 257, kVectorRow);
+  pinned.insert(pinned.end(), {108, 3689, 563, 672, 236881, 106, 107, 105, 4368, 107, 236776, 5866, 236761, 106, 107, 105, 2364, 109, 255999});
+  pinned.insert(pinned.end(), 257, kVectorRow);
+  pinned.insert(pinned.end(), {108, 3133, 672, 236881, 106, 107, 105, 4368, 107});
+  EXPECT_EQ(ids(p.rows), pinned);
   const std::vector<int32_t> t = ids(p.rows);
   ASSERT_GT(t.size(), 2u * 257);
   EXPECT_EQ(t[0], 2);
