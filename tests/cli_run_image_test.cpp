@@ -246,6 +246,31 @@ TEST(CliRunImage, ChatWithImageTurnsThroughPty) {
   EXPECT_EQ(s.wait_exit(), 0);
 }
 
+// A chat that outgrows num_ctx drops its oldest exchange with its image; the rest keeps theirs.
+TEST(CliRunImage, ChatDropsOldTurnsWithTheirImages) {
+  PtySession s({kG3n, "run", text_model(), "--mmproj", mmproj(), "--threads", "2", "--verbose", "-p", "temperature=0", "-p",
+                "num_predict=6", "--num-ctx", "860"},
+               scratch("chat-drop"));
+  ASSERT_TRUE(s.wait_for(">>> ")) << s.output();
+  int rows[3] = {0, 0, 0};
+  const std::string messages[3] = {"one " + scene(), "two " + wide(), "three " + scene()};
+  for (int i = 0; i < 3; ++i) {
+    const size_t mark = s.output().size();
+    s.send(messages[i] + "\r");
+    ASSERT_TRUE(s.wait_for("eval rate:", mark)) << s.output().substr(mark);
+    ASSERT_TRUE(s.wait_for(">>> ", s.output().find("eval rate:", mark))) << s.output().substr(mark);
+    rows[i] = prompt_count(s.output(), mark).first;
+    EXPECT_EQ(s.output().find("(dropped", mark) != std::string::npos, i == 2) << s.output().substr(mark);
+  }
+  EXPECT_GT(rows[1], 2 * 258);  // two images
+  EXPECT_LT(rows[2], 860 * 3 / 4);  // within the policy's budget
+  EXPECT_GT(rows[2], 2 * 258);  // the second and third images; the first went with its exchange
+  std::printf("[chat drop] prompt rows per turn: %d, %d, %d\n", rows[0], rows[1], rows[2]);
+  EXPECT_NE(s.output().find("(dropped the 2 oldest messages to fit the context of 860 tokens)"), std::string::npos) << s.output();
+  s.send("/bye\r");
+  EXPECT_EQ(s.wait_exit(), 0);
+}
+
 // Without a projector an image in the chat is an error line; the chat goes on.
 TEST(CliRunImage, ChatWithoutProjectorSaysSoAndGoesOn) {
   PtySession s({kG3n, "run", text_model(), "--threads", "2", "--verbose", "-p", "num_predict=4"}, scratch("chat-plain"));
