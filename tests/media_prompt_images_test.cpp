@@ -94,14 +94,20 @@ TEST(PromptImages, QuotedPaths) {
   EXPECT_EQ(esc.text, "");
 }
 
-TEST(PromptImages, PlainSpacesTheShortestFileWins) {
-  // As in Ollama, an unquoted path may run over spaces when only the longer name is a file.
+TEST(PromptImages, PlainSpacesUpToTheFirstImageName) {
+  // As in Ollama, an unquoted path runs over spaces up to the first image extension.
   const auto r = extract("see /tmp/my photo.jpg now", {"/tmp/my photo.jpg"});
   EXPECT_EQ(paths(r), (std::vector<std::string>{"/tmp/my photo.jpg"}));
   EXPECT_EQ(r.text, "see now");
-  // ... but the shortest existing one is taken, and never across a line end.
+  // The shortest candidate is the only one, and never across a line end.
   const auto two = extract("/a.jpg /b.jpg", {"/a.jpg", "/b.jpg", "/a.jpg /b.jpg"});
   EXPECT_EQ(paths(two), (std::vector<std::string>{"/a.jpg", "/b.jpg"}));
+  const auto longer = extract("/a.jpg /b.jpg", {"/a.jpg /b.jpg"});
+  EXPECT_TRUE(longer.images.empty());
+  // A word start before an unrelated path does not swallow it: "/x" + " ./a.jpg" is no file, ./a.jpg is.
+  const auto later = extract("a/b and /x then ./a.jpg", {"./a.jpg"});
+  EXPECT_EQ(paths(later), (std::vector<std::string>{"./a.jpg"}));
+  EXPECT_EQ(later.text, "a/b and /x then");
   const auto lines = extract("/tmp/x\ny.jpg", {"/tmp/x\ny.jpg"});
   EXPECT_TRUE(lines.images.empty());
 }
@@ -122,6 +128,16 @@ TEST(PromptImages, MultiLineTextKeepsItsLines) {
   const auto r = extract("first line\n./a.png\nsecond line", {"./a.png"});
   EXPECT_EQ(r.text, "first line\n\nsecond line");
   EXPECT_EQ(paths(r), (std::vector<std::string>{"./a.png"}));
+}
+
+TEST(PromptImages, LongTextIsScannedQuickly) {
+  // Many word starts that look like paths on one long line: one file probe each.
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "/x.png ";
+  int probes = 0;
+  const auto r = extract_prompt_images(text, [&](const std::string&) { return ++probes, false; }, "");
+  EXPECT_EQ(r.text.size() + 1, text.size());  // nothing taken (trailing space trimmed)
+  EXPECT_EQ(probes, 20000);  // one candidate per word start
 }
 
 TEST(PromptImages, RealFileSystem) {

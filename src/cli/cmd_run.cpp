@@ -305,9 +305,13 @@ void save_conversation(RunState& s, const std::string& path) {
     for (const ChatImage& im : m.images) msg["images"].push_back(im.source);
     j["messages"].push_back(std::move(msg));
   }
-  std::ofstream f(path);
-  if (!f) throw std::runtime_error("cannot write " + path);
-  f << j.dump(2) << "\n";
+  {
+    std::ofstream f(path);
+    if (!f) throw std::runtime_error("cannot write " + path);
+    f << j.dump(2) << "\n";
+    f.close();  // on disk before it is reported
+    if (!f) throw std::runtime_error("cannot write " + path);
+  }
   std::printf("Saved the conversation to %s\n", path.c_str());
 }
 

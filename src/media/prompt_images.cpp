@@ -51,6 +51,9 @@ std::string unescape(std::string_view s) {
   return out;
 }
 
+// Longer runs are not looked at (PATH_MAX on Linux), so a long pasted line costs O(length) per word start.
+constexpr size_t kMaxPath = 4096;
+
 struct Match {
   size_t end = 0;  // one past the last character taken from the prompt
   PromptImage image;
@@ -71,12 +74,12 @@ std::optional<Match> quoted_path(std::string_view s, size_t i, const std::functi
   return std::nullopt;
 }
 
-// An unquoted path starting at s[i]: the shortest run up to an image extension that names a file.
+// An unquoted path starting at s[i]: the run up to the first image extension, if it names a file.
 std::optional<Match> bare_path(std::string_view s, size_t i, const std::function<bool(const std::string&)>& exists,
                                std::string_view home) {
   if (!starts_like_path(s.substr(i))) return std::nullopt;
   std::string written;
-  for (size_t j = i; j < s.size() && !is_line_end(s[j]);) {
+  for (size_t j = i; j < s.size() && !is_line_end(s[j]) && j - i < kMaxPath;) {
     if (s[j] == '\\' && j + 1 < s.size() && !is_word_char(s[j + 1]) && !is_line_end(s[j + 1])) {
       written += s[j + 1];
       j += 2;
@@ -86,9 +89,12 @@ std::optional<Match> bare_path(std::string_view s, size_t i, const std::function
     } else {
       written += s[j++];
     }
-    if ((j == s.size() || !is_word_char(s[j])) && has_image_extension(written)) {
+    const char last = lower(written.back());  // every extension ends in g, p or f: a cheap first test
+    if ((last == 'g' || last == 'p' || last == 'f') && (j == s.size() || !is_word_char(s[j])) && has_image_extension(written)) {
+      // The first image name from here is the candidate (Ollama's shortest match); no file: no path here.
       const std::string path = expand_home(written, home);
       if (exists(path)) return Match{j, {written, path}};
+      return std::nullopt;
     }
   }
   return std::nullopt;

@@ -8,8 +8,8 @@
 //    the prompt or a character that is not a letter, digit or '_' (so "./a.jpg?" is ./a.jpg);
 //  - the file exists (a path to no file stays in the text, as in Ollama).
 // Unquoted paths may hold shell escapes ("\ " for a space, "\(" and the like: the backslash is dropped)
-// and "%20" for a space; like Ollama's, they may also run over plain spaces (the shortest existing file
-// wins), never over a line end. "~/" is the home directory.
+// and "%20" for a space; like Ollama's, they may also run over plain spaces up to the first image extension
+// (the shortest candidate, taken only if it is a file), never over a line end. "~/" is the home directory.
 #pragma once
 #include <functional>
 #include <string>
