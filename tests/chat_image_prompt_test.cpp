@@ -84,6 +84,36 @@ TEST(ChatImagePrompt, TwoImagesInAChatTurnRealVocabulary) {
   }
 }
 
+// Two user messages with one image each, an answer between them: every image's block sits in its own
+// message, rows pinned to the real vocabulary's ids.
+TEST(ChatImagePrompt, ImagesInTwoMessagesRealVocabulary) {
+  const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
+  const FakeImage a(0.0f), b(10000.0f);
+  const std::vector<chat::ImageRows> images = {a.rows(), b.rows()};
+  const std::vector<chat::Message> msgs = {{chat::Role::User, chat::images_then_text(1, "What is this?")},
+                                           {chat::Role::Model, "A cat."},
+                                           {chat::Role::User, chat::images_then_text(1, "And this?")}};
+  const InputRows rows = chat::layout_image_prompt(tok, chat::render_prompt(msgs), images);
+  // <bos> <start_of_turn> user "\n\n\n" <start_of_image> | a | "\n\n" What is this ? <end_of_turn> "\n"
+  // <start_of_turn> model "\n" A cat . <end_of_turn> "\n" <start_of_turn> user "\n\n\n" <start_of_image> | b |
+  // "\n\n" And this ? <end_of_turn> "\n" <start_of_turn> model "\n"
+  std::vector<int32_t> want = {2, 105, 2364, 109, 255999};
+  want.insert(want.end(), 257, kVectorRow);
+  want.insert(want.end(), {108, 3689, 563, 672, 236881, 106, 107, 105, 4368, 107, 236776, 5866, 236761, 106, 107, 105, 2364, 109, 255999});
+  want.insert(want.end(), 257, kVectorRow);
+  want.insert(want.end(), {108, 3133, 672, 236881, 106, 107, 105, 4368, 107});
+  EXPECT_EQ(std::vector<int32_t>(rows.tokens().begin(), rows.tokens().end()), want);
+  EXPECT_EQ(tok.piece(108), "\n\n");
+  EXPECT_EQ(tok.piece(109), "\n\n\n");
+  // The vectors: a's soft rows and end row after the first <start_of_image>, b's after the second.
+  const RowsView v = rows.view();
+  for (const auto& [at, im] : {std::pair<size_t, const FakeImage*>{5, &a}, {5 + 257 + 19, &b}}) {
+    for (size_t r = 0; r < 256; ++r) ASSERT_EQ(v.vector(at + r)[0], im->soft[r * 8]) << at + r;
+    EXPECT_EQ(v.vector(at + 256)[0], -1.0f);
+    EXPECT_EQ(rows.tokens()[at - 1], 255999);
+  }
+}
+
 // The tiny fixture's vocabulary has no <start_of_image> piece: the string is tokenized as text.
 TEST(ChatImagePrompt, VocabularyWithoutStartOfImageTokenizesItAsText) {
   const Tokenizer tok = vocab("gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf");

@@ -20,6 +20,7 @@
 
 #include "cli_util.h"
 #include "golden_util.h"
+#include "pty_util.h"
 #include "runtime/parameters.h"
 #include "sampling/json_constraint.h"
 
@@ -27,61 +28,12 @@ namespace g3n {
 namespace {
 
 using test::kG3n;
+using test::PtySession;
 using test::run_capture;
 std::string tiny_model() { return test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf"; }
 
-class PtySession {
- public:
-  explicit PtySession(const std::vector<std::string>& args) {
-    pid_ = forkpty(&fd_, nullptr, nullptr, nullptr);
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      setenv("G3N_MODELS", (std::string(G3N_BINARY_DIR) + "/pty-store").c_str(), 1);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~PtySession() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-  void send(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
-  // Reads until `needle` appears in the output since `from`, or the timeout passes.
-  bool wait_for(const std::string& needle, size_t from = 0, int timeout_ms = 60000) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (out_.find(needle, from) == std::string::npos) {
-      const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
-      if (left <= 0) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, left) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = read(fd_, buf, sizeof buf);
-      if (n <= 0) return out_.find(needle, from) != std::string::npos;
-      out_.append(buf, static_cast<size_t>(n));
-    }
-    return true;
-  }
-  int wait_exit() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  const std::string& output() const { return out_; }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string out_;
-};
-
 TEST(CliRun, InteractiveSessionThroughPty) {
-  PtySession s({kG3n, "run", tiny_model()});
+  PtySession s({kG3n, "run", tiny_model()}, std::string(G3N_BINARY_DIR) + "/pty-store");
   ASSERT_TRUE(s.wait_for(">>> ")) << s.output();
   // A .gguf path has no params layer: /show parameters prints the table's defaults, the same ones
   // g3n serve starts from (ServerGenerate.DefaultsComeFromTheParameterTable).

@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "gguf/gguf.h"
+#include "projector_util.h"
 #include "registry/resolve.h"
 #include "store/model_name.h"
 #include "store/model_store.h"
@@ -321,25 +322,7 @@ const std::string kProjector =
     std::string(G3N_FIXTURES_DIR) + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf";
 
 // The fixture projector with its projection narrowed to text width `width` (a valid tower for another model).
-void write_narrow_projector(const fs::path& out, int64_t width) {
-  const g3n::GgufFile f = g3n::GgufFile::open(kProjector);
-  g3n::GgufWriter w(f.alignment());
-  for (const auto& kv : f.metadata())
-    if (kv.key != "general.alignment") w.set(kv.key, kv.value);
-  w.set_u32("clip.vision.projection_dim", uint32_t(width));
-  for (const auto& t : f.tensors()) {
-    if (t.name == "mm.input_projection.weight") {
-      std::vector<float> v(size_t(t.ne[0] * width), 0.01f);
-      std::vector<uint8_t> bytes(v.size() * sizeof(float));
-      std::memcpy(bytes.data(), v.data(), bytes.size());
-      w.add_tensor(t.name, g3n::GgmlType::F32, {t.ne[0], width}, std::move(bytes));
-    } else {
-      const uint8_t* d = f.tensor_data(t);
-      w.add_tensor(t.name, t.type, t.ne, std::vector<uint8_t>(d, d + t.nbytes));
-    }
-  }
-  w.write(out.string());
-}
+void write_narrow_projector(const fs::path& out, int64_t width) { g3n::test::write_narrow_projector(kProjector, out.string(), width); }
 
 std::string create_error(ModelStore& store, const Modelfile& mf, const fs::path& base) {
   try {

@@ -99,23 +99,29 @@ std::string render_prompt(std::span<const Message> messages) {
 
 int prompt_budget(int n_ctx) { return std::max(1, n_ctx - std::clamp(n_ctx / 4, 1, 1024)); }
 
+size_t turns_to_drop(size_t n_turns, int n_ctx, const std::function<size_t(size_t from)>& length) {
+  size_t from = 0;
+  size_t size = length(from);
+  if (size >= static_cast<size_t>(std::max(n_ctx, 0))) {
+    // Whole user/model pairs, so the history still starts with a user turn; at least one turn stays.
+    while (n_turns - from >= 3 && size > static_cast<size_t>(prompt_budget(n_ctx))) {
+      from += 2;
+      size = length(from);
+    }
+  }
+  return from;
+}
+
 FittedPrompt fit_to_context(std::span<const Message> messages, const Tokenizer& tok, int n_ctx, FitOptions opts) {
   const size_t first = !messages.empty() && messages[0].role == Role::System ? 1 : 0;
+  std::vector<int32_t> tokens;
   auto render = [&](size_t from) {
     std::vector<Message> kept(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(first));
     kept.insert(kept.end(), messages.begin() + static_cast<std::ptrdiff_t>(first + from), messages.end());
-    return tok.encode(render_prompt(kept), true, true);
+    tokens = tok.encode(render_prompt(kept), true, true);
+    return tokens.size();
   };
-  size_t from = 0;
-  std::vector<int32_t> tokens = render(from);
-  if (static_cast<int64_t>(tokens.size()) >= n_ctx && opts.drop_turns) {
-    // Whole user/model pairs, so the history still starts with a user turn; at least one turn stays.
-    const size_t turns = messages.size() - first;
-    while (turns - from >= 3 && static_cast<int64_t>(tokens.size()) > prompt_budget(n_ctx)) {
-      from += 2;
-      tokens = render(from);
-    }
-  }
+  const size_t from = opts.drop_turns ? turns_to_drop(messages.size() - first, n_ctx, render) : (render(0), 0);
   FittedPrompt out = fit_to_context(std::move(tokens), n_ctx, opts);
   out.dropped_turns = from;
   return out;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -77,6 +78,14 @@ class ContextOverflow : public std::length_error {
   size_t tokens;
   int n_ctx;
 };
+
+// The turn-dropping stage of the policy, for any measure of a prompt (tokens, or rows with images).
+// n_turns: the turns after a leading system message; length(from): the prompt's size with the first
+// `from` of them left out. Returns how many to leave out: 0 when the prompt fits (size < n_ctx), else the
+// fewest whole user/model pairs that bring it within prompt_budget(n_ctx), keeping at least the last turn
+// (or the last exchange). The last call to `length` is for the returned count, so a caller may keep what
+// that call built.
+size_t turns_to_drop(size_t n_turns, int n_ctx, const std::function<size_t(size_t from)>& length);
 
 // Renders `messages` with render_prompt, encodes them (BOS first) and fits them to n_ctx.
 FittedPrompt fit_to_context(std::span<const Message> messages, const Tokenizer& tok, int n_ctx, FitOptions opts = {});

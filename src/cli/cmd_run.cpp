@@ -1,5 +1,6 @@
 // `g3n run MODEL [PROMPT]`: chat with a model in the terminal, or answer one prompt (arguments or piped
-// stdin) with only the answer on stdout.
+// stdin) with only the answer on stdout. Images: --image FILE, or image file paths typed in a prompt
+// (media/prompt_images.h, as Ollama's CLI), read with the model's projector layer or --mmproj FILE.
 #include <editline/readline.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,12 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "base/thread_pool.h"
 #include "chat/chat.h"
-#include "chat/image_prompt.h"
 #include "cli/commands.h"
-#include "media/image.h"
-#include "media/preprocess.h"
+#include "media/image_chat.h"
+#include "media/image_encoder.h"
+#include "media/prompt_images.h"
 #include "model/model.h"
 #include "registry/resolve.h"
 #include "runtime/memory_estimate.h"
@@ -32,8 +32,6 @@
 #include "sampling/json_constraint.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
-#include "vision/encode.h"
-#include "vision/mmproj.h"
 
 namespace g3n::cli {
 namespace {
@@ -51,14 +49,8 @@ struct RunOptions {
   std::string kv = "f16";
   std::string format;               // "json" or a JSON-schema file: constrain every answer
   std::vector<std::string> params;  // NAME=VALUE, as /set parameter
-  std::string mmproj;               // vision projector for --image
-  std::vector<std::string> images;  // placed before the prompt text, in order
-};
-
-// One encoded image: its soft rows and the <end_of_image> row.
-struct EncodedImage {
-  std::vector<float> soft, end;
-  int64_t width = 0;
+  std::string mmproj;               // vision projector, instead of the model's projector layer
+  std::vector<std::string> images;  // placed before the first prompt's text, in order
 };
 
 struct RunState {
@@ -71,8 +63,10 @@ struct RunState {
   std::shared_ptr<const JsonSchema> schema;  // --format; null: free text
   std::unique_ptr<TokenTexts> token_texts;   // built once, for the constraint
   Parameters params;  // the table's defaults <- the model's params layer <- flags and /set
-  chat::Conversation conv;
-  std::vector<EncodedImage> images;  // for the one-shot prompt
+  ImageConversation conv;
+  std::string mmproj;                     // --mmproj, for the model named on the command line
+  std::unique_ptr<ImageEncoder> encoder;  // the model's projector, loaded with the first image
+  std::vector<ChatImage> pending;         // --image files, for the first message
   double load_s = 0;
 };
 
@@ -119,6 +113,7 @@ void load_model(RunState& s, const std::string& name) {
   auto model = Model::load(resolved.gguf_path.string());
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
   s.session.reset();
+  s.encoder.reset();
   s.token_texts.reset();  // the constraint's token table belongs to the old vocabulary
   s.resolved = std::move(resolved);
   s.model = std::move(model);
@@ -158,66 +153,71 @@ Session& session(RunState& s) {
   return *s.session;
 }
 
-// Renders the conversation with a generation prompt. One that does not fit loses its oldest turns
-// (chat::fit_to_context, the server's policy); a last message too long on its own is an error here
-// rather than cut.
-std::vector<int32_t> prompt_tokens(RunState& s, bool quiet) {
+// The vision projector: --mmproj, else the model's projector layer; empty when there is none.
+std::string projector_path(const RunState& s) {
+  if (!s.mmproj.empty()) return s.mmproj;
+  if (!s.resolved.projectors.empty()) return s.resolved.projectors.front().string();
+  return {};
+}
+
+// The image encoder, loaded on first use (a text-only chat never pays for the projector). Throws when the
+// model has none or it belongs to a model of another width.
+ImageEncoder& encoder(RunState& s) {
+  if (!s.encoder) {
+    const std::string path = projector_path(s);
+    if (path.empty())
+      throw std::invalid_argument("model '" + s.model_name + "' has no vision projector, so it cannot read images (give one with "
+                                  "--mmproj FILE, or create a model with one: g3n create NAME --from MODEL --mmproj FILE)");
+    const int threads = s.params.engine.num_thread > 0 ? s.params.engine.num_thread : 0;
+    try {
+      s.encoder = std::make_unique<ImageEncoder>(path, s.model->config().n_embd, threads, /*fast=*/true);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("vision projector " + path + ": " + e.what());
+    }
+  }
+  return *s.encoder;
+}
+
+// Reads and encodes image files (each announced on stderr, as Ollama's "Added image"); Ctrl-C cancels.
+std::vector<ChatImage> encode_images(RunState& s, const std::vector<PromptImage>& files) {
+  std::vector<ChatImage> out;
+  if (files.empty()) return out;
+  ImageEncoder& enc = encoder(s);
+  g_interrupted.store(false);
+  for (const PromptImage& f : files) {
+    std::fprintf(stderr, "Added image '%s'\n", f.written.c_str());
+    out.push_back({f.written, enc.encode_file(f.path, &g_interrupted)});
+  }
+  return out;
+}
+
+// Renders the conversation, images in their messages, with a generation prompt. One that does not fit
+// loses its oldest turns (chat's policy, as the server's); images and the last message are never cut: too
+// long on its own is an error.
+InputRows prompt_rows(RunState& s, bool quiet) {
   const int n_ctx = s.params.engine.num_ctx;
-  chat::FittedPrompt fit;
+  const std::span<const float> end_row = s.conv.image_count() > 0 ? encoder(s).end_of_image_row() : std::span<const float>();
+  ImageChatPrompt p;
   try {
-    fit = chat::fit_to_context(s.conv.messages(), *s.tokenizer, n_ctx, {.drop_turns = true, .cut_tokens = false});
+    p = image_chat_rows(*s.tokenizer, s.conv.messages(), end_row, n_ctx);
   } catch (const chat::ContextOverflow& e) {
-    throw std::length_error(std::string(e.what()) + "; raise it with /set parameter num_ctx N (max " +
-                            std::to_string(kMaxContext) + ")");
+    throw std::length_error(std::string(e.what()) + (s.conv.image_count() > 0 ? " (images are never cut)" : "") +
+                            "; raise it with --num-ctx N or /set parameter num_ctx N (max " + std::to_string(kMaxContext) + ")");
   }
-  if (fit.dropped_turns > 0) {
-    s.conv.drop_oldest(fit.dropped_turns);
-    if (!quiet) std::fprintf(stderr, "(dropped the %zu oldest messages to fit the context of %d tokens)\n", fit.dropped_turns, n_ctx);
+  if (p.dropped_turns > 0) {
+    s.conv.drop_oldest(p.dropped_turns);
+    if (!quiet) std::fprintf(stderr, "(dropped the %zu oldest messages to fit the context of %d tokens)\n", p.dropped_turns, n_ctx);
   }
-  return std::move(fit.tokens);
-}
-
-// The conversation with the images' rows in the last user turn; never cut (an error if too long).
-InputRows image_prompt_rows(RunState& s) {
-  std::vector<chat::ImageRows> images;
-  for (const EncodedImage& im : s.images) images.push_back({im.soft, im.end, im.width});
-  InputRows rows = chat::layout_image_prompt(*s.tokenizer, chat::render_prompt(s.conv.messages()), images);
-  if (rows.size() >= static_cast<size_t>(s.params.engine.num_ctx))
-    throw std::length_error("the prompt with its images (" + std::to_string(rows.size()) + " rows) does not fit the context of " +
-                            std::to_string(s.params.engine.num_ctx) + " tokens; raise it with --num-ctx");
-  return rows;
-}
-
-// --image: decode, preprocess and encode every image with the projector (exact vision path).
-void encode_images(RunState& s) {
-  if (s.opts.images.empty()) {
-    if (!s.opts.mmproj.empty()) throw std::invalid_argument("--mmproj is given but no --image");
-    return;
-  }
-  if (s.opts.mmproj.empty()) throw std::invalid_argument("--image needs --mmproj FILE (the model's vision projector)");
-  const Mmproj mm = load_mmproj(s.opts.mmproj);
-  check_projector_width(mm, s.model->config().n_embd);
-  ThreadPool pool(s.params.engine.num_thread > 0 ? s.params.engine.num_thread : default_thread_count());
-  const std::vector<float> end = end_of_image_row(mm, pool);
-  for (const std::string& path : s.opts.images) {
-    const std::vector<float> px = preprocess_image(decode_image_file(path), static_cast<int>(mm.config.image_size));
-    ImageEmbedding e = encode_image(mm, px, mm.config.image_size, pool);
-    s.images.push_back({std::move(e.soft), end, mm.config.text_width});
-  }
+  return std::move(p.rows);
 }
 
 // One answer: streams to stdout, returns the text (for the history).
-std::string answer(RunState& s, const std::string& user_text, bool interactive) {
-  const chat::Conversation before = s.conv;  // restored if the prompt cannot be built
+std::string answer(RunState& s, const std::string& user_text, std::vector<ChatImage> images, bool interactive) {
+  const ImageConversation before = s.conv;  // restored if the prompt cannot be built
   InputRows rows;
   try {
-    if (s.images.empty()) {
-      s.conv.add_user(user_text);
-      rows = InputRows(prompt_tokens(s, !interactive && !s.opts.verbose));
-    } else {
-      s.conv.add_user(chat::images_then_text(s.images.size(), user_text));
-      rows = image_prompt_rows(s);
-    }
+    s.conv.add_user(user_text, std::move(images));
+    rows = prompt_rows(s, !interactive && !s.opts.verbose);
   } catch (...) {
     s.conv = before;
     throw;
@@ -264,6 +264,7 @@ void show(RunState& s, const std::string& what) {
     }());
     std::printf("    context length      %d\n    embedding length    %d\n    layers              %d\n    file                %s\n",
                 c.context_length, c.n_embd, c.n_layer, s.resolved.gguf_path.c_str());
+    if (const std::string proj = projector_path(s); !proj.empty()) std::printf("    projector           %s\n", proj.c_str());
   } else if (what == "parameters") {
     for (const auto& line : show_parameters(s.params)) std::printf("%s\n", line.c_str());
   } else if (what == "template") {
@@ -299,11 +300,18 @@ void save_conversation(RunState& s, const std::string& path) {
   j["model"] = s.model_name;
   j["system"] = s.conv.system();
   j["messages"] = nlohmann::json::array();
-  for (const auto& m : s.conv.turns())
-    j["messages"].push_back({{"role", m.role == chat::Role::User ? "user" : "assistant"}, {"content", m.content}});
-  std::ofstream f(path);
-  if (!f) throw std::runtime_error("cannot write " + path);
-  f << j.dump(2) << "\n";
+  for (const auto& m : s.conv.turns()) {
+    nlohmann::json msg = {{"role", m.role == chat::Role::User ? "user" : "assistant"}, {"content", m.text}};
+    for (const ChatImage& im : m.images) msg["images"].push_back(im.source);
+    j["messages"].push_back(std::move(msg));
+  }
+  {
+    std::ofstream f(path);
+    if (!f) throw std::runtime_error("cannot write " + path);
+    f << j.dump(2) << "\n";
+    f.close();  // on disk before it is reported
+    if (!f) throw std::runtime_error("cannot write " + path);
+  }
   std::printf("Saved the conversation to %s\n", path.c_str());
 }
 
@@ -314,14 +322,21 @@ bool slash_command(RunState& s, const std::string& line) {
   in >> cmd;
   if (cmd == "/bye" || cmd == "/exit") return false;
   if (cmd == "/?" || cmd == "/help") { print_help(); return true; }
-  if (cmd == "/clear") { s.conv.clear(); std::printf("Cleared session context\n"); return true; }
+  if (cmd == "/clear") {
+    s.conv.clear();
+    s.pending.clear();
+    std::printf("Cleared session context\n");
+    return true;
+  }
   if (cmd == "/show") { in >> arg; show(s, arg); return true; }
   if (cmd == "/load") {
     in >> arg;
     if (arg.empty()) { std::printf("Usage: /load MODEL\n"); return true; }
     std::printf("Loading model '%s'\n", arg.c_str());
+    s.mmproj.clear();  // --mmproj was for the first model; this one brings its own projector, if any
     load_model(s, arg);
     s.conv.clear();
+    s.pending.clear();
     return true;
   }
   if (cmd == "/save") {
@@ -403,7 +418,14 @@ void interactive(RunState& s) {
         if (!slash_command(s, *msg)) break;
         continue;
       }
-      answer(s, *msg, true);
+      // Image paths in the message become its images (with any --image files still waiting); an
+      // image that cannot be read is an error and the message is not sent.
+      PromptWithImages typed = extract_prompt_images(*msg);
+      std::vector<ChatImage> images = s.pending;
+      for (ChatImage& im : encode_images(s, typed.images)) images.push_back(std::move(im));
+      if (typed.text.empty() && images.empty()) continue;
+      answer(s, typed.text, std::move(images), true);
+      s.pending.clear();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "Error: %s\n", e.what());
     }
@@ -428,11 +450,19 @@ void run(RunOptions o) {
   s.opts = std::move(o);
   s.schema = load_format(s.opts.format);  // before loading: a bad schema fails fast
   if (s.opts.kv != "f16" && s.opts.kv != "f32") throw std::invalid_argument("--kv must be f16 or f32");
-  if (!s.opts.images.empty() && s.opts.mmproj.empty()) throw std::invalid_argument("--image needs --mmproj FILE (the model's vision projector)");
+  s.mmproj = s.opts.mmproj;
   load_model(s, s.opts.model);
-  encode_images(s);
+  if (!s.mmproj.empty()) encoder(s);  // a projector that does not fit fails before anything else
+  std::vector<PromptImage> image_files;
+  for (const std::string& f : s.opts.images) image_files.push_back({f, f});
   std::string prompt;
   for (size_t i = 0; i < s.opts.prompt.size(); ++i) prompt += (i ? " " : "") + s.opts.prompt[i];
+  const bool one_shot = !prompt.empty();
+  // Image paths are looked for in the prompt typed as arguments (and in chat messages), not in piped text.
+  PromptWithImages typed = extract_prompt_images(prompt);
+  prompt = typed.text;
+  image_files.insert(image_files.end(), typed.images.begin(), typed.images.end());
+  s.pending = encode_images(s, image_files);
   const bool piped = !isatty(STDIN_FILENO);
   if (piped) {
     std::stringstream in;
@@ -440,15 +470,17 @@ void run(RunOptions o) {
     const std::string stdin_text = in.str();
     if (!stdin_text.empty()) prompt = prompt.empty() ? stdin_text : prompt + "\n\n" + stdin_text;
   }
-  if (!prompt.empty()) {
+  if (one_shot || !prompt.empty()) {
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, nullptr);
-    answer(s, prompt, false);
+    answer(s, prompt, std::move(s.pending), false);
     return;
   }
-  if (!s.images.empty()) throw std::invalid_argument("--image needs a prompt (argument or piped stdin)");
-  if (piped) return;  // empty stdin, no prompt: nothing to do
+  if (piped) {  // empty stdin, no prompt: nothing to do
+    if (!s.pending.empty()) throw std::invalid_argument("--image needs a prompt (an argument, piped stdin or the chat)");
+    return;
+  }
   interactive(s);
 }
 
@@ -465,10 +497,14 @@ void add_run_command(CLI::App& app) {
   c->add_option("--threads", o->threads, "threads (default: physical cores)");
   c->add_option("--kv", o->kv, "KV cache type: f16 (default) or f32");
   c->add_flag("--insecure", o->insecure, "allow plain HTTP registries when pulling");
-  c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable):\n" + parameters_help());
+  // Repeatable options take one value each, so a prompt after them stays the prompt.
+  c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable):\n" + parameters_help())
+      ->allow_extra_args(false);
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
-  c->add_option("--mmproj", o->mmproj, "vision projector GGUF (for --image)");
-  c->add_option("--image", o->images, "image file placed before the prompt text (repeatable; needs --mmproj and a prompt)");
+  c->add_option("--mmproj", o->mmproj, "vision projector GGUF (default: the model's projector layer, if any)");
+  c->add_option("--image", o->images,
+                "image file placed before the (first) prompt's text (repeatable; image paths typed in a prompt work too)")
+      ->allow_extra_args(false);
   c->callback([o] { run(*o); });
 }
 
