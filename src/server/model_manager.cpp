@@ -34,7 +34,7 @@ ModelManager::~ModelManager() {
 
 ImageEncoder& LoadedModel::image_encoder() const {
   if (images) return *images;
-  if (!projector_error.empty()) throw HttpError(500, "model '" + name + "': its vision projector could not be loaded: " + projector_error);
+  if (!projector_error.empty()) throw HttpError(400, "model '" + name + "' has a vision projector that cannot be used: " + projector_error);
   throw HttpError(400, "model has no vision projector: '" + name + "' cannot take images");
 }
 

@@ -48,8 +48,9 @@ struct LoadedModel {
   std::optional<std::chrono::nanoseconds> keep_alive;  // nullopt: forever
   std::chrono::system_clock::time_point expires_at;
 
-  // The encoder for a request with images: HttpError(400) when the model has no projector, 500 with the
-  // reason when its projector could not be loaded.
+  // The encoder for a request with images: HttpError(400) when the model has no projector, or when its
+  // projector could not be loaded (with the reason: another width, a bad file). 400, not 500: asking
+  // again cannot help, and clients retry 5xx answers.
   ImageEncoder& image_encoder() const;
 };
 
