@@ -1142,19 +1142,25 @@ TEST_F(ServerImages, ErrorsAreClear400s) {
   EXPECT_EQ(s2, 200) << ok.dump();
 }
 
-// A projector whose text width is not the model's is refused when the model loads: text still works,
+// A projector whose text width is not the model's: `g3n create` refuses the pair, but one that reaches
+// the store otherwise (another tool's manifest) is refused when the model loads: text still works,
 // images get a 400 that says why.
 TEST_F(ServerImages, MismatchedProjectorIsRefusedClearly) {
   start();
   RandomModelSpec spec;
   spec.n_embd = 128;
+  spec.quant = "f16";  // k-quants need rows of 256
   const fs::path narrow = root_ / "narrow.gguf";
   write_random_gemma3n(spec, narrow.string(), 1);
   store::ModelStore st = test_store();
   store::Modelfile mf;
   mf.from = narrow.string();
-  mf.extra_from = {kProjector};
-  store::create_model(st, store::parse_model_name("narrow"), mf, fs::current_path(), [](const std::string&) {});
+  const store::ModelName name = store::parse_model_name("narrow");
+  store::create_model(st, name, mf, fs::current_path(), [](const std::string&) {});
+  store::Manifest manifest = *st.read_manifest(name);
+  manifest.layers.push_back({std::string(store::media::kProjector), st.put_blob_file(kProjector),
+                      static_cast<int64_t>(fs::file_size(kProjector)), ""});
+  st.write_manifest(name, manifest);
   EXPECT_EQ(post("/api/generate", {{"model", "narrow"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(1)}}).first, 200);
   auto [s, r] = post("/api/generate", {{"model", "narrow"}, {"prompt", "x"}, {"images", {b64(file_bytes(kSceneJpg))}}, {"stream", false}});
   EXPECT_EQ(s, 400) << r.dump();

@@ -48,7 +48,8 @@ ImageInput from_data_url(std::string_view url, std::string where) {
   const std::string_view type = head.substr(0, head.find(';'));
   if (!type.empty() && type.rfind("image/", 0) != 0 && type != "application/octet-stream")
     throw HttpError(400, "invalid image data URL in " + where + ": media type \"" + std::string(type) + "\" is not an image");
-  return checked(decode_base64(url.substr(comma + 1), where), std::move(where));
+  std::vector<uint8_t> bytes = decode_base64(url.substr(comma + 1), where);  // before `where` moves
+  return checked(std::move(bytes), std::move(where));
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
@@ -113,7 +114,8 @@ class DisconnectWatch {
 
 ImageInput image_from_base64(std::string_view text, std::string where) {
   if (starts_with_ci(text, "data:")) return from_data_url(text, std::move(where));
-  return checked(decode_base64(text, where), std::move(where));
+  std::vector<uint8_t> bytes = decode_base64(text, where);  // before `where` moves
+  return checked(std::move(bytes), std::move(where));
 }
 
 ImageInput image_from_url(std::string_view url, std::string where) {
