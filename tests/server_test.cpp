@@ -1028,6 +1028,15 @@ TEST_F(ServerImages, EveryApiTakesAnImageAsItsRows) {
                                                 {"messages", {{{"role", "user"}, {"content", after}}}}});
   ASSERT_EQ(s4, 200) << o2.dump();
   EXPECT_EQ(o2["usage"]["prompt_tokens"], layout_rows(user_prompt(question + std::string(chat::kImagePlaceholder)), 1));
+  // After an earlier answer's context (its tokens first, then the new turn, no second BOS), and raw.
+  auto [s6, cont] = post("/api/generate", {{"model", "seeing"}, {"prompt", question}, {"images", {img}}, {"context", text["context"]},
+                                           {"stream", false}, {"options", greedy(1)}});
+  ASSERT_EQ(s6, 200) << cont.dump();
+  EXPECT_EQ(cont["prompt_eval_count"], text["context"].size() + want - 1);
+  const std::string raw = "Look: " + std::string(chat::kImagePlaceholder) + " now";
+  auto [s7, r7] = post("/api/generate", {{"model", "seeing"}, {"prompt", raw}, {"raw", true}, {"images", {img}}, {"stream", false}, {"options", greedy(1)}});
+  ASSERT_EQ(s7, 200) << r7.dump();
+  EXPECT_EQ(r7["prompt_eval_count"], layout_rows(raw, 1));
   // Streaming works the same way.
   auto [s5, body] = post_raw("/api/generate", json{{"model", "seeing"}, {"prompt", question}, {"images", {img}}, {"options", greedy(3)}}.dump());
   ASSERT_EQ(s5, 200);
