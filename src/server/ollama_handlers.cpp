@@ -35,10 +35,9 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
   auto out = std::make_shared<OllamaGenerateOutput>();
   out->model = r.model;
   out->with_context = !r.raw && r.images.empty();  // image rows are no token ids: no `context` for them
+  if (out->with_context) out->prompt.assign(bp.rows.tokens().begin(), bp.rows.tokens().end());
   out->truncated = static_cast<int>(bp.dropped_tokens);
-  auto g = submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out);
-  if (out->with_context) out->prompt.assign(g->job->prompt.tokens().begin(), g->job->prompt.tokens().end());
-  respond(s, res, std::move(g), r.stream);
+  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
 }
 
 void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {

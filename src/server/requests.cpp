@@ -129,10 +129,11 @@ std::vector<InMessage> openai_messages(const json& body) {
           after_text = true;
         } else if (type == "image_url") {
           const std::string where = "messages[" + std::to_string(index) + "].content[" + std::to_string(k) + "]";
-          const json& u = part.contains("image_url") ? part["image_url"] : json();
-          const json url = u.is_object() ? u.value("url", json()) : u;
-          if (!url.is_string()) throw HttpError(400, "invalid image_url in " + where + ": expected {\"url\": \"data:image/...;base64,...\"}");
-          images.push_back(image_from_url(url.get_ref<const std::string&>(), where));
+          // {"url": "..."} as OpenAI sends it, or the URL itself; read in place (it may be megabytes).
+          const json* url = part.contains("image_url") ? &part["image_url"] : nullptr;
+          if (url && url->is_object()) url = url->contains("url") ? &(*url)["url"] : nullptr;
+          if (!url || !url->is_string()) throw HttpError(400, "invalid image_url in " + where + ": expected {\"url\": \"data:image/...;base64,...\"}");
+          images.push_back(image_from_url(url->get_ref<const std::string&>(), where));
           content += chat::kImagePlaceholder;
           after_text = false;
         } else {
