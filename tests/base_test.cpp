@@ -1,4 +1,5 @@
-// src/base: the thread pool's exception handling, the fd and mapping owners, the atomic file write.
+// src/base: the thread pool's exception handling, the fd and mapping owners, the atomic file write,
+// base64 decoding.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/base64.h"
 #include "base/file.h"
 #include "base/thread_pool.h"
 
@@ -123,6 +125,40 @@ TEST(AtomicFileWriter, ReplacesTheTargetOnlyOnCommit) {
 
   EXPECT_THROW(write_file_atomic(dir / "no/such/dir/x", "x"), IoError);
   fs::remove_all(dir);
+}
+
+TEST(Base64, DecodesPaddedUnpaddedAndWrapped) {
+  const auto text = [](std::string_view b64) {
+    auto v = base64_decode(b64);
+    EXPECT_TRUE(v.has_value()) << b64;
+    return v ? std::string(v->begin(), v->end()) : std::string("<error>");
+  };
+  EXPECT_EQ(text(""), "");
+  EXPECT_EQ(text("aGVsbG8="), "hello");
+  EXPECT_EQ(text("aGVsbG8"), "hello");
+  EXPECT_EQ(text("aGVsbA=="), "hell");
+  EXPECT_EQ(text("aGVsbA"), "hell");
+  EXPECT_EQ(text("aGVs"), "hel");
+  EXPECT_EQ(text("aGVs\r\nbG8="), "hello");
+  const auto bytes = base64_decode("+/8A");
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(*bytes, (std::vector<uint8_t>{0xfb, 0xff, 0x00}));
+}
+
+TEST(Base64, RejectsWhatIsNotBase64AndSaysWhere) {
+  std::string why;
+  EXPECT_FALSE(base64_decode("aGV%bG8=", &why));
+  EXPECT_EQ(why, "invalid character '%' at offset 3");
+  EXPECT_FALSE(base64_decode("a", &why));
+  EXPECT_NE(why.find("truncated"), std::string::npos);
+  EXPECT_FALSE(base64_decode("=aGVs", &why));
+  EXPECT_NE(why.find("padding"), std::string::npos);
+  EXPECT_FALSE(base64_decode("aGVsbG8=aGVs", &why));
+  EXPECT_NE(why.find("after padding"), std::string::npos);
+  EXPECT_FALSE(base64_decode("aGVsbA=", &why));
+  EXPECT_NE(why.find("padding"), std::string::npos);
+  EXPECT_FALSE(base64_decode("aG\x80s", &why));
+  EXPECT_EQ(why, "invalid character byte 0x80 at offset 2");
 }
 
 }  // namespace

@@ -9,9 +9,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -21,12 +23,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/chat.h"
+#include "chat/image_prompt.h"
 #include "gguf/gguf.h"
+#include "media/image.h"
+#include "runtime/memory_estimate.h"
 #include "runtime/parameters.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/random_model.h"
+#include "vision/mmproj.h"
 #include "server/http.h"
 #include "sampling/json_constraint.h"
 #include "server/http_server.h"
 #include "server/options.h"
+#include "server/prompt.h"
+#include "server/requests.h"
 #include "server/server.h"
 #include "store/model_store.h"
 #include "store/modelfile.h"
@@ -62,6 +73,7 @@ class ServerFixture : public ::testing::Test {
     cfg.num_threads = 1;
     cfg.log_requests = false;
     cfg.sync_answer = sync_answer;
+    cfg.before_image_encode = image_hook_;
     store::ModelStore st(cfg.store);
     store::Modelfile mf;
     mf.from = kModel;
@@ -147,6 +159,7 @@ class ServerFixture : public ::testing::Test {
   fs::path root_;
   std::unique_ptr<server::Server> srv_;
   int port_ = 0;
+  std::function<void(const std::atomic<bool>&)> image_hook_;  // ServerConfig::before_image_encode
 };
 
 json greedy(int n) { return json{{"temperature", 0}, {"num_predict", n}}; }
@@ -879,6 +892,401 @@ TEST_F(ServerLoad, EightClientsTwentyRequestsEach) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_LE(rss_last - rss_after_first, 16 * 1024) << "server memory grew between the first and last round";
+}
+
+
+// ---- images ----
+
+const std::string kVisionDir = std::string(G3N_FIXTURES_DIR) + "/gemma3n-vision-tiny";
+const std::string kProjector = kVisionDir + "/models/gemma3n-vision-tiny-mmproj-f16.gguf";
+const std::string kSceneJpg = kVisionDir + "/inputs/scene_640x480.jpg";
+const std::string kGradientPng = kVisionDir + "/inputs/gradient_shapes_512x512.png";
+constexpr int kImageRows = 258;  // <start_of_image>, 256 soft rows, the <end_of_image> row
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string b64(std::string_view bytes) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    for (int k = 3; k >= 0; --k) out += abc[(v >> (6 * k)) & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = uint8_t(bytes[i]) << 16;
+    out += abc[v >> 18];
+    out += abc[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
+    out += abc[v >> 18];
+    out += abc[(v >> 12) & 63];
+    out += abc[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+uint32_t crc32(std::string_view data) {
+  uint32_t c = 0xffffffffu;
+  for (unsigned char b : data) {
+    c ^= b;
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+// A PNG whose header claims width x height (no pixel data): the pixel limit must refuse it unread.
+std::string png_header(uint32_t width, uint32_t height) {
+  const auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  const std::string ihdr = "IHDR" + be32(width) + be32(height) + std::string{8, 2, 0, 0, 0};
+  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + ihdr + be32(crc32(ihdr)) + be32(0) + "IDAT" + be32(crc32("IDAT"));
+}
+
+// The rows a rendered prompt with n images takes (the layout's count, with stand-in rows).
+size_t layout_rows(const std::string& rendered, size_t n_images) {
+  const GgufFile file = GgufFile::open(kModel);
+  const Tokenizer tok = Tokenizer::from_gguf(file);
+  const std::vector<float> soft(kImageRows - 2, 0.0f);
+  static const float end_row = 0.0f;
+  const std::vector<chat::ImageRows> rows(n_images, chat::ImageRows{soft, std::span<const float>(&end_row, 1), 1});
+  return chat::layout_image_prompt(tok, rendered, rows).size();
+}
+
+std::string user_prompt(const std::string& content) {
+  const std::vector<chat::Message> msgs{{chat::Role::User, content}};
+  return chat::format_gemma(msgs, true);
+}
+
+class ServerImages : public ServerFixture {
+ protected:
+  void SetUp() override {}  // each test starts the server, some with a hook first
+  // "seeing": the fixture's text model with the tiny vision projector (no params, no system prompt).
+  void add_seeing_model() const {
+    store::ModelStore st = test_store();
+    store::Modelfile mf;
+    mf.from = kModel;
+    mf.extra_from = {kProjector};
+    store::create_model(st, store::parse_model_name("seeing"), mf, fs::current_path(), [](const std::string&) {});
+  }
+  void start_seeing(int parallel = 2) {
+    start(parallel);
+    add_seeing_model();
+  }
+  // Polls a counter until it reaches `want` (the server updates some after the client has its answer).
+  double await_metric(const std::string& name, double want) const {
+    double v = metric(name);
+    for (int i = 0; i < 500 && v < want; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      v = metric(name);
+    }
+    return v;
+  }
+};
+
+TEST_F(ServerImages, EveryApiTakesAnImageAsItsRows) {
+  start_seeing();
+  const std::string img = b64(file_bytes(kSceneJpg));
+  const std::string question = "What is this?";
+  const size_t want = layout_rows(user_prompt(chat::images_then_text(1, question)), 1);
+
+  auto [s0, text] = post("/api/generate", {{"model", "seeing"}, {"prompt", question}, {"stream", false}, {"options", greedy(3)}});
+  ASSERT_EQ(s0, 200) << text.dump();
+  auto [s1, g] = post("/api/generate", {{"model", "seeing"}, {"prompt", question}, {"images", {img}}, {"stream", false}, {"options", greedy(3)}});
+  ASSERT_EQ(s1, 200) << g.dump();
+  EXPECT_EQ(g["eval_count"], 3);
+  EXPECT_EQ(g["prompt_eval_count"], want);
+  EXPECT_GE(g["prompt_eval_count"].get<int>() - text["prompt_eval_count"].get<int>(), kImageRows);
+  EXPECT_FALSE(g.contains("context")) << "image rows are no token ids";
+  EXPECT_EQ(metric("g3n_images_encoded_total"), 1);
+
+  // The same image through /api/chat (images before the text) and /v1 (an image part, then a text part):
+  // the same prompt, so the same rows and the same greedy answer; the image is not encoded again.
+  auto [s2, c] = post("/api/chat", {{"model", "seeing"}, {"stream", false}, {"options", greedy(3)},
+                                    {"messages", {{{"role", "user"}, {"content", question}, {"images", {img}}}}}});
+  ASSERT_EQ(s2, 200) << c.dump();
+  EXPECT_EQ(c["prompt_eval_count"], want);
+  EXPECT_EQ(c["message"]["content"], g["response"]);
+  const json parts = {{{"type", "image_url"}, {"image_url", {{"url", "data:image/jpeg;base64," + img}}}}, {{"type", "text"}, {"text", question}}};
+  auto [s3, o] = post("/v1/chat/completions", {{"model", "seeing"}, {"max_tokens", 3}, {"temperature", 0},
+                                               {"messages", {{{"role", "user"}, {"content", parts}}}}});
+  ASSERT_EQ(s3, 200) << o.dump();
+  EXPECT_EQ(o["usage"]["prompt_tokens"], want);
+  EXPECT_EQ(o["choices"][0]["message"]["content"], g["response"]);
+  // The whole prompt was this slot's last one: everything but the last row is reused.
+  EXPECT_EQ(o["usage"]["prompt_tokens_details"]["cached_tokens"], want - 1);
+  EXPECT_EQ(metric("g3n_images_encoded_total"), 1);
+  EXPECT_EQ(metric("g3n_images_cached_total"), 2);
+
+  // image_url as a plain string, after the text: another position, so other rows.
+  const json after = {{{"type", "text"}, {"text", question}}, {{"type", "image_url"}, {"image_url", "data:image/jpeg;base64," + img}}};
+  auto [s4, o2] = post("/v1/chat/completions", {{"model", "seeing"}, {"max_tokens", 2}, {"temperature", 0},
+                                                {"messages", {{{"role", "user"}, {"content", after}}}}});
+  ASSERT_EQ(s4, 200) << o2.dump();
+  EXPECT_EQ(o2["usage"]["prompt_tokens"], layout_rows(user_prompt(question + std::string(chat::kImagePlaceholder)), 1));
+  // After an earlier answer's context (its tokens first, then the new turn, no second BOS), and raw.
+  auto [s6, cont] = post("/api/generate", {{"model", "seeing"}, {"prompt", question}, {"images", {img}}, {"context", text["context"]},
+                                           {"stream", false}, {"options", greedy(1)}});
+  ASSERT_EQ(s6, 200) << cont.dump();
+  EXPECT_EQ(cont["prompt_eval_count"], text["context"].size() + want - 1);
+  const std::string raw = "Look: " + std::string(chat::kImagePlaceholder) + " now";
+  auto [s7, r7] = post("/api/generate", {{"model", "seeing"}, {"prompt", raw}, {"raw", true}, {"images", {img}}, {"stream", false}, {"options", greedy(1)}});
+  ASSERT_EQ(s7, 200) << r7.dump();
+  EXPECT_EQ(r7["prompt_eval_count"], layout_rows(raw, 1));
+  // Streaming works the same way.
+  auto [s5, body] = post_raw("/api/generate", json{{"model", "seeing"}, {"prompt", question}, {"images", {img}}, {"options", greedy(3)}}.dump());
+  ASSERT_EQ(s5, 200);
+  const auto lines = ndjson(body);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back()["prompt_eval_count"], want);
+}
+
+TEST_F(ServerImages, ContentPartsKeepTheirOrder) {
+  const std::string img = "data:image/png;base64," + b64(file_bytes(kGradientPng));
+  const json body = {{"model", "m"},
+                     {"messages",
+                      {{{"role", "user"},
+                        {"content",
+                         {{{"type", "text"}, {"text", "Compare"}}, {{"type", "image_url"}, {"image_url", {{"url", img}}}},
+                          {{"type", "text"}, {"text", "with"}}, {{"type", "text"}, {"text", "this:"}},
+                          {{"type", "image_url"}, {"image_url", img}}}}}}}};
+  const server::OpenAIRequest r = server::parse_openai_chat(body);
+  ASSERT_EQ(r.messages.size(), 1u);
+  const std::string ph(chat::kImagePlaceholder);
+  EXPECT_EQ(r.messages[0].content, "Compare" + ph + "with\nthis:" + ph);
+  ASSERT_EQ(r.messages[0].images.size(), 2u);
+  EXPECT_EQ(r.messages[0].images[0].where, "messages[0].content[1]");
+  EXPECT_EQ(r.messages[0].images[1].where, "messages[0].content[4]");
+  // Ollama's messages: images first, in array order.
+  const server::ChatRequest c = server::parse_chat(
+      {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", " Compare "}, {"images", {b64(file_bytes(kGradientPng)), b64(file_bytes(kSceneJpg))}}}}}});
+  EXPECT_EQ(c.messages[0].content, ph + ph + "Compare");
+  EXPECT_EQ(c.messages[0].images[1].bytes->size(), file_bytes(kSceneJpg).size());
+  EXPECT_EQ(c.messages[0].images[1].where, "messages[0].images[1]");
+}
+
+// Prompt fitting counts an image as its rows and never cuts one: the oldest turns go whole, with their
+// images; a prompt that still does not fit is a 400 that gives the numbers.
+TEST_F(ServerImages, FittingDropsOldTurnsWholeAndNeverCutsAnImage) {
+  const GgufFile file = GgufFile::open(kModel);
+  const Tokenizer tok = Tokenizer::from_gguf(file);
+  const auto image = [](const std::string& where) {
+    return server::ImageInput{std::make_shared<const std::vector<uint8_t>>(), where};
+  };
+  const std::string ph(chat::kImagePlaceholder);
+  const server::ImageShape shape{kImageRows, kImageRows - 2};
+  std::vector<server::InMessage> msgs = {{"user", ph + "first", {image("a")}}, {"assistant", "ok", {}}, {"user", ph + "second", {image("b")}}};
+  server::BuiltPrompt all = server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 2048, true, shape);
+  EXPECT_EQ(all.images.size(), 2u);
+  EXPECT_EQ(all.dropped_turns, 0u);
+  EXPECT_TRUE(all.rows.empty()) << "rows are laid out once the images are encoded";
+  server::BuiltPrompt last = server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 540, true, shape);
+  EXPECT_EQ(last.dropped_turns, 2u);
+  ASSERT_EQ(last.images.size(), 1u);
+  EXPECT_EQ(last.images[0].where, "b");
+  EXPECT_EQ(last.text.find("first"), std::string::npos);
+  EXPECT_NE(last.text.find(ph + "second"), std::string::npos);
+  try {
+    server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 540, /*truncate=*/false, shape);
+    ADD_FAILURE() << "truncate false: expected a 400";
+  } catch (const server::HttpError& e) {
+    EXPECT_EQ(e.status(), 400);
+  }
+  // Two images in the last turn cannot be dropped: the numbers, not a cut.
+  msgs = {{"user", ph + ph + "both", {image("a"), image("b")}}};
+  try {
+    server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 512, true, shape);
+    ADD_FAILURE() << "expected a 400";
+  } catch (const server::HttpError& e) {
+    EXPECT_EQ(e.status(), 400);
+    const std::string m = e.what();
+    EXPECT_NE(m.find("2 image(s) of 258 rows each"), std::string::npos) << m;
+    EXPECT_NE(m.find("but num_ctx is 512"), std::string::npos) << m;
+  }
+  // A text that spells the image marker would shift the images: refused.
+  msgs = {{"user", ph + "see " + ph, {image("a")}}};
+  EXPECT_THROW(server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 2048, true, shape), server::HttpError);
+}
+
+TEST_F(ServerImages, ErrorsAreClear400s) {
+  start_seeing();
+  const std::string jpg = file_bytes(kSceneJpg);
+  const auto gen_error = [&](const std::string& model, const json& images, const json& options = greedy(1)) {
+    auto [s, r] = post("/api/generate", {{"model", model}, {"prompt", "x"}, {"images", images}, {"stream", false}, {"options", options}});
+    EXPECT_EQ(s, 400) << r.dump();
+    return r.value("error", std::string());
+  };
+  const auto has = [](const std::string& msg, const std::string& part) {
+    EXPECT_NE(msg.find(part), std::string::npos) << "'" << msg << "' lacks '" << part << "'";
+  };
+  has(gen_error("seeing", {"not-base64"}), "images[0]: not base64 (invalid character '-' at offset 3)");
+  has(gen_error("seeing", {b64(jpg), "aGVsbG8gd29ybGQ="}), "invalid image in images[1]: image: unknown format");
+  has(gen_error("seeing", {""}), "invalid image in images[0]: no data");
+  has(gen_error("seeing", {7}), "invalid type for \"images[0]\"");
+  has(gen_error("seeing", "abc"), "invalid type for \"images\"");
+  has(gen_error("seeing", {b64(jpg.substr(0, jpg.size() / 2))}), "invalid image in images[0]: JPEG");
+  has(gen_error("seeing", {b64(png_header(9000, 9000))}), "image too large in images[0]: 9000x9000 is 81000000 pixels");
+  has(gen_error("tiny", {b64(jpg)}), "model has no vision projector");
+  has(gen_error("seeing", {b64(jpg), b64(jpg)}, json{{"num_ctx", 512}}), "but num_ctx is 512");
+  auto [s1, c] = post("/api/chat", {{"model", "seeing"}, {"messages", {{{"role", "user"}, {"content", "x"}, {"images", {"%%%"}}}}}});
+  EXPECT_EQ(s1, 400);
+  has(c["error"], "messages[0].images[0]: not base64");
+  const auto openai_error = [&](const json& part) {
+    auto [s, r] = post("/v1/chat/completions", {{"model", "seeing"}, {"messages", {{{"role", "user"}, {"content", {part}}}}}});
+    EXPECT_EQ(s, 400) << r.dump();
+    return r["error"].value("message", std::string());
+  };
+  has(openai_error({{"type", "image_url"}, {"image_url", {{"url", "https://example.com/cat.png"}}}}), "the server makes no outbound requests");
+  has(openai_error({{"type", "image_url"}, {"image_url", "http://example.com/cat.png"}}), "the server makes no outbound requests");
+  has(openai_error({{"type", "image_url"}, {"image_url", {{"url", "file:///etc/passwd"}}}}), "expected a data URL");
+  has(openai_error({{"type", "image_url"}, {"image_url", {{"url", "data:image/png,hello"}}}}), "the data must be base64");
+  has(openai_error({{"type", "image_url"}, {"image_url", {{"url", "data:text/plain;base64,aGVsbG8="}}}}), "is not an image");
+  has(openai_error({{"type", "image_url"}, {"image_url", {{"detail", "high"}}}}), "invalid image_url in messages[0].content[0]");
+  // Still serving, images included.
+  auto [s2, ok] = post("/api/generate", {{"model", "seeing"}, {"prompt", "x"}, {"images", {b64(jpg)}}, {"stream", false}, {"options", greedy(1)}});
+  EXPECT_EQ(s2, 200) << ok.dump();
+}
+
+// A projector whose text width is not the model's: `g3n create` refuses the pair, but one that reaches
+// the store otherwise (another tool's manifest) is refused when the model loads: text still works,
+// images get a 400 that says why.
+TEST_F(ServerImages, MismatchedProjectorIsRefusedClearly) {
+  start();
+  RandomModelSpec spec;
+  spec.n_embd = 128;
+  spec.quant = "f16";  // k-quants need rows of 256
+  const fs::path narrow = root_ / "narrow.gguf";
+  write_random_gemma3n(spec, narrow.string(), 1);
+  store::ModelStore st = test_store();
+  store::Modelfile mf;
+  mf.from = narrow.string();
+  const store::ModelName name = store::parse_model_name("narrow");
+  store::create_model(st, name, mf, fs::current_path(), [](const std::string&) {});
+  store::Manifest manifest = *st.read_manifest(name);
+  manifest.layers.push_back({std::string(store::media::kProjector), st.put_blob_file(kProjector),
+                      static_cast<int64_t>(fs::file_size(kProjector)), ""});
+  st.write_manifest(name, manifest);
+  EXPECT_EQ(post("/api/generate", {{"model", "narrow"}, {"prompt", "x"}, {"stream", false}, {"options", greedy(1)}}).first, 200);
+  auto [s, r] = post("/api/generate", {{"model", "narrow"}, {"prompt", "x"}, {"images", {b64(file_bytes(kSceneJpg))}}, {"stream", false}});
+  EXPECT_EQ(s, 400) << r.dump();
+  const std::string m = r["error"];
+  EXPECT_NE(m.find("vision projector that cannot be used"), std::string::npos) << m;
+  EXPECT_NE(m.find("text width is 256 but the model's embedding width is 128"), std::string::npos) << m;
+}
+
+// Encoding runs in the request's thread, not the scheduler's loop: while one request's image is held
+// in its encode, another request generates to the end.
+TEST_F(ServerImages, TextCompletesWhileAnImageEncodes) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool encoding = false, release = false;
+  image_hook_ = [&](const std::atomic<bool>&) {
+    std::unique_lock lk(mu);
+    encoding = true;
+    cv.notify_all();
+    cv.wait_for(lk, std::chrono::seconds(60), [&] { return release; });
+  };
+  start_seeing();
+  std::pair<int, json> image_answer;
+  std::thread image_request([&] {
+    image_answer = post("/api/generate", {{"model", "seeing"}, {"prompt", "x"}, {"images", {b64(file_bytes(kSceneJpg))}},
+                                          {"stream", false}, {"options", greedy(2)}});
+  });
+  {
+    std::unique_lock lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(60), [&] { return encoding; }));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [s, text] = post("/api/generate", {{"model", "seeing"}, {"prompt", "Hello"}, {"stream", false}, {"options", greedy(8)}});
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  {
+    std::lock_guard lk(mu);
+    EXPECT_FALSE(release) << "the text request finished only after the encode was released";
+    release = true;
+  }
+  cv.notify_all();
+  image_request.join();
+  EXPECT_EQ(s, 200) << text.dump();
+  EXPECT_EQ(text["eval_count"], 8);
+  EXPECT_LT(waited, 50.0);
+  EXPECT_EQ(image_answer.first, 200) << image_answer.second.dump();
+}
+
+// A client that hangs up while its image encodes cancels the encode (the flag the tower polls between
+// blocks is set), and nothing is generated for it.
+TEST_F(ServerImages, DisconnectCancelsTheEncode) {
+  std::atomic<int> saw_cancel{0};
+  std::atomic<bool> hold{true};
+  image_hook_ = [&](const std::atomic<bool>& cancel) {
+    if (!hold.load()) return;
+    for (int i = 0; i < 3000 && !cancel.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    saw_cancel = cancel.load() ? 1 : -1;
+  };
+  start_seeing();
+  {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(1, 0);  // gives up (and closes the connection) while the image is "encoding"
+    auto r = c.Post("/api/generate", json{{"model", "seeing"}, {"prompt", "x"}, {"images", {b64(file_bytes(kSceneJpg))}},
+                                          {"options", greedy(50)}}.dump(), "application/json");
+    EXPECT_FALSE(r);
+  }
+  EXPECT_EQ(await_metric("g3n_image_encodes_cancelled_total", 1), 1);
+  EXPECT_EQ(saw_cancel.load(), 1);
+  EXPECT_EQ(metric("g3n_images_encoded_total"), 0);
+  EXPECT_EQ(metric("g3n_tokens_generated_total"), 0);
+  hold = false;
+  // The server goes on serving images (the cancelled image was never cached).
+  auto [s, r] = post("/api/generate", {{"model", "seeing"}, {"prompt", "x"}, {"images", {b64(file_bytes(kSceneJpg))}},
+                                       {"stream", false}, {"options", greedy(1)}});
+  EXPECT_EQ(s, 200) << r.dump();
+}
+
+// A conversation that sends its image again in a later turn: the image is not encoded again, and the
+// slot's cached rows (the image's included) are reused.
+TEST_F(ServerImages, LaterTurnsReuseTheImageAndItsRows) {
+  start_seeing(/*parallel=*/1);
+  const std::string img = b64(file_bytes(kGradientPng));
+  json messages = {{{"role", "user"}, {"content", "Describe it."}, {"images", {img}}}};
+  auto [s1, r1] = post("/api/chat", {{"model", "seeing"}, {"messages", messages}, {"stream", false}, {"options", greedy(4)}});
+  ASSERT_EQ(s1, 200) << r1.dump();
+  const int first = r1["prompt_eval_count"];
+  EXPECT_GT(first, kImageRows);
+  EXPECT_EQ(metric("g3n_images_encoded_total"), 1);
+  const double cached_before = metric("g3n_prompt_cached_tokens_total");
+  messages.push_back(r1["message"]);
+  messages.push_back({{"role", "user"}, {"content", "And the colours?"}});
+  auto [s2, r2] = post("/api/chat", {{"model", "seeing"}, {"messages", messages}, {"stream", false}, {"options", greedy(4)}});
+  ASSERT_EQ(s2, 200) << r2.dump();
+  EXPECT_GT(r2["prompt_eval_count"].get<int>(), first);
+  EXPECT_EQ(metric("g3n_images_encoded_total"), 1) << "the image was encoded again";
+  EXPECT_EQ(metric("g3n_images_cached_total"), 1);
+  // Every row of the first prompt, image included, came from the slot's cache (the answer's own
+  // tokens may tokenize differently once they are text in the next prompt).
+  EXPECT_GE(metric("g3n_prompt_cached_tokens_total") - cached_before, first);
+}
+
+TEST_F(ServerImages, PsAndTheEstimateCountTheProjector) {
+  start_seeing();
+  ASSERT_EQ(post("/api/generate", {{"model", "tiny"}}).first, 200);
+  ASSERT_EQ(post("/api/generate", {{"model", "seeing"}}).first, 200);
+  const Mmproj mm = load_mmproj(kProjector);
+  const ProjectorEstimate est = estimate_projector_memory(mm);
+  uint64_t tensor_bytes = 0;
+  for (const auto& t : mm.file->tensors()) tensor_bytes += t.nbytes;
+  EXPECT_GT(est.weights, tensor_bytes);  // plus the k x k kernels decoded to f32
+  EXPECT_LT(est.weights, 2 * tensor_bytes + (1u << 20));
+  // At least the input and the stem's output at 512 x 512; the largest map of the tiny tower is the
+  // first block's 32-channel expansion at 128 x 128 next to its input and output.
+  EXPECT_GE(est.activations, 4u * (3 * 512 * 512 + 8 * 256 * 256));
+  EXPECT_LT(est.activations, 64u << 20);
+  const json ps = get("/api/ps").second;
+  int64_t tiny = 0, seeing = 0;
+  for (const auto& m : ps["models"]) (m["name"] == "tiny:latest" ? tiny : seeing) = m["size"];
+  EXPECT_EQ(seeing - tiny, static_cast<int64_t>(est.total()));
 }
 
 }  // namespace

@@ -32,15 +32,26 @@ ImageEncoder::ImageEncoder(const std::string& mmproj_path, int64_t n_embd, int t
 
 ImageEncoder::~ImageEncoder() = default;
 
-std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t> bytes, const std::atomic<bool>* cancel) {
-  const uint64_t key = content_key(bytes);
-  std::lock_guard<std::mutex> lock(mu_);
+std::shared_ptr<const EncodedImage> ImageEncoder::lookup_locked(uint64_t key) {
   for (auto it = cache_.begin(); it != cache_.end(); ++it)
     if ((*it)->key == key) {
       auto hit = *it;
       cache_.splice(cache_.begin(), cache_, it);
       return hit;
     }
+  return nullptr;
+}
+
+std::shared_ptr<const EncodedImage> ImageEncoder::cached(std::span<const uint8_t> bytes) {
+  const uint64_t key = content_key(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  return lookup_locked(key);
+}
+
+std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t> bytes, const std::atomic<bool>* cancel) {
+  const uint64_t key = content_key(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto hit = lookup_locked(key)) return hit;
   auto out = std::make_shared<EncodedImage>();
   out->key = key;
   auto t0 = std::chrono::steady_clock::now();

@@ -58,6 +58,10 @@ class ImageEncoder {
   // reentrant); callers wait on a mutex. cancel: polled between tower blocks (VisionCancelled).
   std::shared_ptr<const EncodedImage> encode(std::span<const uint8_t> bytes, const std::atomic<bool>* cancel = nullptr);
   std::shared_ptr<const EncodedImage> encode_file(const std::string& path, const std::atomic<bool>* cancel = nullptr);
+  // The cached encoding of these bytes (marked most recently used), or null: nothing is decoded or encoded.
+  // Lets a caller tell a cache hit from an encode (the server counts them, and runs its hooks only
+  // before real work).
+  std::shared_ptr<const EncodedImage> cached(std::span<const uint8_t> bytes);
 
   static constexpr size_t kCacheImages = 16;
 
@@ -67,6 +71,8 @@ class ImageEncoder {
   bool fast_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<float> end_row_;
+  std::shared_ptr<const EncodedImage> lookup_locked(uint64_t key);  // mu_ held
+
   std::mutex mu_;  // guards the pool and the cache
   std::list<std::shared_ptr<const EncodedImage>> cache_;  // most recent first
 };

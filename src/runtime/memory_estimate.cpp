@@ -4,7 +4,9 @@
 #include <fstream>
 #include <string>
 
+#include "gguf/gguf.h"
 #include "model/model.h"
+#include "vision/mmproj.h"
 
 namespace g3n {
 
@@ -36,6 +38,49 @@ MemoryEstimate estimate_memory(const Model& model, const ContextParams& params) 
                                   3 * static_cast<uint64_t>(c.n_head) * c.head_dim);
   m.buffers = per_token * n_batch + 4ull * c.n_vocab;  // one logits row (generation asks for the last only)
   return m;
+}
+
+ProjectorEstimate estimate_projector_memory(const Mmproj& mm) {
+  ProjectorEstimate e;
+  if (mm.file)
+    for (const auto& t : mm.file->tensors()) e.weights += t.nbytes;
+  const auto kernel = [](const ConvKernel& k) { return static_cast<uint64_t>(k.w.size()) * sizeof(float); };
+  e.weights += kernel(mm.tower.stem);
+  for (const VisionBlock& b : mm.tower.blocks)
+    e.weights += kernel(b.conv_exp) + kernel(b.dw_start) + kernel(b.dw_mid) + kernel(b.key_down) + kernel(b.value_down);
+
+  // Floats live at once, per stage of the tower; the allowance is the largest.
+  const auto half = [](uint64_t s) { return (s + 1) / 2; };  // SAME padding, stride 2
+  const uint64_t n = static_cast<uint64_t>(std::max<int64_t>(mm.config.image_size, 0));
+  uint64_t s = half(n);                                   // after the stem
+  const uint64_t c0 = static_cast<uint64_t>(mm.tower.stem.out);
+  uint64_t peak = 3 * n * n + c0 * s * s;
+  uint64_t stage2_side = 0;
+  for (const VisionBlock& b : mm.tower.blocks) {
+    const uint64_t in = static_cast<uint64_t>(b.in), out = static_cast<uint64_t>(b.out);
+    const uint64_t s_out = b.stride == 2 ? half(s) : s;
+    uint64_t live = in * s * s + out * s_out * s_out;
+    if (b.kind == VisionBlockKind::EdgeResidual) {
+      live += static_cast<uint64_t>(b.conv_exp.out) * s_out * s_out;
+    } else if (b.kind == VisionBlockKind::UniversalInvertedResidual) {
+      live += 2 * static_cast<uint64_t>(b.pw_exp.n_out) * s * s;
+    } else {
+      const uint64_t p = s * s, kv = b.key_down.empty() ? p : half(s) * half(s);
+      const uint64_t heads = static_cast<uint64_t>(b.heads), d = static_cast<uint64_t>(b.head_dim);
+      live += heads * d * p * 2 + 2 * d * kv + heads * p * kv;  // q and the heads' output, k and v, scores
+    }
+    peak = std::max(peak, live);
+    s = s_out;
+    if (b.stage == 2) stage2_side = s;
+  }
+  if (stage2_side > 0) {
+    const uint64_t p = stage2_side * stage2_side;
+    const uint64_t msfa = (static_cast<uint64_t>(mm.tower.msfa_in) + static_cast<uint64_t>(mm.tower.msfa_exp.n_out) +
+                           static_cast<uint64_t>(mm.tower.msfa_proj.n_out)) * p;
+    peak = std::max(peak, msfa);
+  }
+  e.activations = peak * sizeof(float);
+  return e;
 }
 
 std::optional<uint64_t> available_memory_bytes() {

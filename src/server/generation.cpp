@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/thread_pool.h"
+#include "server/images.h"
 #include "server/options.h"
 
 namespace g3n::server {
@@ -77,12 +78,14 @@ ContextParams context_params(const LoadedModel& m, const Parameters& par) {
   return p;
 }
 
-std::shared_ptr<Generation> submit(std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
+std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
                                    std::shared_ptr<Output> out) {
+  // Off the scheduler's loop: the other sequences keep generating while this request's images encode.
+  encode_prompt_images(state, **lease, req, prompt);
   auto g = std::make_shared<Generation>();
   g->job = std::make_shared<Job>();
-  g->job->prompt = InputRows(prompt.tokens);
+  g->job->prompt = std::move(prompt.rows);
   g->job->sampling = params.sampling;
   g->job->ctx_params = context_params(**lease, params);
   g->job->schema = std::move(schema);

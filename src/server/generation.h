@@ -35,8 +35,9 @@ struct Generation {
   int truncated = 0;
 };
 
-// Queues the prompt on the model's scheduler; HttpError(503) when its queue is full.
-std::shared_ptr<Generation> submit(std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
+// Encodes the prompt's images, if any, in this (the request's) thread, then queues the prompt on the
+// model's scheduler; HttpError(503) when its queue is full.
+std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
                                    std::shared_ptr<Output> out);
 

@@ -1,6 +1,13 @@
 #include "server/http_server.h"
 
+#include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -33,6 +40,71 @@ class SinkAdapter : public ChunkSink {
  private:
   httplib::DataSink& s_;
 };
+
+// A socket address as cpp-httplib writes Request::remote_addr/remote_port: numeric host and port.
+bool endpoint_of(const sockaddr_storage& a, socklen_t len, std::string& host, int& port) {
+  if (a.ss_family == AF_INET) port = ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+  else if (a.ss_family == AF_INET6) port = ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  else return false;
+  char buf[NI_MAXHOST];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) != 0) return false;
+  host = buf;
+  return true;
+}
+
+// The request's connection. cpp-httplib 0.11 does not give handlers its socket, but a handler runs
+// while the connection is open, and the one socket of this process whose ends are the request's
+// addresses is that connection. -1 when none is found (not Linux, or not TCP).
+int connection_socket(const std::string& remote_addr, int remote_port, int local_port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (const dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    std::string host;
+    int port = -1;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 || !endpoint_of(a, len, host, port) ||
+        port != remote_port || host != remote_addr)
+      continue;
+    if (local_port > 0) {
+      len = sizeof a;
+      if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&a), &len) != 0 || !endpoint_of(a, len, host, port) ||
+          port != local_port)
+        continue;
+    }
+    found = static_cast<int>(fd);
+    break;
+  }
+  closedir(dir);
+  return found;
+}
+
+// HttpRequest::client_gone for a request: a peek at its socket. An orderly close reads as end of file,
+// a reset as an error; pending bytes (a pipelined next request) or nothing yet mean the client is there.
+std::function<bool()> client_gone_probe(const httplib::Request& req) {
+  struct Probe {
+    std::mutex mu;
+    bool looked = false;
+    int fd = -1;
+  };
+  auto p = std::make_shared<Probe>();
+  return [p, addr = req.remote_addr, port = req.remote_port, local = req.local_port] {
+    std::lock_guard lk(p->mu);
+    if (!p->looked) {
+      p->fd = connection_socket(addr, port, local);
+      p->looked = true;
+    }
+    if (p->fd < 0) return false;
+    char c;
+    const ssize_t n = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  };
+}
 
 }  // namespace
 
@@ -100,6 +172,7 @@ struct HttpServer::Impl {
       for (const auto& [k, v] : hreq.headers) req.headers.emplace_back(k, v);
       for (size_t m = 1; m < hreq.matches.size(); ++m) req.params.push_back(hreq.matches[m]);
       req.stats = stats_of(hreq);
+      req.client_gone = client_gone_probe(hreq);
       HttpResponse res;
       try {
         route.handler(req, res);

@@ -23,6 +23,10 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::string> params;  // the route pattern's {captures}, in order
   std::shared_ptr<RequestStats> stats = std::make_shared<RequestStats>();
+  // Whether the client has closed (or reset) its connection, read without consuming anything. For work
+  // a handler does before its response starts (encoding a request's images), when no write can probe
+  // the connection. Callable from any thread while the handler runs; null when the wiring cannot tell.
+  std::function<bool()> client_gone;
 
   // A header's value (names compare without case); empty when absent.
   std::string header(std::string_view name) const;

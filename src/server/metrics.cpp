@@ -14,8 +14,25 @@ void Metrics::record_generation(const GenerateStats& st) {
   std::lock_guard lk(mu_);
   tokens_generated_ += static_cast<uint64_t>(st.gen_tokens);
   prompt_tokens_ += static_cast<uint64_t>(st.prompt_tokens);
+  prompt_cached_ += static_cast<uint64_t>(st.cached_tokens);
   eval_seconds_ += st.gen_s;
   if (st.gen_tokens > 1 && st.gen_s > 0) last_tokens_per_second_ = (st.gen_tokens - 1) / st.gen_s;
+}
+
+void Metrics::record_image_encoded(double seconds) {
+  std::lock_guard lk(mu_);
+  ++images_encoded_;
+  image_seconds_ += seconds;
+}
+
+void Metrics::record_image_cached() {
+  std::lock_guard lk(mu_);
+  ++images_cached_;
+}
+
+void Metrics::record_image_cancelled() {
+  std::lock_guard lk(mu_);
+  ++images_cancelled_;
 }
 
 std::string Metrics::text(int queued, int active, size_t loaded_models) const {
@@ -39,8 +56,23 @@ std::string Metrics::text(int queued, int active, size_t loaded_models) const {
                   "# HELP g3n_tokens_generated_total Tokens sampled for all requests.\n# TYPE g3n_tokens_generated_total counter\n"
                   "g3n_tokens_generated_total %llu\n"
                   "# HELP g3n_prompt_tokens_total Prompt tokens of all requests.\n# TYPE g3n_prompt_tokens_total counter\n"
-                  "g3n_prompt_tokens_total %llu\n",
-                  static_cast<unsigned long long>(tokens_generated_), static_cast<unsigned long long>(prompt_tokens_));
+                  "g3n_prompt_tokens_total %llu\n"
+                  "# HELP g3n_prompt_cached_tokens_total Prompt rows reused from a slot's cache instead of evaluated.\n"
+                  "# TYPE g3n_prompt_cached_tokens_total counter\ng3n_prompt_cached_tokens_total %llu\n",
+                  static_cast<unsigned long long>(tokens_generated_), static_cast<unsigned long long>(prompt_tokens_),
+                  static_cast<unsigned long long>(prompt_cached_));
+    o += buf;
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_images_encoded_total Request images run through the vision encoder.\n"
+                  "# TYPE g3n_images_encoded_total counter\ng3n_images_encoded_total %llu\n"
+                  "# HELP g3n_images_cached_total Request images found in the encoder's cache (not encoded again).\n"
+                  "# TYPE g3n_images_cached_total counter\ng3n_images_cached_total %llu\n"
+                  "# HELP g3n_image_encodes_cancelled_total Image encodes stopped because the client went away.\n"
+                  "# TYPE g3n_image_encodes_cancelled_total counter\ng3n_image_encodes_cancelled_total %llu\n"
+                  "# HELP g3n_image_encode_seconds_total Time spent decoding and encoding images.\n"
+                  "# TYPE g3n_image_encode_seconds_total counter\ng3n_image_encode_seconds_total %.6f\n",
+                  static_cast<unsigned long long>(images_encoded_), static_cast<unsigned long long>(images_cached_),
+                  static_cast<unsigned long long>(images_cancelled_), image_seconds_);
     o += buf;
     std::snprintf(buf, sizeof buf,
                   "# HELP g3n_eval_seconds_total Time spent generating tokens, summed over requests.\n"

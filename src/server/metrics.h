@@ -16,6 +16,11 @@ class Metrics {
   void record_request(const std::string& label, int status, double seconds);
   // One finished (or cancelled) generation.
   void record_generation(const GenerateStats& st);
+  // One image of a request: encoded (seconds: decode, preprocess and tower), taken from the encoder's
+  // cache, or cancelled while it encoded (the client went away).
+  void record_image_encoded(double seconds);
+  void record_image_cached();
+  void record_image_cancelled();
   // The whole exposition; the gauges come from the caller.
   std::string text(int queued, int active, size_t loaded_models) const;
 
@@ -23,7 +28,9 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::map<std::string, double> seconds_;
-  uint64_t tokens_generated_ = 0, prompt_tokens_ = 0;
+  uint64_t tokens_generated_ = 0, prompt_tokens_ = 0, prompt_cached_ = 0;
+  uint64_t images_encoded_ = 0, images_cached_ = 0, images_cancelled_ = 0;
+  double image_seconds_ = 0;
   double eval_seconds_ = 0;
   double last_tokens_per_second_ = 0;
 };

@@ -1,6 +1,9 @@
 #include "server/model_manager.h"
 
+#include <cstdio>
 #include <filesystem>
+
+#include "runtime/memory_estimate.h"
 
 #include "server/options.h"
 #include "store/model_name.h"
@@ -10,8 +13,8 @@ namespace fs = std::filesystem;
 using SysClock = std::chrono::system_clock;
 
 ModelManager::ModelManager(store::StoreConfig store, SchedulerConfig sched,
-                           std::optional<std::chrono::nanoseconds> default_keep_alive)
-    : store_(std::move(store)), sched_cfg_(sched), default_keep_alive_(default_keep_alive) {
+                           std::optional<std::chrono::nanoseconds> default_keep_alive, int image_threads)
+    : store_(std::move(store)), sched_cfg_(sched), image_threads_(image_threads), default_keep_alive_(default_keep_alive) {
   reaper_ = std::thread([this] { reap(); });
 }
 
@@ -28,6 +31,12 @@ ModelManager::~ModelManager() {
     gone.swap(models_);
   }
 }  // `gone` is destroyed here, outside the lock: schedulers join their workers
+
+ImageEncoder& LoadedModel::image_encoder() const {
+  if (images) return *images;
+  if (!projector_error.empty()) throw HttpError(400, "model '" + name + "' has a vision projector that cannot be used: " + projector_error);
+  throw HttpError(400, "model has no vision projector: '" + name + "' cannot take images");
+}
 
 ModelManager::Lease::~Lease() { mgr_->release(lm_, keep_alive_); }
 
@@ -81,6 +90,18 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   lm->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(lm->model->file()));
   lm->texts = std::make_unique<TokenTexts>(*lm->tok);
   lm->sched = std::make_unique<Scheduler>(*lm->model, *lm->tok, *lm->texts, sched_cfg_);
+  if (!lm->resolved.projectors.empty()) {
+    // Only ever the store's projector layer: no request names a file. A projector that does not fit the
+    // model (another text width) is refused here, once; the model still answers text.
+    try {
+      lm->images = std::make_unique<ImageEncoder>(lm->resolved.projectors.front().string(), lm->model->config().n_embd, image_threads_,
+                                                  /*fast=*/true);
+      lm->projector_bytes = estimate_projector_memory(lm->images->projector()).total();
+    } catch (const std::exception& e) {
+      lm->projector_error = e.what();
+      std::fprintf(stderr, "warning: %s: vision projector not loaded: %s\n", lm->name.c_str(), e.what());
+    }
+  }
   std::error_code ec;
   lm->file_size = static_cast<int64_t>(fs::file_size(lm->resolved.gguf_path, ec));
   lm->loaded_at = SysClock::now();

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "media/image_encoder.h"
 #include "model/model.h"
 #include "registry/resolve.h"
 #include "sampling/json_constraint.h"
@@ -34,17 +35,30 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<TokenTexts> texts;
   std::unique_ptr<Scheduler> sched;
+  // The vision projector (the model's first projector layer), loaded with the model on the fast vision
+  // path with its own thread pool. Null when the model has none, or when it could not be loaded
+  // (projector_error says why; text requests still work).
+  std::unique_ptr<ImageEncoder> images;
+  std::string projector_error;
+  uint64_t projector_bytes = 0;  // estimate_projector_memory: weights plus one encode's activations
   int64_t file_size = 0;
   std::chrono::system_clock::time_point loaded_at;
   // Guarded by the manager's mutex.
   int users = 0;
   std::optional<std::chrono::nanoseconds> keep_alive;  // nullopt: forever
   std::chrono::system_clock::time_point expires_at;
+
+  // The encoder for a request with images: HttpError(400) when the model has no projector, or when its
+  // projector could not be loaded (with the reason: another width, a bad file). 400, not 500: asking
+  // again cannot help, and clients retry 5xx answers.
+  ImageEncoder& image_encoder() const;
 };
 
 class ModelManager {
  public:
-  ModelManager(store::StoreConfig store, SchedulerConfig sched, std::optional<std::chrono::nanoseconds> default_keep_alive);
+  // image_threads: each projector's own pool (0: the machine's physical cores).
+  ModelManager(store::StoreConfig store, SchedulerConfig sched, std::optional<std::chrono::nanoseconds> default_keep_alive,
+               int image_threads = 0);
   ~ModelManager();
 
   // Keeps a model loaded while alive; on destruction starts its keep_alive timer.
@@ -89,6 +103,7 @@ class ModelManager {
 
   store::StoreConfig store_;
   SchedulerConfig sched_cfg_;
+  int image_threads_ = 0;
   std::optional<std::chrono::nanoseconds> default_keep_alive_;
   mutable std::mutex mu_;
   std::mutex load_mu_;  // one load at a time; lookups of loaded models never wait for it

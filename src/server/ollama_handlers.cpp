@@ -3,6 +3,7 @@
 
 #include "server/generation.h"
 #include "server/handlers.h"
+#include "server/images.h"
 #include "server/options.h"
 #include "server/requests.h"
 
@@ -20,7 +21,8 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
   auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
   LoadedModel& m = **lease;
   const Parameters params = request_parameters(s.cfg, m, r.options);
-  if (r.prompt.empty() && r.context.empty()) {
+  const ImageShape image = image_shape(m, !r.images.empty());
+  if (r.prompt.empty() && r.context.empty() && r.images.empty()) {
     set_json(res, 200, json{{"model", r.model}, {"created_at", rfc3339(std::chrono::system_clock::now())}, {"response", ""},
                             {"done", true}, {"done_reason", load_reason(r.keep_alive)}});
     return;
@@ -29,13 +31,13 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
     if (t < 0 || t >= m.tok->n_vocab()) throw HttpError(400, "invalid token id in context: " + std::to_string(t));
   const ContextParams cp = context_params(m, params);
   const std::optional<std::string> system = r.system ? r.system : m.resolved.system;
-  BuiltPrompt bp = build_generate_prompt(r.prompt, system, r.raw, r.context, *m.tok, cp.n_ctx, r.truncate);
+  BuiltPrompt bp = build_generate_prompt(r.prompt, system, r.raw, r.context, *m.tok, cp.n_ctx, r.truncate, r.images, image);
   auto out = std::make_shared<OllamaGenerateOutput>();
   out->model = r.model;
-  out->with_context = !r.raw;
-  out->prompt = bp.tokens;
+  out->with_context = !r.raw && r.images.empty();  // image rows are no token ids: no `context` for them
+  if (out->with_context) out->prompt.assign(bp.rows.tokens().begin(), bp.rows.tokens().end());
   out->truncated = static_cast<int>(bp.dropped_tokens);
-  respond(s, res, submit(std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
+  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
 }
 
 void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
@@ -51,11 +53,12 @@ void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
     return;
   }
   const ContextParams cp = context_params(m, params);
-  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, r.truncate);
+  const ImageShape image = image_shape(m, has_images(r.messages));
+  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, r.truncate, image);
   auto out = std::make_shared<OllamaChatOutput>();
   out->model = r.model;
   out->truncated = static_cast<int>(bp.dropped_tokens + bp.dropped_turns);
-  respond(s, res, submit(std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
+  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
 }
 
 }  // namespace g3n::server

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <map>
 
+#include "chat/image_prompt.h"
+#include "server/images.h"
 #include "server/options.h"
 #include "server/responses.h"
 
@@ -47,10 +49,17 @@ std::shared_ptr<const JsonSchema> parse_format(const json& f) {
   throw HttpError(400, "invalid format: expected \"json\" or a JSON schema object");
 }
 
-void reject_images(const json& v) {
-  if (v.is_null()) return;
-  if (!v.is_array()) throw HttpError(400, "invalid type for \"images\": expected an array of base64 strings");
-  if (!v.empty()) throw HttpError(400, "images are not supported: g3n serves Gemma 3n's text model only");
+// Ollama's "images": base64 strings (`where` names the field in errors: "images", "messages[1].images").
+std::vector<ImageInput> read_images(const json& v, const std::string& where) {
+  std::vector<ImageInput> out;
+  if (v.is_null()) return out;
+  if (!v.is_array()) throw HttpError(400, "invalid type for \"" + where + "\": expected an array of base64 strings");
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    if (!v[i].is_string()) throw HttpError(400, "invalid type for \"" + at + "\": expected a base64 string");
+    out.push_back(image_from_base64(v[i].get_ref<const std::string&>(), at));
+  }
+  return out;
 }
 
 void reject_thinking(const json& body, const std::string& model) {
@@ -62,14 +71,17 @@ std::vector<InMessage> ollama_messages(const json& body) {
   auto it = body.find("messages");
   if (it == body.end() || it->is_null()) return out;
   if (!it->is_array()) throw HttpError(400, "invalid type for \"messages\": expected an array");
-  for (const auto& m : *it) {
+  for (size_t index = 0; index < it->size(); ++index) {
+    const json& m = (*it)[index];
     if (!m.is_object()) throw HttpError(400, "invalid message: expected an object");
     std::string role = get_string(m, "role").value_or("");
     std::transform(role.begin(), role.end(), role.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       throw HttpError(400, "invalid message role: \"" + role + "\"");
-    InMessage im{role, get_string(m, "content").value_or("")};
-    reject_images(m.value("images", json()));
+    InMessage im{role, get_string(m, "content").value_or(""), {}};
+    im.images = read_images(m.value("images", json()), "messages[" + std::to_string(index) + "].images");
+    // Ollama renders a message's images before its text.
+    if (!im.images.empty()) im.content = chat::images_then_text(im.images.size(), im.content);
     if (auto tc = m.find("tool_calls"); tc != m.end() && tc->is_array() && !tc->empty()) {
       // No tool format in Gemma: earlier calls are shown as the JSON the model was asked to write.
       for (const auto& c : *tc) {
@@ -93,22 +105,40 @@ std::vector<InMessage> openai_messages(const json& body) {
   if (it->empty()) throw HttpError(400, "[] is too short - 'messages'");
   std::vector<InMessage> out;
   std::map<std::string, std::string> call_names;  // tool_call_id -> function name
-  for (const auto& m : *it) {
+  for (size_t index = 0; index < it->size(); ++index) {
+    const json& m = (*it)[index];
     if (!m.is_object()) throw HttpError(400, "invalid message: expected an object");
     std::string role = get_string(m, "role").value_or("");
     if (role == "developer") role = "system";
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       throw HttpError(400, "invalid message role: \"" + role + "\"");
     std::string content;
+    std::vector<ImageInput> images;
     const json c = m.value("content", json());
     if (c.is_string()) {
       content = c.get<std::string>();
     } else if (c.is_array()) {
-      for (const auto& part : c) {
+      // Parts in order: text parts joined by line breaks, each image where it stands (the layout puts
+      // "\n\n" around an image's rows, as Gemma's processor does).
+      bool after_text = false;
+      for (size_t k = 0; k < c.size(); ++k) {
+        const json& part = c[k];
         const std::string type = part.is_object() ? part.value("type", std::string()) : std::string();
-        if (type == "text") content += (content.empty() ? "" : "\n") + part.value("text", std::string());
-        else if (type == "image_url") throw HttpError(400, "images are not supported: g3n serves Gemma 3n's text model only");
-        else throw HttpError(400, "invalid message content part type: \"" + type + "\"");
+        if (type == "text") {
+          content += (after_text ? "\n" : "") + part.value("text", std::string());
+          after_text = true;
+        } else if (type == "image_url") {
+          const std::string where = "messages[" + std::to_string(index) + "].content[" + std::to_string(k) + "]";
+          // {"url": "..."} as OpenAI sends it, or the URL itself; read in place (it may be megabytes).
+          const json* url = part.contains("image_url") ? &part["image_url"] : nullptr;
+          if (url && url->is_object()) url = url->contains("url") ? &(*url)["url"] : nullptr;
+          if (!url || !url->is_string()) throw HttpError(400, "invalid image_url in " + where + ": expected {\"url\": \"data:image/...;base64,...\"}");
+          images.push_back(image_from_url(url->get_ref<const std::string&>(), where));
+          content += chat::kImagePlaceholder;
+          after_text = false;
+        } else {
+          throw HttpError(400, "invalid message content part type: \"" + type + "\"");
+        }
       }
     } else if (!c.is_null()) {
       throw HttpError(400, "invalid message content: expected a string or an array of parts");
@@ -135,7 +165,7 @@ std::vector<InMessage> openai_messages(const json& body) {
       if (name.empty()) name = call_names[m.value("tool_call_id", std::string())];
       content = "Result of tool " + (name.empty() ? std::string("call") : "\"" + name + "\"") + ":\n" + content;
     }
-    out.push_back({role, content});
+    out.push_back({role, content, std::move(images)});
   }
   return out;
 }
@@ -221,7 +251,7 @@ GenerateRequest parse_generate(const json& body) {
   const auto tmpl = get_string(body, "template");  // accepted and ignored outside raw mode
   r.raw = get_bool(body, "raw").value_or(false);
   parse_generation_head(body, r);
-  reject_images(body.value("images", json()));
+  r.images = read_images(body.value("images", json()), "images");
   if (auto it = body.find("context"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw HttpError(400, "invalid type for \"context\": expected an array of token ids");
     for (const auto& t : *it) {

@@ -39,7 +39,8 @@ void add_timings(json& j, const GenerateStats& st, double load_s, double total_s
 
 json usage_json(const GenerateStats& st) {
   return json{{"prompt_tokens", st.prompt_tokens}, {"completion_tokens", st.gen_tokens},
-              {"total_tokens", st.prompt_tokens + st.gen_tokens}};
+              {"total_tokens", st.prompt_tokens + st.gen_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", st.cached_tokens}}}};
 }
 
 json finish_reason(const GenerateStats& st) {

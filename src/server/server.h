@@ -3,8 +3,10 @@
 // one process. Layout: server.cpp (the route table), http_server (the HTTP wiring), requests (parsing),
 // *_handlers.cpp (the endpoints), generation (jobs and streamed answers), responses (the APIs' shapes).
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +30,9 @@ struct ServerConfig {
   // A non-streamed generation still running after this long is answered as a chunked body that probes
   // the connection with spaces, so a client hanging up cancels it (generation.cpp, respond()).
   std::chrono::milliseconds sync_answer{1500};
+  // Tests: called in the request's thread just before an image that is not in the encoder's cache is
+  // encoded, with the flag that cancels that encode (set when the client goes away).
+  std::function<void(const std::atomic<bool>& cancel)> before_image_encode;
 
   // G3N_HOST/OLLAMA_HOST, G3N_NUM_PARALLEL, G3N_MAX_QUEUE, G3N_KEEP_ALIVE/OLLAMA_KEEP_ALIVE,
   // G3N_CONTEXT_LENGTH/OLLAMA_CONTEXT_LENGTH and the model store from the environment.

@@ -13,7 +13,7 @@
 namespace g3n::server {
 
 struct ServerState {
-  explicit ServerState(ServerConfig c) : cfg(std::move(c)), models(cfg.store, cfg.sched, cfg.keep_alive) {}
+  explicit ServerState(ServerConfig c) : cfg(std::move(c)), models(cfg.store, cfg.sched, cfg.keep_alive, cfg.num_threads) {}
 
   ServerConfig cfg;
   ModelManager models;

@@ -1,15 +1,19 @@
 #!/bin/sh
 # Every error case of the server issue, sent with curl to a real `g3n serve` on the tiny fixture:
 # each must answer the right status with a JSON {"error": ...} body, and the server must keep serving.
-# Usage: server_errors.sh G3N_BINARY MODEL.gguf
+# Usage: server_errors.sh G3N_BINARY MODEL.gguf [MMPROJ.gguf IMAGE]
+# With a projector and an image, the image cases run against "seeing" (the model with the projector).
 set -u
 G3N=$1
 GGUF=$2
+MMPROJ=${3:-}
+IMAGE=${4:-}
 command -v curl >/dev/null || { echo "skipped: curl not installed"; exit 77; }
 STORE=$(mktemp -d "${TMPDIR:-/tmp}/g3n-curl-XXXXXX")
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$STORE"' EXIT INT TERM
 export G3N_MODELS="$STORE" OLLAMA_MODELS="$STORE/no-ollama"
 "$G3N" create tiny --from "$GGUF" >/dev/null || exit 1
+if [ -n "$MMPROJ" ]; then "$G3N" create seeing --from "$GGUF" --mmproj "$MMPROJ" >/dev/null || exit 1; fi
 # Port 0: the kernel picks a free one; the server's first log line says which.
 "$G3N" serve --host "127.0.0.1:0" --threads 1 2>"$STORE/server.log" &
 SERVER=$!
@@ -54,7 +58,10 @@ case_ "a path is not a model name"    404 POST /api/show '{"model": "/etc/passwd
 case_ "a GGUF path is not a model"    404 POST /api/generate "{\"model\": \"$GGUF\", \"prompt\": \"x\"}"
 case_ "option of the wrong type"      400 POST /api/generate '{"model": "tiny", "prompt": "x", "options": {"top_k": "many"}}'
 case_ "invalid option value"          400 POST /api/generate '{"model": "tiny", "prompt": "x", "options": {"num_ctx": 1}}'
-case_ "images (unsupported)"          400 POST /api/generate '{"model": "tiny", "prompt": "x", "images": ["aGVsbG8="]}'
+case_ "images that are no image"      400 POST /api/generate '{"model": "tiny", "prompt": "x", "images": ["aGVsbG8="]}'
+case_ "images not base64"             400 POST /api/generate '{"model": "tiny", "prompt": "x", "images": ["@@@"]}'
+case_ "images not an array"           400 POST /api/chat '{"model": "tiny", "messages": [{"role": "user", "content": "x", "images": "aGVsbG8="}]}'
+case_ "remote image_url"              400 POST /v1/chat/completions '{"model": "tiny", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}'
 case_ "suffix (no fill-in-middle)"    400 POST /api/generate '{"model": "tiny", "prompt": "x", "suffix": "y"}'
 case_ "unknown role"                  400 POST /api/chat '{"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]}'
 case_ "messages not an array"         400 POST /api/chat '{"model": "tiny", "messages": "hi"}'
@@ -72,6 +79,15 @@ LONG=$(yes "word" | head -n 3000 | tr '\n' ' ')
 got=$(curl -s -D "$STORE/headers" -o "$STORE/out" -w '%{http_code}' -H 'Content-Type: application/json' \
   --data-binary "{\"model\": \"tiny\", \"prompt\": \"$LONG\", \"stream\": false, \"options\": {\"num_ctx\": 256, \"num_predict\": 2, \"temperature\": 0}}" "$URL/api/generate")
 if [ "$got" = 200 ] && grep -qi 'X-G3n-Prompt-Truncated' "$STORE/headers"; then echo "ok   prompt longer than the context (200, truncated)"; else echo "FAIL long prompt: $got"; FAILED=$((FAILED + 1)); fi
+if [ -n "$MMPROJ" ]; then
+  IMG=$(base64 "$IMAGE" | tr -d '\n')
+  HALF=$(head -c $(($(wc -c <"$IMAGE") / 2)) "$IMAGE" | base64 | tr -d '\n')
+  case_ "image for a model without a projector" 400 POST /api/generate "{\"model\": \"tiny\", \"prompt\": \"x\", \"images\": [\"$IMG\"]}"
+  case_ "truncated image"               400 POST /api/generate "{\"model\": \"seeing\", \"prompt\": \"x\", \"images\": [\"$HALF\"]}"
+  case_ "more image rows than num_ctx"  400 POST /api/chat "{\"model\": \"seeing\", \"options\": {\"num_ctx\": 256}, \"messages\": [{\"role\": \"user\", \"content\": \"x\", \"images\": [\"$IMG\"]}]}"
+  case_ "an image (200)"                200 POST /api/generate "{\"model\": \"seeing\", \"prompt\": \"x\", \"stream\": false, \"images\": [\"$IMG\"], \"options\": {\"num_predict\": 2}}"
+  case_ "an image_url data URL (200)"   200 POST /v1/chat/completions "{\"model\": \"seeing\", \"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": \"data:image/jpeg;base64,$IMG\"}]}]}"
+fi
 # Still serving after all of that.
 case_ "still serving"                 200 POST /api/generate '{"model": "tiny", "prompt": "x", "stream": false, "options": {"num_predict": 1}}'
 if ! kill -0 $SERVER 2>/dev/null; then echo "FAIL the server exited"; FAILED=$((FAILED + 1)); fi

@@ -1,0 +1,16 @@
+// Base64 (RFC 4648, standard alphabet) decoding for data that arrives in JSON: images in API requests.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace g3n {
+
+// Decodes `text`. Padding is optional ('=' only at the end, at most two); ASCII whitespace (line
+// breaks of wrapped encoders) is skipped. On failure returns nullopt and, when `error` is given, says
+// why with the offending offset ("invalid character '%' at offset 12").
+std::optional<std::vector<uint8_t>> base64_decode(std::string_view text, std::string* error = nullptr);
+
+}  // namespace g3n
