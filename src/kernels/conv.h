@@ -64,6 +64,10 @@ struct GemmScratch {
 // for each kGemmKC block of inputs, every strip of W is packed once and reused by all m rows.
 void gemm_weights(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, float* c,
                   int64_t ldc, GemmScratch& scratch);
+// The same for output columns o0 <= o < o1 only (o0 a multiple of kGemmNR): threads that split a
+// GEMM by columns pack disjoint parts of W. Each value has the same bits as gemm_weights'.
+void gemm_weights_columns(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, int64_t o0,
+                          int64_t o1, float* c, int64_t ldc, GemmScratch& scratch);
 
 // An f32 row-major matrix [rows][cols] seen as a WeightMatrix (rows = outputs).
 WeightMatrix f32_weight_view(const float* data, int64_t rows, int64_t cols);

@@ -15,7 +15,17 @@
 namespace g3n {
 namespace {
 
-constexpr int64_t kTile = 96;  // pixels per GEMM tile: 16 micro-kernel row groups of 6
+// Two ways to run a block's tiles, chosen by the map's size (both give the same bits: every value's
+// arithmetic is fixed by the kernels, not by the tiling or the thread that runs it):
+//  * many pixels (stages 0-1): tiles of kTile pixels, one per thread at a time, each thread packing the
+//    (small) weights for its own tiles;
+//  * few pixels (stages 2-3, fusion): big tiles of kBigTile pixels one after the other, each GEMM split
+//    by output channels across threads, so the (large) weights are packed once per big tile, not once
+//    per 96 pixels. Needs at most a kBigTile x expanded-width buffer (8.8 MB at 3840 channels).
+constexpr int64_t kTile = 96;                // 16 micro-kernel row groups of 6
+constexpr int64_t kBigTile = 576;            // the stage-3 grid at 768x768: one tile per block
+constexpr int64_t kBigTileMaxPixels = 2304;  // the stage-2 grid at 768x768
+constexpr int64_t kColumnChunk = 4 * kGemmNR;  // output columns per thread task in a split GEMM
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error("vision tower: " + msg); }
 
@@ -31,6 +41,12 @@ struct Scratch {
   }
 };
 
+// How one tile's steps run: on this thread with its scratch, or (parallel) each step split across the pool.
+struct Exec {
+  Scratch& s;  // the tile's buffers (a, e, o; and the GEMM packing buffer when not parallel)
+  bool parallel;
+};
+
 class FastTower {
  public:
   FastTower(const Mmproj& mm, ThreadPool& pool, const ConvKernelSet& ks)
@@ -40,6 +56,7 @@ class FastTower {
 
  private:
   // ---- helpers over tiles and rows ----
+  // fn(p0, p1, Scratch&) over tiles of `tile` pixels of [0, n), threads taking tiles on demand.
   template <class F>
   void for_tiles(int64_t n_pixels, int64_t tile, F&& fn) {
     const int64_t tiles = (n_pixels + tile - 1) / tile;
@@ -47,39 +64,66 @@ class FastTower {
       for (int64_t i = b; i < e; ++i) fn(i * tile, std::min(n_pixels, (i + 1) * tile), scratch_[static_cast<size_t>(thread)]);
     }, 1);
   }
-  void gemm(Scratch& s, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, float* c, int64_t ldc) {
-    gemm_weights(ks_, a, lda, m, w, c, ldc, s.gemm);
+  // fn(p0, p1, const Exec&) over the tiles of a map of n pixels, in the way its size calls for.
+  template <class F>
+  void for_each_tile(int64_t n_pixels, F&& fn) {
+    if (n_pixels > kBigTileMaxPixels) {
+      for_tiles(n_pixels, kTile, [&](int64_t p0, int64_t p1, Scratch& s) { fn(p0, p1, Exec{s, false}); });
+      return;
+    }
+    for (int64_t p0 = 0; p0 < n_pixels; p0 += kBigTile) fn(p0, std::min(n_pixels, p0 + kBigTile), Exec{scratch_[0], pool_.size() > 1});
   }
-  void norm(float* x, int64_t ld, int64_t rows, const std::vector<float>& weight, bool gelu) {
-    ks_.rms_norm_rows(x, ld, rows, static_cast<int64_t>(weight.size()), weight.data(), cfg_.eps, gelu);
+  // fn(i0, i1, thread) over [0, n) rows, split across the pool when x.parallel.
+  template <class F>
+  void rows(const Exec& x, int64_t n, F&& fn, int64_t grain = 8) {
+    if (x.parallel) pool_.parallel_for(n, [&](int64_t b, int64_t e, int t) { fn(b, e, t); }, grain);
+    else fn(0, n, -1);
+  }
+  void gemm(const Exec& x, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, float* c, int64_t ldc) {
+    if (!x.parallel) return gemm_weights(ks_, a, lda, m, w, c, ldc, x.s.gemm);
+    const int64_t chunks = (w.n_out + kColumnChunk - 1) / kColumnChunk;
+    pool_.parallel_for_dynamic(chunks, [&](int64_t b, int64_t e, int t) {
+      gemm_weights_columns(ks_, a, lda, m, w, b * kColumnChunk, std::min(w.n_out, e * kColumnChunk), c, ldc,
+                           scratch_[static_cast<size_t>(t)].gemm);
+    }, 1);
+  }
+  void norm(const Exec& x, float* v, int64_t ld, int64_t n_rows, const std::vector<float>& weight, bool gelu) {
+    rows(x, n_rows, [&](int64_t b, int64_t e, int) {
+      ks_.rms_norm_rows(v + b * ld, ld, e - b, static_cast<int64_t>(weight.size()), weight.data(), cfg_.eps, gelu);
+    });
   }
   // y = y * layer_scale (when the block has one) + residual (when given), rows of C channels.
-  static void finish_rows(const VisionBlock& b, float* y, int64_t rows, const float* residual) {
+  void finish_rows(const Exec& x, const VisionBlock& b, float* y, int64_t n_rows, const float* residual) {
     const int64_t C = b.out;
     const float* ls = b.layer_scale.empty() ? nullptr : b.layer_scale.data();
-    for (int64_t r = 0; r < rows; ++r) {
-      float* v = y + r * C;
-      if (ls)
-        for (int64_t c = 0; c < C; ++c) v[c] *= ls[c];
-      if (residual)
-        for (int64_t c = 0; c < C; ++c) v[c] += residual[r * C + c];
-    }
+    if (!ls && !residual) return;
+    rows(x, n_rows, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float* v = y + r * C;
+        if (ls)
+          for (int64_t c = 0; c < C; ++c) v[c] *= ls[c];
+        if (residual)
+          for (int64_t c = 0; c < C; ++c) v[c] += residual[r * C + c];
+      }
+    }, 16);
   }
   // Output pixels [p0, p1) (row-major over a grid ow wide) of a depthwise conv of rows row(iy) of an
   // ih x iw x C input, into dst (p1 - p0 rows of C).
   template <class Row>
-  void depthwise_pixels(Row&& row, int64_t ih, int64_t iw, int64_t C, const ConvKernel& k, int stride, SamePad py, SamePad px,
-                        int64_t ow, int64_t p0, int64_t p1, float* dst) {
-    std::vector<const float*> rows(static_cast<size_t>(k.k));
-    for (int64_t p = p0; p < p1;) {
-      const int64_t oy = p / ow, ox = p % ow, nx = std::min(ow - ox, p1 - p);
-      for (int64_t ky = 0; ky < k.k; ++ky) {
-        const int64_t iy = oy * stride - py.before + ky;
-        rows[static_cast<size_t>(ky)] = iy >= 0 && iy < ih ? row(iy) : nullptr;
+  void depthwise_pixels(const Exec& x, Row&& row, int64_t ih, int64_t iw, int64_t C, const ConvKernel& k, int stride, SamePad py,
+                        SamePad px, int64_t ow, int64_t p0, int64_t p1, float* dst) {
+    rows(x, p1 - p0, [&](int64_t b, int64_t e, int) {
+      std::vector<const float*> rp(static_cast<size_t>(k.k));
+      for (int64_t p = p0 + b; p < p0 + e;) {
+        const int64_t oy = p / ow, ox = p % ow, nx = std::min(ow - ox, p0 + e - p);
+        for (int64_t ky = 0; ky < k.k; ++ky) {
+          const int64_t iy = oy * stride - py.before + ky;
+          rp[static_cast<size_t>(ky)] = iy >= 0 && iy < ih ? row(iy) : nullptr;
+        }
+        ks_.depthwise_row(rp.data(), iw, C, k.w.data(), static_cast<int>(k.k), stride, px.before, ox, nx, dst + (p - p0) * C);
+        p += nx;
       }
-      ks_.depthwise_row(rows.data(), iw, C, k.w.data(), static_cast<int>(k.k), stride, px.before, ox, nx, dst + (p - p0) * C);
-      p += nx;
-    }
+    }, 16);
   }
   VisionMap depthwise_map(const VisionMap& x, const ConvKernel& k, int stride, const std::vector<float>& norm_w);
   VisionMap pointwise_map(const VisionMap& x, const WeightMatrix& w);
@@ -88,8 +132,8 @@ class FastTower {
   void stem_rows(std::span<const float> chw, int64_t n, int64_t y0, int64_t y1, float* dst);
   VisionMap stem(std::span<const float> chw, int64_t n);
   template <class Row>
-  void edge_residual_tile(const VisionBlock& b, Row&& row, int64_t ih, int64_t iw, int64_t ow, int64_t p0, int64_t p1,
-                          float* out, const float* residual, Scratch& s);
+  void edge_residual_tile(const Exec& x, const VisionBlock& b, Row&& row, int64_t ih, int64_t iw, int64_t ow, int64_t p0,
+                          int64_t p1, float* out, const float* residual);
   VisionMap edge_residual(const VisionBlock& b, const VisionMap& x);
   VisionMap stem_and_edge_residual(const VisionBlock& b, std::span<const float> chw, int64_t n);
   VisionMap universal_inverted_residual(const VisionBlock& b, const VisionMap& x);
@@ -107,18 +151,18 @@ class FastTower {
 VisionMap FastTower::depthwise_map(const VisionMap& x, const ConvKernel& k, int stride, const std::vector<float>& norm_w) {
   const SamePad py = same_padding(x.h, k.k, stride), px = same_padding(x.w, k.k, stride);
   VisionMap y(conv_out_size(x.h, k.k, stride, py), conv_out_size(x.w, k.k, stride, px), x.c);
-  for_tiles(y.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch&) {
+  for_each_tile(y.pixels(), [&](int64_t p0, int64_t p1, const Exec& e) {
     float* dst = y.data.data() + p0 * y.c;
-    depthwise_pixels([&](int64_t iy) { return x.at(iy, 0); }, x.h, x.w, x.c, k, stride, py, px, y.w, p0, p1, dst);
-    norm(dst, y.c, p1 - p0, norm_w, false);
+    depthwise_pixels(e, [&](int64_t iy) { return x.at(iy, 0); }, x.h, x.w, x.c, k, stride, py, px, y.w, p0, p1, dst);
+    norm(e, dst, y.c, p1 - p0, norm_w, false);
   });
   return y;
 }
 
 VisionMap FastTower::pointwise_map(const VisionMap& x, const WeightMatrix& w) {
   VisionMap y(x.h, x.w, w.n_out);
-  for_tiles(x.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
-    gemm(s, x.data.data() + p0 * x.c, x.c, p1 - p0, w, y.data.data() + p0 * y.c, y.c);
+  for_each_tile(x.pixels(), [&](int64_t p0, int64_t p1, const Exec& e) {
+    gemm(e, x.data.data() + p0 * x.c, x.c, p1 - p0, w, y.data.data() + p0 * y.c, y.c);
   });
   return y;
 }
@@ -131,6 +175,7 @@ void FastTower::stem_rows(std::span<const float> chw, int64_t n, int64_t y0, int
   const int64_t ws = conv_out_size(n, k.k, 2, pad), C = k.out, K = k.k * k.k * k.in;
   const WeightMatrix wm = f32_weight_view(k.w.data(), C, K);  // [o][ky][kx][i]: the im2col order
   for_tiles((y1 - y0) * ws, kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
+    const Exec e{s, false};
     const int64_t m = p1 - p0;
     float* a = Scratch::get(s.a, m * K);
     for (int64_t p = p0; p < p1; ++p) {
@@ -144,10 +189,10 @@ void FastTower::stem_rows(std::span<const float> chw, int64_t n, int64_t y0, int
         }
     }
     float* y = dst + p0 * C;
-    gemm(s, a, K, m, wm, y, C);
+    gemm(e, a, K, m, wm, y, C);
     for (int64_t r = 0; r < m; ++r)
       for (int64_t c = 0; c < C; ++c) y[r * C + c] += w_.stem_bias[static_cast<size_t>(c)];
-    norm(y, C, m, w_.stem_norm, true);
+    norm(e, y, C, m, w_.stem_norm, true);
   });
 }
 
@@ -163,31 +208,33 @@ VisionMap FastTower::stem(std::span<const float> chw, int64_t n) {
 // run of input channels), GEMM + norm + gelu into the tile's expanded rows, conv_pwl GEMM + norm (no
 // activation, no layer scale: trap 6), residual. row(iy) gives input row iy (ih x iw x Cin).
 template <class Row>
-void FastTower::edge_residual_tile(const VisionBlock& b, Row&& row, int64_t ih, int64_t iw, int64_t ow, int64_t p0, int64_t p1,
-                                   float* out, const float* residual, Scratch& s) {
+void FastTower::edge_residual_tile(const Exec& x, const VisionBlock& b, Row&& row, int64_t ih, int64_t iw, int64_t ow, int64_t p0,
+                                   int64_t p1, float* out, const float* residual) {
   const ConvKernel& k = b.conv_exp;
   const SamePad py = same_padding(ih, k.k, b.stride), px = same_padding(iw, k.k, b.stride);
   const int64_t m = p1 - p0, Cin = k.in, K = k.k * k.k * Cin, mid = k.out;
-  float* a = Scratch::get(s.a, m * K);
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t oy = p / ow, ox = p % ow;
-    float* col = a + (p - p0) * K;
-    for (int64_t ky = 0; ky < k.k; ++ky) {
-      const int64_t iy = oy * b.stride - py.before + ky;
-      const float* r = iy >= 0 && iy < ih ? row(iy) : nullptr;
-      for (int64_t kx = 0; kx < k.k; ++kx, col += Cin) {
-        const int64_t ix = ox * b.stride - px.before + kx;
-        if (r && ix >= 0 && ix < iw) std::copy_n(r + ix * Cin, Cin, col);
-        else std::fill_n(col, Cin, 0.0f);
+  float* a = Scratch::get(x.s.a, m * K);
+  rows(x, m, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t p = p0 + r0; p < p0 + r1; ++p) {
+      const int64_t oy = p / ow, ox = p % ow;
+      float* col = a + (p - p0) * K;
+      for (int64_t ky = 0; ky < k.k; ++ky) {
+        const int64_t iy = oy * b.stride - py.before + ky;
+        const float* r = iy >= 0 && iy < ih ? row(iy) : nullptr;
+        for (int64_t kx = 0; kx < k.k; ++kx, col += Cin) {
+          const int64_t ix = ox * b.stride - px.before + kx;
+          if (r && ix >= 0 && ix < iw) std::copy_n(r + ix * Cin, Cin, col);
+          else std::fill_n(col, Cin, 0.0f);
+        }
       }
     }
-  }
-  float* e = Scratch::get(s.e, m * mid);
-  gemm(s, a, K, m, f32_weight_view(k.w.data(), mid, K), e, mid);
-  norm(e, mid, m, b.bn1, true);
-  gemm(s, e, mid, m, b.conv_pwl, out, b.out);
-  norm(out, b.out, m, b.bn2, false);
-  finish_rows(b, out, m, residual);
+  });
+  float* e = Scratch::get(x.s.e, m * mid);
+  gemm(x, a, K, m, f32_weight_view(k.w.data(), mid, K), e, mid);
+  norm(x, e, mid, m, b.bn1, true);
+  gemm(x, e, mid, m, b.conv_pwl, out, b.out);
+  norm(x, out, b.out, m, b.bn2, false);
+  finish_rows(x, b, out, m, residual);
 }
 
 VisionMap FastTower::edge_residual(const VisionBlock& b, const VisionMap& x) {
@@ -195,9 +242,9 @@ VisionMap FastTower::edge_residual(const VisionBlock& b, const VisionMap& x) {
   if (x.c != k.in) fail("conv input has " + std::to_string(x.c) + " channels, kernel expects " + std::to_string(k.in));
   const SamePad py = same_padding(x.h, k.k, b.stride), px = same_padding(x.w, k.k, b.stride);
   VisionMap y(conv_out_size(x.h, k.k, b.stride, py), conv_out_size(x.w, k.k, b.stride, px), b.out);
-  for_tiles(y.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
-    edge_residual_tile(b, [&](int64_t iy) { return x.at(iy, 0); }, x.h, x.w, y.w, p0, p1, y.data.data() + p0 * y.c,
-                       b.residual ? x.data.data() + p0 * x.c : nullptr, s);
+  for_each_tile(y.pixels(), [&](int64_t p0, int64_t p1, const Exec& e) {
+    edge_residual_tile(e, b, [&](int64_t iy) { return x.at(iy, 0); }, x.h, x.w, y.w, p0, p1, y.data.data() + p0 * y.c,
+                       b.residual ? x.data.data() + p0 * x.c : nullptr);
   });
   return y;
 }
@@ -221,8 +268,8 @@ VisionMap FastTower::stem_and_edge_residual(const VisionBlock& b, std::span<cons
     stem_rows(chw, n, lo, hi, sb);
     for_tiles((oy1 - oy0) * y.w, kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
       const int64_t g0 = oy0 * y.w + p0, g1 = oy0 * y.w + p1;
-      edge_residual_tile(b, [&](int64_t iy) { return sb + (iy - lo) * hs * C0; }, hs, hs, y.w, g0, g1, y.data.data() + g0 * y.c,
-                         nullptr, s);
+      edge_residual_tile(Exec{s, false}, b, [&](int64_t iy) { return sb + (iy - lo) * hs * C0; }, hs, hs, y.w, g0, g1,
+                         y.data.data() + g0 * y.c, nullptr);
     });
   }
   return y;
@@ -238,22 +285,22 @@ VisionMap FastTower::universal_inverted_residual(const VisionBlock& b, const Vis
   const SamePad py = same_padding(x.h, kd, stride), px = same_padding(x.w, kd, stride);
   VisionMap y(conv_out_size(x.h, kd, stride, py), conv_out_size(x.w, kd, stride, px), b.out);
   const int64_t Cin = x.c, mid = b.pw_exp.n_out;
-  for_tiles(y.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
+  for_each_tile(y.pixels(), [&](int64_t p0, int64_t p1, const Exec& ex) {
     const int64_t m = p1 - p0;
     const float* a = x.data.data() + p0 * Cin;
     if (!b.dw_start.empty()) {
-      float* d = Scratch::get(s.a, m * Cin);
-      depthwise_pixels([&](int64_t iy) { return x.at(iy, 0); }, x.h, x.w, Cin, b.dw_start, stride, py, px, y.w, p0, p1, d);
-      norm(d, Cin, m, b.dw_start_norm, false);
+      float* d = Scratch::get(ex.s.a, m * Cin);
+      depthwise_pixels(ex, [&](int64_t iy) { return x.at(iy, 0); }, x.h, x.w, Cin, b.dw_start, stride, py, px, y.w, p0, p1, d);
+      norm(ex, d, Cin, m, b.dw_start_norm, false);
       a = d;
     }
-    float* e = Scratch::get(s.e, m * mid);
-    gemm(s, a, Cin, m, b.pw_exp, e, mid);
-    norm(e, mid, m, b.pw_exp_norm, true);
+    float* e = Scratch::get(ex.s.e, m * mid);
+    gemm(ex, a, Cin, m, b.pw_exp, e, mid);
+    norm(ex, e, mid, m, b.pw_exp_norm, true);
     float* out = y.data.data() + p0 * b.out;
-    gemm(s, e, mid, m, b.pw_proj, out, b.out);
-    norm(out, b.out, m, b.pw_proj_norm, false);
-    finish_rows(b, out, m, b.residual ? x.data.data() + p0 * Cin : nullptr);
+    gemm(ex, e, mid, m, b.pw_proj, out, b.out);
+    norm(ex, out, b.out, m, b.pw_proj_norm, false);
+    finish_rows(ex, b, out, m, b.residual ? x.data.data() + p0 * Cin : nullptr);
   });
   return y;
 }
@@ -275,38 +322,44 @@ VisionMap FastTower::universal_inverted_residual_strided(const VisionBlock& b, c
   std::vector<float> ring(static_cast<size_t>(cap * row_len));
   auto ring_row = [&](int64_t iy) { return ring.data() + (iy % cap) * row_len; };
   const SamePad sy = same_padding(x.h, b.dw_start.k, 1), sx = same_padding(x.w, b.dw_start.k, 1);
+  // Expanded rows [r0, r1), contiguous in the ring (no wrap), as one batch of pixels: one GEMM packs
+  // pw_exp once for the batch, not once per row.
+  auto expand_rows = [&](int64_t r0, int64_t r1) {
+    float* dst = ring_row(r0);
+    for_each_tile((r1 - r0) * x.w, [&](int64_t p0, int64_t p1, const Exec& ex) {
+      const int64_t m = p1 - p0, g0 = r0 * x.w + p0;
+      const float* a = x.data.data() + g0 * Cin;
+      if (!b.dw_start.empty()) {
+        float* d = Scratch::get(ex.s.a, m * Cin);
+        depthwise_pixels(ex, [&](int64_t r) { return x.at(r, 0); }, x.h, x.w, Cin, b.dw_start, 1, sy, sx, x.w, g0, g0 + m, d);
+        norm(ex, d, Cin, m, b.dw_start_norm, false);
+        a = d;
+      }
+      float* e = dst + p0 * mid;
+      gemm(ex, a, Cin, m, b.pw_exp, e, mid);
+      norm(ex, e, mid, m, b.pw_exp_norm, true);
+    });
+  };
   int64_t made = 0;  // expanded rows [0, made) have been computed
   for (int64_t oy0 = 0; oy0 < y.h; oy0 += band) {
     const int64_t oy1 = std::min(y.h, oy0 + band);
     const int64_t lo = std::max<int64_t>(0, oy0 * stride - my.before);
     const int64_t hi = std::min<int64_t>(x.h, (oy1 - 1) * stride - my.before + km.k);
-    const int64_t first = std::max(made, lo);
-    pool_.parallel_for_dynamic(hi - first, [&](int64_t r0, int64_t r1, int thread) {
-      Scratch& s = scratch_[static_cast<size_t>(thread)];
-      for (int64_t iy = first + r0; iy < first + r1; ++iy) {
-        const float* a = x.at(iy, 0);
-        if (!b.dw_start.empty()) {
-          float* d = Scratch::get(s.a, x.w * Cin);
-          depthwise_pixels([&](int64_t r) { return x.at(r, 0); }, x.h, x.w, Cin, b.dw_start, 1, sy, sx, x.w, iy * x.w,
-                           (iy + 1) * x.w, d);
-          norm(d, Cin, x.w, b.dw_start_norm, false);
-          a = d;
-        }
-        float* e = ring_row(iy);
-        gemm(s, a, Cin, x.w, b.pw_exp, e, mid);
-        norm(e, mid, x.w, b.pw_exp_norm, true);
-      }
-    }, 1);
+    for (int64_t r = std::max(made, lo); r < hi;) {
+      const int64_t r_end = std::min(hi, (r / cap + 1) * cap);  // up to the ring's end
+      expand_rows(r, r_end);
+      r = r_end;
+    }
     made = std::max(made, hi);
-    for_tiles((oy1 - oy0) * y.w, kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
+    for_each_tile((oy1 - oy0) * y.w, [&](int64_t p0, int64_t p1, const Exec& ex) {
       const int64_t g0 = oy0 * y.w + p0, g1 = oy0 * y.w + p1, m = p1 - p0;
-      float* d = Scratch::get(s.e, m * mid);
-      depthwise_pixels(ring_row, x.h, x.w, mid, km, stride, my, mx, y.w, g0, g1, d);
-      norm(d, mid, m, b.dw_mid_norm, true);
+      float* d = Scratch::get(ex.s.e, m * mid);
+      depthwise_pixels(ex, ring_row, x.h, x.w, mid, km, stride, my, mx, y.w, g0, g1, d);
+      norm(ex, d, mid, m, b.dw_mid_norm, true);
       float* out = y.data.data() + g0 * b.out;
-      gemm(s, d, mid, m, b.pw_proj, out, b.out);
-      norm(out, b.out, m, b.pw_proj_norm, false);
-      finish_rows(b, out, m, b.residual ? x.data.data() + g0 * Cin : nullptr);
+      gemm(ex, d, mid, m, b.pw_proj, out, b.out);
+      norm(ex, out, b.out, m, b.pw_proj_norm, false);
+      finish_rows(ex, b, out, m, b.residual ? x.data.data() + g0 * Cin : nullptr);
     });
   }
   return y;
@@ -319,7 +372,7 @@ VisionMap FastTower::universal_inverted_residual_strided(const VisionBlock& b, c
 VisionMap FastTower::multi_query_attention(const VisionBlock& b, const VisionMap& x) {
   const int64_t C = x.c, D = b.head_dim, H = b.heads, HD = H * D;
   VisionMap xn = x;
-  for_tiles(xn.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch&) { norm(xn.data.data() + p0 * C, C, p1 - p0, b.norm, false); });
+  for_each_tile(xn.pixels(), [&](int64_t p0, int64_t p1, const Exec& e) { norm(e, xn.data.data() + p0 * C, C, p1 - p0, b.norm, false); });
   VisionMap k, v;
   if (!b.key_down.empty()) {
     k = pointwise_map(depthwise_map(xn, b.key_down, 2, b.key_norm), b.key);
@@ -335,20 +388,28 @@ VisionMap FastTower::multi_query_attention(const VisionBlock& b, const VisionMap
   const WeightMatrix kw = f32_weight_view(k.data.data(), n_kv, D), vw = f32_weight_view(vt.data(), D, n_kv);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   VisionMap y(x.h, x.w, b.out);
-  for_tiles(x.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
+  for_each_tile(x.pixels(), [&](int64_t p0, int64_t p1, const Exec& ex) {
     const int64_t m = p1 - p0;
-    float* q = Scratch::get(s.a, m * HD);
-    float* sc = Scratch::get(s.s, m * n_kv);
-    float* o = Scratch::get(s.o, m * HD);
-    gemm(s, xn.data.data() + p0 * C, C, m, b.query, q, HD);
-    for (int64_t h = 0; h < H; ++h) {
-      gemm(s, q + h * D, HD, m, kw, sc, n_kv);
+    float* q = Scratch::get(ex.s.a, m * HD);
+    float* o = Scratch::get(ex.s.o, m * HD);
+    gemm(ex, xn.data.data() + p0 * C, C, m, b.query, q, HD);
+    // Head h: its scores in the running thread's buffer; its output to channels h*D .. h*D + D - 1.
+    auto head = [&](int64_t h, Scratch& s) {
+      float* sc = Scratch::get(s.s, m * n_kv);
+      gemm_weights(ks_, q + h * D, HD, m, kw, sc, n_kv, s.gemm);
       ks_.softmax_rows(sc, n_kv, m, n_kv, scale);
-      gemm(s, sc, n_kv, m, vw, o + h * D, HD);  // head h -> channels h*D .. h*D + D - 1
+      gemm_weights(ks_, sc, n_kv, m, vw, o + h * D, HD, s.gemm);
+    };
+    if (ex.parallel) {
+      pool_.parallel_for_dynamic(H, [&](int64_t h0, int64_t h1, int t) {
+        for (int64_t h = h0; h < h1; ++h) head(h, scratch_[static_cast<size_t>(t)]);
+      }, 1);
+    } else {
+      for (int64_t h = 0; h < H; ++h) head(h, ex.s);
     }
     float* out = y.data.data() + p0 * b.out;
-    gemm(s, o, HD, m, b.output, out, b.out);
-    finish_rows(b, out, m, x.data.data() + p0 * C);
+    gemm(ex, o, HD, m, b.output, out, b.out);
+    finish_rows(ex, b, out, m, x.data.data() + p0 * C);
   });
   return y;
 }
@@ -362,27 +423,27 @@ VisionMap FastTower::fuse_multi_scale(const VisionMap& hi, const VisionMap& lo, 
   const int64_t f = hi.h / lo.h, Cc = hi.c + lo.c, mid = w_.msfa_exp.n_out, Cp = w_.msfa_proj.n_out;
   if (Cc != w_.msfa_in) fail("fusion input has " + std::to_string(Cc) + " channels, expected " + std::to_string(w_.msfa_in));
   VisionMap y(hi.h, hi.w, Cp);
-  for_tiles(y.pixels(), kTile, [&](int64_t p0, int64_t p1, Scratch& s) {
+  for_each_tile(y.pixels(), [&](int64_t p0, int64_t p1, const Exec& ex) {
     const int64_t m = p1 - p0;
-    float* a = Scratch::get(s.a, m * Cc);
+    float* a = Scratch::get(ex.s.a, m * Cc);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t py = p / hi.w, px = p % hi.w;
       std::copy_n(hi.at(py, px), hi.c, a + (p - p0) * Cc);
       std::copy_n(lo.at(py / f, px / f), lo.c, a + (p - p0) * Cc + hi.c);
     }
-    float* e = Scratch::get(s.e, m * mid);
-    gemm(s, a, Cc, m, w_.msfa_exp, e, mid);
-    norm(e, mid, m, w_.msfa_exp_norm, true);
+    float* e = Scratch::get(ex.s.e, m * mid);
+    gemm(ex, a, Cc, m, w_.msfa_exp, e, mid);
+    norm(ex, e, mid, m, w_.msfa_exp_norm, true);
     float* out = y.data.data() + p0 * Cp;
-    gemm(s, e, mid, m, w_.msfa_proj, out, Cp);
-    norm(out, Cp, m, w_.msfa_proj_norm, false);
+    gemm(ex, e, mid, m, w_.msfa_proj, out, Cp);
+    norm(ex, out, Cp, m, w_.msfa_proj_norm, false);
   });
   if (tap) tap("msfa.ffn", y);
   if (y.h != cfg_.grid || y.w != cfg_.grid) {
     y = avg_pool(y, y.h / cfg_.grid);
     if (tap) tap("msfa.pooled", y);
   }
-  norm(y.data.data(), y.c, y.pixels(), w_.msfa_norm, false);
+  norm(Exec{scratch_[0], false}, y.data.data(), y.c, y.pixels(), w_.msfa_norm, false);
   return y;
 }
 
