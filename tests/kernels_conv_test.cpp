@@ -88,7 +88,7 @@ TEST(KernelsConv, GemmMatchesReference) {
   for (const ConvKernelSet* ks : conv_kernel_sets()) {
     double worst = 0;
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0})
-      for (const Shape sh : {Shape{1, 32, 16}, Shape{7, 64, 24}, Shape{13, 288, 40}, Shape{96, 608, 80}, Shape{11, 1152, 17}}) {
+      for (const Shape sh : {Shape{1, 32, 16}, Shape{7, 64, 24}, Shape{13, 288, 40}, Shape{96, 608, 80}, Shape{11, 1152, 17}, Shape{50, 320, 130}, Shape{103, 544, 144}}) {
         const TestWeights t = make_weights(type, sh.n_out, sh.n_in, 7);
         const int64_t lda = sh.n_in + 3, ldc = sh.n_out + 5;
         const std::vector<float> a = randn(static_cast<size_t>(sh.m * lda), 8);
@@ -109,6 +109,17 @@ TEST(KernelsConv, GemmMatchesReference) {
           }
           for (int64_t o = sh.n_out; o < ldc; ++o) ASSERT_EQ(c[size_t(i * ldc + o)], 123.0f);  // untouched
         }
+        // Packed A (what gemm_weights does for wide outputs) and plain rows, by column ranges: same bits.
+        std::vector<float> plain(c.size(), 123.0f), packed(c.size(), 123.0f);
+        std::vector<float> ap(static_cast<size_t>(packed_activations_size(sh.m, sh.n_in)));
+        ks->pack_activations(a.data(), lda, sh.m, sh.n_in, ap.data());
+        for (int64_t o0 = 0; o0 < sh.n_out; o0 += 32) {
+          const int64_t o1 = std::min(sh.n_out, o0 + 32);
+          gemm_weights_columns(*ks, a.data(), lda, sh.m, t.w, o0, o1, plain.data(), ldc, scratch);
+          gemm_weights_packed_columns(*ks, ap.data(), sh.m, t.w, o0, o1, packed.data(), ldc, scratch);
+        }
+        ASSERT_EQ(plain, c) << ks->name;
+        ASSERT_EQ(packed, c) << ks->name;
         // The rows from 5 on, alone: bit-identical.
         if (sh.m > 5) {
           std::vector<float> part(static_cast<size_t>((sh.m - 5) * ldc), 0.0f);

@@ -45,6 +45,28 @@ void gemm_strip_scalar(const float* a, int64_t lda, int64_t m, const float* b, i
     }
 }
 
+void pack_activations_scalar(const float* a, int64_t lda, int64_t m, int64_t K, float* dst) {
+  const int64_t panels = (m + kGemmMR - 1) / kGemmMR;
+  for (int64_t g = 0; g < panels; ++g)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < kGemmMR; ++r) {
+        const int64_t i = g * kGemmMR + r;
+        dst[(g * K + k) * kGemmMR + r] = i < m ? a[i * lda + k] : 0.0f;
+      }
+}
+
+void gemm_panel_scalar(const float* ap, int64_t panel_stride, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc,
+                       int64_t nn, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* a = ap + (i / kGemmMR) * panel_stride + i % kGemmMR;
+    for (int64_t j = 0; j < nn; ++j) {
+      float acc = accumulate ? c[i * ldc + j] : 0.0f;
+      for (int64_t k = 0; k < kc; ++k) acc += a[k * kGemmMR] * b[k * kGemmNR + j];
+      c[i * ldc + j] = acc;
+    }
+  }
+}
+
 void depthwise_row_scalar(const float* const* rows, int64_t w_in, int64_t C, const float* w, int k, int stride,
                           int64_t pad_left, int64_t x0, int64_t nx, float* out) {
   for (int64_t x = 0; x < nx; ++x) {
@@ -95,8 +117,8 @@ void softmax_rows_scalar(float* x, int64_t ld, int64_t rows, int64_t n, float sc
 }  // namespace
 
 const ConvKernelSet& scalar_set() {
-  static const ConvKernelSet k{"scalar", pack_weights_scalar, gemm_strip_scalar, depthwise_row_scalar,
-                               rms_norm_rows_scalar, softmax_rows_scalar};
+  static const ConvKernelSet k{"scalar",           pack_weights_scalar,  gemm_strip_scalar,   pack_activations_scalar,
+                               gemm_panel_scalar,  depthwise_row_scalar, rms_norm_rows_scalar, softmax_rows_scalar};
   return k;
 }
 
@@ -126,27 +148,32 @@ WeightMatrix f32_weight_view(const float* data, int64_t rows, int64_t cols) {
 
 void gemm_weights(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, float* c,
                   int64_t ldc, GemmScratch& scratch) {
-  gemm_weights_columns(ks, a, lda, m, w, 0, w.n_out, c, ldc, scratch);
+  if (w.n_out < kGemmPackAMinOut || m < kGemmMR) return gemm_weights_columns(ks, a, lda, m, w, 0, w.n_out, c, ldc, scratch);
+  const int64_t size = packed_activations_size(m, w.n_in);
+  if (scratch.acts.size() < static_cast<size_t>(size)) scratch.acts.resize(static_cast<size_t>(size));
+  ks.pack_activations(a, lda, m, w.n_in, scratch.acts.data());
+  gemm_weights_packed_columns(ks, scratch.acts.data(), m, w, 0, w.n_out, c, ldc, scratch);
 }
 
-void gemm_weights_columns(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, int64_t o0,
-                          int64_t o1, float* c, int64_t ldc, GemmScratch& scratch) {
+// The blocking both variants share (L2 = 512 KiB per core on the machines measured): a panel of up to
+// kGroup strips (kc x 128 f32 = 128 KiB) is packed once per input block and swept by row chunks of kMC
+// rows, whose A block (kMC x kc = 96 KiB) and C block stay in L2 while every strip of the panel passes.
+// C is read and written once per input block, which is exact (the f32 accumulator is stored and
+// reloaded as is): every value is the k-ordered chain, whatever the blocking.
+template <class Strip>
+static void gemm_blocked(const ConvKernelSet& ks, int64_t m, const WeightMatrix& w, int64_t o0, int64_t o1, float* c, int64_t ldc,
+                         GemmScratch& scratch, Strip&& strip) {
+  constexpr int64_t kGroup = 8, kMC = 96;
   const int64_t K = w.n_in;
   if (m <= 0 || o1 <= o0) return;
   if (K == 0) {
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + o0, c + i * ldc + o1, 0.0f);
     return;
   }
-  // Cache blocking (L2 = 512 KiB per core on the machines measured): a panel of up to kGroup strips
-  // (kc x 128 f32 = 128 KiB) is packed once per input block and swept by row chunks of kMC rows,
-  // whose A block (kMC x kc = 96 KiB) and C block stay in L2 while every strip of the panel passes.
-  constexpr int64_t kGroup = 8, kMC = 96;
   const int64_t kc_max = std::min(K, kGemmKC);
   if (scratch.panel.size() < static_cast<size_t>(kGroup * kc_max * kGemmNR))
     scratch.panel.resize(static_cast<size_t>(kGroup * kc_max * kGemmNR));
   float* panel = scratch.panel.data();
-  // C is read and written once per input block, which is exact (the f32 accumulator is stored and
-  // reloaded as is): every value is the k-ordered chain, whatever the blocking.
   for (int64_t k0 = 0; k0 < K; k0 += kGemmKC) {
     const int64_t kc = std::min(kGemmKC, K - k0);
     for (int64_t n0 = o0; n0 < o1; n0 += kGroup * kGemmNR) {
@@ -154,14 +181,26 @@ void gemm_weights_columns(const ConvKernelSet& ks, const float* a, int64_t lda, 
       ks.pack_weights(w, n0, nn, k0, kc, panel);
       for (int64_t i0 = 0; i0 < m; i0 += kMC) {
         const int64_t mc = std::min(kMC, m - i0);
-        for (int64_t s = 0; s < ns; ++s) {
-          const int64_t cols = std::min(kGemmNR, nn - s * kGemmNR);
-          ks.gemm_strip(a + i0 * lda + k0, lda, mc, panel + s * kc * kGemmNR, kc, c + i0 * ldc + n0 + s * kGemmNR, ldc, cols,
-                        k0 > 0);
-        }
+        for (int64_t s = 0; s < ns; ++s)
+          strip(i0, mc, k0, kc, panel + s * kc * kGemmNR, c + i0 * ldc + n0 + s * kGemmNR, std::min(kGemmNR, nn - s * kGemmNR));
       }
     }
   }
+}
+
+void gemm_weights_packed_columns(const ConvKernelSet& ks, const float* a_packed, int64_t m, const WeightMatrix& w, int64_t o0,
+                                 int64_t o1, float* c, int64_t ldc, GemmScratch& scratch) {
+  const int64_t stride = w.n_in * kGemmMR;  // floats between panels; kMC is a multiple of 6
+  gemm_blocked(ks, m, w, o0, o1, c, ldc, scratch, [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, const float* b, float* cc, int64_t nn) {
+    ks.gemm_panel(a_packed + (i0 / kGemmMR) * stride + k0 * kGemmMR, stride, mc, b, kc, cc, ldc, nn, k0 > 0);
+  });
+}
+
+void gemm_weights_columns(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, int64_t o0,
+                          int64_t o1, float* c, int64_t ldc, GemmScratch& scratch) {
+  gemm_blocked(ks, m, w, o0, o1, c, ldc, scratch, [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, const float* b, float* cc, int64_t nn) {
+    ks.gemm_strip(a + i0 * lda + k0, lda, mc, b, kc, cc, ldc, nn, k0 > 0);
+  });
 }
 
 }  // namespace g3n

@@ -24,6 +24,7 @@
 
 namespace g3n {
 
+inline constexpr int64_t kGemmMR = 6;    // pixels per micro-kernel call (rows of a packed A panel)
 inline constexpr int64_t kGemmNR = 16;   // output channels per packed strip
 inline constexpr int64_t kGemmKC = 256;  // inputs per packed block (a multiple of Q8_0's 32)
 
@@ -35,6 +36,13 @@ struct ConvKernelSet {
   // One strip: C[i*ldc + j] = (accumulate ? C[i*ldc + j] : 0) + sum_k A[i*lda + k] * B[k*16 + j] for
   // i < m, j < nn <= 16 (columns nn..15 of C are not touched).
   void (*gemm_strip)(const float* a, int64_t lda, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc,
+                     int64_t nn, bool accumulate);
+  // A's rows packed in panels of 6 (the micro-kernel then reads A as one contiguous stream):
+  // dst[(i/6)*K*6 + k*6 + i%6] = a[i*lda + k] for i < m, k < K; rows past m in the last panel are 0.
+  void (*pack_activations)(const float* a, int64_t lda, int64_t m, int64_t K, float* dst);
+  // gemm_strip with A packed: ap = the first panel at input k0, panel_stride = K*6 floats between panels.
+  // Same bits as gemm_strip on the unpacked rows.
+  void (*gemm_panel)(const float* ap, int64_t panel_stride, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc,
                      int64_t nn, bool accumulate);
   // Depthwise k x k convolution of one output row segment: out[x*C + c] (x < nx) for output column
   // x0 + x: sum over ky < k, kx < k of w[(ky*k + kx)*C + c] * rows[ky][ix*C + c], ix = (x0+x)*stride -
@@ -55,10 +63,16 @@ const ConvKernelSet& conv_kernels();
 // Every set this build has and this CPU runs, scalar first (for tests and benchmarks).
 std::vector<const ConvKernelSet*> conv_kernel_sets();
 
-// Reusable packing buffer of one thread.
+// Reusable packing buffers of one thread.
 struct GemmScratch {
-  std::vector<float> panel;
+  std::vector<float> panel;  // packed weights
+  std::vector<float> acts;   // packed activations
 };
+
+// Floats of m rows of K inputs packed by pack_activations.
+inline int64_t packed_activations_size(int64_t m, int64_t K) { return (m + kGemmMR - 1) / kGemmMR * kGemmMR * K; }
+// GEMMs with at least this many output channels pack A first (the copy costs ~1/n_out of the work).
+inline constexpr int64_t kGemmPackAMinOut = 8 * kGemmNR;
 
 // C[i*ldc + o] = sum_k A[i*lda + k] * W[o][k] for i < m, o < w.n_out (C is overwritten). Blocked:
 // for each kGemmKC block of inputs, every strip of W is packed once and reused by all m rows.
@@ -68,6 +82,11 @@ void gemm_weights(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t 
 // GEMM by columns pack disjoint parts of W. Each value has the same bits as gemm_weights'.
 void gemm_weights_columns(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, int64_t o0,
                           int64_t o1, float* c, int64_t ldc, GemmScratch& scratch);
+
+// gemm_weights_columns with A already packed by pack_activations (m rows of w.n_in inputs): threads that
+// split one GEMM by columns share one packed copy. Same bits as gemm_weights.
+void gemm_weights_packed_columns(const ConvKernelSet& ks, const float* a_packed, int64_t m, const WeightMatrix& w, int64_t o0,
+                                 int64_t o1, float* c, int64_t ldc, GemmScratch& scratch);
 
 // An f32 row-major matrix [rows][cols] seen as a WeightMatrix (rows = outputs).
 WeightMatrix f32_weight_view(const float* data, int64_t rows, int64_t cols);

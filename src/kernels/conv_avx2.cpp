@@ -86,7 +86,9 @@ G3N_AVX2 void pack_weights_avx2(const WeightMatrix& w, int64_t n0, int64_t nn, i
 }
 
 // ---- GEMM micro-kernel: MR pixels x 16 channels, 2*MR accumulators --------------------------------
-template <int MR>
+// A is read either from MR rows lda apart (kPacked = false) or from a packed panel, 6 values per input
+// (kPacked = true: one sequential stream, what the hardware prefetcher likes best). Same FMA chain.
+template <int MR, bool kPacked>
 G3N_AVX2 inline void micro(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int64_t nn,
                            bool accumulate) {
   __m256 lo[MR], hi[MR];
@@ -107,17 +109,31 @@ G3N_AVX2 inline void micro(const float* a, int64_t lda, const float* b, int64_t 
       hi[i] = _mm256_loadu_ps(tmp[i] + 8);
     }
   }
-  const float* ap[MR];
+  if constexpr (kPacked) {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(b + k * 16), b1 = _mm256_loadu_ps(b + k * 16 + 8);
+      const float* ak = a + k * 6;
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) ap[i] = a + i * lda;
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(ak + i);
+        lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
+        hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
+      }
+    }
+  } else {
+    const float* ap[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) ap[i] = a + i * lda;
 #pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b + k * 16), b1 = _mm256_loadu_ps(b + k * 16 + 8);
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(b + k * 16), b1 = _mm256_loadu_ps(b + k * 16 + 8);
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(ap[i] + k);
-      lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
-      hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(ap[i] + k);
+        lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
+        hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
+      }
     }
   }
 #pragma GCC unroll 6
@@ -133,17 +149,53 @@ G3N_AVX2 inline void micro(const float* a, int64_t lda, const float* b, int64_t 
   }
 }
 
+// Rows i..i+5 start at a + i*lda (unpacked) or at panel i/6 (packed: a + (i/6)*panel_stride).
+template <bool kPacked>
+G3N_AVX2 void gemm_rows(const float* a, int64_t step, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc, int64_t nn,
+                        bool accumulate) {
+  const int64_t lda = kPacked ? 0 : step;
+  int64_t i = 0;
+  for (; i + 6 <= m; i += 6) micro<6, kPacked>(a + (i / 6) * step * (kPacked ? 1 : 6), lda, b, kc, c + i * ldc, ldc, nn, accumulate);
+  const float* ar = a + (i / 6) * step * (kPacked ? 1 : 6);
+  switch (m - i) {
+    case 5: micro<5, kPacked>(ar, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
+    case 4: micro<4, kPacked>(ar, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
+    case 3: micro<3, kPacked>(ar, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
+    case 2: micro<2, kPacked>(ar, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
+    case 1: micro<1, kPacked>(ar, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
+    default: break;
+  }
+}
+
 G3N_AVX2 void gemm_strip_avx2(const float* a, int64_t lda, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc,
                               int64_t nn, bool accumulate) {
-  int64_t i = 0;
-  for (; i + 6 <= m; i += 6) micro<6>(a + i * lda, lda, b, kc, c + i * ldc, ldc, nn, accumulate);
-  switch (m - i) {
-    case 5: micro<5>(a + i * lda, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
-    case 4: micro<4>(a + i * lda, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
-    case 3: micro<3>(a + i * lda, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
-    case 2: micro<2>(a + i * lda, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
-    case 1: micro<1>(a + i * lda, lda, b, kc, c + i * ldc, ldc, nn, accumulate); break;
-    default: break;
+  gemm_rows<false>(a, lda, m, b, kc, c, ldc, nn, accumulate);
+}
+
+G3N_AVX2 void gemm_panel_avx2(const float* ap, int64_t panel_stride, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc,
+                              int64_t nn, bool accumulate) {
+  gemm_rows<true>(ap, panel_stride, m, b, kc, c, ldc, nn, accumulate);
+}
+
+// Six rows, 8 inputs at a time: the 8x8 transpose of (6 rows + 2 zero rows) gives, per input, its 6
+// values in lanes 0-5, stored with a 6-lane mask (a plain store would spill into the next panel,
+// which another thread may be writing).
+G3N_AVX2 void pack_activations_avx2(const float* a, int64_t lda, int64_t m, int64_t K, float* dst) {
+  const __m256i mask6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  const int64_t panels = (m + 5) / 6, k8 = K / 8 * 8;
+  for (int64_t g = 0; g < panels; ++g) {
+    const float* rows[6];
+    for (int64_t r = 0; r < 6; ++r) rows[r] = g * 6 + r < m ? a + (g * 6 + r) * lda : nullptr;
+    float* out = dst + g * K * 6;
+    for (int64_t k = 0; k < k8; k += 8) {
+      __m256 v[8];
+      for (int64_t r = 0; r < 6; ++r) v[r] = rows[r] ? _mm256_loadu_ps(rows[r] + k) : _mm256_setzero_ps();
+      v[6] = v[7] = _mm256_setzero_ps();
+      transpose8(v);
+      for (int64_t q = 0; q < 8; ++q) _mm256_maskstore_ps(out + (k + q) * 6, mask6, v[q]);
+    }
+    for (int64_t k = k8; k < K; ++k)
+      for (int64_t r = 0; r < 6; ++r) out[k * 6 + r] = rows[r] ? rows[r][k] : 0.0f;
   }
 }
 
@@ -305,8 +357,8 @@ G3N_AVX2 void softmax_rows_avx2(float* x, int64_t ld, int64_t rows, int64_t n, f
 }  // namespace
 
 const ConvKernelSet* avx2_set() {
-  static const ConvKernelSet k{"avx2+fma+f16c", pack_weights_avx2, gemm_strip_avx2, depthwise_row_avx2,
-                               rms_norm_rows_avx2, softmax_rows_avx2};
+  static const ConvKernelSet k{"avx2+fma+f16c",  pack_weights_avx2,  gemm_strip_avx2,    pack_activations_avx2,
+                               gemm_panel_avx2,  depthwise_row_avx2, rms_norm_rows_avx2, softmax_rows_avx2};
   return &k;
 }
 

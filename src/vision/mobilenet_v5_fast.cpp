@@ -34,7 +34,7 @@ int64_t conv_out_size(int64_t n, int64_t k, int stride, SamePad p) { return (n +
 // One thread's buffers, grown on first use and reused by every tile it takes.
 struct Scratch {
   GemmScratch gemm;
-  std::vector<float> a, e, s, o;
+  std::vector<float> a, e, s, o, packed;
   static float* get(std::vector<float>& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
     return v.data();
@@ -82,9 +82,23 @@ class FastTower {
   void gemm(const Exec& x, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, float* c, int64_t ldc) {
     if (!x.parallel) return gemm_weights(ks_, a, lda, m, w, c, ldc, x.s.gemm);
     const int64_t chunks = (w.n_out + kColumnChunk - 1) / kColumnChunk;
+    if (w.n_out < kGemmPackAMinOut || m < kGemmMR) {
+      pool_.parallel_for_dynamic(chunks, [&](int64_t b, int64_t e, int t) {
+        gemm_weights_columns(ks_, a, lda, m, w, b * kColumnChunk, std::min(w.n_out, e * kColumnChunk), c, ldc,
+                             scratch_[static_cast<size_t>(t)].gemm);
+      }, 1);
+      return;
+    }
+    // A packed once for all threads (by 6-row panels, in parallel), then split by columns.
+    float* packed = Scratch::get(x.s.packed, packed_activations_size(m, w.n_in));
+    const int64_t panels = (m + kGemmMR - 1) / kGemmMR;
+    pool_.parallel_for(panels, [&](int64_t g0, int64_t g1, int) {
+      ks_.pack_activations(a + g0 * kGemmMR * lda, lda, std::min(m, g1 * kGemmMR) - g0 * kGemmMR, w.n_in,
+                           packed + g0 * kGemmMR * w.n_in);
+    }, 4);
     pool_.parallel_for_dynamic(chunks, [&](int64_t b, int64_t e, int t) {
-      gemm_weights_columns(ks_, a, lda, m, w, b * kColumnChunk, std::min(w.n_out, e * kColumnChunk), c, ldc,
-                           scratch_[static_cast<size_t>(t)].gemm);
+      gemm_weights_packed_columns(ks_, packed, m, w, b * kColumnChunk, std::min(w.n_out, e * kColumnChunk), c, ldc,
+                                  scratch_[static_cast<size_t>(t)].gemm);
     }, 1);
   }
   void norm(const Exec& x, float* v, int64_t ld, int64_t n_rows, const std::vector<float>& weight, bool gelu) {
@@ -414,35 +428,58 @@ VisionMap FastTower::multi_query_attention(const VisionBlock& b, const VisionMap
   return y;
 }
 
-// Multi-scale fusion adapter: per pixel tile, concat(stage[-2], nearest-up(stage[-1])) rows (traps 7,
-// 8), pw_exp + norm + gelu, pw_proj + norm; then avg-pool to the 16x16 grid (trap 9) and norm.
+// Multi-scale fusion adapter: per band of rows, concat(stage[-2], nearest-up(stage[-1])) rows (traps 7,
+// 8), pw_exp + norm + gelu, pw_proj + norm, then avg-pool (trap 9) straight into the 16x16 grid (the
+// band is whole pooling windows high), and norm. With a tap the full-resolution map is kept for it.
 VisionMap FastTower::fuse_multi_scale(const VisionMap& hi, const VisionMap& lo, const VisionTap& tap) {
   if (lo.h == 0 || lo.w == 0 || hi.h % lo.h != 0 || hi.w % lo.w != 0 || hi.h / lo.h != hi.w / lo.w)
     fail("fusion inputs " + std::to_string(hi.h) + "x" + std::to_string(hi.w) + " and " + std::to_string(lo.h) + "x" +
          std::to_string(lo.w) + " differ by no integer factor");
   const int64_t f = hi.h / lo.h, Cc = hi.c + lo.c, mid = w_.msfa_exp.n_out, Cp = w_.msfa_proj.n_out;
   if (Cc != w_.msfa_in) fail("fusion input has " + std::to_string(Cc) + " channels, expected " + std::to_string(w_.msfa_in));
-  VisionMap y(hi.h, hi.w, Cp);
-  for_each_tile(y.pixels(), [&](int64_t p0, int64_t p1, const Exec& ex) {
-    const int64_t m = p1 - p0;
+  const int64_t G = cfg_.grid, pf = hi.h / G;  // pooling factor (hi.h is a multiple of G: checked by run)
+  const int64_t band = std::clamp<int64_t>(kBigTile / (pf * hi.w), 1, G) * pf;  // rows: whole pooling windows
+  VisionMap full;  // only with a tap
+  if (tap) full = VisionMap(hi.h, hi.w, Cp);
+  VisionMap y(G, G, Cp);
+  const Exec ex{scratch_[0], pool_.size() > 1};
+  for (int64_t r0 = 0; r0 < hi.h; r0 += band) {
+    const int64_t r1 = std::min(hi.h, r0 + band), p0 = r0 * hi.w, m = (r1 - r0) * hi.w;
     float* a = Scratch::get(ex.s.a, m * Cc);
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t py = p / hi.w, px = p % hi.w;
-      std::copy_n(hi.at(py, px), hi.c, a + (p - p0) * Cc);
-      std::copy_n(lo.at(py / f, px / f), lo.c, a + (p - p0) * Cc + hi.c);
-    }
+    rows(ex, m, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t py = (p0 + i) / hi.w, px = (p0 + i) % hi.w;
+        std::copy_n(hi.at(py, px), hi.c, a + i * Cc);
+        std::copy_n(lo.at(py / f, px / f), lo.c, a + i * Cc + hi.c);
+      }
+    });
     float* e = Scratch::get(ex.s.e, m * mid);
     gemm(ex, a, Cc, m, w_.msfa_exp, e, mid);
     norm(ex, e, mid, m, w_.msfa_exp_norm, true);
-    float* out = y.data.data() + p0 * Cp;
+    float* out = tap ? full.data.data() + p0 * Cp : Scratch::get(ex.s.o, m * Cp);
     gemm(ex, e, mid, m, w_.msfa_proj, out, Cp);
     norm(ex, out, Cp, m, w_.msfa_proj_norm, false);
-  });
-  if (tap) tap("msfa.ffn", y);
-  if (y.h != cfg_.grid || y.w != cfg_.grid) {
-    y = avg_pool(y, y.h / cfg_.grid);
-    if (tap) tap("msfa.pooled", y);
+    if (tap) continue;
+    // avg_pool's arithmetic (sum over dy, then dx, times 1/pf^2), for the windows of this band.
+    const float inv = 1.0f / static_cast<float>(pf * pf);
+    rows(ex, (r1 - r0) / pf * G, [&](int64_t b, int64_t e2, int) {
+      for (int64_t i = b; i < e2; ++i) {
+        const int64_t oy = r0 / pf + i / G, ox = i % G;
+        float* o = y.at(oy, ox);
+        for (int64_t dy = 0; dy < pf; ++dy)
+          for (int64_t dx = 0; dx < pf; ++dx) {
+            const float* in = out + ((oy * pf + dy - r0) * hi.w + ox * pf + dx) * Cp;
+            for (int64_t c = 0; c < Cp; ++c) o[c] += in[c];
+          }
+        for (int64_t c = 0; c < Cp; ++c) o[c] *= inv;
+      }
+    }, 4);
   }
+  if (tap) {
+    tap("msfa.ffn", full);
+    y = pf > 1 ? avg_pool(full, pf) : std::move(full);
+    if (pf > 1) tap("msfa.pooled", y);
+  }  // pf == 1 without a tap: each "window" is one pixel and x * 1.0f == x, so y is already the map
   norm(Exec{scratch_[0], false}, y.data.data(), y.c, y.pixels(), w_.msfa_norm, false);
   return y;
 }
