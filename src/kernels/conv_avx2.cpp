@@ -178,10 +178,10 @@ G3N_AVX2 void gemm_panel_avx2(const float* ap, int64_t panel_stride, int64_t m, 
 }
 
 // Six rows, 8 inputs at a time: the 8x8 transpose of (6 rows + 2 zero rows) gives, per input, its 6
-// values in lanes 0-5, stored with a 6-lane mask (a plain store would spill into the next panel,
-// which another thread may be writing).
+// values in lanes 0-5. Inputs are stored in order with full 8-lane stores, each overwriting the 2
+// spare lanes of the one before; the last input of the group stores 4 + 2 lanes so nothing lands past
+// it (the next panel may belong to another thread). Masked stores are microcoded and slow on AMD.
 G3N_AVX2 void pack_activations_avx2(const float* a, int64_t lda, int64_t m, int64_t K, float* dst) {
-  const __m256i mask6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
   const int64_t panels = (m + 5) / 6, k8 = K / 8 * 8;
   for (int64_t g = 0; g < panels; ++g) {
     const float* rows[6];
@@ -192,7 +192,10 @@ G3N_AVX2 void pack_activations_avx2(const float* a, int64_t lda, int64_t m, int6
       for (int64_t r = 0; r < 6; ++r) v[r] = rows[r] ? _mm256_loadu_ps(rows[r] + k) : _mm256_setzero_ps();
       v[6] = v[7] = _mm256_setzero_ps();
       transpose8(v);
-      for (int64_t q = 0; q < 8; ++q) _mm256_maskstore_ps(out + (k + q) * 6, mask6, v[q]);
+      for (int64_t q = 0; q < 7; ++q) _mm256_storeu_ps(out + (k + q) * 6, v[q]);
+      float* last = out + (k + 7) * 6;
+      _mm_storeu_ps(last, _mm256_castps256_ps128(v[7]));
+      _mm_storel_pi(reinterpret_cast<__m64*>(last + 4), _mm256_extractf128_ps(v[7], 1));
     }
     for (int64_t k = k8; k < K; ++k)
       for (int64_t r = 0; r < 6; ++r) out[k * 6 + r] = rows[r] ? rows[r][k] : 0.0f;

@@ -22,7 +22,7 @@ namespace {
 //  * few pixels (stages 2-3, fusion): big tiles of kBigTile pixels one after the other, each GEMM split
 //    by output channels across threads, so the (large) weights are packed once per big tile, not once
 //    per 96 pixels. Needs at most a kBigTile x expanded-width buffer (8.8 MB at 3840 channels).
-constexpr int64_t kTile = 96;                // 16 micro-kernel row groups of 6
+constexpr int64_t kTile = 192;               // 32 micro-kernel row groups of 6; weights packed per 192 px
 constexpr int64_t kBigTile = 576;            // the stage-3 grid at 768x768: one tile per block
 constexpr int64_t kBigTileMaxPixels = 2304;  // the stage-2 grid at 768x768
 constexpr int64_t kColumnChunk = 4 * kGemmNR;  // output columns per thread task in a split GEMM
@@ -272,7 +272,7 @@ VisionMap FastTower::stem_and_edge_residual(const VisionBlock& b, std::span<cons
   if (C0 != k.in) fail("conv input has " + std::to_string(C0) + " channels, kernel expects " + std::to_string(k.in));
   const SamePad py = same_padding(hs, k.k, b.stride);
   VisionMap y(conv_out_size(hs, k.k, b.stride, py), conv_out_size(hs, k.k, b.stride, same_padding(hs, k.k, b.stride)), b.out);
-  const int64_t band = std::clamp<int64_t>((8 * kTile + y.w - 1) / y.w, 1, y.h);  // ~8 tiles per band
+  const int64_t band = std::clamp<int64_t>((4 * kTile + y.w - 1) / y.w, 1, y.h);  // ~4 tiles per band
   std::vector<float> stem_band;
   for (int64_t oy0 = 0; oy0 < y.h; oy0 += band) {
     const int64_t oy1 = std::min(y.h, oy0 + band);
@@ -331,7 +331,7 @@ VisionMap FastTower::universal_inverted_residual_strided(const VisionBlock& b, c
   const SamePad my = same_padding(x.h, km.k, stride), mx = same_padding(x.w, km.k, stride);
   VisionMap y(conv_out_size(x.h, km.k, stride, my), conv_out_size(x.w, km.k, stride, mx), b.out);
   const int64_t Cin = x.c, mid = b.pw_exp.n_out, row_len = x.w * mid;
-  const int64_t band = std::clamp<int64_t>((2 * kTile + y.w - 1) / y.w, 1, y.h);
+  const int64_t band = std::clamp<int64_t>((192 + y.w - 1) / y.w, 1, y.h);  // ~192 output pixels
   const int64_t cap = stride * (band - 1) + km.k;  // rows of the ring: one band's whole window
   std::vector<float> ring(static_cast<size_t>(cap * row_len));
   auto ring_row = [&](int64_t iy) { return ring.data() + (iy % cap) * row_len; };
