@@ -147,6 +147,11 @@ TEST(VisionFast, TapsNameEveryStageAndDoNotChangeTheResult) {
   ASSERT_EQ(times.size(), 5u);
   EXPECT_EQ(times.front().name, "stage0");
   EXPECT_EQ(times.back().name, "msfa");
+  // At 768 the fusion adapter pools 3x3 windows band by band when untapped: same bits as pooling the
+  // tapped full-resolution map.
+  FastTowerOptions quiet;
+  quiet.tap = [](const std::string&, const VisionMap&) {};
+  EXPECT_EQ(run_vision_tower_fast(mm, pixels768(), 768, pool, quiet).data, run_vision_tower_fast(mm, pixels768(), 768, pool).data);
 }
 
 TEST(VisionFast, CancelStopsTheEncode) {
