@@ -70,7 +70,7 @@ void check(const Mmproj& mm, const std::string& label, const std::vector<float>&
   FastTowerOptions o;
   o.kernels = &ks;
   const VisionMap tower = run_vision_tower_fast(mm, chw, n, pool, o);
-  const std::vector<float> soft = embed_soft_tokens(mm, tower, pool);
+  const std::vector<float> soft = embed_soft_tokens_fast(mm, tower, pool);
   const Delta dt = delta(vision_map_to_chw(tower), read_f32_file(golden + "tower.f32.bin"));
   const Delta ds = delta(soft, read_f32_file(golden + "soft_tokens.f32.bin"));
   std::printf("  [%s] %-32s tower max %.2e rms %.2e | soft tokens max %.2e rms %.2e\n", ks.name, label.c_str(), dt.max, dt.rms,
@@ -117,7 +117,7 @@ TEST(VisionFast, ResultDoesNotDependOnThreadCount) {
   for (const auto& [px, n] : {std::pair{pixels("wide_640x360"), int64_t(512)}, std::pair{pixels768(), int64_t(768)}}) {
     const VisionMap a = run_vision_tower_fast(mm, px, n, one), b = run_vision_tower_fast(mm, px, n, three);
     EXPECT_EQ(a.data, b.data) << n;
-    EXPECT_EQ(embed_soft_tokens(mm, a, one), embed_soft_tokens(mm, b, three));
+    EXPECT_EQ(embed_soft_tokens_fast(mm, a, one), embed_soft_tokens_fast(mm, b, three));
   }
 }
 

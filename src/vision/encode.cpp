@@ -16,7 +16,7 @@ ImageEmbedding encode_image(const Mmproj& mm, std::span<const float> chw, int64_
   if (opts.fast) {
     e.tower = run_vision_tower_fast(mm, chw, n, pool, FastTowerOptions{opts.cancel, tap, opts.times});
     if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) throw VisionCancelled();
-    e.soft = embed_soft_tokens(mm, e.tower, pool);
+    e.soft = embed_soft_tokens_fast(mm, e.tower, pool);
     return e;
   }
   // The exact path: cancellation is polled at each tap.
