@@ -73,10 +73,11 @@ class FastTower {
     }
     for (int64_t p0 = 0; p0 < n_pixels; p0 += kBigTile) fn(p0, std::min(n_pixels, p0 + kBigTile), Exec{scratch_[0], pool_.size() > 1});
   }
-  // fn(i0, i1, thread) over [0, n) rows, split across the pool when x.parallel.
+  // fn(i0, i1, thread) over [0, n) rows, split across the pool when x.parallel (chunks handed out on
+  // demand: a thread the OS delays takes fewer of them instead of holding up the tile).
   template <class F>
-  void rows(const Exec& x, int64_t n, F&& fn, int64_t grain = 8) {
-    if (x.parallel) pool_.parallel_for(n, [&](int64_t b, int64_t e, int t) { fn(b, e, t); }, grain);
+  void rows(const Exec& x, int64_t n, F&& fn, int64_t grain = 16) {
+    if (x.parallel) pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int t) { fn(b, e, t); }, grain);
     else fn(0, n, -1);
   }
   void gemm(const Exec& x, const float* a, int64_t lda, int64_t m, const WeightMatrix& w, float* c, int64_t ldc) {
@@ -92,10 +93,10 @@ class FastTower {
     // A packed once for all threads (by 6-row panels, in parallel), then split by columns.
     float* packed = Scratch::get(x.s.packed, packed_activations_size(m, w.n_in));
     const int64_t panels = (m + kGemmMR - 1) / kGemmMR;
-    pool_.parallel_for(panels, [&](int64_t g0, int64_t g1, int) {
+    pool_.parallel_for_dynamic(panels, [&](int64_t g0, int64_t g1, int) {
       ks_.pack_activations(a + g0 * kGemmMR * lda, lda, std::min(m, g1 * kGemmMR) - g0 * kGemmMR, w.n_in,
                            packed + g0 * kGemmMR * w.n_in);
-    }, 4);
+    }, 8);
     pool_.parallel_for_dynamic(chunks, [&](int64_t b, int64_t e, int t) {
       gemm_weights_packed_columns(ks_, packed, m, w, b * kColumnChunk, std::min(w.n_out, e * kColumnChunk), c, ldc,
                                   scratch_[static_cast<size_t>(t)].gemm);
