@@ -110,6 +110,42 @@ TEST(CliEmbedImage, U8ChwInAt768) {
   EXPECT_LE(max_abs_diff(read_f32_file(d + "/soft768.bin"), read_f32_file(g + "soft_tokens.f32.bin")), kTolFinal);
 }
 
+// --fast: the fast tower (fixture README §6 F16 tier on the soft tokens), from an image file with the F32
+// file and from the 768x768 uint8 input with the F16 file; --timings prints every stage.
+constexpr float kTolFastMax = 3e-2f, kTolFastRms = 4e-3f;
+
+float rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double ss = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) ss += double(a[i] - b[i]) * (a[i] - b[i]);
+  return a.empty() ? 0.0f : static_cast<float>(std::sqrt(ss / double(a.size())));
+}
+
+TEST(CliEmbedImage, FastPathWithinF16Tier) {
+  const std::string d = out_dir();
+  struct Case {
+    std::string args, golden;
+  };
+  const Case cases[] = {
+      {mmproj() + " " + vdir() + "/inputs/scene_640x480.jpg", vdir() + "/golden/scene_640x480."},
+      {mmproj("f16") + " --u8-chw-in " + vdir() + "/inputs/gradient_shapes_512x512.res768.u8.bin --size 768",
+       vdir() + "/golden/gradient_shapes_512x512.res768."},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    std::string log;
+    ASSERT_EQ(run_g3n(c.args + " --fast --timings --threads 2 --out " + d + "/fast-soft.bin --tower-out " + d + "/fast-tower.bin", &log), 0)
+        << log;
+    const std::vector<float> soft = read_f32_file(d + "/fast-soft.bin"), golden = read_f32_file(c.golden + "soft_tokens.f32.bin");
+    const float ds = max_abs_diff(soft, golden), rs = rms_diff(soft, golden);
+    const float dt = max_abs_diff(read_f32_file(d + "/fast-tower.bin"), read_f32_file(c.golden + "tower.f32.bin"));
+    std::printf("  fast: tower max %.3g, soft tokens max %.3g rms %.3g\n", dt, ds, rs);
+    EXPECT_LE(ds, kTolFastMax);
+    EXPECT_LE(rs, kTolFastRms);
+    for (const std::string stage : {"stage0", "stage1", "stage2", "stage3", "msfa", "encode"})
+      EXPECT_NE(log.find(stage), std::string::npos) << log;
+  }
+}
+
 TEST(CliEmbedImage, BadInputsExitOneWithoutOutput) {
   const std::string d = out_dir(), out = d + "/bad-out.bin", tower = d + "/bad-tower.bin";
   const std::string junk = d + "/junk.png";
@@ -125,7 +161,7 @@ TEST(CliEmbedImage, BadInputsExitOneWithoutOutput) {
       {mmproj() + " --u8-chw-in " + vdir() + "/inputs/gradient_shapes_512x512.res768.u8.bin", "--size"},
       {mmproj() + " " + vdir() + "/inputs/wide_640x360.png --size 300", "300"},
       {mmproj() + " " + vdir() + "/inputs/wide_640x360.png --pixels-in x.bin", "exactly one"},
-      {mmproj() + " " + vdir() + "/inputs/wide_640x360.png --fast", "not built yet"},
+      {mmproj() + " " + vdir() + "/inputs/wide_640x360.png --timings", "--fast"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);

@@ -1,4 +1,5 @@
 // `g3n debug ...`: stable interfaces for checking the engine against reference engines.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -149,7 +150,7 @@ void run_debug_logits(const LogitsOptions& o) {
 struct EmbedImageOptions {
   std::string mmproj, image, pixels_in, u8_in, out, tower_out, pixels_out, hard_out, intermediates_dir;
   int size = 0, threads = 0;
-  bool fast = false;
+  bool fast = false, timings = false;
 };
 
 std::string_view as_bytes(const std::vector<float>& v) {
@@ -167,7 +168,7 @@ int64_t square_side(uint64_t count, int size, const std::string& path) {
 }
 
 void run_debug_embed_image(const EmbedImageOptions& o) {
-  if (o.fast) throw std::invalid_argument("--fast: the fast vision path is not built yet");
+  if (o.timings && !o.fast) throw std::invalid_argument("--timings needs --fast");
   if ((!o.image.empty()) + (!o.pixels_in.empty()) + (!o.u8_in.empty()) != 1)
     throw std::invalid_argument("give exactly one of IMAGE, --pixels-in and --u8-chw-in");
   const Mmproj mm = load_mmproj(o.mmproj);
@@ -193,7 +194,17 @@ void run_debug_embed_image(const EmbedImageOptions& o) {
   VisionTap tap;
   if (!o.intermediates_dir.empty())
     tap = [&](const std::string& name, const VisionMap& x) { taps.emplace_back(name, vision_map_to_chw(x)); };
-  const ImageEmbedding e = encode_image(mm, pixels, n, pool, {}, tap);
+  VisionOptions vo;
+  vo.fast = o.fast;
+  std::vector<VisionStageTime> times;
+  if (o.timings) vo.times = &times;
+  const auto start = std::chrono::steady_clock::now();
+  const ImageEmbedding e = encode_image(mm, pixels, n, pool, vo, tap);
+  if (o.timings) {
+    for (const auto& t : times) std::fprintf(stderr, "%-8s %8.3f s\n", t.name.c_str(), t.seconds);
+    std::fprintf(stderr, "encode   %8.3f s (tower and embedder, %d threads)\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), pool.size());
+  }
   std::vector<float> hard;
   if (!o.hard_out.empty()) {
     std::vector<int32_t> ids(static_cast<size_t>(mm.config.n_hard));
@@ -244,7 +255,8 @@ void add_debug_commands(CLI::App& app) {
   ei->add_option("--hard-out", eo->hard_out, "every hard token's row, float32 [n_hard, text width] (row 0 = <end_of_image>)");
   ei->add_option("--intermediates-dir", eo->intermediates_dir, "per-block maps, float32 [C, H, W], named as the fixture's (stem, blk.S.B, msfa.ffn, msfa.pooled)");
   ei->add_option("--threads", eo->threads, "threads (default: physical cores)");
-  ei->add_flag("--fast", eo->fast, "the fast path (not built yet: exits 1)");
+  ei->add_flag("--fast", eo->fast, "the fast path (SIMD, tiled; the fixture's F16 tier) instead of the exact one");
+  ei->add_flag("--timings", eo->timings, "with --fast: print the tower's per-stage wall times to stderr");
   ei->callback([eo] { run_debug_embed_image(*eo); });
   add_tokenize_command(*debug);
 }

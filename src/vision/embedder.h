@@ -15,6 +15,9 @@ class ThreadPool;
 // Soft tokens: T[t] = features at (t / 16, t % 16) (row-major, trap 12), scaled by sqrt(Cv), RMSNorm
 // (soft_emb_norm), projected to the text width, weightless RMSNorm. Returns [grid², Ct] row-major.
 std::vector<float> embed_soft_tokens(const Mmproj& mm, const VisionMap& tower_out, ThreadPool& pool);
+// The same on the fast path: the projection is a blocked GEMM (kernels/conv.h) split by output columns
+// across threads (same bits for any thread count); the norms are as above.
+std::vector<float> embed_soft_tokens_fast(const Mmproj& mm, const VisionMap& tower_out, ThreadPool& pool);
 
 // Hard tokens: row id - 262144 of mm.embedding, RMSNorm (hard_emb_norm), projection, weightless
 // RMSNorm. Returns [ids.size(), Ct]; throws std::runtime_error for an id outside the table.

@@ -13,7 +13,13 @@ ImageEmbedding encode_image(const Mmproj& mm, std::span<const float> chw, int64_
     throw std::runtime_error("image pixels: " + std::to_string(chw.size()) + " floats, expected 3 x " + std::to_string(n) + " x " +
                              std::to_string(n));
   ImageEmbedding e;
-  // The fast path is not written yet: both modes run the exact path. Cancellation is polled at each tap.
+  if (opts.fast) {
+    e.tower = run_vision_tower_fast(mm, chw, n, pool, FastTowerOptions{opts.cancel, tap, opts.times});
+    if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) throw VisionCancelled();
+    e.soft = embed_soft_tokens_fast(mm, e.tower, pool);
+    return e;
+  }
+  // The exact path: cancellation is polled at each tap.
   const VisionTap checked = [&](const std::string& name, const VisionMap& x) {
     if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) throw VisionCancelled();
     if (tap) tap(name, x);

@@ -7,6 +7,7 @@
 #include <vector>
 #include "vision/mmproj.h"
 #include "vision/mobilenet_v5.h"
+#include "vision/mobilenet_v5_fast.h"
 
 namespace g3n {
 class ThreadPool;
@@ -21,9 +22,11 @@ struct ImageEmbedding {
 //  fast = true:  the fast path (SIMD, blocked, tiled early stages; activations at least F16; the
 //                fixture's F16 tier).
 //  cancel:       polled between blocks; when it reads true the encode stops with VisionCancelled.
+//  times:        fast path only: receives the tower's per-stage wall times when set.
 struct VisionOptions {
   bool fast = false;
   const std::atomic<bool>* cancel = nullptr;
+  std::vector<VisionStageTime>* times = nullptr;
 };
 
 // Thrown when VisionOptions::cancel was set during an encode.
