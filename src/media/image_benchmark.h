@@ -17,9 +17,11 @@ struct ImageBenchParams {
   int64_t n_embd = 0;   // the text model's width, checked against the projector's (0: not checked)
 };
 
-// Seconds per part of the encode, in order: "stem", "stage0" .. "stageN-1", "msfa", "embedder". They
-// come from the tower's tap: the time up to a tap named "stem", "blk.S.B" or "msfa.*" goes to that
-// part, the rest (the tower's final norm and the embedder) to "embedder"; so they sum to encode_s.
+// Seconds per part of the encode, in order: "stem", "stage0" .. "stageN-1", "msfa", "embedder". The fast
+// path times its parts itself (VisionOptions::times; the stem, streamed into stage 0's first block, is
+// its stem bands' time); the exact path's come from the tower's tap: the time up to a tap named "stem",
+// "blk.S.B" or "msfa.*" goes to that part. The rest (the embedder) goes to "embedder", so they sum to
+// encode_s.
 using ImageStageTimes = std::vector<std::pair<std::string, double>>;
 
 struct ImageBenchRun {
