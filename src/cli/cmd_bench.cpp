@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -98,9 +99,13 @@ void run(const Options& o) {
   const bool with_image = !o.mmproj.empty();
   if (!o.vision.empty() && o.vision != "fast" && o.vision != "exact") throw std::invalid_argument("--vision must be fast or exact");
   const bool vision_fast = o.vision.empty() ? !o.exact : o.vision == "fast";
-  // Before the model exists, so its buffer never counts toward the peak RSS reported below.
+  // Fail before the long text runs, not after them.
+  for (const std::string* f : {&o.mmproj, &o.image})
+    if (with_image && !std::filesystem::is_regular_file(*f)) throw std::invalid_argument(*f + ": no such file");
+  // Before the model exists; the peak RSS is reset after it (the buffer is gone by then), so the buffer
+  // never counts toward the peak reported below.
   const double bandwidth = measure_read_bandwidth(p.n_threads);
-  reset_peak_rss();  // the bandwidth buffer is gone: it should not set the peak reported below
+  reset_peak_rss();
   std::vector<double> loads;
   std::unique_ptr<Model> model;
   for (int i = 0; i < o.repeats; ++i) {
