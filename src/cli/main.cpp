@@ -1,9 +1,17 @@
+#include <malloc.h>
+
 #include <cstdio>
 #include <exception>
 
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+#ifdef M_MMAP_THRESHOLD
+  // Blocks of 128 KiB (glibc's initial threshold) and more come straight from mmap and go back to the system when freed. glibc's
+  // default raises this threshold to the largest block freed (up to 32 MiB), after which the vision
+  // tower's maps are carved from the heap and kept there: measured +31 MiB of peak RSS per 768x768 image.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
   CLI::App app{"g3n: fast, light Gemma 3n inference"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "g3n 0.1.0");

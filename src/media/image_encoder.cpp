@@ -55,10 +55,13 @@ std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t
   auto out = std::make_shared<EncodedImage>();
   out->key = key;
   auto t0 = std::chrono::steady_clock::now();
-  const RgbImage img = decode_image(bytes);
-  out->source_width = img.width;
-  out->source_height = img.height;
-  const std::vector<float> px = preprocess_image(img, static_cast<int>(mm_.config.image_size));
+  std::vector<float> px;
+  {  // the decoded image is freed before the encode: it is not needed there
+    const RgbImage img = decode_image(bytes);
+    out->source_width = img.width;
+    out->source_height = img.height;
+    px = preprocess_image(img, static_cast<int>(mm_.config.image_size));
+  }
   out->preprocess_s = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   VisionOptions opts;
