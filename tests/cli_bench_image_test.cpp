@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -57,15 +58,23 @@ TEST(CliBenchImage, JsonHasImageFigures) {
   }
   EXPECT_EQ(stages.size(), 7u);
   EXPECT_GT(stages["stage2"].get<double>(), 0);
-  // Per-stage medians of 3 runs: close to the median encode, not equal.
-  EXPECT_NEAR(sum, encode, 0.25 * encode + 1e-3);
-  // Each run's stages sum to its encode time exactly (up to rounding).
+  EXPECT_GT(sum, 0);
+  // Each run's stages sum to its encode time exactly (up to rounding), and every reported figure is the
+  // median of the three runs' (a sum of per-stage medians need not be near the median encode on a busy
+  // machine, so that is not asserted).
   ASSERT_EQ(j.at("image_runs").size(), 3u);
-  for (const auto& run : j["image_runs"]) {
+  auto median3 = [](double a, double b, double c) { return std::max(std::min(a, b), std::min(std::max(a, b), c)); };
+  const auto& runs = j["image_runs"];
+  for (const auto& run : runs) {
     double s = 0;
     for (const auto& [name, v] : run["stage_s"].items()) s += v.get<double>();
     EXPECT_NEAR(s, run["encode_s"].get<double>(), 1e-6 + 1e-6 * s);
   }
+  EXPECT_EQ(encode, median3(runs[0]["encode_s"].get<double>(), runs[1]["encode_s"].get<double>(), runs[2]["encode_s"].get<double>()));
+  for (const auto& [name, v] : stages.items())
+    EXPECT_EQ(v.get<double>(), median3(runs[0]["stage_s"][name].get<double>(), runs[1]["stage_s"][name].get<double>(),
+                                       runs[2]["stage_s"][name].get<double>()))
+        << name;
   ASSERT_TRUE(j.at("image_peak_rss_delta_bytes").is_number_integer()) << out;
   ASSERT_TRUE(j.at("baseline_peak_rss_bytes").is_number_integer());
   const auto peak = j.at("peak_rss_bytes").get<int64_t>(), base = j.at("baseline_peak_rss_bytes").get<int64_t>();
