@@ -97,7 +97,8 @@ Scheduler::Slot* Scheduler::pick_slot(const Job& job) {
     Slot& s = *sp;
     if (s.job) continue;
     size_t common = 0;
-    if (s.seq && same_params(s.params, job.ctx_params)) common = common_prefix(s.keys, job.prompt.keys());
+    // An embedding job starts its sequence over whatever the prefix: it takes the least recently used slot.
+    if (s.seq && !job.embed && same_params(s.params, job.ctx_params)) common = common_prefix(s.keys, job.prompt.keys());
     // Longest shared prefix first; among equals the least recently used, so other conversations'
     // caches survive longer.
     if (!best || common > best_common || (common == best_common && s.last_used < best->last_used)) {
