@@ -56,6 +56,7 @@ Embeddings compute(ServerState& s, const EmbedRequest& r) {
       if (!r.truncate) throw HttpError(400, "input length " + std::to_string(tokens.size()) + " exceeds maximum context length " + std::to_string(cp.n_ctx));
       tokens.resize(static_cast<size_t>(cp.n_ctx));
     }
+    if (tokens.empty()) throw HttpError(400, "an input gives no tokens (the model adds no BOS to an empty string)");
     e.prompt_tokens += static_cast<int64_t>(tokens.size());
     auto job = std::make_shared<Job>();
     job->prompt = InputRows(std::move(tokens));
