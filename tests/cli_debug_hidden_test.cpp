@@ -46,7 +46,10 @@ TEST_P(DebugHidden, SoftCappedHeadOfHiddenRowsMatchesExactGolden) {
   for (const auto& prompt : test::tiny_prompts()) {
     SCOPED_TRACE(tag + "/" + prompt.name);
     std::string ids;
-    for (size_t i = 0; i < prompt.tokens.size(); ++i) ids += (i ? "," : "") + std::to_string(prompt.tokens[i]);
+    for (size_t i = 0; i < prompt.tokens.size(); ++i) {
+      if (i) ids += ',';
+      ids += std::to_string(prompt.tokens[i]);
+    }
     const std::string out = out_path("debug-hidden-" + tag + ".bin");
     int status = -1;
     const std::string log = test::run_capture(test::kG3n + " debug hidden " + model + " --tokens " + ids + " --threads 2 --out " + out + " 2>&1", status);
