@@ -2,6 +2,7 @@
 // whatever else shares the pass and however the rows are split.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <span>
 
 #include "golden_util.h"
@@ -77,6 +78,62 @@ TEST(BatchEngine, BadItemChangesNothing) {
   work = {{a.get(), ok, 0, LogitsFor::Last}, {a.get(), ok, 0, LogitsFor::Last}};
   EXPECT_THROW(e.eval(work), std::invalid_argument);
   EXPECT_THROW(e.new_sequence(64), std::invalid_argument);
+}
+
+// Hidden rows (embeddings) sharing passes with logit rows (generation): each item gets what it gets alone,
+// and logits and hidden rows asked of the same rows agree with asking for either alone.
+TEST(BatchHidden, MixedWithLogitsEqualsAlone) {
+  auto m = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
+  EngineParams p;
+  p.n_ctx = 160;
+  p.n_batch = 48;
+  p.n_threads = 2;
+  const auto prompts = test::tiny_prompts();
+  const int D = m->config().n_embd, V = m->config().n_vocab;
+  std::vector<std::vector<float>> hidden_alone, logits_alone;
+  for (const auto& pr : prompts) {
+    BatchEngine e(*m, p);
+    auto s = e.new_sequence();
+    SequenceWork h{s.get(), pr.tokens, 0, LogitsFor::None, LogitsFor::All};
+    e.eval(std::span<const SequenceWork>(&h, 1));
+    ASSERT_EQ(s->n_hidden_rows(), static_cast<int>(pr.tokens.size()));
+    ASSERT_EQ(s->n_logit_rows(), 0);
+    std::vector<float> hv;
+    for (int r = 0; r < s->n_hidden_rows(); ++r) hv.insert(hv.end(), s->hidden(r).begin(), s->hidden(r).end());
+    hidden_alone.push_back(hv);
+    s->reset();
+    SequenceWork l{s.get(), pr.tokens, 0, LogitsFor::All};
+    e.eval(std::span<const SequenceWork>(&l, 1));
+    std::vector<float> lv;
+    for (int r = 0; r < s->n_logit_rows(); ++r) lv.insert(lv.end(), s->logits(r).begin(), s->logits(r).end());
+    logits_alone.push_back(lv);
+  }
+  BatchEngine e(*m, p);
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<SequenceWork> work;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    seqs.push_back(e.new_sequence());
+    // Alternate: hidden only, logits only, both.
+    const int kind = static_cast<int>(i % 3);
+    work.push_back({seqs.back().get(), prompts[i].tokens, 0, kind == 0 ? LogitsFor::None : LogitsFor::All,
+                    kind == 1 ? LogitsFor::None : LogitsFor::All});
+  }
+  e.eval(work);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE(prompts[i].name);
+    const int kind = static_cast<int>(i % 3);
+    const int n = static_cast<int>(prompts[i].tokens.size());
+    ASSERT_EQ(seqs[i]->n_hidden_rows(), kind == 1 ? 0 : n);
+    ASSERT_EQ(seqs[i]->n_logit_rows(), kind == 0 ? 0 : n);
+    for (int r = 0; r < seqs[i]->n_hidden_rows(); ++r) {
+      const auto h = seqs[i]->hidden(r);
+      EXPECT_TRUE(std::equal(h.begin(), h.end(), hidden_alone[i].begin() + static_cast<size_t>(r) * D)) << "hidden row " << r;
+    }
+    for (int r = 0; r < seqs[i]->n_logit_rows(); ++r) {
+      const auto l = seqs[i]->logits(r);
+      EXPECT_TRUE(std::equal(l.begin(), l.end(), logits_alone[i].begin() + static_cast<size_t>(r) * V)) << "logits row " << r;
+    }
+  }
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Base64 (RFC 4648, standard alphabet) decoding for data that arrives in JSON: images in API requests.
+// Base64 (RFC 4648, standard alphabet): decoding for data that arrives in JSON (images in API requests),
+// encoding for binary answers (embeddings with encoding_format "base64").
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -12,5 +13,8 @@ namespace g3n {
 // breaks of wrapped encoders) is skipped. On failure returns nullopt and, when `error` is given, says
 // why with the offending offset ("invalid character '%' at offset 12").
 std::optional<std::vector<uint8_t>> base64_decode(std::string_view text, std::string* error = nullptr);
+
+// Encodes `bytes` with '=' padding and no line breaks.
+std::string base64_encode(std::string_view bytes);
 
 }  // namespace g3n

@@ -147,6 +147,33 @@ void run_debug_logits(const LogitsOptions& o) {
   std::fprintf(stderr, "wrote %zu x %d logits to %s\n", n, V, o.out.c_str());
 }
 
+struct HiddenOptions {
+  std::string model, tokens, out;
+  int ctx = 0, threads = 0;
+  bool fast = false;
+};
+
+// The LM head's input rows: f32 [n_tokens, n_embd] after the AltUp un-embedding and the final RMSNorm
+// (docs/model.md §4.5); logits = softcap(h · token_embdᵀ). Exact arithmetic unless --fast, as `debug logits`.
+void run_debug_hidden(const HiddenOptions& o) {
+  auto model = Model::load(o.model);
+  const std::vector<int32_t> tokens = parse_token_list(o.tokens);
+  ContextParams p;
+  p.n_ctx = o.ctx > 0 ? o.ctx : std::max<int>(256, static_cast<int>(tokens.size()));
+  p.n_threads = o.threads;
+  p.exact = !o.fast;
+  Context ctx(*model, p);
+  ctx.eval(tokens, LogitsFor::None, LogitsFor::All);
+  const size_t n = tokens.size(), D = static_cast<size_t>(model->config().n_embd);
+  std::vector<float> all(n * D);
+  for (size_t i = 0; i < n; ++i) {
+    const auto h = ctx.hidden(static_cast<int>(i));
+    std::copy(h.begin(), h.end(), all.begin() + i * D);
+  }
+  write_file_atomic(o.out, std::string_view(reinterpret_cast<const char*>(all.data()), all.size() * sizeof(float)));
+  std::fprintf(stderr, "wrote %zu x %zu hidden rows to %s\n", n, D, o.out.c_str());
+}
+
 struct EmbedImageOptions {
   std::string mmproj, image, pixels_in, u8_in, out, tower_out, pixels_out, hard_out, intermediates_dir;
   int size = 0, threads = 0;
@@ -242,6 +269,15 @@ void add_debug_commands(CLI::App& app) {
   logits->add_option("--threads", opts->threads, "threads (default: physical cores)");
   logits->add_flag("--fast", opts->fast, "use the fast path (int8 activations) instead of the exact one");
   logits->callback([opts] { run_debug_logits(*opts); });
+  auto ho = std::make_shared<HiddenOptions>();
+  auto* hidden = debug->add_subcommand("hidden", "Write float32 final hidden rows [n_tokens, n_embd] (the LM head's input) for every position");
+  hidden->add_option("model", ho->model, "GGUF model file")->required();
+  hidden->add_option("--tokens", ho->tokens, "comma-separated token ids")->required();
+  hidden->add_option("--out", ho->out, "output file (float32 little-endian)")->required();
+  hidden->add_option("--ctx", ho->ctx, "context length (default max(256, n_tokens))");
+  hidden->add_option("--threads", ho->threads, "threads (default: physical cores)");
+  hidden->add_flag("--fast", ho->fast, "use the fast path (int8 activations) instead of the exact one");
+  hidden->callback([ho] { run_debug_hidden(*ho); });
   auto eo = std::make_shared<EmbedImageOptions>();
   auto* ei = debug->add_subcommand("embed-image", "Write an image's soft tokens [256, text width] (float32), and optionally the tower, pixels, hard tokens, per-block maps");
   ei->add_option("mmproj", eo->mmproj, "vision projector GGUF")->required();

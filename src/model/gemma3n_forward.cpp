@@ -364,9 +364,17 @@ void decoder_layer(Step& s, int layer) {
   inject_per_layer_input(s, layer, lw);
 }
 
+// Moves the selected batch rows to the front of a [rows, width] buffer (order kept).
+void compact_rows(float* data, int64_t width, const std::vector<int32_t>& rows) {
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (rows[i] != static_cast<int32_t>(i))
+      std::memmove(data + i * width, data + rows[i] * width, sizeof(float) * width);
+}
+
 // docs/model.md §4.5: average stream 0 with the un-embedded other streams (each rescaled to stream 0's magnitude),
-// final norm, tied head, soft-cap. Writes T rows of logits.
-void output_head(Step& s, float* logits) {
+// final norm, tied head, soft-cap. Row i of the step is batch row rows[i]: its hidden vector goes to hidden (in
+// order) where want_hidden says so, and its logits to logits where want_logits does; rows wanting no logits skip the head.
+void output_head(Step& s, const ForwardBatch& batch, const std::vector<int32_t>& rows, float* logits, float* hidden) {
   const auto& c = s.c;
   const int64_t D = s.D();
   const float* s0 = s.stream(0);
@@ -386,6 +394,20 @@ void output_head(Step& s, float* logits) {
     for (int64_t i = 0; i < D; ++i) h[i] *= inv_n;
     rms_norm(h, s.w.output_norm.data(), h, D, c.rms_eps);
   });
+  std::vector<int32_t>& logit_rows = s.b.logit_rows;
+  logit_rows.clear();
+  int64_t n_hidden = 0;
+  for (int i = 0; i < s.T; ++i) {
+    const int32_t t = rows[static_cast<size_t>(i)];
+    if (!batch.want_hidden.empty() && batch.want_hidden[t])
+      std::memcpy(hidden + n_hidden++ * D, acc + static_cast<int64_t>(i) * D, sizeof(float) * D);
+    if (batch.want_logits[t]) logit_rows.push_back(i);
+  }
+  if (logit_rows.empty()) return;
+  if (static_cast<int>(logit_rows.size()) < s.T) {
+    compact_rows(acc, D, logit_rows);
+    s.T = static_cast<int>(logit_rows.size());
+  }
   s.lin(s.w.output, acc, logits);
   if (c.final_logit_softcap > 0) {
     const float cap = c.final_logit_softcap;
@@ -393,13 +415,6 @@ void output_head(Step& s, float* logits) {
       soft_cap(logits + begin, end - begin, cap);
     });
   }
-}
-
-// Moves the selected batch rows to the front of a [rows, width] buffer (order kept).
-void compact_rows(float* data, int64_t width, const std::vector<int32_t>& rows) {
-  for (size_t i = 0; i < rows.size(); ++i)
-    if (rows[i] != static_cast<int32_t>(i))
-      std::memmove(data + i * width, data + rows[i] * width, sizeof(float) * width);
 }
 
 }  // namespace
@@ -450,17 +465,19 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
   positions.resize(T);
   caches.resize(T);
   rows.reserve(T);
+  logit_rows.reserve(T);
 }
 
 void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffers& b, ThreadPool& pool,
-                     MatmulMode mode, float* logits_out) {
+                     MatmulMode mode, float* logits_out, float* hidden_out) {
   const auto& c = model.config();
   const int T = static_cast<int>(batch.tokens.size());
   if (T == 0) return;
   if (T > b.n_batch) throw std::invalid_argument("gemma3n_forward: batch larger than the buffers");
   if (batch.positions.size() != batch.tokens.size() || batch.caches.size() != batch.tokens.size() ||
       batch.want_logits.size() != batch.tokens.size() ||
-      (!batch.embeddings.empty() && batch.embeddings.size() != batch.tokens.size()))
+      (!batch.embeddings.empty() && batch.embeddings.size() != batch.tokens.size()) ||
+      (!batch.want_hidden.empty() && batch.want_hidden.size() != batch.tokens.size()))
     throw std::invalid_argument("gemma3n_forward: batch arrays differ in length");
   for (int t = 0; t < T; ++t) {
     const int32_t id = batch.tokens[t];
@@ -489,7 +506,7 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
     if (layer == select_at) {
       b.rows.clear();
       for (int t = 0; t < T; ++t)
-        if (batch.want_logits[t]) b.rows.push_back(t);
+        if (batch.want_logits[t] || (!batch.want_hidden.empty() && batch.want_hidden[t])) b.rows.push_back(t);
       if (b.rows.empty()) return;
       if (static_cast<int>(b.rows.size()) < s.T) {
         for (int k = 0; k < c.n_altup; ++k) compact_rows(s.stream(k), c.n_embd, b.rows);
@@ -505,7 +522,7 @@ void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffe
     }
     if (layer < c.n_layer) decoder_layer(s, layer);
   }
-  output_head(s, logits_out);
+  output_head(s, batch, b.rows, logits_out, hidden_out);
 }
 
 }  // namespace g3n

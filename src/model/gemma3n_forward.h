@@ -45,6 +45,7 @@ struct ForwardBuffers {
   std::vector<int64_t> positions;
   std::vector<KvCache*> caches;
   std::vector<int32_t> rows;    // batch rows kept past the last KV-owning layer
+  std::vector<int32_t> logit_rows;  // of those (indices into rows), the ones that run the LM head
 };
 
 // One forward pass over rows that may belong to different sequences (continuous batching): row i is
@@ -63,11 +64,16 @@ struct ForwardBatch {
   std::span<const int64_t> positions;
   std::span<KvCache* const> caches;
   std::span<const uint8_t> want_logits;
+  // Empty (no row) or one entry per row: rows with want_hidden[i] != 0 also (or instead) write their final hidden
+  // vector — the LM head's input, after the AltUp un-embedding and the final RMSNorm (docs/model.md §4.5) —
+  // n_embd floats each, in order, to hidden_out. A row wanted only here skips the LM head.
+  std::span<const uint8_t> want_hidden;
   // Run the KV-sharing layers only for rows whose logits are wanted (docs/model.md §4.6). Off only to measure it.
   bool prefill_shortcut = true;
 };
 
+// logits_out may be null when no row wants logits, hidden_out when none wants its hidden vector.
 void gemma3n_forward(const Model& model, const ForwardBatch& batch, ForwardBuffers& buffers, ThreadPool& pool,
-                     MatmulMode mode, float* logits_out);
+                     MatmulMode mode, float* logits_out, float* hidden_out = nullptr);
 
 }  // namespace g3n

@@ -31,6 +31,11 @@ std::span<const float> Sequence::logits(int i) const {
   return {logits_.data() + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)};
 }
 
+std::span<const float> Sequence::hidden(int i) const {
+  if (i < 0 || i >= n_hidden_rows_) throw std::out_of_range("no hidden row " + std::to_string(i));
+  return {hidden_.data() + static_cast<size_t>(i) * n_embd_, static_cast<size_t>(n_embd_)};
+}
+
 size_t reusable_prefix(std::span<const uint64_t> held, std::span<const uint64_t> prompt, const Sequence& seq) {
   if (prompt.empty()) return 0;
   const size_t common = std::min(common_prefix(held, prompt), prompt.size() - 1);
@@ -52,12 +57,15 @@ std::unique_ptr<Sequence> BatchEngine::new_sequence(int n_ctx) const {
   if (n_ctx > params_.n_ctx) throw std::invalid_argument("sequence context " + std::to_string(n_ctx) + " exceeds the engine's " + std::to_string(params_.n_ctx));
   auto seq = std::unique_ptr<Sequence>(new Sequence(model_.config(), n_ctx, params_.n_batch, params_.kv_type));
   seq->n_vocab_ = n_vocab();
+  seq->n_embd_ = static_cast<int>(model_.config().n_embd);
   return seq;
 }
 
 void BatchEngine::eval(std::span<const SequenceWork> work) {
   const int V = n_vocab();
   bool any_vectors = false;
+  bool any_hidden = false;
+  const int64_t D = model_.config().n_embd;
   // Validate everything first, so a bad request cannot leave another sequence half-advanced.
   for (size_t i = 0; i < work.size(); ++i) {
     const SequenceWork& w = work[i];
@@ -85,8 +93,12 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
     Sequence& s = *w.seq;
     const int64_t n = static_cast<int64_t>(w.rows.size());
     s.n_rows_ = 0;
+    s.n_hidden_rows_ = 0;
     const int64_t rows = w.which == LogitsFor::All ? n : (w.which == LogitsFor::Last && n > 0 ? 1 : 0);
     s.logits_.resize(static_cast<size_t>(rows) * V);
+    const int64_t hidden_rows = w.hidden == LogitsFor::All ? n : (w.hidden == LogitsFor::Last && n > 0 ? 1 : 0);
+    s.hidden_.resize(static_cast<size_t>(hidden_rows) * s.n_embd_);
+    any_hidden = any_hidden || hidden_rows > 0;
     s.n_past_ = w.pos0;
   }
   // Pack rows item by item into passes of n_batch rows.
@@ -99,6 +111,8 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
     caches_.clear();
     want_.clear();
     dest_.clear();
+    want_hidden_.clear();
+    hidden_dest_.clear();
     while (item < work.size() && static_cast<int>(tokens_.size()) < params_.n_batch) {
       const SequenceWork& w = work[item];
       const int64_t n = static_cast<int64_t>(w.rows.size());
@@ -111,6 +125,11 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
         const bool want = w.which == LogitsFor::All || (w.which == LogitsFor::Last && k == n - 1);
         want_.push_back(want);
         if (want) dest_.push_back({w.seq, w.which == LogitsFor::All ? static_cast<int>(k) : 0});
+        if (any_hidden) {
+          const bool keep = w.hidden == LogitsFor::All || (w.hidden == LogitsFor::Last && k == n - 1);
+          want_hidden_.push_back(keep);
+          if (keep) hidden_dest_.push_back({w.seq, w.hidden == LogitsFor::All ? static_cast<int>(k) : 0});
+        }
       }
       offset += take;
       if (offset >= n) {
@@ -120,8 +139,15 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
     }
     if (tokens_.empty()) break;
     staged_.resize(dest_.size() * static_cast<size_t>(V));
-    ForwardBatch batch{tokens_, vectors_, positions_, caches_, want_, params_.prefill_shortcut};
-    gemma3n_forward(model_, batch, *buffers_, *pool_, params_.exact ? MatmulMode::Exact : MatmulMode::Fast, staged_.data());
+    staged_hidden_.resize(hidden_dest_.size() * static_cast<size_t>(D));
+    ForwardBatch batch{tokens_, vectors_, positions_, caches_, want_, want_hidden_, params_.prefill_shortcut};
+    gemma3n_forward(model_, batch, *buffers_, *pool_, params_.exact ? MatmulMode::Exact : MatmulMode::Fast, staged_.data(),
+                    staged_hidden_.data());
+    for (size_t r = 0; r < hidden_dest_.size(); ++r) {
+      auto [seq, row] = hidden_dest_[r];
+      std::memcpy(seq->hidden_.data() + static_cast<size_t>(row) * D, staged_hidden_.data() + r * D, sizeof(float) * D);
+      seq->n_hidden_rows_ = std::max(seq->n_hidden_rows_, row + 1);
+    }
     for (size_t r = 0; r < dest_.size(); ++r) {
       auto [seq, row] = dest_[r];
       std::memcpy(seq->logits_.data() + static_cast<size_t>(row) * V, staged_.data() + r * V, sizeof(float) * V);

@@ -41,6 +41,9 @@ class Sequence {
   int n_logit_rows() const { return n_rows_; }
   std::span<const float> logits(int i) const;
   std::span<const float> last_logits() const { return logits(n_rows_ - 1); }
+  // Final hidden rows (the LM head's input, n_embd floats) requested by the last evaluation (SequenceWork::hidden).
+  int n_hidden_rows() const { return n_hidden_rows_; }
+  std::span<const float> hidden(int i) const;
   uint64_t kv_bytes() const { return cache_.bytes(); }
 
  private:
@@ -51,6 +54,9 @@ class Sequence {
   int n_vocab_ = 0;
   int n_rows_ = 0;
   std::vector<float> logits_;
+  int n_embd_ = 0;
+  int n_hidden_rows_ = 0;
+  std::vector<float> hidden_;
 };
 
 // How many leading rows of `prompt` a sequence that holds `held` (row keys, InputRows::keys) can keep:
@@ -64,6 +70,8 @@ struct SequenceWork {
   RowsView rows;
   int64_t pos0 = 0;
   LogitsFor which = LogitsFor::Last;
+  // Which rows' final hidden vectors to keep (Sequence::hidden); an embedding is LogitsFor::None here and All for hidden.
+  LogitsFor hidden = LogitsFor::None;
 };
 
 class BatchEngine {
@@ -99,6 +107,9 @@ class BatchEngine {
   std::vector<uint8_t> want_;
   std::vector<std::pair<Sequence*, int>> dest_;  // where each wanted row's logits go
   std::vector<float> staged_;
+  std::vector<uint8_t> want_hidden_;
+  std::vector<std::pair<Sequence*, int>> hidden_dest_;
+  std::vector<float> staged_hidden_;
 };
 
 }  // namespace g3n

@@ -23,8 +23,8 @@ Context::Context(const Model& model, ContextParams params)
   params_.n_threads = engine_.params().n_threads;
 }
 
-void Context::eval(RowsView rows, int64_t pos0, LogitsFor which) {
-  const SequenceWork w{seq_.get(), rows, pos0, which};
+void Context::eval(RowsView rows, int64_t pos0, LogitsFor which, LogitsFor hidden) {
+  const SequenceWork w{seq_.get(), rows, pos0, which, hidden};
   engine_.eval(std::span<const SequenceWork>(&w, 1));
 }
 

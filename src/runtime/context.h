@@ -36,14 +36,20 @@ class Context {
   // back there first, e.g. to reuse a shared prompt prefix) if can_resume_at(pos0); otherwise it must
   // equal n_past. Logits of the requested rows are available afterwards via logits(i).
   // Rows may be token ids or n_embd-wide vectors (RowsView); a token span or vector converts to it.
-  void eval(RowsView rows, int64_t pos0, LogitsFor which = LogitsFor::Last);
+  // `hidden` selects rows whose final hidden vectors (the LM head's input) are kept, read via hidden(i).
+  void eval(RowsView rows, int64_t pos0, LogitsFor which = LogitsFor::Last, LogitsFor hidden = LogitsFor::None);
   // Convenience: continue at n_past.
-  void eval(RowsView rows, LogitsFor which = LogitsFor::Last) { eval(rows, n_past(), which); }
+  void eval(RowsView rows, LogitsFor which = LogitsFor::Last, LogitsFor hidden = LogitsFor::None) {
+    eval(rows, n_past(), which, hidden);
+  }
 
   // Number of logit rows from the last eval and row i (n_vocab floats).
   int n_logit_rows() const { return seq_->n_logit_rows(); }
   std::span<const float> logits(int i) const { return seq_->logits(i); }
   std::span<const float> last_logits() const { return seq_->last_logits(); }
+  // Hidden rows from the last eval (n_embd floats each: after the AltUp un-embedding and the final RMSNorm).
+  int n_hidden_rows() const { return seq_->n_hidden_rows(); }
+  std::span<const float> hidden(int i) const { return seq_->hidden(i); }
 
   bool can_resume_at(int64_t pos) const { return seq_->can_resume_at(pos); }
   const Sequence& sequence() const { return *seq_; }

@@ -16,6 +16,11 @@ namespace g3n::server {
 void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res);
 
+// Embeddings (embed_handlers.cpp): Ollama's /api/embed and older /api/embeddings, OpenAI's /v1/embeddings.
+void ollama_embed(ServerState& s, const HttpRequest& req, HttpResponse& res);
+void ollama_embeddings(ServerState& s, const HttpRequest& req, HttpResponse& res);
+void openai_embeddings(ServerState& s, const HttpRequest& req, HttpResponse& res);
+
 // Ollama model management (model_handlers.cpp).
 void ollama_tags(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void ollama_show(ServerState& s, const HttpRequest& req, HttpResponse& res);

@@ -333,4 +333,51 @@ OpenAIRequest parse_openai_completion(const json& body) {
   return r;
 }
 
+EmbedRequest parse_embed(const json& body, EmbedApi api) {
+  EmbedRequest r;
+  r.api = api;
+  if (api == EmbedApi::OpenAI) {
+    r.model = get_string(body, "model").value_or("");
+    if (r.model.empty()) throw HttpError(400, "model is required");
+  } else {
+    r.model = require_model(body);
+  }
+  if (api == EmbedApi::Embeddings) {
+    // The older endpoint: one "prompt"; an empty or absent one gives an empty embedding.
+    if (auto p = get_string(body, "prompt"); p && !p->empty()) r.inputs.push_back(*p);
+  } else {
+    const char* what = api == EmbedApi::OpenAI ? "invalid input" : "invalid input type";
+    const json in = body.value("input", json());
+    if (in.is_string()) {
+      // Ollama: an empty string is no input; OpenAI's layer embeds it.
+      if (api == EmbedApi::OpenAI || !in.get<std::string>().empty()) r.inputs.push_back(in.get<std::string>());
+    } else if (in.is_array()) {
+      if (api == EmbedApi::OpenAI && in.empty()) throw HttpError(400, what);
+      for (const auto& v : in) {
+        if (!v.is_string()) throw HttpError(400, what);
+        r.inputs.push_back(v.get<std::string>());
+      }
+    } else if (!in.is_null() || api == EmbedApi::OpenAI) {
+      throw HttpError(400, what);
+    }
+  }
+  if (api == EmbedApi::Embed) r.truncate = get_bool(body, "truncate").value_or(true);
+  if (api != EmbedApi::Embeddings) {
+    if (auto it = body.find("dimensions"); it != body.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > INT32_MAX)
+        throw HttpError(400, "invalid type for \"dimensions\": expected a positive integer");
+      r.dimensions = static_cast<int>(it->get<int64_t>());
+    }
+  }
+  if (api == EmbedApi::OpenAI) {
+    const std::string fmt = get_string(body, "encoding_format").value_or("float");
+    if (fmt != "float" && fmt != "base64") throw HttpError(400, "invalid encoding_format \"" + fmt + "\": expected \"float\" or \"base64\"");
+    r.base64 = fmt == "base64";
+  } else {
+    r.options = parse_request_options(body.value("options", json()));
+  }
+  r.keep_alive = read_keep_alive(body);
+  return r;
+}
+
 }  // namespace g3n::server

@@ -91,4 +91,18 @@ struct OpenAIRequest {
 OpenAIRequest parse_openai_chat(const nlohmann::json& body);
 OpenAIRequest parse_openai_completion(const nlohmann::json& body);
 
+// POST /api/embed, /api/embeddings (the older one) and /v1/embeddings.
+enum class EmbedApi { Embed, Embeddings, OpenAI };
+struct EmbedRequest {
+  EmbedApi api = EmbedApi::Embed;
+  std::string model;
+  std::vector<std::string> inputs;  // each one embedding; may be empty (Ollama: no input, no embeddings)
+  bool truncate = true;             // false: an input longer than num_ctx is a 400
+  int dimensions = 0;               // > 0: keep the first N values, then re-normalise
+  bool base64 = false;              // OpenAI encoding_format "base64"
+  ParamList options;
+  KeepAlive keep_alive;
+};
+EmbedRequest parse_embed(const nlohmann::json& body, EmbedApi api);
+
 }  // namespace g3n::server

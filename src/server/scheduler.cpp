@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "model/model.h"
 #include "runtime/memory_estimate.h"
 #include "runtime/parameters.h"
 
@@ -96,7 +97,8 @@ Scheduler::Slot* Scheduler::pick_slot(const Job& job) {
     Slot& s = *sp;
     if (s.job) continue;
     size_t common = 0;
-    if (s.seq && same_params(s.params, job.ctx_params)) common = common_prefix(s.keys, job.prompt.keys());
+    // An embedding job starts its sequence over whatever the prefix: it takes the least recently used slot.
+    if (s.seq && !job.embed && same_params(s.params, job.ctx_params)) common = common_prefix(s.keys, job.prompt.keys());
     // Longest shared prefix first; among equals the least recently used, so other conversations'
     // caches survive longer.
     if (!best || common > best_common || (common == best_common && s.last_used < best->last_used)) {
@@ -200,6 +202,10 @@ void Scheduler::begin(Slot& s) {
       kv_bytes_.fetch_add(s.seq->kv_bytes());
     }
     const int n_ctx = s.seq->n_ctx();
+    if (j.embed) {
+      embed_prompt(s, t0);
+      return;
+    }
     if (static_cast<int64_t>(j.prompt.size()) >= n_ctx)
       throw std::length_error("prompt of " + std::to_string(j.prompt.size()) + " tokens does not fit the context of " +
                               std::to_string(n_ctx));
@@ -229,6 +235,35 @@ void Scheduler::begin(Slot& s) {
     s.keys.clear();
     end(s, DoneReason::Error, e.what());
   }
+}
+
+void Scheduler::embed_prompt(Slot& s, Clock::time_point t0) {
+  Job& j = *s.job;
+  if (static_cast<int64_t>(j.prompt.size()) > s.seq->n_ctx())
+    throw std::length_error("input of " + std::to_string(j.prompt.size()) + " tokens does not fit the context of " + std::to_string(s.seq->n_ctx()));
+  // Every row's hidden vector is needed, so nothing cached is reused: the whole input runs from position 0.
+  s.seq->reset();
+  s.keys.clear();
+  const int64_t D = model_.config().n_embd;
+  std::vector<double> sum(static_cast<size_t>(D), 0.0);
+  const size_t chunk = static_cast<size_t>(std::clamp(j.ctx_params.n_batch, 1, engine_->params().n_batch));
+  for (size_t pos = 0; pos < j.prompt.size(); pos += chunk) {
+    const RowsView rows = j.prompt.view().subspan(pos, chunk);
+    const SequenceWork w{s.seq.get(), rows, static_cast<int64_t>(pos), LogitsFor::None, LogitsFor::All};
+    engine_->eval(std::span<const SequenceWork>(&w, 1));
+    for (int r = 0; r < s.seq->n_hidden_rows(); ++r) {
+      const auto h = s.seq->hidden(r);
+      for (int64_t i = 0; i < D; ++i) sum[static_cast<size_t>(i)] += h[static_cast<size_t>(i)];
+    }
+  }
+  j.embedding.resize(static_cast<size_t>(D));
+  const double n = static_cast<double>(j.prompt.size());
+  for (int64_t i = 0; i < D; ++i) j.embedding[static_cast<size_t>(i)] = static_cast<float>(sum[static_cast<size_t>(i)] / n);
+  // The cache now holds the input: a later prompt that shares its prefix may reuse it.
+  s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
+  s.cached = 0;
+  s.prompt_s = seconds_since(t0);
+  end(s, DoneReason::Stop);
 }
 
 bool Scheduler::sample_next(Slot& s) {

@@ -36,6 +36,10 @@ class Job {
   SamplingParams sampling;
   ContextParams ctx_params;
   std::shared_ptr<const JsonSchema> schema;  // null: unconstrained
+  // An embedding job: the prompt is evaluated (the fast path, as generation) keeping every row's final hidden
+  // vector and nothing is generated; `embedding` receives their mean (un-normalised, n_embd floats) before finish().
+  bool embed = false;
+  std::vector<float> embedding;
 
   // Set by the client side to stop generation (client gone); the worker notices within one token.
   std::atomic<bool> cancel{false};
@@ -82,6 +86,7 @@ class Scheduler {
   void run();
   Slot* pick_slot(const Job& job);
   void begin(Slot& s);
+  void embed_prompt(Slot& s, std::chrono::steady_clock::time_point t0);  // an embedding job, start to end
   bool sample_next(Slot& s);  // false: the job is finished
   void end(Slot& s, DoneReason reason, const std::string& error = {});
   // The decode step: one forward pass evaluates every slot's pending token at its next position.

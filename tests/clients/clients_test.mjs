@@ -113,7 +113,34 @@ try {
     await assert.rejects(ollama.generate({ model: 'absent', prompt: 'x' }), /not found/);
   });
 
+  const unitNorm = (v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+  await check('ollama embed', async () => {
+    const r = await ollama.embed({ model: 'tiny', input: ['Hello there', 'A second input'] });
+    assert.equal(r.embeddings.length, 2);
+    for (const v of r.embeddings) {
+      assert.equal(v.length, 256);
+      assert.ok(Math.abs(unitNorm(v) - 1) < 1e-5, `norm ${unitNorm(v)}`);
+    }
+    assert.notDeepEqual(r.embeddings[0], r.embeddings[1]);
+    assert.ok(r.prompt_eval_count > 2);
+    const one = await ollama.embed({ model: 'tiny', input: 'Hello there', dimensions: 16 });
+    assert.equal(one.embeddings[0].length, 16);
+    assert.ok(Math.abs(unitNorm(one.embeddings[0]) - 1) < 1e-5);
+  });
   const openai = new OpenAI({ baseURL: `${host}/v1`, apiKey: 'unused' });
+  await check('openai embeddings.create', async () => {
+    // The client asks for base64 by default and decodes it; float is asked for explicitly.
+    const r = await openai.embeddings.create({ model: 'tiny', input: ['Hello there', 'A second input'] });
+    const f = await openai.embeddings.create({ model: 'tiny', input: ['Hello there', 'A second input'], encoding_format: 'float' });
+    assert.equal(r.data.length, 2);
+    for (let i = 0; i < 2; i++) {
+      assert.equal(r.data[i].index, i);
+      assert.equal(r.data[i].embedding.length, 256);
+      assert.ok(Math.abs(unitNorm(r.data[i].embedding) - 1) < 1e-5);
+      assert.deepEqual(Array.from(r.data[i].embedding), f.data[i].embedding);
+    }
+    assert.ok(r.usage.prompt_tokens > 2);
+  });
   await check('openai models.list', async () => {
     const r = await openai.models.list();
     assert.ok(r.data.some((m) => m.id === 'tiny:latest'));

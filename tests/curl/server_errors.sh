@@ -67,6 +67,13 @@ case_ "unknown role"                  400 POST /api/chat '{"model": "tiny", "mes
 case_ "messages not an array"         400 POST /api/chat '{"model": "tiny", "messages": "hi"}'
 case_ "unknown format"                400 POST /api/generate '{"model": "tiny", "prompt": "x", "format": "yaml"}'
 case_ "bad response_format"           400 POST /v1/chat/completions '{"model": "tiny", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "bogus"}}'
+case_ "embed input not a string"      400 POST /api/embed '{"model": "tiny", "input": 7}'
+case_ "embed array with a number"     400 POST /api/embed '{"model": "tiny", "input": ["x", 7]}'
+case_ "embed bad dimensions"          400 POST /api/embed '{"model": "tiny", "input": "x", "dimensions": 0}'
+case_ "embed too long, truncate off"  400 POST /api/embed '{"model": "tiny", "input": "a b c d e f g h", "truncate": false, "options": {"num_ctx": 4}}'
+case_ "embed unknown model"           404 POST /api/embed '{"model": "nope", "input": "x"}'
+case_ "openai embeddings empty array" 400 POST /v1/embeddings '{"model": "tiny", "input": []}'
+case_ "openai bad encoding_format"    400 POST /v1/embeddings '{"model": "tiny", "input": "x", "encoding_format": "hex"}'
 case_ "bad model name to pull"        400 POST /api/pull '{"model": "bad name!"}'
 case_ "delete unknown model"          404 DELETE /api/delete '{"model": "nope"}'
 case_ "wrong method"                  405 GET /api/generate

@@ -1,0 +1,252 @@
+// The embeddings endpoints (/api/embed, /api/embeddings, /v1/embeddings) over real HTTP on the tiny fixture
+// model, checked against the final hidden rows the runtime gives for the same tokens on the same arithmetic
+// path (the fast path, F16 KV cache, as the server's engine runs).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/base64.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "runtime/context.h"
+#include "server/http.h"
+#include "server/server.h"
+#include "store/model_store.h"
+#include "store/modelfile.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace g3n;
+
+namespace {
+
+const std::string kModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+
+class EmbedServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    root_ = fs::temp_directory_path() / ("g3n-embed-" + std::to_string(rd()));
+    fs::create_directories(root_);
+    server::ServerConfig cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.store.root = root_;
+    cfg.store.ollama_root.reset();
+    cfg.sched.num_parallel = 2;
+    cfg.num_ctx = 512;
+    cfg.num_threads = 1;
+    cfg.log_requests = false;
+    store::ModelStore st(cfg.store);
+    store::Modelfile mf;
+    mf.from = kModel;
+    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
+    srv_ = std::make_unique<server::Server>(cfg);
+    port_ = srv_->start();
+  }
+  void TearDown() override {
+    srv_.reset();
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  std::pair<int, json> post(const std::string& path, const json& body) const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(120, 0);
+    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    if (!r) return {0, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+
+  fs::path root_;
+  std::unique_ptr<server::Server> srv_;
+  int port_ = 0;
+};
+
+// The mean of the final hidden rows for `text` (BOS first), computed here on the server's arithmetic path.
+std::vector<double> reference_mean(const std::string& text, int n_ctx = 512) {
+  static const auto model = Model::load(kModel);
+  const GgufFile file = GgufFile::open(kModel);
+  const Tokenizer tok = Tokenizer::from_gguf(file);
+  std::vector<int32_t> tokens = tok.encode(text, true, true);
+  if (static_cast<int>(tokens.size()) > n_ctx) tokens.resize(static_cast<size_t>(n_ctx));
+  ContextParams p;
+  p.n_ctx = n_ctx;
+  p.kv_type = KvType::F16;
+  p.n_threads = 1;
+  p.exact = false;
+  Context ctx(*model, p);
+  ctx.eval(tokens, LogitsFor::None, LogitsFor::All);
+  const int D = model->config().n_embd;
+  std::vector<double> mean(static_cast<size_t>(D), 0.0);
+  EXPECT_EQ(ctx.n_hidden_rows(), static_cast<int>(tokens.size()));
+  for (int r = 0; r < ctx.n_hidden_rows(); ++r)
+    for (int i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += ctx.hidden(r)[static_cast<size_t>(i)];
+  for (double& x : mean) x /= static_cast<double>(tokens.size());
+  return mean;
+}
+
+std::vector<double> normalised(std::vector<double> v, size_t dims = 0) {
+  if (dims > 0 && dims < v.size()) v.resize(dims);
+  double ss = 0;
+  for (double x : v) ss += x * x;
+  for (double& x : v) x /= std::sqrt(ss);
+  return v;
+}
+
+double max_diff(const json& got, const std::vector<double>& want) {
+  EXPECT_TRUE(got.is_array());
+  EXPECT_EQ(got.size(), want.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) m = std::max(m, std::fabs(got[i].get<double>() - want[i]));
+  return m;
+}
+
+double norm(const json& v) {
+  double ss = 0;
+  for (const auto& x : v) ss += x.get<double>() * x.get<double>();
+  return std::sqrt(ss);
+}
+
+TEST_F(EmbedServer, ApiEmbedIsTheNormalisedMeanOfHiddenRows) {
+  const std::string text = "The quick brown fox jumps over the lazy dog";
+  auto [status, body] = post("/api/embed", {{"model", "tiny"}, {"input", text}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["model"], "tiny");
+  ASSERT_EQ(body["embeddings"].size(), 1u);
+  EXPECT_EQ(body["embeddings"][0].size(), 256u);
+  EXPECT_LE(max_diff(body["embeddings"][0], normalised(reference_mean(text))), 1e-6);
+  EXPECT_NEAR(norm(body["embeddings"][0]), 1.0, 1e-5);
+  EXPECT_GT(body["prompt_eval_count"].get<int>(), 1);
+  EXPECT_GE(body["total_duration"].get<int64_t>(), body["load_duration"].get<int64_t>());
+}
+
+TEST_F(EmbedServer, BatchingChangesNoVector) {
+  const std::vector<std::string> inputs = {"hello", "a somewhat longer input with more words in it", "x", "hello"};
+  auto [status, batch] = post("/api/embed", {{"model", "tiny"}, {"input", inputs}});
+  ASSERT_EQ(status, 200) << batch.dump();
+  ASSERT_EQ(batch["embeddings"].size(), inputs.size());
+  int64_t tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    SCOPED_TRACE(inputs[i]);
+    auto [st1, one] = post("/api/embed", {{"model", "tiny"}, {"input", inputs[i]}});
+    ASSERT_EQ(st1, 200);
+    EXPECT_EQ(batch["embeddings"][i], one["embeddings"][0]);  // bit for bit
+    EXPECT_LE(max_diff(batch["embeddings"][i], normalised(reference_mean(inputs[i]))), 1e-6);
+    tokens += one["prompt_eval_count"].get<int64_t>();
+  }
+  EXPECT_EQ(batch["prompt_eval_count"].get<int64_t>(), tokens);
+  EXPECT_NE(batch["embeddings"][0], batch["embeddings"][1]);
+}
+
+TEST_F(EmbedServer, DimensionsKeepsALeadingSliceRenormalised) {
+  const std::string text = "dimensions";
+  auto [status, body] = post("/api/embed", {{"model", "tiny"}, {"input", text}, {"dimensions", 32}});
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(body["embeddings"][0].size(), 32u);
+  EXPECT_LE(max_diff(body["embeddings"][0], normalised(reference_mean(text), 32)), 1e-6);
+  auto [st2, oa] = post("/v1/embeddings", {{"model", "tiny"}, {"input", text}, {"dimensions", 32}});
+  ASSERT_EQ(st2, 200) << oa.dump();
+  EXPECT_EQ(oa["data"][0]["embedding"], body["embeddings"][0]);
+  for (const json& bad : {json(0), json(-3), json("8"), json(2.5)}) {
+    auto [st, b] = post("/api/embed", {{"model", "tiny"}, {"input", text}, {"dimensions", bad}});
+    EXPECT_EQ(st, 400) << bad.dump();
+  }
+}
+
+TEST_F(EmbedServer, TruncateCutsToNumCtxOrRefuses) {
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "word ";
+  const json opts{{"num_ctx", 16}};
+  auto [status, body] = post("/api/embed", {{"model", "tiny"}, {"input", text}, {"options", opts}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["prompt_eval_count"], 16);
+  EXPECT_LE(max_diff(body["embeddings"][0], normalised(reference_mean(text, 16))), 1e-6);
+  auto [st2, err] = post("/api/embed", {{"model", "tiny"}, {"input", text}, {"options", opts}, {"truncate", false}});
+  EXPECT_EQ(st2, 400);
+  EXPECT_TRUE(err["error"].get<std::string>().find("context length") != std::string::npos) << err.dump();
+}
+
+TEST_F(EmbedServer, EmptyAndBadInputs) {
+  for (const json& empty : {json::array(), json(""), json(nullptr)}) {
+    json req{{"model", "tiny"}};
+    if (!empty.is_null()) req["input"] = empty;
+    auto [st, body] = post("/api/embed", req);
+    EXPECT_EQ(st, 200) << req.dump();
+    EXPECT_EQ(body["embeddings"], json::array());
+  }
+  for (const json& bad : {json(3), json({1, 2}), json::array({"ok", 7}), json::object()}) {
+    auto [st, body] = post("/api/embed", {{"model", "tiny"}, {"input", bad}});
+    EXPECT_EQ(st, 400) << bad.dump();
+    EXPECT_TRUE(body.contains("error"));
+    auto [st2, body2] = post("/v1/embeddings", {{"model", "tiny"}, {"input", bad}});
+    EXPECT_EQ(st2, 400) << bad.dump();
+    EXPECT_TRUE(body2["error"].is_object()) << body2.dump();
+  }
+  auto [st3, b3] = post("/v1/embeddings", {{"model", "tiny"}, {"input", json::array()}});
+  EXPECT_EQ(st3, 400);
+  auto [st4, b4] = post("/api/embed", {{"model", "nope"}, {"input", "x"}});
+  EXPECT_EQ(st4, 404);
+}
+
+TEST_F(EmbedServer, OlderEmbeddingsEndpointAnswersTheRawMean) {
+  const std::string text = "raw mean";
+  auto [status, body] = post("/api/embeddings", {{"model", "tiny"}, {"prompt", text}});
+  ASSERT_EQ(status, 200) << body.dump();
+  const std::vector<double> want = reference_mean(text);
+  EXPECT_LE(max_diff(body["embedding"], want), 1e-6);
+  EXPECT_GT(std::fabs(norm(body["embedding"]) - 1.0), 1e-3);  // not normalised
+  auto [st2, empty] = post("/api/embeddings", {{"model", "tiny"}, {"prompt", ""}});
+  EXPECT_EQ(st2, 200);
+  EXPECT_EQ(empty["embedding"], json::array());
+}
+
+TEST_F(EmbedServer, OpenAIShapesAndBase64) {
+  const std::vector<std::string> inputs = {"first", "second input"};
+  auto [status, body] = post("/v1/embeddings", {{"model", "tiny"}, {"input", inputs}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["object"], "list");
+  EXPECT_EQ(body["model"], "tiny");
+  ASSERT_EQ(body["data"].size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(body["data"][i]["object"], "embedding");
+    EXPECT_EQ(body["data"][i]["index"], i);
+    EXPECT_LE(max_diff(body["data"][i]["embedding"], normalised(reference_mean(inputs[i]))), 1e-6);
+  }
+  EXPECT_GT(body["usage"]["prompt_tokens"].get<int>(), 2);
+  EXPECT_EQ(body["usage"]["total_tokens"], body["usage"]["prompt_tokens"]);
+  auto [st2, b64] = post("/v1/embeddings", {{"model", "tiny"}, {"input", inputs}, {"encoding_format", "base64"}});
+  ASSERT_EQ(st2, 200) << b64.dump();
+  for (size_t i = 0; i < 2; ++i) {
+    const auto bytes = base64_decode(b64["data"][i]["embedding"].get<std::string>());
+    ASSERT_TRUE(bytes);
+    ASSERT_EQ(bytes->size(), 256u * 4);
+    std::vector<float> v(256);
+    std::memcpy(v.data(), bytes->data(), bytes->size());
+    for (size_t k = 0; k < 256; ++k) EXPECT_EQ(v[k], body["data"][i]["embedding"][k].get<float>());
+  }
+  auto [st3, bad] = post("/v1/embeddings", {{"model", "tiny"}, {"input", "x"}, {"encoding_format", "hex"}});
+  EXPECT_EQ(st3, 400);
+}
+
+TEST(Base64, EncodeRoundTrips) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  const auto back = base64_decode(base64_encode(all));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(std::string(back->begin(), back->end()), all);
+}
+
+}  // namespace
