@@ -11,9 +11,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/avx2_reduce.h"
 #include "quant/ggml_type.h"
 
-#define G3N_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace g3n::conv {
 namespace {
@@ -250,18 +250,8 @@ G3N_AVX2 void depthwise_row_avx2(const float* const* rows, int64_t w_in, int64_t
 }
 
 // ---- exp, gelu, norms, softmax ----------------------------------------------------------------------
-G3N_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-G3N_AVX2 inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::hmax;
+using avx2::hsum;
 
 // exp(x) for x clamped to [-87, 88]: x = n ln2 + r (two-part ln2, |r| <= ln2/2), e^r by its Taylor
 // series to r^7 (truncation < 1e-8 relative), times 2^n built in the exponent bits. Below -87 the

@@ -18,10 +18,10 @@
 #include <cstring>
 #include <utility>
 
+#include "kernels/avx2_reduce.h"
 #include "kernels/ops.h"
 #include "quant/blocks.h"
 
-#define G3N_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace g3n::vecdot {
 namespace {
@@ -30,20 +30,8 @@ using namespace quant;
 
 G3N_AVX2 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-G3N_AVX2 inline float hsum128(__m128 s) {
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-G3N_AVX2 inline float hsum(__m256 v) {
-  return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
-}
-G3N_AVX2 inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::hmax;
+using avx2::hsum;
 G3N_AVX2 inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
