@@ -23,8 +23,11 @@ using test::run_capture;
 
 std::string vdir() { return test::fixtures_dir() + "/gemma3n-vision-tiny"; }
 std::string mmproj(const std::string& type = "f32") { return vdir() + "/models/gemma3n-vision-tiny-mmproj-" + type + ".gguf"; }
+// One directory per test: ctest runs these tests in parallel, and a shared soft.bin was overwritten by a
+// neighbour between the run and the comparison.
 std::string out_dir() {
-  const std::string d = std::string(G3N_BINARY_DIR) + "/embed-image-test";
+  const std::string d = std::string(G3N_BINARY_DIR) + "/embed-image-test/" +
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
   std::filesystem::create_directories(d);
   return d;
 }
