@@ -6,7 +6,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake clang libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
       libcurl4-openssl-dev libssl-dev libcpp-httplib-dev libedit-dev curl
-      libturbojpeg0-dev libwebp-dev libstb-dev)
+      libturbojpeg0-dev libwebp-dev libstb-dev libsndfile1-dev libsoxr-dev libfftw3-dev)
 if [ "${1:-}" = "--with-arm-tests" ]; then PKGS+=(g++-aarch64-linux-gnu qemu-user); fi
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
