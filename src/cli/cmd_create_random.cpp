@@ -1,5 +1,5 @@
-// `g3n create-random`: writes a random-weight Gemma 3n GGUF and/or its vision projector (for tests and
-// benchmarks).
+// `g3n create-random`: writes a random-weight Gemma 3n GGUF and/or its projector (vision and audio towers),
+// for tests and benchmarks.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -16,8 +16,8 @@ struct Options {
   uint64_t seed = 1;
   int threads = 0, layers = 0, vocab_rows = 0, ple_rows = 0;
   // Vision projector.
-  std::string mmproj, mmproj_arch, mmproj_type = "f16";
-  bool mmproj_only = false, mmproj_flat_gamma = false;
+  std::string mmproj, mmproj_arch, mmproj_type = "f16", mmproj_audio;
+  bool mmproj_only = false, mmproj_flat_gamma = false, mmproj_no_vision = false;
   float mmproj_layer_scale = 0.1f;
 };
 
@@ -25,8 +25,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The projector for the text preset: the fixture's tiny tower for "tiny", Gemma 3n's real
-// mobilenetv5_300m_enc for e2b/e4b; its text width is the preset's n_embd.
+// The projector for the text preset: the fixtures' tiny towers for "tiny", Gemma 3n's real
+// mobilenetv5_300m_enc and USM conformer for e2b/e4b; its text width is the preset's n_embd.
 void write_mmproj(const Options& o, const RandomModelSpec& text, const std::string& path) {
   const std::string arch = !o.mmproj_arch.empty() ? o.mmproj_arch : o.preset == "tiny" ? "tiny" : "mobilenetv5_300m_enc";
   auto spec = random_mmproj_preset(arch);
@@ -36,11 +36,22 @@ void write_mmproj(const Options& o, const RandomModelSpec& text, const std::stri
   spec->flat_layer_scale = o.mmproj_flat_gamma;
   spec->layer_scale = o.mmproj_layer_scale;
   spec->seed = o.seed;
+  spec->vision = !o.mmproj_no_vision;
+  const std::string audio = !o.mmproj_audio.empty() ? o.mmproj_audio : o.preset == "tiny" ? "tiny" : "usm";
+  if (audio != "none") {
+    spec->audio = random_audio_preset(audio);
+    if (!spec->audio) throw std::invalid_argument("unknown --mmproj-audio '" + audio + "' (tiny, usm, none)");
+  }
   const MmprojParamCount n = count_mmproj_params(plan_random_mmproj(*spec));
   const auto t0 = std::chrono::steady_clock::now();
   write_random_mmproj(*spec, path, o.threads);
-  std::fprintf(stderr, "wrote %s (%s tower %lld + embedder %lld parameters, %.2f GB) in %.1f s\n", path.c_str(), spec->name.c_str(),
-               static_cast<long long>(n.tower), static_cast<long long>(n.embedder), std::filesystem::file_size(path) / 1e9,
+  std::string parts;
+  if (spec->vision)
+    parts += spec->name + " vision tower " + std::to_string(n.tower) + " + embedder " + std::to_string(n.embedder) + " parameters";
+  if (spec->audio)
+    parts += std::string(parts.empty() ? "" : "; ") + spec->audio->name + " audio tower " + std::to_string(n.audio_tower) + " + embedder " +
+             std::to_string(n.audio_embedder) + " parameters";
+  std::fprintf(stderr, "wrote %s (%s, %.2f GB) in %.1f s\n", path.c_str(), parts.c_str(), std::filesystem::file_size(path) / 1e9,
                seconds_since(t0));
 }
 
@@ -79,7 +90,7 @@ void run(const Options& o) {
 
 void add_create_random_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  auto* c = app.add_subcommand("create-random", "Write a random-weight Gemma 3n GGUF and/or vision projector (tests, benchmarks)");
+  auto* c = app.add_subcommand("create-random", "Write a random-weight Gemma 3n GGUF and/or projector (tests, benchmarks)");
   c->add_option("out", o->out, "output .gguf path (the projector's with --mmproj-only)")->required();
   c->add_option("--preset", o->preset, "shape: tiny (fixture shape), e2b, e4b");
   c->add_option("--layout", o->layout, "llamacpp (default) or ollama (registry blob: F16 per-layer table, 262400 rows)");
@@ -90,11 +101,15 @@ void add_create_random_command(CLI::App& app) {
   c->add_option("--layers", o->layers, "override the layer count");
   c->add_option("--vocab-rows", o->vocab_rows, "override token_embd rows");
   c->add_option("--ple-rows", o->ple_rows, "override per_layer_token_embd rows");
-  c->add_option("--mmproj", o->mmproj, "also write a random vision projector (mmproj GGUF) for the model here");
-  c->add_flag("--mmproj-only", o->mmproj_only, "write only the vision projector, to OUT");
+  c->add_option("--mmproj", o->mmproj, "also write a random projector (mmproj GGUF: vision and audio towers) for the model here");
+  c->add_flag("--mmproj-only", o->mmproj_only, "write only the projector, to OUT");
   c->add_option("--mmproj-arch", o->mmproj_arch,
                 "projector tower: tiny (the vision fixture's shape; default for --preset tiny) or mobilenetv5_300m_enc "
                 "(Gemma 3n's, 768x768, 84 blocks; default for e2b/e4b)");
+  c->add_option("--mmproj-audio", o->mmproj_audio,
+                "projector audio tower: tiny (the audio fixture's shape; default for --preset tiny), usm (Gemma 3n's conformer, "
+                "default for e2b/e4b) or none");
+  c->add_flag("--mmproj-no-vision", o->mmproj_no_vision, "a projector with the audio tower only");
   c->add_option("--mmproj-type", o->mmproj_type, "projector tensors: f16 (default; norms, layer scales, stem in F32) or f32");
   c->add_flag("--mmproj-flat-gamma", o->mmproj_flat_gamma,
               "layer scales as ne [C] (the converter's output, which llama.cpp's runtime rejects) instead of [1, 1, C, 1]");

@@ -165,8 +165,89 @@ std::optional<RandomMmprojSpec> random_mmproj_preset(const std::string& name) {
   return std::nullopt;
 }
 
+std::optional<RandomAudioSpec> random_audio_preset(const std::string& name) {
+  RandomAudioSpec a;
+  if (name == "tiny") {
+    a.name = "tiny";
+    a.width = 64;
+    a.layers = 2;
+    a.heads = 2;
+    a.ffn = 256;
+    a.ffn_key = 0;
+    return a;
+  }
+  if (name == "usm" || name == "real") return a;
+  return std::nullopt;
+}
+
+namespace {
+
+// The audio tower and embedder in the fixture's order (README §5): SSCP, the conformer blocks, mm.a.*.
+// Types as the converter writes them: with F16, the convolution kernels and every 1-D tensor stay F32;
+// a.pre_encode.out.weight is F16 even in an F32 file.
+std::vector<RandomTensorPlan> plan_audio(const RandomMmprojSpec& s) {
+  const RandomAudioSpec& a = *s.audio;
+  if (a.width < 1 || a.layers < 1 || a.heads < 1 || a.ffn < 1 || a.width % a.heads != 0)
+    bad("audio tower: width, layers, heads and ffn must be positive and heads must divide the width");
+  constexpr int64_t kSscp0 = 128, kSscp1 = 32, kMel = 128, kConv = 5, kHard = 128;
+  std::vector<RandomTensorPlan> plan;
+  const auto add = [&](const std::string& name, std::vector<int64_t> ne, float mean, float std) {
+    RandomTensorPlan t;
+    t.name = name;
+    t.ne = std::move(ne);
+    t.mean = mean;
+    t.std = std;
+    const bool kernel = name.rfind("a.conv1d.", 0) == 0 || name.find(".conv_dw.") != std::string::npos;
+    const bool keep_f32 = t.ne.size() == 1 || kernel;
+    t.type = name == "a.pre_encode.out.weight" ? GgmlType::F16 : s.type == "f32" || keep_f32 ? GgmlType::F32 : GgmlType::F16;
+    plan.push_back(std::move(t));
+  };
+  const auto norm = [&](const std::string& name, int64_t c) { add(name, {c}, 1.0f, 0.2f); };
+  const auto linear = [&](const std::string& name, int64_t in, int64_t out) {
+    add(name, {in, out}, 0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+  };
+  const int64_t D = a.width, H = D / a.heads;
+  add("a.conv1d.0.weight", {3, 3, 1, kSscp0}, 0.0f, 1.0f / 3.0f);
+  norm("a.conv1d.0.norm.weight", kSscp0);
+  add("a.conv1d.1.weight", {3, 3, kSscp0, kSscp1}, 0.0f, 1.0f / std::sqrt(9.0f * kSscp0));
+  norm("a.conv1d.1.norm.weight", kSscp1);
+  linear("a.pre_encode.out.weight", kSscp1 * (kMel / 4), D);
+  for (int64_t i = 0; i < a.layers; ++i) {
+    const std::string pre = "a.blk." + std::to_string(i) + ".";
+    const auto ffn = [&](const std::string& sfx) {
+      norm(pre + "ffn_norm" + sfx + ".weight", D);
+      linear(pre + "ffn_up" + sfx + ".weight", D, a.ffn);
+      linear(pre + "ffn_down" + sfx + ".weight", a.ffn, D);
+      norm(pre + "ffn_post_norm" + sfx + ".weight", D);
+    };
+    ffn("");
+    norm(pre + "ln1.weight", D);
+    add(pre + "per_dim_scale", {H}, 0.0f, 0.5f);
+    linear(pre + "linear_pos.weight", D, D);
+    for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_out"}) linear(pre + m + ".weight", D, D);
+    norm(pre + "ln2.weight", D);
+    norm(pre + "conv_norm.weight", D);
+    linear(pre + "conv_pw1.weight", D, 2 * D);
+    add(pre + "conv_dw.weight", {kConv, 1, D}, 0.0f, 0.4f);
+    norm(pre + "norm_conv.weight", D);
+    linear(pre + "conv_pw2.weight", D, D);
+    ffn("_1");
+    norm(pre + "layer_pre_norm.weight", D);
+  }
+  add("mm.a.embedding.weight", {D, kHard}, 0.0f, 1.0f);
+  norm("mm.a.hard_emb_norm.weight", D);
+  norm("mm.a.soft_emb_norm.weight", D);
+  linear("mm.a.input_projection.weight", D, s.text_width);
+  return plan;
+}
+
+}  // namespace
+
 std::vector<RandomTensorPlan> plan_random_mmproj(const RandomMmprojSpec& s) {
   if (s.type != "f16" && s.type != "f32") bad("type '" + s.type + "' (f16 or f32)");
+  if (s.text_width < 1) bad("widths must be positive");
+  if (!s.vision && !s.audio) bad("neither a vision nor an audio tower");
+  if (!s.vision) return plan_audio(s);
   if (s.stages.size() < 2) bad("the fusion adapter needs at least two stages");
   if (s.image_size < 256 || s.image_size % 256 != 0) bad("image_size must be a multiple of 256 (256 tokens = image_size / patch_size)");
   if (s.stem_channels < 1 || s.vision_width < 1 || s.text_width < 1 || s.n_hard < 1 || s.msfa_expansion < 1)
@@ -250,14 +331,25 @@ std::vector<RandomTensorPlan> plan_random_mmproj(const RandomMmprojSpec& s) {
   // blocks.2.2); the v.* names sort the same way.
   std::sort(tower.begin(), tower.end(), [](const RandomTensorPlan& a, const RandomTensorPlan& b) { return a.name < b.name; });
   for (auto& x : tower) plan.push_back(std::move(x));
+  if (s.audio)
+    for (auto& x : plan_audio(s)) plan.push_back(std::move(x));
   return plan;
 }
 
 MmprojParamCount count_mmproj_params(const std::vector<RandomTensorPlan>& plan) {
   MmprojParamCount c;
-  for (const auto& t : plan) (t.name.rfind("v.", 0) == 0 ? c.tower : c.embedder) += t.elements();
+  for (const auto& t : plan) {
+    const bool audio_embedder = t.name.rfind("mm.a.", 0) == 0;
+    (t.name.rfind("v.", 0) == 0 ? c.tower : t.name.rfind("a.", 0) == 0 ? c.audio_tower : audio_embedder ? c.audio_embedder : c.embedder) +=
+        t.elements();
+  }
   return c;
 }
+
+namespace {
+void write_vision_keys(GgufWriter& out, const RandomMmprojSpec& s);
+void write_tensors(GgufWriter& out, const RandomMmprojSpec& s, const std::vector<RandomTensorPlan>& plan, int n_threads);
+}  // namespace
 
 void write_random_mmproj(const RandomMmprojSpec& s, const std::string& path, int n_threads) {
   const std::vector<RandomTensorPlan> plan = plan_random_mmproj(s);
@@ -265,15 +357,38 @@ void write_random_mmproj(const RandomMmprojSpec& s, const std::string& path, int
   GgufWriter out;
   out.set_string("general.architecture", "clip");
   out.set_string("general.type", "mmproj");
-  out.set_string("general.name", "gemma3n-vision-random-" + s.name);
-  const double total = static_cast<double>(params.tower + params.embedder);
+  out.set_string("general.name", std::string(s.vision ? "gemma3n-vision" : "gemma3n") + (s.audio ? "-audio" : "") + "-random-" +
+                                     (s.vision ? s.name : s.audio->name));
+  const double total = static_cast<double>(params.tower + params.embedder + params.audio_tower + params.audio_embedder);
   char label[32];
   if (total >= 1e9) std::snprintf(label, sizeof label, "%.1fB", total / 1e9);
   else if (total >= 1e6) std::snprintf(label, sizeof label, "%.0fM", total / 1e6);
   else std::snprintf(label, sizeof label, "%.0fK", total / 1e3);
   out.set_string("general.size_label", label);
   out.set_u32("general.file_type", s.type == "f32" ? 0 : 1);
-  out.set_bool("clip.has_vision_encoder", true);
+  out.set_bool("clip.has_vision_encoder", s.vision);
+  if (s.audio) {
+    // The audio keys as the converter writes them (the eps is its copied 1e-5, which the model does not
+    // use: fixture README §5).
+    const RandomAudioSpec& a = *s.audio;
+    out.set_bool("clip.has_audio_encoder", true);
+    out.set_u32("clip.audio.projection_dim", static_cast<uint32_t>(s.text_width));
+    out.set_u32("clip.audio.embedding_length", static_cast<uint32_t>(a.width));
+    out.set_u32("clip.audio.feed_forward_length", static_cast<uint32_t>(a.ffn_key > 0 ? a.ffn_key : a.ffn));
+    out.set_u32("clip.audio.block_count", static_cast<uint32_t>(a.layers));
+    out.set_u32("clip.audio.attention.head_count", static_cast<uint32_t>(a.heads));
+    out.set_string("clip.audio.projector_type", "gemma3na");
+    out.set_u32("clip.audio.num_mel_bins", 128);
+    out.set_f32("clip.audio.attention.layer_norm_epsilon", 1e-5f);
+  }
+  if (s.vision) write_vision_keys(out, s);
+  out.set_u32("general.quantization_version", 2);
+  write_tensors(out, s, plan, n_threads);
+  out.write(path);
+}
+
+namespace {
+void write_vision_keys(GgufWriter& out, const RandomMmprojSpec& s) {
   out.set_u32("clip.vision.projection_dim", static_cast<uint32_t>(s.text_width));
   out.set_u32("clip.vision.image_size", static_cast<uint32_t>(s.image_size));
   out.set_u32("clip.vision.patch_size", static_cast<uint32_t>(s.image_size / 256));  // tokens = image_size / patch_size = 256 (16x16)
@@ -286,8 +401,9 @@ void write_random_mmproj(const RandomMmprojSpec& s, const std::string& path, int
   out.set_array_f32("clip.vision.image_std", {1.0f, 1.0f, 1.0f});
   out.set_string("clip.vision.projector_type", "gemma3nv");
   out.set_f32("clip.vision.attention.layer_norm_epsilon", 1e-6f);
-  out.set_u32("general.quantization_version", 2);
+}
 
+void write_tensors(GgufWriter& out, const RandomMmprojSpec& s, const std::vector<RandomTensorPlan>& plan, int n_threads) {
   auto pool = std::make_shared<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
   for (const auto& t : plan) {
     const uint64_t key = tensor_key(s.seed, t.name);
@@ -308,7 +424,7 @@ void write_random_mmproj(const RandomMmprojSpec& s, const std::string& path, int
       }, 4096);
     });
   }
-  out.write(path);
 }
+}  // namespace
 
 }  // namespace g3n

@@ -1,7 +1,8 @@
-// Random-weight Gemma 3n vision projectors: "mmproj" GGUFs as llama.cpp's converter writes them
-// (general.architecture "clip", projector type "gemma3nv", the MobileNet-V5 tower under v.*, the vision
-// embedder under mm.*; the gemma3n-vision-tiny fixture's keys, tensor names, shapes, types and order,
-// README §4). Benchmarks run the real `mobilenetv5_300m_enc` shape without the real weights.
+// Random-weight Gemma 3n projectors: "mmproj" GGUFs as llama.cpp's converter writes them
+// (general.architecture "clip"; the vision part: projector type "gemma3nv", the MobileNet-V5 tower under
+// v.*, the vision embedder under mm.*, as the gemma3n-vision-tiny fixture (README §4); the audio part:
+// projector type "gemma3na", the USM conformer under a.*, the audio embedder under mm.a.*, as the
+// gemma3n-audio-tiny fixture (README §5)). Benchmarks run the real shapes without the real weights.
 //
 // The tower is described the way timm's mobilenetv5.py describes it: one arch-def string per block,
 // e.g. "er_r1_k3_s2_e4_c128" (edge residual, kernel 3, stride 2, expansion 4, 128 channels),
@@ -18,6 +19,23 @@
 
 namespace g3n {
 
+// The audio tower (USM conformer) and its embedder. Every non-width hyperparameter is Gemma 3n's (SSCP
+// 128/32 channels, light-conv kernel 5, 128 mel bins, 128 hard rows).
+struct RandomAudioSpec {
+  std::string name = "usm";
+  int64_t width = 1536;  // D
+  int64_t layers = 12;
+  int64_t heads = 8;
+  int64_t ffn = 6144;    // both half-step FFNs (4 x D in HF)
+  // clip.audio.feed_forward_length as the converter writes it: 6144 whatever the model (fixture README §5);
+  // 0 writes the true width (what the tiny fixture holds).
+  int64_t ffn_key = 6144;
+};
+
+// "tiny": the gemma3n-audio-tiny fixture's shape (D 64, 2 layers, 2 heads); "usm" (alias "real"): Gemma 3n's
+// (D 1536, 12 layers, 8 heads; 681,348,640 tower + 3,345,408 embedder parameters at text width 2048).
+std::optional<RandomAudioSpec> random_audio_preset(const std::string& name);
+
 struct RandomMmprojSpec {
   std::string name = "mobilenetv5_300m_enc";
   int64_t image_size = 768;         // clip.vision.image_size, a multiple of 256 (patch_size = image_size / 256: 256 tokens)
@@ -31,6 +49,8 @@ struct RandomMmprojSpec {
   bool flat_layer_scale = false;    // layer_scale.gamma as ne [C] (the converter's own output) instead of [1, 1, C, 1]
   float layer_scale = 0.1f;         // layer_scale.gamma ~ N(layer_scale, (layer_scale / 5)^2)
   uint64_t seed = 1;
+  bool vision = true;                  // write the vision tower and embedder
+  std::optional<RandomAudioSpec> audio;  // also (or only) the audio tower and embedder; text width = text_width
 };
 
 // "tiny": the gemma3n-vision-tiny fixture's shape (512 input, 17 blocks, widths 256; README §1).
@@ -53,8 +73,10 @@ struct RandomTensorPlan {
 std::vector<RandomTensorPlan> plan_random_mmproj(const RandomMmprojSpec& spec);
 
 struct MmprojParamCount {
-  int64_t tower = 0;     // v.*
-  int64_t embedder = 0;  // mm.*
+  int64_t tower = 0;           // v.*
+  int64_t embedder = 0;        // mm.* (vision)
+  int64_t audio_tower = 0;     // a.*
+  int64_t audio_embedder = 0;  // mm.a.*
 };
 MmprojParamCount count_mmproj_params(const std::vector<RandomTensorPlan>& plan);
 
