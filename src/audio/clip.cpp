@@ -6,7 +6,11 @@
 
 namespace g3n {
 
-int64_t audio_chunk_count(int64_t n_samples) { return n_samples <= 0 ? 0 : (n_samples + kAudioChunkSamples - 1) / kAudioChunkSamples; }
+int64_t audio_chunk_count(int64_t n_samples) {
+  if (n_samples < kAudioMinSamples) return 0;
+  const int64_t full = n_samples / kAudioChunkSamples, tail = n_samples % kAudioChunkSamples;
+  return full + (tail >= kAudioMinSamples ? 1 : 0);
+}
 
 std::span<const float> audio_chunk(std::span<const float> samples, int64_t k) {
   const int64_t n = static_cast<int64_t>(samples.size());

@@ -13,7 +13,11 @@ inline constexpr int kAudioSampleRate = 16000;
 inline constexpr int64_t kAudioChunkSamples = 480000;  // 30 s: the extractor's truncation length
 inline constexpr int64_t kAudioSoftTokens = 188;       // rows per clip the decoder receives
 
-// Number of 30 s chunks of a recording of n samples (0 for an empty one).
+// The fewest samples that give one feature frame of 513 samples (fewer pad to at most 512).
+inline constexpr int64_t kAudioMinSamples = 513;
+
+// Number of 30 s chunks of a recording of n samples: a tail chunk shorter than kAudioMinSamples (under
+// 32 ms after the last full 30 s) is dropped, and a recording that short has none.
 int64_t audio_chunk_count(int64_t n_samples);
 
 // Chunk k of a recording: samples [480000·k, min(480000·(k+1), n)). Throws std::out_of_range when k is not

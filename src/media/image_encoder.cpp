@@ -1,11 +1,11 @@
 #include "media/image_encoder.h"
 
 #include <chrono>
-#include <functional>
 
 #include "base/thread_pool.h"
 #include "chat/image_prompt.h"
 #include "gguf/gguf.h"
+#include "media/content_key.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 
@@ -14,11 +14,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-uint64_t content_key(std::span<const uint8_t> bytes) {
-  const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  return static_cast<uint64_t>(std::hash<std::string_view>{}(view)) ^ (static_cast<uint64_t>(bytes.size()) << 1);
 }
 
 }  // namespace
