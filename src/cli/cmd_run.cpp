@@ -1,6 +1,7 @@
 // `g3n run MODEL [PROMPT]`: chat with a model in the terminal, or answer one prompt (arguments or piped
-// stdin) with only the answer on stdout. Images: --image FILE, or image file paths typed in a prompt
-// (media/prompt_images.h, as Ollama's CLI), read with the model's projector layer or --mmproj FILE.
+// stdin) with only the answer on stdout. Images and audio: --image FILE / --audio FILE, or image and audio
+// file paths typed in a prompt (media/prompt_images.h, as Ollama's CLI finds images), read with the model's
+// projector layer or --mmproj FILE (its vision and/or audio tower).
 #include <editline/readline.h>
 #include <signal.h>
 #include <unistd.h>
@@ -21,8 +22,10 @@
 
 #include "chat/chat.h"
 #include "cli/commands.h"
-#include "media/image_chat.h"
+#include "media/audio_encoder.h"
 #include "media/image_encoder.h"
+#include "media/media_chat.h"
+#include "media/projector.h"
 #include "media/prompt_images.h"
 #include "model/model.h"
 #include "registry/resolve.h"
@@ -49,8 +52,9 @@ struct RunOptions {
   std::string kv = "f16";
   std::string format;               // "json" or a JSON-schema file: constrain every answer
   std::vector<std::string> params;  // NAME=VALUE, as /set parameter
-  std::string mmproj;               // vision projector, instead of the model's projector layer
+  std::string mmproj;               // projector, instead of the model's projector layer
   std::vector<std::string> images;  // placed before the first prompt's text, in order
+  std::vector<std::string> audio;   // after the images, before the text
 };
 
 struct RunState {
@@ -63,10 +67,12 @@ struct RunState {
   std::shared_ptr<const JsonSchema> schema;  // --format; null: free text
   std::unique_ptr<TokenTexts> token_texts;   // built once, for the constraint
   Parameters params;  // the table's defaults <- the model's params layer <- flags and /set
-  ImageConversation conv;
+  MediaConversation conv;
   std::string mmproj;                     // --mmproj, for the model named on the command line
-  std::unique_ptr<ImageEncoder> encoder;  // the model's projector, loaded with the first image
+  std::unique_ptr<ImageEncoder> encoder;  // the projector's vision tower, loaded with the first image
+  std::unique_ptr<AudioEncoder> audio_encoder;  // its audio tower, loaded with the first recording
   std::vector<ChatImage> pending;         // --image files, for the first message
+  std::vector<ChatAudio> pending_audio;   // --audio files, for the first message
   double load_s = 0;
 };
 
@@ -114,6 +120,7 @@ void load_model(RunState& s, const std::string& name) {
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
   s.session.reset();
   s.encoder.reset();
+  s.audio_encoder.reset();
   s.token_texts.reset();  // the constraint's token table belongs to the old vocabulary
   s.resolved = std::move(resolved);
   s.model = std::move(model);
@@ -153,7 +160,7 @@ Session& session(RunState& s) {
   return *s.session;
 }
 
-// The vision projector: --mmproj, else the model's projector layer; empty when there is none.
+// The projector: --mmproj, else the model's projector layer; empty when there is none.
 std::string projector_path(const RunState& s) {
   if (!s.mmproj.empty()) return s.mmproj;
   if (!s.resolved.projectors.empty()) return s.resolved.projectors.front().string();
@@ -165,7 +172,7 @@ std::string projector_path(const RunState& s) {
 ImageEncoder& encoder(RunState& s) {
   if (!s.encoder) {
     const std::string path = projector_path(s);
-    if (path.empty())
+    if (path.empty() || !probe_projector(path).vision)
       throw std::invalid_argument("model '" + s.model_name + "' has no vision projector, so it cannot read images (give one with "
                                   "--mmproj FILE, or create a model with one: g3n create NAME --from MODEL --mmproj FILE)");
     const int threads = s.params.engine.num_thread > 0 ? s.params.engine.num_thread : 0;
@@ -178,15 +185,44 @@ ImageEncoder& encoder(RunState& s) {
   return *s.encoder;
 }
 
-// Reads and encodes image files (each announced on stderr, as Ollama's "Added image"); Ctrl-C cancels.
-std::vector<ChatImage> encode_images(RunState& s, const std::vector<PromptImage>& files) {
-  std::vector<ChatImage> out;
-  if (files.empty()) return out;
-  ImageEncoder& enc = encoder(s);
+// The audio encoder, loaded on first use, as the image encoder.
+AudioEncoder& audio_encoder(RunState& s) {
+  if (!s.audio_encoder) {
+    const std::string path = projector_path(s);
+    if (path.empty() || !probe_projector(path).audio)
+      throw std::invalid_argument("model '" + s.model_name + "' has no audio encoder, so it cannot hear audio (give a projector with "
+                                  "an audio tower with --mmproj FILE, or create a model with one: g3n create NAME --from MODEL --mmproj FILE)");
+    const int threads = s.params.engine.num_thread > 0 ? s.params.engine.num_thread : 0;
+    try {
+      s.audio_encoder = std::make_unique<AudioEncoder>(path, s.model->config().n_embd, threads, /*fast=*/true);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("audio projector " + path + ": " + e.what());
+    }
+  }
+  return *s.audio_encoder;
+}
+
+struct EncodedMedia {
+  std::vector<ChatImage> images;
+  std::vector<ChatAudio> audio;
+};
+
+// Reads and encodes image and audio files (each announced on stderr, as Ollama's "Added image"); Ctrl-C
+// cancels.
+EncodedMedia encode_media(RunState& s, const std::vector<PromptImage>& files) {
+  EncodedMedia out;
   g_interrupted.store(false);
   for (const PromptImage& f : files) {
-    std::fprintf(stderr, "Added image '%s'\n", f.written.c_str());
-    out.push_back({f.written, enc.encode_file(f.path, &g_interrupted)});
+    if (f.audio) {
+      AudioEncoder& enc = audio_encoder(s);
+      auto clip = enc.encode_file(f.path, &g_interrupted);
+      std::fprintf(stderr, "Added audio '%s' (%.1f s)\n", f.written.c_str(), clip->seconds);
+      out.audio.push_back({f.written, std::move(clip)});
+    } else {
+      ImageEncoder& enc = encoder(s);
+      std::fprintf(stderr, "Added image '%s'\n", f.written.c_str());
+      out.images.push_back({f.written, enc.encode_file(f.path, &g_interrupted)});
+    }
   }
   return out;
 }
@@ -196,12 +232,15 @@ std::vector<ChatImage> encode_images(RunState& s, const std::vector<PromptImage>
 // long on its own is an error.
 InputRows prompt_rows(RunState& s, bool quiet) {
   const int n_ctx = s.params.engine.num_ctx;
-  const std::span<const float> end_row = s.conv.image_count() > 0 ? encoder(s).end_of_image_row() : std::span<const float>();
-  ImageChatPrompt p;
+  MediaEndRows end_rows;
+  if (s.conv.image_count() > 0) end_rows.image = encoder(s).end_of_image_row();
+  if (s.conv.audio_count() > 0) end_rows.audio = audio_encoder(s).end_of_audio_row();
+  MediaChatPrompt p;
   try {
-    p = image_chat_rows(*s.tokenizer, s.conv.messages(), end_row, n_ctx);
+    p = media_chat_rows(*s.tokenizer, s.conv.messages(), end_rows, n_ctx);
   } catch (const chat::ContextOverflow& e) {
-    throw std::length_error(std::string(e.what()) + (s.conv.image_count() > 0 ? " (images are never cut)" : "") +
+    const bool media = s.conv.image_count() + s.conv.audio_count() > 0;
+    throw std::length_error(std::string(e.what()) + (media ? " (images and audio are never cut; each 30 s of audio takes 190 rows)" : "") +
                             "; raise it with --num-ctx N or /set parameter num_ctx N (max " + std::to_string(kMaxContext) + ")");
   }
   if (p.dropped_turns > 0) {
@@ -212,11 +251,11 @@ InputRows prompt_rows(RunState& s, bool quiet) {
 }
 
 // One answer: streams to stdout, returns the text (for the history).
-std::string answer(RunState& s, const std::string& user_text, std::vector<ChatImage> images, bool interactive) {
-  const ImageConversation before = s.conv;  // restored if the prompt cannot be built
+std::string answer(RunState& s, const std::string& user_text, EncodedMedia media, bool interactive) {
+  const MediaConversation before = s.conv;  // restored if the prompt cannot be built
   InputRows rows;
   try {
-    s.conv.add_user(user_text, std::move(images));
+    s.conv.add_user(user_text, std::move(media.images), std::move(media.audio));
     rows = prompt_rows(s, !interactive && !s.opts.verbose);
   } catch (...) {
     s.conv = before;
@@ -303,6 +342,7 @@ void save_conversation(RunState& s, const std::string& path) {
   for (const auto& m : s.conv.turns()) {
     nlohmann::json msg = {{"role", m.role == chat::Role::User ? "user" : "assistant"}, {"content", m.text}};
     for (const ChatImage& im : m.images) msg["images"].push_back(im.source);
+    for (const ChatAudio& a : m.audio) msg["audio"].push_back(a.source);
     j["messages"].push_back(std::move(msg));
   }
   {
@@ -325,6 +365,7 @@ bool slash_command(RunState& s, const std::string& line) {
   if (cmd == "/clear") {
     s.conv.clear();
     s.pending.clear();
+    s.pending_audio.clear();
     std::printf("Cleared session context\n");
     return true;
   }
@@ -337,6 +378,7 @@ bool slash_command(RunState& s, const std::string& line) {
     load_model(s, arg);
     s.conv.clear();
     s.pending.clear();
+    s.pending_audio.clear();
     return true;
   }
   if (cmd == "/save") {
@@ -418,14 +460,17 @@ void interactive(RunState& s) {
         if (!slash_command(s, *msg)) break;
         continue;
       }
-      // Image paths in the message become its images (with any --image files still waiting); an
-      // image that cannot be read is an error and the message is not sent.
+      // Image and audio paths in the message become its media (after any --image / --audio files still
+      // waiting); a file that cannot be read is an error and the message is not sent.
       PromptWithImages typed = extract_prompt_images(*msg);
-      std::vector<ChatImage> images = s.pending;
-      for (ChatImage& im : encode_images(s, typed.images)) images.push_back(std::move(im));
-      if (typed.text.empty() && images.empty()) continue;
-      answer(s, typed.text, std::move(images), true);
+      EncodedMedia media{s.pending, s.pending_audio};
+      EncodedMedia more = encode_media(s, typed.images);
+      for (ChatImage& im : more.images) media.images.push_back(std::move(im));
+      for (ChatAudio& a : more.audio) media.audio.push_back(std::move(a));
+      if (typed.text.empty() && media.images.empty() && media.audio.empty()) continue;
+      answer(s, typed.text, std::move(media), true);
       s.pending.clear();
+      s.pending_audio.clear();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "Error: %s\n", e.what());
     }
@@ -452,9 +497,14 @@ void run(RunOptions o) {
   if (s.opts.kv != "f16" && s.opts.kv != "f32") throw std::invalid_argument("--kv must be f16 or f32");
   s.mmproj = s.opts.mmproj;
   load_model(s, s.opts.model);
-  if (!s.mmproj.empty()) encoder(s);  // a projector that does not fit fails before anything else
+  if (!s.mmproj.empty()) {  // a projector that does not fit fails before anything else
+    const ProjectorParts parts = probe_projector(s.mmproj);
+    if (parts.vision) encoder(s);
+    if (parts.audio) audio_encoder(s);
+  }
   std::vector<PromptImage> image_files;
-  for (const std::string& f : s.opts.images) image_files.push_back({f, f});
+  for (const std::string& f : s.opts.images) image_files.push_back({f, f, false});
+  for (const std::string& f : s.opts.audio) image_files.push_back({f, f, true});
   std::string prompt;
   for (size_t i = 0; i < s.opts.prompt.size(); ++i) prompt += (i ? " " : "") + s.opts.prompt[i];
   const bool one_shot = !prompt.empty();
@@ -462,7 +512,9 @@ void run(RunOptions o) {
   PromptWithImages typed = extract_prompt_images(prompt);
   prompt = typed.text;
   image_files.insert(image_files.end(), typed.images.begin(), typed.images.end());
-  s.pending = encode_images(s, image_files);
+  EncodedMedia first = encode_media(s, image_files);
+  s.pending = std::move(first.images);
+  s.pending_audio = std::move(first.audio);
   const bool piped = !isatty(STDIN_FILENO);
   if (piped) {
     std::stringstream in;
@@ -474,11 +526,12 @@ void run(RunOptions o) {
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, nullptr);
-    answer(s, prompt, std::move(s.pending), false);
+    answer(s, prompt, EncodedMedia{std::move(s.pending), std::move(s.pending_audio)}, false);
     return;
   }
   if (piped) {  // empty stdin, no prompt: nothing to do
-    if (!s.pending.empty()) throw std::invalid_argument("--image needs a prompt (an argument, piped stdin or the chat)");
+    if (!s.pending.empty() || !s.pending_audio.empty())
+      throw std::invalid_argument("--image and --audio need a prompt (an argument, piped stdin or the chat)");
     return;
   }
   interactive(s);
@@ -501,9 +554,13 @@ void add_run_command(CLI::App& app) {
   c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable):\n" + parameters_help())
       ->allow_extra_args(false);
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
-  c->add_option("--mmproj", o->mmproj, "vision projector GGUF (default: the model's projector layer, if any)");
+  c->add_option("--mmproj", o->mmproj, "projector GGUF with a vision and/or audio tower (default: the model's projector layer, if any)");
   c->add_option("--image", o->images,
                 "image file placed before the (first) prompt's text (repeatable; image paths typed in a prompt work too)")
+      ->allow_extra_args(false);
+  c->add_option("--audio", o->audio,
+                "audio file (WAV, FLAC, OGG, MP3) placed after the images, before the (first) prompt's text (repeatable; audio "
+                "paths typed in a prompt work too)")
       ->allow_extra_args(false);
   c->callback([o] { run(*o); });
 }

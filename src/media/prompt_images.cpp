@@ -1,5 +1,7 @@
 #include "media/prompt_images.h"
 
+#include "media/audio.h"
+
 #include <array>
 #include <cstdlib>
 #include <filesystem>
@@ -66,10 +68,10 @@ std::optional<Match> quoted_path(std::string_view s, size_t i, const std::functi
   while (j < s.size() && s[j] != s[i] && !is_line_end(s[j])) ++j;
   if (j >= s.size() || s[j] != s[i]) return std::nullopt;
   const std::string_view inner = s.substr(i + 1, j - i - 1);
-  if (!starts_like_path(inner) || !has_image_extension(inner)) return std::nullopt;
+  if (!starts_like_path(inner) || !has_media_extension(inner)) return std::nullopt;
   for (const std::string& written : {std::string(inner), unescape(inner)}) {
     const std::string path = expand_home(written, home);
-    if (exists(path)) return Match{j + 1, {written, path}};
+    if (exists(path)) return Match{j + 1, {written, path, !has_image_extension(written)}};
   }
   return std::nullopt;
 }
@@ -89,11 +91,10 @@ std::optional<Match> bare_path(std::string_view s, size_t i, const std::function
     } else {
       written += s[j++];
     }
-    const char last = lower(written.back());  // every extension ends in g, p or f: a cheap first test
-    if ((last == 'g' || last == 'p' || last == 'f') && (j == s.size() || !is_word_char(s[j])) && has_image_extension(written)) {
-      // The first image name from here is the candidate (Ollama's shortest match); no file: no path here.
+    if ((j == s.size() || !is_word_char(s[j])) && has_media_extension(written)) {
+      // The first media name from here is the candidate (Ollama's shortest match); no file: no path here.
       const std::string path = expand_home(written, home);
-      if (exists(path)) return Match{j, {written, path}};
+      if (exists(path)) return Match{j, {written, path, !has_image_extension(written)}};
       return std::nullopt;
     }
   }
@@ -121,6 +122,8 @@ bool has_image_extension(std::string_view path) {
   }
   return false;
 }
+
+bool has_media_extension(std::string_view path) { return has_image_extension(path) || has_audio_extension(std::string(path)); }
 
 PromptWithImages extract_prompt_images(std::string_view prompt, const std::function<bool(const std::string&)>& exists,
                                        std::string_view home) {

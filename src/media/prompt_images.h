@@ -1,11 +1,13 @@
-// Image files named in a typed prompt, as Ollama's CLI finds them: `g3n run MODEL "what is in ./photo.jpg?"`
-// attaches ./photo.jpg and sends "what is in?" with the image placed before the text.
+// Image and audio files named in a typed prompt, as Ollama's CLI finds images: `g3n run MODEL "what is in
+// ./photo.jpg?"` attaches ./photo.jpg and sends "what is in?" with the image placed before the text;
+// `g3n run MODEL "transcribe ./talk.wav"` attaches the recording the same way.
 //
 // A path is recognised when all of these hold:
 //  - it starts a word (start of the prompt, or after whitespace or an opening bracket) with "/", "./",
 //    "../" or "~/", or is the whole of a '...' or "..." quoted word starting that way;
-//  - it ends with an image extension (.jpg .jpeg .png .gif .bmp .webp, any case) followed by the end of
-//    the prompt or a character that is not a letter, digit or '_' (so "./a.jpg?" is ./a.jpg);
+//  - it ends with an image extension (.jpg .jpeg .png .gif .bmp .webp) or an audio one (.wav .flac .ogg .oga
+//    .opus .mp3), any case, followed by the end of the prompt or a character that is not a letter, digit or
+//    '_' (so "./a.jpg?" is ./a.jpg);
 //  - the file exists (a path to no file stays in the text, as in Ollama).
 // Unquoted paths may hold shell escapes ("\ " for a space, "\(" and the like: the backslash is dropped)
 // and "%20" for a space; like Ollama's, they may also run over plain spaces up to the first image extension
@@ -21,14 +23,19 @@ namespace g3n {
 // .jpg .jpeg .png .gif .bmp .webp, any case.
 bool has_image_extension(std::string_view path);
 
+// An image or audio file found in a prompt.
 struct PromptImage {
   std::string written;  // as typed, escapes resolved ("./my photo.jpg"): for messages
   std::string path;     // the file to open (~/ expanded)
+  bool audio = false;   // an audio file (by its extension)
 };
+
+// An image or an audio extension.
+bool has_media_extension(std::string_view path);
 
 struct PromptWithImages {
   std::string text;                 // the prompt without the recognised paths (and their quotes), trimmed
-  std::vector<PromptImage> images;  // in the order they appear
+  std::vector<PromptImage> images;  // images and audio files, in the order they appear
 };
 
 // exists(path): whether a file is there. home: what "~/" expands to (no expansion when empty).

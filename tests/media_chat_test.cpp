@@ -1,4 +1,4 @@
-// A conversation with images across turns (media/image_chat.h): the exact rows with the real Gemma
+// A conversation with images across turns (media/media_chat.h): the exact rows with the real Gemma
 // vocabulary (two images in two messages), the tiny vocabulary's text <start_of_image>, the fitting policy
 // with image rows, and a Session reusing the first turn's rows (image included) on the second turn.
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include "chat/image_prompt.h"
 #include "gguf/gguf.h"
 #include "golden_util.h"
-#include "media/image_chat.h"
+#include "media/media_chat.h"
 #include "media/image_encoder.h"
 #include "model/model.h"
 #include "runtime/session.h"
@@ -43,16 +43,16 @@ TEST(ImageChat, TwoImagesInTwoMessagesRealVocabulary) {
   const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
   ASSERT_EQ(tok.find_token("<start_of_image>"), 255999);
   const auto a = fake_image(1000.0f), b = fake_image(2000.0f);
-  ImageConversation conv;
+  MediaConversation conv;
   conv.add_user("What is this?", {{"./a.jpg", a}});
   conv.add_model("A cat.");
   conv.add_user("  And this? ", {{"./b.png", b}});
   EXPECT_EQ(conv.image_count(), 2u);
-  const std::vector<ImageChatMessage> msgs = conv.messages();
-  EXPECT_EQ(render_image_chat(msgs),
+  const std::vector<MediaChatMessage> msgs = conv.messages();
+  EXPECT_EQ(render_media_chat(msgs),
             "<start_of_turn>user\n<image_soft_token>What is this?<end_of_turn>\n<start_of_turn>model\nA cat.<end_of_turn>\n"
             "<start_of_turn>user\n<image_soft_token>And this?<end_of_turn>\n<start_of_turn>model\n");
-  const ImageChatPrompt p = image_chat_rows(tok, msgs, kEndRow, 4096);
+  const MediaChatPrompt p = media_chat_rows(tok, msgs, {kEndRow, {}}, 4096);
   EXPECT_EQ(p.dropped_turns, 0u);
   EXPECT_EQ(p.images, 2u);
 
@@ -120,13 +120,13 @@ TEST(ImageChat, TwoImagesInTwoMessagesRealVocabulary) {
 TEST(ImageChat, TwoImagesInOneMessageMatchTheChatLayout) {
   const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
   const auto a = fake_image(0.0f), b = fake_image(500.0f);
-  ImageConversation conv;
+  MediaConversation conv;
   conv.set_system("Be brief.");
   conv.add_user("Compare these.", {{"a", a}, {"b", b}});
-  const ImageChatPrompt p = image_chat_rows(tok, conv.messages(), kEndRow, 4096);
+  const MediaChatPrompt p = media_chat_rows(tok, conv.messages(), {kEndRow, {}}, 4096);
   const std::vector<chat::ImageRows> rows = {{a->soft, kEndRow, kWidth}, {b->soft, kEndRow, kWidth}};
   const std::string text = "<start_of_turn>user\nBe brief.\n\n<image_soft_token><image_soft_token>Compare these.<end_of_turn>\n<start_of_turn>model\n";
-  EXPECT_EQ(render_image_chat(conv.messages()), text);
+  EXPECT_EQ(render_media_chat(conv.messages()), text);
   EXPECT_EQ(ids(p.rows), ids(chat::layout_image_prompt(tok, text, rows)));
   EXPECT_EQ(p.rows.keys().size(), p.rows.size());
   EXPECT_TRUE(std::equal(p.rows.keys().begin(), p.rows.keys().end(), chat::layout_image_prompt(tok, text, rows).keys().begin()));
@@ -136,9 +136,9 @@ TEST(ImageChat, TwoImagesInOneMessageMatchTheChatLayout) {
 TEST(ImageChat, TinyVocabularySpellsStartOfImageAsText) {
   const Tokenizer tok = vocab("gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf");
   ASSERT_FALSE(tok.find_token("<start_of_image>"));
-  ImageConversation conv;
+  MediaConversation conv;
   conv.add_user("hi", {{"a", fake_image(0.0f)}});
-  const ImageChatPrompt p = image_chat_rows(tok, conv.messages(), kEndRow, 4096);
+  const MediaChatPrompt p = media_chat_rows(tok, conv.messages(), {kEndRow, {}}, 4096);
   std::vector<int32_t> want = tok.encode("<start_of_turn>user\n\n\n<start_of_image>", true, true);
   want.insert(want.end(), 257, kVectorRow);
   const std::vector<int32_t> tail = tok.encode("\n\nhi<end_of_turn>\n<start_of_turn>model\n", false, true);
@@ -152,14 +152,14 @@ TEST(ImageChat, TinyVocabularySpellsStartOfImageAsText) {
 
 TEST(ImageChat, TextOnlyConversationIsTheTextPrompt) {
   const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
-  ImageConversation conv;
+  MediaConversation conv;
   conv.set_system("sys");
   conv.add_user("Hello");
   conv.add_model("Hi there.");
   conv.add_user("How are you?");
   std::vector<chat::Message> text;
   for (const auto& m : conv.messages()) text.push_back({m.role, m.text});
-  const ImageChatPrompt p = image_chat_rows(tok, conv.messages(), {}, 4096);
+  const MediaChatPrompt p = media_chat_rows(tok, conv.messages(), {}, 4096);
   EXPECT_EQ(ids(p.rows), chat::fit_to_context(text, tok, 4096).tokens);
   EXPECT_FALSE(p.rows.has_vectors());
 }
@@ -167,46 +167,46 @@ TEST(ImageChat, TextOnlyConversationIsTheTextPrompt) {
 TEST(ImageChat, OldTurnsAreDroppedWithTheirImagesAndImagesAreNeverCut) {
   const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
   const auto a = fake_image(0.0f), b = fake_image(500.0f);
-  ImageConversation conv;
+  MediaConversation conv;
   conv.set_system("sys");
   conv.add_user("one", {{"a", a}});
   conv.add_model("ok");
   conv.add_user("two", {{"b", b}});
   conv.add_model("fine");
   conv.add_user("three");
-  const size_t total = image_chat_rows(tok, conv.messages(), kEndRow, 100000).rows.size();
+  const size_t total = media_chat_rows(tok, conv.messages(), {kEndRow, {}}, 100000).rows.size();
   // A context of exactly that many rows does not fit (no room for an answer): the oldest pair goes, with a.
-  const ImageChatPrompt p = image_chat_rows(tok, conv.messages(), kEndRow, static_cast<int>(total));
+  const MediaChatPrompt p = media_chat_rows(tok, conv.messages(), {kEndRow, {}}, static_cast<int>(total));
   EXPECT_EQ(p.dropped_turns, 2u);
   EXPECT_EQ(p.images, 1u);
-  ImageConversation kept = conv;
+  MediaConversation kept = conv;
   kept.drop_oldest(p.dropped_turns);
   EXPECT_EQ(kept.image_count(), 1u);
   EXPECT_EQ(kept.messages()[0].text, "sys");
   EXPECT_EQ(kept.messages()[1].text, "two");
-  EXPECT_EQ(ids(p.rows), ids(image_chat_rows(tok, kept.messages(), kEndRow, 100000).rows));
+  EXPECT_EQ(ids(p.rows), ids(media_chat_rows(tok, kept.messages(), {kEndRow, {}}, 100000).rows));
   EXPECT_LE(p.rows.size(), static_cast<size_t>(chat::prompt_budget(static_cast<int>(total))));
   // One message whose two images alone exceed the context: an error, nothing cut.
-  ImageConversation big;
+  MediaConversation big;
   big.add_user("x", {{"a", a}, {"b", b}});
-  EXPECT_THROW(image_chat_rows(tok, big.messages(), kEndRow, 400), chat::ContextOverflow);
+  EXPECT_THROW(media_chat_rows(tok, big.messages(), {kEndRow, {}}, 400), chat::ContextOverflow);
   // Older pairs go, but the last message with its two images still does not fit: an error.
-  ImageConversation last;
+  MediaConversation last;
   last.add_user("one", {{"a", a}});
   last.add_model("ok");
   last.add_user("two", {{"a", a}, {"b", b}});
-  EXPECT_THROW(image_chat_rows(tok, last.messages(), kEndRow, 450), chat::ContextOverflow);
+  EXPECT_THROW(media_chat_rows(tok, last.messages(), {kEndRow, {}}, 450), chat::ContextOverflow);
   // With the pair gone it fits a context just above its own size (above the budget: the last turn stays).
-  const std::vector<ImageChatMessage> all = last.messages();
-  const size_t alone = image_chat_rows(tok, std::span(all).subspan(2), kEndRow, 100000).rows.size();
-  const ImageChatPrompt fitted = image_chat_rows(tok, last.messages(), kEndRow, static_cast<int>(alone + 10));
+  const std::vector<MediaChatMessage> all = last.messages();
+  const size_t alone = media_chat_rows(tok, std::span(all).subspan(2), {kEndRow, {}}, 100000).rows.size();
+  const MediaChatPrompt fitted = media_chat_rows(tok, last.messages(), {kEndRow, {}}, static_cast<int>(alone + 10));
   EXPECT_EQ(fitted.dropped_turns, 2u);
   EXPECT_EQ(fitted.images, 2u);
   EXPECT_EQ(fitted.rows.size(), alone);
 }
 
 TEST(ImageChat, ConversationRules) {
-  ImageConversation conv;
+  MediaConversation conv;
   EXPECT_THROW(conv.add_model("no"), chat::ChatFormatError);
   conv.add_user("a", {{"x", fake_image(0.0f)}});
   EXPECT_THROW(conv.add_user("b"), chat::ChatFormatError);
@@ -236,10 +236,10 @@ TEST(ImageChat, SecondTurnEvaluatesOnlyTheNewRows) {
   sp.temperature = 0;
   sp.num_predict = 6;
 
-  ImageConversation conv;
+  MediaConversation conv;
   const auto img = enc.encode_file(vdir + "/inputs/scene_640x480.jpg");
   conv.add_user("Describe it.", {{"scene", img}});
-  const ImageChatPrompt p1 = image_chat_rows(tok, conv.messages(), enc.end_of_image_row(), cp.n_ctx);
+  const MediaChatPrompt p1 = media_chat_rows(tok, conv.messages(), enc.end_of_image_row(), cp.n_ctx);
   std::string out1;
   const GenerateStats st1 = session.generate(p1.rows, sp, [&](std::string_view t) { out1 += t; });
   EXPECT_EQ(st1.cached_tokens, 0);
@@ -249,7 +249,7 @@ TEST(ImageChat, SecondTurnEvaluatesOnlyTheNewRows) {
   // The next turn: the same file is looked up, not encoded again (same object from the cache).
   EXPECT_EQ(enc.encode_file(vdir + "/inputs/scene_640x480.jpg"), img);
   conv.add_user("And the colours?");
-  const ImageChatPrompt p2 = image_chat_rows(tok, conv.messages(), enc.end_of_image_row(), cp.n_ctx);
+  const MediaChatPrompt p2 = media_chat_rows(tok, conv.messages(), enc.end_of_image_row(), cp.n_ctx);
   ASSERT_GT(p2.rows.size(), p1.rows.size());
   // The first prompt's rows are the start of the second's (the image's 256 soft + end row among them).
   ASSERT_TRUE(std::equal(p1.rows.keys().begin(), p1.rows.keys().end(), p2.rows.keys().begin()));
@@ -270,6 +270,71 @@ TEST(ImageChat, SecondTurnEvaluatesOnlyTheNewRows) {
   std::printf("[image chat] turn 1: %zu rows (%zu with vectors); turn 2: %zu rows, %d reused, %d evaluated\n", p1.rows.size(),
               static_cast<size_t>(std::count(p1.rows.tokens().begin(), p1.rows.tokens().end(), kVectorRow)), p2.rows.size(),
               st2.cached_tokens, st2.prompt_tokens - st2.cached_tokens);
+}
+
+}  // namespace
+}  // namespace g3n
+
+namespace g3n {
+namespace {
+
+// A stand-in for an encoded recording of n chunks: 188 rows each, first float base + chunk * 1000 + row.
+std::shared_ptr<const EncodedAudio> fake_audio(float base, size_t n_chunks) {
+  auto a = std::make_shared<EncodedAudio>();
+  a->width = kWidth;
+  for (size_t c = 0; c < n_chunks; ++c) {
+    std::vector<float> rows(188 * kWidth);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = base + static_cast<float>(c * 1000 + i / kWidth);
+    a->chunks.push_back(std::move(rows));
+  }
+  return a;
+}
+const std::vector<float> kEndAudio(kWidth, -3.0f);
+
+// A message with an image and a 2-chunk recording: the image, then each chunk as its own audio block, then
+// the text; the rows equal chat::layout_media_prompt's over the same blocks, pinned to the real vocabulary.
+TEST(MediaChat, AudioChunksFollowTheImagesOfTheirMessage) {
+  const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
+  const auto img = fake_image(0.0f);
+  const auto talk = fake_audio(50000.0f, 2);
+  MediaConversation conv;
+  conv.add_user("Transcribe it.", {{"a.png", img}}, {{"talk.wav", talk}});
+  EXPECT_EQ(conv.audio_count(), 1u);
+  const MediaChatPrompt p = media_chat_rows(tok, conv.messages(), {kEndRow, kEndAudio}, 4096);
+  EXPECT_EQ(p.images, 1u);
+  EXPECT_EQ(p.audio_blocks, 2u);
+  const std::string text = render_media_chat(conv.messages());
+  EXPECT_EQ(text, "<start_of_turn>user\n<image_soft_token><audio_soft_token><audio_soft_token>Transcribe it.<end_of_turn>\n"
+                  "<start_of_turn>model\n");
+  const std::vector<chat::MediaRows> blocks = {{chat::MediaKind::Image, img->soft, kEndRow, kWidth},
+                                               {chat::MediaKind::Audio, talk->chunks[0], kEndAudio, kWidth},
+                                               {chat::MediaKind::Audio, talk->chunks[1], kEndAudio, kWidth}};
+  const InputRows want = chat::layout_media_prompt(tok, text, blocks);
+  EXPECT_EQ(ids(p.rows), ids(want));
+  const RowsView v = p.rows.view();
+  size_t starts = 0;
+  for (size_t i = 0; i + 1 < p.rows.size(); ++i)
+    if (p.rows.tokens()[i] == 256000) {
+      ++starts;
+      EXPECT_EQ(v.vector(i + 1)[0], 50000.0f + static_cast<float>((starts - 1) * 1000)) << i;
+      EXPECT_EQ(v.vector(i + 189)[0], -3.0f);
+    }
+  EXPECT_EQ(starts, 2u);
+  EXPECT_EQ(p.rows.size(), 4u + 257 + 2 * (2 + 189) + tok.encode("\n\nTranscribe it.<end_of_turn>\n<start_of_turn>model\n", false, true).size());
+}
+
+// Turns with audio are dropped whole, as turns with images: the last turn's recording stays.
+TEST(MediaChat, OldTurnsGoWithTheirAudio) {
+  const Tokenizer tok = vocab("gemma3-vocab/vocab.gguf");
+  MediaConversation conv;
+  conv.add_user("one", {}, {{"a.wav", fake_audio(0.0f, 1)}});
+  conv.add_model("ok");
+  conv.add_user("two", {}, {{"b.wav", fake_audio(9000.0f, 1)}});
+  const size_t total = media_chat_rows(tok, conv.messages(), {{}, kEndAudio}, 100000).rows.size();
+  const MediaChatPrompt p = media_chat_rows(tok, conv.messages(), {{}, kEndAudio}, static_cast<int>(total - 50));
+  EXPECT_EQ(p.dropped_turns, 2u);
+  EXPECT_EQ(p.audio_blocks, 1u);
+  EXPECT_THROW(media_chat_rows(tok, conv.messages(), {{}, kEndAudio}, 150), chat::ContextOverflow);
 }
 
 }  // namespace
