@@ -150,15 +150,20 @@ void cmd_show(const ShowOpts& o) {
   if (sum && sum->embedding_length) print_kv("embedding length", std::to_string(sum->embedding_length));
   print_kv("quantization", sum && !sum->quantization.empty() ? sum->quantization : cfg_str("file_type"));
   if (r.from_ollama) print_kv("store", "ollama (read-only)");
+  const std::optional<store::ProjectorSummary> proj =
+      r.projectors.empty() ? std::nullopt : store::summarize_projector(r.projectors.front());
   std::printf("\n  Capabilities\n    completion\n");
-  if (!r.projectors.empty()) std::printf("    vision\n");
+  if (proj && proj->vision) std::printf("    vision\n");
+  if (proj && proj->audio) std::printf("    audio\n");
   std::printf("    embedding\n");
   if (!r.projectors.empty()) {
     // Ollama's Projector section, from the first projector's clip.* keys.
     std::printf("\n  Projector\n");
-    if (auto p = store::summarize_projector(r.projectors.front())) {
+    if (const auto& p = proj) {
       print_kv("architecture", p->architecture);
       if (!p->projector_type.empty()) print_kv("projector type", p->projector_type);
+      if (!p->audio_projector_type.empty()) print_kv("audio projector", p->audio_projector_type);
+      if (p->audio_embedding_length) print_kv("audio width", std::to_string(p->audio_embedding_length));
       print_kv("parameters", store::human_parameter_count(p->parameter_count));
       if (p->image_size) print_kv("image size", std::to_string(p->image_size));
       if (p->embedding_length) print_kv("embedding length", std::to_string(p->embedding_length));

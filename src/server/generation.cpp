@@ -5,7 +5,7 @@
 #include <string>
 
 #include "base/thread_pool.h"
-#include "server/images.h"
+#include "server/media.h"
 #include "server/options.h"
 
 namespace g3n::server {
@@ -81,8 +81,8 @@ ContextParams context_params(const LoadedModel& m, const Parameters& par) {
 std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
                                    std::shared_ptr<Output> out) {
-  // Off the scheduler's loop: the other sequences keep generating while this request's images encode.
-  encode_prompt_images(state, **lease, req, prompt);
+  // Off the scheduler's loop: the other sequences keep generating while this request's media encode.
+  encode_prompt_media(state, **lease, req, prompt);
   auto g = std::make_shared<Generation>();
   g->job = std::make_shared<Job>();
   g->job->prompt = std::move(prompt.rows);
@@ -100,6 +100,25 @@ std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelMana
   g->load_s = load_s;
   g->t0 = req.stats->t0;
   return g;
+}
+
+std::string finish(ServerState& state, const HttpRequest& req, Generation& g, GenerateStats* stats) {
+  std::string text;
+  for (;;) {
+    std::string piece;
+    const bool done = g.job->wait(piece, std::chrono::milliseconds(100));
+    text += piece;
+    if (done) break;
+    if (state.stopping.load() || (req.client_gone && req.client_gone())) {
+      cancel_and_wait(state, g);
+      if (state.stopping.load()) throw HttpError(503, "server shutting down");
+      throw HttpError(499, "the client closed the connection");
+    }
+  }
+  record(state, g);
+  if (!g.job->error().empty()) throw HttpError(500, g.job->error());
+  if (stats) *stats = g.job->stats();
+  return text;
 }
 
 void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> g, bool stream) {

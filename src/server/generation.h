@@ -45,4 +45,9 @@ std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelMana
 // cancels it.
 void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> g, bool stream);
 
+// Waits for the whole answer in the request's thread (for endpoints that run several generations before
+// they answer: /v1/audio/*). HttpError 499 when the client went away (the job is cancelled), 503 when the
+// server stops, 500 for a failed job. `stats` receives the job's figures when set.
+std::string finish(ServerState& state, const HttpRequest& req, Generation& g, GenerateStats* stats = nullptr);
+
 }  // namespace g3n::server

@@ -33,6 +33,11 @@ void openai_chat(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void openai_completions(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void openai_models(ServerState& s, const HttpRequest& req, HttpResponse& res);  // params[0]: one model
 
+// OpenAI's speech endpoints (audio_handlers.cpp): multipart uploads, each 30 s chunk transcribed (or
+// translated into English) as its own generation, the texts joined.
+void openai_transcriptions(ServerState& s, const HttpRequest& req, HttpResponse& res);
+void openai_translations(ServerState& s, const HttpRequest& req, HttpResponse& res);
+
 // Administration (admin_handlers.cpp): "/", version, loaded models, metrics.
 void admin_root(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void admin_version(ServerState& s, const HttpRequest& req, HttpResponse& res);

@@ -24,6 +24,12 @@ std::string HttpRequest::header(std::string_view name) const {
   return {};
 }
 
+const FormPart* HttpRequest::part(std::string_view name) const {
+  for (const FormPart& p : form)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
 namespace {
 
 // "/v1/models/{model}" -> "/v1/models/(.+)": a capture takes the rest of the path, '/' included.
@@ -169,6 +175,7 @@ struct HttpServer::Impl {
       req.method = hreq.method;
       req.path = hreq.path;
       req.body = hreq.body;
+      for (const auto& [name, f] : hreq.files) req.form.push_back({name, f.filename, f.content_type, f.content});
       for (const auto& [k, v] : hreq.headers) req.headers.emplace_back(k, v);
       for (size_t m = 1; m < hreq.matches.size(); ++m) req.params.push_back(hreq.matches[m]);
       req.stats = stats_of(hreq);

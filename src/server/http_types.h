@@ -18,8 +18,14 @@ struct RequestStats {
   std::atomic<int> tokens{0};
 };
 
+// One part of a multipart/form-data body (file uploads: OpenAI's /v1/audio endpoints).
+struct FormPart {
+  std::string name, filename, content_type, content;
+};
+
 struct HttpRequest {
   std::string method, path, body;
+  std::vector<FormPart> form;  // the parts of a multipart/form-data body, by name (body is then empty)
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::string> params;  // the route pattern's {captures}, in order
   std::shared_ptr<RequestStats> stats = std::make_shared<RequestStats>();
@@ -30,6 +36,8 @@ struct HttpRequest {
 
   // A header's value (names compare without case); empty when absent.
   std::string header(std::string_view name) const;
+  // The first form part of that name, or null.
+  const FormPart* part(std::string_view name) const;
 };
 
 // Where a streamed body goes.

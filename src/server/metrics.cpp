@@ -35,6 +35,23 @@ void Metrics::record_image_cancelled() {
   ++images_cancelled_;
 }
 
+void Metrics::record_audio_encoded(double seconds, double audio_seconds) {
+  std::lock_guard lk(mu_);
+  ++audio_encoded_;
+  audio_encode_seconds_ += seconds;
+  audio_input_seconds_ += audio_seconds;
+}
+
+void Metrics::record_audio_cached() {
+  std::lock_guard lk(mu_);
+  ++audio_cached_;
+}
+
+void Metrics::record_audio_cancelled() {
+  std::lock_guard lk(mu_);
+  ++audio_cancelled_;
+}
+
 std::string Metrics::text(int queued, int active, size_t loaded_models) const {
   std::string o;
   char buf[1024];
@@ -73,6 +90,20 @@ std::string Metrics::text(int queued, int active, size_t loaded_models) const {
                   "# TYPE g3n_image_encode_seconds_total counter\ng3n_image_encode_seconds_total %.6f\n",
                   static_cast<unsigned long long>(images_encoded_), static_cast<unsigned long long>(images_cached_),
                   static_cast<unsigned long long>(images_cancelled_), image_seconds_);
+    o += buf;
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_audio_encoded_total Request recordings run through the audio encoder.\n"
+                  "# TYPE g3n_audio_encoded_total counter\ng3n_audio_encoded_total %llu\n"
+                  "# HELP g3n_audio_cached_total Request recordings found in the encoder's cache (not encoded again).\n"
+                  "# TYPE g3n_audio_cached_total counter\ng3n_audio_cached_total %llu\n"
+                  "# HELP g3n_audio_encodes_cancelled_total Audio encodes stopped because the client went away.\n"
+                  "# TYPE g3n_audio_encodes_cancelled_total counter\ng3n_audio_encodes_cancelled_total %llu\n"
+                  "# HELP g3n_audio_encode_seconds_total Time spent encoding audio (features, tower, embedder).\n"
+                  "# TYPE g3n_audio_encode_seconds_total counter\ng3n_audio_encode_seconds_total %.6f\n"
+                  "# HELP g3n_audio_input_seconds_total Length of the audio encoded.\n"
+                  "# TYPE g3n_audio_input_seconds_total counter\ng3n_audio_input_seconds_total %.3f\n",
+                  static_cast<unsigned long long>(audio_encoded_), static_cast<unsigned long long>(audio_cached_),
+                  static_cast<unsigned long long>(audio_cancelled_), audio_encode_seconds_, audio_input_seconds_);
     o += buf;
     std::snprintf(buf, sizeof buf,
                   "# HELP g3n_eval_seconds_total Time spent generating tokens, summed over requests.\n"

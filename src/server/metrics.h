@@ -21,6 +21,10 @@ class Metrics {
   void record_image_encoded(double seconds);
   void record_image_cached();
   void record_image_cancelled();
+  // One recording of a request, the same way (seconds: the tower's time; audio_seconds: its length).
+  void record_audio_encoded(double seconds, double audio_seconds);
+  void record_audio_cached();
+  void record_audio_cancelled();
   // The whole exposition; the gauges come from the caller.
   std::string text(int queued, int active, size_t loaded_models) const;
 
@@ -31,6 +35,8 @@ class Metrics {
   uint64_t tokens_generated_ = 0, prompt_tokens_ = 0, prompt_cached_ = 0;
   uint64_t images_encoded_ = 0, images_cached_ = 0, images_cancelled_ = 0;
   double image_seconds_ = 0;
+  uint64_t audio_encoded_ = 0, audio_cached_ = 0, audio_cancelled_ = 0;
+  double audio_encode_seconds_ = 0, audio_input_seconds_ = 0;
   double eval_seconds_ = 0;
   double last_tokens_per_second_ = 0;
 };

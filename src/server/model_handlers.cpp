@@ -157,7 +157,11 @@ void ollama_show(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   j["details"] = model_details(rm, r.gguf_path);
   if (!r.messages.empty()) j["messages"] = r.messages;
   j["capabilities"] = json::array({"completion"});
-  if (!r.projectors.empty()) j["capabilities"].push_back("vision");
+  if (!r.projectors.empty()) {
+    const auto proj = store::summarize_projector(r.projectors.front());
+    if (proj && proj->vision) j["capabilities"].push_back("vision");
+    if (proj && proj->audio) j["capabilities"].push_back("audio");
+  }
   j["capabilities"].push_back("embedding");  // /api/embed, /v1/embeddings: mean final hidden vector
   std::error_code ec;
   const auto mtime = rm ? fs::last_write_time(rm->manifest_path, ec) : fs::last_write_time(r.gguf_path, ec);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "media/projector.h"
 #include "runtime/memory_estimate.h"
 
 #include "server/options.h"
@@ -36,6 +37,12 @@ ImageEncoder& LoadedModel::image_encoder() const {
   if (images) return *images;
   if (!projector_error.empty()) throw HttpError(400, "model '" + name + "' has a vision projector that cannot be used: " + projector_error);
   throw HttpError(400, "model has no vision projector: '" + name + "' cannot take images");
+}
+
+AudioEncoder& LoadedModel::audio_encoder() const {
+  if (audio) return *audio;
+  if (!audio_error.empty()) throw HttpError(400, "model '" + name + "' has an audio encoder that cannot be used: " + audio_error);
+  throw HttpError(400, "model has no audio encoder: '" + name + "' cannot take audio");
 }
 
 ModelManager::Lease::~Lease() { mgr_->release(lm_, keep_alive_); }
@@ -91,15 +98,33 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   lm->texts = std::make_unique<TokenTexts>(*lm->tok);
   lm->sched = std::make_unique<Scheduler>(*lm->model, *lm->tok, *lm->texts, sched_cfg_);
   if (!lm->resolved.projectors.empty()) {
-    // Only ever the store's projector layer: no request names a file. A projector that does not fit the
-    // model (another text width) is refused here, once; the model still answers text.
+    // Only ever the store's projector layer: no request names a file. A tower that does not fit the model
+    // (another text width) is refused here, once; the model still answers text.
+    lm->has_projector = true;
+    const std::string path = lm->resolved.projectors.front().string();
+    ProjectorParts parts;
     try {
-      lm->images = std::make_unique<ImageEncoder>(lm->resolved.projectors.front().string(), lm->model->config().n_embd, image_threads_,
-                                                  /*fast=*/true);
-      lm->projector_bytes = estimate_projector_memory(lm->images->projector()).total();
+      parts = probe_projector(path);
     } catch (const std::exception& e) {
-      lm->projector_error = e.what();
-      std::fprintf(stderr, "warning: %s: vision projector not loaded: %s\n", lm->name.c_str(), e.what());
+      lm->projector_error = lm->audio_error = e.what();
+      std::fprintf(stderr, "warning: %s: projector not loaded: %s\n", lm->name.c_str(), e.what());
+    }
+    if (parts.vision) {
+      try {
+        lm->images = std::make_unique<ImageEncoder>(path, lm->model->config().n_embd, image_threads_, /*fast=*/true);
+        lm->projector_bytes = estimate_projector_memory(lm->images->projector()).total();
+      } catch (const std::exception& e) {
+        lm->projector_error = e.what();
+        std::fprintf(stderr, "warning: %s: vision projector not loaded: %s\n", lm->name.c_str(), e.what());
+      }
+    }
+    if (parts.audio) {
+      try {
+        lm->audio = std::make_unique<AudioEncoder>(path, lm->model->config().n_embd, image_threads_, /*fast=*/true);
+      } catch (const std::exception& e) {
+        lm->audio_error = e.what();
+        std::fprintf(stderr, "warning: %s: audio encoder not loaded: %s\n", lm->name.c_str(), e.what());
+      }
     }
   }
   std::error_code ec;

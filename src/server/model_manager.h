@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "media/audio_encoder.h"
 #include "media/image_encoder.h"
 #include "model/model.h"
 #include "registry/resolve.h"
@@ -35,11 +36,13 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<TokenTexts> texts;
   std::unique_ptr<Scheduler> sched;
-  // The vision projector (the model's first projector layer), loaded with the model on the fast vision
-  // path with its own thread pool. Null when the model has none, or when it could not be loaded
-  // (projector_error says why; text requests still work).
+  // The projector's towers (the model's first projector layer), loaded with the model on the fast paths,
+  // each with its own thread pool. Null when the projector lacks that tower, or when it could not be loaded
+  // (projector_error / audio_error say why; text requests still work).
   std::unique_ptr<ImageEncoder> images;
-  std::string projector_error;
+  std::unique_ptr<AudioEncoder> audio;
+  std::string projector_error, audio_error;
+  bool has_projector = false;  // the model has a projector layer
   uint64_t projector_bytes = 0;  // estimate_projector_memory: weights plus one encode's activations
   int64_t file_size = 0;
   std::chrono::system_clock::time_point loaded_at;
@@ -52,6 +55,8 @@ struct LoadedModel {
   // projector could not be loaded (with the reason: another width, a bad file). 400, not 500: asking
   // again cannot help, and clients retry 5xx answers.
   ImageEncoder& image_encoder() const;
+  // The same for a request with audio ("model has no audio encoder").
+  AudioEncoder& audio_encoder() const;
 };
 
 class ModelManager {

@@ -3,7 +3,7 @@
 
 #include "server/generation.h"
 #include "server/handlers.h"
-#include "server/images.h"
+#include "server/media.h"
 #include "server/options.h"
 #include "server/requests.h"
 
@@ -21,8 +21,10 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
   auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
   LoadedModel& m = **lease;
   const Parameters params = request_parameters(s.cfg, m, r.options);
-  const ImageShape image = image_shape(m, !r.images.empty());
-  if (r.prompt.empty() && r.context.empty() && r.images.empty()) {
+  bool images = false, audio = false;
+  for (const MediaInput& x : r.media) (x.kind == chat::MediaKind::Image ? images : audio) = true;
+  const MediaShape shape = media_shape(m, images, audio);
+  if (r.prompt.empty() && r.context.empty() && r.media.empty()) {
     set_json(res, 200, json{{"model", r.model}, {"created_at", rfc3339(std::chrono::system_clock::now())}, {"response", ""},
                             {"done", true}, {"done_reason", load_reason(r.keep_alive)}});
     return;
@@ -31,10 +33,10 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
     if (t < 0 || t >= m.tok->n_vocab()) throw HttpError(400, "invalid token id in context: " + std::to_string(t));
   const ContextParams cp = context_params(m, params);
   const std::optional<std::string> system = r.system ? r.system : m.resolved.system;
-  BuiltPrompt bp = build_generate_prompt(r.prompt, system, r.raw, r.context, *m.tok, cp.n_ctx, r.truncate, r.images, image);
+  BuiltPrompt bp = build_generate_prompt(r.prompt, system, r.raw, r.context, *m.tok, cp.n_ctx, r.truncate, r.media, shape);
   auto out = std::make_shared<OllamaGenerateOutput>();
   out->model = r.model;
-  out->with_context = !r.raw && r.images.empty();  // image rows are no token ids: no `context` for them
+  out->with_context = !r.raw && r.media.empty();  // media rows are no token ids: no `context` for them
   if (out->with_context) out->prompt.assign(bp.rows.tokens().begin(), bp.rows.tokens().end());
   out->truncated = static_cast<int>(bp.dropped_tokens);
   respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
@@ -53,8 +55,8 @@ void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
     return;
   }
   const ContextParams cp = context_params(m, params);
-  const ImageShape image = image_shape(m, has_images(r.messages));
-  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, r.truncate, image);
+  const MediaShape shape = media_shape(m, has_media(r.messages, chat::MediaKind::Image), has_media(r.messages, chat::MediaKind::Audio));
+  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, r.truncate, shape);
   auto out = std::make_shared<OllamaChatOutput>();
   out->model = r.model;
   out->truncated = static_cast<int>(bp.dropped_tokens + bp.dropped_turns);

@@ -4,7 +4,7 @@
 
 #include "server/generation.h"
 #include "server/handlers.h"
-#include "server/images.h"
+#include "server/media.h"
 #include "server/options.h"
 #include "server/requests.h"
 #include "store/model_store.h"
@@ -31,7 +31,7 @@ void generate(ServerState& s, const HttpRequest& req, HttpResponse& res, const O
   LoadedModel& m = **lease;
   const Parameters params = request_parameters(s.cfg, m, r.options);
   const ContextParams cp = context_params(m, params);
-  BuiltPrompt bp = r.chat ? build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, true, image_shape(m, has_images(r.messages)))
+  BuiltPrompt bp = r.chat ? build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, true, media_shape(m, has_media(r.messages, chat::MediaKind::Image), has_media(r.messages, chat::MediaKind::Audio)))
                           : build_generate_prompt(r.prompt, m.resolved.system, false, {}, *m.tok, cp.n_ctx, true);
   respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, openai_output(s, r)), r.stream);
 }

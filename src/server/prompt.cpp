@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <functional>
 
-#include "chat/image_prompt.h"
+#include "audio/clip.h"
+#include "chat/media_prompt.h"
 #include "server/options.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,63 +37,93 @@ BuiltPrompt from_tokens(chat::FittedPrompt f) {
   return b;
 }
 
-size_t count_placeholders(std::string_view text) {
+size_t count_marks(std::string_view text, chat::MediaKind kind) {
   size_t n = 0;
-  for (size_t at = text.find(chat::kImagePlaceholder); at != std::string_view::npos;
-       at = text.find(chat::kImagePlaceholder, at + chat::kImagePlaceholder.size()))
-    ++n;
+  for (chat::MediaKind k : chat::find_placeholders(text)) n += k == kind;
   return n;
 }
 
-void require_projector(ImageShape shape) {
-  if (shape.rows <= 0) throw HttpError(400, "model has no vision projector: images need a model created with one (g3n create NAME --from MODEL.gguf --mmproj MMPROJ.gguf)");
+struct BlockCounts {
+  size_t images = 0, audio = 0;
+};
+
+BlockCounts count_blocks(const std::vector<MediaInput>& media) {
+  BlockCounts c;
+  for (const MediaInput& m : media) (m.kind == chat::MediaKind::Image ? c.images : c.audio) += m.blocks();
+  return c;
 }
 
-// The rendered text must mark exactly the images it is given (a message's text that spells the marker
-// itself would shift every image after it).
-void check_marks(std::string_view text, size_t n_images) {
-  const size_t marks = count_placeholders(text);
-  if (marks != n_images)
-    throw HttpError(400, "the prompt marks " + std::to_string(marks) + " image position(s) for " + std::to_string(n_images) +
-                             " image(s): the text may not contain \"" + std::string(chat::kImagePlaceholder) +
-                             "\", which marks where an image goes");
+void require_towers(const std::vector<MediaInput>& media, MediaShape shape) {
+  const BlockCounts c = count_blocks(media);
+  if (c.images > 0 && shape.image_rows <= 0)
+    throw HttpError(400, "model has no vision projector: images need a model created with one (g3n create NAME --from MODEL.gguf --mmproj MMPROJ.gguf)");
+  if (c.audio > 0 && shape.audio_rows <= 0)
+    throw HttpError(400, "model has no audio encoder: audio needs a model created with a projector that has one (g3n create NAME --from "
+                         "MODEL.gguf --mmproj MMPROJ.gguf)");
 }
 
-// Rows the prompt takes once its images are laid out (the layout's own count, with 1-wide stand-ins for
-// the image rows, so nothing is encoded to measure it).
-size_t count_rows(const Tokenizer& tok, std::string_view text, size_t n_images, ImageShape shape, bool add_bos) {
-  const std::vector<float> soft(static_cast<size_t>(shape.soft_rows), 0.0f);
+// The rendered text must mark exactly the blocks it is given (a message's text that spells a marker
+// itself would shift every block after it).
+void check_marks(std::string_view text, const std::vector<MediaInput>& media) {
+  const BlockCounts c = count_blocks(media);
+  const size_t images = count_marks(text, chat::MediaKind::Image), audio = count_marks(text, chat::MediaKind::Audio);
+  if (images != c.images)
+    throw HttpError(400, "the prompt marks " + std::to_string(images) + " image position(s) for " + std::to_string(c.images) +
+                             " image(s): the text may not contain \"" + std::string(chat::kImagePlaceholder) + "\", which marks where an image goes");
+  if (audio != c.audio)
+    throw HttpError(400, "the prompt marks " + std::to_string(audio) + " audio position(s) for " + std::to_string(c.audio) +
+                             " 30-second audio block(s): the text may not contain \"" + std::string(chat::kAudioPlaceholder) +
+                             "\", which marks where audio goes");
+}
+
+// Rows the prompt takes once its media are laid out (the layout's own count, with 1-wide stand-ins for
+// the vector rows, so nothing is encoded to measure it).
+size_t count_rows(const Tokenizer& tok, std::string_view text, MediaShape shape, bool add_bos) {
+  const std::vector<float> image_soft(static_cast<size_t>(std::max<int64_t>(shape.image_soft_rows, 1)), 0.0f);
+  const std::vector<float> audio_soft(static_cast<size_t>(std::max<int64_t>(shape.audio_soft_rows, 1)), 0.0f);
   static const float end_row = 0.0f;
-  const std::vector<chat::ImageRows> stand_ins(n_images, chat::ImageRows{soft, std::span<const float>(&end_row, 1), 1});
-  return chat::layout_image_prompt(tok, text, stand_ins, add_bos).size();
+  std::vector<chat::MediaRows> stand_ins;
+  for (chat::MediaKind kind : chat::find_placeholders(text))
+    stand_ins.push_back({kind, kind == chat::MediaKind::Image ? image_soft : audio_soft, std::span<const float>(&end_row, 1), 1});
+  return chat::layout_media_prompt(tok, text, stand_ins, add_bos).size();
 }
 
-[[noreturn]] void image_overflow(size_t rows, size_t n_images, ImageShape shape, int n_ctx) {
-  throw HttpError(400, "the prompt needs " + std::to_string(rows) + " rows (" + std::to_string(n_images) + " image(s) of " +
-                           std::to_string(shape.rows) + " rows each, and " + std::to_string(rows - n_images * static_cast<size_t>(shape.rows)) +
-                           " of text) but num_ctx is " + std::to_string(n_ctx) +
-                           "; images are never cut: raise num_ctx, or send fewer images or a shorter conversation");
+[[noreturn]] void media_overflow(size_t rows, const std::vector<MediaInput>& media, MediaShape shape, int n_ctx) {
+  const BlockCounts c = count_blocks(media);
+  const size_t media_rows = c.images * static_cast<size_t>(shape.image_rows) + c.audio * static_cast<size_t>(shape.audio_rows);
+  std::string what;
+  if (c.images > 0) what += std::to_string(c.images) + " image(s) of " + std::to_string(shape.image_rows) + " rows each, ";
+  if (c.audio > 0) what += std::to_string(c.audio) + " 30-second audio block(s) of " + std::to_string(shape.audio_rows) + " rows each, ";
+  std::string fit;
+  if (c.audio > 0 && shape.audio_rows > 0) {
+    // What the context holds beside the text and the images: whole 30 s blocks of audio.
+    const int64_t room = static_cast<int64_t>(n_ctx) - 1 - static_cast<int64_t>(rows - c.audio * static_cast<size_t>(shape.audio_rows));
+    const int64_t blocks = room > 0 ? room / shape.audio_rows : 0;
+    fit = "; num_ctx " + std::to_string(n_ctx) + " holds " + std::to_string(blocks * 30) + " seconds of audio beside this text";
+  }
+  throw HttpError(400, "the prompt needs " + std::to_string(rows) + " rows (" + what + "and " + std::to_string(rows - media_rows) +
+                           " of text) but num_ctx is " + std::to_string(n_ctx) + fit +
+                           "; images and audio are never cut: raise num_ctx, or send fewer or shorter media or a shorter conversation");
 }
 
-// A conversation with images: turns are dropped as chat::fit_to_context drops them (oldest pairs first,
-// the system prompt and the last turn kept), images with their turns; text is never cut inside the rest.
-BuiltPrompt fit_image_chat(const std::vector<chat::Message>& msgs, const std::vector<std::vector<ImageInput>>& images,
-                           const Tokenizer& tok, int n_ctx, bool truncate, ImageShape shape) {
+// A conversation with media: turns are dropped as chat::fit_to_context drops them (oldest pairs first, the
+// system prompt and the last turn kept), media with their turns; text is never cut inside the rest.
+BuiltPrompt fit_media_chat(const std::vector<chat::Message>& msgs, const std::vector<std::vector<MediaInput>>& media,
+                           const Tokenizer& tok, int n_ctx, bool truncate, MediaShape shape) {
   const size_t first = !msgs.empty() && msgs[0].role == chat::Role::System ? 1 : 0;
   BuiltPrompt b;
-  b.image_rows = static_cast<size_t>(shape.rows);
   size_t rows = 0;
   const auto render = [&](size_t from) {
     std::vector<chat::Message> kept(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(first));
-    b.images.clear();
-    for (size_t i = 0; i < first; ++i) b.images.insert(b.images.end(), images[i].begin(), images[i].end());
+    b.media.clear();
+    for (size_t i = 0; i < first; ++i) b.media.insert(b.media.end(), media[i].begin(), media[i].end());
     for (size_t i = first + from; i < msgs.size(); ++i) {
       kept.push_back(msgs[i]);
-      b.images.insert(b.images.end(), images[i].begin(), images[i].end());
+      b.media.insert(b.media.end(), media[i].begin(), media[i].end());
     }
     b.text = chat::render_prompt(kept);
-    check_marks(b.text, b.images.size());
-    rows = count_rows(tok, b.text, b.images.size(), shape, true);
+    check_marks(b.text, b.media);
+    rows = count_rows(tok, b.text, shape, true);
   };
   size_t from = 0;
   render(from);
@@ -103,9 +134,9 @@ BuiltPrompt fit_image_chat(const std::vector<chat::Message>& msgs, const std::ve
       render(from);
     }
   }
-  if (static_cast<int64_t>(rows) >= n_ctx) image_overflow(rows, b.images.size(), shape, n_ctx);
+  if (static_cast<int64_t>(rows) >= n_ctx) media_overflow(rows, b.media, shape, n_ctx);
   b.dropped_turns = from;
-  if (b.images.empty()) {  // the turns that held images were dropped: an ordinary text prompt now
+  if (b.media.empty()) {  // the turns that held media were dropped: an ordinary text prompt now
     b.rows = InputRows(tok.encode(b.text, true, true));
     b.text.clear();
   }
@@ -114,34 +145,46 @@ BuiltPrompt fit_image_chat(const std::vector<chat::Message>& msgs, const std::ve
 
 }  // namespace
 
+size_t MediaInput::blocks() const {
+  if (kind == chat::MediaKind::Image) return 1;
+  return wave ? static_cast<size_t>(audio_chunk_count(static_cast<int64_t>(wave->samples.size()))) : 0;
+}
+
+bool has_media(const std::vector<InMessage>& messages, chat::MediaKind kind) {
+  for (const auto& m : messages)
+    for (const auto& x : m.media)
+      if (x.kind == kind) return true;
+  return false;
+}
+
 BuiltPrompt build_chat_prompt(const std::vector<InMessage>& messages, const std::optional<std::string>& default_system,
-                              const nlohmann::json& tools, const Tokenizer& tok, int n_ctx, bool truncate, ImageShape image) {
+                              const nlohmann::json& tools, const Tokenizer& tok, int n_ctx, bool truncate, MediaShape shape) {
   std::string system;
   bool has_system = false;
   std::vector<chat::Message> turns;
-  std::vector<ImageInput> system_images;
-  std::vector<std::vector<ImageInput>> turn_images;
-  size_t n_images = 0;
+  std::vector<MediaInput> system_images;
+  std::vector<std::vector<MediaInput>> turn_images;
+  std::vector<MediaInput> all_media;
   for (const auto& m : messages) {
-    n_images += m.images.size();
+    all_media.insert(all_media.end(), m.media.begin(), m.media.end());
     if (m.role == "system") {
       if (has_system) system += "\n\n";
       system += m.content;
       has_system = true;
-      system_images.insert(system_images.end(), m.images.begin(), m.images.end());
+      system_images.insert(system_images.end(), m.media.begin(), m.media.end());
       continue;
     }
     const chat::Role role = m.role == "assistant" || m.role == "model" ? chat::Role::Model : chat::Role::User;
     // Gemma alternates user/model strictly: consecutive messages of one side become one turn.
     if (!turns.empty() && turns.back().role == role) {
       turns.back().content += "\n\n" + m.content;
-      turn_images.back().insert(turn_images.back().end(), m.images.begin(), m.images.end());
+      turn_images.back().insert(turn_images.back().end(), m.media.begin(), m.media.end());
     } else {
       turns.push_back({role, m.content});
-      turn_images.push_back(m.images);
+      turn_images.push_back(m.media);
     }
   }
-  if (n_images > 0) require_projector(image);
+  require_towers(all_media, shape);
   if (!has_system && default_system) system = *default_system;
   if (tools.is_array() && !tools.empty()) system += (system.empty() ? "" : "\n\n") + describe_tools(tools);
   if (turns.empty() || turns.front().role != chat::Role::User) {
@@ -149,47 +192,43 @@ BuiltPrompt build_chat_prompt(const std::vector<InMessage>& messages, const std:
     turn_images.insert(turn_images.begin(), {});
   }
   std::vector<chat::Message> msgs;
-  std::vector<std::vector<ImageInput>> msg_images;
+  std::vector<std::vector<MediaInput>> msg_images;
   if (!system.empty() || !system_images.empty()) {
     msgs.push_back({chat::Role::System, system});
     msg_images.push_back(std::move(system_images));
   }
   msgs.insert(msgs.end(), turns.begin(), turns.end());
   msg_images.insert(msg_images.end(), turn_images.begin(), turn_images.end());
-  if (n_images > 0) return fit_image_chat(msgs, msg_images, tok, n_ctx, truncate, image);
+  if (!all_media.empty()) return fit_media_chat(msgs, msg_images, tok, n_ctx, truncate, shape);
   return from_tokens(fit([&](chat::FitOptions o) { return chat::fit_to_context(msgs, tok, n_ctx, o); }, truncate));
 }
 
 BuiltPrompt build_generate_prompt(const std::string& prompt, const std::optional<std::string>& system, bool raw,
                                   const std::vector<int32_t>& context, const Tokenizer& tok, int n_ctx, bool truncate,
-                                  const std::vector<ImageInput>& images, ImageShape image) {
+                                  const std::vector<MediaInput>& media, MediaShape shape) {
   // Verbatim (raw), but a prompt that spells out <bos> itself does not get a second one.
   const bool raw_bos = raw && prompt.rfind("<bos>", 0) == 0;
-  if (!images.empty()) {
-    require_projector(image);
+  if (!media.empty()) {
+    require_towers(media, shape);
+    const BlockCounts c = count_blocks(media);
     BuiltPrompt b;
-    b.images = images;
-    b.image_rows = static_cast<size_t>(image.rows);
+    b.media = media;
     b.prefix = context;
     if (raw) {
-      // The prompt marks where the images go; one that marks none gets them first (after its <bos>).
+      // The prompt marks where the media go; one that marks none gets them first (after its <bos>).
       b.text = prompt;
-      if (count_placeholders(b.text) == 0) {
-        std::string marks;
-        for (size_t i = 0; i < images.size(); ++i) marks += chat::kImagePlaceholder;
-        b.text.insert(raw_bos ? 5 : 0, marks);
-      }
+      if (chat::find_placeholders(b.text).empty()) b.text.insert(raw_bos ? 5 : 0, chat::media_then_text(c.images, c.audio, ""));
       b.add_bos = context.empty() && !raw_bos;
     } else {
       std::vector<chat::Message> msgs;
       if (system && !system->empty()) msgs.push_back({chat::Role::System, *system});
-      msgs.push_back({chat::Role::User, chat::images_then_text(images.size(), prompt)});
+      msgs.push_back({chat::Role::User, chat::media_then_text(c.images, c.audio, prompt)});
       b.text = chat::format_gemma(msgs, true);
       b.add_bos = context.empty();
     }
-    check_marks(b.text, images.size());
-    const size_t rows = context.size() + count_rows(tok, b.text, images.size(), image, b.add_bos);
-    if (static_cast<int64_t>(rows) >= n_ctx) image_overflow(rows, images.size(), image, n_ctx);
+    check_marks(b.text, media);
+    const size_t rows = context.size() + count_rows(tok, b.text, shape, b.add_bos);
+    if (static_cast<int64_t>(rows) >= n_ctx) media_overflow(rows, media, shape, n_ctx);
     return b;
   }
   std::vector<int32_t> tokens = context;

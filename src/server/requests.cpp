@@ -4,8 +4,8 @@
 #include <cctype>
 #include <map>
 
-#include "chat/image_prompt.h"
-#include "server/images.h"
+#include "chat/media_prompt.h"
+#include "server/media.h"
 #include "server/options.h"
 #include "server/responses.h"
 
@@ -49,17 +49,33 @@ std::shared_ptr<const JsonSchema> parse_format(const json& f) {
   throw HttpError(400, "invalid format: expected \"json\" or a JSON schema object");
 }
 
-// Ollama's "images": base64 strings (`where` names the field in errors: "images", "messages[1].images").
-std::vector<ImageInput> read_images(const json& v, const std::string& where) {
-  std::vector<ImageInput> out;
+// Ollama's "images" and g3n's "audio": base64 strings (`where` names the field in errors: "images",
+// "messages[1].audio").
+std::vector<MediaInput> read_media(const json& v, const std::string& where, chat::MediaKind kind) {
+  std::vector<MediaInput> out;
   if (v.is_null()) return out;
   if (!v.is_array()) throw HttpError(400, "invalid type for \"" + where + "\": expected an array of base64 strings");
   for (size_t i = 0; i < v.size(); ++i) {
     const std::string at = where + "[" + std::to_string(i) + "]";
     if (!v[i].is_string()) throw HttpError(400, "invalid type for \"" + at + "\": expected a base64 string");
-    out.push_back(image_from_base64(v[i].get_ref<const std::string&>(), at));
+    const std::string& text = v[i].get_ref<const std::string&>();
+    out.push_back(kind == chat::MediaKind::Image ? image_from_base64(text, at) : audio_from_base64(text, at));
   }
   return out;
+}
+
+// A request's images then its audio (what Ollama-style messages and /api/generate put before the text).
+std::vector<MediaInput> read_images_and_audio(const json& obj, const std::string& prefix) {
+  std::vector<MediaInput> out = read_media(obj.value("images", json()), prefix + "images", chat::MediaKind::Image);
+  std::vector<MediaInput> audio = read_media(obj.value("audio", json()), prefix + "audio", chat::MediaKind::Audio);
+  out.insert(out.end(), std::make_move_iterator(audio.begin()), std::make_move_iterator(audio.end()));
+  return out;
+}
+
+size_t blocks_of(const std::vector<MediaInput>& media, chat::MediaKind kind) {
+  size_t n = 0;
+  for (const MediaInput& m : media) n += m.kind == kind ? m.blocks() : 0;
+  return n;
 }
 
 void reject_thinking(const json& body, const std::string& model) {
@@ -79,9 +95,10 @@ std::vector<InMessage> ollama_messages(const json& body) {
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       throw HttpError(400, "invalid message role: \"" + role + "\"");
     InMessage im{role, get_string(m, "content").value_or(""), {}};
-    im.images = read_images(m.value("images", json()), "messages[" + std::to_string(index) + "].images");
-    // Ollama renders a message's images before its text.
-    if (!im.images.empty()) im.content = chat::images_then_text(im.images.size(), im.content);
+    im.media = read_images_and_audio(m, "messages[" + std::to_string(index) + "].");
+    // Ollama renders a message's images before its text; its audio (each 30 s chunk a block) goes after them.
+    if (!im.media.empty())
+      im.content = chat::media_then_text(blocks_of(im.media, chat::MediaKind::Image), blocks_of(im.media, chat::MediaKind::Audio), im.content);
     if (auto tc = m.find("tool_calls"); tc != m.end() && tc->is_array() && !tc->empty()) {
       // No tool format in Gemma: earlier calls are shown as the JSON the model was asked to write.
       for (const auto& c : *tc) {
@@ -113,7 +130,7 @@ std::vector<InMessage> openai_messages(const json& body) {
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       throw HttpError(400, "invalid message role: \"" + role + "\"");
     std::string content;
-    std::vector<ImageInput> images;
+    std::vector<MediaInput> images;
     const json c = m.value("content", json());
     if (c.is_string()) {
       content = c.get<std::string>();
@@ -135,6 +152,17 @@ std::vector<InMessage> openai_messages(const json& body) {
           if (!url || !url->is_string()) throw HttpError(400, "invalid image_url in " + where + ": expected {\"url\": \"data:image/...;base64,...\"}");
           images.push_back(image_from_url(url->get_ref<const std::string&>(), where));
           content += chat::kImagePlaceholder;
+          after_text = false;
+        } else if (type == "input_audio") {
+          // {"input_audio": {"data": base64, "format": "wav" | "mp3" | ...}}: the format is sniffed from the
+          // bytes (the field is informational); each 30 s chunk is a block where the part stands.
+          const std::string where = "messages[" + std::to_string(index) + "].content[" + std::to_string(k) + "]";
+          const json* audio = part.contains("input_audio") && part["input_audio"].is_object() ? &part["input_audio"] : nullptr;
+          const json* data = audio && audio->contains("data") ? &(*audio)["data"] : nullptr;
+          if (!data || !data->is_string())
+            throw HttpError(400, "invalid input_audio in " + where + ": expected {\"data\": \"<base64>\", \"format\": \"wav\"}");
+          images.push_back(audio_from_base64(data->get_ref<const std::string&>(), where));
+          for (size_t b = 0; b < images.back().blocks(); ++b) content += chat::kAudioPlaceholder;
           after_text = false;
         } else {
           throw HttpError(400, "invalid message content part type: \"" + type + "\"");
@@ -251,7 +279,7 @@ GenerateRequest parse_generate(const json& body) {
   const auto tmpl = get_string(body, "template");  // accepted and ignored outside raw mode
   r.raw = get_bool(body, "raw").value_or(false);
   parse_generation_head(body, r);
-  r.images = read_images(body.value("images", json()), "images");
+  r.media = read_images_and_audio(body, "");
   if (auto it = body.find("context"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw HttpError(400, "invalid type for \"context\": expected an array of token ids");
     for (const auto& t : *it) {

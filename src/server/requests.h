@@ -36,7 +36,7 @@ struct GenerateRequest : OllamaGenerationFields {
   std::optional<std::string> system;
   bool raw = false;
   std::vector<int32_t> context;  // token ids from an earlier response
-  std::vector<ImageInput> images;  // decoded from base64, headers checked
+  std::vector<MediaInput> media;  // images, then audio; decoded from base64 (image headers checked, audio decoded)
 };
 GenerateRequest parse_generate(const nlohmann::json& body);
 

@@ -55,6 +55,8 @@ std::vector<Route> route_table(ServerState& s) {
       {Method::Post, "/v1/chat/completions", A, h(openai_chat)},
       {Method::Post, "/v1/completions", A, h(openai_completions)},
       {Method::Post, "/v1/embeddings", A, h(openai_embeddings)},
+      {Method::Post, "/v1/audio/transcriptions", A, h(openai_transcriptions)},
+      {Method::Post, "/v1/audio/translations", A, h(openai_translations)},
       {Method::Get, "/v1/models", A, h(openai_models)},
       {Method::Get, "/v1/models/{model}", A, h(openai_models)},
       {Method::Get, "/metrics", O, h(admin_metrics)},
@@ -80,6 +82,7 @@ ServerConfig ServerConfig::from_environment() {
   c.sched.num_parallel = env_int("G3N_NUM_PARALLEL", "OLLAMA_NUM_PARALLEL", 2, 1, 1024);
   c.sched.max_queue = env_int("G3N_MAX_QUEUE", nullptr, 16, 0, 1 << 20);
   c.num_ctx = env_int("G3N_CONTEXT_LENGTH", "OLLAMA_CONTEXT_LENGTH", kDefaultContext, kMinContext, kMaxContext);
+  if (const char* t = std::getenv("G3N_TRANSCRIBE_MODEL"); t && *t) c.transcribe_model = t;
   const std::string ka = env_or("G3N_KEEP_ALIVE", "OLLAMA_KEEP_ALIVE");
   if (!ka.empty()) {
     try {

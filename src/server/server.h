@@ -33,9 +33,12 @@ struct ServerConfig {
   // Tests: called in the request's thread just before an image that is not in the encoder's cache is
   // encoded, with the flag that cancels that encode (set when the client goes away).
   std::function<void(const std::atomic<bool>& cancel)> before_image_encode;
+  // The store model /v1/audio/* use for OpenAI's model names ("whisper-1", "gpt-4o-transcribe", ...):
+  // G3N_TRANSCRIBE_MODEL. Empty: those names are looked up like any other.
+  std::string transcribe_model;
 
   // G3N_HOST/OLLAMA_HOST, G3N_NUM_PARALLEL, G3N_MAX_QUEUE, G3N_KEEP_ALIVE/OLLAMA_KEEP_ALIVE,
-  // G3N_CONTEXT_LENGTH/OLLAMA_CONTEXT_LENGTH and the model store from the environment.
+  // G3N_CONTEXT_LENGTH/OLLAMA_CONTEXT_LENGTH, G3N_TRANSCRIBE_MODEL and the model store from the environment.
   static ServerConfig from_environment();
 };
 

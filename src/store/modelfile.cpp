@@ -8,6 +8,8 @@
 
 #include "gguf/gguf.h"
 #include "runtime/parameters.h"
+#include "audio/audio_mmproj.h"
+#include "media/projector.h"
 #include "vision/mmproj.h"
 
 namespace g3n::store {
@@ -205,21 +207,42 @@ std::optional<std::string> gguf_architecture(const fs::path& p) {
   }
 }
 
-// Refuses a projector that does not load as a vision tower or whose text width is not the model's n_embd.
+// Refuses a projector whose towers (vision, audio or both) do not load, or whose text width is not the
+// model's n_embd.
 void check_projector(const fs::path& projector, const fs::path& model) {
-  int64_t text_width = 0;
+  ProjectorParts parts;
   try {
-    text_width = load_mmproj(projector.string()).config.text_width;
+    parts = probe_projector(projector.string());
   } catch (const std::exception& e) {
-    throw StoreError("FROM " + projector.string() + ": not a valid gemma3nv vision projector: " + e.what());
+    throw StoreError("FROM " + projector.string() + ": not a valid Gemma 3n projector: " + e.what());
   }
   const auto sum = summarize_gguf(model);
   if (!sum || sum->embedding_length <= 0)
     throw StoreError("cannot check the projector against the model: the model's embedding length (n_embd) is unknown");
-  if (text_width != sum->embedding_length)
-    throw StoreError("FROM " + projector.string() + ": the projector's text width (mm.input_projection ne[1]) is " +
-                     std::to_string(text_width) + " but the model's n_embd is " + std::to_string(sum->embedding_length) +
-                     ": this projector belongs to another model");
+  const auto check_width = [&](int64_t text_width, const char* tensor) {
+    if (text_width != sum->embedding_length)
+      throw StoreError("FROM " + projector.string() + ": the projector's text width (" + tensor + " ne[1]) is " +
+                       std::to_string(text_width) + " but the model's n_embd is " + std::to_string(sum->embedding_length) +
+                       ": this projector belongs to another model");
+  };
+  if (parts.vision) {
+    int64_t w = 0;
+    try {
+      w = load_mmproj(projector.string()).config.text_width;
+    } catch (const std::exception& e) {
+      throw StoreError("FROM " + projector.string() + ": not a valid gemma3nv vision projector: " + e.what());
+    }
+    check_width(w, "mm.input_projection");
+  }
+  if (parts.audio) {
+    int64_t w = 0;
+    try {
+      w = load_audio_mmproj(projector.string()).config.text_width;
+    } catch (const std::exception& e) {
+      throw StoreError("FROM " + projector.string() + ": not a valid gemma3na audio projector: " + e.what());
+    }
+    check_width(w, "mm.a.input_projection");
+  }
 }
 
 }  // namespace
@@ -230,10 +253,15 @@ std::optional<ProjectorSummary> summarize_projector(const fs::path& path) {
     ProjectorSummary s;
     s.architecture = f.get_string("general.architecture").value_or("");
     if (s.architecture != "clip") return std::nullopt;
-    s.projector_type = f.get_string("clip.vision.projector_type").value_or(f.get_string("clip.projector_type").value_or(""));
+    const ProjectorParts parts = probe_projector(path.string());
+    s.vision = parts.vision;
+    s.audio = parts.audio;
+    if (s.vision) s.projector_type = f.get_string("clip.vision.projector_type").value_or(f.get_string("clip.projector_type").value_or(""));
+    s.audio_projector_type = f.get_string("clip.audio.projector_type").value_or("");
+    s.audio_embedding_length = f.get_int("clip.audio.embedding_length").value_or(0);
     s.image_size = f.get_int("clip.vision.image_size").value_or(0);
     s.embedding_length = f.get_int("clip.vision.embedding_length").value_or(0);
-    s.projection_dim = f.get_int("clip.vision.projection_dim").value_or(0);
+    s.projection_dim = f.get_int("clip.vision.projection_dim").value_or(f.get_int("clip.audio.projection_dim").value_or(0));
     for (const auto& t : f.tensors()) s.parameter_count += t.n_elements();
     return s;
   } catch (const std::exception&) {
@@ -264,7 +292,7 @@ Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile&
     if (model_src || parent) {
       const std::string what = !file ? "a model name" : arch ? "architecture \"" + *arch + "\"" : "not a GGUF";
       throw StoreError("FROM " + f + ": a second model (" + what +
-                       "); only a vision projector (a GGUF with general.architecture \"clip\") may join it");
+                       "); only a projector (a GGUF with general.architecture \"clip\": vision and/or audio towers) may join it");
     }
     if (file) model_src = file;
     else parent = f;

@@ -47,7 +47,10 @@ std::optional<GgufSummary> summarize_gguf(const std::filesystem::path& path);
 // GGUF with general.architecture "clip".
 struct ProjectorSummary {
   std::string architecture;    // "clip"
+  bool vision = false, audio = false;  // the towers it holds (media/projector.h's rules)
   std::string projector_type;  // clip.vision.projector_type (or clip.projector_type)
+  std::string audio_projector_type;  // clip.audio.projector_type
+  int64_t audio_embedding_length = 0;  // audio tower width
   int64_t image_size = 0;
   int64_t embedding_length = 0;  // vision width
   int64_t projection_dim = 0;    // text width
