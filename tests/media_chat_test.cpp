@@ -239,7 +239,7 @@ TEST(ImageChat, SecondTurnEvaluatesOnlyTheNewRows) {
   MediaConversation conv;
   const auto img = enc.encode_file(vdir + "/inputs/scene_640x480.jpg");
   conv.add_user("Describe it.", {{"scene", img}});
-  const MediaChatPrompt p1 = media_chat_rows(tok, conv.messages(), enc.end_of_image_row(), cp.n_ctx);
+  const MediaChatPrompt p1 = media_chat_rows(tok, conv.messages(), {enc.end_of_image_row(), {}}, cp.n_ctx);
   std::string out1;
   const GenerateStats st1 = session.generate(p1.rows, sp, [&](std::string_view t) { out1 += t; });
   EXPECT_EQ(st1.cached_tokens, 0);
@@ -249,7 +249,7 @@ TEST(ImageChat, SecondTurnEvaluatesOnlyTheNewRows) {
   // The next turn: the same file is looked up, not encoded again (same object from the cache).
   EXPECT_EQ(enc.encode_file(vdir + "/inputs/scene_640x480.jpg"), img);
   conv.add_user("And the colours?");
-  const MediaChatPrompt p2 = media_chat_rows(tok, conv.messages(), enc.end_of_image_row(), cp.n_ctx);
+  const MediaChatPrompt p2 = media_chat_rows(tok, conv.messages(), {enc.end_of_image_row(), {}}, cp.n_ctx);
   ASSERT_GT(p2.rows.size(), p1.rows.size());
   // The first prompt's rows are the start of the second's (the image's 256 soft + end row among them).
   ASSERT_TRUE(std::equal(p1.rows.keys().begin(), p1.rows.keys().end(), p2.rows.keys().begin()));

@@ -19,6 +19,7 @@
 
 #include "audio/audio_encode.h"
 #include "audio/audio_mmproj.h"
+#include "audio/clip.h"
 
 namespace g3n {
 class ThreadPool;
