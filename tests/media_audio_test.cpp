@@ -222,6 +222,8 @@ TEST(AudioDecode, EmptyAndUnknownAreRefused) {
   expect_media_error([&] { decode_audio(riff); }, "bare riff");
   // A header with no samples.
   expect_media_error([] { decode_audio(make_wav({}, {})); }, "no samples");
+  // Two frames at 96 kHz resample to round(1/3) = 0 samples (found by the fuzzer).
+  expect_media_error([] { decode_audio(make_wav({.rate = 96000}, s16_data({100, 200}))); }, "nothing at 16 kHz");
 }
 
 TEST(AudioDecode, EveryTruncationIsHandled) {

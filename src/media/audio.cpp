@@ -111,6 +111,8 @@ Waveform decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits)
     for (float v : wave.samples)
       if (!std::isfinite(v)) throw MediaError("audio: samples too large to resample");
   }
+  // A few frames at a high rate round to no 16 kHz sample at all.
+  if (wave.samples.empty()) throw MediaError("audio: shorter than one sample at 16 kHz");
   return wave;
 }
 
