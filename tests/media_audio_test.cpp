@@ -171,6 +171,8 @@ TEST(AudioDecode, OtherRatesGiveSoxrLengths) {
   }
 }
 
+// FLAC bit-exact; Vorbis, Opus and MP3 (LAME's gapless header trimmed by libsndfile) at their exact length;
+// cut in half, each is refused or (MP3) decodes its leading frames.
 TEST(AudioDecode, LosslessAndLossyFormatsRoundTrip) {
   const fs::path dir = test_dir();
   const std::vector<int16_t> pcm = tone(16000);
@@ -179,7 +181,7 @@ TEST(AudioDecode, LosslessAndLossyFormatsRoundTrip) {
     int format;
   };
   for (const Case c : {Case{"t.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16}, Case{"t.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS},
-                       Case{"t.opus", SF_FORMAT_OGG | SF_FORMAT_OPUS}}) {
+                       Case{"t.opus", SF_FORMAT_OGG | SF_FORMAT_OPUS}, Case{"t.mp3", SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III}}) {
     SF_INFO info{};
     info.samplerate = 16000;
     info.channels = 1;
@@ -198,6 +200,18 @@ TEST(AudioDecode, LosslessAndLossyFormatsRoundTrip) {
     ASSERT_EQ(w.samples.size(), pcm.size()) << c.file;
     std::vector<float> ref(pcm.size());
     for (size_t i = 0; i < pcm.size(); ++i) ref[i] = pcm[i] / 32768.0f;
+    // Cut in half: FLAC and Ogg are refused (lost sync, malformed); MP3 frames stand alone, so an MP3 decodes
+    // the frames it holds, as a cut WAV does.
+    std::vector<uint8_t> half = read_audio_file(path.string());
+    half.resize(half.size() / 2);
+    if ((c.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_MPEG) {
+      const size_t n = decode_audio(half).samples.size();
+      EXPECT_GT(n, pcm.size() / 4);
+      EXPECT_LT(n, pcm.size());
+    } else {
+      const std::string err = expect_media_error([&] { decode_audio(half); }, std::string(c.file) + " cut in half");
+      EXPECT_EQ(err.find("File does not exist"), std::string::npos) << err;
+    }
     if ((c.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC) {
       EXPECT_EQ(w.samples, ref);
     } else {
@@ -221,6 +235,8 @@ TEST(AudioDecode, EmptyAndUnknownAreRefused) {
   expect_media_error([&] { decode_audio(riff); }, "bare riff");
   // A header with no samples.
   expect_media_error([] { decode_audio(make_wav({}, {})); }, "no samples");
+  // Two frames at 96 kHz resample to round(1/3) = 0 samples (found by the fuzzer).
+  expect_media_error([] { decode_audio(make_wav({.rate = 96000}, s16_data({100, 200}))); }, "nothing at 16 kHz");
 }
 
 TEST(AudioDecode, EveryTruncationIsHandled) {

@@ -50,6 +50,13 @@ void down_mix(const float* interleaved, sf_count_t frames, int channels, std::ve
   }
 }
 
+// Why sf_open_virtual failed. libsndfile reports some malformed streams (MP3 among them) as "File does not
+// exist or is not a regular file", which misleads for bytes held in memory.
+std::string open_error() {
+  const std::string text = one_line(sf_strerror(nullptr));
+  return text.rfind("File does not exist", 0) == 0 ? "malformed or truncated" : text;
+}
+
 }  // namespace
 
 Waveform decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits) {
@@ -62,7 +69,7 @@ Waveform decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits)
   SF_INFO info{};
   std::unique_ptr<SNDFILE, SndfileCloser> file(sf_open_virtual(&io, SFM_READ, &info, &mem));
   if (!file)
-    throw MediaError(std::string("audio: cannot decode ") + audio_container_name(container) + ": " + one_line(sf_strerror(nullptr)));
+    throw MediaError(std::string("audio: cannot decode ") + audio_container_name(container) + ": " + open_error());
   if (!sndfile_format_matches(container, info.format & SF_FORMAT_TYPEMASK))
     throw MediaError(std::string("audio: ") + audio_container_name(container) + " header but a different format inside");
   if (info.samplerate < kMinAudioRate || info.samplerate > kMaxAudioRate)
@@ -111,6 +118,8 @@ Waveform decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits)
     for (float v : wave.samples)
       if (!std::isfinite(v)) throw MediaError("audio: samples too large to resample");
   }
+  // A few frames at a high rate round to no 16 kHz sample at all.
+  if (wave.samples.empty()) throw MediaError("audio: shorter than one sample at 16 kHz");
   return wave;
 }
 

@@ -38,7 +38,8 @@ struct Waveform {
 // Formats are recognised by their magic bytes first (RIFF/RF64 WAVE, fLaC, OggS, ID3 or an MPEG frame
 // sync); anything else is refused before libsndfile parses it. A WAV whose data chunk claims more bytes than
 // the file holds (a recording cut short) decodes up to its last whole frame, as libsndfile, SoX and
-// soundfile do; a decoder error inside a compressed stream is refused.
+// soundfile do, and so does a cut MP3 (its frames stand alone); a decoder error inside a compressed stream
+// (a cut FLAC or Ogg file) is refused.
 Waveform decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits = {});
 
 // The file's bytes (MediaError when it cannot be read or is larger than kMaxAudioFileBytes).
