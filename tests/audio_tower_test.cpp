@@ -89,7 +89,8 @@ TEST(AudioTower, CumulativeGroupNormUsesEachFramesOwnMean) {
   // Two frames of two values, one channel, weight 2.
   std::vector<float> y = {1, 3, 5, 11};
   const float w = 2;
-  cumulative_group_norm(y.data(), 2, 2, 1, &w);
+  ThreadPool pool(1);
+  cumulative_group_norm(y.data(), 2, 2, 1, &w, pool);
   // Frame 0: mean 2, deviations ±1 -> var 1. Frame 1: mean (1+3+5+11)/4 = 5, its own deviations 0, 6
   // -> var (1 + 1 + 0 + 36) / 4 = 9.5 (the "true" cumulative variance would be 14).
   const double s0 = 1 / std::sqrt(1.0 + 1e-3), s1 = 1 / std::sqrt(9.5 + 1e-3);
