@@ -12,6 +12,19 @@ namespace g3n {
 
 // Larger audio files are refused before decoding.
 inline constexpr uint64_t kMaxAudioFileBytes = uint64_t{256} << 20;
+// Accepted source formats: 1 kHz (below any speech use) to 768 kHz (the highest rate studio converters
+// offer), 1 to 64 channels (beyond the largest broadcast layouts).
+inline constexpr int kMinAudioRate = 1000;
+inline constexpr int kMaxAudioRate = 768000;
+inline constexpr int kMaxAudioChannels = 64;
+// Default longest recording: 2 hours, 115.2 M samples (461 MB) at 16 kHz.
+inline constexpr double kDefaultMaxAudioSeconds = 7200.0;
+
+struct AudioLimits {
+  // Refused from the header's frame count when it states one, before decoding, and while decoding otherwise
+  // (a compressed stream may expand far beyond its file size).
+  double max_seconds = kDefaultMaxAudioSeconds;
+};
 
 struct Waveform {
   std::vector<float> samples;  // 16 kHz mono
@@ -21,8 +34,12 @@ struct Waveform {
 };
 
 // Decodes, down-mixes and resamples a whole file held in memory. Throws MediaError on a corrupt, truncated,
-// empty or unknown file, an absurd rate or channel count, or a decoded length over the limit.
-Waveform decode_audio(std::span<const uint8_t> bytes);
+// empty or unknown file, an absurd rate or channel count, a non-finite sample, or a duration over the limit.
+// Formats are recognised by their magic bytes first (RIFF/RF64 WAVE, fLaC, OggS, ID3 or an MPEG frame
+// sync); anything else is refused before libsndfile parses it. A WAV whose data chunk claims more bytes than
+// the file holds (a recording cut short) decodes up to its last whole frame, as libsndfile, SoX and
+// soundfile do; a decoder error inside a compressed stream is refused.
+Waveform decode_audio(std::span<const uint8_t> bytes, const AudioLimits& limits = {});
 
 // The file's bytes (MediaError when it cannot be read or is larger than kMaxAudioFileBytes).
 std::vector<uint8_t> read_audio_file(const std::string& path);
