@@ -14,10 +14,12 @@
 
 #include "audio/audio_encode.h"
 #include "audio/audio_mmproj.h"
+#include "audio/clip.h"
 #include "audio/features.h"
 #include "base/file.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "media/audio.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "model/model.h"
@@ -254,8 +256,9 @@ void run_debug_embed_image(const EmbedImageOptions& o) {
 }
 
 struct EmbedAudioOptions {
-  std::string mmproj, features_in, out, features_out, features_valid_out, encoder_out, encoder_valid_out, hard_out, intermediates_dir;
+  std::string mmproj, audio, waveform_in, waveform_out, features_in, out, features_out, features_valid_out, encoder_out, encoder_valid_out, hard_out, intermediates_dir;
   int threads = 0;
+  int64_t chunk = 0;
   bool fast = false, timings = false;
 };
 
@@ -273,8 +276,24 @@ LogMelFeatures read_features(const std::string& path) {
 }
 
 void run_debug_embed_audio(const EmbedAudioOptions& o) {
+  if ((!o.audio.empty()) + (!o.waveform_in.empty()) + (!o.features_in.empty()) != 1)
+    throw std::invalid_argument("give exactly one of AUDIO, --waveform-in and --features-in");
+  if (!o.features_in.empty() && (!o.waveform_out.empty() || o.chunk != 0))
+    throw std::invalid_argument("--waveform-out and --chunk need AUDIO or --waveform-in");
   const AudioMmproj mm = load_audio_mmproj(o.mmproj);
-  const LogMelFeatures features = read_features(o.features_in);
+  // The whole recording at 16 kHz (AUDIO: decoded, down-mixed, resampled), then 30 s chunk --chunk of it.
+  std::vector<float> waveform;
+  if (!o.audio.empty()) waveform = decode_audio(read_audio_file(o.audio)).samples;
+  else if (!o.waveform_in.empty()) waveform = read_floats(o.waveform_in);
+  LogMelFeatures features;
+  if (!o.features_in.empty()) {
+    features = read_features(o.features_in);
+  } else {
+    const int64_t chunks = audio_chunk_count(static_cast<int64_t>(waveform.size()));
+    if (o.chunk < 0 || o.chunk >= chunks)
+      throw std::invalid_argument("--chunk " + std::to_string(o.chunk) + ": the recording has " + std::to_string(chunks) + " chunk(s) of 30 s");
+    features = log_mel_features(audio_chunk(waveform, o.chunk));
+  }
   ThreadPool pool(o.threads > 0 ? o.threads : default_thread_count());
   // Intermediates are kept until the whole run succeeded: no partial output on error.
   std::vector<std::pair<std::string, std::vector<float>>> taps;
@@ -306,6 +325,7 @@ void run_debug_embed_audio(const EmbedAudioOptions& o) {
       }
     }
   }
+  if (!o.waveform_out.empty()) write_file_atomic(o.waveform_out, as_bytes(waveform));
   if (!o.features_out.empty()) write_file_atomic(o.features_out, as_bytes(features.data));
   if (!o.features_valid_out.empty()) write_file_atomic(o.features_valid_out, as_bytes(features.valid));
   if (!o.encoder_out.empty()) write_file_atomic(o.encoder_out, as_bytes(e.encoder_out));
@@ -363,7 +383,11 @@ void add_debug_commands(CLI::App& app) {
   auto ao = std::make_shared<EmbedAudioOptions>();
   auto* ea = debug->add_subcommand("embed-audio", "Write an audio clip's 188 decoder rows [188, text width] (float32), and optionally the encoder output, hard rows, per-stage activations");
   ea->add_option("mmproj", ao->mmproj, "audio projector GGUF (gemma3na)")->required();
-  ea->add_option("--features-in", ao->features_in, "log-mel features, float32 [T, 128] (T from the file size; every frame valid)")->required();
+  ea->add_option("audio", ao->audio, "audio file (WAV, FLAC, Ogg Vorbis/Opus, MP3): decoded, down-mixed, resampled to 16 kHz");
+  ea->add_option("--waveform-in", ao->waveform_in, "16 kHz mono waveform, float32 [n] (instead of AUDIO)");
+  ea->add_option("--features-in", ao->features_in, "log-mel features, float32 [T, 128] (instead of AUDIO; T from the file size; every frame valid)");
+  ea->add_option("--chunk", ao->chunk, "K: encode the K-th 30 s chunk of the recording (default 0)");
+  ea->add_option("--waveform-out", ao->waveform_out, "the whole 16 kHz mono waveform, float32 [n]");
   ea->add_option("--out", ao->out, "the 188 rows, float32 [188, text width]")->required();
   ea->add_option("--features-out", ao->features_out, "the log-mel features, float32 [T, 128]");
   ea->add_option("--features-valid-out", ao->features_valid_out, "the feature mask, uint8 [T]");
