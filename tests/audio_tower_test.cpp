@@ -3,6 +3,7 @@
 // exact criteria, with both model files (they hold the same values: one set of goldens).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -89,7 +90,8 @@ TEST(AudioTower, CumulativeGroupNormUsesEachFramesOwnMean) {
   // Two frames of two values, one channel, weight 2.
   std::vector<float> y = {1, 3, 5, 11};
   const float w = 2;
-  cumulative_group_norm(y.data(), 2, 2, 1, &w);
+  ThreadPool pool(1);
+  cumulative_group_norm(y.data(), 2, 2, 1, &w, pool);
   // Frame 0: mean 2, deviations ±1 -> var 1. Frame 1: mean (1+3+5+11)/4 = 5, its own deviations 0, 6
   // -> var (1 + 1 + 0 + 36) / 4 = 9.5 (the "true" cumulative variance would be 14).
   const double s0 = 1 / std::sqrt(1.0 + 1e-3), s1 = 1 / std::sqrt(9.5 + 1e-3);
@@ -154,6 +156,35 @@ TEST(AudioTower, InvalidFramesBecomePaddingRows) {
   }
   for (int64_t j = n_valid; j < e.n_tokens; ++j)
     for (int64_t c = 0; c < 64; ++c) EXPECT_EQ(e.encoder_out[static_cast<size_t>(j * 64 + c)], 0.0f);
+}
+
+// HF's batched semantics (README §4.4, golden/batch_a_plus_a2660): each clip of the batch, fed with its
+// padded features and mask, reproduces the batch goldens; the short clip gets 2 valid tokens there (frames
+// starting inside the real audio stay valid), the rest become padding rows. Exact and fast paths.
+TEST(AudioTower, BatchedMaskMatchesGoldens) {
+  const AudioMmproj mm = load_audio_mmproj(audio_model("f32"));
+  ThreadPool pool(2);
+  const std::string g = audio_dir() + "/golden/batch_a_plus_a2660/";
+  const std::vector<float> logmel = read_f32_file(g + "logmel.f32.bin"), enc = read_f32_file(g + "encoder_out.f32.bin"),
+                           rows = read_f32_file(g + "embeddings_188.f32.bin");
+  const std::vector<uint8_t> mask = read_u8_file(g + "logmel_valid.u8.bin"), enc_valid = read_u8_file(g + "encoder_valid.u8.bin");
+  ASSERT_EQ(mask.size(), 2u * 368);
+  for (int64_t b = 0; b < 2; ++b)
+    for (bool fast : {false, true}) {
+      SCOPED_TRACE(std::to_string(b) + (fast ? " fast" : " exact"));
+      LogMelFeatures f;
+      f.frames = 368;
+      f.data.assign(logmel.begin() + b * 368 * 128, logmel.begin() + (b + 1) * 368 * 128);
+      f.valid.assign(mask.begin() + b * 368, mask.begin() + (b + 1) * 368);
+      const AudioEncoding e = encode_audio(mm, f, pool, AudioOptions{fast});
+      EXPECT_EQ(e.valid, std::vector<uint8_t>(enc_valid.begin() + b * 23, enc_valid.begin() + (b + 1) * 23));
+      const float de = audio_max_diff(e.encoder_out, std::vector<float>(enc.begin() + b * 23 * 64, enc.begin() + (b + 1) * 23 * 64));
+      const float dr = audio_max_diff(e.rows, std::vector<float>(rows.begin() + b * 188 * 256, rows.begin() + (b + 1) * 188 * 256));
+      std::printf("  batch clip %lld %s: valid tokens %d, encoder_out max|d| %.3g, embeddings_188 max|d| %.3g\n", static_cast<long long>(b),
+                  fast ? "fast" : "exact", static_cast<int>(std::count(e.valid.begin(), e.valid.end(), 1)), de, dr);
+      EXPECT_LE(de, fast ? kAudioTolFast : kAudioTolExact);
+      EXPECT_LE(dr, fast ? kAudioTolFast : kAudioTolExact);
+    }
 }
 
 // Every split is by frames or output rows: the thread count does not change a single bit.

@@ -138,17 +138,57 @@ int64_t audio_token_count(int64_t mel_frames) {
   return (t2 + kAudioReduction - 1) / kAudioReduction;
 }
 
-void cumulative_group_norm(float* y, int64_t T, int64_t FC, int64_t C, const float* w) {
-  double sum = 0, ssd = 0;
+namespace {
+
+// Σ row[i] and Σ (row[i] - mean)² in double, four interleaved partial sums (vectorisable, order fixed
+// by the code).
+double row_sum(const float* row, int64_t n) {
+  double acc[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) acc[j] += row[i + j];
+  for (; i < n; ++i) acc[0] += row[i];
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+double row_squared_deviation(const float* row, int64_t n, double mean) {
+  double acc[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) acc[j] += (row[i + j] - mean) * (row[i + j] - mean);
+  for (; i < n; ++i) acc[0] += (row[i] - mean) * (row[i] - mean);
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+}  // namespace
+
+// Frame t's statistics need only the prefix sums of the per-frame sums, so the per-frame work runs in
+// parallel and only the two prefix sums are sequential.
+void cumulative_group_norm(float* y, int64_t T, int64_t FC, int64_t C, const float* w, ThreadPool& pool) {
+  std::vector<double> mean(static_cast<size_t>(T)), ssd(static_cast<size_t>(T));
+  pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) mean[static_cast<size_t>(t)] = row_sum(y + t * FC, FC);
+  }, 8);
+  double sum = 0;
   for (int64_t t = 0; t < T; ++t) {
-    float* row = y + t * FC;
-    for (int64_t i = 0; i < FC; ++i) sum += row[i];
-    const double n = static_cast<double>((t + 1) * FC);
-    const double mean = sum / n;
-    for (int64_t i = 0; i < FC; ++i) ssd += (row[i] - mean) * (row[i] - mean);
-    const double inv = 1.0 / std::sqrt(ssd / n + kAudioGroupNormEps);
-    for (int64_t i = 0; i < FC; ++i) row[i] = static_cast<float>((row[i] - mean) * inv) * w[i % C];
+    sum += mean[static_cast<size_t>(t)];
+    mean[static_cast<size_t>(t)] = sum / static_cast<double>((t + 1) * FC);  // μ_t
   }
+  pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) ssd[static_cast<size_t>(t)] = row_squared_deviation(y + t * FC, FC, mean[static_cast<size_t>(t)]);
+  }, 8);
+  double cum = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    cum += ssd[static_cast<size_t>(t)];  // each frame's deviations from its own μ_τ (trap T1)
+    ssd[static_cast<size_t>(t)] = 1.0 / std::sqrt(cum / static_cast<double>((t + 1) * FC) + kAudioGroupNormEps);
+  }
+  pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      float* row = y + t * FC;
+      const float mu = static_cast<float>(mean[static_cast<size_t>(t)]), inv = static_cast<float>(ssd[static_cast<size_t>(t)]);
+      for (int64_t i = 0; i < FC; i += C)
+        for (int64_t c = 0; c < C; ++c) row[i + c] = (row[i + c] - mu) * inv * w[c];
+    }
+  }, 8);
 }
 
 std::vector<float> sscp_conv_block(const AudioSscpConv& c, const std::vector<float>& x, int64_t T, int64_t F, ThreadPool& pool) {
@@ -170,7 +210,7 @@ std::vector<float> sscp_conv_block(const AudioSscpConv& c, const std::vector<flo
         for (int64_t o = 0; o < c.out; ++o) out[o] = dot_f32(c.w.data() + o * K, col.data(), K);
       }
   });
-  cumulative_group_norm(y.data(), To, Fo * c.out, c.out, c.norm.data());
+  cumulative_group_norm(y.data(), To, Fo * c.out, c.out, c.norm.data(), pool);
   for (float& v : y) v = std::max(v, 0.0f);
   return y;
 }

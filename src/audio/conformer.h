@@ -40,8 +40,8 @@ int64_t audio_token_count(int64_t mel_frames);
 // One SSCP block on x [T, F, in]: 3x3 stride-2 conv, cumulative group norm, ReLU -> [T', F', out].
 std::vector<float> sscp_conv_block(const AudioSscpConv& c, const std::vector<float>& x, int64_t T, int64_t F, ThreadPool& pool);
 // Cumulative group norm in place over y [T, F·C] (C channels fastest), scale w [C] (trap T1: each frame's
-// squared deviations are taken from its own cumulative mean). Sums in double.
-void cumulative_group_norm(float* y, int64_t T, int64_t FC, int64_t C, const float* w);
+// squared deviations are taken from its own cumulative mean). Statistics in double.
+void cumulative_group_norm(float* y, int64_t T, int64_t FC, int64_t C, const float* w, ThreadPool& pool);
 // valid_c[t] = logmel valid[min(4t, T-1)] for t < n.
 std::vector<uint8_t> conformer_valid(const LogMelFeatures& f, int64_t n);
 // τ(d) for d = 0..12: [sin(d·ι_i) ‖ cos(d·ι_i)], ι_i = exp(-i·ln(1e4)/(D/2 - 1)). [13, D].

@@ -61,7 +61,7 @@ std::vector<float> FastAudioTower::sscp_conv(const AudioSscpConv& c, const std::
       gemm_weights_columns(ks_, s.col.data(), K, p1 - p0, w, 0, c.out, y.data() + p0 * c.out, c.out, s.gemm);
     }
   }, 1);
-  cumulative_group_norm(y.data(), To, Fo * c.out, c.out, c.norm.data());
+  cumulative_group_norm(y.data(), To, Fo * c.out, c.out, c.norm.data(), pool_);
   pool_.parallel_for(static_cast<int64_t>(y.size()), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) y[static_cast<size_t>(i)] = std::max(y[static_cast<size_t>(i)], 0.0f);
   }, 4096);

@@ -12,9 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audio/audio_encode.h"
+#include "audio/audio_mmproj.h"
+#include "audio/clip.h"
+#include "audio/features.h"
 #include "base/file.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "media/audio.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "model/model.h"
@@ -250,6 +255,87 @@ void run_debug_embed_image(const EmbedImageOptions& o) {
                static_cast<long long>(mm.config.text_width), o.out.c_str());
 }
 
+struct EmbedAudioOptions {
+  std::string mmproj, audio, waveform_in, waveform_out, features_in, out, features_out, features_valid_out, encoder_out, encoder_valid_out, hard_out, intermediates_dir;
+  int threads = 0;
+  int64_t chunk = 0;
+  bool fast = false, timings = false;
+};
+
+std::string_view as_bytes(const std::vector<uint8_t>& v) { return {reinterpret_cast<const char*>(v.data()), v.size()}; }
+
+// --features-in: [T, 128] float32, T from the file size, every frame valid (a single clip: README §3).
+LogMelFeatures read_features(const std::string& path) {
+  LogMelFeatures f;
+  f.data = read_floats(path);
+  if (f.data.empty() || f.data.size() % kAudioMelBins != 0)
+    throw std::runtime_error(path + ": " + std::to_string(f.data.size()) + " floats are not [T, " + std::to_string(kAudioMelBins) + "] log-mel frames");
+  f.frames = static_cast<int64_t>(f.data.size()) / kAudioMelBins;
+  f.valid.assign(static_cast<size_t>(f.frames), 1);
+  return f;
+}
+
+void run_debug_embed_audio(const EmbedAudioOptions& o) {
+  if ((!o.audio.empty()) + (!o.waveform_in.empty()) + (!o.features_in.empty()) != 1)
+    throw std::invalid_argument("give exactly one of AUDIO, --waveform-in and --features-in");
+  if (!o.features_in.empty() && (!o.waveform_out.empty() || o.chunk != 0))
+    throw std::invalid_argument("--waveform-out and --chunk need AUDIO or --waveform-in");
+  const AudioMmproj mm = load_audio_mmproj(o.mmproj);
+  // The whole recording at 16 kHz (AUDIO: decoded, down-mixed, resampled), then 30 s chunk --chunk of it.
+  std::vector<float> waveform;
+  if (!o.audio.empty()) waveform = decode_audio(read_audio_file(o.audio)).samples;
+  else if (!o.waveform_in.empty()) waveform = read_floats(o.waveform_in);
+  LogMelFeatures features;
+  if (!o.features_in.empty()) {
+    features = read_features(o.features_in);
+  } else {
+    const int64_t chunks = audio_chunk_count(static_cast<int64_t>(waveform.size()));
+    if (o.chunk < 0 || o.chunk >= chunks)
+      throw std::invalid_argument("--chunk " + std::to_string(o.chunk) + ": the recording has " + std::to_string(chunks) + " chunk(s) of 30 s");
+    features = log_mel_features(audio_chunk(waveform, o.chunk));
+  }
+  ThreadPool pool(o.threads > 0 ? o.threads : default_thread_count());
+  // Intermediates are kept until the whole run succeeded: no partial output on error.
+  std::vector<std::pair<std::string, std::vector<float>>> taps;
+  AudioTap tap;
+  if (!o.intermediates_dir.empty())
+    tap = [&](const std::string& name, std::span<const float> v) { taps.emplace_back(name, std::vector<float>(v.begin(), v.end())); };
+  AudioOptions ao;
+  ao.fast = o.fast;
+  std::vector<AudioStageTime> times;
+  if (o.timings) ao.times = &times;
+  const auto start = std::chrono::steady_clock::now();
+  const AudioEncoding e = encode_audio(mm, features, pool, ao, tap);
+  if (o.timings) {
+    for (const auto& t : times) std::fprintf(stderr, "%-10s %8.3f s\n", t.name, t.seconds);
+    std::fprintf(stderr, "encode     %8.3f s (tower and embedder, %d threads)\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), pool.size());
+  }
+  std::vector<float> hard;
+  if (!o.hard_out.empty()) hard = audio_hard_rows(mm, pool);
+  if (!o.intermediates_dir.empty()) {
+    const std::filesystem::path dir(o.intermediates_dir);
+    std::filesystem::create_directories(dir);
+    for (const auto& [name, v] : taps) {
+      if (name == "sscp_valid") {  // a mask: u8 like the fixture's sscp_valid.u8.bin
+        const std::vector<uint8_t> m(v.begin(), v.end());
+        write_file_atomic(dir / (name + ".u8.bin"), as_bytes(m));
+      } else {
+        write_file_atomic(dir / (name + ".f32.bin"), as_bytes(v));
+      }
+    }
+  }
+  if (!o.waveform_out.empty()) write_file_atomic(o.waveform_out, as_bytes(waveform));
+  if (!o.features_out.empty()) write_file_atomic(o.features_out, as_bytes(features.data));
+  if (!o.features_valid_out.empty()) write_file_atomic(o.features_valid_out, as_bytes(features.valid));
+  if (!o.encoder_out.empty()) write_file_atomic(o.encoder_out, as_bytes(e.encoder_out));
+  if (!o.encoder_valid_out.empty()) write_file_atomic(o.encoder_valid_out, as_bytes(e.valid));
+  if (!o.hard_out.empty()) write_file_atomic(o.hard_out, as_bytes(hard));
+  write_file_atomic(o.out, as_bytes(e.rows));
+  std::fprintf(stderr, "wrote 188 x %lld audio rows (%lld encoder tokens) to %s\n", static_cast<long long>(e.width),
+               static_cast<long long>(e.n_tokens), o.out.c_str());
+}
+
 }  // namespace
 
 void add_debug_commands(CLI::App& app) {
@@ -294,6 +380,25 @@ void add_debug_commands(CLI::App& app) {
   ei->add_flag("--fast", eo->fast, "the fast path (SIMD, tiled; the fixture's F16 tier) instead of the exact one");
   ei->add_flag("--timings", eo->timings, "with --fast: print the tower's per-stage wall times to stderr");
   ei->callback([eo] { run_debug_embed_image(*eo); });
+  auto ao = std::make_shared<EmbedAudioOptions>();
+  auto* ea = debug->add_subcommand("embed-audio", "Write an audio clip's 188 decoder rows [188, text width] (float32), and optionally the encoder output, hard rows, per-stage activations");
+  ea->add_option("mmproj", ao->mmproj, "audio projector GGUF (gemma3na)")->required();
+  ea->add_option("audio", ao->audio, "audio file (WAV, FLAC, Ogg Vorbis/Opus, MP3): decoded, down-mixed, resampled to 16 kHz");
+  ea->add_option("--waveform-in", ao->waveform_in, "16 kHz mono waveform, float32 [n] (instead of AUDIO)");
+  ea->add_option("--features-in", ao->features_in, "log-mel features, float32 [T, 128] (instead of AUDIO; T from the file size; every frame valid)");
+  ea->add_option("--chunk", ao->chunk, "K: encode the K-th 30 s chunk of the recording (default 0)");
+  ea->add_option("--waveform-out", ao->waveform_out, "the whole 16 kHz mono waveform, float32 [n]");
+  ea->add_option("--out", ao->out, "the 188 rows, float32 [188, text width]")->required();
+  ea->add_option("--features-out", ao->features_out, "the log-mel features, float32 [T, 128]");
+  ea->add_option("--features-valid-out", ao->features_valid_out, "the feature mask, uint8 [T]");
+  ea->add_option("--encoder-out", ao->encoder_out, "encoder output after the reduction, float32 [n, width]");
+  ea->add_option("--encoder-valid-out", ao->encoder_valid_out, "encoder token mask, uint8 [n]");
+  ea->add_option("--hard-out", ao->hard_out, "every hard row, float32 [n_hard, text width] (row 0 = <end_of_audio>, last = padding)");
+  ea->add_option("--intermediates-dir", ao->intermediates_dir, "per-stage activations named as the fixture's (sscp_conv0.f32.bin, ..., sscp_valid.u8.bin, conformer_<i>_*.f32.bin)");
+  ea->add_option("--threads", ao->threads, "threads (default: physical cores)");
+  ea->add_flag("--fast", ao->fast, "the fast path (SIMD GEMMs, threaded) instead of the exact one");
+  ea->add_flag("--timings", ao->timings, "print the per-stage wall times to stderr");
+  ea->callback([ao] { run_debug_embed_audio(*ao); });
   add_tokenize_command(*debug);
 }
 
