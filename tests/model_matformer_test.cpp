@@ -267,6 +267,23 @@ TEST_P(MatformerGolden, FastPathWithinExactTolerance) {
   }
 }
 
+// Another spelling of the loaded slice is the same slice; another slice or the whole file is not.
+TEST(MatformerModel, RunsSliceComparesSlicesNotSpellings) {
+  const auto slices = golden_slices();
+  const std::string path = test::tiny_dir() + "/models/gemma3n-tiny-q8_0.gguf";
+  auto s3 = Model::load(path, slices[2].json_path);
+  const std::string respelled = std::string(G3N_BINARY_DIR) + "/matformer_s3_respelled.json";
+  std::ofstream(respelled) << "{ \"ffn_width\": " << slices[2].desc["ffn_width"].dump(1) << ", \"kept_layers\": "
+                           << slices[2].desc["kept_layers"].dump(1) << " }";
+  EXPECT_TRUE(s3->runs_slice(respelled));
+  EXPECT_FALSE(s3->runs_slice(slices[0].json_path));
+  EXPECT_FALSE(s3->runs_slice(""));
+  auto whole = Model::load(path);
+  EXPECT_TRUE(whole->runs_slice(""));
+  EXPECT_FALSE(whole->runs_slice(slices[1].json_path));
+  EXPECT_THROW(whole->runs_slice("e2b"), std::invalid_argument);  // 25 layers: no presets
+}
+
 INSTANTIATE_TEST_SUITE_P(Gemma3nTiny, MatformerGolden, ::testing::Values("f16", "q8_0"));
 
 // Q4_K_M: the fast path (int8 activations, the column-major sparse down projection) against the exact

@@ -348,10 +348,14 @@ TEST_F(ServerGenerate, MatformerSliceComesFromTheModelParameters) {
   auto [s, r] = post("/api/generate", {{"model", "tiny-s3"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s, 400);
   EXPECT_NE(r["error"].get<std::string>().find("is loaded as slice '" + slice.string() + "'"), std::string::npos) << r;
-  opts["matformer"] = "e2b";
+  opts["matformer"] = slice.string();
   auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s2, 400);
   EXPECT_NE(r2["error"].get<std::string>().find("is loaded whole"), std::string::npos) << r2;
+  opts["matformer"] = "e2b";  // not a slice of this 25-layer model at all
+  auto [s3, r3] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s3, 400);
+  EXPECT_NE(r3["error"].get<std::string>().find("35 layers"), std::string::npos) << r3;
 }
 
 TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {

@@ -67,6 +67,11 @@ void Model::compact_sliced_down_projections() {
   }, 1);
 }
 
+bool Model::runs_slice(const std::string& matformer) const {
+  const Gemma3nConfig want = config_for(file_, matformer);
+  return want.file_layer == config_.file_layer && want.n_ff == config_.n_ff;
+}
+
 std::unique_ptr<Model> Model::load(const std::string& path, const std::string& matformer) {
   return from_gguf(GgufFile::open(path), matformer);
 }

@@ -24,6 +24,10 @@ class Model {
   const Gemma3nWeights& weights() const { return weights_; }
   // The slice this model runs ("" when the whole file): the --matformer value it was loaded with.
   const std::string& matformer() const { return matformer_; }
+  // Whether `matformer` (any spelling Model::load accepts; "" = the whole file) is the slice this model runs:
+  // "E2B" and "e2b", or a preset and an equal JSON file, name the same one. Throws std::invalid_argument
+  // when it is not a valid slice of this file.
+  bool runs_slice(const std::string& matformer) const;
 
  private:
   Model(GgufFile file, const std::string& matformer);
