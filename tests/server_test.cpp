@@ -326,6 +326,38 @@ TEST_F(ServerGenerate, DefaultsComeFromTheParameterTable) {
   EXPECT_EQ(a["eval_count"], b["eval_count"]);
 }
 
+TEST_F(ServerGenerate, MatformerSliceComesFromTheModelParameters) {
+  // A model whose Modelfile says PARAMETER matformer FILE.json loads that slice (README §9's s3 of the
+  // fixture); a request may repeat the slice, another one is a 400 naming the loaded one.
+  std::ifstream slices(std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/golden/matformer/slices.json");
+  const json doc = json::parse(slices);
+  const fs::path slice = root_ / "s3.json";
+  std::ofstream(slice) << json{{"kept_layers", doc["slices"][2]["kept_layers"]}, {"ffn_width", doc["slices"][2]["ffn_width"]}}.dump();
+  {
+    store::ModelStore st = test_store();
+    store::Modelfile mf;
+    mf.from = kModel;
+    mf.params = json{{"matformer", slice.string()}};
+    store::create_model(st, store::parse_model_name("tiny-s3"), mf, fs::current_path(), [](const std::string&) {});
+  }
+  json opts = greedy(2);
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny-s3"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
+  opts["matformer"] = slice.string();
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny-s3"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
+  opts["matformer"] = "";
+  auto [s, r] = post("/api/generate", {{"model", "tiny-s3"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(r["error"].get<std::string>().find("is loaded as slice '" + slice.string() + "'"), std::string::npos) << r;
+  opts["matformer"] = slice.string();
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s2, 400);
+  EXPECT_NE(r2["error"].get<std::string>().find("is loaded whole"), std::string::npos) << r2;
+  opts["matformer"] = "e2b";  // not a slice of this 25-layer model at all
+  auto [s3, r3] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s3, 400);
+  EXPECT_NE(r3["error"].get<std::string>().find("35 layers"), std::string::npos) << r3;
+}
+
 TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
   // The server runs with 1 thread: repeating it is fine, another value is a 400 that says why (the
   // engine is shared by every request); num_ctx is per request; num_batch bounds the rows per pass.

@@ -286,6 +286,8 @@ MESSAGE user hi
   EXPECT_THROW(parse_modelfile("FROM x\nPARAMETER bogus 1"), StoreError);  // unknown parameter
   EXPECT_THROW(parse_modelfile("FROM x\nPARAMETER num_ctx lots"), StoreError);
   EXPECT_THROW(parse_modelfile("FROM x\nFROBNICATE y"), StoreError);
+  // A MatFormer size as a model parameter (docs/matformer.md): kept as text.
+  EXPECT_EQ(parse_modelfile("FROM x\nPARAMETER matformer e2.98b-block").params["matformer"], "e2.98b-block");
   EXPECT_THROW(parse_modelfile("FROM x\nSYSTEM \"\"\"open"), StoreError);
   EXPECT_EQ(human_parameter_count(6'900'000'000), "6.9B");
   EXPECT_EQ(human_parameter_count(1'000'000), "1M");

@@ -22,12 +22,13 @@
 #include "cli/commands.h"
 #include "media/image_benchmark.h"
 #include "model/model.h"
+#include "model/matformer.h"
 #include "runtime/benchmark.h"
 
 namespace g3n::cli {
 namespace {
 struct Options {
-  std::string model, kv = "f16";
+  std::string model, kv = "f16", matformer;
   int prompt = 512, gen = 64, threads = 0, repeats = 3, parallel = 1, ctx = 0;
   bool json = false, exact = false, no_shortcut = false;
   // Image figures.
@@ -43,6 +44,7 @@ std::optional<uint64_t> baseline_peak_rss(const Options& o, int threads) {
                                    "--threads", std::to_string(threads), "--repeats", std::to_string(o.repeats), "--kv", o.kv,
                                    "--parallel", std::to_string(o.parallel), "--ctx", std::to_string(o.ctx), "--json"};
   if (o.exact) args.push_back("--exact");
+  if (!o.matformer.empty()) args.insert(args.end(), {"--matformer", o.matformer});
   if (o.no_shortcut) args.push_back("--no-prefill-shortcut");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -111,7 +113,7 @@ void run(const Options& o) {
   for (int i = 0; i < o.repeats; ++i) {
     model.reset();
     const auto t0 = std::chrono::steady_clock::now();
-    model = Model::load(o.model);
+    model = Model::load(o.model, o.matformer);
     loads.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   const BenchResult r = run_benchmark(*model, p);
@@ -140,6 +142,9 @@ void run(const Options& o) {
   if (o.json) {
     nlohmann::json j;
     j["model"] = o.model;
+    j["matformer"] = o.matformer.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.matformer);
+    j["n_layer"] = model->config().n_layer;
+    j["effective_params"] = effective_parameters(model->config());
     j["threads"] = p.n_threads;
     j["n_prompt"] = p.n_prompt;
     j["n_gen"] = p.n_gen;
@@ -194,6 +199,9 @@ void run(const Options& o) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  if (!o.matformer.empty())
+    std::printf("matformer  %s: %d layers, %.3f B effective parameters\n", o.matformer.c_str(), model->config().n_layer,
+                effective_parameters(model->config()) / 1e9);
   std::printf("model      %s\nthreads    %d, kv %s, %d repeats (medians)\n", o.model.c_str(), p.n_threads, o.kv.c_str(), p.repeats);
   std::printf("load       %.3f s\n", load_s);
   std::printf("prompt     %d tokens: %.2f tokens/s\n", p.n_prompt, r.median_prompt_tokens_per_s);
@@ -229,6 +237,7 @@ void add_bench_command(CLI::App& app) {
   c->add_flag("--json", o->json, "print one JSON object");
   c->add_option("--ctx", o->ctx, "KV cache length per sequence (default: prompt + gen + 1); sizes the memory figure");
   c->add_option("--parallel", o->parallel, "sequences decoding together; generation tok/s is their sum (default 1)");
+  c->add_option("--matformer", o->matformer, "measure a MatFormer slice of the model: a preset (e2b, ...), FILE.json or FILE.csv:ROW");
   c->add_flag("--exact", o->exact, "exact arithmetic (f32 activations) instead of the fast path");
   c->add_flag("--no-prefill-shortcut", o->no_shortcut, "run KV-sharing layers for every prompt token (to measure the shortcut)");
   c->add_option("--mmproj", o->mmproj, "vision projector (mmproj GGUF): also measure an image encode (with --image)");

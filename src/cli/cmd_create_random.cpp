@@ -25,10 +25,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Presets at the fixture's width (small vocabulary, tiny projector).
+bool tiny_width(const std::string& preset) { return preset == "tiny" || preset == "e4b-mini"; }
+
 // The projector for the text preset: the fixtures' tiny towers for "tiny", Gemma 3n's real
 // mobilenetv5_300m_enc and USM conformer for e2b/e4b; its text width is the preset's n_embd.
 void write_mmproj(const Options& o, const RandomModelSpec& text, const std::string& path) {
-  const std::string arch = !o.mmproj_arch.empty() ? o.mmproj_arch : o.preset == "tiny" ? "tiny" : "mobilenetv5_300m_enc";
+  const std::string arch = !o.mmproj_arch.empty() ? o.mmproj_arch : tiny_width(o.preset) ? "tiny" : "mobilenetv5_300m_enc";
   auto spec = random_mmproj_preset(arch);
   if (!spec) throw std::invalid_argument("unknown --mmproj-arch '" + arch + "' (tiny, mobilenetv5_300m_enc)");
   spec->text_width = text.n_embd;
@@ -37,7 +40,7 @@ void write_mmproj(const Options& o, const RandomModelSpec& text, const std::stri
   spec->layer_scale = o.mmproj_layer_scale;
   spec->seed = o.seed;
   spec->vision = !o.mmproj_no_vision;
-  const std::string audio = !o.mmproj_audio.empty() ? o.mmproj_audio : o.preset == "tiny" ? "tiny" : "usm";
+  const std::string audio = !o.mmproj_audio.empty() ? o.mmproj_audio : tiny_width(o.preset) ? "tiny" : "usm";
   if (audio != "none") {
     spec->audio = random_audio_preset(audio);
     if (!spec->audio) throw std::invalid_argument("unknown --mmproj-audio '" + audio + "' (tiny, usm, none)");
@@ -57,11 +60,11 @@ void write_mmproj(const Options& o, const RandomModelSpec& text, const std::stri
 
 void run(const Options& o) {
   auto spec = random_model_preset(o.preset);
-  if (!spec) throw std::invalid_argument("unknown preset '" + o.preset + "' (tiny, e2b, e4b)");
+  if (!spec) throw std::invalid_argument("unknown preset '" + o.preset + "' (tiny, e4b-mini, e2b, e4b)");
   if (o.layout == "ollama") {
     spec->layout = GgufLayout::Ollama;
     // The registry blob keeps all 262400 token rows (text + image + audio ids).
-    if (o.preset != "tiny") spec->n_vocab = 262400;
+    if (!tiny_width(o.preset)) spec->n_vocab = 262400;
     else spec->n_vocab = 512;
   } else if (o.layout != "llamacpp") {
     throw std::invalid_argument("--layout must be llamacpp or ollama");
@@ -92,7 +95,7 @@ void add_create_random_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   auto* c = app.add_subcommand("create-random", "Write a random-weight Gemma 3n GGUF and/or projector (tests, benchmarks)");
   c->add_option("out", o->out, "output .gguf path (the projector's with --mmproj-only)")->required();
-  c->add_option("--preset", o->preset, "shape: tiny (fixture shape), e2b, e4b");
+  c->add_option("--preset", o->preset, "shape: tiny (fixture shape), e4b-mini (E4B's layers at the tiny width), e2b, e4b");
   c->add_option("--layout", o->layout, "llamacpp (default) or ollama (registry blob: F16 per-layer table, 262400 rows)");
   c->add_option("--quant", o->quant, "f32, f16, bf16, q8_0, q4_0, q4_k_m (default), q5_k_m, q6_k");
   c->add_option("--vocab", o->vocab, "vocab-only GGUF whose tokenizer to copy (token count must equal the rows)");

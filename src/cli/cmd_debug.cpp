@@ -108,7 +108,7 @@ InputRows read_rows_case(const std::string& case_path, std::string embeddings_pa
 }
 
 struct LogitsOptions {
-  std::string model, tokens, rows, embeddings, append_tokens, out, kv = "f32";
+  std::string model, tokens, rows, embeddings, append_tokens, out, kv = "f32", matformer;
   int ctx = 0, threads = 0;
   bool incremental = false;
   bool fast = false;
@@ -118,7 +118,7 @@ void run_debug_logits(const LogitsOptions& o) {
   if (o.tokens.empty() == o.rows.empty()) throw std::invalid_argument("give exactly one of --tokens and --rows");
   if (o.rows.empty() && (!o.embeddings.empty() || !o.append_tokens.empty()))
     throw std::invalid_argument("--embeddings and --append-tokens go with --rows");
-  auto model = Model::load(o.model);
+  auto model = Model::load(o.model, o.matformer);
   InputRows rows;
   if (!o.tokens.empty()) {
     rows.push_tokens(parse_token_list(o.tokens));
@@ -354,6 +354,8 @@ void add_debug_commands(CLI::App& app) {
   logits->add_flag("--incremental", opts->incremental, "evaluate one token at a time");
   logits->add_option("--threads", opts->threads, "threads (default: physical cores)");
   logits->add_flag("--fast", opts->fast, "use the fast path (int8 activations) instead of the exact one");
+  logits->add_option("--matformer", opts->matformer, "run a MatFormer slice: a preset (e2b, e2.54b, ...), FILE.json "
+                     "{\"kept_layers\": [...], \"ffn_width\": [...]} or FILE.csv:ROW NAME (docs/matformer.md)");
   logits->callback([opts] { run_debug_logits(*opts); });
   auto ho = std::make_shared<HiddenOptions>();
   auto* hidden = debug->add_subcommand("hidden", "Write float32 final hidden rows [n_tokens, n_embd] (the LM head's input) for every position");

@@ -55,6 +55,7 @@ struct RunOptions {
   std::string mmproj;               // projector, instead of the model's projector layer
   std::vector<std::string> images;  // placed before the first prompt's text, in order
   std::vector<std::string> audio;   // after the images, before the text
+  std::string matformer;            // MatFormer slice to load (overrides the model's parameter)
 };
 
 struct RunState {
@@ -101,6 +102,15 @@ void set_parameter(RunState& s, const std::string& name, const std::string& valu
   apply_parameter(s.params, *spec, v, /*append_stop=*/true);
   const EngineOptions& now = s.params.engine;
   if (now.num_ctx != before.num_ctx || now.num_thread != before.num_thread || now.num_batch != before.num_batch) s.session.reset();
+  if (now.matformer != before.matformer) {  // another slice is another model: reload it from the same file
+    s.session.reset();
+    try {
+      s.model = Model::load(s.resolved.gguf_path.string(), now.matformer);
+    } catch (...) {
+      s.params.engine = before;
+      throw;
+    }
+  }
 }
 
 // The model's params layer: a value that does not fit the table is skipped with a warning.
@@ -116,7 +126,11 @@ void load_model(RunState& s, const std::string& name) {
   registry::RegistryOptions ropts;
   ropts.insecure = s.opts.insecure;
   auto resolved = registry::resolve_model(name, store::StoreConfig::from_environment(), true, pull_progress_printer(), ropts);
-  auto model = Model::load(resolved.gguf_path.string());
+  // The slice is chosen before loading: --matformer, else the model's own PARAMETER matformer.
+  Parameters layer = default_parameters();
+  apply_parameters(layer, parse_parameters(resolved.params, {}, [](const std::string&, const std::string&) {}));
+  const std::string slice = !s.opts.matformer.empty() ? s.opts.matformer : layer.engine.matformer;
+  auto model = Model::load(resolved.gguf_path.string(), slice);
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
   s.session.reset();
   s.encoder.reset();
@@ -128,6 +142,7 @@ void load_model(RunState& s, const std::string& name) {
   s.model_name = name;
   s.params = default_parameters();
   apply_params_layer(s, s.resolved.params);
+  s.params.engine.matformer = slice;
   if (s.resolved.system) s.conv.set_system(*s.resolved.system);
   if (s.opts.num_ctx > 0) set_parameter(s, "num_ctx", std::to_string(s.opts.num_ctx));
   if (s.opts.threads > 0) set_parameter(s, "num_thread", std::to_string(s.opts.threads));
@@ -553,6 +568,8 @@ void add_run_command(CLI::App& app) {
   // Repeatable options take one value each, so a prompt after them stays the prompt.
   c->add_option("-p,--parameter", o->params, "NAME=VALUE, as /set parameter (repeatable):\n" + parameters_help())
       ->allow_extra_args(false);
+  c->add_option("--matformer", o->matformer, "run a MatFormer slice of the model: a preset (e2b, e2.54b, ...), FILE.json or "
+                 "FILE.csv:ROW (docs/matformer.md)");
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
   c->add_option("--mmproj", o->mmproj, "projector GGUF with a vision and/or audio tower (default: the model's projector layer, if any)");
   c->add_option("--image", o->images,

@@ -9,14 +9,19 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "gguf/gguf.h"
+#include "model/gemma3n_config.h"
+#include "model/matformer.h"
 #include "registry/registry_client.h"
 #include "store/model_store.h"
 #include "store/modelfile.h"
+#include "tools/matformer_export.h"
 
 namespace g3n::cli {
 namespace {
@@ -89,6 +94,27 @@ void cmd_list(const std::string& filter) {
                 r[2].c_str(), r[3].c_str());
 }
 
+// The MatFormer sizes the file offers (docs/matformer.md): every preset that applies to it, with the
+// parameters that run per token. Files of another topology (already sliced, E2B, tiny) list none.
+void print_matformer_sizes(const std::filesystem::path& gguf) {
+  std::optional<Gemma3nConfig> full;
+  try {
+    full = read_gemma3n_config(GgufFile::open(gguf.string()));
+  } catch (const std::exception&) {
+    return;  // not a readable Gemma 3n file: the summary above says what it is
+  }
+  std::vector<std::pair<std::string, int64_t>> sizes;
+  for (const auto& p : matformer_presets()) {
+    try {
+      sizes.emplace_back(p.name, effective_parameters(slice_config(*full, preset_slice(p, *full))));
+    } catch (const std::invalid_argument&) {
+      return;  // the presets need E4B's topology; they all apply or none does
+    }
+  }
+  std::printf("\n  MatFormer sizes (--matformer NAME, PARAMETER matformer NAME)\n");
+  for (const auto& [name, n] : sizes) std::printf("    %-20s %.2fB effective parameters%s\n", name.c_str(), n / 1e9, name == "e4b" ? " (the whole model)" : "");
+}
+
 struct ShowOpts {
   std::string name;
   bool tmpl = false, params = false, license = false, modelfile = false, system = false;
@@ -150,6 +176,7 @@ void cmd_show(const ShowOpts& o) {
   if (sum && sum->embedding_length) print_kv("embedding length", std::to_string(sum->embedding_length));
   print_kv("quantization", sum && !sum->quantization.empty() ? sum->quantization : cfg_str("file_type"));
   if (r.from_ollama) print_kv("store", "ollama (read-only)");
+  print_matformer_sizes(r.model_path);
   const std::optional<store::ProjectorSummary> proj =
       r.projectors.empty() ? std::nullopt : store::summarize_projector(r.projectors.front());
   std::printf("\n  Capabilities\n    completion\n");
@@ -203,7 +230,7 @@ void cmd_show(const ShowOpts& o) {
 }
 
 struct CreateOpts {
-  std::string name, file, from, mmproj;
+  std::string name, file, from, mmproj, matformer;
 };
 
 void cmd_create(const CreateOpts& o) {
@@ -220,8 +247,23 @@ void cmd_create(const CreateOpts& o) {
   // Relative to the current directory, like --from (the Modelfile's directory is for its own FROMs).
   if (!o.mmproj.empty()) mf.extra_from.push_back(fs::absolute(o.mmproj).string());
   store::ModelStore st(store::StoreConfig::from_environment());
-  store::create_model(st, parse_name_or_throw(o.name), mf, base,
-                      [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); });
+  const store::ModelName name = parse_name_or_throw(o.name);
+  fs::path sliced;  // --matformer: the standalone slice, written first and stored as the model layer
+  if (!o.matformer.empty()) {
+    if (o.from.empty()) throw std::invalid_argument("--matformer exports a slice of the --from file (a Modelfile sets PARAMETER matformer instead)");
+    fs::create_directories(st.config().root);
+    sliced = st.config().root / ("matformer-export-" + std::to_string(getpid()) + ".gguf");
+    std::fprintf(stderr, "slicing %s to %s\n", o.from.c_str(), o.matformer.c_str());
+    export_matformer_slice(o.from, sliced.string(), o.matformer);
+    mf.from = sliced.string();
+  }
+  try {
+    store::create_model(st, name, mf, base, [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); });
+  } catch (...) {
+    if (!sliced.empty()) fs::remove(sliced);
+    throw;
+  }
+  if (!sliced.empty()) fs::remove(sliced);
 }
 
 }  // namespace
@@ -282,6 +324,8 @@ void add_store_commands(CLI::App& app) {
   create->add_option("-f,--file", co->file, "Modelfile (default ./Modelfile)");
   create->add_option("--from", co->from, "a .gguf file (shortcut for a Modelfile with only FROM)");
   create->add_option("--mmproj", co->mmproj, "a vision projector .gguf (as a second FROM line)");
+  create->add_option("--matformer", co->matformer, "store a standalone MatFormer slice of --from: a preset (e2b, ...), FILE.json "
+                     "or FILE.csv:ROW (docs/matformer.md)");
   create->callback([co] { cmd_create(*co); });
 }
 

@@ -144,6 +144,14 @@ Gemma3nConfig read_gemma3n_config(const GgufFile& f) {
     shared = static_cast<int>(*d);
   }
   c.n_layer_kv = c.n_layer - shared;
+  assign_kv_sources(c);
+  c.n_layer_file = c.n_layer;
+  for (int l = 0; l < c.n_layer; ++l) c.file_layer.push_back(l);
+  return c;
+}
+
+void assign_kv_sources(Gemma3nConfig& c) {
+  c.kv_source.clear();
   for (int l = 0; l < c.n_layer; ++l) {
     if (l < c.n_layer_kv) {
       c.kv_source.push_back(l);
@@ -155,7 +163,6 @@ Gemma3nConfig read_gemma3n_config(const GgufFile& f) {
     if (src < 0) fail("layer " + std::to_string(l) + " shares KV but no earlier layer of its type owns a cache");
     c.kv_source.push_back(src);
   }
-  return c;
 }
 
 std::string Gemma3nConfig::describe() const {

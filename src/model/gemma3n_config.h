@@ -33,6 +33,10 @@ struct Gemma3nConfig {
   std::vector<bool> is_sliding;      // per layer
   std::vector<float> sparsity_std_multiplier;  // per layer; 0 = dense FFN
   std::vector<int> kv_source;        // per layer: the layer whose cache it reads (itself if it owns one)
+  // MatFormer slices (model/matformer.h) run a subset of the file's layers: each layer's blk.N index in the
+  // file, and the file's layer count (the per-layer tables hold one block per file layer).
+  std::vector<int> file_layer;
+  int n_layer_file = 0;
 
   bool owns_kv(int layer) const { return layer < n_layer_kv; }
   std::string describe() const;  // one line per notable value, for `g3n show` and debugging
@@ -41,5 +45,9 @@ struct Gemma3nConfig {
 // Reads and validates the configuration. Throws std::runtime_error with a clear message when the file
 // is not a Gemma 3n model (naming its architecture) or its metadata contradicts its tensors.
 Gemma3nConfig read_gemma3n_config(const GgufFile& file);
+
+// Fills kv_source from n_layer_kv and is_sliding: a layer past the owners reads the last owner of its
+// type. Throws std::runtime_error when some sharing layer has no owner of its type.
+void assign_kv_sources(Gemma3nConfig& c);
 
 }  // namespace g3n

@@ -81,14 +81,17 @@ void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens, std::spa
   const auto& c = s.c;
   const int64_t P = c.n_embd_per_layer, LP = static_cast<int64_t>(c.n_layer) * P;
   float* u = s.b.per_layer.data();
-  s.lin(s.w.per_layer_model_proj, s.b.x0.data(), u);
+  // One run of per-layer blocks per range of consecutive file layers (model/gemma3n_weights.h).
+  for (const PerLayerRun& run : s.w.per_layer)
+    matmul(run.model_proj, s.b.x0.data(), s.D(), s.T, u + run.first_layer * P, LP, s.pool, s.mode, s.b.matmul);
   const float proj_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.D())));
   const float emb_scale = static_cast<float>(std::sqrt(static_cast<double>(P)));
   const float inv_sqrt2 = static_cast<float>(1.0 / std::sqrt(2.0));
   s.each_row([&](int t, int thread) {
     float* row = s.b.ple_row.data() + static_cast<size_t>(thread) * LP;
     const int32_t id = !row_vector(embeddings, t) && tokens[t] < c.n_vocab_per_layer ? tokens[t] : 0;
-    weight_row_f32(s.w.per_layer_token_embd, id, row);  // only this row of the (mmapped) table is touched
+    for (const PerLayerRun& run : s.w.per_layer)  // only this row of the (mmapped) table is touched
+      weight_row_f32(run.token_embd, id, row + run.first_layer * P);
     float* ut = u + t * LP;
     for (int64_t i = 0; i < LP; ++i) ut[i] *= proj_scale;
     for (int l = 0; l < c.n_layer; ++l) {

@@ -33,6 +33,9 @@ struct Gemma3nLayerWeights {
   // Column-major copy of ffn_down on activation-sparse layers (Q4_K/Q6_K files): the fast path reads
   // only the columns of non-zero activations. Empty elsewhere.
   SparseColumns ffn_down_cols;
+  // A MatFormer slice's ffn_down (a column prefix of the stored rows) repacked with a compact stride, so
+  // that only the kept bytes stay resident (model.cpp). Empty elsewhere; ffn_down then points here.
+  std::vector<uint8_t> ffn_down_compact;
   std::vector<float> post_ffw_norm;
   // per-layer input injection
   WeightMatrix inp_gate;  // [D -> P]
@@ -40,11 +43,21 @@ struct Gemma3nLayerWeights {
   std::vector<float> post_norm;
 };
 
+// The per-layer tables hold one P-wide block per FILE layer. A MatFormer slice uses its kept layers'
+// blocks, read as runs of consecutive file layers (a single run when no layer is skipped): views of
+// per_layer_token_embd's columns (each token row gathered, never the whole table) and of
+// per_layer_model_proj's rows.
+struct PerLayerRun {
+  int first_layer = 0;      // model layer of the run's first block
+  int n_layers = 0;
+  WeightMatrix token_embd;  // [n_layers*P, Vp], rows strided as the file's table
+  WeightMatrix model_proj;  // [D -> n_layers*P]
+};
+
 struct Gemma3nWeights {
   WeightMatrix token_embd;            // [D, V]: input table and tied output head
   WeightMatrix output;                // = token_embd unless the file has output.weight
-  WeightMatrix per_layer_token_embd;  // [L*P, Vp]: gathered by row, never read whole
-  WeightMatrix per_layer_model_proj;  // [D -> L*P]
+  std::vector<PerLayerRun> per_layer;
   std::vector<float> per_layer_proj_norm;
   std::vector<WeightMatrix> altup_proj;         // N-1 slices [D -> D]
   std::vector<WeightMatrix> altup_unembd_proj;  // N-1 slices [D -> D]

@@ -1,14 +1,27 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "model/matformer.h"
 
 namespace g3n {
 
-Model::Model(GgufFile file)
-    : file_(std::move(file)), config_(read_gemma3n_config(file_)), weights_(bind_gemma3n_weights(file_, config_)) {
+namespace {
+Gemma3nConfig config_for(const GgufFile& file, const std::string& matformer) {
+  Gemma3nConfig c = read_gemma3n_config(file);
+  return matformer.empty() ? c : slice_config(c, resolve_matformer(matformer, c));
+}
+}  // namespace
+
+Model::Model(GgufFile file, const std::string& matformer)
+    : file_(std::move(file)),
+      matformer_(matformer),
+      config_(config_for(file_, matformer)),
+      weights_(bind_gemma3n_weights(file_, config_)) {
+  compact_sliced_down_projections();
   // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
   // threads. The fast path then never reads the mmapped original, so its pages are handed back.
   std::vector<int> sparse;
@@ -28,8 +41,43 @@ Model::Model(GgufFile file)
   }, 1);
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) { return from_gguf(GgufFile::open(path)); }
+// A sliced ffn_down keeps the first F values of each stored row: reading it in place would fault in (and
+// keep resident) most of every row, since rows are a few pages long. Copied compactly, the slice costs
+// the memory of its exported file. Sparse layers are skipped: their column copy replaces the rows anyway.
+void Model::compact_sliced_down_projections() {
+  std::vector<int> sliced;
+  for (int l = 0; l < config_.n_layer; ++l) {
+    const WeightMatrix& d = weights_.layers[l].ffn_down;
+    const bool sparse = config_.sparsity_std_multiplier[l] > 0 && sparse_columns_supported(d);
+    if (!sparse && ggml_row_bytes(d.type, static_cast<uint64_t>(d.n_in)).value_or(d.row_bytes) != d.row_bytes) sliced.push_back(l);
+  }
+  if (sliced.empty()) return;
+  ThreadPool pool(std::min<int>(default_thread_count(), static_cast<int>(sliced.size())));
+  pool.parallel_for_dynamic(static_cast<int64_t>(sliced.size()), [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      Gemma3nLayerWeights& lw = weights_.layers[sliced[static_cast<size_t>(i)]];
+      WeightMatrix& d = lw.ffn_down;
+      const uint64_t keep = *ggml_row_bytes(d.type, static_cast<uint64_t>(d.n_in));
+      lw.ffn_down_compact.resize(keep * static_cast<uint64_t>(d.n_out));
+      for (int64_t r = 0; r < d.n_out; ++r) std::memcpy(lw.ffn_down_compact.data() + keep * r, d.row(r), keep);
+      file_.drop_pages(d.data, d.row_bytes * static_cast<uint64_t>(d.n_out));
+      d.data = lw.ffn_down_compact.data();
+      d.row_bytes = keep;
+    }
+  }, 1);
+}
 
-std::unique_ptr<Model> Model::from_gguf(GgufFile file) { return std::unique_ptr<Model>(new Model(std::move(file))); }
+bool Model::runs_slice(const std::string& matformer) const {
+  const Gemma3nConfig want = config_for(file_, matformer);
+  return want.file_layer == config_.file_layer && want.n_ff == config_.n_ff;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, const std::string& matformer) {
+  return from_gguf(GgufFile::open(path), matformer);
+}
+
+std::unique_ptr<Model> Model::from_gguf(GgufFile file, const std::string& matformer) {
+  return std::unique_ptr<Model>(new Model(std::move(file), matformer));
+}
 
 }  // namespace g3n

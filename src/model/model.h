@@ -13,17 +13,27 @@ namespace g3n {
 class Model {
  public:
   // Opens and validates the file; weights stay in the mapping (nothing is copied but 1-D vectors).
-  static std::unique_ptr<Model> load(const std::string& path);
+  // A non-empty `matformer` (a preset, FILE.json or FILE.csv:ROW, model/matformer.h) runs that slice of
+  // the file: skipped layers are never touched, the kept FFNs are views of the stored prefixes.
+  static std::unique_ptr<Model> load(const std::string& path, const std::string& matformer = "");
   // Same over a file the caller already opened.
-  static std::unique_ptr<Model> from_gguf(GgufFile file);
+  static std::unique_ptr<Model> from_gguf(GgufFile file, const std::string& matformer = "");
 
   const GgufFile& file() const { return file_; }
   const Gemma3nConfig& config() const { return config_; }
   const Gemma3nWeights& weights() const { return weights_; }
+  // The slice this model runs ("" when the whole file): the --matformer value it was loaded with.
+  const std::string& matformer() const { return matformer_; }
+  // Whether `matformer` (any spelling Model::load accepts; "" = the whole file) is the slice this model runs:
+  // "E2B" and "e2b", or a preset and an equal JSON file, name the same one. Throws std::invalid_argument
+  // when it is not a valid slice of this file.
+  bool runs_slice(const std::string& matformer) const;
 
  private:
-  explicit Model(GgufFile file);
+  Model(GgufFile file, const std::string& matformer);
+  void compact_sliced_down_projections();
   GgufFile file_;
+  std::string matformer_;
   Gemma3nConfig config_;
   Gemma3nWeights weights_;
 };

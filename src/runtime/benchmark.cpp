@@ -56,8 +56,12 @@ uint64_t peak_rss_bytes() {
 uint64_t decode_weight_bytes(const Model& model) {
   const auto& c = model.config();
   const auto& w = model.weights();
-  auto bytes = [](const WeightMatrix& m) { return m.empty() ? 0 : static_cast<uint64_t>(m.n_out) * m.row_bytes; };
-  uint64_t total = bytes(w.output) + bytes(w.per_layer_model_proj) + w.token_embd.row_bytes + w.per_layer_token_embd.row_bytes;
+  // Bytes a product reads: n_in elements of each row (less than the stride on a MatFormer column view).
+  auto bytes = [](const WeightMatrix& m) -> uint64_t {
+    return m.empty() ? 0 : static_cast<uint64_t>(m.n_out) * ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(m.row_bytes);
+  };
+  uint64_t total = bytes(w.output) + w.token_embd.row_bytes;
+  for (const auto& run : w.per_layer) total += bytes(run.model_proj) + ggml_row_bytes(run.token_embd.type, static_cast<uint64_t>(run.token_embd.n_in)).value_or(0);
   for (const auto& m : w.altup_proj) total += bytes(m);
   for (const auto& m : w.altup_unembd_proj) total += bytes(m);
   for (int l = 0; l < c.n_layer; ++l) {

@@ -68,6 +68,12 @@ const ParamSpec kTable[] = {
     {"num_thread", ParamType::Int, 0, 1024, V(int64_t{0}), ParamTarget::Engine, "threads; 0: one per physical core",
      [](Parameters& p, const V& v) { p.engine.num_thread = static_cast<int>(as_i(v)); },
      [](const Parameters& p) { return V(int64_t{p.engine.num_thread}); }},
+    // Chooses which model is loaded, not how it runs: the model's parameters (Modelfile) set it; a request
+    // may only repeat it (docs/matformer.md).
+    {"matformer", ParamType::Text, 0, 0, V(std::string()), ParamTarget::Engine,
+     "MatFormer slice to load: a preset (e2b, e2.54b, ...), FILE.json or FILE.csv:ROW; empty: the whole model",
+     [](Parameters& p, const V& v) { p.engine.matformer = std::get<std::string>(v); },
+     [](const Parameters& p) { return V(p.engine.matformer); }},
     // Ollama options with nothing to do here: checked for type, then unused.
     {"num_keep", ParamType::Int, -kAny, kAny, V(int64_t{4}), ParamTarget::Ignored, "tokens kept when the context shifts (g3n never shifts)",
      nullptr, nullptr},
@@ -96,6 +102,7 @@ const char* type_name(ParamType t) {
     case ParamType::Float: return "float";
     case ParamType::Bool: return "boolean";
     case ParamType::StringList: return "array of strings";
+    case ParamType::Text: return "string";
   }
   return "?";
 }
@@ -186,6 +193,9 @@ ParamValue parse_parameter(const ParamSpec& s, const nlohmann::json& v) {
       }
       return out;
     }
+    case ParamType::Text:
+      if (!v.is_string()) bad_type(s);
+      return v.get<std::string>();
   }
   bad_type(s);
 }
@@ -215,6 +225,8 @@ ParamValue parse_parameter(const ParamSpec& s, std::string_view text) {
     case ParamType::StringList:
       if (text.empty()) throw ParameterError(quoted(s.name) + " needs a text");
       return std::vector<std::string>{std::string(text)};
+    case ParamType::Text:
+      return std::string(text);
   }
   throw fail();
 }
@@ -266,6 +278,7 @@ std::string parameter_text(const ParamValue& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
   if (const auto* d = std::get_if<double>(&v)) return float_text(*d);
   if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (const auto* t = std::get_if<std::string>(&v)) return *t;
   std::string out;
   for (const auto& s : std::get<std::vector<std::string>>(v)) {
     if (!out.empty()) out += ' ';
@@ -279,6 +292,7 @@ std::vector<std::string> show_parameters(const Parameters& p) {
   for (const auto& s : kTable) {
     if (!s.get) continue;
     const ParamValue v = s.get(p);
+    if (s.type == ParamType::Text && std::get<std::string>(v).empty()) continue;  // unset
     if (s.type == ParamType::StringList) {
       for (const auto& t : std::get<std::vector<std::string>>(v)) lines.push_back(std::string(s.name) + " " + nlohmann::json(t).dump());
     } else {
@@ -295,7 +309,7 @@ std::string parameters_help() {
   out += line;
   for (const auto& s : kTable) {
     if (s.target == ParamTarget::Ignored) continue;
-    const std::string def = s.type == ParamType::StringList ? "none" : parameter_text(s.def);
+    const std::string def = s.type == ParamType::StringList || s.type == ParamType::Text ? "none" : parameter_text(s.def);
     std::snprintf(line, sizeof line, "  %-18s %-8s %-16s %-8s %s\n", std::string(s.name).c_str(),
                   s.type == ParamType::StringList ? "text" : type_name(s.type), range_text(s).c_str(), def.c_str(),
                   std::string(s.help).c_str());

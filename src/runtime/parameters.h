@@ -36,6 +36,7 @@ struct EngineOptions {
   int num_ctx = kDefaultContext;  // KV cache positions of the sequence
   int num_thread = 0;             // 0: physical cores
   int num_batch = 128;            // rows per forward pass
+  std::string matformer;          // MatFormer slice the model is loaded with ("": the whole file)
 };
 
 // Everything the parameters set.
@@ -44,7 +45,7 @@ struct Parameters {
   EngineOptions engine;
 };
 
-enum class ParamType { Int, Float, Bool, StringList };
+enum class ParamType { Int, Float, Bool, StringList, Text };
 enum class ParamTarget {
   Sampling,  // a SamplingParams field
   Stop,      // the stop strings
@@ -52,7 +53,7 @@ enum class ParamTarget {
   Ignored,   // an Ollama option with no meaning here (GPU layers, mmap, ...): type-checked, then unused
 };
 
-using ParamValue = std::variant<int64_t, double, bool, std::vector<std::string>>;
+using ParamValue = std::variant<int64_t, double, bool, std::vector<std::string>, std::string>;
 
 struct ParamSpec {
   std::string_view name;

@@ -59,6 +59,19 @@ Parameters request_parameters(const ServerConfig& cfg, const LoadedModel& m, con
                                  "' runs with " + std::to_string(have) +
                                  " (set when the server starts, or in the model's parameters); its engine is shared by all requests");
     }
+    // The slice is the loaded model's (its parameters choose it); another one would need another model.
+    bool same_slice = true;
+    if (spec->name == "matformer") {
+      try {
+        same_slice = m.model->runs_slice(std::get<std::string>(v));
+      } catch (const std::invalid_argument& e) {
+        throw HttpError(400, std::string("option \"matformer\": ") + e.what());
+      }
+    }
+    if (!same_slice)
+      throw HttpError(400, "option \"matformer\" is '" + std::get<std::string>(v) + "' but model '" + m.name + "' is loaded " +
+                               (m.model->matformer().empty() ? std::string("whole") : "as slice '" + m.model->matformer() + "'") +
+                               "; create a model with PARAMETER matformer " + std::get<std::string>(v) + " to serve that size");
     apply_parameter(p, *spec, v);
   }
   return p;

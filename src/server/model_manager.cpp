@@ -1,5 +1,7 @@
 #include "server/model_manager.h"
 
+#include "runtime/parameters.h"
+
 #include <cstdio>
 #include <filesystem>
 
@@ -93,7 +95,10 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   lm->key = key;
   lm->resolved = resolve(name);
   lm->name = lm->resolved.model ? lm->resolved.model->name.display() : name;
-  lm->model = Model::load(lm->resolved.gguf_path.string());
+  // The model's parameters may name a MatFormer slice (PARAMETER matformer e2b): that is what loads.
+  Parameters layer = default_parameters();
+  apply_parameters(layer, parse_parameters(lm->resolved.params, {}, [](const std::string&, const std::string&) {}));
+  lm->model = Model::load(lm->resolved.gguf_path.string(), layer.engine.matformer);
   lm->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(lm->model->file()));
   lm->texts = std::make_unique<TokenTexts>(*lm->tok);
   lm->sched = std::make_unique<Scheduler>(*lm->model, *lm->tok, *lm->texts, sched_cfg_);

@@ -210,6 +210,11 @@ std::optional<RandomModelSpec> random_model_preset(const std::string& name) {
   RandomModelSpec s;
   s.name = name;
   if (name == "tiny") return s;
+  if (name == "e4b-mini") {  // E4B's topology at the tiny width: every MatFormer preset applies (FFN 512 = E4B's 16384)
+    s.n_layer = 35;
+    s.shared_kv_layers = 15;
+    return s;
+  }
   if (name == "e2b" || name == "e4b") {
     s.n_layer = name == "e2b" ? 30 : 35;
     s.n_embd = 2048;

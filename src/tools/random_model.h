@@ -38,7 +38,8 @@ struct RandomModelSpec {
   std::string vocab_path;
 };
 
-// Presets: "tiny" (the fixture's shape), "e2b", "e4b" (the real shapes, docs/model.md §1.1).
+// Presets: "tiny" (the fixture's shape), "e4b-mini" (E4B's 35 layers and KV sharing from layer 20 at the
+// tiny width, for MatFormer slicing), "e2b", "e4b" (the real shapes, docs/model.md §1.1).
 std::optional<RandomModelSpec> random_model_preset(const std::string& name);
 
 // Writes the model (atomically: temp file + rename). Work is spread over n_threads (0 = all cores).
