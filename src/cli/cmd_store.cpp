@@ -152,7 +152,7 @@ void cmd_show(const ShowOpts& o) {
   if (r.from_ollama) print_kv("store", "ollama (read-only)");
   std::printf("\n  Capabilities\n    completion\n");
   if (!r.projectors.empty()) std::printf("    vision\n");
-  std::printf("    embedding\n");
+  std::printf("    tools\n    embedding\n");
   if (!r.projectors.empty()) {
     // Ollama's Projector section, from the first projector's clip.* keys.
     std::printf("\n  Projector\n");

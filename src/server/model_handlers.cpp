@@ -158,6 +158,7 @@ void ollama_show(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   if (!r.messages.empty()) j["messages"] = r.messages;
   j["capabilities"] = json::array({"completion"});
   if (!r.projectors.empty()) j["capabilities"].push_back("vision");
+  j["capabilities"].push_back("tools");      // g3n's tool-call format (docs/server.md "Tools")
   j["capabilities"].push_back("embedding");  // /api/embed, /v1/embeddings: mean final hidden vector
   std::error_code ec;
   const auto mtime = rm ? fs::last_write_time(rm->manifest_path, ec) : fs::last_write_time(r.gguf_path, ec);

@@ -1,5 +1,5 @@
-// Turning API requests into prompt rows: Ollama/OpenAI chat messages into Gemma turns (tools and tool
-// results become text, since Gemma 3n has no tool format) and generate prompts, fitted into the context
+// Turning API requests into prompt rows: Ollama/OpenAI chat messages into Gemma turns (tools, calls and
+// results in g3n's text format, chat/tool_prompt.h, since Gemma 3n has none) and generate prompts, fitted into the context
 // by chat::fit_to_context (the one policy the CLI uses too).
 //
 // Images: a message's content marks each of its images with chat::kImagePlaceholder, in order (Ollama's
@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat.h"
+#include "chat/tool_prompt.h"
 #include "runtime/input_rows.h"
 
 namespace g3n {
@@ -67,11 +68,12 @@ inline bool has_images(const std::vector<InMessage>& messages) {
 }
 
 // Renders a conversation. The request's system messages replace the model's default system prompt;
-// `tools` (an array of tool definitions, may be null) is described in the system text. A trailing
+// `tools` (may be null: none) go in the first user turn, after the system text, under the preamble of
+// chat::tools_preamble. A trailing
 // assistant message is continued rather than answered. A prompt that does not fit n_ctx is cut when
 // `truncate`, else throws HttpError(400). Messages with images need `image` (the model's projector).
 BuiltPrompt build_chat_prompt(const std::vector<InMessage>& messages, const std::optional<std::string>& default_system,
-                              const nlohmann::json& tools, const Tokenizer& tok, int n_ctx, bool truncate, ImageShape image = {});
+                              const std::vector<chat::ToolSpec>* tools, const Tokenizer& tok, int n_ctx, bool truncate, ImageShape image = {});
 
 // /api/generate: the prompt in a user turn (with the system prompt) unless raw; `context` tokens from an
 // earlier response go first. Images go before the prompt's text (raw: where the prompt marks them with
