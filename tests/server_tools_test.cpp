@@ -193,6 +193,7 @@ TEST_F(ToolsServer, ParallelCallsAndNoneAndAuto) {
   many["parallel_tool_calls"] = true;
   auto [s2, r2] = post("/v1/chat/completions", many);
   ASSERT_EQ(s2, 200) << r2.dump();
+  ASSERT_GE(r2["choices"][0]["message"]["tool_calls"].size(), 1u) << r2.dump();
   for (const json& c : r2["choices"][0]["message"]["tool_calls"]) {
     const std::string name = c["function"]["name"];
     EXPECT_TRUE(name == "get_weather" || name == "get_time") << name;
@@ -264,6 +265,28 @@ TEST(ToolsPrompt, RendersToolsCallsAndResults) {
   const std::string text = tok.decode(p.rows.tokens(), true);
   const std::string expected = "<start_of_turn>user\nBe brief.\n\n" + chat::tools_preamble(r.tools.tools) +
                                "\n\nWeather?<end_of_turn>\n<start_of_turn>model\n"
+                               "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Oslo\"}}<end_of_turn>\n"
+                               "<start_of_turn>user\nTool result (get_weather):\nRain<end_of_turn>\n<start_of_turn>model\n";
+  EXPECT_NE(text.find(expected), std::string::npos) << text;
+}
+
+// Ollama's history: arguments as an object, the result named by tool_name; the same text as OpenAI's.
+TEST(ToolsPrompt, OllamaHistoryRendersTheSame) {
+  const json body = {{"model", "tiny"},
+                     {"messages",
+                      {{{"role", "user"}, {"content", "Weather?"}},
+                       {{"role", "assistant"}, {"content", "Checking."},
+                        {"tool_calls", json::array({{{"function", {{"name", "get_weather"}, {"arguments", {{"city", "Oslo"}}}}}}})}},
+                       {{"role", "tool"}, {"tool_name", "get_weather"}, {"content", "Rain"}}}},
+                     {"tools", json::array({kWeather})},
+                     {"tool_choice", "none"}};
+  const server::ChatRequest r = server::parse_chat(body);
+  EXPECT_FALSE(r.tools.active());  // none: nothing rendered, nothing parsed
+  const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(kModel));
+  const server::BuiltPrompt p = server::build_chat_prompt(r.messages, std::nullopt, nullptr, tok, 4096, false);
+  const std::string text = tok.decode(p.rows.tokens(), true);
+  EXPECT_EQ(text.find("You can call tools"), std::string::npos) << text;
+  const std::string expected = "<start_of_turn>user\nWeather?<end_of_turn>\n<start_of_turn>model\nChecking.\n"
                                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Oslo\"}}<end_of_turn>\n"
                                "<start_of_turn>user\nTool result (get_weather):\nRain<end_of_turn>\n<start_of_turn>model\n";
   EXPECT_NE(text.find(expected), std::string::npos) << text;
