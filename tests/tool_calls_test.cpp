@@ -43,8 +43,15 @@ TEST(ToolPrompt, PreambleListsTheDefinitionsAndTheFormat) {
   const auto tools = weather_tools();
   const std::string p = chat::tools_preamble(tools);
   EXPECT_EQ(p.rfind("You can call tools. Their definitions, as a JSON list:\n[{\"description\":\"Weather\",\"name\":\"get_weather\"", 0), 0u) << p;
-  EXPECT_NE(p.find("a line holding only <tool_call> and on the next line a JSON object"), std::string::npos) << p;
-  EXPECT_NE(p.find("\"Tool result (<name>):\""), std::string::npos) << p;
+  // The whole text, as docs/server.md ("Tools") gives it.
+  const std::vector<chat::ToolSpec> one = {{"f", {{"name", "f"}, {"parameters", {{"type", "object"}}}}, JsonSchema::any_object()}};
+  EXPECT_EQ(chat::tools_preamble(one),
+            "You can call tools. Their definitions, as a JSON list:\n"
+            "[{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}]\n"
+            "To call a tool, write a line holding only <tool_call> and on the next line a JSON object "
+            "{\"name\": <the tool's name>, \"arguments\": <an object of its parameters>}. For several calls, write one such "
+            "pair of lines per call. Write nothing after your calls: their results come back in the next user turn, each "
+            "after \"Tool result (<name>):\". When no tool is needed, answer in plain text.");
 }
 
 TEST(ToolPrompt, CallsAndResultsRenderAsTheModelWritesThem) {

@@ -21,7 +21,7 @@ std::string tools_preamble(std::span<const ToolSpec> tools) {
          "\nTo call a tool, write a line holding only " + std::string(kToolCallMarker) +
          " and on the next line a JSON object {\"name\": <the tool's name>, \"arguments\": <an object of its parameters>}. "
          "For several calls, write one such pair of lines per call. Write nothing after your calls: their results come "
-         "back in the next user turn, each after \"Tool result (<name>):\".";
+         "back in the next user turn, each after \"Tool result (<name>):\". When no tool is needed, answer in plain text.";
 }
 
 std::string render_tool_calls(std::span<const ToolCall> calls) {
