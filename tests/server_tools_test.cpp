@@ -235,6 +235,8 @@ TEST_F(ToolsServer, MalformedToolRequestsAre400WithAReason) {
     expect({{"tools", {kWeather, kWeather}}}, "defined twice");
     expect({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "string"}}}}}}}}},
            "tools[0].function.parameters");
+    expect({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", {"string", "object"}}}}}}}}}},
+           "the arguments must be an object");
     expect({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", {{"a", {{"type", "array"}, {"minItems", 3}, {"maxItems", 1}}}}}}}}}}}}},
            "invalid JSON schema in tools[0].function.parameters");
     expect({{"tools", json::array({kWeather})}, {"tool_choice", "always"}}, "invalid tool_choice");
@@ -246,6 +248,13 @@ TEST_F(ToolsServer, MalformedToolRequestsAre400WithAReason) {
                           {{"role", "assistant"}, {"content", ""}, {"tool_calls", {{{"function", {{"name", "f"}, {"arguments", "{not json"}}}}}}}}}},
            "messages[1].tool_calls[0].function.arguments");
   }
+  // A type list whose first non-null type is "object" is an object schema.
+  json ok = openai_body(json::array({{{"type", "function"},
+                                      {"function", {{"name", "f"}, {"parameters", {{"type", {"null", "object"}}, {"properties", {{"a", {{"type", "boolean"}}}}}, {"required", {"a"}}}}}}}}),
+                        "required");
+  auto [s, r] = post("/v1/chat/completions", ok);
+  ASSERT_EQ(s, 200) << r.dump();
+  EXPECT_TRUE(json::parse(r["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>())["a"].is_boolean()) << r.dump();
 }
 
 // The prompt: the preamble and definitions open the first user turn (after the system text), earlier

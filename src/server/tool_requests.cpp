@@ -19,6 +19,15 @@ bool valid_name(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '-' || c == '.'; });
 }
 
+// "object", or a type list whose first non-null entry is "object" (the one the schema compiler uses).
+bool object_type(const json& type) {
+  if (type.is_string()) return type == "object";
+  if (!type.is_array()) return false;
+  for (const auto& t : type)
+    if (t != "null") return t == "object";
+  return false;
+}
+
 chat::ToolSpec parse_tool(const json& t, const std::string& where) {
   if (!t.is_object()) throw HttpError(400, "invalid " + where + ": expected an object {\"type\": \"function\", \"function\": {...}}");
   if (auto ty = t.find("type"); ty != t.end() && !ty->is_null() && *ty != "function")
@@ -37,7 +46,7 @@ chat::ToolSpec parse_tool(const json& t, const std::string& where) {
     spec.arguments = JsonSchema::any_object();
   } else {
     if (!params.is_object()) throw HttpError(400, "invalid " + where + ".function.parameters: expected a JSON schema object");
-    if (auto ty = params.find("type"); ty != params.end() && *ty != "object")
+    if (auto ty = params.find("type"); ty != params.end() && !object_type(*ty))
       throw HttpError(400, "invalid " + where + ".function.parameters: the arguments must be an object (\"type\": \"object\")");
     // A schema without "type" that is not an object schema (anyOf, $ref, ...) still takes an object.
     const bool object_schema = params.contains("type") || params.contains("properties");
