@@ -75,7 +75,7 @@ TEST(ToolCallParser, SplitsContentAndCallsByteByByteAsWhole) {
   chat::ToolCallParser whole;
   auto w = whole.push(out);
   const auto w_end = whole.finish();
-  EXPECT_EQ(w.content + w_end.content, "Let me look <tool that up.\n");
+  EXPECT_EQ(w.content + w_end.content, "Let me look <tool that up.");  // the line break before the call is not content
   ASSERT_EQ(w.calls.size(), 2u);
   EXPECT_EQ(w.calls[0].name, "get_weather");
   EXPECT_EQ(w.calls[0].arguments, (json{{"city", "Pa}ri\"s"}, {"days", 2}}));
@@ -108,6 +108,10 @@ TEST(ToolCallParser, UnfinishedOrMalformedCallsAreContent) {
   b.content += bad.finish().content;
   EXPECT_EQ(b.content, "see <tool_call> here <tool");
   EXPECT_TRUE(b.calls.empty());
+  chat::ToolCallParser blanks;  // held blanks that no call follows are content after all
+  auto k = blanks.push("Done.\n\n");
+  EXPECT_EQ(k.content, "Done.");
+  EXPECT_EQ(blanks.finish().content, "\n\n");
   chat::ToolCallParser no_name;
   auto n = no_name.push("<tool_call>\n{\"arguments\": {}}");
   EXPECT_TRUE(n.calls.empty());
@@ -185,7 +189,7 @@ TEST(ToolCallConstraint, RandomLogitsStillGiveAValidCall) {
     chat::ToolCallParser p;
     auto u = p.push(out);
     u.content += p.finish().content;
-    EXPECT_EQ(u.content, lazy ? "Let me check.\n" : "") << out;
+    EXPECT_EQ(u.content, lazy ? "Let me check." : "") << out;
     ASSERT_EQ(u.calls.size(), 1u) << out;
     const auto& call = u.calls[0];
     if (call.name == "get_weather") {

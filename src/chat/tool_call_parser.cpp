@@ -51,21 +51,25 @@ void ToolCallParser::scan(Update& u) {
       if (n_calls_ > 0) buf_.erase(0, std::find_if_not(buf_.begin(), buf_.end(), is_blank) - buf_.begin());
       const size_t at = buf_.find(kToolCallMarker);
       if (at == std::string::npos) {
-        const size_t keep = marker_prefix_at_end(buf_);
-        // Blanks right after calls wait too: a marker or the end decides what they are.
-        const size_t pass = n_calls_ > 0 && buf_.find_first_not_of(" \n\t\r") == std::string::npos ? 0 : buf_.size() - keep;
+        // What may begin a marker waits, and so do the blanks before it: a marker or the end decides
+        // whether they are content (the line break before a call is not).
+        size_t pass = buf_.size() - marker_prefix_at_end(buf_);
+        while (pass > 0 && is_blank(buf_[pass - 1])) --pass;
         u.content += buf_.substr(0, pass);
         buf_.erase(0, pass);
         return;
       }
-      u.content += buf_.substr(0, at);
+      size_t end = at;
+      while (end > 0 && is_blank(buf_[end - 1])) --end;
+      u.content += buf_.substr(0, end);
+      before_marker_ = buf_.substr(end, at - end);  // content again if no call follows
       buf_.erase(0, at + kToolCallMarker.size());
       in_call_ = true;
     }
     const size_t start = buf_.find_first_not_of(" \n\t\r");
     if (start == std::string::npos) return;
     if (buf_[start] != '{') {  // not a call after all (unconstrained output): the marker was text
-      u.content += std::string(kToolCallMarker) + buf_.substr(0, start + 1);
+      u.content += before_marker_ + std::string(kToolCallMarker) + buf_.substr(0, start + 1);
       buf_.erase(0, start + 1);
       in_call_ = false;
       continue;
@@ -80,7 +84,7 @@ void ToolCallParser::scan(Update& u) {
       u.calls.push_back({j["name"].get<std::string>(), j.value("arguments", nlohmann::json::object())});
       ++n_calls_;
     } else {
-      u.content += std::string(kToolCallMarker) + buf_.substr(0, start + end);
+      u.content += before_marker_ + std::string(kToolCallMarker) + buf_.substr(0, start + end);
     }
     buf_.erase(0, start + end);
     in_call_ = false;
@@ -89,7 +93,7 @@ void ToolCallParser::scan(Update& u) {
 
 ToolCallParser::Update ToolCallParser::finish() {
   Update u;
-  if (in_call_) u.content = std::string(kToolCallMarker) + buf_;
+  if (in_call_) u.content = before_marker_ + std::string(kToolCallMarker) + buf_;
   else if (n_calls_ == 0 || buf_.find_first_not_of(" \n\t\r") != std::string::npos) u.content = buf_;
   buf_.clear();
   in_call_ = false;

@@ -1,5 +1,6 @@
 // Splits a model's output, as it streams, into content and the tool calls of chat/tool_prompt.h's format:
-// text before a `<tool_call>` marker is content (held back only while it could be the start of a marker);
+// text before a `<tool_call>` marker is content, less the blanks just before the marker (held back only
+// while it could be the start of a marker, or blanks before one);
 // each marker's JSON object becomes a call once its closing brace arrives.
 #pragma once
 #include <string>
@@ -26,6 +27,7 @@ class ToolCallParser {
   void scan(Update& u);
   std::string buf_;       // text not yet passed on
   bool in_call_ = false;  // buf_ follows a marker
+  std::string before_marker_;  // the blanks that preceded that marker
   int n_calls_ = 0;
 };
 
