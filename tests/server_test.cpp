@@ -200,7 +200,7 @@ TEST_F(ServerBasic, TagsShowCopyDeleteAndModels) {
   EXPECT_EQ(show["model_info"]["general.architecture"], "gemma3n");
   EXPECT_EQ(show["system"], "You are terse.");
   EXPECT_NE(show["parameters"].get<std::string>().find("stop"), std::string::npos);
-  EXPECT_EQ(show["capabilities"], json::array({"completion", "embedding"}));
+  EXPECT_EQ(show["capabilities"], json::array({"completion", "tools", "embedding"}));
   EXPECT_EQ(show["details"]["format"], "gguf");
 
   EXPECT_EQ(post("/api/copy", {{"source", "tiny"}, {"destination", "tiny2"}}).first, 200);
@@ -233,7 +233,7 @@ TEST_F(ServerBasic, ShowReportsVisionAndProjectorInfo) {
       store::create_model(st, store::parse_model_name("seeing"), mf, fs::current_path(), [](const std::string&) {});
   auto [s, show] = post("/api/show", {{"model", "seeing"}});
   ASSERT_EQ(s, 200) << show.dump();
-  EXPECT_EQ(show["capabilities"], json::array({"completion", "vision", "embedding"}));
+  EXPECT_EQ(show["capabilities"], json::array({"completion", "vision", "tools", "embedding"}));
   EXPECT_EQ(show["model_info"]["general.architecture"], "gemma3n");
   const json& p = show["projector_info"];
   EXPECT_EQ(p["general.architecture"], "clip");
@@ -250,7 +250,7 @@ TEST_F(ServerBasic, ShowReportsVisionAndProjectorInfo) {
   EXPECT_NE(show["modelfile"].get<std::string>().find("\nFROM " + blob + "\n"), std::string::npos);
   // A model without a projector: completion only, no projector_info.
   auto [s2, plain] = post("/api/show", {{"model", "tiny"}});
-  EXPECT_EQ(plain["capabilities"], json::array({"completion", "embedding"}));
+  EXPECT_EQ(plain["capabilities"], json::array({"completion", "tools", "embedding"}));
   EXPECT_FALSE(plain.contains("projector_info"));
 }
 

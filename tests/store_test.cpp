@@ -423,7 +423,7 @@ TEST_F(StoreFixture, CliCreateWithMmprojAndShow) {
   ASSERT_EQ(st, 0);
   const std::string out = run_capture(env + kG3n + " show seeing", st);
   ASSERT_EQ(st, 0) << out;
-  EXPECT_NE(out.find("Capabilities\n    completion\n    vision\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Capabilities\n    completion\n    vision\n    tools\n    embedding\n"), std::string::npos) << out;
   EXPECT_NE(out.find("  Projector\n    architecture        clip\n"), std::string::npos) << out;
   EXPECT_NE(out.find("projector type      gemma3nv"), std::string::npos) << out;
   EXPECT_NE(out.find("image size          512"), std::string::npos) << out;

@@ -182,7 +182,7 @@ void cmd_show(const ShowOpts& o) {
   std::printf("\n  Capabilities\n    completion\n");
   if (proj && proj->vision) std::printf("    vision\n");
   if (proj && proj->audio) std::printf("    audio\n");
-  std::printf("    embedding\n");
+  std::printf("    tools\n    embedding\n");
   if (!r.projectors.empty()) {
     // Ollama's Projector section, from the first projector's clip.* keys.
     std::printf("\n  Projector\n");

@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "sampling/byte_mask.h"
 #include "tokenizer/tokenizer.h"
 
 namespace g3n {
@@ -478,69 +479,14 @@ JsonConstraint::JsonConstraint(std::shared_ptr<const JsonSchema> schema, const T
                                std::vector<int32_t> stop_ids)
     : schema_(std::move(schema)), texts_(texts), stop_ids_(std::move(stop_ids)), state_(*schema_), scratch_(*schema_) {}
 
-bool JsonConstraint::allowed(int32_t id) {
-  scratch_ = state_;
-  return scratch_.feed(texts_.text(id));
-}
-
 void JsonConstraint::mask(std::span<const float> logits, int need, std::vector<float>& out) {
-  const float ninf = -std::numeric_limits<float>::infinity();
-  out.assign(logits.size(), ninf);
-  const auto n = static_cast<int32_t>(std::min<size_t>(logits.size(), static_cast<size_t>(texts_.n_vocab())));
-  auto allow_stops = [&] {
-    for (int32_t id : stop_ids_)
-      if (id >= 0 && static_cast<size_t>(id) < logits.size()) out[static_cast<size_t>(id)] = std::isfinite(logits[static_cast<size_t>(id)]) ? logits[static_cast<size_t>(id)] : 0.0f;
-  };
   if (state_.complete()) {  // the value is whole: end here rather than pad with blanks
-    allow_stops();
+    out.assign(logits.size(), -std::numeric_limits<float>::infinity());
+    allow_tokens(stop_ids_, logits, out);
     return;
   }
-  // Which first bytes can continue the output: tokens starting with any other byte are skipped unread.
-  std::array<bool, 256> first{};
-  size_t total = 0;
-  for (int b = 0; b < 256; ++b) {
-    const auto& bucket = texts_.starting_with(static_cast<unsigned char>(b));
-    if (bucket.empty()) continue;
-    scratch_ = state_;
-    if (scratch_.feed(static_cast<unsigned char>(b))) {
-      first[static_cast<size_t>(b)] = true;
-      total += bucket.size();
-    }
-  }
-  int found = 0;
-  if (total <= 8192) {
-    for (int b = 0; b < 256; ++b) {
-      if (!first[static_cast<size_t>(b)]) continue;
-      for (int32_t id : texts_.starting_with(static_cast<unsigned char>(b)))
-        if (id < n && allowed(id)) {
-          out[static_cast<size_t>(id)] = logits[static_cast<size_t>(id)];
-          ++found;
-        }
-    }
-  } else {
-    // Many candidates (e.g. inside a string): check them best-first and stop once `need` pass.
-    order_.clear();
-    for (int b = 0; b < 256; ++b) {
-      if (!first[static_cast<size_t>(b)]) continue;
-      for (int32_t id : texts_.starting_with(static_cast<unsigned char>(b)))
-        if (id < n && !std::isnan(logits[static_cast<size_t>(id)])) order_.emplace_back(logits[static_cast<size_t>(id)], id);
-    }
-    const auto better = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-    size_t sorted = 0, chunk = static_cast<size_t>(std::max(need, 1)) * 4 + 64;
-    while (sorted < order_.size() && found < need) {
-      const size_t end = std::min(order_.size(), sorted + chunk);
-      std::partial_sort(order_.begin() + static_cast<std::ptrdiff_t>(sorted), order_.begin() + static_cast<std::ptrdiff_t>(end),
-                        order_.end(), better);
-      for (size_t i = sorted; i < end && found < need; ++i)
-        if (allowed(order_[i].second)) {
-          out[static_cast<size_t>(order_[i].second)] = order_[i].first;
-          ++found;
-        }
-      sorted = end;
-      chunk *= 8;
-    }
-  }
-  if (found == 0) allow_stops();  // no way on (cannot happen with byte tokens): end rather than emit garbage
+  // No way on cannot happen with byte tokens; if it did, end rather than emit garbage.
+  if (mask_by_bytes(texts_, state_, scratch_, logits, need, out, order_) == 0) allow_tokens(stop_ids_, logits, out);
 }
 
 void JsonConstraint::accept(int32_t id) {

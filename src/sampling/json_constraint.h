@@ -97,7 +97,6 @@ class JsonConstraint final : public LogitsConstraint {
   bool complete() const override { return state_.complete(); }
 
  private:
-  bool allowed(int32_t id);
   std::shared_ptr<const JsonSchema> schema_;
   const TokenTexts& texts_;
   std::vector<int32_t> stop_ids_;

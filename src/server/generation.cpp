@@ -93,7 +93,7 @@ ContextParams context_params(const LoadedModel& m, const Parameters& par) {
 
 std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
-                                   std::shared_ptr<Output> out) {
+                                   std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools) {
   // Off the scheduler's loop: the other sequences keep generating while this request's media encode.
   encode_prompt_media(state, **lease, req, prompt);
   auto g = std::make_shared<Generation>();
@@ -102,6 +102,7 @@ std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelMana
   g->job->sampling = params.sampling;
   g->job->ctx_params = context_params(**lease, params);
   g->job->schema = std::move(schema);
+  g->job->tools = std::move(tools);
   g->truncated = static_cast<int>(prompt.dropped_tokens + prompt.dropped_turns);
   if (g->truncated > 0)
     std::fprintf(stderr, "warning: prompt truncated to fit num_ctx %d: dropped %zu oldest message(s) and %zu token(s)\n",
@@ -193,7 +194,9 @@ void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> 
       std::string piece;
       const bool done = g->job->wait(piece, std::chrono::milliseconds(100));
       if (!piece.empty()) {
-        if (!sink.write(g->out->chunk(piece))) {  // the client went away: stop generating for it
+        // A chunk may hold nothing yet (text that may begin a tool call waits): an empty write would end the body.
+        const std::string chunk = g->out->chunk(piece);
+        if (!chunk.empty() && !sink.write(chunk)) {  // the client went away: stop generating for it
           cancel_and_wait(*st, *g);
           return false;
         }

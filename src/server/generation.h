@@ -36,10 +36,11 @@ struct Generation {
 };
 
 // Encodes the prompt's images, if any, in this (the request's) thread, then queues the prompt on the
-// model's scheduler; HttpError(503) when its queue is full.
+// model's scheduler; HttpError(503) when its queue is full. At most one of `schema` (format) and
+// `tools` (the tool calls' grammar) constrains it.
 std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
-                                   std::shared_ptr<Output> out);
+                                   std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools = nullptr);
 
 // Answers with the generation: streamed chunks, or one object when !stream. A client that goes away
 // cancels it.

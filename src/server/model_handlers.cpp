@@ -162,6 +162,7 @@ void ollama_show(ServerState& s, const HttpRequest& req, HttpResponse& res) {
     if (proj && proj->vision) j["capabilities"].push_back("vision");
     if (proj && proj->audio) j["capabilities"].push_back("audio");
   }
+  j["capabilities"].push_back("tools");      // g3n's tool-call format (docs/server.md "Tools")
   j["capabilities"].push_back("embedding");  // /api/embed, /v1/embeddings: mean final hidden vector
   std::error_code ec;
   const auto mtime = rm ? fs::last_write_time(rm->manifest_path, ec) : fs::last_write_time(r.gguf_path, ec);

@@ -56,11 +56,13 @@ void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   }
   const ContextParams cp = context_params(m, params);
   const MediaShape shape = media_shape(m, has_media(r.messages, chat::MediaKind::Image), has_media(r.messages, chat::MediaKind::Audio));
-  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, r.truncate, shape);
+  const bool tools = r.tools.active();
+  BuiltPrompt bp = build_chat_prompt(r.messages, m.resolved.system, tools ? &r.tools.tools : nullptr, *m.tok, cp.n_ctx, r.truncate, shape);
   auto out = std::make_shared<OllamaChatOutput>();
   out->model = r.model;
   out->truncated = static_cast<int>(bp.dropped_tokens + bp.dropped_turns);
-  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
+  if (tools) out->tools = std::make_shared<ToolCallOutput>(s.random_u64());
+  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out, tools ? r.tools.grammar() : nullptr), r.stream);
 }
 
 }  // namespace g3n::server

@@ -22,6 +22,7 @@ std::shared_ptr<OpenAIOutput> openai_output(ServerState& s, const OpenAIRequest&
   out->id = std::string(r.chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.random_u64() % 1000000);
   out->created = static_cast<int64_t>(std::time(nullptr));
   out->include_usage = r.include_usage;
+  if (r.chat && r.tools.active()) out->tools = std::make_shared<ToolCallOutput>(s.random_u64());
   return out;
 }
 
@@ -31,9 +32,12 @@ void generate(ServerState& s, const HttpRequest& req, HttpResponse& res, const O
   LoadedModel& m = **lease;
   const Parameters params = request_parameters(s.cfg, m, r.options);
   const ContextParams cp = context_params(m, params);
-  BuiltPrompt bp = r.chat ? build_chat_prompt(r.messages, m.resolved.system, r.tools, *m.tok, cp.n_ctx, true, media_shape(m, has_media(r.messages, chat::MediaKind::Image), has_media(r.messages, chat::MediaKind::Audio)))
+  const bool tools = r.chat && r.tools.active();
+  BuiltPrompt bp = r.chat ? build_chat_prompt(r.messages, m.resolved.system, tools ? &r.tools.tools : nullptr, *m.tok, cp.n_ctx, true,
+                                              media_shape(m, has_media(r.messages, chat::MediaKind::Image), has_media(r.messages, chat::MediaKind::Audio)))
                           : build_generate_prompt(r.prompt, m.resolved.system, false, {}, *m.tok, cp.n_ctx, true);
-  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, openai_output(s, r)), r.stream);
+  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, openai_output(s, r), tools ? r.tools.grammar() : nullptr),
+          r.stream);
 }
 
 }  // namespace

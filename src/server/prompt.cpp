@@ -11,14 +11,6 @@
 namespace g3n::server {
 namespace {
 
-std::string describe_tools(const nlohmann::json& tools) {
-  std::string s =
-      "You can call the following tools. To call one, answer with only a JSON object of the form "
-      "{\"name\": \"<tool name>\", \"arguments\": {...}}.\nTools:\n";
-  for (const auto& t : tools) s += t.dump() + "\n";
-  return s;
-}
-
 chat::FitOptions fit_options(bool truncate) { return {.drop_turns = truncate, .cut_tokens = truncate}; }
 
 chat::FittedPrompt fit(const std::function<chat::FittedPrompt(chat::FitOptions)>& f, bool truncate) {
@@ -158,7 +150,7 @@ bool has_media(const std::vector<InMessage>& messages, chat::MediaKind kind) {
 }
 
 BuiltPrompt build_chat_prompt(const std::vector<InMessage>& messages, const std::optional<std::string>& default_system,
-                              const nlohmann::json& tools, const Tokenizer& tok, int n_ctx, bool truncate, MediaShape shape) {
+                              const std::vector<chat::ToolSpec>* tools, const Tokenizer& tok, int n_ctx, bool truncate, MediaShape shape) {
   std::string system;
   bool has_system = false;
   std::vector<chat::Message> turns;
@@ -186,7 +178,8 @@ BuiltPrompt build_chat_prompt(const std::vector<InMessage>& messages, const std:
   }
   require_towers(all_media, shape);
   if (!has_system && default_system) system = *default_system;
-  if (tools.is_array() && !tools.empty()) system += (system.empty() ? "" : "\n\n") + describe_tools(tools);
+  // Gemma has no system turn: this text, and so the tools, open the first user turn.
+  if (tools && !tools->empty()) system += (system.empty() ? "" : "\n\n") + chat::tools_preamble(*tools);
   if (turns.empty() || turns.front().role != chat::Role::User) {
     turns.insert(turns.begin(), {chat::Role::User, ""});
     turn_images.insert(turn_images.begin(), {});

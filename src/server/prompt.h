@@ -1,5 +1,5 @@
-// Turning API requests into prompt rows: Ollama/OpenAI chat messages into Gemma turns (tools and tool
-// results become text, since Gemma 3n has no tool format) and generate prompts, fitted into the context
+// Turning API requests into prompt rows: Ollama/OpenAI chat messages into Gemma turns (tools, calls and
+// results in g3n's text format, chat/tool_prompt.h, since Gemma 3n has none) and generate prompts, fitted into the context
 // by chat::fit_to_context (the one policy the CLI uses too).
 //
 // Images and audio: a message's content marks each image with chat::kImagePlaceholder and each 30 s chunk
@@ -20,6 +20,7 @@
 #include "chat/chat.h"
 #include "chat/media_prompt.h"
 #include "media/audio.h"
+#include "chat/tool_prompt.h"
 #include "runtime/input_rows.h"
 
 namespace g3n {
@@ -69,11 +70,12 @@ struct MediaShape {
 bool has_media(const std::vector<InMessage>& messages, chat::MediaKind kind);
 
 // Renders a conversation. The request's system messages replace the model's default system prompt;
-// `tools` (an array of tool definitions, may be null) is described in the system text. A trailing
+// `tools` (may be null: none) go in the first user turn, after the system text, under the preamble of
+// chat::tools_preamble. A trailing
 // assistant message is continued rather than answered. A prompt that does not fit n_ctx is cut when
 // `truncate`, else throws HttpError(400). Messages with media need `shape` (the model's projector).
 BuiltPrompt build_chat_prompt(const std::vector<InMessage>& messages, const std::optional<std::string>& default_system,
-                              const nlohmann::json& tools, const Tokenizer& tok, int n_ctx, bool truncate, MediaShape shape = {});
+                              const std::vector<chat::ToolSpec>* tools, const Tokenizer& tok, int n_ctx, bool truncate, MediaShape shape = {});
 
 // /api/generate: the prompt in a user turn (with the system prompt) unless raw; `context` tokens from an
 // earlier response go first. Media go before the prompt's text, images first (raw: where the prompt marks

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <map>
 
 #include "chat/media_prompt.h"
+#include "chat/tool_prompt.h"
 #include "server/media.h"
 #include "server/options.h"
 #include "server/responses.h"
@@ -78,6 +78,12 @@ size_t blocks_of(const std::vector<MediaInput>& media, chat::MediaKind kind) {
   return n;
 }
 
+// Tool calls have their own grammar; a second one for the content is not supported.
+void reject_format_with_tools(const std::shared_ptr<const JsonSchema>& format, const ToolRequest& tools) {
+  if (format && tools.active())
+    throw HttpError(400, "format (response_format) cannot be combined with tools; send tool_choice \"none\" to use it");
+}
+
 void reject_thinking(const json& body, const std::string& model) {
   if (get_bool(body, "think").value_or(false)) throw HttpError(400, "\"" + model + "\" does not support thinking");
 }
@@ -99,18 +105,12 @@ std::vector<InMessage> ollama_messages(const json& body) {
     // Ollama renders a message's images before its text; its audio (each 30 s chunk a block) goes after them.
     if (!im.media.empty())
       im.content = chat::media_then_text(blocks_of(im.media, chat::MediaKind::Image), blocks_of(im.media, chat::MediaKind::Audio), im.content);
-    if (auto tc = m.find("tool_calls"); tc != m.end() && tc->is_array() && !tc->empty()) {
-      // No tool format in Gemma: earlier calls are shown as the JSON the model was asked to write.
-      for (const auto& c : *tc) {
-        const json f = c.value("function", json::object());
-        im.content += (im.content.empty() ? "" : "\n") +
-                      dump(json{{"name", f.value("name", "")}, {"arguments", f.value("arguments", json::object())}});
-      }
+    if (auto tc = m.find("tool_calls"); tc != m.end() && !tc->is_null()) {
+      // Earlier calls, as the model writes them (chat/tool_prompt.h).
+      const std::string calls = render_history_calls(*tc, "messages[" + std::to_string(index) + "].tool_calls", nullptr);
+      if (!calls.empty()) im.content += (im.content.empty() ? "" : "\n") + calls;
     }
-    if (role == "tool") {
-      const std::string name = m.value("tool_name", m.value("name", std::string()));
-      im.content = "Result of tool " + (name.empty() ? std::string("call") : "\"" + name + "\"") + ":\n" + im.content;
-    }
+    if (role == "tool") im.content = chat::tool_result_text(m.value("tool_name", m.value("name", std::string())), im.content);
     out.push_back(std::move(im));
   }
   return out;
@@ -121,7 +121,7 @@ std::vector<InMessage> openai_messages(const json& body) {
   if (it == body.end() || !it->is_array()) throw HttpError(400, "invalid type for \"messages\": expected an array");
   if (it->empty()) throw HttpError(400, "[] is too short - 'messages'");
   std::vector<InMessage> out;
-  std::map<std::string, std::string> call_names;  // tool_call_id -> function name
+  std::vector<std::pair<std::string, std::string>> call_names;  // tool_call_id -> function name
   for (size_t index = 0; index < it->size(); ++index) {
     const json& m = (*it)[index];
     if (!m.is_object()) throw HttpError(400, "invalid message: expected an object");
@@ -171,27 +171,19 @@ std::vector<InMessage> openai_messages(const json& body) {
     } else if (!c.is_null()) {
       throw HttpError(400, "invalid message content: expected a string or an array of parts");
     }
-    if (auto tc = m.find("tool_calls"); tc != m.end() && tc->is_array()) {
-      for (const auto& call : *tc) {
-        const json f = call.value("function", json::object());
-        json args = json::object();
-        if (f.contains("arguments") && f["arguments"].is_string()) {
-          try {
-            args = json::parse(f["arguments"].get<std::string>());
-          } catch (...) {
-            throw HttpError(400, "invalid tool call arguments");
-          }
-        }
-        call_names[call.value("id", std::string())] = f.value("name", std::string());
-        content += (content.empty() ? "" : "\n") + dump(json{{"name", f.value("name", "")}, {"arguments", args}});
-      }
+    const auto tc = m.find("tool_calls");
+    if (tc != m.end() && !tc->is_null()) {
+      const std::string calls = render_history_calls(*tc, "messages[" + std::to_string(index) + "].tool_calls", &call_names);
+      if (!calls.empty()) content += (content.empty() ? "" : "\n") + calls;
     } else if (c.is_null() && role != "assistant") {
       throw HttpError(400, "invalid message content: null is only allowed with tool_calls");
     }
     if (role == "tool") {
       std::string name = m.value("name", std::string());
-      if (name.empty()) name = call_names[m.value("tool_call_id", std::string())];
-      content = "Result of tool " + (name.empty() ? std::string("call") : "\"" + name + "\"") + ":\n" + content;
+      const std::string id = m.value("tool_call_id", std::string());
+      for (const auto& [call_id, call_name] : call_names)
+        if (name.empty() && call_id == id) name = call_name;
+      content = chat::tool_result_text(name, content);
     }
     out.push_back({role, content, std::move(images)});
   }
@@ -298,9 +290,9 @@ ChatRequest parse_chat(const json& body) {
   r.model = require_model(body);
   parse_generation_head(body, r);
   r.messages = ollama_messages(body);
-  r.tools = body.value("tools", json());
-  if (!r.tools.is_null() && !r.tools.is_array()) throw HttpError(400, "invalid type for \"tools\": expected an array");
+  r.tools = parse_tool_request(body);
   parse_generation_tail(body, r);
+  reject_format_with_tools(r.format, r.tools);
   return r;
 }
 
@@ -340,8 +332,8 @@ CopyRequest parse_copy(const json& body) {
 OpenAIRequest parse_openai_chat(const json& body) {
   OpenAIRequest r = parse_openai_common(body, true);
   r.messages = openai_messages(body);
-  const json tools = body.value("tools", json());
-  if (tools.is_array()) r.tools = tools;
+  r.tools = parse_tool_request(body);
+  reject_format_with_tools(r.format, r.tools);
   r.options = openai_options(body);
   return r;
 }

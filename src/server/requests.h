@@ -14,6 +14,7 @@
 #include "sampling/json_constraint.h"
 #include "server/options.h"
 #include "server/prompt.h"
+#include "server/tool_requests.h"
 #include "store/model_name.h"
 
 namespace g3n::server {
@@ -43,7 +44,7 @@ GenerateRequest parse_generate(const nlohmann::json& body);
 // POST /api/chat
 struct ChatRequest : OllamaGenerationFields {
   std::vector<InMessage> messages;
-  nlohmann::json tools;  // an array, or null
+  ToolRequest tools;  // with the g3n extensions tool_choice and parallel_tool_calls
 };
 ChatRequest parse_chat(const nlohmann::json& body);
 
@@ -82,7 +83,7 @@ struct OpenAIRequest {
   bool chat = true;
   std::vector<InMessage> messages;  // chat
   std::string prompt;               // completions
-  nlohmann::json tools;             // an array, or null
+  ToolRequest tools;                // chat
   bool stream = false, include_usage = false;
   std::shared_ptr<const JsonSchema> format;
   ParamList options;  // the OpenAI fields mapped onto Ollama's options

@@ -125,19 +125,46 @@ json chat_object(const std::string& model, const std::string& text) {
 }  // namespace
 
 std::string OllamaChatOutput::chunk(const std::string& text) {
+  if (tools) return tool_chunks(tools->push(text));
   json j = chat_object(model, text);
   j["done"] = false;
   return ndjson(j);
 }
 
+// Content as it comes; each call in a chunk of its own as soon as it is complete, as Ollama streams them.
+std::string OllamaChatOutput::tool_chunks(const chat::ToolCallParser::Update& u) const {
+  std::string out;
+  if (!u.content.empty()) {
+    json j = chat_object(model, u.content);
+    j["done"] = false;
+    out += ndjson(j);
+  }
+  if (!u.calls.empty()) {
+    json j = chat_object(model, "");
+    j["message"]["tool_calls"] = tools->ollama(u.calls, tools->count() - static_cast<int>(u.calls.size()));
+    j["done"] = false;
+    out += ndjson(j);
+  }
+  return out;
+}
+
 std::string OllamaChatOutput::last_chunks(const GenerateStats& st, double load_s, double total_s) {
-  return ndjson(whole("", st, load_s, total_s));
+  std::string out = tools ? tool_chunks(tools->finish()) : std::string();
+  json j = chat_object(model, "");
+  add_timings(j, st, load_s, total_s, truncated);
+  return out + ndjson(j);
 }
 
 std::string OllamaChatOutput::stream_error(const std::string& msg) { return ndjson(json{{"error", msg}}); }
 
 json OllamaChatOutput::whole(const std::string& text, const GenerateStats& st, double load_s, double total_s) {
   json j = chat_object(model, text);
+  if (tools) {
+    auto u = tools->push(text);
+    const auto rest = tools->finish();
+    j["message"]["content"] = u.content + rest.content;
+    if (!u.calls.empty()) j["message"]["tool_calls"] = tools->ollama(u.calls, 0);
+  }
   add_timings(j, st, load_s, total_s, truncated);
   return j;
 }
@@ -157,16 +184,43 @@ json OpenAIOutput::choice(const std::string& text, const json& reason) const {
   return json{{"index", 0}, {"text", text}, {"finish_reason", reason}};
 }
 
+json OpenAIOutput::finish_reason(const GenerateStats& st) const {
+  if (tools && tools->count() > 0 && st.done_reason == DoneReason::Stop) return "tool_calls";
+  return server::finish_reason(st);
+}
+
+// Content deltas as they come; each complete call as one delta.tool_calls entry with its index, id,
+// name and whole arguments (clients append arguments by index, so one piece is as good as many).
+std::string OpenAIOutput::tool_chunks(const chat::ToolCallParser::Update& u) const {
+  std::string out;
+  if (!u.content.empty()) {
+    json j = head(true);
+    j["choices"] = json::array({choice(u.content, nullptr)});
+    out += sse(j);
+  }
+  if (!u.calls.empty()) {
+    json j = head(true);
+    const int first = tools->count() - static_cast<int>(u.calls.size());
+    j["choices"] = json::array({json{{"index", 0},
+                                     {"delta", {{"role", "assistant"}, {"tool_calls", tools->openai(u.calls, first, true)}}},
+                                     {"finish_reason", nullptr}}});
+    out += sse(j);
+  }
+  return out;
+}
+
 std::string OpenAIOutput::chunk(const std::string& text) {
+  if (tools) return tool_chunks(tools->push(text));
   json j = head(true);
   j["choices"] = json::array({choice(text, nullptr)});
   return sse(j);
 }
 
 std::string OpenAIOutput::last_chunks(const GenerateStats& st, double, double) {
+  std::string out = tools ? tool_chunks(tools->finish()) : std::string();
   json j = head(true);
   j["choices"] = json::array({choice("", finish_reason(st))});
-  std::string out = sse(j);
+  out += sse(j);
   if (include_usage) {
     json u = head(true);
     u["choices"] = json::array();
@@ -182,7 +236,14 @@ std::string OpenAIOutput::stream_error(const std::string& msg) {
 
 json OpenAIOutput::whole(const std::string& text, const GenerateStats& st, double, double) {
   json j = head(false);
-  if (chat)
+  if (chat && tools) {
+    auto u = tools->push(text);
+    const auto rest = tools->finish();
+    const std::string content = u.content + rest.content;
+    json message{{"role", "assistant"}, {"content", content.empty() && !u.calls.empty() ? json(nullptr) : json(content)}};
+    if (!u.calls.empty()) message["tool_calls"] = tools->openai(u.calls, 0, false);
+    j["choices"] = json::array({json{{"index", 0}, {"message", message}, {"finish_reason", finish_reason(st)}}});
+  } else if (chat)
     j["choices"] = json::array(
         {json{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", finish_reason(st)}}});
   else

@@ -11,6 +11,7 @@
 
 #include "runtime/session.h"
 #include "server/http_types.h"
+#include "server/tool_responses.h"
 
 namespace g3n::server {
 
@@ -59,12 +60,16 @@ class OllamaChatOutput : public Output {
  public:
   std::string model;
   int truncated = 0;
+  std::shared_ptr<ToolCallOutput> tools;  // the request's tools are active: calls are parsed out
   const char* content_type() const override { return "application/x-ndjson"; }
   std::string chunk(const std::string& text) override;
   std::string last_chunks(const GenerateStats& st, double load_s, double total_s) override;
   std::string stream_error(const std::string& msg) override;
   nlohmann::json whole(const std::string& text, const GenerateStats& st, double load_s, double total_s) override;
   ErrorStyle errors() const override { return ErrorStyle::Ollama; }
+
+ private:
+  std::string tool_chunks(const chat::ToolCallParser::Update& u) const;
 };
 
 // /v1/chat/completions (chat) and /v1/completions.
@@ -74,6 +79,7 @@ class OpenAIOutput : public Output {
   bool chat = true;
   bool include_usage = false;  // stream_options.include_usage: a usage chunk before [DONE]
   int64_t created = 0;
+  std::shared_ptr<ToolCallOutput> tools;  // chat with active tools: calls are parsed out
   const char* content_type() const override { return "text/event-stream"; }
   std::string chunk(const std::string& text) override;
   std::string last_chunks(const GenerateStats& st, double load_s, double total_s) override;
@@ -84,6 +90,8 @@ class OpenAIOutput : public Output {
  private:
   nlohmann::json head(bool chunked) const;
   nlohmann::json choice(const std::string& text, const nlohmann::json& reason) const;
+  std::string tool_chunks(const chat::ToolCallParser::Update& u) const;
+  nlohmann::json finish_reason(const GenerateStats& st) const;  // "tool_calls" once a call was made
 };
 
 }  // namespace g3n::server

@@ -226,6 +226,7 @@ void Scheduler::begin(Slot& s) {
 
     std::unique_ptr<LogitsConstraint> constraint;
     if (j.schema) constraint = std::make_unique<JsonConstraint>(j.schema, texts_, tok_.stop_ids());
+    else if (j.tools) constraint = std::make_unique<ToolCallConstraint>(j.tools, texts_, tok_.stop_ids());
     GeneratorOptions opts;
     opts.cancel = &j.cancel;
     s.gen.emplace(&tok_, j.sampling, std::move(constraint), opts, t0);

@@ -22,6 +22,7 @@
 #include "runtime/generator.h"
 #include "runtime/input_rows.h"
 #include "sampling/json_constraint.h"
+#include "sampling/tool_call_constraint.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,6 +37,7 @@ class Job {
   SamplingParams sampling;
   ContextParams ctx_params;
   std::shared_ptr<const JsonSchema> schema;  // null: unconstrained
+  std::shared_ptr<const ToolCallGrammar> tools;  // tool calls' constraint (never with a schema)
   // An embedding job: the prompt is evaluated (the fast path, as generation) keeping every row's final hidden
   // vector and nothing is generated; `embedding` receives their mean (un-normalised, n_embd floats) before finish().
   bool embed = false;

@@ -70,6 +70,7 @@ try {
     const r = await ollama.show({ model: 'tiny' });
     assert.equal(r.model_info['general.architecture'], 'gemma3n');
     assert.equal(r.details.format, 'gguf');
+    assert.ok(r.capabilities.includes('tools'), JSON.stringify(r.capabilities));
   });
   let whole;
   await check('ollama generate', async () => {
@@ -176,6 +177,68 @@ try {
     });
     const v = JSON.parse(r.choices[0].message.content);
     assert.deepEqual(Object.keys(v).sort(), ['city', 'rank', 'sunny']);
+  });
+  // Tool calling (docs/server.md "Tools"). The tiny model's weights are random, so the call is forced
+  // with tool_choice "required" and one call per turn (parallel_tool_calls false; on /api/chat both are g3n
+  // extension fields, which the client passes through), and the answer after the result with "none": the
+  // round trip is deterministic at temperature 0.
+  const weatherTool = {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'The weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Oslo'] } }, required: ['city'] },
+    },
+  };
+  const weatherQuestion = [{ role: 'user', content: 'What is the weather in Paris?' }];
+  await check('ollama chat tool call round trip', async () => {
+    const messages = [...weatherQuestion];
+    const r = await ollama.chat({ model: 'tiny', messages, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, options: { temperature: 0, num_predict: 200 } });
+    assert.ok(r.message.tool_calls?.length >= 1, JSON.stringify(r.message));
+    const call = r.message.tool_calls[0];
+    assert.equal(call.function.name, 'get_weather');
+    assert.ok(['Paris', 'Oslo'].includes(call.function.arguments.city), JSON.stringify(call));
+    let streamed = [];
+    for await (const part of await ollama.chat({ model: 'tiny', messages, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, options: { temperature: 0, num_predict: 200 }, stream: true }))
+      streamed = streamed.concat(part.message.tool_calls ?? []);
+    assert.deepEqual(streamed.map((c) => c.function), r.message.tool_calls.map((c) => c.function));
+    messages.push(r.message, { role: 'tool', tool_name: 'get_weather', content: 'Sunny, 21 C' });
+    const a = await ollama.chat({ model: 'tiny', messages, tools: [weatherTool], tool_choice: 'none', options: opts });
+    assert.equal(a.message.tool_calls, undefined);
+    assert.equal(a.eval_count, 8);
+    console.log(`     call ${JSON.stringify(r.message.tool_calls)}; answer ${JSON.stringify(a.message.content)}`);
+  });
+  await check('openai chat.completions tool call round trip', async () => {
+    const messages = [...weatherQuestion];
+    const req = { model: 'tiny', messages, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, temperature: 0, max_tokens: 200 };
+    const r = await openai.chat.completions.create(req);
+    const choice = r.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    const call = choice.message.tool_calls[0];
+    assert.equal(call.type, 'function');
+    assert.match(call.id, /^call_/);
+    assert.equal(call.function.name, 'get_weather');
+    const args = JSON.parse(call.function.arguments);
+    assert.ok(['Paris', 'Oslo'].includes(args.city), call.function.arguments);
+    // Streamed: delta.tool_calls pieces, put together by index as clients do.
+    const calls = [];
+    let finish;
+    for await (const chunk of await openai.chat.completions.create({ ...req, stream: true })) {
+      for (const d of chunk.choices[0]?.delta?.tool_calls ?? []) {
+        calls[d.index] ??= { id: d.id, name: '', arguments: '' };
+        calls[d.index].name += d.function?.name ?? '';
+        calls[d.index].arguments += d.function?.arguments ?? '';
+      }
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, 'tool_calls');
+    assert.deepEqual(calls.map((c) => [c.name, c.arguments]), choice.message.tool_calls.map((c) => [c.function.name, c.function.arguments]));
+    messages.push(choice.message, { role: 'tool', tool_call_id: call.id, content: JSON.stringify({ city: args.city, sky: 'sunny', celsius: 21 }) });
+    const a = await openai.chat.completions.create({ ...req, messages, tool_choice: 'none', max_tokens: 6 });
+    assert.equal(a.choices[0].finish_reason, 'length');
+    assert.equal(a.choices[0].message.tool_calls, undefined);
+    assert.equal(a.usage.completion_tokens, 6);
+    console.log(`     call ${JSON.stringify(call)}; answer ${JSON.stringify(a.choices[0].message.content)}`);
   });
   if (mmproj) {
     // An image is 256 soft rows plus its <start_of_image> and <end_of_image> rows, with "\n\n" before

@@ -74,6 +74,19 @@ case_ "embed too long, truncate off"  400 POST /api/embed '{"model": "tiny", "in
 case_ "embed unknown model"           404 POST /api/embed '{"model": "nope", "input": "x"}'
 case_ "openai embeddings empty array" 400 POST /v1/embeddings '{"model": "tiny", "input": []}'
 case_ "openai bad encoding_format"    400 POST /v1/embeddings '{"model": "tiny", "input": "x", "encoding_format": "hex"}'
+TOOL='{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}'
+MSG='"messages": [{"role": "user", "content": "x"}]'
+case_ "tools not an array"            400 POST /api/chat "{\"model\": \"tiny\", $MSG, \"tools\": {}}"
+case_ "tool without a function"       400 POST /v1/chat/completions "{\"model\": \"tiny\", $MSG, \"tools\": [{\"type\": \"function\"}]}"
+case_ "tool name with a space"        400 POST /api/chat "{\"model\": \"tiny\", $MSG, \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"a b\"}}]}"
+case_ "tool defined twice"            400 POST /v1/chat/completions "{\"model\": \"tiny\", $MSG, \"tools\": [$TOOL, $TOOL]}"
+case_ "tool parameters not an object" 400 POST /v1/chat/completions "{\"model\": \"tiny\", $MSG, \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": \"string\"}}}]}"
+case_ "unknown tool_choice"           400 POST /v1/chat/completions "{\"model\": \"tiny\", $MSG, \"tools\": [$TOOL], \"tool_choice\": \"always\"}"
+case_ "tool_choice names no tool"     400 POST /api/chat "{\"model\": \"tiny\", $MSG, \"tools\": [$TOOL], \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"nope\"}}}"
+case_ "tool_choice required, no tools" 400 POST /v1/chat/completions "{\"model\": \"tiny\", $MSG, \"tool_choice\": \"required\"}"
+case_ "tools with format"             400 POST /api/chat "{\"model\": \"tiny\", $MSG, \"tools\": [$TOOL], \"format\": \"json\"}"
+case_ "history call arguments not JSON" 400 POST /v1/chat/completions "{\"model\": \"tiny\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"c\", \"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": \"{oops\"}}]}]}"
+case_ "a required tool call (200)"    200 POST /v1/chat/completions "{\"model\": \"tiny\", $MSG, \"tools\": [$TOOL], \"tool_choice\": \"required\", \"max_tokens\": 200}"
 case_ "bad model name to pull"        400 POST /api/pull '{"model": "bad name!"}'
 case_ "delete unknown model"          404 DELETE /api/delete '{"model": "nope"}'
 case_ "wrong method"                  405 GET /api/generate
