@@ -320,7 +320,7 @@ TEST(MediaChat, AudioChunksFollowTheImagesOfTheirMessage) {
       EXPECT_EQ(v.vector(i + 189)[0], -3.0f);
     }
   EXPECT_EQ(starts, 2u);
-  EXPECT_EQ(p.rows.size(), 4u + 257 + 2 * (2 + 189) + tok.encode("\n\nTranscribe it.<end_of_turn>\n<start_of_turn>model\n", false, true).size());
+  EXPECT_EQ(p.rows.size(), 5u + 257 + 2 * (2 + 189) + tok.encode("\n\nTranscribe it.<end_of_turn>\n<start_of_turn>model\n", false, true).size());
 }
 
 // Turns with audio are dropped whole, as turns with images: the last turn's recording stays.

@@ -1090,15 +1090,15 @@ TEST_F(ServerImages, ContentPartsKeepTheirOrder) {
   ASSERT_EQ(r.messages.size(), 1u);
   const std::string ph(chat::kImagePlaceholder);
   EXPECT_EQ(r.messages[0].content, "Compare" + ph + "with\nthis:" + ph);
-  ASSERT_EQ(r.messages[0].images.size(), 2u);
-  EXPECT_EQ(r.messages[0].images[0].where, "messages[0].content[1]");
-  EXPECT_EQ(r.messages[0].images[1].where, "messages[0].content[4]");
+  ASSERT_EQ(r.messages[0].media.size(), 2u);
+  EXPECT_EQ(r.messages[0].media[0].where, "messages[0].content[1]");
+  EXPECT_EQ(r.messages[0].media[1].where, "messages[0].content[4]");
   // Ollama's messages: images first, in array order.
   const server::ChatRequest c = server::parse_chat(
       {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", " Compare "}, {"images", {b64(file_bytes(kGradientPng)), b64(file_bytes(kSceneJpg))}}}}}});
   EXPECT_EQ(c.messages[0].content, ph + ph + "Compare");
-  EXPECT_EQ(c.messages[0].images[1].bytes->size(), file_bytes(kSceneJpg).size());
-  EXPECT_EQ(c.messages[0].images[1].where, "messages[0].images[1]");
+  EXPECT_EQ(c.messages[0].media[1].bytes->size(), file_bytes(kSceneJpg).size());
+  EXPECT_EQ(c.messages[0].media[1].where, "messages[0].images[1]");
 }
 
 // Prompt fitting counts an image as its rows and never cuts one: the oldest turns go whole, with their
@@ -1107,19 +1107,19 @@ TEST_F(ServerImages, FittingDropsOldTurnsWholeAndNeverCutsAnImage) {
   const GgufFile file = GgufFile::open(kModel);
   const Tokenizer tok = Tokenizer::from_gguf(file);
   const auto image = [](const std::string& where) {
-    return server::ImageInput{std::make_shared<const std::vector<uint8_t>>(), where};
+    return server::MediaInput{chat::MediaKind::Image, std::make_shared<const std::vector<uint8_t>>(), where, nullptr};
   };
   const std::string ph(chat::kImagePlaceholder);
-  const server::ImageShape shape{kImageRows, kImageRows - 2};
+  const server::MediaShape shape{kImageRows, kImageRows - 2, 0, 0};
   std::vector<server::InMessage> msgs = {{"user", ph + "first", {image("a")}}, {"assistant", "ok", {}}, {"user", ph + "second", {image("b")}}};
   server::BuiltPrompt all = server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 2048, true, shape);
-  EXPECT_EQ(all.images.size(), 2u);
+  EXPECT_EQ(all.media.size(), 2u);
   EXPECT_EQ(all.dropped_turns, 0u);
   EXPECT_TRUE(all.rows.empty()) << "rows are laid out once the images are encoded";
   server::BuiltPrompt last = server::build_chat_prompt(msgs, std::nullopt, nullptr, tok, 540, true, shape);
   EXPECT_EQ(last.dropped_turns, 2u);
-  ASSERT_EQ(last.images.size(), 1u);
-  EXPECT_EQ(last.images[0].where, "b");
+  ASSERT_EQ(last.media.size(), 1u);
+  EXPECT_EQ(last.media[0].where, "b");
   EXPECT_EQ(last.text.find("first"), std::string::npos);
   EXPECT_NE(last.text.find(ph + "second"), std::string::npos);
   try {

@@ -546,7 +546,7 @@ void run(RunOptions o) {
   }
   if (piped) {  // empty stdin, no prompt: nothing to do
     if (!s.pending.empty() || !s.pending_audio.empty())
-      throw std::invalid_argument("--image and --audio need a prompt (an argument, piped stdin or the chat)");
+      throw std::invalid_argument("a file given with --image or --audio needs a prompt (an argument, piped stdin or the chat)");
     return;
   }
   interactive(s);

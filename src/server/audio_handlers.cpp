@@ -217,7 +217,7 @@ void speech(ServerState& s, const HttpRequest& req, HttpResponse& res, bool tran
     const std::vector<InMessage> msgs = {{"user", chat::media_then_text(0, 1, instruction(r, before)), {in}}};
     const Parameters params = request_parameters(s.cfg, m, options);
     const ContextParams cp = context_params(m, params);
-    BuiltPrompt bp = build_chat_prompt(msgs, std::nullopt, json(), *m.tok, cp.n_ctx, false, media_shape(m, false, true));
+    BuiltPrompt bp = build_chat_prompt(msgs, std::nullopt, nullptr, *m.tok, cp.n_ctx, false, media_shape(m, false, true));
     const auto t0 = Clock::now();
     auto out = std::make_shared<OllamaGenerateOutput>();
     out->model = name;

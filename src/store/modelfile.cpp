@@ -214,7 +214,7 @@ void check_projector(const fs::path& projector, const fs::path& model) {
   try {
     parts = probe_projector(projector.string());
   } catch (const std::exception& e) {
-    throw StoreError("FROM " + projector.string() + ": not a valid Gemma 3n projector: " + e.what());
+    throw StoreError("FROM " + projector.string() + ": not a valid gemma3nv vision projector or gemma3na audio projector: " + e.what());
   }
   const auto sum = summarize_gguf(model);
   if (!sum || sum->embedding_length <= 0)
@@ -292,7 +292,7 @@ Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile&
     if (model_src || parent) {
       const std::string what = !file ? "a model name" : arch ? "architecture \"" + *arch + "\"" : "not a GGUF";
       throw StoreError("FROM " + f + ": a second model (" + what +
-                       "); only a projector (a GGUF with general.architecture \"clip\": vision and/or audio towers) may join it");
+                       "); only a projector (a vision projector and/or audio encoder: a GGUF with general.architecture \"clip\") may join it");
     }
     if (file) model_src = file;
     else parent = f;
