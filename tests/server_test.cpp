@@ -74,6 +74,7 @@ class ServerFixture : public ::testing::Test {
     cfg.log_requests = false;
     cfg.sync_answer = sync_answer;
     cfg.before_image_encode = image_hook_;
+    cfg.transcribe_model = transcribe_model_;
     store::ModelStore st(cfg.store);
     store::Modelfile mf;
     mf.from = kModel;
@@ -160,6 +161,7 @@ class ServerFixture : public ::testing::Test {
   std::unique_ptr<server::Server> srv_;
   int port_ = 0;
   std::function<void(const std::atomic<bool>&)> image_hook_;  // ServerConfig::before_image_encode
+  std::string transcribe_model_;                               // ServerConfig::transcribe_model
 };
 
 json greedy(int n) { return json{{"temperature", 0}, {"num_predict", n}}; }
@@ -1322,3 +1324,148 @@ TEST_F(ServerImages, PsAndTheEstimateCountTheProjector) {
 }
 
 }  // namespace
+
+namespace g3n {
+namespace {
+
+// Audio in every API: the audio fixture's tower (text width 256) on the tiny text model as "hearing".
+const std::string kAudioDir = std::string(G3N_FIXTURES_DIR) + "/gemma3n-audio-tiny";
+const std::string kAudioProjector = kAudioDir + "/models/gemma3n-audio-tiny-mmproj-f16.gguf";
+const std::string kSpeechWav = kAudioDir + "/inputs/a_speech_16k_mono_s16.wav";  // 3.7 s: one block
+const std::string kLongWav = kAudioDir + "/inputs/c_long_34s_16k_mono_s16.wav";   // 34 s: two blocks
+
+class ServerAudio : public ServerFixture {
+ protected:
+  void SetUp() override {}
+  void start_hearing() {
+    transcribe_model_ = "hearing";
+    start(2);
+    store::ModelStore st = test_store();
+    store::Modelfile mf;
+    mf.from = kModel;
+    mf.extra_from = {kAudioProjector};
+    store::create_model(st, store::parse_model_name("hearing"), mf, fs::current_path(), [](const std::string&) {});
+  }
+  httplib::Result upload(const std::string& path, const std::string& wav, const std::string& model, const std::string& format = "") const {
+    auto c = client();
+    httplib::MultipartFormDataItems items = {{"file", wav, "speech.wav", "audio/wav"}, {"model", model, "", ""}};
+    if (!format.empty()) items.push_back({"response_format", format, "", ""});
+    return c.Post(path.c_str(), items);
+  }
+};
+
+TEST_F(ServerAudio, EveryChatApiTakesAudioAsItsRows) {
+  start_hearing();
+  const std::string wav = b64(file_bytes(kSpeechWav));
+  const std::string question = "What is said?";
+  auto [s0, text] = post("/api/chat", {{"model", "hearing"}, {"stream", false}, {"options", greedy(3)},
+                                       {"messages", {{{"role", "user"}, {"content", question}}}}});
+  ASSERT_EQ(s0, 200) << text.dump();
+  auto [s1, c] = post("/api/chat", {{"model", "hearing"}, {"stream", false}, {"options", greedy(3)},
+                                    {"messages", {{{"role", "user"}, {"content", question}, {"audio", {wav}}}}}});
+  ASSERT_EQ(s1, 200) << c.dump();
+  // 188 soft rows, <start_of_audio> (as text in this vocabulary) and the <end_of_audio> row, "\n\n" around.
+  EXPECT_GE(c["prompt_eval_count"].get<int>() - text["prompt_eval_count"].get<int>(), 190);
+  EXPECT_EQ(metric("g3n_audio_encoded_total"), 1);
+  // The same recording as an OpenAI input_audio part before the text: the same prompt, the same greedy
+  // answer, and the encoder's cache answers.
+  const json parts = {{{"type", "input_audio"}, {"input_audio", {{"data", wav}, {"format", "wav"}}}}, {{"type", "text"}, {"text", question}}};
+  auto [s2, o] = post("/v1/chat/completions", {{"model", "hearing"}, {"max_tokens", 3}, {"temperature", 0},
+                                               {"messages", {{{"role", "user"}, {"content", parts}}}}});
+  ASSERT_EQ(s2, 200) << o.dump();
+  EXPECT_EQ(o["usage"]["prompt_tokens"], c["prompt_eval_count"]);
+  EXPECT_EQ(o["choices"][0]["message"]["content"], c["message"]["content"]);
+  double cached = metric("g3n_audio_cached_total");
+  for (int i = 0; i < 500 && cached < 1; ++i) {  // the server may count it after the client has its answer
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    cached = metric("g3n_audio_cached_total");
+  }
+  EXPECT_GE(cached, 1);
+  // /api/generate: audio before the prompt's text, no `context` (vector rows are no token ids).
+  auto [s3, g] = post("/api/generate", {{"model", "hearing"}, {"prompt", question}, {"audio", {wav}}, {"stream", false}, {"options", greedy(2)}});
+  ASSERT_EQ(s3, 200) << g.dump();
+  EXPECT_FALSE(g.contains("context"));
+  // A 34 s recording is two 30 s blocks.
+  auto [s4, l] = post("/api/generate", {{"model", "hearing"}, {"prompt", "x"}, {"audio", {b64(file_bytes(kLongWav))}}, {"stream", false},
+                                        {"options", greedy(1)}});
+  ASSERT_EQ(s4, 200) << l.dump();
+  EXPECT_GE(l["prompt_eval_count"].get<int>(), 2 * 190);
+  auto [s5, show] = post("/api/show", {{"model", "hearing"}});
+  ASSERT_EQ(s5, 200);
+  const auto caps = show["capabilities"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(caps.begin(), caps.end(), "audio"), caps.end());
+  EXPECT_EQ(std::find(caps.begin(), caps.end(), "vision"), caps.end());
+}
+
+TEST_F(ServerAudio, TranscriptionsChunkLongAudioAndAnswerEveryFormat) {
+  start_hearing();
+  const std::string wav = file_bytes(kLongWav);
+  auto r = upload("/v1/audio/transcriptions", wav, "whisper-1", "verbose_json");  // mapped to "hearing"
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json v = json::parse(r->body);
+  EXPECT_EQ(v["task"], "transcribe");
+  EXPECT_NEAR(v["duration"].get<double>(), 34.0, 1e-6);
+  ASSERT_EQ(v["segments"].size(), 2u);
+  EXPECT_EQ(v["segments"][0]["start"], 0.0);
+  EXPECT_EQ(v["segments"][1]["start"], 30.0);
+  EXPECT_NEAR(v["segments"][1]["end"].get<double>(), 34.0, 1e-6);
+  EXPECT_TRUE(v["text"].is_string());
+  r = upload("/v1/audio/translations", file_bytes(kSpeechWav), "hearing", "json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(json::parse(r->body).contains("text"));
+  r = upload("/v1/audio/transcriptions", wav, "hearing", "srt");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("1\n00:00:00,000 --> 00:00:30,000\n"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("2\n00:00:30,000 --> 00:00:34,000\n"), std::string::npos) << r->body;
+  r = upload("/v1/audio/transcriptions", file_bytes(kSpeechWav), "hearing", "vtt");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body.rfind("WEBVTT\n\n00:00:00.000 --> 00:00:03.700\n", 0), 0u) << r->body;
+  r = upload("/v1/audio/transcriptions", file_bytes(kSpeechWav), "hearing", "text");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+}
+
+TEST_F(ServerAudio, ErrorsAreClear) {
+  start_hearing();
+  const std::string wav = b64(file_bytes(kSpeechWav));
+  const auto chat_error = [&](const std::string& model, const json& audio, const json& options = greedy(1)) {
+    auto [s, r] = post("/api/chat", {{"model", model}, {"stream", false}, {"options", options},
+                                     {"messages", {{{"role", "user"}, {"content", "x"}, {"audio", audio}}}}});
+    EXPECT_EQ(s, 400) << r.dump();
+    return r.value("error", std::string());
+  };
+  const auto has = [](const std::string& msg, const std::string& part) {
+    EXPECT_NE(msg.find(part), std::string::npos) << "'" << msg << "' lacks '" << part << "'";
+  };
+  has(chat_error("tiny", {wav}), "model has no audio encoder");
+  has(chat_error("hearing", {"aGVsbG8gd29ybGQ="}), "invalid audio in messages[0].audio[0]");
+  has(chat_error("hearing", {"%%%"}), "messages[0].audio[0]: not base64");
+  has(chat_error("hearing", {b64(file_bytes(kLongWav))}, json{{"num_ctx", 300}, {"num_predict", 1}}), "seconds of audio");
+  auto [s1, img] = post("/api/chat", {{"model", "hearing"}, {"messages", {{{"role", "user"}, {"content", "x"}, {"images", {b64(file_bytes(kSceneJpg))}}}}}});
+  EXPECT_EQ(s1, 400);
+  has(img.value("error", ""), "model has no vision projector");
+  auto [s2, o] = post("/v1/chat/completions", {{"model", "hearing"}, {"messages", {{{"role", "user"}, {"content", {{{"type", "input_audio"}, {"input_audio", "x"}}}}}}}});
+  EXPECT_EQ(s2, 400) << o.dump();
+  auto r = upload("/v1/audio/transcriptions", file_bytes(kSpeechWav), "hearing", "xml");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = upload("/v1/audio/transcriptions", "not audio", "hearing");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("invalid audio in file"), std::string::npos) << r->body;
+  r = upload("/v1/audio/transcriptions", file_bytes(kSpeechWav), "tiny");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("model has no audio encoder"), std::string::npos) << r->body;
+  auto c = client();
+  auto plain = c.Post("/v1/audio/transcriptions", "{}", "application/json");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 400);
+}
+
+}  // namespace
+}  // namespace g3n
