@@ -1,7 +1,10 @@
 // Drives `g3n serve` with the unmodified `ollama` and `openai` npm clients.
-// Usage: node clients_test.mjs <path to g3n> <path to a .gguf> [<vision projector .gguf> <image file>]
+// Usage: node clients_test.mjs <path to g3n> <path to a .gguf> [<vision projector .gguf> <image file>
+//   [<audio projector .gguf> <audio file>]]
 // With a projector and an image, a model "seeing" (the .gguf plus the projector) gets images through
-// ollama.generate, ollama.chat and openai chat.completions.
+// ollama.generate, ollama.chat and openai chat.completions. With an audio projector and a recording, a model
+// "hearing" gets it through openai chat.completions input_audio parts and audio.transcriptions/translations
+// ("whisper-1" mapped to it by G3N_TRANSCRIBE_MODEL).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -9,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
-const [g3n, gguf, mmproj, imagePath] = process.argv.slice(2);
+const [g3n, gguf, mmproj, imagePath, audioProjector, audioPath] = process.argv.slice(2);
 if (!g3n || !gguf || (mmproj && !imagePath)) {
   console.error('usage: node clients_test.mjs G3N_BINARY MODEL.gguf [MMPROJ.gguf IMAGE]');
   process.exit(2);
@@ -28,9 +31,10 @@ const freePort = () =>
   });
 
 const store = mkdtempSync(join(tmpdir(), 'g3n-clients-'));
-const env = { ...process.env, G3N_MODELS: store, OLLAMA_MODELS: join(store, 'no-ollama') };
+const env = { ...process.env, G3N_MODELS: store, OLLAMA_MODELS: join(store, 'no-ollama'), G3N_TRANSCRIBE_MODEL: 'hearing' };
 execFileSync(g3n, ['create', 'tiny', '--from', gguf], { env, stdio: 'inherit' });
 if (mmproj) execFileSync(g3n, ['create', 'seeing', '--from', gguf, '--mmproj', mmproj], { env, stdio: 'ignore' });
+if (audioProjector) execFileSync(g3n, ['create', 'hearing', '--from', gguf, '--mmproj', audioProjector], { env, stdio: 'ignore' });
 const port = await freePort();
 const host = `http://127.0.0.1:${port}`;
 const server = spawn(g3n, ['serve', '--host', `127.0.0.1:${port}`, '--threads', '1'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -287,6 +291,31 @@ try {
     });
     await check('ollama image for a model without a projector rejects', async () => {
       await assert.rejects(ollama.generate({ model: 'tiny', prompt: 'x', images: [bytes] }), /no vision projector/);
+    });
+  }
+  if (audioProjector) {
+    const wav = readFileSync(audioPath);
+    await check('openai audio.transcriptions.create', async () => {
+      const r = await openai.audio.transcriptions.create({ file: await toFile(wav, 'speech.wav'), model: 'whisper-1' });
+      assert.equal(typeof r.text, 'string');
+      const v = await openai.audio.transcriptions.create({ file: await toFile(wav, 'speech.wav'), model: 'hearing', response_format: 'verbose_json' });
+      assert.equal(v.segments.length, 1);
+      assert.equal(v.segments[0].start, 0);
+      console.log(`     ${v.duration.toFixed(2)} s, text ${JSON.stringify(r.text.slice(0, 40))}`);
+    });
+    await check('openai audio.translations.create', async () => {
+      const r = await openai.audio.translations.create({ file: await toFile(wav, 'speech.wav'), model: 'whisper-1' });
+      assert.equal(typeof r.text, 'string');
+    });
+    await check('openai chat.completions with an input_audio part', async () => {
+      const data = wav.toString('base64');
+      const text = await openai.chat.completions.create({ model: 'hearing', max_tokens: 4, temperature: 0, messages: [{ role: 'user', content: 'What is said?' }] });
+      const r = await openai.chat.completions.create({
+        model: 'hearing', max_tokens: 4, temperature: 0,
+        messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data, format: 'wav' } }, { type: 'text', text: 'What is said?' }] }],
+      });
+      assert.ok(r.usage.prompt_tokens - text.usage.prompt_tokens >= 190, 'the audio block is missing');
+      console.log(`     ${r.usage.prompt_tokens - text.usage.prompt_tokens} rows for the clip; reply ${JSON.stringify(r.choices[0].message.content)}`);
     });
   }
   await check('openai unknown model is a 404', async () => {
