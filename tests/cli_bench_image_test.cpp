@@ -137,3 +137,37 @@ TEST(CliCreateRandom, WritesProjector) {
 
 }  // namespace
 }  // namespace g3n
+
+namespace g3n {
+namespace {
+
+// `g3n bench --mmproj --audio`: the audio figures, per chunk, with the work done and the memory added.
+TEST(CliBenchAudio, JsonHasAudioFigures) {
+  const std::string a = test::fixtures_dir() + "/gemma3n-audio-tiny";
+  int status = -1;
+  const std::string out = run_capture(kG3n + " bench " + tiny_model() + kSmallText + " --mmproj " + a +
+                                          "/models/gemma3n-audio-tiny-mmproj-f16.gguf --audio " + a +
+                                          "/inputs/c_long_34s_16k_mono_s16.wav --json --no-rss-baseline",
+                                      status);
+  ASSERT_EQ(exit_code(status), 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  EXPECT_EQ(j.at("audio_chunks").get<int>(), 2);
+  EXPECT_EQ(j.at("audio_tokens").get<int>(), 2 * 188);
+  EXPECT_DOUBLE_EQ(j.at("audio_seconds").get<double>(), 34.0);
+  EXPECT_GT(j.at("audio_encode_s").get<double>(), 0.0);
+  EXPECT_GT(j.at("audio_features_s").get<double>(), 0.0);
+  EXPECT_GT(j.at("audio_gflops").get<double>(), 0.0);
+  // Each run's stages sum to its encode (the stages are the encode's own parts).
+  for (const auto& run : j.at("audio_runs")) {
+    double sum = 0;
+    for (const auto& [name, s] : run.at("stage_s").items()) sum += s.get<double>();
+    EXPECT_LE(sum, run.at("encode_s").get<double>() * 1.001 + 1e-4);
+    EXPECT_GT(sum, run.at("encode_s").get<double>() * 0.5);
+  }
+  EXPECT_TRUE(j.at("audio_peak_rss_delta_bytes").is_null());  // --no-rss-baseline
+  const std::string bad = run_capture(kG3n + " bench " + tiny_model() + kSmallText + " --audio " + a + "/inputs/a_speech_16k_mono_s16.wav 2>&1", status);
+  EXPECT_EQ(exit_code(status), 1) << bad;
+}
+
+}  // namespace
+}  // namespace g3n

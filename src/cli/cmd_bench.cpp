@@ -20,6 +20,7 @@
 
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "media/audio_benchmark.h"
 #include "media/image_benchmark.h"
 #include "model/model.h"
 #include "model/matformer.h"
@@ -32,7 +33,7 @@ struct Options {
   int prompt = 512, gen = 64, threads = 0, repeats = 3, parallel = 1, ctx = 0;
   bool json = false, exact = false, no_shortcut = false;
   // Image figures.
-  std::string mmproj, image, vision;
+  std::string mmproj, image, vision, audio;
   int image_repeats = 0;
   bool no_rss_baseline = false;
 };
@@ -97,13 +98,14 @@ void run(const Options& o) {
   p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
-  if (o.mmproj.empty() != o.image.empty()) throw std::invalid_argument("--mmproj and --image go together");
-  const bool with_image = !o.mmproj.empty();
+  if (o.mmproj.empty() != (o.image.empty() && o.audio.empty()))
+    throw std::invalid_argument("--mmproj goes with --image and/or --audio");
+  const bool with_image = !o.image.empty(), with_audio = !o.audio.empty();
   if (!o.vision.empty() && o.vision != "fast" && o.vision != "exact") throw std::invalid_argument("--vision must be fast or exact");
   const bool vision_fast = o.vision.empty() ? !o.exact : o.vision == "fast";
   // Fail before the long text runs, not after them.
-  for (const std::string* f : {&o.mmproj, &o.image})
-    if (with_image && !std::filesystem::is_regular_file(*f)) throw std::invalid_argument(*f + ": no such file");
+  for (const std::string* f : {&o.mmproj, &o.image, &o.audio})
+    if (!f->empty() && !std::filesystem::is_regular_file(*f)) throw std::invalid_argument(*f + ": no such file");
   // Before the model exists; the peak RSS is reset after it (the buffer is gone by then), so the buffer
   // never counts toward the peak reported below.
   const double bandwidth = measure_read_bandwidth(p.n_threads);
@@ -130,8 +132,19 @@ void run(const Options& o) {
     ip.n_embd = model->config().n_embd;
     img = run_image_benchmark(ip);
   }
+  AudioBenchResult aud;
+  if (with_audio) {
+    AudioBenchParams ap;
+    ap.mmproj = o.mmproj;
+    ap.audio = o.audio;
+    ap.n_threads = p.n_threads;
+    ap.fast = vision_fast;
+    ap.repeats = o.image_repeats > 0 ? o.image_repeats : o.repeats;
+    ap.n_embd = model->config().n_embd;
+    aud = run_audio_benchmark(ap);
+  }
   const uint64_t rss = peak_rss_bytes();
-  if (with_image && !o.no_rss_baseline) {
+  if ((with_image || with_audio) && !o.no_rss_baseline) {
     baseline_rss = baseline_peak_rss(o, p.n_threads);
     if (!baseline_rss) std::fprintf(stderr, "warning: the baseline run without the image failed; no image memory figure\n");
   }
@@ -188,13 +201,40 @@ void run(const Options& o) {
         iruns.push_back({{"preprocess_s", run.preprocess_s}, {"encode_s", run.encode_s}, {"stage_s", st}});
       }
       j["image_runs"] = iruns;
-      // null when the baseline run was skipped (--no-rss-baseline) or failed.
-      j["image_peak_rss_delta_bytes"] = nullptr;
-      j["baseline_peak_rss_bytes"] = nullptr;
-      if (baseline_rss) {
-        j["baseline_peak_rss_bytes"] = *baseline_rss;
-        j["image_peak_rss_delta_bytes"] = static_cast<int64_t>(rss) - static_cast<int64_t>(*baseline_rss);
+    }
+    if (with_audio) {
+      j["mmproj"] = o.mmproj;
+      j["audio"] = o.audio;
+      j["audio_path"] = vision_fast ? "fast" : "exact";
+      j["audio_repeats"] = aud.runs.size();
+      j["audio_load_s"] = aud.load_s;
+      j["audio_seconds"] = aud.audio_seconds;
+      j["audio_chunks"] = aud.chunks;
+      j["audio_tokens"] = aud.tokens;
+      j["audio_decode_s"] = aud.decode_s;
+      j["audio_features_s"] = aud.features_s;
+      j["audio_encode_s"] = aud.encode_s;
+      j["audio_flops"] = aud.flops;
+      j["audio_gflops"] = aud.encode_s > 0 ? aud.flops / aud.encode_s / 1e9 : 0.0;
+      nlohmann::json stages = nlohmann::json::object();
+      for (const auto& [name, s] : aud.stages) stages[name] = s;
+      j["audio_stage_s"] = stages;
+      nlohmann::json aruns = nlohmann::json::array();
+      for (const auto& run : aud.runs) {
+        nlohmann::json st = nlohmann::json::object();
+        for (const auto& [name, s] : run.stages) st[name] = s;
+        aruns.push_back({{"decode_s", run.decode_s}, {"features_s", run.features_s}, {"encode_s", run.encode_s}, {"stage_s", st}});
       }
+      j["audio_runs"] = aruns;
+    }
+    if (with_image || with_audio) {
+      // Memory the media add: null when the baseline run was skipped (--no-rss-baseline) or failed. With both
+      // --image and --audio each figure is the two together.
+      const nlohmann::json delta =
+          baseline_rss ? nlohmann::json(static_cast<int64_t>(rss) - static_cast<int64_t>(*baseline_rss)) : nlohmann::json(nullptr);
+      j["baseline_peak_rss_bytes"] = baseline_rss ? nlohmann::json(*baseline_rss) : nlohmann::json(nullptr);
+      if (with_image) j["image_peak_rss_delta_bytes"] = delta;
+      if (with_audio) j["audio_peak_rss_delta_bytes"] = delta;
     }
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -210,6 +250,17 @@ void run(const Options& o) {
   std::printf("peak RSS   %.1f MB\n", rss / 1e6);
   std::printf("bandwidth  decode reads %.2f GB of weights per step: %.1f GB/s, %.0f%% of the measured %.1f GB/s\n",
               step_bytes / 1e9, traffic / 1e9, 100 * fraction, bandwidth / 1e9);
+  if (with_audio) {
+    std::printf("audio      %s, %.2f s, %lld chunk(s), %lld tokens, %s path, %zu repeats (medians)\n", o.audio.c_str(), aud.audio_seconds,
+                static_cast<long long>(aud.chunks), static_cast<long long>(aud.tokens), vision_fast ? "fast" : "exact", aud.runs.size());
+    std::printf("audio enc  decode %.3f s, features %.3f s, encode %.3f s (%.1f GFLOP/s):", aud.decode_s, aud.features_s, aud.encode_s,
+                aud.encode_s > 0 ? aud.flops / aud.encode_s / 1e9 : 0.0);
+    for (const auto& [name, s] : aud.stages) std::printf(" %s %.3f", name.c_str(), s);
+    std::printf("\n");
+    if (baseline_rss && !with_image)
+      std::printf("audio RSS  %+.1f MB (peak %.1f MB vs %.1f MB without the audio)\n",
+                  (static_cast<double>(rss) - static_cast<double>(*baseline_rss)) / 1e6, rss / 1e6, *baseline_rss / 1e6);
+  }
   if (!with_image) return;
   std::printf("image      %s, %dx%d -> %lldx%lld, %lld tokens, %s vision path, %zu repeats (medians)\n", o.image.c_str(),
               static_cast<int>(img.source_width), static_cast<int>(img.source_height), static_cast<long long>(img.image_size),
@@ -240,7 +291,8 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--matformer", o->matformer, "measure a MatFormer slice of the model: a preset (e2b, ...), FILE.json or FILE.csv:ROW");
   c->add_flag("--exact", o->exact, "exact arithmetic (f32 activations) instead of the fast path");
   c->add_flag("--no-prefill-shortcut", o->no_shortcut, "run KV-sharing layers for every prompt token (to measure the shortcut)");
-  c->add_option("--mmproj", o->mmproj, "vision projector (mmproj GGUF): also measure an image encode (with --image)");
+  c->add_option("--mmproj", o->mmproj, "projector (mmproj GGUF): also measure an image (--image) and/or audio (--audio) encode");
+  c->add_option("--audio", o->audio, "audio file to encode, every 30 s chunk (with --mmproj holding an audio tower)");
   c->add_option("--image", o->image, "image file to encode (with --mmproj)");
   c->add_option("--vision", o->vision, "vision path: fast (default) or exact (default exact with --exact)");
   c->add_option("--image-repeats", o->image_repeats, "image encodes; medians are reported (default: --repeats)");
