@@ -29,7 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (w.seconds() > limits.max_seconds + 1.0) __builtin_trap();
   for (float v : w.samples)
     if (!std::isfinite(v)) __builtin_trap();
-  const std::span<const float> chunk = audio_chunk(w.samples, 0);
+  // The first 30 s chunk; a recording under one frame (513 samples) has no chunk, and the extractor must
+  // refuse it whole.
+  const std::span<const float> all(w.samples);
+  const std::span<const float> chunk = audio_chunk_count(static_cast<int64_t>(all.size())) > 0 ? audio_chunk(all, 0) : all;
   LogMelFeatures f;
   try {
     f = log_mel_features(chunk);
