@@ -2,6 +2,7 @@
 // every set this CPU runs (not only the dispatched one) is exercised and named in the output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -200,6 +201,27 @@ TEST(KernelsConv, SoftmaxMatchesScalarTwin) {
         ASSERT_NEAR(sum, 1.0, 1e-5) << ks->name;
       }
     }
+}
+
+TEST(KernelsConv, SiluMatchesScalarTwin) {
+  const ConvKernelSet& ref = conv_kernels_scalar();
+  for (const ConvKernelSet* ks : conv_kernel_sets()) {
+    float worst = 0;
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(1000)}) {
+      std::vector<float> x = randn(static_cast<size_t>(n), 60, 6.0f);
+      x[0] = -120.0f;  // exp(120) overflows: silu is -0 in the scalar set, -1.9e-36 in SIMD (clamped exp)
+      if (n > 1) x[1] = 95.0f;
+      std::vector<float> got = x, want = x;
+      ks->silu(got.data(), n);
+      ref.silu(want.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const float err = std::fabs(got[size_t(i)] - want[size_t(i)]);
+        ASSERT_LE(err, 2e-6f * std::fabs(want[size_t(i)]) + 1e-30f) << ks->name << " n" << n << " x " << x[size_t(i)];
+        if (want[size_t(i)] != 0) worst = std::max(worst, err / std::fabs(want[size_t(i)]));
+      }
+    }
+    std::printf("  %-14s silu: max rel err %.2e\n", ks->name, worst);
+  }
 }
 
 }  // namespace

@@ -75,9 +75,7 @@ void FastAudioTower::feed_forward(const WeightMatrix& up, const WeightMatrix& do
   norm_rows(fr.x.data(), h.data(), n, pre, true);
   std::vector<float> u = linear(h.data(), n, up);
   const int64_t Fw = up.n_out;
-  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * Fw; i < e * Fw; ++i) u[static_cast<size_t>(i)] = silu(u[static_cast<size_t>(i)]);
-  }, kRowGrain);
+  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) { ks_.silu(u.data() + b * Fw, (e - b) * Fw); }, kRowGrain);
   std::vector<float> y = linear(u.data(), n, down);
   norm_rows(y.data(), y.data(), n, post, true);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
@@ -158,9 +156,7 @@ void FastAudioTower::light_conv(const AudioLayerWeights& l, AudioFrames& fr) {
     }
   }, kRowGrain);
   norm_rows(h.data(), h.data(), n, l.conv_norm, true);
-  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * D; i < e * D; ++i) h[static_cast<size_t>(i)] = silu(h[static_cast<size_t>(i)]);
-  }, kRowGrain);
+  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) { ks_.silu(h.data() + b * D, (e - b) * D); }, kRowGrain);
   const std::vector<float> y = linear(h.data(), n, l.conv_pw2);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += y[static_cast<size_t>(i)];

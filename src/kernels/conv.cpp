@@ -114,11 +114,16 @@ void softmax_rows_scalar(float* x, int64_t ld, int64_t rows, int64_t n, float sc
   }
 }
 
+void silu_scalar(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
 }  // namespace
 
 const ConvKernelSet& scalar_set() {
   static const ConvKernelSet k{"scalar",           pack_weights_scalar,  gemm_strip_scalar,   pack_activations_scalar,
-                               gemm_panel_scalar,  depthwise_row_scalar, rms_norm_rows_scalar, softmax_rows_scalar};
+                               gemm_panel_scalar,  depthwise_row_scalar, rms_norm_rows_scalar, softmax_rows_scalar,
+                               silu_scalar};
   return k;
 }
 
@@ -155,11 +160,13 @@ void gemm_weights(const ConvKernelSet& ks, const float* a, int64_t lda, int64_t 
   gemm_weights_packed_columns(ks, scratch.acts.data(), m, w, 0, w.n_out, c, ldc, scratch);
 }
 
-// The blocking both variants share (L2 = 512 KiB per core on the machines measured): a panel of up to
-// kGroup strips (kc x 128 f32 = 128 KiB) is packed once per input block and swept by row chunks of kMC
-// rows, whose A block (kMC x kc = 96 KiB) and C block stay in L2 while every strip of the panel passes.
-// C is read and written once per input block, which is exact (the f32 accumulator is stored and
-// reloaded as is): every value is the k-ordered chain, whatever the blocking.
+// The blocking both variants share (L2 = 512 KiB per core on the machines measured). A group of up to
+// kGroup strips (128 output channels) is packed once over all of K (128 KiB per input block) and swept by
+// row chunks of kMC rows; within a chunk the input blocks run innermost, so the chunk's C block
+// (kMC x 128 f32 = 48 KiB) stays in L2 from the first input block to the last instead of making a trip
+// to L3 per block (C's rows are often 4 KiB multiples apart, which L1 cannot hold together). Every value
+// is still the k-ordered chain (the accumulator is stored and reloaded as is between input blocks),
+// whatever the blocking.
 template <class Strip>
 static void gemm_blocked(const ConvKernelSet& ks, int64_t m, const WeightMatrix& w, int64_t o0, int64_t o1, float* c, int64_t ldc,
                          GemmScratch& scratch, Strip&& strip) {
@@ -170,17 +177,20 @@ static void gemm_blocked(const ConvKernelSet& ks, int64_t m, const WeightMatrix&
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + o0, c + i * ldc + o1, 0.0f);
     return;
   }
-  const int64_t kc_max = std::min(K, kGemmKC);
-  if (scratch.panel.size() < static_cast<size_t>(kGroup * kc_max * kGemmNR))
-    scratch.panel.resize(static_cast<size_t>(kGroup * kc_max * kGemmNR));
-  float* panel = scratch.panel.data();
-  for (int64_t k0 = 0; k0 < K; k0 += kGemmKC) {
-    const int64_t kc = std::min(kGemmKC, K - k0);
-    for (int64_t n0 = o0; n0 < o1; n0 += kGroup * kGemmNR) {
-      const int64_t nn = std::min(kGroup * kGemmNR, o1 - n0), ns = (nn + kGemmNR - 1) / kGemmNR;
-      ks.pack_weights(w, n0, nn, k0, kc, panel);
-      for (int64_t i0 = 0; i0 < m; i0 += kMC) {
-        const int64_t mc = std::min(kMC, m - i0);
+  const int64_t blocks = (K + kGemmKC - 1) / kGemmKC;
+  const int64_t block_floats = kGroup * std::min(K, kGemmKC) * kGemmNR;  // one input block of the group
+  if (scratch.panel.size() < static_cast<size_t>(blocks * block_floats)) scratch.panel.resize(static_cast<size_t>(blocks * block_floats));
+  for (int64_t n0 = o0; n0 < o1; n0 += kGroup * kGemmNR) {
+    const int64_t nn = std::min(kGroup * kGemmNR, o1 - n0), ns = (nn + kGemmNR - 1) / kGemmNR;
+    for (int64_t kb = 0; kb < blocks; ++kb) {
+      const int64_t k0 = kb * kGemmKC;
+      ks.pack_weights(w, n0, nn, k0, std::min(kGemmKC, K - k0), scratch.panel.data() + kb * block_floats);
+    }
+    for (int64_t i0 = 0; i0 < m; i0 += kMC) {
+      const int64_t mc = std::min(kMC, m - i0);
+      for (int64_t kb = 0; kb < blocks; ++kb) {
+        const int64_t k0 = kb * kGemmKC, kc = std::min(kGemmKC, K - k0);
+        const float* panel = scratch.panel.data() + kb * block_floats;
         for (int64_t s = 0; s < ns; ++s)
           strip(i0, mc, k0, kc, panel + s * kc * kGemmNR, c + i0 * ldc + n0 + s * kGemmNR, std::min(kGemmNR, nn - s * kGemmNR));
       }

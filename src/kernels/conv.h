@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/aligned_vector.h"
 #include "kernels/matmul.h"
 
 namespace g3n {
@@ -54,6 +55,8 @@ struct ConvKernelSet {
   void (*rms_norm_rows)(float* x, int64_t ld, int64_t rows, int64_t n, const float* w, float eps, bool gelu);
   // Each row in place: softmax(scale * x) (scale > 0).
   void (*softmax_rows)(float* x, int64_t ld, int64_t rows, int64_t n, float scale);
+  // n values in place: x / (1 + exp(-x)) (SiLU, the audio tower's FFN and light-conv activation).
+  void (*silu)(float* x, int64_t n);
 };
 
 // The scalar set: always available.
@@ -65,8 +68,8 @@ std::vector<const ConvKernelSet*> conv_kernel_sets();
 
 // Reusable packing buffers of one thread.
 struct GemmScratch {
-  std::vector<float> panel;  // packed weights
-  std::vector<float> acts;   // packed activations
+  AlignedVector<float> panel;  // packed weights (cache-line aligned: the micro-kernel's 32-byte loads never split)
+  AlignedVector<float> acts;   // packed activations
 };
 
 // Floats of m rows of K inputs packed by pack_activations.
