@@ -85,7 +85,7 @@ TEST(AudioFast, ResultDoesNotDependOnThreadCount) {
   ThreadPool one(1), three(3);
   AudioOptions o;
   o.fast = true;
-  for (const std::string clip : {audio_clips()[2], audio_clips()[3]}) {
+  for (const std::string& clip : {audio_clips()[2], audio_clips()[3]}) {
     const LogMelFeatures f = golden_features(clip);
     const AudioEncoding a = encode_audio(mm, f, one, o), b = encode_audio(mm, f, three, o);
     EXPECT_EQ(a.encoder_out, b.encoder_out) << clip;

@@ -29,6 +29,12 @@ std::vector<float> FastAudioTower::linear(const float* x, int64_t n, const Weigh
   return y;
 }
 
+float* FastAudioTower::linear_into(const float* x, int64_t n, const WeightMatrix& w, std::vector<float>& out) {
+  if (out.size() < static_cast<size_t>(n * w.n_out)) out.resize(static_cast<size_t>(n * w.n_out));
+  gemm_.run(x, w.n_in, n, w, out.data(), w.n_out);
+  return out.data();
+}
+
 void FastAudioTower::norm_rows(const float* src, float* dst, int64_t n, const std::vector<float>& w, bool clamp) {
   const int64_t D = static_cast<int64_t>(w.size());
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
@@ -70,16 +76,16 @@ std::vector<float> FastAudioTower::sscp_conv(const AudioSscpConv& c, const std::
 
 void FastAudioTower::feed_forward(const WeightMatrix& up, const WeightMatrix& down, const std::vector<float>& pre,
                                   const std::vector<float>& post, AudioFrames& fr) {
-  const int64_t D = mm_.config.width, n = fr.n;
-  std::vector<float> h(fr.x.size());
-  norm_rows(fr.x.data(), h.data(), n, pre, true);
-  std::vector<float> u = linear(h.data(), n, up);
-  const int64_t Fw = up.n_out;
-  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) { ks_.silu(u.data() + b * Fw, (e - b) * Fw); }, kRowGrain);
-  std::vector<float> y = linear(u.data(), n, down);
-  norm_rows(y.data(), y.data(), n, post, true);
+  const int64_t D = mm_.config.width, n = fr.n, Fw = up.n_out;
+  buf_.norm.resize(fr.x.size());
+  float* h = buf_.norm.data();
+  norm_rows(fr.x.data(), h, n, pre, true);
+  float* u = linear_into(h, n, up, buf_.wide);
+  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) { ks_.silu(u + b * Fw, (e - b) * Fw); }, kRowGrain);
+  float* y = linear_into(u, n, down, buf_.out);
+  norm_rows(y, y, n, post, true);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += kAudioResidualWeight * y[static_cast<size_t>(i)];
+    for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += kAudioResidualWeight * y[i];
   }, kRowGrain);
 }
 
@@ -88,24 +94,27 @@ void FastAudioTower::feed_forward(const WeightMatrix& up, const WeightMatrix& do
 // stored by falling distance (row r = p_{12-r}).
 void FastAudioTower::attention(const AudioLayerWeights& l, AudioFrames& fr) {
   const int64_t D = mm_.config.width, H = mm_.config.head_dim, N = mm_.config.n_heads, n = fr.n, W = kAudioMaxPast + 1;
-  std::vector<float> xn(fr.x.size());
-  norm_rows(fr.x.data(), xn.data(), n, l.attn_norm, true);
-  std::vector<float> q = linear(xn.data(), n, l.q);
-  const std::vector<float> k = linear(xn.data(), n, l.k), v = linear(xn.data(), n, l.v);
+  buf_.norm.resize(fr.x.size());
+  float* xn = buf_.norm.data();
+  norm_rows(fr.x.data(), xn, n, l.attn_norm, true);
+  float* q = linear_into(xn, n, l.q, buf_.q);
+  const float* k = linear_into(xn, n, l.k, buf_.k);
+  const float* v = linear_into(xn, n, l.v, buf_.v);
   const std::vector<float> tau = relative_timing_signal(D);
   const std::vector<float> p = linear(tau.data(), W, l.pos);
   std::vector<float> pr(p.size());
   for (int64_t r = 0; r < W; ++r) std::copy_n(p.data() + (W - 1 - r) * D, D, pr.data() + r * D);
   const std::vector<float> scale = query_scale(l, H);
-  std::vector<float> a(static_cast<size_t>(n * D), 0.0f);
+  float* a = xn;  // the normalised input is spent: the heads' outputs go there (rows of dropped frames stay 0)
+  std::fill_n(a, n * D, 0.0f);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
     float ac[kAudioMaxPast + 1], bd[kAudioMaxPast + 1];
     for (int64_t t = b; t < e; ++t) {
-      float* qt = q.data() + t * D;
+      float* qt = q + t * D;
       for (int64_t c = 0; c < D; ++c) qt[c] *= scale[static_cast<size_t>(c % H)];
       const int64_t s0 = std::max<int64_t>(0, t - kAudioMaxPast), cnt = t - s0 + 1;
       for (int64_t h = 0; h < N; ++h) {
-        attn_scores_f32(k.data() + s0 * D + h * H, D, cnt, qt + h * H, 1, H, ac, W);
+        attn_scores_f32(k + s0 * D + h * H, D, cnt, qt + h * H, 1, H, ac, W);
         attn_scores_f32(pr.data() + (W - cnt) * D + h * H, D, cnt, qt + h * H, 1, H, bd, W);
         float mx = -INFINITY;
         for (int64_t j = 0; j < cnt; ++j) {
@@ -117,14 +126,14 @@ void FastAudioTower::attention(const AudioLayerWeights& l, AudioFrames& fr) {
         for (int64_t j = 0; j < cnt; ++j) sum += (ac[j] = std::exp(ac[j] - mx));
         const float inv = 1.0f / sum;
         for (int64_t j = 0; j < cnt; ++j) ac[j] *= inv;
-        attn_values_f32(v.data() + s0 * D + h * H, D, cnt, ac, W, 1, H, a.data() + t * D + h * H);
+        attn_values_f32(v + s0 * D + h * H, D, cnt, ac, W, 1, H, a + t * D + h * H);
       }
     }
   }, kRowGrain);
-  std::vector<float> y = linear(a.data(), n, l.out);
-  norm_rows(y.data(), y.data(), n, l.attn_post_norm, true);
+  float* y = linear_into(a, n, l.out, buf_.out);
+  norm_rows(y, y, n, l.attn_post_norm, true);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += y[static_cast<size_t>(i)];
+    for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += y[i];
     for (int64_t t = b; t < e; ++t)
       if (!fr.valid[static_cast<size_t>(t)]) std::fill_n(fr.x.data() + t * D, D, 0.0f);
   }, kRowGrain);
@@ -132,34 +141,36 @@ void FastAudioTower::attention(const AudioLayerWeights& l, AudioFrames& fr) {
 
 void FastAudioTower::light_conv(const AudioLayerWeights& l, AudioFrames& fr) {
   const int64_t D = mm_.config.width, K = mm_.config.conv_kernel, n = fr.n;
-  std::vector<float> xn(fr.x.size());
-  norm_rows(fr.x.data(), xn.data(), n, l.conv_pre_norm, false);
-  std::vector<float> h2 = linear(xn.data(), n, l.conv_pw1);  // [n, 2D]
+  buf_.norm.resize(fr.x.size());
+  float* xn = buf_.norm.data();
+  norm_rows(fr.x.data(), xn, n, l.conv_pre_norm, false);
+  float* h2 = linear_into(xn, n, l.conv_pw1, buf_.wide);  // [n, 2D]
   // GLU in place into the first half of each row (value · sigmoid(gate)).
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
-      float* row = h2.data() + t * 2 * D;
+      float* row = h2 + t * 2 * D;
       for (int64_t c = 0; c < D; ++c) row[c] = row[c] * (1.0f / (1.0f + std::exp(-row[D + c])));
     }
   }, kRowGrain);
-  std::vector<float> h(static_cast<size_t>(n * D), 0.0f);
+  float* h = xn;  // the normalised input is spent: the depthwise conv's output goes there
+  std::fill_n(h, n * D, 0.0f);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
-      float* o = h.data() + t * D;
+      float* o = h + t * D;
       for (int64_t k = 0; k < K; ++k) {
         const int64_t s = t - (K - 1) + k;
         if (s < 0) continue;
-        const float* g = h2.data() + s * 2 * D;
+        const float* g = h2 + s * 2 * D;
         const float* w = l.conv_dw.data() + k * D;
         for (int64_t c = 0; c < D; ++c) o[c] += w[c] * g[c];
       }
     }
   }, kRowGrain);
-  norm_rows(h.data(), h.data(), n, l.conv_norm, true);
-  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) { ks_.silu(h.data() + b * D, (e - b) * D); }, kRowGrain);
-  const std::vector<float> y = linear(h.data(), n, l.conv_pw2);
+  norm_rows(h, h, n, l.conv_norm, true);
+  pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) { ks_.silu(h + b * D, (e - b) * D); }, kRowGrain);
+  const float* y = linear_into(h, n, l.conv_pw2, buf_.out);
   pool_.parallel_for_dynamic(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += y[static_cast<size_t>(i)];
+    for (int64_t i = b * D; i < e * D; ++i) fr.x[static_cast<size_t>(i)] += y[i];
   }, kRowGrain);
 }
 
@@ -186,6 +197,11 @@ AudioFrames FastAudioTower::run(const LogMelFeatures& f, const FastAudioTowerOpt
   };
   const AudioTap& tap = opts.tap;
   poll();
+  // The layer buffers live for one run: an idle encoder holds no activations.
+  struct Release {
+    Buffers& b;
+    ~Release() { b = Buffers{}; }
+  } release{buf_};
   const int64_t T1 = audio_sscp_out(f.frames), T2 = audio_sscp_out(T1);
   const std::vector<float> y0 = sscp_conv(mm_.tower.conv[0], f.data, f.frames, c.sscp_freq[0]);
   if (tap) tap("sscp_conv0", y0);

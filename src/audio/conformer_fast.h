@@ -45,12 +45,21 @@ class FastAudioTower {
   // dst [n, D] = clamp(src) (when clamp) normalised with weight w, rows split across the pool.
   void norm_rows(const float* src, float* dst, int64_t n, const std::vector<float>& w, bool clamp);
   std::vector<float> linear(const float* x, int64_t n, const WeightMatrix& w);
+  // The same into a reused buffer (sized, never shrunk: no fresh pages to fault in and zero per call).
+  float* linear_into(const float* x, int64_t n, const WeightMatrix& w, std::vector<float>& out);
+
+  // A layer's activations, reused by every layer of a run: each is [n, width] except `wide` ([n, FFN
+  // width] or [n, 2·width]). What holds what is named at each use.
+  struct Buffers {
+    std::vector<float> norm, q, k, v, out, wide;
+  };
 
   const AudioMmproj& mm_;
   ThreadPool& pool_;
   const ConvKernelSet& ks_;
   AudioGemm gemm_;
   std::vector<Scratch> scratch_;
+  Buffers buf_;
 };
 
 }  // namespace g3n
