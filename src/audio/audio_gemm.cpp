@@ -7,7 +7,7 @@
 namespace g3n {
 namespace {
 
-constexpr int64_t kColumnChunk = 4 * kGemmNR;  // output columns per task of a column split
+constexpr int64_t kColumnChunk = 8 * kGemmNR;  // output columns per task of a column split (one GEMM group: A read once per 128 columns)
 constexpr int64_t kRowChunk = 96;              // rows per task of a row split (16 micro-kernel panels)
 
 }  // namespace
