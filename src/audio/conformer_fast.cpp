@@ -174,14 +174,19 @@ void FastAudioTower::light_conv(const AudioLayerWeights& l, AudioFrames& fr) {
   }, kRowGrain);
 }
 
-void FastAudioTower::block(const AudioLayerWeights& l, AudioFrames& fr, int index, const AudioTap& tap) {
+void FastAudioTower::block(const AudioLayerWeights& l, AudioFrames& fr, int index, const AudioTap& tap,
+                           const std::function<void()>& poll) {
+  // A real-size layer takes about a second: the cancel is polled between its four modules too.
   const std::string p = "conformer_" + std::to_string(index) + "_";
   feed_forward(l.ffn_up, l.ffn_down, l.ffn_norm, l.ffn_post_norm, fr);
   if (tap) tap(p + "after_ffw_start", fr.x);
+  poll();
   attention(l, fr);  // includes the zeroing of invalid frames
   if (tap) tap(p + "after_attention", fr.x);
+  poll();
   light_conv(l, fr);
   if (tap) tap(p + "after_lconv", fr.x);
+  poll();
   feed_forward(l.ffn_up_end, l.ffn_down_end, l.ffn_norm_end, l.ffn_post_norm_end, fr);
   if (tap) tap(p + "after_ffw_end", fr.x);
   norm_rows(fr.x.data(), fr.x.data(), fr.n, l.final_norm, true);
@@ -192,7 +197,7 @@ AudioFrames FastAudioTower::run(const LogMelFeatures& f, const FastAudioTowerOpt
   const AudioConfig& c = mm_.config;
   if (f.frames <= 0 || f.data.size() != static_cast<size_t>(f.frames * c.mel_bins) || f.valid.size() != static_cast<size_t>(f.frames))
     throw std::runtime_error("audio tower: features are not " + std::to_string(f.frames) + " (>= 1) frames of " + std::to_string(c.mel_bins));
-  auto poll = [&] {
+  const std::function<void()> poll = [&] {
     if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) throw AudioCancelled();
   };
   const AudioTap& tap = opts.tap;
@@ -220,7 +225,7 @@ AudioFrames FastAudioTower::run(const LogMelFeatures& f, const FastAudioTowerOpt
   if (opts.lap) opts.lap("sscp");
   for (size_t i = 0; i < mm_.tower.layers.size(); ++i) {
     poll();
-    block(mm_.tower.layers[i], fr, static_cast<int>(i), tap);
+    block(mm_.tower.layers[i], fr, static_cast<int>(i), tap, poll);
   }
   if (opts.lap) opts.lap("conformer");
   return reduce_frames(fr, c.width);

@@ -18,7 +18,7 @@ namespace g3n {
 class ThreadPool;
 
 struct FastAudioTowerOptions {
-  const std::atomic<bool>* cancel = nullptr;  // polled before every stage and layer: throws AudioCancelled
+  const std::atomic<bool>* cancel = nullptr;  // polled before every stage, layer and module: throws AudioCancelled
   AudioTap tap;                               // as run_audio_tower's
   std::function<void(const char*)> lap;       // called after "sscp" and after "conformer" (all layers)
 };
@@ -41,7 +41,7 @@ class FastAudioTower {
                     AudioFrames& fr);
   void attention(const AudioLayerWeights& l, AudioFrames& fr);
   void light_conv(const AudioLayerWeights& l, AudioFrames& fr);
-  void block(const AudioLayerWeights& l, AudioFrames& fr, int index, const AudioTap& tap);
+  void block(const AudioLayerWeights& l, AudioFrames& fr, int index, const AudioTap& tap, const std::function<void()>& poll);
   // dst [n, D] = clamp(src) (when clamp) normalised with weight w, rows split across the pool.
   void norm_rows(const float* src, float* dst, int64_t n, const std::vector<float>& w, bool clamp);
   std::vector<float> linear(const float* x, int64_t n, const WeightMatrix& w);
