@@ -1,23 +1,14 @@
 #include "media/audio_encoder.h"
 
-#include <chrono>
-
 #include "audio/clip.h"
 #include "audio/features.h"
+#include "base/clock.h"
 #include "base/thread_pool.h"
 #include "media/audio.h"
 #include "media/content_key.h"
 #include "media/image.h"
 
 namespace g3n {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
-
 AudioEncoder::AudioEncoder(const std::string& mmproj_path, int64_t n_embd, int threads, bool fast)
     : path_(mmproj_path), mm_(load_audio_mmproj(mmproj_path)), fast_(fast),
       pool_(std::make_unique<ThreadPool>(threads > 0 ? threads : default_thread_count())) {
@@ -27,21 +18,10 @@ AudioEncoder::AudioEncoder(const std::string& mmproj_path, int64_t n_embd, int t
 
 AudioEncoder::~AudioEncoder() = default;
 
-std::shared_ptr<const EncodedAudio> AudioEncoder::lookup_locked(uint64_t key) {
-  if (key == 0) return nullptr;
-  for (auto it = cache_.begin(); it != cache_.end(); ++it)
-    if ((*it)->key == key) {
-      auto hit = *it;
-      cache_.splice(cache_.begin(), cache_, it);
-      return hit;
-    }
-  return nullptr;
-}
-
 std::shared_ptr<const EncodedAudio> AudioEncoder::cached(std::span<const uint8_t> bytes) {
   const uint64_t key = content_key(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  return lookup_locked(key);
+  return cache_.find(key);
 }
 
 std::shared_ptr<EncodedAudio> AudioEncoder::encode_locked(const Waveform& wave, uint64_t key, const std::atomic<bool>* cancel) {
@@ -59,7 +39,7 @@ std::shared_ptr<EncodedAudio> AudioEncoder::encode_locked(const Waveform& wave, 
   opts.fast = fast_;
   opts.cancel = cancel;
   for (int64_t k = 0; k < n; ++k) {
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = SteadyClock::now();
     LogMelFeatures features;
     try {
       features = log_mel_features(audio_chunk(wave.samples, k));
@@ -67,7 +47,7 @@ std::shared_ptr<EncodedAudio> AudioEncoder::encode_locked(const Waveform& wave, 
       throw MediaError(e.what());
     }
     out->features_s += seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
+    t0 = SteadyClock::now();
     AudioEncoding e = encode_audio(mm_, features, *pool_, opts);
     out->encode_s += seconds_since(t0);
     out->valid_tokens.push_back(e.n_tokens);
@@ -78,12 +58,9 @@ std::shared_ptr<EncodedAudio> AudioEncoder::encode_locked(const Waveform& wave, 
 
 std::shared_ptr<const EncodedAudio> AudioEncoder::encode_waveform(const Waveform& wave, uint64_t key, const std::atomic<bool>* cancel) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto hit = lookup_locked(key)) return hit;
+  if (auto hit = cache_.find(key)) return hit;
   auto out = encode_locked(wave, key, cancel);
-  if (key != 0) {
-    cache_.push_front(out);
-    if (cache_.size() > kCacheClips) cache_.pop_back();
-  }
+  cache_.insert(out);
   return out;
 }
 
@@ -91,17 +68,16 @@ std::shared_ptr<const EncodedAudio> AudioEncoder::encode(std::span<const uint8_t
   const uint64_t key = content_key(bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto hit = lookup_locked(key)) return hit;
+    if (auto hit = cache_.find(key)) return hit;
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = SteadyClock::now();
   const Waveform wave = decode_audio(bytes);  // outside the lock: decoding needs no pool
   const double decode_s = seconds_since(t0);
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto hit = lookup_locked(key)) return hit;
+  if (auto hit = cache_.find(key)) return hit;
   auto out = encode_locked(wave, key, cancel);
   out->decode_s = decode_s;
-  cache_.push_front(out);
-  if (cache_.size() > kCacheClips) cache_.pop_back();
+  cache_.insert(out);
   return out;
 }
 

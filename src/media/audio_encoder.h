@@ -10,7 +10,6 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -20,6 +19,7 @@
 #include "audio/audio_encode.h"
 #include "audio/audio_mmproj.h"
 #include "audio/clip.h"
+#include "media/content_cache.h"
 
 namespace g3n {
 class ThreadPool;
@@ -68,7 +68,6 @@ class AudioEncoder {
   static constexpr size_t kCacheClips = 8;
 
  private:
-  std::shared_ptr<const EncodedAudio> lookup_locked(uint64_t key);  // mu_ held
   std::shared_ptr<EncodedAudio> encode_locked(const Waveform& wave, uint64_t key, const std::atomic<bool>* cancel);  // mu_ held
 
   std::string path_;
@@ -77,7 +76,7 @@ class AudioEncoder {
   std::unique_ptr<ThreadPool> pool_;
   std::vector<float> end_row_;
   std::mutex mu_;  // guards the pool and the cache
-  std::list<std::shared_ptr<const EncodedAudio>> cache_;  // most recent first
+  ContentCache<EncodedAudio> cache_{kCacheClips};
 };
 
 }  // namespace g3n

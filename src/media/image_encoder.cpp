@@ -1,7 +1,6 @@
 #include "media/image_encoder.h"
 
-#include <chrono>
-
+#include "base/clock.h"
 #include "base/thread_pool.h"
 #include "chat/image_prompt.h"
 #include "gguf/gguf.h"
@@ -10,14 +9,6 @@
 #include "media/preprocess.h"
 
 namespace g3n {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
-
 ImageEncoder::ImageEncoder(const std::string& mmproj_path, int64_t n_embd, int threads, bool fast)
     : path_(mmproj_path), mm_(load_mmproj(mmproj_path)), fast_(fast),
       pool_(std::make_unique<ThreadPool>(threads > 0 ? threads : default_thread_count())) {
@@ -27,29 +18,19 @@ ImageEncoder::ImageEncoder(const std::string& mmproj_path, int64_t n_embd, int t
 
 ImageEncoder::~ImageEncoder() = default;
 
-std::shared_ptr<const EncodedImage> ImageEncoder::lookup_locked(uint64_t key) {
-  for (auto it = cache_.begin(); it != cache_.end(); ++it)
-    if ((*it)->key == key) {
-      auto hit = *it;
-      cache_.splice(cache_.begin(), cache_, it);
-      return hit;
-    }
-  return nullptr;
-}
-
 std::shared_ptr<const EncodedImage> ImageEncoder::cached(std::span<const uint8_t> bytes) {
   const uint64_t key = content_key(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  return lookup_locked(key);
+  return cache_.find(key);
 }
 
 std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t> bytes, const std::atomic<bool>* cancel) {
   const uint64_t key = content_key(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto hit = lookup_locked(key)) return hit;
+  if (auto hit = cache_.find(key)) return hit;
   auto out = std::make_shared<EncodedImage>();
   out->key = key;
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = SteadyClock::now();
   std::vector<float> px;
   {  // the decoded image is freed before the encode: it is not needed there
     const RgbImage img = decode_image(bytes);
@@ -58,7 +39,7 @@ std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t
     px = preprocess_image(img, static_cast<int>(mm_.config.image_size));
   }
   out->preprocess_s = seconds_since(t0);
-  t0 = std::chrono::steady_clock::now();
+  t0 = SteadyClock::now();
   VisionOptions opts;
   opts.fast = fast_;
   opts.cancel = cancel;
@@ -66,8 +47,7 @@ std::shared_ptr<const EncodedImage> ImageEncoder::encode(std::span<const uint8_t
   out->encode_s = seconds_since(t0);
   out->soft = std::move(e.soft);
   out->width = mm_.config.text_width;
-  cache_.push_front(out);
-  if (cache_.size() > kCacheImages) cache_.pop_back();
+  cache_.insert(out);
   return out;
 }
 

@@ -8,7 +8,6 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -16,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "media/content_cache.h"
 #include "runtime/input_rows.h"
 #include "vision/encode.h"
 #include "vision/mmproj.h"
@@ -71,10 +71,9 @@ class ImageEncoder {
   bool fast_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<float> end_row_;
-  std::shared_ptr<const EncodedImage> lookup_locked(uint64_t key);  // mu_ held
 
   std::mutex mu_;  // guards the pool and the cache
-  std::list<std::shared_ptr<const EncodedImage>> cache_;  // most recent first
+  ContentCache<EncodedImage> cache_{kCacheImages};
 };
 
 // The prompt's rows: `text` is a rendered prompt with one chat::kImagePlaceholder per image, in order
