@@ -11,6 +11,7 @@
 #include "base/thread_pool.h"
 #include "media/audio.h"
 #include "media/image.h"
+#include "media/stage_times.h"
 #include "runtime/benchmark.h"
 
 namespace g3n {
@@ -19,15 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
-void add_to(AudioStageTimes& t, const std::string& part, double s) {
-  for (auto& [name, v] : t)
-    if (name == part) {
-      v += s;
-      return;
-    }
-  t.emplace_back(part, s);
-}
 
 }  // namespace
 
@@ -87,7 +79,7 @@ AudioBenchResult run_audio_benchmark(const AudioBenchParams& p) {
       t0 = Clock::now();
       const AudioEncoding e = encode_audio(mm, f, pool, opts);
       run.encode_s += seconds(t0, Clock::now());
-      for (const AudioStageTime& t : times) add_to(run.stages, t.name, t.seconds);
+      for (const AudioStageTime& t : times) add_stage_time(run.stages, t.name, t.seconds);
       const int64_t t1 = (f.frames - 1) / 2 + 1, t2 = (t1 - 1) / 2 + 1;
       r.flops += audio_encode_flops(mm.config, t1, t2, e.n_tokens);
     }
@@ -102,14 +94,7 @@ AudioBenchResult run_audio_benchmark(const AudioBenchParams& p) {
   r.decode_s = median(dec);
   r.features_s = median(fea);
   r.encode_s = median(enc);
-  r.stages = r.runs.front().stages;
-  for (auto& [name, v] : r.stages) {
-    std::vector<double> xs;
-    for (const auto& run : r.runs)
-      for (const auto& [nm, s] : run.stages)
-        if (nm == name) xs.push_back(s);
-    v = median(xs);
-  }
+  r.stages = median_stage_times(r.runs);
   return r;
 }
 

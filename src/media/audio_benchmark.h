@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "media/stage_times.h"
+
 namespace g3n {
 struct AudioConfig;
 
@@ -19,7 +21,7 @@ struct AudioBenchParams {
 };
 
 // Seconds per part of the encode: "sscp", "conformer", "embedder" (summed over the chunks).
-using AudioStageTimes = std::vector<std::pair<std::string, double>>;
+using AudioStageTimes = StageTimes;
 
 struct AudioBenchRun {
   double decode_s = 0;    // decode + down-mix + resample (the file's bytes already in memory)

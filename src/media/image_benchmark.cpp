@@ -8,6 +8,7 @@
 #include "gguf/gguf.h"
 #include "media/image.h"
 #include "media/preprocess.h"
+#include "media/stage_times.h"
 #include "runtime/benchmark.h"
 #include "vision/encode.h"
 #include "vision/mmproj.h"
@@ -36,15 +37,6 @@ ImageStageTimes empty_stages(size_t n_stages) {
   t.emplace_back("msfa", 0.0);
   t.emplace_back("embedder", 0.0);
   return t;
-}
-
-void add_to(ImageStageTimes& t, const std::string& part, double s) {
-  for (auto& [name, v] : t)
-    if (name == part) {
-      v += s;
-      return;
-    }
-  t.emplace_back(part, s);  // a tap this list does not know: reported under its own name
 }
 
 }  // namespace
@@ -90,7 +82,7 @@ ImageBenchResult run_image_benchmark(const ImageBenchParams& p) {
     } else {
       tap = [&](const std::string& name, const VisionMap&) {
         const Clock::time_point now = Clock::now();
-        add_to(run.stages, part_of(name), seconds(last, now));
+        add_stage_time(run.stages, part_of(name), seconds(last, now));
         last = now;
       };
     }
@@ -98,10 +90,10 @@ ImageBenchResult run_image_benchmark(const ImageBenchParams& p) {
     const Clock::time_point end = Clock::now();
     double tower_s = 0;
     for (const VisionStageTime& t : times) {
-      add_to(run.stages, t.name, t.seconds);
+      add_stage_time(run.stages, t.name, t.seconds);
       tower_s += t.seconds;
     }
-    add_to(run.stages, "embedder", p.fast ? seconds(start, end) - tower_s : seconds(last, end));
+    add_stage_time(run.stages, "embedder", p.fast ? seconds(start, end) - tower_s : seconds(last, end));
     run.encode_s = seconds(start, end);
     r.tokens = mm.config.text_width > 0 ? static_cast<int64_t>(e.soft.size()) / mm.config.text_width : 0;
     r.runs.push_back(std::move(run));
@@ -113,14 +105,7 @@ ImageBenchResult run_image_benchmark(const ImageBenchParams& p) {
   }
   r.preprocess_s = median(pre);
   r.encode_s = median(enc);
-  r.stages = r.runs.front().stages;
-  for (auto& [name, v] : r.stages) {
-    std::vector<double> xs;
-    for (const auto& run : r.runs)
-      for (const auto& [n, s] : run.stages)
-        if (n == name) xs.push_back(s);
-    v = median(xs);
-  }
+  r.stages = median_stage_times(r.runs);
   return r;
 }
 

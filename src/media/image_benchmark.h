@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "media/stage_times.h"
+
 namespace g3n {
 
 struct ImageBenchParams {
@@ -22,7 +24,7 @@ struct ImageBenchParams {
 // its stem bands' time); the exact path's come from the tower's tap: the time up to a tap named "stem",
 // "blk.S.B" or "msfa.*" goes to that part. The rest (the embedder) goes to "embedder", so they sum to
 // encode_s.
-using ImageStageTimes = std::vector<std::pair<std::string, double>>;
+using ImageStageTimes = StageTimes;
 
 struct ImageBenchRun {
   double preprocess_s = 0;  // decode + resize + rescale (the file's bytes already in memory)
