@@ -2,7 +2,6 @@
 // decoded once, cut into 30 s chunks (each exactly one reference clip), and each chunk is its own greedy
 // generation with a fixed instruction (docs/audio.md lists them); the texts are joined, so an hour of
 // speech works. OpenAI's model names ("whisper-1", "gpt-4o-transcribe") map to G3N_TRANSCRIBE_MODEL.
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -10,6 +9,7 @@
 
 #include "audio/clip.h"
 #include "base/parse.h"
+#include "chat/chat.h"
 #include "chat/media_prompt.h"
 #include "server/generation.h"
 #include "server/handlers.h"
@@ -36,14 +36,10 @@ struct SpeechRequest {
   bool translate = false;
 };
 
+// A form field's text without surrounding whitespace (empty when absent).
 std::string field(const HttpRequest& req, const char* name) {
   const FormPart* p = req.part(name);
-  if (!p) return {};
-  std::string v = p->content;
-  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.pop_back();
-  size_t b = 0;
-  while (b < v.size() && std::isspace(static_cast<unsigned char>(v[b]))) ++b;
-  return v.substr(b);
+  return p ? chat::trim(p->content) : std::string();
 }
 
 SpeechRequest parse_speech(const HttpRequest& req, bool translate) {
@@ -126,13 +122,6 @@ struct Segment {
   std::vector<int32_t> tokens;
   double encode_s = 0, generate_s = 0;
 };
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  return s.substr(b);
-}
 
 void answer(HttpResponse& res, const SpeechRequest& r, const std::vector<Segment>& segs, double duration) {
   std::string text;
@@ -224,7 +213,7 @@ void speech(ServerState& s, const HttpRequest& req, HttpResponse& res, bool tran
     auto g = submit(s, std::move(lease), load_s, req, std::move(bp), params, nullptr, out);
     const double encode_s = std::chrono::duration<double>(Clock::now() - t0).count();
     GenerateStats st;
-    seg.text = trim(finish(s, req, *g, &st));
+    seg.text = chat::trim(finish(s, req, *g, &st));
     seg.tokens = m.tok->encode(seg.text, false, false);
     seg.encode_s = encode_s;
     seg.generate_s = st.prompt_s + st.gen_s;
