@@ -5,89 +5,16 @@
 #include <utility>
 
 #include "gguf/gguf.h"
-#include "quant/quantize.h"
+#include "model/tensor_binder.h"
 
 namespace g3n {
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error("audio mmproj: " + msg); }
 
-std::string shape_str(const std::vector<int64_t>& ne) {
-  std::string s = "[";
-  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "]";
-}
-
 // README §5 rule 5: F32 and F16 everywhere; the big matrices may also be BF16 or Q8_0.
-enum class Kind { Small, Matrix };
-
-class Binder {
- public:
-  explicit Binder(const GgufFile& f) : f_(f) {}
-
-  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
-
-  const GgufTensorInfo& get(const std::string& name, Kind kind) const {
-    const GgufTensorInfo* t = f_.find_tensor(name);
-    if (!t) fail("missing tensor '" + name + "'");
-    const bool ok = t->type == GgmlType::F32 || t->type == GgmlType::F16 ||
-                    (kind == Kind::Matrix && (t->type == GgmlType::BF16 || t->type == GgmlType::Q8_0));
-    if (!ok)
-      fail("tensor '" + name + "' has type " + std::string(ggml_type_traits(t->type).name) +
-           (kind == Kind::Matrix ? " (supported: F32, F16, BF16, Q8_0)" : " (supported: F32, F16)"));
-    return *t;
-  }
-
-  // The shape padded with trailing 1s to 4 dims; every entry positive.
-  std::vector<int64_t> shape(const std::string& name, Kind kind = Kind::Small) const {
-    std::vector<int64_t> ne = get(name, kind).ne;
-    if (ne.size() > 4) fail("tensor '" + name + "' has " + std::to_string(ne.size()) + " dims");
-    while (ne.size() < 4) ne.push_back(1);
-    for (int64_t n : ne)
-      if (n <= 0) fail("tensor '" + name + "' has shape " + shape_str(ne));
-    return ne;
-  }
-
-  void expect(const std::string& name, std::vector<int64_t> want, Kind kind) const {
-    const std::vector<int64_t> have = shape(name, kind);
-    while (want.size() < 4) want.push_back(1);
-    if (have != want) fail("tensor '" + name + "' has shape " + shape_str(have) + ", expected " + shape_str(want));
-  }
-
-  // Whole tensor decoded to f32, in file order (the shape was checked by the caller).
-  std::vector<float> decode(const std::string& name) const {
-    const GgufTensorInfo& t = get(name, Kind::Small);
-    std::vector<float> out(static_cast<size_t>(t.n_elements()));
-    if (ggml_row_bytes(t.type, static_cast<uint64_t>(t.n_elements())).value_or(0) != t.nbytes)
-      fail("tensor '" + name + "': data size does not match its shape");
-    dequantize_row(t.type, f_.tensor_data(t), out.data(), t.n_elements());
-    return out;
-  }
-
-  std::vector<float> vec(const std::string& name, int64_t n) const {
-    expect(name, {n}, Kind::Small);
-    return decode(name);
-  }
-
-  // A Linear weight ne [in, out], read in place.
-  WeightMatrix matrix(const std::string& name, int64_t in, int64_t out) const {
-    expect(name, {in, out}, Kind::Matrix);
-    const GgufTensorInfo& t = get(name, Kind::Matrix);
-    auto rb = ggml_row_bytes(t.type, static_cast<uint64_t>(in));
-    if (!rb || *rb * static_cast<uint64_t>(out) != t.nbytes)
-      fail("tensor '" + name + "': rows of " + std::to_string(in) + " are not whole " + std::string(ggml_type_traits(t.type).name) + " blocks");
-    WeightMatrix w;
-    w.type = t.type;
-    w.n_in = in;
-    w.n_out = out;
-    w.row_bytes = *rb;
-    w.data = f_.tensor_data(t);
-    return w;
-  }
-
- private:
-  const GgufFile& f_;
-};
+using Binder = TensorBinder;
+using Kind = TensorKind;
 
 int64_t required_int(const GgufFile& f, const std::string& key) {
   auto v = f.get_int(key);
@@ -226,7 +153,7 @@ AudioMmproj load_audio_mmproj(GgufFile file) {
   m.file = std::make_unique<GgufFile>(std::move(file));
   const GgufFile& f = *m.file;
   check_kind(f);
-  const Binder b(f);
+  const Binder b(f, "audio mmproj", /*quantized_small=*/false);
   AudioConfig& c = m.config;
   c = read_geometry(f, b);
   AudioTowerWeights& t = m.tower;

@@ -6,111 +6,23 @@
 #include <utility>
 
 #include "gguf/gguf.h"
-#include "quant/quantize.h"
+#include "model/tensor_binder.h"
 
 namespace g3n {
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error("mmproj: " + msg); }
 
-std::string shape_str(const std::vector<int64_t>& ne) {
-  std::string s = "[";
-  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "]";
-}
-
-// ne padded with trailing 1s to 4 dims.
-std::vector<int64_t> ne4(const GgufTensorInfo& t) {
-  std::vector<int64_t> ne = t.ne;
-  while (ne.size() < 4) ne.push_back(1);
-  return ne;
-}
-
-bool supported_type(GgmlType t) {
-  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0;
-}
-
-class Binder {
+// The fixture's rules: every tensor F32, F16, BF16 or Q8_0; the vision tower's conv kernels on top of the
+// shared checks.
+class Binder : public TensorBinder {
  public:
-  explicit Binder(const GgufFile& f) : f_(f) {}
-
-  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
-
-  const GgufTensorInfo& get(const std::string& name) const {
-    const GgufTensorInfo* t = f_.find_tensor(name);
-    if (!t) fail("missing tensor '" + name + "'");
-    if (!supported_type(t->type))
-      fail("tensor '" + name + "' has type " + std::string(ggml_type_traits(t->type).name) +
-           " (supported: F32, F16, BF16, Q8_0)");
-    return *t;
-  }
-
-  // The tensor's shape, which must have 4 dims (trailing 1s implied) and positive entries.
-  std::vector<int64_t> shape(const std::string& name) const {
-    std::vector<int64_t> ne = ne4(get(name));
-    if (ne.size() > 4) fail("tensor '" + name + "' has " + std::to_string(ne.size()) + " dims");
-    for (int64_t n : ne)
-      if (n <= 0) fail("tensor '" + name + "' has shape " + shape_str(ne));
-    return ne;
-  }
-
-  void expect(const std::string& name, std::vector<int64_t> want) const {
-    const std::vector<int64_t> have = shape(name);
-    while (want.size() < 4) want.push_back(1);
-    if (have != want) fail("tensor '" + name + "' has shape " + shape_str(have) + ", expected " + shape_str(want));
-  }
-
-  // Whole tensor decoded to f32, in file order.
-  std::vector<float> decode(const std::string& name) const {
-    const GgufTensorInfo& t = get(name);
-    const auto ne = ne4(t);
-    auto rb = ggml_row_bytes(t.type, static_cast<uint64_t>(ne[0]));
-    if (!rb) fail("tensor '" + name + "': a row of " + std::to_string(ne[0]) + " is not a whole number of blocks");
-    const int64_t rows = t.rows();
-    if (*rb * static_cast<uint64_t>(rows) != t.nbytes) fail("tensor '" + name + "': data size does not match its shape");
-    std::vector<float> out(static_cast<size_t>(t.n_elements()));
-    const uint8_t* src = f_.tensor_data(t);
-    for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, src + r * *rb, out.data() + r * ne[0], ne[0]);
-    return out;
-  }
-
-  // A vector of n values: ne [n] or, for layer scales and biases, [1, 1, n, 1].
-  std::vector<float> vec(const std::string& name, int64_t n, bool allow_4d = false) const {
-    const auto ne = shape(name);
-    const bool flat = ne == std::vector<int64_t>{n, 1, 1, 1};
-    const bool conv = allow_4d && ne == std::vector<int64_t>{1, 1, n, 1};
-    if (!flat && !conv)
-      fail("tensor '" + name + "' has shape " + shape_str(ne) + ", expected [" + std::to_string(n) + "]" +
-           (allow_4d ? " or [1, 1, " + std::to_string(n) + ", 1]" : ""));
-    return decode(name);
-  }
+  explicit Binder(const GgufFile& f) : TensorBinder(f, "mmproj", /*quantized_small=*/true) {}
 
   // A 1×1 convolution (ne [1, 1, in, out]) as a matrix [in -> out], kept in the file's type.
   WeightMatrix pointwise(const std::string& name, int64_t in, int64_t out) const {
     expect(name, {1, 1, in, out});
     return rows_of(name, in, out);
-  }
-
-  // A plain matrix ne [in, out].
-  WeightMatrix matrix(const std::string& name, int64_t in, int64_t out) const {
-    expect(name, {in, out});
-    return rows_of(name, in, out);
-  }
-
-  // `out` rows of `in` values, read in place (the shape was checked by the caller).
-  WeightMatrix rows_of(const std::string& name, int64_t in, int64_t out) const {
-    const GgufTensorInfo& t = get(name);
-    auto rb = ggml_row_bytes(t.type, static_cast<uint64_t>(in));
-    // A 1x1 conv's Q8_0 blocks would run along ne[0] = 1: such a file cannot be written, but check anyway.
-    if (!rb || *rb * static_cast<uint64_t>(out) != t.nbytes)
-      fail("tensor '" + name + "': rows of " + std::to_string(in) + " are not whole " + std::string(ggml_type_traits(t.type).name) + " blocks");
-    WeightMatrix w;
-    w.type = t.type;
-    w.n_in = in;
-    w.n_out = out;
-    w.row_bytes = *rb;
-    w.data = f_.tensor_data(t);
-    return w;
   }
 
   // Kernel side of a k×k conv tensor (ne [k, k, ...]): odd, at most 15.
@@ -154,9 +66,6 @@ class Binder {
       for (int64_t t = 0; t < k * k; ++t) c.w[static_cast<size_t>(t * channels + ch)] = src[static_cast<size_t>(ch * k * k + t)];
     return c;
   }
-
- private:
-  const GgufFile& f_;
 };
 
 int64_t required_int(const GgufFile& f, const std::string& key) {
