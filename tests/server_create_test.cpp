@@ -316,6 +316,13 @@ TEST_F(ServerCreate, FromFilesWithProjector) {
   auto [s3, gen] = post("/api/generate", {{"model", "seeing"}, {"prompt", "Hi"}, {"stream", false}, {"options", {{"num_predict", 2}, {"temperature", 0}}}});
   EXPECT_EQ(s3, 200) << gen;
   EXPECT_EQ(gen["eval_count"], 2);
+  // A store model plus an uploaded projector: the parent's layers, the projector added after its model layer.
+  auto [s4, out4] = create({{"model", "tiny-seeing"}, {"from", "tiny"}, {"files", {{"mmproj.gguf", dp}}}});
+  ASSERT_EQ(s4, 200) << out4;
+  const store::Manifest m2 = manifest("tiny-seeing");
+  EXPECT_EQ(m2.layers[0].digest, dm);
+  EXPECT_EQ(m2.layers[1].digest, dp);
+  EXPECT_EQ(post("/api/show", {{"model", "tiny-seeing"}}).second["system"], "You are terse.");
 }
 
 TEST_F(ServerCreate, FromModelWithFieldsStreamed) {
