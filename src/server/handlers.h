@@ -28,6 +28,12 @@ void ollama_pull(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void ollama_delete(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void ollama_copy(ServerState& s, const HttpRequest& req, HttpResponse& res);
 
+// Making models over HTTP: blob upload (blob_handlers.cpp; the upload route streams its body) and
+// POST /api/create from uploaded blobs and store models, never paths (create_handlers.cpp).
+void ollama_blob_head(ServerState& s, const HttpRequest& req, HttpResponse& res);    // params[0]: the digest
+void ollama_blob_upload(ServerState& s, const HttpRequest& req, HttpResponse& res);  // params[0]: the digest
+void ollama_create(ServerState& s, const HttpRequest& req, HttpResponse& res);
+
 // OpenAI-compatible /v1 (openai_handlers.cpp).
 void openai_chat(ServerState& s, const HttpRequest& req, HttpResponse& res);
 void openai_completions(ServerState& s, const HttpRequest& req, HttpResponse& res);

@@ -8,12 +8,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <regex>
 #include <strings.h>
 
 #include "server/http.h"
+#include "server/options.h"
 #include "server/responses.h"
 
 namespace g3n::server {
@@ -168,33 +170,125 @@ struct HttpServer::Impl {
     }
   }
 
-  httplib::Server::Handler handler(size_t i) {
-    return [this, i](const httplib::Request& hreq, httplib::Response& hres) {
-      const Route& route = routes[i].route;
-      HttpRequest req;
-      req.method = hreq.method;
-      req.path = hreq.path;
-      req.body = hreq.body;
-      for (const auto& [name, f] : hreq.files) req.form.push_back({name, f.filename, f.content_type, f.content});
-      for (const auto& [k, v] : hreq.headers) req.headers.emplace_back(k, v);
-      for (size_t m = 1; m < hreq.matches.size(); ++m) req.params.push_back(hreq.matches[m]);
-      req.stats = stats_of(hreq);
-      req.client_gone = client_gone_probe(hreq);
-      HttpResponse res;
-      try {
-        route.handler(req, res);
-      } catch (...) {  // every error becomes JSON with the right status, never a crash
-        const auto [status, msg] = error_status(std::current_exception());
-        if (res.on_close) res.on_close();
-        res = HttpResponse{};
-        set_error(res, route.errors, status, msg);
+  // What a body reader makes of a request's body.
+  enum class BodyRead { Whole, TooLarge, Broken };
+
+  // Reads the body through the content reader into req.body, or req.form for a multipart body, up to
+  // max_body_bytes. A larger body is read to its end and dropped, so the connection stays usable, as
+  // cpp-httplib does for its own limit; Broken: the client went away or sent a malformed body.
+  BodyRead read_whole_body(const httplib::Request& hreq, const httplib::ContentReader& reader, HttpRequest& req) const {
+    const size_t limit = opts.max_body_bytes;
+    size_t total = 0;
+    bool over = false;
+    if (hreq.has_header("Content-Length") && hreq.get_header_value<uint64_t>("Content-Length") > limit) over = true;
+    // Counts every byte; past the limit keeps reading but keeps nothing.
+    auto count = [&](size_t n) {
+      total += n;
+      if (total > limit && !over) {
+        over = true;
+        req.body.clear();
+        req.body.shrink_to_fit();
+        req.form.clear();
       }
-      send(std::move(res), hres);
+      return !over;
+    };
+    bool ok;
+    if (hreq.is_multipart_form_data()) {
+      ok = reader(
+          [&](const httplib::MultipartFormData& f) {
+            if (over) return true;
+            if (req.form.size() >= 1024) return false;  // cpp-httplib's own part limit
+            req.form.push_back({f.name, f.filename, f.content_type, {}});
+            return true;
+          },
+          [&](const char* d, size_t n) {
+            if (count(n) && !req.form.empty()) req.form.back().content.append(d, n);
+            return true;
+          });
+    } else {
+      ok = reader([&](const char* d, size_t n) {
+        if (count(n)) req.body.append(d, n);
+        return true;
+      });
+    }
+    if (over) return BodyRead::TooLarge;
+    return ok ? BodyRead::Whole : BodyRead::Broken;
+  }
+
+  // HttpRequest::read_body over the content reader: one pass over the body; once `piece` declines, the
+  // rest is read and dropped. *used records that the pass happened (else the wiring drops the body).
+  static std::function<bool(const std::function<bool(std::string_view)>&)> body_streamer(const httplib::ContentReader& reader,
+                                                                                         bool* used) {
+    return [&reader, used](const std::function<bool(std::string_view)>& piece) {
+      if (*used) return false;  // the body is gone: read once
+      *used = true;
+      bool taking = true;
+      const bool whole = reader([&](const char* d, size_t n) {
+        if (taking) taking = piece(std::string_view(d, n));
+        return true;
+      });
+      return whole && taking;
     };
   }
 
+  // Serves route i; `reader` is the body's content reader for methods with a body (POST, DELETE).
+  void serve(size_t i, const httplib::Request& hreq, httplib::Response& hres, const httplib::ContentReader* reader) {
+    const Route& route = routes[i].route;
+    HttpRequest req;
+    req.method = hreq.method;
+    req.path = hreq.path;
+    for (const auto& [k, v] : hreq.headers) req.headers.emplace_back(k, v);
+    for (size_t m = 1; m < hreq.matches.size(); ++m) req.params.push_back(hreq.matches[m]);
+    req.stats = stats_of(hreq);
+    req.client_gone = client_gone_probe(hreq);
+    HttpResponse res;
+    bool body_used = false;
+    try {
+      if (route.method == Method::Head && hreq.method != "HEAD")
+        throw HttpError(405, "method " + hreq.method + " not allowed for " + hreq.path);
+      if (reader && route.streams_body) {
+        req.read_body = body_streamer(*reader, &body_used);
+      } else if (reader) {
+        switch (read_whole_body(hreq, *reader, req)) {
+          case BodyRead::Whole: break;
+          case BodyRead::TooLarge:
+            throw HttpError(413, "request body too large (limit " + std::to_string(opts.max_body_bytes >> 20) + " MiB)");
+          case BodyRead::Broken: throw HttpError(400, "could not read the request body");
+        }
+      }
+      route.handler(req, res);
+    } catch (...) {  // every error becomes JSON with the right status, never a crash
+      const auto [status, msg] = error_status(std::current_exception());
+      if (res.on_close) res.on_close();
+      res = HttpResponse{};
+      set_error(res, route.errors, status, msg);
+    }
+    // A streamed body the handler left unread is read and dropped: its bytes must not be taken for the
+    // next request on the connection.
+    if (reader && route.streams_body && !body_used) (*reader)([](const char*, size_t) { return true; });
+    send(std::move(res), hres);
+  }
+
+  httplib::Server::Handler handler(size_t i) {
+    return [this, i](const httplib::Request& hreq, httplib::Response& hres) { serve(i, hreq, hres, nullptr); };
+  }
+
+  httplib::Server::HandlerWithContentReader reader_handler(size_t i) {
+    return [this, i](const httplib::Request& hreq, httplib::Response& hres, const httplib::ContentReader& reader) {
+      serve(i, hreq, hres, &reader);
+    };
+  }
+
+  // A body sent to a path (or method) no route takes is read and dropped; the error handler answers.
+  static void drop_body(const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+    reader([](const char*, size_t) { return true; });
+    res.status = 404;
+  }
+
   void wire() {
-    http.set_payload_max_length(opts.max_body_bytes);
+    // Every body goes through a content reader (reader_handler, drop_body), which applies max_body_bytes
+    // itself: uploads (Route::streams_body) have no limit, everything else is read into memory.
+    http.set_payload_max_length(std::numeric_limits<size_t>::max());
     const size_t threads = opts.threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -204,6 +298,10 @@ struct HttpServer::Impl {
         res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
         res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout");
         res.status = 204;
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (req.method == "PRI") {  // the one method with a body that no content reader would take
+        res.status = 405;
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
@@ -248,11 +346,17 @@ struct HttpServer::Impl {
     for (size_t i = 0; i < routes.size(); ++i) {
       const std::string re = pattern_regex(routes[i].route.pattern);
       switch (routes[i].route.method) {
-        case Method::Get: http.Get(re, handler(i)); break;
-        case Method::Post: http.Post(re, handler(i)); break;
-        case Method::Delete: http.Delete(re, handler(i)); break;
+        case Method::Get:
+        case Method::Head: http.Get(re, handler(i)); break;  // cpp-httplib answers HEAD with the GET handlers
+        case Method::Post: http.Post(re, reader_handler(i)); break;
+        case Method::Delete: http.Delete(re, reader_handler(i)); break;
       }
     }
+    // Last, so every route above is tried first.
+    http.Post(".*", drop_body);
+    http.Put(".*", drop_body);
+    http.Patch(".*", drop_body);
+    http.Delete(".*", drop_body);
   }
 };
 

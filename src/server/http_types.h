@@ -33,6 +33,11 @@ struct HttpRequest {
   // a handler does before its response starts (encoding a request's images), when no write can probe
   // the connection. Callable from any thread while the handler runs; null when the wiring cannot tell.
   std::function<bool()> client_gone;
+  // Only for a route that streams its body (Route::streams_body; `body` and `form` are then empty): reads the
+  // body once, in pieces as they arrive, handing each to `piece` until it returns false (the rest is read
+  // and dropped, so the connection stays usable). Returns whether the whole body arrived and every piece
+  // was taken; false when the client went away mid-body. Not calling it drops the body unread.
+  std::function<bool(const std::function<bool(std::string_view)>& piece)> read_body;
 
   // A header's value (names compare without case); empty when absent.
   std::string header(std::string_view name) const;
@@ -62,7 +67,7 @@ struct HttpResponse {
   void set_header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
 };
 
-enum class Method { Get, Post, Delete };  // a Get route answers HEAD too
+enum class Method { Get, Post, Delete, Head };  // a Get route answers HEAD too; a Head route only HEAD
 enum class ErrorStyle { Ollama, OpenAI };  // {"error": "..."} or {"error": {"message", "type", ...}}
 
 using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
@@ -74,6 +79,9 @@ struct Route {
   std::string pattern;
   ErrorStyle errors;
   Handler handler;
+  // The handler reads the body itself (HttpRequest::read_body), of any size: uploads that go to disk.
+  // Other routes get the whole body in memory, up to the server's max_body_bytes.
+  bool streams_body = false;
 };
 
 }  // namespace g3n::server

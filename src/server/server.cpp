@@ -51,6 +51,9 @@ std::vector<Route> route_table(ServerState& s) {
       {Method::Post, "/api/pull", O, h(ollama_pull)},
       {Method::Delete, "/api/delete", O, h(ollama_delete)},
       {Method::Post, "/api/copy", O, h(ollama_copy)},
+      {Method::Head, "/api/blobs/{digest}", O, h(ollama_blob_head)},
+      {Method::Post, "/api/blobs/{digest}", O, h(ollama_blob_upload), true},  // streams its body to disk
+      {Method::Post, "/api/create", O, h(ollama_create)},
       {Method::Get, "/api/ps", O, h(admin_ps)},
       {Method::Post, "/v1/chat/completions", A, h(openai_chat)},
       {Method::Post, "/v1/completions", A, h(openai_completions)},

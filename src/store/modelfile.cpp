@@ -269,70 +269,102 @@ std::optional<ProjectorSummary> summarize_projector(const fs::path& path) {
   }
 }
 
+void ModelSources::add_file(SourceFile f) {
+  const auto arch = gguf_architecture(f.path);
+  if (arch && *arch == "clip") {
+    if (projector) throw StoreError("FROM " + f.label + ": a second projector; a model takes one");
+    projector = std::move(f);
+    return;
+  }
+  if (model || parent) {
+    const std::string what = arch ? "architecture \"" + *arch + "\"" : "not a GGUF";
+    throw StoreError("FROM " + f.label + ": a second model (" + what +
+                     "); only a projector (a vision projector and/or audio encoder: a GGUF with general.architecture \"clip\") may join it");
+  }
+  model = std::move(f);
+}
+
+void ModelSources::add_parent(const std::string& name) {
+  if (model || parent)
+    throw StoreError("FROM " + name + ": a second model (a model name); only a projector (a vision projector and/or audio encoder: a "
+                     "GGUF with general.architecture \"clip\") may join it");
+  parent = name;
+}
+
 Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile& mf, const fs::path& base_dir,
                       const std::function<void(const std::string&)>& log) {
-  auto say = [&](const std::string& s) {
-    if (log) log(s);
-  };
-  say("gathering model components");
+  if (log) log("gathering model components");
   // Sort the FROMs into the text model (a file or a parent model) and the projector, as Ollama does by
-  // architecture, and check them all before the first blob is written.
-  std::optional<fs::path> model_src, projector_src;
-  std::optional<std::string> parent;
+  // architecture.
+  ModelSources src;
   std::vector<std::string> froms = {mf.from};
   froms.insert(froms.end(), mf.extra_from.begin(), mf.extra_from.end());
   for (const auto& f : froms) {
-    const auto file = from_file(f, base_dir);
-    const auto arch = file ? gguf_architecture(*file) : std::nullopt;
-    if (arch && *arch == "clip") {
-      if (projector_src) throw StoreError("FROM " + f + ": a second projector; a model takes one");
-      projector_src = file;
-      continue;
-    }
-    if (model_src || parent) {
-      const std::string what = !file ? "a model name" : arch ? "architecture \"" + *arch + "\"" : "not a GGUF";
-      throw StoreError("FROM " + f + ": a second model (" + what +
-                       "); only a projector (a vision projector and/or audio encoder: a GGUF with general.architecture \"clip\") may join it");
-    }
-    if (file) model_src = file;
-    else parent = f;
+    if (const auto file = from_file(f, base_dir)) src.add_file({*file, "", f});
+    else src.add_parent(f);
   }
-  if (!model_src && !parent) throw StoreError("FROM: only a projector was given; the text model is missing");
-  std::optional<ResolvedModel> base;
-  if (parent) base = store.resolve(parse_model_name(*parent));
-  fs::path model_file = model_src ? *model_src : base->model_path;
-  if (projector_src) check_projector(*projector_src, model_file);
+  return create_model_from(store, name, src, mf, log);
+}
 
+void check_sources(const ModelStore& store, const ModelSources& src) {
+  if (!src.model && !src.parent) throw StoreError("FROM: only a projector was given; the text model is missing");
+  std::optional<ResolvedModel> base;
+  if (src.parent) base = store.resolve(parse_model_name(*src.parent));
+  if (src.projector) check_projector(src.projector->path, src.model ? src.model->path : base->model_path);
+}
+
+Manifest create_model_from(ModelStore& store, const ModelName& name, const ModelSources& src, const Modelfile& mf,
+                           const std::function<void(const std::string&)>& log) {
+  auto say = [&](const std::string& s) {
+    if (log) log(s);
+  };
+  // Everything is checked before the first blob is written.
+  check_sources(store, src);
+  std::optional<ResolvedModel> base;
+  if (src.parent) base = store.resolve(parse_model_name(*src.parent));
+  fs::path model_file = src.model ? src.model->path : base->model_path;
+  // A source that is already a blob of the store is used as it is; a file is copied in (hashed on the way).
+  auto layer_of = [&](const SourceFile& f, std::string_view media_type) {
+    Descriptor d;
+    d.media_type = std::string(media_type);
+    if (!f.digest.empty()) {
+      d.digest = f.digest;
+      say((f.created ? "creating new layer " : "using existing layer ") + d.digest);
+    } else {
+      say("copying file " + f.label);
+      d.digest = store.put_blob_file(f.path);
+      say("creating new layer " + d.digest);
+    }
+    d.size = int64_t(fs::file_size(store.blob_path(d.digest)));
+    return d;
+  };
   Manifest m;
   json params = json::object();
-  if (model_src) {
-    say("copying file " + model_src->string());
-    Descriptor d;
-    d.media_type = std::string(media::kModel);
-    d.digest = store.put_blob_file(*model_src);
-    d.size = int64_t(fs::file_size(store.blob_path(d.digest)));
-    say("creating new layer " + d.digest);
-    m.layers.push_back(d);
-    model_file = store.blob_path(d.digest);
-  } else {
-    // FROM another model: inherit its layers; the Modelfile then overrides them.
+  std::optional<Descriptor> model_layer;
+  if (src.model) {
+    model_layer = layer_of(*src.model, media::kModel);
+    model_file = store.blob_path(model_layer->digest);
+  }
+  if (base) {
+    // FROM another model: inherit its layers; the Modelfile then overrides them. A model of its own (a
+    // quantized copy) takes the place of the parent's.
     for (auto l : base->manifest.layers) {
+      if (l.media_type == media::kModel && model_layer) {
+        if (!m.find_layer(media::kModel)) m.layers.push_back(*model_layer);
+        continue;
+      }
       if (l.media_type == media::kModel && l.from.empty()) l.from = base->name.display();
       if (l.media_type == media::kParams) continue;  // merged below
-      if (l.media_type == media::kProjector && projector_src) continue;  // replaced below
+      if (l.media_type == media::kProjector && src.projector) continue;  // replaced below
       store.adopt_blob(l.digest);
       say("using existing layer " + l.digest);
       m.layers.push_back(l);
     }
     params = base->params;
   }
-  if (projector_src) {
-    say("copying file " + projector_src->string());
-    Descriptor d;
-    d.media_type = std::string(media::kProjector);
-    d.digest = store.put_blob_file(*projector_src);
-    d.size = int64_t(fs::file_size(store.blob_path(d.digest)));
-    say("creating new layer " + d.digest);
+  if (model_layer && !m.find_layer(media::kModel)) m.layers.insert(m.layers.begin(), *model_layer);
+  if (src.projector) {
+    const Descriptor d = layer_of(*src.projector, media::kProjector);
     // Right after the model layer, where Ollama's create puts a second FROM.
     auto at = std::find_if(m.layers.begin(), m.layers.end(), [](const Descriptor& l) { return l.media_type == media::kModel; });
     m.layers.insert(at == m.layers.end() ? at : at + 1, d);

@@ -67,4 +67,34 @@ std::string human_parameter_count(int64_t n);
 Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile& mf,
                       const std::filesystem::path& base_dir, const std::function<void(const std::string&)>& log);
 
+// A file that becomes a layer: copied into the store, or, when `digest` is set, already that blob of
+// g3n's store (an HTTP upload) and used as it is.
+struct SourceFile {
+  std::filesystem::path path;
+  std::string digest;
+  std::string label;  // how messages name it: the FROM text, or the uploaded file's name
+  bool created = false;  // a blob this create made (a quantized copy): announced as a new layer
+};
+
+// What a model is made of, sorted as Ollama sorts it: one text model (a GGUF, or a parent model whose
+// layers are inherited) and at most one projector (a GGUF whose general.architecture is "clip"). Both
+// `model` and `parent` (set directly, not by add_*): the parent's layers with its model layer replaced.
+struct ModelSources {
+  std::optional<SourceFile> model, projector;
+  std::optional<std::string> parent;  // a model name in the store
+  // Each throws StoreError for a second model or a second projector.
+  void add_file(SourceFile f);
+  void add_parent(const std::string& name);
+};
+
+// The checks create_model_from makes before it writes anything: a text model is there, the parent model
+// resolves, the projector loads and fits the model's n_embd. Throws StoreError.
+void check_sources(const ModelStore& store, const ModelSources& sources);
+
+// create_model's work once the sources are sorted: `fields` gives the template, system, parameters,
+// messages and licenses (its FROMs are not read). The same checks, all before the first blob is written;
+// the manifest comes last.
+Manifest create_model_from(ModelStore& store, const ModelName& name, const ModelSources& sources, const Modelfile& fields,
+                           const std::function<void(const std::string&)>& log);
+
 }  // namespace g3n::store

@@ -7,6 +7,7 @@
 // ("whisper-1" mapped to it by G3N_TRANSCRIBE_MODEL).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -318,6 +319,55 @@ try {
       console.log(`     ${r.usage.prompt_tokens - text.usage.prompt_tokens} rows for the clip; reply ${JSON.stringify(r.choices[0].message.content)}`);
     });
   }
+  // Making models over HTTP: ollama.create from a store model, and from blobs uploaded with /api/blobs
+  // (the npm client sends `files` as given; the upload is a plain POST, as Ollama's CLI makes it).
+  await check('ollama create from a model with system and parameters', async () => {
+    const r = await ollama.create({ model: 'pirate', from: 'tiny', system: 'Talk like a pirate.', parameters: { temperature: 0.4, stop: ['<x>'] } });
+    console.log(`     create -> ${JSON.stringify(r)}`);
+    assert.equal(r.status, 'success');
+    const show = await ollama.show({ model: 'pirate' });
+    assert.equal(show.system, 'Talk like a pirate.');
+    assert.match(show.parameters, /temperature\s+0\.4/);
+    assert.match(show.parameters, /stop\s+"<x>"/);
+    const g = await ollama.generate({ model: 'pirate', prompt: 'Hello', options: { num_predict: 2 } });
+    assert.equal(g.eval_count, 2);
+  });
+  await check('ollama create streaming progress', async () => {
+    const statuses = [];
+    for await (const p of await ollama.create({ model: 'pirate2', from: 'pirate', template: '{{ .Prompt }}', stream: true })) statuses.push(p.status);
+    console.log(`     ${statuses.map((s) => JSON.stringify(s)).join(', ')}`);
+    assert.equal(statuses.at(-1), 'success');
+    assert.equal(statuses.at(-2), 'writing manifest');
+    assert.ok(statuses.some((s) => s.startsWith('using existing layer sha256:')));
+  });
+  const uploadBlob = async (path) => {
+    const data = readFileSync(path);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    // The store may hold it already (the models above were made from these files): then 200, else 201.
+    const had = (await fetch(`${host}/api/blobs/${digest}`, { method: 'HEAD' })).status;
+    assert.ok(had === 200 || had === 404, `HEAD ${had}`);
+    const r = await fetch(`${host}/api/blobs/${digest}`, { method: 'POST', body: data });
+    assert.equal(r.status, had === 200 ? 200 : 201, await r.text());
+    assert.equal((await fetch(`${host}/api/blobs/${digest}`, { method: 'HEAD' })).status, 200);
+    return digest;
+  };
+  await check('ollama create from uploaded blobs', async () => {
+    const files = { 'model.gguf': await uploadBlob(gguf) };
+    if (mmproj) files['mmproj.gguf'] = await uploadBlob(mmproj);
+    const r = await ollama.create({ model: 'uploaded', files });
+    console.log(`     create ${JSON.stringify(Object.keys(files))} -> ${JSON.stringify(r)}`);
+    assert.equal(r.status, 'success');
+    const show = await ollama.show({ model: 'uploaded' });
+    assert.equal(show.model_info['general.architecture'], 'gemma3n');
+    if (mmproj) assert.ok(show.capabilities.includes('vision'), JSON.stringify(show.capabilities));
+    const g = await ollama.generate({ model: 'uploaded', prompt: 'Hello', options: { num_predict: 2 } });
+    assert.equal(g.eval_count, 2);
+  });
+  await check('ollama create errors reject', async () => {
+    await assert.rejects(ollama.create({ model: 'x', from: 'absent' }), /model 'absent' not found/);
+    await assert.rejects(ollama.create({ model: 'x', files: { 'model.gguf': `sha256:${'0'.repeat(64)}` } }), /not found/);
+    await assert.rejects(ollama.create({ model: 'x', from: 'tiny', adapters: { 'lora.gguf': `sha256:${'0'.repeat(64)}` } }), /adapters are not supported/);
+  });
   await check('openai unknown model is a 404', async () => {
     await assert.rejects(openai.chat.completions.create({ model: 'absent', messages: [{ role: 'user', content: 'x' }] }), (e) => e.status === 404);
   });

@@ -35,13 +35,15 @@ case_() {
   if [ $# -ge 5 ]; then
     printf '%s' "$5" >"$STORE/body"
     got=$(curl -s -o "$STORE/out" -w '%{http_code}' -X "$method" -H 'Content-Type: application/json' --data-binary @"$STORE/body" "$URL$path")
+  elif [ "$method" = HEAD ]; then
+    got=$(curl -s -o "$STORE/out" -w '%{http_code}' -I "$URL$path")
   else
     got=$(curl -s -o "$STORE/out" -w '%{http_code}' -X "$method" "$URL$path")
   fi
   if [ "$got" != "$want" ]; then
     echo "FAIL $name: status $got, want $want: $(head -c 300 "$STORE/out")"; FAILED=$((FAILED + 1)); return
   fi
-  if [ "$want" -ge 400 ] && [ "$path" != "/no/such/path" ] && ! grep -q '"error"' "$STORE/out"; then
+  if [ "$want" -ge 400 ] && [ "$path" != "/no/such/path" ] && [ "$method" != HEAD ] && ! grep -q '"error"' "$STORE/out"; then
     echo "FAIL $name: no JSON error body: $(head -c 300 "$STORE/out")"; FAILED=$((FAILED + 1)); return
   fi
   echo "ok   $name ($got)"
@@ -108,6 +110,39 @@ if [ -n "$MMPROJ" ]; then
   case_ "an image (200)"                200 POST /api/generate "{\"model\": \"seeing\", \"prompt\": \"x\", \"stream\": false, \"images\": [\"$IMG\"], \"options\": {\"num_predict\": 2}}"
   case_ "an image_url data URL (200)"   200 POST /v1/chat/completions "{\"model\": \"seeing\", \"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": \"data:image/jpeg;base64,$IMG\"}]}]}"
 fi
+# Making models over HTTP: upload a blob (curl streams the file), then create from it; and the refusals.
+# A file the store does not hold yet: not there, uploaded (201), there.
+head -c 300000 /dev/urandom >"$STORE/blob"
+FRESH=sha256:$(sha256sum "$STORE/blob" | cut -d' ' -f1)
+case_ "blob not there yet"            404 HEAD "/api/blobs/$FRESH"
+got=$(curl -s -o "$STORE/out" -w '%{http_code}' --data-binary @"$STORE/blob" "$URL/api/blobs/$FRESH")
+if [ "$got" = 201 ]; then echo "ok   upload a blob (201)"; else echo "FAIL upload: $got $(head -c 300 "$STORE/out")"; FAILED=$((FAILED + 1)); fi
+got=$(curl -s -o /dev/null -w '%{http_code}' -I "$URL/api/blobs/$FRESH")
+if [ "$got" = 200 ]; then echo "ok   blob there (HEAD 200)"; else echo "FAIL HEAD after upload: $got"; FAILED=$((FAILED + 1)); fi
+got=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$STORE/blob" "$URL/api/blobs/$FRESH")
+if [ "$got" = 200 ]; then echo "ok   upload again (200)"; else echo "FAIL upload again: $got"; FAILED=$((FAILED + 1)); fi
+# The model's GGUF (the store has it already, from `g3n create tiny`: 200 then).
+DIGEST=sha256:$(sha256sum "$GGUF" | cut -d' ' -f1)
+got=$(curl -s -o "$STORE/out" -w '%{http_code}' --data-binary @"$GGUF" "$URL/api/blobs/$DIGEST")
+if [ "$got" = 200 ] || [ "$got" = 201 ]; then echo "ok   upload the model ($got)"; else echo "FAIL upload the model: $got $(head -c 300 "$STORE/out")"; FAILED=$((FAILED + 1)); fi
+OTHER=sha256:$(printf 'other' | sha256sum | cut -d' ' -f1)
+got=$(curl -s -o "$STORE/out" -w '%{http_code}' --data-binary @"$STORE/blob" "$URL/api/blobs/$OTHER")
+if [ "$got" = 400 ] && grep -q 'digest mismatch' "$STORE/out"; then echo "ok   digest mismatch (400)"; else echo "FAIL digest mismatch: $got"; FAILED=$((FAILED + 1)); fi
+case_ "blob with a bad digest"        400 POST /api/blobs/sha256:1234 'x'
+case_ "create from the blob (200)"    200 POST /api/create "{\"model\": \"uploaded\", \"files\": {\"model.gguf\": \"$DIGEST\"}, \"stream\": false}"
+case_ "create from a model (200)"     200 POST /api/create '{"model": "terse", "from": "uploaded", "system": "Be brief.", "parameters": {"top_k": 5}, "stream": false}'
+case_ "the created model runs (200)"  200 POST /api/generate '{"model": "terse", "prompt": "x", "stream": false, "options": {"num_predict": 1}}'
+case_ "create without a model"        400 POST /api/create '{"from": "tiny"}'
+case_ "create from nothing"           400 POST /api/create '{"model": "x"}'
+case_ "create from a path"            404 POST /api/create "{\"model\": \"x\", \"from\": \"$GGUF\"}"
+case_ "create from an absent model"   404 POST /api/create '{"model": "x", "from": "nope"}'
+case_ "create from an absent blob"    400 POST /api/create "{\"model\": \"x\", \"files\": {\"model.gguf\": \"$OTHER\"}}"
+case_ "create with an absolute file"  400 POST /api/create "{\"model\": \"x\", \"files\": {\"/model.gguf\": \"$DIGEST\"}}"
+case_ "create from a file not a GGUF"  400 POST /api/create "{\"model\": \"x\", \"files\": {\"model.gguf\": \"$FRESH\"}}"
+case_ "create with safetensors"       400 POST /api/create "{\"model\": \"x\", \"files\": {\"model.safetensors\": \"$DIGEST\"}}"
+case_ "create with adapters"          400 POST /api/create "{\"model\": \"x\", \"from\": \"tiny\", \"adapters\": {\"a.gguf\": \"$DIGEST\"}}"
+case_ "create with a bad parameter"   400 POST /api/create '{"model": "x", "from": "tiny", "parameters": {"top_k": "many"}}'
+case_ "quantize a quantized model"    400 POST /api/create '{"model": "x", "from": "tiny", "quantize": "q4_K_M"}'
 # Still serving after all of that.
 case_ "still serving"                 200 POST /api/generate '{"model": "tiny", "prompt": "x", "stream": false, "options": {"num_predict": 1}}'
 if ! kill -0 $SERVER 2>/dev/null; then echo "FAIL the server exited"; FAILED=$((FAILED + 1)); fi

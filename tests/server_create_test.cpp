@@ -1,0 +1,541 @@
+// Making models over HTTP: POST/HEAD /api/blobs/:digest and POST /api/create, in process over real HTTP
+// on a random loopback port, each test with its own store. Uploads stream to disk (a body far over the
+// in-memory limit goes through without the process growing by its size); a failed upload or create
+// leaves the store as it was.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gguf/gguf.h"
+#include "server/create_request.h"
+#include "server/http.h"
+#include "server/options.h"
+#include "server/server.h"
+#include "store/file_util.h"
+#include "store/model_store.h"
+#include "store/modelfile.h"
+#include "tools/random_mmproj.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace g3n;
+
+namespace {
+
+const std::string kFixtures = G3N_FIXTURES_DIR;
+const std::string kModel = kFixtures + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kModelF16 = kFixtures + "/gemma3n-tiny/models/gemma3n-tiny-f16.gguf";
+const std::string kMmproj = kFixtures + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf";
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string digest_of(std::string_view data) { return "sha256:" + store::sha256_hex(data); }
+
+// Peak resident memory of this process (VmHWM), in bytes.
+int64_t peak_rss() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return -1;
+}
+
+class CreateFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    root_ = fs::temp_directory_path() / ("g3n-create-" + std::to_string(rd()));
+    fs::create_directories(root_);
+    server::ServerConfig cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.store.root = root_;
+    cfg.store.ollama_root.reset();
+    cfg.num_ctx = 512;
+    cfg.num_threads = 1;
+    cfg.log_requests = false;
+    cfg.max_body_bytes = 1u << 20;  // small, so that uploads far over it show they never go to memory
+    store::ModelStore st = test_store();
+    store::Modelfile mf;
+    mf.from = kModel;
+    mf.params = json{{"temperature", 0.1}};
+    mf.system = "You are terse.";
+    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
+    srv_ = std::make_unique<server::Server>(cfg);
+    port_ = srv_->start();
+  }
+  void TearDown() override {
+    srv_.reset();
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  store::ModelStore test_store() const {
+    store::StoreConfig sc;
+    sc.root = root_;
+    sc.ollama_root.reset();
+    return store::ModelStore(sc);
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(120, 0);
+    c.set_write_timeout(120, 0);
+    return c;
+  }
+  // Every file under the store (names relative to it): what a failed request must leave unchanged.
+  std::set<std::string> store_files() const {
+    std::set<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(root_))
+      if (e.is_regular_file()) out.insert(fs::relative(e.path(), root_).string());
+    return out;
+  }
+  std::pair<int, json> post(const std::string& path, const json& body) const {
+    auto r = client().Post(path.c_str(), body.dump(), "application/json");
+    if (!r) return {0, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  int head_blob(const std::string& digest) const {
+    auto r = client().Head(("/api/blobs/" + digest).c_str());
+    return r ? r->status : 0;
+  }
+  std::pair<int, std::string> upload(const std::string& digest, const std::string& data) const {
+    auto r = client().Post(("/api/blobs/" + digest).c_str(), data, "application/octet-stream");
+    if (!r) return {0, ""};
+    return {r->status, r->body};
+  }
+  // Uploads a file as its own digest (201, or 200 when the store has it: the fixture model is "tiny"'s
+  // layer); returns the digest.
+  std::string upload_file(const std::string& path) const {
+    const std::string data = read_all(path);
+    const std::string d = digest_of(data);
+    const int status = upload(d, data).first;
+    EXPECT_TRUE(status == 201 || status == 200) << status;
+    EXPECT_EQ(head_blob(d), 200);
+    return d;
+  }
+  // POST /api/create with stream false.
+  std::pair<int, json> create(json body) const {
+    body["stream"] = false;
+    return post("/api/create", body);
+  }
+  // The manifest of a store model.
+  store::Manifest manifest(const std::string& name) const {
+    return *test_store().read_manifest(store::parse_model_name(name));
+  }
+
+  fs::path root_;
+  std::unique_ptr<server::Server> srv_;
+  int port_ = 0;
+};
+
+using ServerBlobs = CreateFixture;
+using ServerCreate = CreateFixture;
+
+TEST_F(ServerBlobs, UploadThenHead) {
+  const std::string data = "hello, blob";
+  const std::string d = digest_of(data);
+  EXPECT_EQ(head_blob(d), 404);
+  auto [s, body] = upload(d, data);
+  EXPECT_EQ(s, 201) << body;
+  EXPECT_EQ(head_blob(d), 200);
+  EXPECT_EQ(read_all(test_store().blob_path(d)), data);
+  // Already there: 200, the body is not needed (and the connection stays usable).
+  auto c = client();
+  auto again = c.Post(("/api/blobs/" + d).c_str(), data, "application/octet-stream");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  auto after = c.Get("/api/version");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+  // The other spelling of a digest, and upper-case hex, name the same blob.
+  std::string hex = d.substr(7);
+  for (char& ch : hex) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  EXPECT_EQ(head_blob("sha256-" + hex), 200);
+  // A blob route answers HEAD and POST only.
+  auto g = c.Get(("/api/blobs/" + d).c_str());
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 405);
+}
+
+TEST_F(ServerBlobs, DigestMismatchLeavesNothing) {
+  const auto before = store_files();
+  const std::string d = digest_of("what was promised");
+  auto [s, body] = upload(d, "something else");
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(body.find("digest mismatch, expected \\\"" + d + "\\\", got \\\"" + digest_of("something else") + "\\\""), std::string::npos) << body;
+  EXPECT_EQ(head_blob(d), 404);
+  EXPECT_EQ(store_files(), before);
+}
+
+TEST_F(ServerBlobs, BadDigests) {
+  for (const std::string& bad : std::vector<std::string>{"sha256:abc", "md5:0123", "sha256:" + std::string(64, 'g'), "..%2F..%2Fetc%2Fpasswd", "sha256:" + std::string(63, 'a') + "/"}) {
+    auto h = client().Head(("/api/blobs/" + bad).c_str());
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->status, 400) << bad;
+    auto [s, body] = upload(bad, "x");
+    EXPECT_EQ(s, 400) << bad;
+    EXPECT_NE(body.find("invalid digest format"), std::string::npos) << body;
+  }
+  EXPECT_FALSE(fs::exists(root_ / "blobs" / "sha256-abc"));
+}
+
+TEST_F(ServerBlobs, InterruptedUploadLeavesNothing) {
+  const auto before = store_files();
+  const std::string d = digest_of(std::string(100000, 'x'));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port_));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string head = "POST /api/blobs/" + d + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+  const std::string part(40000, 'x');
+  ASSERT_EQ(::send(fd, head.data(), head.size(), 0), ssize_t(head.size()));
+  ASSERT_EQ(::send(fd, part.data(), part.size(), 0), ssize_t(part.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ::close(fd);
+  // The server notices the closed connection and drops the temporary file.
+  for (int i = 0; i < 100 && store_files() != before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(store_files(), before);
+  EXPECT_EQ(head_blob(d), 404);
+}
+
+// A body 96 times the in-memory limit, generated as it is sent, with a length and chunked: it reaches
+// the disk whole and verified while the process's peak memory grows by far less than its size.
+TEST_F(ServerBlobs, LargeUploadStreamsToDisk) {
+  const size_t size = 96u << 20;
+  std::string block(1 << 20, '\0');
+  std::mt19937 rng(7);
+  for (char& ch : block) ch = char(rng());
+  store::Sha256 h;
+  for (size_t off = 0; off < size; off += block.size()) h.update(block.data(), block.size());
+  const std::string d = "sha256:" + h.hex();
+  const int64_t rss0 = peak_rss();
+  auto c = client();
+  auto provider = [&](size_t offset, size_t length, httplib::DataSink& sink) {
+    const size_t at = offset % block.size();
+    const size_t n = std::min(length, block.size() - at);
+    return sink.write(block.data() + at, n);
+  };
+  auto r = c.Post(("/api/blobs/" + d).c_str(), size, provider, "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(fs::file_size(test_store().blob_path(d)), size);
+  const int64_t grew = peak_rss() - rss0;
+  EXPECT_LT(grew, int64_t(size / 4)) << "peak RSS grew by " << grew << " bytes for a " << size << "-byte upload";
+  // Chunked (no length): the same blob again under a fresh store entry.
+  fs::remove(test_store().blob_path(d));
+  size_t sent = 0;
+  auto chunked = [&](size_t, httplib::DataSink& sink) {
+    if (sent == size) {
+      sink.done();
+      return true;
+    }
+    sent += block.size();
+    return sink.write(block.data(), block.size());
+  };
+  auto r2 = c.Post(("/api/blobs/" + d).c_str(), chunked, "application/octet-stream");
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->status, 201) << r2->body;
+  EXPECT_EQ(fs::file_size(test_store().blob_path(d)), size);
+  EXPECT_LT(peak_rss() - rss0, int64_t(size / 4));
+}
+
+// The other routes keep the in-memory limit, with or without a length, and the connection stays usable.
+TEST_F(ServerBlobs, OtherRoutesKeepTheBodyLimit) {
+  auto c = client();
+  const std::string big(2u << 20, ' ');
+  auto r = c.Post("/api/generate", big, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("request body too large"), std::string::npos) << r->body;
+  size_t sent = 0;
+  auto chunked = [&](size_t, httplib::DataSink& sink) {
+    if (sent >= big.size()) {
+      sink.done();
+      return true;
+    }
+    sent += 65536;
+    return sink.write(big.data(), 65536);
+  };
+  auto r2 = c.Post("/api/chat", chunked, "application/json");
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->status, 413);
+  auto ok = c.Post("/api/show", json{{"model", "tiny"}}.dump(), "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  // A body sent where no route takes it: 404 or 405, and the connection still works.
+  auto none = c.Post("/no/such/path", big, "application/json");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 404);
+  auto wrong = c.Put("/api/tags", "{}", "application/json");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 405);
+  auto v = c.Get("/api/version");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->status, 200);
+}
+
+TEST_F(ServerCreate, FromFilesWithProjector) {
+  const std::string dm = upload_file(kModel);
+  const std::string dp = upload_file(kMmproj);
+  auto [s, body] = create({{"model", "seeing"}, {"files", {{"mmproj.gguf", dp}, {"model.gguf", dm}}}});
+  ASSERT_EQ(s, 200) << body;
+  EXPECT_EQ(body, json({{"status", "success"}}));
+  const store::Manifest m = manifest("seeing");
+  ASSERT_NE(m.find_layer(store::media::kModel), nullptr);
+  EXPECT_EQ(m.find_layer(store::media::kModel)->digest, dm);
+  ASSERT_NE(m.find_layer(store::media::kProjector), nullptr);
+  EXPECT_EQ(m.find_layer(store::media::kProjector)->digest, dp);
+  EXPECT_EQ(m.layers[0].media_type, store::media::kModel);  // the projector right after the model
+  EXPECT_EQ(m.layers[1].media_type, store::media::kProjector);
+  auto [s2, show] = post("/api/show", {{"model", "seeing"}});
+  ASSERT_EQ(s2, 200);
+  EXPECT_NE(std::find(show["capabilities"].begin(), show["capabilities"].end(), "vision"), show["capabilities"].end()) << show["capabilities"];
+  EXPECT_EQ(show["projector_info"]["general.architecture"], "clip");
+  // And it runs.
+  auto [s3, gen] = post("/api/generate", {{"model", "seeing"}, {"prompt", "Hi"}, {"stream", false}, {"options", {{"num_predict", 2}, {"temperature", 0}}}});
+  EXPECT_EQ(s3, 200) << gen;
+  EXPECT_EQ(gen["eval_count"], 2);
+  // A store model plus an uploaded projector: the parent's layers, the projector added after its model layer.
+  auto [s4, out4] = create({{"model", "tiny-seeing"}, {"from", "tiny"}, {"files", {{"mmproj.gguf", dp}}}});
+  ASSERT_EQ(s4, 200) << out4;
+  const store::Manifest m2 = manifest("tiny-seeing");
+  EXPECT_EQ(m2.layers[0].digest, dm);
+  EXPECT_EQ(m2.layers[1].digest, dp);
+  EXPECT_EQ(post("/api/show", {{"model", "tiny-seeing"}}).second["system"], "You are terse.");
+}
+
+TEST_F(ServerCreate, FromModelWithFieldsStreamed) {
+  const json req = {{"model", "made:v1"},
+                    {"from", "tiny"},
+                    {"system", "Talk like a pirate."},
+                    {"template", "{{ .Prompt }}"},
+                    {"parameters", {{"temperature", 0.5}, {"top_k", 7}, {"stop", {"<a>", "<b>"}}}},
+                    {"messages", {{{"role", "user"}, {"content", "Ahoy?"}}, {{"role", "assistant"}, {"content", "Arr."}}}},
+                    {"license", {"MIT", "Apache-2.0"}}};
+  auto r = client().Post("/api/create", req.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/x-ndjson");
+  std::vector<std::string> statuses;
+  std::istringstream in(r->body);
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    ASSERT_TRUE(j.contains("status")) << line;
+    EXPECT_EQ(j.size(), 1u) << line;
+    statuses.push_back(j["status"]);
+  }
+  ASSERT_GE(statuses.size(), 3u);
+  EXPECT_EQ(statuses.back(), "success");
+  EXPECT_EQ(statuses[statuses.size() - 2], "writing manifest");
+  const store::Manifest parent = manifest("tiny");
+  EXPECT_NE(std::find(statuses.begin(), statuses.end(), "using existing layer " + parent.find_layer(store::media::kModel)->digest), statuses.end());
+  // The model layer is the parent's, marked as inherited; every field is a layer.
+  const store::Manifest m = manifest("made:v1");
+  EXPECT_EQ(m.find_layer(store::media::kModel)->digest, parent.find_layer(store::media::kModel)->digest);
+  EXPECT_EQ(m.find_layer(store::media::kModel)->from, "tiny:latest");
+  auto [s, show] = post("/api/show", {{"model", "made:v1"}});
+  ASSERT_EQ(s, 200);
+  EXPECT_EQ(show["system"], "Talk like a pirate.");
+  EXPECT_EQ(show["template"], "{{ .Prompt }}");
+  EXPECT_EQ(show["license"], "MIT\nApache-2.0");
+  EXPECT_EQ(show["messages"], req["messages"]);
+  const std::string params = show["parameters"];
+  EXPECT_NE(params.find("temperature                    0.5"), std::string::npos) << params;
+  EXPECT_NE(params.find("top_k                          7"), std::string::npos) << params;
+  EXPECT_NE(params.find("stop                           \"<a>\""), std::string::npos) << params;
+  EXPECT_NE(params.find("stop                           \"<b>\""), std::string::npos) << params;
+  const store::ResolvedModel rm = test_store().resolve(store::parse_model_name("made:v1"));
+  EXPECT_EQ(rm.params["top_k"], 7);
+  EXPECT_EQ(rm.params["stop"], json::array({"<a>", "<b>"}));
+}
+
+TEST_F(ServerCreate, ReplacingAModelServesTheNewOne) {
+  ASSERT_EQ(create({{"model", "swap"}, {"from", "tiny"}, {"system", "first"}}).first, 200);
+  auto [s1, g1] = post("/api/generate", {{"model", "swap"}, {"prompt", "Hi"}, {"stream", false}, {"options", {{"num_predict", 1}}}});
+  ASSERT_EQ(s1, 200) << g1;
+  auto loaded = [&] {
+    auto r = client().Get("/api/ps");
+    return r && r->body.find("swap:latest") != std::string::npos;
+  };
+  EXPECT_TRUE(loaded());
+  // The loaded model is let go, so the next request loads what the name now means.
+  ASSERT_EQ(create({{"model", "swap"}, {"from", "tiny"}, {"system", "second"}}).first, 200);
+  EXPECT_FALSE(loaded());
+  EXPECT_EQ(post("/api/show", {{"model", "swap"}}).second["system"], "second");
+}
+
+// quantize: the F16 fixture, uploaded, becomes a Q4_K_M model layer whose tensors are llama.cpp's (the
+// Q4_K_M fixture's types and bytes), streamed with Ollama's progress line; the source blob stays as it was.
+TEST_F(ServerCreate, QuantizeFromF16) {
+  const std::string d16 = upload_file(kModelF16);
+  json req = {{"model", "small"}, {"files", {{"model.gguf", d16}}}, {"quantize", "q4_K_M"}, {"system", "Be brief."}};
+  auto r = client().Post("/api/create", req.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->body.find("{\"status\":\"quantizing F16 model to Q4_K_M\"}"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("{\"status\":\"success\"}"), std::string::npos) << r->body;
+  const store::Manifest m = manifest("small");
+  const std::string dq = m.find_layer(store::media::kModel)->digest;
+  EXPECT_NE(dq, d16);
+  EXPECT_NE(r->body.find("creating new layer " + dq), std::string::npos) << r->body;
+  EXPECT_EQ(digest_of(read_all(test_store().blob_path(d16))), d16);
+  const GgufFile got = GgufFile::open(test_store().blob_path(dq).string());
+  const GgufFile want = GgufFile::open(kModel);
+  EXPECT_EQ(got.get_int("general.file_type"), 15);
+  ASSERT_EQ(got.tensors().size(), want.tensors().size());
+  for (const auto& w : want.tensors()) {
+    const auto* found = got.find_tensor(w.name);
+    ASSERT_NE(found, nullptr) << w.name;
+    const auto& g = *found;
+    EXPECT_EQ(g.type, w.type) << w.name;
+    ASSERT_EQ(g.nbytes, w.nbytes) << w.name;
+    EXPECT_EQ(std::memcmp(got.tensor_data(g), want.tensor_data(w), w.nbytes), 0) << w.name;
+  }
+  auto [s, show] = post("/api/show", {{"model", "small"}});
+  EXPECT_EQ(show["details"]["quantization_level"], "Q4_K_M");
+  EXPECT_EQ(show["system"], "Be brief.");
+  // From a store model too (any case of the type), inheriting the rest.
+  auto [s2, out] = create({{"model", "small8"}, {"from", "small"}, {"quantize", "Q8_0"}});
+  EXPECT_EQ(s2, 400) << out;  // "small" is quantized now
+  ASSERT_EQ(create({{"model", "f16"}, {"files", {{"model.gguf", d16}}}, {"system", "kept"}}).first, 200);
+  auto [s3, out3] = create({{"model", "f16:q8"}, {"from", "f16"}, {"quantize", "Q8_0"}});
+  ASSERT_EQ(s3, 200) << out3;
+  const store::Manifest m8 = manifest("f16:q8");
+  EXPECT_EQ(GgufFile::open(test_store().blob_path(m8.find_layer(store::media::kModel)->digest).string()).get_int("general.file_type"), 7);
+  EXPECT_EQ(post("/api/show", {{"model", "f16:q8"}}).second["system"], "kept");
+  EXPECT_EQ(m8.layers.front().media_type, store::media::kModel);
+}
+
+// Every refusal: its status and message, and the store exactly as before.
+TEST_F(ServerCreate, ErrorsLeaveTheStoreAsItWas) {
+  const std::string dm = upload_file(kModel);
+  const std::string dp = upload_file(kMmproj);
+  const std::string absent = digest_of("never uploaded");
+  const std::string text = "not a model";
+  const std::string dt = digest_of(text);
+  ASSERT_EQ(upload(dt, text).first, 201);
+  // A safetensors file: 8-byte header length, then its JSON header.
+  std::string st_header = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  std::string st(8, '\0');
+  for (int i = 0; i < 8; ++i) st[size_t(i)] = char((st_header.size() >> (8 * i)) & 0xff);
+  st += st_header + std::string(4, '\0');
+  const std::string ds = digest_of(st);
+  ASSERT_EQ(upload(ds, st).first, 201);
+  // A projector made for a model of another width.
+  const fs::path other = root_.parent_path() / (root_.filename().string() + "-narrow-mmproj.gguf");
+  auto spec = *random_mmproj_preset("tiny");
+  spec.text_width = 128;
+  write_random_mmproj(spec, other.string(), 1);
+  const std::string dn = upload_file(other.string());
+  fs::remove(other);
+
+  struct Case {
+    const char* what;
+    json body;
+    int status;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"no model", {{"from", "tiny"}}, 400, "model is required"},
+      {"bad name", {{"model", "a b"}, {"from", "tiny"}}, 400, "invalid model name"},
+      {"neither from nor files", {{"model", "x"}}, 400, "neither 'from' or 'files' was specified"},
+      {"path as from", {{"model", "x"}, {"from", kModel}}, 404, "model '" + kModel + "' not found"},
+      {"relative path as from", {{"model", "x"}, {"from", "./model.gguf"}}, 404, "not found"},
+      {"absent from", {{"model", "x"}, {"from", "nope"}}, 404, "model 'nope' not found"},
+      {"missing blob", {{"model", "x"}, {"files", {{"model.gguf", absent}}}}, 400, absent},
+      {"absolute file name", {{"model", "x"}, {"files", {{"/etc/model.gguf", dm}}}}, 400, "file path must be relative"},
+      {"escaping file name", {{"model", "x"}, {"files", {{"../model.gguf", dm}}}}, 400, "file path must be relative"},
+      {"bad digest", {{"model", "x"}, {"files", {{"model.gguf", "sha256:12"}}}}, 400, "invalid digest format"},
+      {"adapters", {{"model", "x"}, {"from", "tiny"}, {"adapters", {{"lora.gguf", dm}}}}, 400, "adapters are not supported"},
+      {"safetensors by name", {{"model", "x"}, {"files", {{"model.safetensors", dm}}}}, 400, "safetensors checkpoints are not supported yet"},
+      {"safetensors by content", {{"model", "x"}, {"files", {{"weights", ds}, {"config.json", dt}}}}, 400, "safetensors checkpoints are not supported yet"},
+      {"not a GGUF", {{"model", "x"}, {"files", {{"model.gguf", dm}, {"notes.txt", dt}}}}, 400, "file \"notes.txt\" is not a GGUF file"},
+      {"two models", {{"model", "x"}, {"files", {{"a.gguf", dm}, {"b.gguf", dm}}}}, 400, "a second model"},
+      {"from and a model file", {{"model", "x"}, {"from", "tiny"}, {"files", {{"a.gguf", dm}}}}, 400, "a second model"},
+      {"two projectors", {{"model", "x"}, {"files", {{"a.gguf", dm}, {"p.gguf", dp}, {"q.gguf", dn}}}}, 400, "a second projector"},
+      {"projector only", {{"model", "x"}, {"files", {{"p.gguf", dp}}}}, 400, "the text model is missing"},
+      {"projector of another width", {{"model", "x"}, {"files", {{"a.gguf", dm}, {"p.gguf", dn}}}}, 400, "but the model's n_embd is 256"},
+      {"unknown parameter", {{"model", "x"}, {"from", "tiny"}, {"parameters", {{"warp", 9}}}}, 400, "unknown parameter 'warp'"},
+      {"parameter of the wrong type", {{"model", "x"}, {"from", "tiny"}, {"parameters", {{"top_k", "many"}}}}, 400, "top_k"},
+      {"bad message role", {{"model", "x"}, {"from", "tiny"}, {"messages", {{{"role", "wizard"}, {"content", "x"}}}}}, 400, "wizard"},
+      {"files not an object", {{"model", "x"}, {"files", {dm}}}, 400, "files"},
+      {"quantize an already quantized model", {{"model", "x"}, {"from", "tiny"}, {"quantize", "q8_0"}}, 400, "quantization is only supported for F16 and F32 models"},
+      {"quantize to an unknown type", {{"model", "x"}, {"from", "tiny"}, {"quantize", "q3_xl"}}, 400, "unsupported quantization type \"q3_xl\""},
+  };
+  const auto before = store_files();
+  for (const auto& c : cases) {
+    for (bool stream : {false, true}) {
+      json body = c.body;
+      body["stream"] = stream;
+      auto [s, out] = post("/api/create", body);
+      EXPECT_EQ(s, c.status) << c.what << ": " << out;
+      ASSERT_TRUE(out.is_object() && out.contains("error")) << c.what << ": " << out;
+      EXPECT_NE(out["error"].get<std::string>().find(c.message), std::string::npos) << c.what << ": " << out;
+    }
+    EXPECT_EQ(store_files(), before) << c.what;
+  }
+  EXPECT_FALSE(test_store().find_manifest(store::parse_model_name("x")));
+}
+
+// parse_create on values of every JSON type in every field, and on random byte flips of a full request:
+// it answers HttpError(400) or a request, never anything else.
+TEST(CreateRequestParse, EveryFieldOfEveryType) {
+  const json full = {{"model", "m"}, {"from", "tiny"}, {"files", {{"a.gguf", "sha256:" + std::string(64, 'a')}}},
+                     {"template", "t"}, {"system", "s"}, {"parameters", {{"top_k", 3}, {"stop", {"x"}}}},
+                     {"messages", {{{"role", "user"}, {"content", "c"}}}}, {"license", "l"}, {"quantize", "q8_0"}, {"stream", false}};
+  const server::CreateRequest r = server::parse_create(full);
+  EXPECT_EQ(r.name.display(), "m:latest");
+  EXPECT_EQ(r.files.size(), 1u);
+  EXPECT_EQ(r.fields.params["top_k"], 3);
+  EXPECT_FALSE(r.stream);
+  const std::vector<json> values = {nullptr, true, 7, -1.5, "", "x", json::array(), json::array({1, "a", nullptr}), json::object(),
+                                    json{{"k", json::array({json::object()})}}};
+  for (auto it = full.begin(); it != full.end(); ++it) {
+    const std::string key = it.key();
+    for (const json& v : values) {
+      json b = full;
+      b[key] = v;
+      try {
+        server::parse_create(b);
+      } catch (const server::HttpError& e) {
+        EXPECT_EQ(e.status(), 400) << key << " = " << v.dump();
+      }
+    }
+  }
+  std::mt19937 rng(3);
+  const std::string text = full.dump();
+  for (int i = 0; i < 2000; ++i) {
+    std::string t = text;
+    for (int k = 0; k < 3; ++k) t[rng() % t.size()] = char(rng());
+    const json b = json::parse(t, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) continue;
+    try {
+      server::parse_create(b);
+    } catch (const server::HttpError& e) {
+      EXPECT_EQ(e.status(), 400);
+    }
+  }
+}
+
+}  // namespace
