@@ -9,13 +9,15 @@
 namespace g3n {
 
 void convert_gguf(const GgufFile& in, const std::string& out_path,
-                  const std::function<GgmlType(const GgufTensorInfo&)>& type_for, int file_type) {
+                  const std::function<GgmlType(const GgufTensorInfo&)>& type_for, int file_type,
+                  const std::vector<GgufKV>& set_kvs) {
   GgufWriter w(in.alignment());
   for (const auto& kv : in.metadata()) {
     if (kv.key == "general.alignment") continue;  // the writer sets it
     w.set(kv.key, kv.value);
   }
   if (file_type >= 0) w.set_u32("general.file_type", static_cast<uint32_t>(file_type));
+  for (const auto& kv : set_kvs) w.set(kv.key, kv.value);
   for (const auto& t : in.tensors()) {
     const GgmlType to = type_for(t);
     const uint8_t* src = in.tensor_data(t);

@@ -30,35 +30,11 @@ struct TensorPlan {
   Init init;
 };
 
-bool is_more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
-
-// Tensor types of llama.cpp's file-type mixtures (llama_tensor_get_type, no imatrix), which keeps
-// altup*, laurel*, per_layer_model_proj, norms and 1-D tensors in F32.
-GgmlType type_for(const RandomModelSpec& s, const std::string& name, int layer, size_t n_dims) {
-  const bool is_norm = name.size() > 12 && name.compare(name.size() - 12, 12, "_norm.weight") == 0;
-  if (n_dims == 1 || is_norm) return GgmlType::F32;
-  if (s.layout == GgufLayout::Ollama && name == "per_layer_token_embd.weight") return GgmlType::F16;
-  const std::string& q = s.quant;
-  if (q == "f32") return GgmlType::F32;
-  if (q == "f16") return GgmlType::F16;
-  if (q == "bf16") return GgmlType::BF16;
-  if (name.find("altup") != std::string::npos || name.find("laurel") != std::string::npos || name == "per_layer_model_proj.weight")
-    return GgmlType::F32;
-  const bool is_output = name == "token_embd.weight";
-  const bool more_bits = (name.find("attn_v.") != std::string::npos || name.find("ffn_down.") != std::string::npos) &&
-                         is_more_bits_layer(layer, s.n_layer);
-  if (q == "q8_0") return GgmlType::Q8_0;
-  if (q == "q4_0") return is_output ? GgmlType::Q6_K : GgmlType::Q4_0;
-  if (q == "q6_k") return GgmlType::Q6_K;
-  if (q == "q4_k_m") return is_output || more_bits ? GgmlType::Q6_K : GgmlType::Q4_K;
-  if (q == "q5_k_m") return is_output || more_bits ? GgmlType::Q6_K : GgmlType::Q5_K;
-  throw std::invalid_argument("unknown quantization '" + q + "' (f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k)");
-}
-
-int file_type_for(const std::string& q) {
-  static const std::map<std::string, int> kTypes = {{"f32", 0}, {"f16", 1}, {"q4_0", 2}, {"q8_0", 7}, {"q4_k_m", 15},
-                                                    {"q5_k_m", 17}, {"q6_k", 18}, {"bf16", 32}};
-  return kTypes.at(q);
+// llama.cpp's file-type mixtures (tools/quant_plan.h).
+QuantTarget target_for(const std::string& q) {
+  const auto t = parse_quant_target(q);
+  if (!t) throw std::invalid_argument("unknown quantization '" + q + "' (f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k)");
+  return *t;
 }
 
 std::vector<TensorPlan> plan_tensors(const RandomModelSpec& s) {
@@ -102,7 +78,8 @@ std::vector<TensorPlan> plan_tensors(const RandomModelSpec& s) {
     t.push_back({p + "laurel_post_norm.weight", l, {D}, {}, norm});
   }
   t.push_back({"output_norm.weight", -1, {D}, {}, norm});
-  for (auto& x : t) x.type = type_for(s, x.name, x.block, x.ne.size());
+  const QuantTarget target = target_for(s.quant);
+  for (auto& x : t) x.type = plan_tensor_type(target, s.layout, x.name, x.ne, x.block, s.n_layer);
   if (s.layout == GgufLayout::Ollama) {
     // Ollama's writer: block tensors by (block, name), then the others by name.
     std::stable_sort(t.begin(), t.end(), [](const TensorPlan& a, const TensorPlan& b) {
@@ -243,7 +220,7 @@ void write_random_gemma3n(const RandomModelSpec& s, const std::string& path, int
     w.set_string("general.type", "model");
     w.set_string("general.name", "gemma3n-random-" + s.name);
   }
-  w.set_u32("general.file_type", static_cast<uint32_t>(file_type_for(s.quant)));
+  w.set_u32("general.file_type", static_cast<uint32_t>(quant_target_file_type(target_for(s.quant))));
   w.set_u32("general.quantization_version", 2);
   w.set_u32(a + "block_count", s.n_layer);
   w.set_u32(a + "context_length", s.context_length);

@@ -7,10 +7,9 @@
 #include <string>
 
 #include "quant/ggml_type.h"
+#include "tools/quant_plan.h"
 
 namespace g3n {
-
-enum class GgufLayout { LlamaCpp, Ollama };
 
 struct RandomModelSpec {
   std::string name = "tiny";
