@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command: install dependencies, build, run the whole test suite (fixtures from ../shared/fixtures),
 # then fuzz the GGUF parser (FUZZ_SECONDS, default 120), the image path (IMAGE_FUZZ_SECONDS, default 20) and the
-# audio path (AUDIO_FUZZ_SECONDS, default 20) for a bounded time (FUZZ_SECONDS=0 skips all three).
+# audio path (AUDIO_FUZZ_SECONDS, default 20) and the safetensors reader (SAFETENSORS_FUZZ_SECONDS, default 20)
+# for a bounded time (FUZZ_SECONDS=0 skips them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --with-arm-tests
@@ -22,4 +23,6 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   if [ "$IMAGE_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-image.sh "$IMAGE_FUZZ_SECONDS"; fi
   AUDIO_FUZZ_SECONDS=${AUDIO_FUZZ_SECONDS:-20}
   if [ "$AUDIO_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-audio.sh "$AUDIO_FUZZ_SECONDS"; fi
+  SAFETENSORS_FUZZ_SECONDS=${SAFETENSORS_FUZZ_SECONDS:-20}
+  if [ "$SAFETENSORS_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-safetensors.sh "$SAFETENSORS_FUZZ_SECONDS"; fi
 fi
