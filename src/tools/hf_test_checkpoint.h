@@ -1,0 +1,23 @@
+// Writes a Hugging Face-format Gemma 3n checkpoint (config.json, sharded safetensors with an index,
+// generation_config.json) from a text GGUF: the inverse of tools/hf_text_gguf.h, for the tests (tiny
+// checkpoints from the fixtures) and the real-shape benchmark (random weights). Not a conversion users need.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "gguf/gguf.h"
+
+namespace g3n {
+
+struct HfTestCheckpointOptions {
+  int n_shards = 2;
+  std::string dtype = "F32";  // of the written tensors: F32 (exact for any GGUF), F16, BF16
+  // Optional: a second text GGUF whose token_embd has more rows; rows past the first file's come from it
+  // (the Ollama fixture's 512-row table over the F16 fixture's 448), and config vocab_size follows.
+  std::string extra_embedding_rows_from;
+};
+
+// Writes the checkpoint into dir (created if needed). Throws on a GGUF that is not gemma3n.
+void write_hf_test_checkpoint(const GgufFile& text, const std::string& dir, const HfTestCheckpointOptions& opt);
+
+}  // namespace g3n

@@ -1,0 +1,204 @@
+// g3n's Hugging Face conversion on tiny checkpoints written from the fixtures' GGUFs (tools/
+// hf_test_checkpoint.h): converting back gives the fixture files tensor for tensor (names, order, shapes,
+// types, bytes), with the metadata differences listed here; bad checkpoints fail with the file and
+// tensor named and nothing written.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "golden_util.h"
+#include "gguf/gguf.h"
+#include "tools/hf_checkpoint.h"
+#include "tools/hf_test_checkpoint.h"
+#include "tools/hf_text_gguf.h"
+
+namespace g3n {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string model(const std::string& v) { return test::tiny_dir() + "/models/gemma3n-tiny-" + v + ".gguf"; }
+std::string work(const std::string& name) { return std::string(G3N_BINARY_DIR) + "/hf-convert/" + name; }
+
+// The tiny checkpoint (F32 tensors in 3 shards) written once from the F16 fixture.
+const std::string& tiny_checkpoint() {
+  static const std::string dir = [] {
+    const std::string d = work("tiny-ckpt");
+    fs::remove_all(d);
+    HfTestCheckpointOptions o;
+    o.n_shards = 3;
+    write_hf_test_checkpoint(GgufFile::open(model("f16")), d, o);
+    return d;
+  }();
+  return dir;
+}
+
+std::string convert(const std::string& ckpt, QuantTarget target, GgufLayout layout, const std::string& out_name) {
+  const auto ck = HfCheckpoint::open(ckpt);
+  HfConvertOptions o;
+  o.target = target;
+  o.layout = layout;
+  o.n_threads = 2;
+  const std::string out = work(out_name);
+  write_hf_text_gguf(ck, out, o, {});
+  return out;
+}
+
+// Same tensors: names (and order when ordered), shapes, types and bytes.
+void expect_same_tensors(const std::string& got_path, const std::string& want_path, bool ordered) {
+  const auto got = GgufFile::open(got_path);
+  const auto want = GgufFile::open(want_path);
+  ASSERT_EQ(got.tensors().size(), want.tensors().size());
+  for (size_t i = 0; i < want.tensors().size(); ++i) {
+    const auto& w = want.tensors()[i];
+    const auto* g = ordered ? &got.tensors()[i] : got.find_tensor(w.name);
+    ASSERT_NE(g, nullptr) << w.name;
+    ASSERT_EQ(g->name, w.name) << "tensor " << i;
+    EXPECT_EQ(g->ne, w.ne) << w.name;
+    EXPECT_EQ(ggml_type_traits(g->type).name, ggml_type_traits(w.type).name) << w.name;
+    ASSERT_EQ(g->nbytes, w.nbytes) << w.name;
+    EXPECT_EQ(std::memcmp(got.tensor_data(*g), want.tensor_data(w), w.nbytes), 0) << w.name << " differs";
+  }
+}
+
+// Every key the fixture has, the conversion has with an equal value, except the listed ones.
+void expect_same_metadata(const std::string& got_path, const std::string& want_path, const std::set<std::string>& differ) {
+  const auto got = GgufFile::open(got_path);
+  const auto want = GgufFile::open(want_path);
+  for (const auto& kv : want.metadata()) {
+    if (differ.count(kv.key)) continue;
+    const GgufValue* g = got.find(kv.key);
+    ASSERT_NE(g, nullptr) << "missing key " << kv.key;
+    EXPECT_EQ(g->type, kv.value.type) << kv.key;
+    if (kv.value.type == GgufValueType::ARRAY) {
+      ASSERT_EQ(g->array.size(), kv.value.array.size()) << kv.key;
+      for (size_t i = 0; i < g->array.size(); ++i) {
+        EXPECT_EQ(g->array[i].u, kv.value.array[i].u) << kv.key << "[" << i << "]";
+        EXPECT_EQ(g->array[i].i, kv.value.array[i].i) << kv.key << "[" << i << "]";
+        EXPECT_EQ(g->array[i].f, kv.value.array[i].f) << kv.key << "[" << i << "]";
+        EXPECT_EQ(g->array[i].s, kv.value.array[i].s) << kv.key << "[" << i << "]";
+      }
+    } else {
+      EXPECT_EQ(g->u, kv.value.u) << kv.key;
+      EXPECT_EQ(g->i, kv.value.i) << kv.key;
+      EXPECT_EQ(g->f, kv.value.f) << kv.key;
+      EXPECT_EQ(g->s, kv.value.s) << kv.key;
+    }
+  }
+  for (const auto& kv : got.metadata())
+    if (!differ.count(kv.key)) EXPECT_NE(want.find(kv.key), nullptr) << "extra key " << kv.key;
+}
+
+// Metadata the text conversion alone cannot reproduce: the name (the fixture's is its own) and, without
+// a tokenizer, the tokenizer keys.
+const std::set<std::string> kNoTokenizerDiffers = {
+    "general.name", "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+    "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.add_eos_token", "tokenizer.ggml.add_space_prefix"};
+
+TEST(HfConvert, CheckpointLooksLikeHuggingFace) {
+  const auto ck = HfCheckpoint::open(tiny_checkpoint());
+  EXPECT_EQ(ck.text().num_hidden_layers, 25);
+  EXPECT_EQ(ck.text().intermediate_size.size(), 25u);
+  EXPECT_TRUE(ck.find("model.language_model.layers.3.altup.correct_output_scale"));
+  EXPECT_TRUE(ck.find("model.language_model.altup_projections.2.weight"));
+  EXPECT_EQ(ck.get("model.language_model.embed_tokens.weight").tensor->shape, (std::vector<int64_t>{448, 256}));
+  EXPECT_EQ(ck.generation_eos(), (std::vector<int>{1, 106}));
+}
+
+TEST(HfConvert, LlamaCppF16EqualsF16Fixture) {
+  const std::string out = convert(tiny_checkpoint(), QuantTarget::F16, GgufLayout::LlamaCpp, "f16.gguf");
+  expect_same_tensors(out, model("f16"), true);
+  expect_same_metadata(out, model("f16"), kNoTokenizerDiffers);
+}
+
+TEST(HfConvert, LlamaCppQ8_0EqualsQ8_0Fixture) {
+  const std::string out = convert(tiny_checkpoint(), QuantTarget::Q8_0, GgufLayout::LlamaCpp, "q8_0.gguf");
+  expect_same_tensors(out, model("q8_0"), false);
+  expect_same_metadata(out, model("q8_0"), kNoTokenizerDiffers);
+}
+
+TEST(HfConvert, LlamaCppQ4_K_MEqualsQ4_K_MFixture) {
+  const std::string out = convert(tiny_checkpoint(), QuantTarget::Q4_K_M, GgufLayout::LlamaCpp, "q4_k_m.gguf");
+  expect_same_tensors(out, model("q4_k_m"), false);
+  expect_same_metadata(out, model("q4_k_m"), kNoTokenizerDiffers);
+}
+
+// A copy of the tiny checkpoint to damage.
+std::string damaged_copy(const std::string& name) {
+  const std::string d = work(name);
+  fs::remove_all(d);
+  fs::copy(tiny_checkpoint(), d);
+  return d;
+}
+
+void expect_refused(const std::string& dir, const std::string& needle1, const std::string& needle2 = "") {
+  const std::string out = work("refused.gguf");
+  fs::remove(out);
+  try {
+    const auto ck = HfCheckpoint::open(dir);
+    HfConvertOptions o;
+    o.target = QuantTarget::F16;
+    o.layout = GgufLayout::LlamaCpp;
+    write_hf_text_gguf(ck, out, o, {});
+    FAIL() << "accepted " << dir;
+  } catch (const HfCheckpointError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(needle1), std::string::npos) << m;
+    if (!needle2.empty()) EXPECT_NE(m.find(needle2), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(out));
+  for (const auto& e : fs::directory_iterator(work("")))
+    EXPECT_EQ(e.path().filename().string().find("refused.gguf"), std::string::npos) << e.path();
+}
+
+void rewrite(const std::string& path, const std::string& from, const std::string& to) {
+  std::ifstream in(path);
+  std::string s((std::istreambuf_iterator<char>(in)), {});
+  const auto at = s.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  s.replace(at, from.size(), to);
+  std::ofstream(path, std::ios::trunc) << s;
+}
+
+TEST(HfConvert, RefusesBadCheckpoints) {
+  {
+    const auto d = damaged_copy("missing-shard");
+    fs::remove(d + "/model-00002-of-00003.safetensors");
+    expect_refused(d, "model-00002-of-00003.safetensors", "missing");
+  }
+  {
+    const auto d = damaged_copy("truncated-shard");
+    const std::string p = d + "/model-00003-of-00003.safetensors";
+    fs::resize_file(p, fs::file_size(p) - 1000);
+    expect_refused(d, "model-00003-of-00003.safetensors", "truncated");
+  }
+  {
+    const auto d = damaged_copy("wrong-arch");
+    rewrite(d + "/config.json", "\"model_type\": \"gemma3n\"", "\"model_type\": \"llama\"");
+    expect_refused(d, "config.json", "not Gemma 3n");
+  }
+  {
+    const auto d = damaged_copy("inconsistent-config");
+    rewrite(d + "/config.json", "\"hidden_size\": 256", "\"hidden_size\": 512");
+    expect_refused(d, "model.language_model.embed_tokens.weight", "config.json implies");
+  }
+  {
+    const auto d = damaged_copy("no-config");
+    fs::remove(d + "/config.json");
+    expect_refused(d, "config.json", "cannot open");
+  }
+  {
+    const auto d = damaged_copy("index-names-missing-tensor");
+    rewrite(d + "/model.safetensors.index.json", "\"model.language_model.norm.weight\"", "\"model.language_model.norm2.weight\"");
+    expect_refused(d, "model.language_model.norm2.weight", "missing");
+  }
+}
+
+}  // namespace
+}  // namespace g3n
