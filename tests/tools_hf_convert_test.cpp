@@ -129,6 +129,45 @@ TEST(HfConvert, LlamaCppQ4_K_MEqualsQ4_K_MFixture) {
   expect_same_metadata(out, model("q4_k_m"), kNoTokenizerDiffers);
 }
 
+// (c) The Ollama layout from a checkpoint with 512 embedding rows (the F16 fixture's 448, then the Ollama
+// fixture's rows 448-511 dequantized from Q6_K) and 448 per-layer rows equals gemma3n-tiny-ollama.gguf in
+// tensor names, order, types and shapes, and in bytes except token_embd rows 448-511: their source is
+// a dequantized Q6_K, which need not re-quantize to the same blocks.
+TEST(HfConvert, OllamaQ4_K_MEqualsOllamaFixture) {
+  const std::string d = work("tiny-ckpt-512");
+  fs::remove_all(d);
+  HfTestCheckpointOptions o;
+  o.n_shards = 2;
+  o.extra_embedding_rows_from = model("ollama");
+  write_hf_test_checkpoint(GgufFile::open(model("f16")), d, o);
+  const std::string out = convert(d, QuantTarget::Q4_K_M, GgufLayout::Ollama, "ollama.gguf");
+  const auto got = GgufFile::open(out);
+  const auto want = GgufFile::open(model("ollama"));
+  ASSERT_EQ(got.tensors().size(), want.tensors().size());
+  for (size_t i = 0; i < want.tensors().size(); ++i) {
+    const auto& w = want.tensors()[i];
+    const auto& g = got.tensors()[i];
+    ASSERT_EQ(g.name, w.name) << "tensor " << i;
+    EXPECT_EQ(g.ne, w.ne) << w.name;
+    EXPECT_EQ(ggml_type_traits(g.type).name, ggml_type_traits(w.type).name) << w.name;
+    ASSERT_EQ(g.nbytes, w.nbytes) << w.name;
+    const uint64_t n = w.name == "token_embd.weight" ? 448 * *ggml_row_bytes(w.type, 256) : w.nbytes;
+    EXPECT_EQ(std::memcmp(got.tensor_data(g), want.tensor_data(w), n), 0) << w.name << " differs";
+  }
+  std::set<std::string> got_keys, want_keys;
+  for (const auto& kv : got.metadata()) got_keys.insert(kv.key);
+  for (const auto& kv : want.metadata())
+    if (!kNoTokenizerDiffers.count(kv.key) && kv.key.rfind("tokenizer.", 0) != 0) want_keys.insert(kv.key);
+  EXPECT_EQ(got_keys, want_keys);
+  // Keys sorted, as Ollama's writer does.
+  for (size_t i = 1; i < got.metadata().size(); ++i) EXPECT_LT(got.metadata()[i - 1].key, got.metadata()[i].key);
+  expect_same_metadata(out, model("ollama"), {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+      "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+      "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token",
+      "tokenizer.ggml.add_eos_token", "tokenizer.ggml.eos_token_ids", "tokenizer.ggml.add_unknown_token",
+      "tokenizer.ggml.add_padding_token"});
+}
+
 // A copy of the tiny checkpoint to damage.
 std::string damaged_copy(const std::string& name) {
   const std::string d = work(name);
