@@ -46,6 +46,44 @@ void encode(const std::string& dtype, const float* src, uint8_t* dst, uint64_t n
   }
 }
 
+// tokenizer.json + tokenizer_config.json holding the GGUF's vocabulary: NORMAL and BYTE pieces in
+// model.vocab, the others as added tokens (CONTROL and UNKNOWN ones special).
+void write_tokenizer(const GgufFile& f, const std::string& dir) {
+  const auto* tokens = f.find("tokenizer.ggml.tokens");
+  const auto* types = f.find("tokenizer.ggml.token_type");
+  if (!tokens || !types || tokens->array.size() != types->array.size()) return;
+  ordered_json vocab = ordered_json::object(), added = ordered_json::array(), decoder = ordered_json::object();
+  for (size_t i = 0; i < tokens->array.size(); ++i) {
+    const std::string& text = tokens->array[i].s;
+    const int64_t type = types->array[i].i;
+    vocab[text] = i;
+    if (type == 1 || type == 6) continue;
+    const bool special = type == 3 || type == 2;
+    added.push_back({{"id", i}, {"content", text}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", special}});
+    decoder[std::to_string(i)] = {{"content", text}, {"lstrip", false}, {"normalized", false}, {"rstrip", false},
+                                  {"single_word", false}, {"special", special}};
+  }
+  ordered_json tj;
+  tj["version"] = "1.0";
+  tj["added_tokens"] = added;
+  tj["model"] = {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", vocab}, {"merges", ordered_json::array()}};
+  write_file_atomic(dir + "/tokenizer.json", tj.dump());
+  auto text_of = [&](const char* key, int64_t dflt) {
+    const int64_t id = f.get_int(key).value_or(dflt);
+    return id >= 0 && static_cast<size_t>(id) < tokens->array.size() ? tokens->array[static_cast<size_t>(id)].s : std::string();
+  };
+  ordered_json tc;
+  tc["add_bos_token"] = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
+  tc["add_eos_token"] = f.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  tc["bos_token"] = text_of("tokenizer.ggml.bos_token_id", 2);
+  tc["eos_token"] = text_of("tokenizer.ggml.eos_token_id", 1);
+  tc["unk_token"] = text_of("tokenizer.ggml.unknown_token_id", 3);
+  tc["pad_token"] = text_of("tokenizer.ggml.padding_token_id", 0);
+  tc["added_tokens_decoder"] = decoder;
+  write_file_atomic(dir + "/tokenizer_config.json", tc.dump(1));
+}
+
 }  // namespace
 
 void write_hf_test_checkpoint(const GgufFile& f, const std::string& dir, const HfTestCheckpointOptions& opt) {
@@ -107,8 +145,19 @@ void write_hf_test_checkpoint(const GgufFile& f, const std::string& dir, const H
   write_file_atomic(dir + "/config.json", cfg.dump(2));
   ordered_json gen;
   gen["bos_token_id"] = 2;
-  gen["eos_token_id"] = {1, 106};
+  // Gemma 3n stops on <eos> and <end_of_turn> (1 and 106 in the real vocabulary).
+  std::vector<int64_t> eos = {f.get_int("tokenizer.ggml.eos_token_id").value_or(1)};
+  if (const auto* toks = f.find("tokenizer.ggml.tokens"))
+    for (size_t i = 0; i < toks->array.size(); ++i)
+      if (toks->array[i].s == "<end_of_turn>") eos.push_back(static_cast<int64_t>(i));
+  gen["eos_token_id"] = eos;
   write_file_atomic(dir + "/generation_config.json", gen.dump(2));
+  // The larger vocabulary when a second file extends the token table (the Ollama fixture's 512 entries).
+  write_tokenizer(extra && extra->find("tokenizer.ggml.tokens") &&
+                          extra->find("tokenizer.ggml.tokens")->array.size() > f.find("tokenizer.ggml.tokens")->array.size()
+                      ? *extra
+                      : f,
+                  dir);
 
   // Names come from the converter's own table (llama.cpp layout; token rows = V per the options).
   std::vector<Piece> pieces;
