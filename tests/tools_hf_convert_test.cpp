@@ -13,6 +13,7 @@
 #include "golden_util.h"
 #include "gguf/gguf.h"
 #include "tools/hf_checkpoint.h"
+#include "tools/hf_convert.h"
 #include "tools/hf_test_checkpoint.h"
 #include "tools/hf_text_gguf.h"
 #include "tools/hf_tokenizer.h"
@@ -162,6 +163,32 @@ TEST(HfConvert, OllamaQ4_K_MEqualsOllamaFixture) {
   for (size_t i = 1; i < got.metadata().size(); ++i) EXPECT_LT(got.metadata()[i - 1].key, got.metadata()[i].key);
   // Also the model: Ollama's converter writes "gpt2" (vocab-ollama.gguf), the fixture "llama".
   expect_same_metadata(out, model("ollama"), {"tokenizer.ggml.model", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"});
+}
+
+// A finished conversion is found again by its stamp (what a rerun after kill -9 does); a leftover
+// temporary file of an interrupted one is not mistaken for it; changed options convert anew.
+TEST(HfConvert, RerunReusesAFinishedConversion) {
+  const std::string staging = work("staging");
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  std::ofstream(staging + "/0123456789abcdef-text.gguf.tmp-interrupted") << "partial";
+  HfConvertOptions o;
+  o.target = QuantTarget::Q8_0;
+  o.layout = GgufLayout::LlamaCpp;
+  o.n_threads = 2;
+  const auto first = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
+  EXPECT_FALSE(first.reused);
+  EXPECT_GT(first.bytes_read, 0u);
+  EXPECT_GT(first.peak_rss_bytes, 0);
+  expect_same_tensors(first.text_gguf.string(), model("q8_0"), false);
+  const auto again = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
+  EXPECT_TRUE(again.reused);
+  EXPECT_EQ(again.text_gguf, first.text_gguf);
+  o.target = QuantTarget::F16;
+  const auto other = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
+  EXPECT_FALSE(other.reused);
+  EXPECT_NE(other.text_gguf, first.text_gguf);
+  fs::remove_all(staging);
 }
 
 // A copy of the tiny checkpoint to damage.
