@@ -128,6 +128,20 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir_in) {
   ck.text_ = parse_text_config(tc, cfg_path);
   ck.has_vision_ = cfg.contains("vision_config") && cfg["vision_config"].is_object();
   ck.has_audio_ = cfg.contains("audio_config") && cfg["audio_config"].is_object();
+  auto num = [](const json& o, const char* k, double dflt) { return o.is_object() && o.contains(k) && o[k].is_number() ? o[k].get<double>() : dflt; };
+  if (ck.has_vision_) ck.mm_.vision_eps = num(cfg["vision_config"], "rms_norm_eps", 1e-6);
+  if (ck.has_audio_) {
+    ck.mm_.audio_eps = num(cfg["audio_config"], "rms_norm_eps", 1e-6);
+    ck.mm_.audio_mel_bins = static_cast<int>(num(cfg["audio_config"], "input_feat_size", 128));
+  }
+  const std::string pre_path = ck.path_of("preprocessor_config.json");
+  if (fs::exists(pre_path)) {
+    const json pre = read_json_file(pre_path);
+    if (pre.is_object() && pre.contains("size") && pre["size"].is_object())
+      ck.mm_.image_size = static_cast<int>(num(pre["size"], "height", 768));
+  }
+  if (ck.mm_.image_size <= 0 || ck.mm_.image_size > 16384 || ck.mm_.audio_mel_bins <= 0 || ck.mm_.audio_mel_bins > 4096)
+    throw HfCheckpointError(cfg_path + ": image size or mel bins out of range");
 
   const std::string gen_path = ck.path_of("generation_config.json");
   if (fs::exists(gen_path)) {

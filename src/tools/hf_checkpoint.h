@@ -34,6 +34,14 @@ struct HfTextConfig {
   std::vector<double> activation_sparsity_pattern; // per layer
 };
 
+// What the mmproj metadata needs from vision_config, audio_config and preprocessor_config.json.
+struct HfMmprojConfig {
+  int image_size = 768;       // preprocessor_config.json size.height
+  double vision_eps = 1e-6;   // vision_config.rms_norm_eps
+  int audio_mel_bins = 128;   // audio_config.input_feat_size
+  double audio_eps = 1e-6;    // audio_config.rms_norm_eps
+};
+
 struct HfTensorRef {
   const SafetensorsFile* file;
   const SafetensorsTensor* tensor;
@@ -45,6 +53,7 @@ class HfCheckpoint {
 
   const std::string& dir() const { return dir_; }
   const HfTextConfig& text() const { return text_; }
+  const HfMmprojConfig& mmproj_config() const { return mm_; }
   bool has_vision_config() const { return has_vision_; }
   bool has_audio_config() const { return has_audio_; }
   // eos_token_id of generation_config.json (a list or a number), empty when the file is absent.
@@ -60,6 +69,7 @@ class HfCheckpoint {
  private:
   std::string dir_;
   HfTextConfig text_;
+  HfMmprojConfig mm_;
   bool has_vision_ = false, has_audio_ = false;
   std::vector<int> eos_;
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "tools/hf_checkpoint.h"
+#include "tools/hf_mmproj_gguf.h"
 #include "tools/hf_tokenizer.h"
 
 namespace g3n {
@@ -20,7 +21,8 @@ HfConvertReport convert_hf_checkpoint(const std::string& dir, const fs::path& st
   // sizes and times, and the options. A kill -9 leaves at most a temporary file; a rerun with the same
   // stamp reuses a finished output.
   std::string key = fs::absolute(ck.dir()).string() + "|" + std::string(quant_target_name(opt.target)) + "|" +
-                    (opt.layout == GgufLayout::Ollama ? "ollama" : "llamacpp") + "|" + opt.name;
+                    (opt.layout == GgufLayout::Ollama ? "ollama" : "llamacpp") + "|" + opt.name + "|" +
+                    std::to_string(opt.vision) + std::to_string(opt.audio) + std::to_string(opt.towers_f32);
   for (const auto& e : fs::directory_iterator(ck.dir())) {
     if (!e.is_regular_file()) continue;
     key += "|" + e.path().filename().string() + ":" + std::to_string(e.file_size()) + ":" +
@@ -31,6 +33,13 @@ HfConvertReport convert_hf_checkpoint(const std::string& dir, const fs::path& st
   fs::create_directories(staging);
   HfConvertReport r;
   r.text_gguf = staging / (std::string(stamp) + "-text.gguf");
+  HfMmprojOptions mo;
+  mo.vision = opt.vision && ck.has_vision_config();
+  mo.audio = opt.audio && ck.has_audio_config();
+  mo.f32 = opt.towers_f32;
+  mo.n_threads = opt.n_threads;
+  if (mo.vision || mo.audio) r.mmproj_gguf = staging / (std::string(stamp) + "-mmproj.gguf");
+  if (!r.mmproj_gguf.empty() && !fs::exists(r.mmproj_gguf)) write_hf_mmproj_gguf(ck, r.mmproj_gguf.string(), mo);
   if (fs::exists(r.text_gguf)) {
     r.reused = true;
   } else {

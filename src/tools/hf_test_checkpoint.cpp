@@ -13,6 +13,7 @@
 #include "quant/fp16.h"
 #include "quant/quantize.h"
 #include "tools/hf_checkpoint.h"
+#include "tools/hf_mmproj_gguf.h"
 #include "tools/hf_text_gguf.h"
 #include "tools/safetensors_writer.h"
 
@@ -33,6 +34,7 @@ struct Piece {
   const GgufFile* extra_file = nullptr;
   const GgufTensorInfo* extra = nullptr;
   int64_t extra_rows = 0;
+  std::vector<int64_t> shape{};  // HF shape when not [rows, ne0] / [ne0]
 };
 
 void encode(const std::string& dtype, const float* src, uint8_t* dst, uint64_t n) {
@@ -142,6 +144,22 @@ void write_hf_test_checkpoint(const GgufFile& f, const std::string& dir, const H
   cfg["architectures"] = {"Gemma3nForConditionalGeneration"};
   cfg["model_type"] = "gemma3n";
   cfg["text_config"] = tc;
+  std::vector<std::unique_ptr<GgufFile>> mm;
+  for (const auto& p : opt.mmproj_from) {
+    mm.push_back(std::make_unique<GgufFile>(GgufFile::open(p)));
+    const GgufFile& m = *mm.back();
+    if (m.get_bool("clip.has_vision_encoder").value_or(false)) {
+      cfg["vision_config"] = {{"model_type", "gemma3n_vision"},
+                              {"rms_norm_eps", m.get_float("clip.vision.attention.layer_norm_epsilon").value_or(1e-6)}};
+      const int64_t size = m.get_int("clip.vision.image_size").value_or(768);
+      ordered_json pre;
+      pre["size"] = {{"height", size}, {"width", size}};
+      write_file_atomic(dir + "/preprocessor_config.json", pre.dump(2));
+    }
+    if (m.get_bool("clip.has_audio_encoder").value_or(false))
+      cfg["audio_config"] = {{"model_type", "gemma3n_audio"}, {"input_feat_size", m.get_int("clip.audio.num_mel_bins").value_or(128)},
+                             {"rms_norm_eps", m.get_float("clip.audio.attention.layer_norm_epsilon").value_or(1e-6)}};
+  }
   write_file_atomic(dir + "/config.json", cfg.dump(2));
   ordered_json gen;
   gen["bos_token_id"] = 2;
@@ -188,6 +206,18 @@ void write_hf_test_checkpoint(const GgufFile& f, const std::string& dir, const H
     }
   }
 
+  for (const auto& m : mm) {
+    for (const auto& t : m->tensors()) {
+      const std::string hf = hf_mmproj_source(t.name);
+      if (hf.empty()) throw std::invalid_argument(m->path() + ": no Hugging Face name for " + t.name);
+      Piece p{hf, m.get(), &t, 0, t.rows()};
+      p.shape.assign(t.ne.rbegin(), t.ne.rend());
+      if (t.ne.size() == 4 && t.ne[0] == 1 && t.ne[1] == 1 && t.ne[3] == 1 &&
+          (t.name.find("layer_scale.gamma") != std::string::npos || t.name == "v.conv_stem.conv.bias"))
+        p.shape = {t.ne[2]};  // HF keeps the per-channel vectors 1-D
+      pieces.push_back(p);
+    }
+  }
   // Shards of about equal size, in order.
   uint64_t total = 0;
   const uint32_t eb = safetensors_dtype_bytes(opt.dtype);
@@ -204,9 +234,8 @@ void write_hf_test_checkpoint(const GgufFile& f, const std::string& dir, const H
     char fname[64];
     std::snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
     weight_map[p.hf_name] = fname;
-    std::vector<int64_t> shape;
-    if (p.t->ne.size() == 1) shape = {p.t->ne[0]};
-    else shape = {p.rows + p.extra_rows, p.t->ne[0]};
+    std::vector<int64_t> shape = p.shape;
+    if (shape.empty()) shape = p.t->ne.size() == 1 ? std::vector<int64_t>{p.t->ne[0]} : std::vector<int64_t>{p.rows + p.extra_rows, p.t->ne[0]};
     const std::string dtype = opt.dtype;
     shards[static_cast<size_t>(s)].add(p.hf_name, dtype, shape, [p, dtype, eb](uint64_t first, uint64_t n, uint8_t* dst) {
       const int64_t n0 = p.t->ne[0];

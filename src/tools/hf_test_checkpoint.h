@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf.h"
 
@@ -15,6 +16,10 @@ struct HfTestCheckpointOptions {
   // Optional: a second text GGUF whose token_embd has more rows; rows past the first file's come from it
   // (the Ollama fixture's 512-row table over the F16 fixture's 448), and config vocab_size follows.
   std::string extra_embedding_rows_from;
+  // Optional mmproj GGUFs (vision and/or audio towers) whose tensors join the checkpoint under their HF
+  // names (model.vision_tower.timm_model.*, model.audio_tower.*, model.embed_*), with vision_config,
+  // audio_config and preprocessor_config.json from their clip.* keys.
+  std::vector<std::string> mmproj_from;
 };
 
 // Writes the checkpoint into dir (created if needed). Throws on a GGUF that is not gemma3n.

@@ -18,6 +18,8 @@ struct HfConvertOptions {
   GgufLayout layout = GgufLayout::Ollama;
   int n_threads = 0;         // 0: all cores
   std::string name;          // general.name (llama.cpp layout); empty: the checkpoint directory's name
+  bool vision = true, audio = true;  // towers into the mmproj (when the checkpoint has them)
+  bool towers_f32 = false;           // towers in F32 instead of F16
   // Called after each run of rows with the source bytes read so far and the total to read.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
