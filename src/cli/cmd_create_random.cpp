@@ -6,13 +6,15 @@
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "gguf/gguf.h"
+#include "tools/hf_test_checkpoint.h"
 #include "tools/random_mmproj.h"
 #include "tools/random_model.h"
 
 namespace g3n::cli {
 namespace {
 struct Options {
-  std::string out, preset = "tiny", layout = "llamacpp", quant = "q4_k_m", vocab;
+  std::string out, preset = "tiny", layout = "llamacpp", quant = "q4_k_m", vocab, hf, hf_dtype = "BF16";
   uint64_t seed = 1;
   int threads = 0, layers = 0, vocab_rows = 0, ple_rows = 0;
   // Vision projector.
@@ -88,6 +90,15 @@ void run(const Options& o) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "wrote %s (%.2f GB) in %.1f s\n", o.out.c_str(), std::filesystem::file_size(o.out) / 1e9, s);
   if (!o.mmproj.empty()) write_mmproj(o, *spec, o.mmproj);
+  if (!o.hf.empty()) {
+    // The same weights as a Hugging Face checkpoint, the input of `g3n create --from-hf` (its benchmark).
+    const auto t1 = std::chrono::steady_clock::now();
+    HfTestCheckpointOptions h;
+    h.dtype = o.hf_dtype;
+    h.n_shards = tiny_width(o.preset) ? 2 : 3;
+    write_hf_test_checkpoint(GgufFile::open(o.out), o.hf, h);
+    std::fprintf(stderr, "wrote the checkpoint %s in %.1f s\n", o.hf.c_str(), seconds_since(t1));
+  }
 }
 }  // namespace
 
@@ -104,6 +115,9 @@ void add_create_random_command(CLI::App& app) {
   c->add_option("--layers", o->layers, "override the layer count");
   c->add_option("--vocab-rows", o->vocab_rows, "override token_embd rows");
   c->add_option("--ple-rows", o->ple_rows, "override per_layer_token_embd rows");
+  c->add_option("--hf", o->hf, "also write the model as a Hugging Face checkpoint directory (config.json, safetensors "
+                 "shards, tokenizer.json) for `g3n create --from-hf`");
+  c->add_option("--hf-dtype", o->hf_dtype, "the checkpoint's tensors: BF16 (default, as Google's), F16 or F32");
   c->add_option("--mmproj", o->mmproj, "also write a random projector (mmproj GGUF: vision and audio towers) for the model here");
   c->add_flag("--mmproj-only", o->mmproj_only, "write only the projector, to OUT");
   c->add_option("--mmproj-arch", o->mmproj_arch,

@@ -21,6 +21,7 @@
 #include "registry/registry_client.h"
 #include "store/model_store.h"
 #include "store/modelfile.h"
+#include "tools/hf_convert.h"
 #include "tools/matformer_export.h"
 
 namespace g3n::cli {
@@ -230,15 +231,54 @@ void cmd_show(const ShowOpts& o) {
 }
 
 struct CreateOpts {
-  std::string name, file, from, mmproj, matformer;
+  std::string name, file, from, mmproj, matformer, from_hf, quantize = "q4_k_m", layout = "ollama";
+  bool no_vision = false, no_audio = false;
 };
+
+// Converts a Hugging Face checkpoint directory into the staging folder of the store with a progress
+// line on stderr; returns the text GGUF to store as the model layer.
+fs::path convert_from_hf(const CreateOpts& o, const fs::path& dir, const store::ModelStore& st) {
+  HfConvertOptions opt;
+  const auto target = parse_quant_target(o.quantize);
+  if (!target) throw std::invalid_argument("--quantize " + o.quantize + ": expected q4_k_m, q5_k_m, q6_k, q8_0, f16, bf16 or f32");
+  opt.target = *target;
+  if (o.layout != "ollama" && o.layout != "llamacpp") throw std::invalid_argument("--layout " + o.layout + ": expected ollama or llamacpp");
+  opt.layout = o.layout == "ollama" ? GgufLayout::Ollama : GgufLayout::LlamaCpp;
+  const bool tty = isatty(STDERR_FILENO);
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  opt.progress = [&](uint64_t done, uint64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(tty ? 200 : 5000) && done < total) return;
+    last = now;
+    std::fprintf(stderr, "%sconverting %s %3d%% (%s / %s)%s", tty ? "\r" : "", dir.filename().c_str(),
+                 total ? int(100.0 * double(done) / double(total)) : 100, human_bytes(int64_t(done)).c_str(),
+                 human_bytes(int64_t(total)).c_str(), tty ? "" : "\n");
+  };
+  std::fprintf(stderr, "converting %s (%s, %s layout)\n", dir.c_str(), o.quantize.c_str(), o.layout.c_str());
+  const HfConvertReport r = convert_hf_checkpoint(dir.string(), st.config().root / "hf-convert", opt);
+  if (tty) std::fprintf(stderr, "\n");
+  if (r.reused) {
+    std::fprintf(stderr, "reusing the finished conversion %s\n", r.text_gguf.c_str());
+  } else {
+    std::fprintf(stderr, "converted %s in %.1f s (%.0f MB/s), peak RSS %s\n", human_bytes(int64_t(r.bytes_read)).c_str(),
+                 r.seconds, r.seconds > 0 ? double(r.bytes_read) / 1e6 / r.seconds : 0.0, human_bytes(r.peak_rss_bytes).c_str());
+  }
+  // The towers (vision + audio mmproj) are not converted yet: say so rather than drop them silently.
+  if (std::filesystem::exists(dir / "config.json") && !(o.no_vision && o.no_audio))
+    std::fprintf(stderr, "note: the vision and audio towers are not converted yet; the model is text-only "
+                         "(add a projector with --mmproj)\n");
+  return r.text_gguf;
+}
 
 void cmd_create(const CreateOpts& o) {
   store::Modelfile mf;
   fs::path base = fs::current_path();
-  if (!o.from.empty() && !o.file.empty()) throw std::invalid_argument("use either -f or --from, not both");
+  if (int(!o.from.empty()) + int(!o.file.empty()) + int(!o.from_hf.empty()) > 1)
+    throw std::invalid_argument("use one of -f, --from and --from-hf");
   if (!o.from.empty()) {
     mf.from = o.from;
+  } else if (!o.from_hf.empty()) {
+    mf.from = fs::absolute(o.from_hf).string();
   } else {
     const fs::path f = o.file.empty() ? fs::path("Modelfile") : fs::path(o.file);
     mf = store::parse_modelfile(store::read_file(f));
@@ -248,6 +288,14 @@ void cmd_create(const CreateOpts& o) {
   if (!o.mmproj.empty()) mf.extra_from.push_back(fs::absolute(o.mmproj).string());
   store::ModelStore st(store::StoreConfig::from_environment());
   const store::ModelName name = parse_name_or_throw(o.name);
+  // FROM a Hugging Face checkpoint directory (--from-hf, or FROM DIR in a Modelfile): convert it first.
+  fs::path converted;
+  if (const fs::path dir = fs::path(mf.from).is_absolute() ? fs::path(mf.from) : base / mf.from; is_hf_checkpoint_dir(dir)) {
+    converted = convert_from_hf(o, dir, st);
+    mf.from = converted.string();
+  } else if (!o.from_hf.empty()) {
+    throw std::invalid_argument("--from-hf " + o.from_hf + ": not a Hugging Face checkpoint directory (no config.json)");
+  }
   fs::path sliced;  // --matformer: the standalone slice, written first and stored as the model layer
   if (!o.matformer.empty()) {
     if (o.from.empty()) throw std::invalid_argument("--matformer exports a slice of the --from file (a Modelfile sets PARAMETER matformer instead)");
@@ -264,6 +312,7 @@ void cmd_create(const CreateOpts& o) {
     throw;
   }
   if (!sliced.empty()) fs::remove(sliced);
+  if (!converted.empty()) fs::remove(converted);  // the store holds it now
 }
 
 }  // namespace
@@ -324,6 +373,11 @@ void add_store_commands(CLI::App& app) {
   create->add_option("-f,--file", co->file, "Modelfile (default ./Modelfile)");
   create->add_option("--from", co->from, "a .gguf file (shortcut for a Modelfile with only FROM)");
   create->add_option("--mmproj", co->mmproj, "a vision projector .gguf (as a second FROM line)");
+  create->add_option("--from-hf", co->from_hf, "a Hugging Face Gemma 3n checkpoint directory to convert (docs/convert.md)");
+  create->add_option("--quantize", co->quantize, "with --from-hf or FROM DIR: q4_k_m (default), q5_k_m, q6_k, q8_0, f16, bf16, f32");
+  create->add_option("--layout", co->layout, "with --from-hf or FROM DIR: ollama (default, the registry blob's) or llamacpp");
+  create->add_flag("--no-vision", co->no_vision, "with --from-hf: leave the vision tower out");
+  create->add_flag("--no-audio", co->no_audio, "with --from-hf: leave the audio tower out");
   create->add_option("--matformer", co->matformer, "store a standalone MatFormer slice of --from: a preset (e2b, ...), FILE.json "
                      "or FILE.csv:ROW (docs/matformer.md)");
   create->callback([co] { cmd_create(*co); });

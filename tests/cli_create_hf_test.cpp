@@ -1,0 +1,77 @@
+// `g3n create --from-hf DIR` and a Modelfile's `FROM DIR` on a tiny Hugging Face checkpoint written from
+// the F16 fixture: the model lands in the store, `show` reads it, `run` answers; a bad checkpoint fails
+// with its file named and leaves nothing in the store.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "cli_util.h"
+#include "golden_util.h"
+#include "gguf/gguf.h"
+#include "tools/hf_test_checkpoint.h"
+
+namespace g3n {
+namespace {
+
+using test::kG3n;
+using test::run_capture;
+namespace fs = std::filesystem;
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+std::string tiny_checkpoint() {
+  const std::string d = std::string(G3N_BINARY_DIR) + "/cli-hf-ckpt";
+  fs::remove_all(d);
+  HfTestCheckpointOptions o;
+  write_hf_test_checkpoint(GgufFile::open(test::tiny_dir() + "/models/gemma3n-tiny-f16.gguf"), d, o);
+  return d;
+}
+
+TEST(CliCreateHf, FromHfAndModelfileFromDir) {
+  const std::string ckpt = tiny_checkpoint();
+  const std::string store = std::string(G3N_BINARY_DIR) + "/cli-hf-store";
+  fs::remove_all(store);
+  const std::string env = "G3N_MODELS=" + store + " OLLAMA_MODELS=" + store + "/none ";
+  int status = -1;
+  std::string log = run_capture(env + kG3n + " create tiny-hf --from-hf " + ckpt + " --quantize q8_0 --layout llamacpp 2>&1", status);
+  ASSERT_EQ(exit_code(status), 0) << log;
+  EXPECT_NE(log.find("converted"), std::string::npos) << log;
+  EXPECT_NE(log.find("peak RSS"), std::string::npos) << log;
+  EXPECT_NE(log.find("success"), std::string::npos) << log;
+  log = run_capture(env + kG3n + " show tiny-hf 2>&1", status);
+  ASSERT_EQ(exit_code(status), 0) << log;
+  EXPECT_NE(log.find("gemma3n"), std::string::npos) << log;
+  EXPECT_NE(log.find("Q8_0"), std::string::npos) << log;
+  log = run_capture(env + kG3n + " run tiny-hf hello -p num_predict=3 -p temperature=0 2>&1", status);
+  EXPECT_EQ(exit_code(status), 0) << log;
+  // Nothing left in the staging folder once stored.
+  if (fs::exists(store + "/hf-convert")) EXPECT_TRUE(fs::is_empty(store + "/hf-convert"));
+
+  // A Modelfile naming the directory, default options (Ollama layout, Q4_K_M).
+  const std::string mf = std::string(G3N_BINARY_DIR) + "/cli-hf-Modelfile";
+  std::ofstream(mf) << "FROM " << ckpt << "\nPARAMETER temperature 0\n";
+  log = run_capture(env + kG3n + " create tiny-hf-ollama -f " + mf + " 2>&1", status);
+  ASSERT_EQ(exit_code(status), 0) << log;
+  log = run_capture(env + kG3n + " show tiny-hf-ollama 2>&1", status);
+  ASSERT_EQ(exit_code(status), 0) << log;
+  EXPECT_NE(log.find("Q4_K_M"), std::string::npos) << log;
+  log = run_capture(env + kG3n + " run tiny-hf-ollama hello -p num_predict=3 2>&1", status);
+  EXPECT_EQ(exit_code(status), 0) << log;
+
+  // A truncated shard: a clear error naming it, and no model in the store.
+  const std::string shard = ckpt + "/model-00002-of-00002.safetensors";
+  fs::resize_file(shard, fs::file_size(shard) / 2);
+  log = run_capture(env + kG3n + " create broken --from-hf " + ckpt + " 2>&1", status);
+  EXPECT_EQ(exit_code(status), 1) << log;
+  EXPECT_NE(log.find("model-00002-of-00002.safetensors"), std::string::npos) << log;
+  log = run_capture(env + kG3n + " list 2>&1", status);
+  EXPECT_EQ(log.find("broken"), std::string::npos) << log;
+  fs::remove_all(store);
+  fs::remove_all(ckpt);
+}
+
+}  // namespace
+}  // namespace g3n
