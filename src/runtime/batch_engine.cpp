@@ -26,6 +26,17 @@ void Sequence::reset() {
   cache_.clear();
 }
 
+void Sequence::copy_from(const Sequence& other) {
+  if (&other == this) return;
+  if (other.n_ctx() != n_ctx() || other.cache_.type() != cache_.type() || other.n_vocab_ != n_vocab_)
+    throw std::invalid_argument("copy_from: the sequences differ in context length, KV type or vocabulary");
+  cache_ = other.cache_;  // same shapes: the vectors are overwritten in place, nothing is allocated
+  n_past_ = other.n_past_;
+  n_rows_ = other.n_rows_;
+  logits_.assign(other.logits_.begin(), other.logits_.begin() + static_cast<std::ptrdiff_t>(other.n_rows_) * n_vocab_);
+  n_hidden_rows_ = 0;
+}
+
 std::span<const float> Sequence::logits(int i) const {
   if (i < 0 || i >= n_rows_) throw std::out_of_range("no logits row " + std::to_string(i));
   return {logits_.data() + static_cast<size_t>(i) * n_vocab_, static_cast<size_t>(n_vocab_)};

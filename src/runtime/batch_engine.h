@@ -37,6 +37,9 @@ class Sequence {
   // Whether evaluation may continue at pos (== n_past, or a shorter prefix the sliding rings still hold).
   bool can_resume_at(int64_t pos) const { return pos == n_past_ || (pos < n_past_ && cache_.can_resume_at(pos)); }
   void reset();
+  // Becomes a copy of `other` (a sequence of the same engine and context length): its KV cache, positions
+  // and last logits. Sequences that share a prompt (a request's n > 1 choices) evaluate it once this way.
+  void copy_from(const Sequence& other);
   // Logit rows requested by the last evaluation of this sequence.
   int n_logit_rows() const { return n_rows_; }
   std::span<const float> logits(int i) const;

@@ -33,6 +33,7 @@ std::optional<int32_t> Generator::next(std::span<const float> logits, int64_t n_
   if (done_) return std::nullopt;
   if (opts_.cancel && opts_.cancel->load()) { finish(DoneReason::Cancel, emit); return std::nullopt; }
   if (sampler_.reached_limit()) { finish(DoneReason::Length, emit); return std::nullopt; }
+  const std::span<const float> raw = logits;  // what logprobs are taken from: before the mask and the sampler
   if (constraint_) {
     const SamplingParams& p = sampler_.params();
     const int need = p.temperature <= 0 ? 1 : (p.top_k > 0 ? p.top_k : 256);
@@ -49,6 +50,7 @@ std::optional<int32_t> Generator::next(std::span<const float> logits, int64_t n_
   if (constraint_) constraint_->accept(id);
   ++stats_.gen_tokens;
   stats_.generated.push_back(id);
+  if (opts_.logprobs.enabled) stats_.logprobs.push_back(sampling::token_logprobs(raw, id, opts_.logprobs.top));
   if (detok_) {
     const std::string out = stops_.push(detok_->push(id));
     if (!out.empty() && emit) emit(out);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sampling/constraint.h"
+#include "sampling/logprobs.h"
 #include "sampling/sampler.h"
 #include "sampling/stop.h"
 #include "tokenizer/tokenizer.h"
@@ -46,6 +47,7 @@ struct GenerateStats {
   double ttft_s = 0;         // request start to the first sampled token
   DoneReason done_reason = DoneReason::Stop;
   std::vector<int32_t> generated;  // the sampled ids, stop token excluded
+  std::vector<LogprobStep> logprobs;  // one per generated id when GeneratorOptions::logprobs is enabled
 };
 
 using TextSink = std::function<void(std::string_view)>;
@@ -54,6 +56,8 @@ struct GeneratorOptions {
   // End at the tokenizer's end-of-generation ids. `g3n bench` turns it off to decode exactly num_predict.
   bool stop_at_eos = true;
   const std::atomic<bool>* cancel = nullptr;  // checked before every token
+  // Each generated token's log-probability (and the top alternatives) from the raw logits: stats().logprobs.
+  LogprobOptions logprobs;
 };
 
 class Generator {

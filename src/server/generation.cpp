@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/thread_pool.h"
 #include "server/media.h"
@@ -16,19 +18,63 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 void record(ServerState& state, Generation& g) {
-  const GenerateStats& st = g.job->stats();
-  state.metrics.record_generation(st);
-  g.stats->tokens.store(st.gen_tokens);
+  int tokens = 0;
+  for (const auto& j : g.jobs) {
+    state.metrics.record_generation(j->stats());
+    tokens += j->stats().gen_tokens;
+  }
+  g.stats->tokens.store(tokens);
 }
 
 // A client went away mid-answer: stop its generation, wait for the scheduler to let go of it, and
 // account for what was generated.
 void cancel_and_wait(ServerState& state, Generation& g) {
-  g.job->cancel.store(true);
+  for (const auto& j : g.jobs) j->cancel.store(true);
   std::string ignored;
-  while (!g.job->wait(ignored, std::chrono::milliseconds(100))) {
-  }
+  for (const auto& j : g.jobs)
+    while (!j->wait(ignored, std::chrono::milliseconds(100))) {
+    }
   record(state, g);
+}
+
+void cancel_all(const Generation& g) {
+  for (const auto& j : g.jobs) j->cancel.store(true);
+}
+
+// Takes what every choice produced since the last call: a Piece per choice with something new (text or
+// logprobs). Waits up to `timeout` when none has anything yet; true once every choice has finished and
+// everything has been taken.
+bool drain(Generation& g, std::vector<Piece>& pieces, std::chrono::milliseconds timeout) {
+  pieces.clear();
+  const auto take = [&](size_t i, std::chrono::milliseconds t) {
+    Piece p;
+    p.index = static_cast<int>(i);
+    const bool done = g.jobs[i]->wait(p.text, &p.logprobs, t);
+    if (!p.text.empty() || !p.logprobs.empty()) pieces.push_back(std::move(p));
+    return done;
+  };
+  if (g.jobs.size() == 1) return take(0, timeout);
+  // Several choices: poll them all; when none has anything new, sleep a little and poll once more.
+  for (int round = 0;; ++round) {
+    bool all_done = true;
+    for (size_t i = 0; i < g.jobs.size(); ++i) all_done = take(i, std::chrono::milliseconds(0)) && all_done;
+    if (all_done || !pieces.empty() || round == 1) return all_done;
+    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(10)));
+  }
+}
+
+// Every choice's finished text and figures.
+std::vector<ChoiceResult> results(const Generation& g, std::vector<std::string>& texts) {
+  std::vector<ChoiceResult> out;
+  for (size_t i = 0; i < g.jobs.size(); ++i) out.push_back({std::move(texts[i]), g.jobs[i]->stats()});
+  return out;
+}
+
+// The first choice's error, if any choice failed.
+std::string job_error(const Generation& g) {
+  for (const auto& j : g.jobs)
+    if (!j->error().empty()) return j->error();
+  return {};
 }
 
 }  // namespace
@@ -93,21 +139,35 @@ ContextParams context_params(const LoadedModel& m, const Parameters& par) {
 
 std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
-                                   std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools) {
+                                   std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools, int n_choices) {
   // Off the scheduler's loop: the other sequences keep generating while this request's media encode.
   encode_prompt_media(state, **lease, req, prompt);
   auto g = std::make_shared<Generation>();
-  g->job = std::make_shared<Job>();
-  g->job->prompt = std::move(prompt.rows);
-  g->job->sampling = params.sampling;
-  g->job->ctx_params = context_params(**lease, params);
-  g->job->schema = std::move(schema);
-  g->job->tools = std::move(tools);
+  n_choices = std::max(1, n_choices);
+  const uint64_t group = n_choices > 1 ? (state.random_u64() | 1) : 0;
+  for (int i = 0; i < n_choices; ++i) {
+    auto job = std::make_shared<Job>();
+    job->prompt = i + 1 < n_choices ? prompt.rows : std::move(prompt.rows);
+    job->sampling = params.sampling;
+    if (job->sampling.seed) *job->sampling.seed += static_cast<uint64_t>(i);  // choice i: seed + i
+    job->ctx_params = context_params(**lease, params);
+    job->schema = schema;
+    job->tools = tools;
+    job->logprobs = out->logprobs;
+    job->share_group = group;
+    g->jobs.push_back(std::move(job));
+  }
+  g->job = g->jobs.front();
   g->truncated = static_cast<int>(prompt.dropped_tokens + prompt.dropped_turns);
   if (g->truncated > 0)
     std::fprintf(stderr, "warning: prompt truncated to fit num_ctx %d: dropped %zu oldest message(s) and %zu token(s)\n",
                  g->job->ctx_params.n_ctx, prompt.dropped_turns, prompt.dropped_tokens);
-  if (!(*lease)->sched->submit(g->job)) throw HttpError(503, "server busy, please try again.  maximum pending requests exceeded");
+  for (size_t i = 0; i < g->jobs.size(); ++i) {
+    if ((*lease)->sched->submit(g->jobs[i])) continue;
+    // A full queue: the choices already queued are withdrawn (the scheduler drops cancelled jobs).
+    for (size_t k = 0; k < i; ++k) g->jobs[k]->cancel.store(true);
+    throw HttpError(503, "server busy, please try again.  maximum pending requests exceeded");
+  }
   g->lease = std::move(lease);
   g->out = std::move(out);
   g->stats = req.stats;
@@ -144,31 +204,31 @@ void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> 
     // after cfg.sync_answer switches to a chunked 200 body: it writes a space (insignificant before a JSON
     // value) every probe_every, and a failed write means the client hung up, which cancels it.
     const auto probe_every = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(400), state.cfg.sync_answer);
-    auto text = std::make_shared<std::string>();
+    auto texts = std::make_shared<std::vector<std::string>>(g->jobs.size());
     const auto sync_until = Clock::now() + state.cfg.sync_answer;
+    std::vector<Piece> pieces;
     bool done = false;
     while (!done && Clock::now() < sync_until) {
-      std::string piece;
-      done = g->job->wait(piece, std::chrono::milliseconds(100));
-      *text += piece;
-      if (!done && state.stopping.load()) g->job->cancel.store(true);
+      done = drain(*g, pieces, std::chrono::milliseconds(100));
+      for (Piece& p : pieces) (*texts)[static_cast<size_t>(p.index)] += p.text;
+      if (!done && state.stopping.load()) cancel_all(*g);
     }
     if (done) {
       record(state, *g);
-      if (!g->job->error().empty()) return set_error(res, style, 500, g->job->error());
-      set_json(res, 200, g->out->whole(*text, g->job->stats(), g->load_s, seconds_since(g->t0)));
+      if (const std::string e = job_error(*g); !e.empty()) return set_error(res, style, 500, e);
+      set_json(res, 200, g->out->whole(results(*g, *texts), g->load_s, seconds_since(g->t0)));
       return;
     }
     res.content_type = "application/json; charset=utf-8";
-    res.on_close = [g] { g->job->cancel.store(true); };  // the response is gone: nothing more is wanted
-    res.stream = [st, g, text, probe_every, style](ChunkSink& sink) {
+    res.on_close = [g] { cancel_all(*g); };  // the response is gone: nothing more is wanted
+    res.stream = [st, g, texts, probe_every, style](ChunkSink& sink) {
       auto probed = Clock::now();
+      std::vector<Piece> pieces;
       for (;;) {
-        std::string piece;
-        const bool finished = g->job->wait(piece, std::chrono::milliseconds(100));
-        *text += piece;
+        const bool finished = drain(*g, pieces, std::chrono::milliseconds(100));
+        for (Piece& p : pieces) (*texts)[static_cast<size_t>(p.index)] += p.text;
         if (finished) break;
-        if (st->stopping.load()) g->job->cancel.store(true);
+        if (st->stopping.load()) cancel_all(*g);
         if (Clock::now() - probed >= probe_every) {
           probed = Clock::now();
           if (!sink.write(" ")) {  // the client went away: stop generating for it
@@ -178,9 +238,9 @@ void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> 
         }
       }
       record(*st, *g);
-      const std::string body = g->job->error().empty()
-                                   ? dump(g->out->whole(*text, g->job->stats(), g->load_s, seconds_since(g->t0)))
-                                   : dump(error_body(style, 500, g->job->error()));  // the status is already 200
+      const std::string e = job_error(*g);
+      const std::string body = e.empty() ? dump(g->out->whole(results(*g, *texts), g->load_s, seconds_since(g->t0)))
+                                         : dump(error_body(style, 500, e));  // the status is already 200
       sink.write(body);
       return true;
     };
@@ -188,19 +248,20 @@ void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> 
   }
   res.set_header("Cache-Control", "no-cache");
   res.content_type = g->out->content_type();
-  res.on_close = [g] { g->job->cancel.store(true); };
+  res.on_close = [g] { cancel_all(*g); };
   res.stream = [st, g](ChunkSink& sink) {
+    std::vector<Piece> pieces;
     for (;;) {
-      std::string piece;
-      const bool done = g->job->wait(piece, std::chrono::milliseconds(100));
-      if (!piece.empty()) {
+      const bool done = drain(*g, pieces, std::chrono::milliseconds(100));
+      for (const Piece& p : pieces) {
         // A chunk may hold nothing yet (text that may begin a tool call waits): an empty write would end the body.
-        const std::string chunk = g->out->chunk(piece);
+        const std::string chunk = g->out->chunk(p);
         if (!chunk.empty() && !sink.write(chunk)) {  // the client went away: stop generating for it
           cancel_and_wait(*st, *g);
           return false;
         }
-      } else if (!done && (!sink.writable() || st->stopping.load())) {
+      }
+      if (pieces.empty() && !done && (!sink.writable() || st->stopping.load())) {
         cancel_and_wait(*st, *g);
         return false;
       }
@@ -208,7 +269,9 @@ void respond(ServerState& state, HttpResponse& res, std::shared_ptr<Generation> 
     }
     record(*st, *g);
     const double total = seconds_since(g->t0);
-    sink.write(g->job->error().empty() ? g->out->last_chunks(g->job->stats(), g->load_s, total) : g->out->stream_error(g->job->error()));
+    std::vector<std::string> no_text(g->jobs.size());
+    const std::string e = job_error(*g);
+    sink.write(e.empty() ? g->out->last_chunks(results(*g, no_text), g->load_s, total) : g->out->stream_error(e));
     return true;
   };
 }

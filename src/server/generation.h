@@ -4,6 +4,7 @@
 #pragma once
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "runtime/context.h"
 #include "runtime/parameters.h"
@@ -27,7 +28,8 @@ ContextParams context_params(const LoadedModel& m, const Parameters& p);
 // A generation in flight: the model lease keeps the model loaded until the response is written.
 struct Generation {
   std::unique_ptr<ModelManager::Lease> lease;
-  std::shared_ptr<Job> job;
+  std::shared_ptr<Job> job;                 // the first choice (jobs[0])
+  std::vector<std::shared_ptr<Job>> jobs;   // every choice, in index order
   std::shared_ptr<Output> out;
   std::shared_ptr<RequestStats> stats;
   double load_s = 0;
@@ -37,10 +39,13 @@ struct Generation {
 
 // Encodes the prompt's images, if any, in this (the request's) thread, then queues the prompt on the
 // model's scheduler; HttpError(503) when its queue is full. At most one of `schema` (format) and
-// `tools` (the tool calls' grammar) constrains it.
+// `tools` (the tool calls' grammar) constrains it. `out->logprobs` says which log-probabilities to compute.
+// n_choices > 1 queues that many jobs for the one prompt (the scheduler evaluates it once and copies its KV
+// cache), each with its own sampler; with a seed, choice i samples with seed + i.
 std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
-                                   std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools = nullptr);
+                                   std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools = nullptr,
+                                   int n_choices = 1);
 
 // Answers with the generation: streamed chunks, or one object when !stream. A client that goes away
 // cancels it.

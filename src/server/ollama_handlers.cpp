@@ -39,6 +39,8 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
   out->with_context = !r.raw && r.media.empty();  // media rows are no token ids: no `context` for them
   if (out->with_context) out->prompt.assign(bp.rows.tokens().begin(), bp.rows.tokens().end());
   out->truncated = static_cast<int>(bp.dropped_tokens);
+  out->tok = m.tok.get();
+  out->logprobs = r.logprobs;
   respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out), r.stream);
 }
 
@@ -62,6 +64,8 @@ void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   out->model = r.model;
   out->truncated = static_cast<int>(bp.dropped_tokens + bp.dropped_turns);
   if (tools) out->tools = std::make_shared<ToolCallOutput>(s.random_u64());
+  out->tok = m.tok.get();
+  out->logprobs = r.logprobs;
   respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, out, tools ? r.tools.grammar() : nullptr), r.stream);
 }
 

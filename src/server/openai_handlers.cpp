@@ -15,14 +15,17 @@ namespace {
 using json = nlohmann::json;
 
 // The response writer shared by /v1/chat/completions and /v1/completions.
-std::shared_ptr<OpenAIOutput> openai_output(ServerState& s, const OpenAIRequest& r) {
+std::shared_ptr<OpenAIOutput> openai_output(ServerState& s, const OpenAIRequest& r, const LoadedModel& m) {
   auto out = std::make_shared<OpenAIOutput>();
   out->chat = r.chat;
   out->model = r.model;
   out->id = std::string(r.chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.random_u64() % 1000000);
   out->created = static_cast<int64_t>(std::time(nullptr));
   out->include_usage = r.include_usage;
-  if (r.chat && r.tools.active()) out->tools = std::make_shared<ToolCallOutput>(s.random_u64());
+  if (r.chat && r.tools.active())
+    for (int i = 0; i < r.n; ++i) out->tools.push_back(std::make_shared<ToolCallOutput>(s.random_u64()));
+  out->tok = m.tok.get();
+  out->logprobs = r.logprobs;
   return out;
 }
 
@@ -36,7 +39,8 @@ void generate(ServerState& s, const HttpRequest& req, HttpResponse& res, const O
   BuiltPrompt bp = r.chat ? build_chat_prompt(r.messages, m.resolved.system, tools ? &r.tools.tools : nullptr, *m.tok, cp.n_ctx, true,
                                               media_shape(m, has_media(r.messages, chat::MediaKind::Image), has_media(r.messages, chat::MediaKind::Audio)))
                           : build_generate_prompt(r.prompt, m.resolved.system, false, {}, *m.tok, cp.n_ctx, true);
-  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, openai_output(s, r), tools ? r.tools.grammar() : nullptr),
+  respond(s, res, submit(s, std::move(lease), load_s, req, std::move(bp), params, r.format, openai_output(s, r, m), tools ? r.tools.grammar() : nullptr,
+                         r.n),
           r.stream);
 }
 

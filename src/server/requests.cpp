@@ -220,6 +220,30 @@ ParamList openai_options(const json& body) {
   return parse_request_options(o);
 }
 
+// An integer field in [lo, hi] (absent or null: nullopt); `range_msg` is the 400's text for a value outside it.
+std::optional<int> get_int_in(const json& body, const char* key, int lo, int hi, const std::string& range_msg) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer() && !(it->is_number_float() && it->get<double>() == static_cast<double>(static_cast<int64_t>(it->get<double>()))))
+    throw HttpError(400, std::string("invalid type for \"") + key + "\": expected an integer");
+  const double v = it->get<double>();
+  if (v < lo || v > hi) throw HttpError(400, range_msg);
+  return static_cast<int>(v);
+}
+
+// "logprobs": bool and "top_logprobs": 0..20 (Ollama's /api/generate and /api/chat, OpenAI chat). OpenAI
+// requires logprobs for top_logprobs; Ollama's top_logprobs alone turns them on.
+LogprobOptions read_logprobs(const json& body, bool top_needs_logprobs) {
+  LogprobOptions o;
+  o.enabled = get_bool(body, "logprobs").value_or(false);
+  o.top = get_int_in(body, "top_logprobs", 0, kMaxTopLogprobs, "top_logprobs must be between 0 and " + std::to_string(kMaxTopLogprobs)).value_or(0);
+  if (o.top > 0 && !o.enabled) {
+    if (top_needs_logprobs) throw HttpError(400, "logprobs must be set to true if top_logprobs is used");
+    o.enabled = true;
+  }
+  return o;
+}
+
 OpenAIRequest parse_openai_common(const json& body, bool chat) {
   OpenAIRequest r;
   r.chat = chat;
@@ -230,6 +254,18 @@ OpenAIRequest parse_openai_common(const json& body, bool chat) {
                     body["stream_options"].value("include_usage", false);
   r.format = openai_format(body);
   r.keep_alive = read_keep_alive(body);
+  r.n = get_int_in(body, "n", 1, kMaxChoices, "n must be between 1 and " + std::to_string(kMaxChoices)).value_or(1);
+  if (chat) {
+    r.logprobs = read_logprobs(body, true);
+  } else if (auto it = body.find("logprobs"); it != body.end() && !it->is_null()) {
+    // The legacy completions API: an integer, the number of alternatives listed per token (0: the tokens' own only).
+    if (it->is_boolean()) {
+      r.logprobs.enabled = it->get<bool>();
+    } else {
+      r.logprobs.top = *get_int_in(body, "logprobs", 0, kMaxTopLogprobs, "logprobs must be between 0 and " + std::to_string(kMaxTopLogprobs));
+      r.logprobs.enabled = true;
+    }
+  }
   return r;
 }
 
@@ -259,6 +295,7 @@ void parse_generation_tail(const json& body, OllamaGenerationFields& r) {
   r.format = parse_format(body.value("format", json()));
   r.options = parse_request_options(body.value("options", json()));
   r.keep_alive = read_keep_alive(body);
+  r.logprobs = read_logprobs(body, false);
 }
 }  // namespace
 

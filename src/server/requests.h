@@ -12,6 +12,7 @@
 
 #include "runtime/parameters.h"
 #include "sampling/json_constraint.h"
+#include "sampling/logprobs.h"
 #include "server/options.h"
 #include "server/prompt.h"
 #include "server/tool_requests.h"
@@ -30,6 +31,7 @@ struct OllamaGenerationFields {
   std::shared_ptr<const JsonSchema> format;
   ParamList options;
   KeepAlive keep_alive;
+  LogprobOptions logprobs;  // "logprobs" (bool) and "top_logprobs" (0..20, which turns logprobs on)
 };
 
 struct GenerateRequest : OllamaGenerationFields {
@@ -88,7 +90,13 @@ struct OpenAIRequest {
   std::shared_ptr<const JsonSchema> format;
   ParamList options;  // the OpenAI fields mapped onto Ollama's options
   KeepAlive keep_alive;
+  // chat: "logprobs" (bool) and "top_logprobs" (0..20, only with logprobs); completions: "logprobs" (0..20,
+  // the number of top alternatives; null or absent: none).
+  LogprobOptions logprobs;
+  int n = 1;  // choices, 1..kMaxChoices
 };
+inline constexpr int kMaxChoices = 8;
+inline constexpr int kMaxTopLogprobs = 20;
 OpenAIRequest parse_openai_chat(const nlohmann::json& body);
 OpenAIRequest parse_openai_completion(const nlohmann::json& body);
 

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <new>
 
+#include "server/logprob_responses.h"
 #include "server/model_manager.h"
 #include "server/options.h"
 #include "store/model_name.h"
@@ -37,10 +38,14 @@ void add_timings(json& j, const GenerateStats& st, double load_s, double total_s
   if (truncated > 0) j["prompt_truncated"] = truncated;  // ours: how much of the prompt was cut to fit
 }
 
-json usage_json(const GenerateStats& st) {
-  return json{{"prompt_tokens", st.prompt_tokens}, {"completion_tokens", st.gen_tokens},
-              {"total_tokens", st.prompt_tokens + st.gen_tokens},
-              {"prompt_tokens_details", {{"cached_tokens", st.cached_tokens}}}};
+// The prompt is read once for all choices; completion_tokens counts every choice's tokens.
+json usage_json(std::span<const ChoiceResult> choices) {
+  const GenerateStats& first = choices.front().stats;
+  int completion = 0;
+  for (const ChoiceResult& c : choices) completion += c.stats.gen_tokens;
+  return json{{"prompt_tokens", first.prompt_tokens}, {"completion_tokens", completion},
+              {"total_tokens", first.prompt_tokens + completion},
+              {"prompt_tokens_details", {{"cached_tokens", first.cached_tokens}}}};
 }
 
 json finish_reason(const GenerateStats& st) {
@@ -102,18 +107,23 @@ json OllamaGenerateOutput::final_object(const std::string& text, const GenerateS
   return j;
 }
 
-std::string OllamaGenerateOutput::chunk(const std::string& text) {
-  return ndjson(json{{"model", model}, {"created_at", rfc3339(SysClock::now())}, {"response", text}, {"done", false}});
+std::string OllamaGenerateOutput::chunk(const Piece& p) {
+  json j{{"model", model}, {"created_at", rfc3339(SysClock::now())}, {"response", p.text}, {"done", false}};
+  if (tok && !p.logprobs.empty()) j["logprobs"] = ollama_logprobs(*tok, p.logprobs);
+  return ndjson(j);
 }
 
-std::string OllamaGenerateOutput::last_chunks(const GenerateStats& st, double load_s, double total_s) {
-  return ndjson(final_object("", st, load_s, total_s));
+std::string OllamaGenerateOutput::last_chunks(std::span<const ChoiceResult> choices, double load_s, double total_s) {
+  return ndjson(final_object("", choices.front().stats, load_s, total_s));
 }
 
 std::string OllamaGenerateOutput::stream_error(const std::string& msg) { return ndjson(json{{"error", msg}}); }
 
-json OllamaGenerateOutput::whole(const std::string& text, const GenerateStats& st, double load_s, double total_s) {
-  return final_object(text, st, load_s, total_s);
+json OllamaGenerateOutput::whole(std::span<const ChoiceResult> choices, double load_s, double total_s) {
+  const ChoiceResult& c = choices.front();
+  json j = final_object(c.text, c.stats, load_s, total_s);
+  if (tok && logprobs.enabled) j["logprobs"] = ollama_logprobs(*tok, c.stats.logprobs);
+  return j;
 }
 
 // ---- /api/chat ----
@@ -124,48 +134,65 @@ json chat_object(const std::string& model, const std::string& text) {
 }
 }  // namespace
 
-std::string OllamaChatOutput::chunk(const std::string& text) {
-  if (tools) return tool_chunks(tools->push(text));
-  json j = chat_object(model, text);
+std::string OllamaChatOutput::chunk(const Piece& p) {
+  if (tools) return tool_chunks(tools->push(p.text), p.logprobs);
+  json j = chat_object(model, p.text);
+  if (tok && !p.logprobs.empty()) j["logprobs"] = ollama_logprobs(*tok, p.logprobs);
   j["done"] = false;
   return ndjson(j);
 }
 
 // Content as it comes; each call in a chunk of its own as soon as it is complete, as Ollama streams them.
-std::string OllamaChatOutput::tool_chunks(const chat::ToolCallParser::Update& u) const {
+// The tokens' logprobs ride on the first chunk written, or on a chunk of their own while the parser holds the text.
+std::string OllamaChatOutput::tool_chunks(const chat::ToolCallParser::Update& u, const std::vector<LogprobStep>& lp) const {
   std::string out;
+  bool lp_sent = !tok || lp.empty();
+  const auto with_logprobs = [&](json& j) {
+    if (!lp_sent) j["logprobs"] = ollama_logprobs(*tok, lp);
+    lp_sent = true;
+  };
   if (!u.content.empty()) {
     json j = chat_object(model, u.content);
+    with_logprobs(j);
     j["done"] = false;
     out += ndjson(j);
   }
   if (!u.calls.empty()) {
     json j = chat_object(model, "");
     j["message"]["tool_calls"] = tools->ollama(u.calls, tools->count() - static_cast<int>(u.calls.size()));
+    with_logprobs(j);
+    j["done"] = false;
+    out += ndjson(j);
+  }
+  if (!lp_sent) {
+    json j = chat_object(model, "");
+    with_logprobs(j);
     j["done"] = false;
     out += ndjson(j);
   }
   return out;
 }
 
-std::string OllamaChatOutput::last_chunks(const GenerateStats& st, double load_s, double total_s) {
-  std::string out = tools ? tool_chunks(tools->finish()) : std::string();
+std::string OllamaChatOutput::last_chunks(std::span<const ChoiceResult> choices, double load_s, double total_s) {
+  std::string out = tools ? tool_chunks(tools->finish(), {}) : std::string();
   json j = chat_object(model, "");
-  add_timings(j, st, load_s, total_s, truncated);
+  add_timings(j, choices.front().stats, load_s, total_s, truncated);
   return out + ndjson(j);
 }
 
 std::string OllamaChatOutput::stream_error(const std::string& msg) { return ndjson(json{{"error", msg}}); }
 
-json OllamaChatOutput::whole(const std::string& text, const GenerateStats& st, double load_s, double total_s) {
-  json j = chat_object(model, text);
+json OllamaChatOutput::whole(std::span<const ChoiceResult> choices, double load_s, double total_s) {
+  const ChoiceResult& c = choices.front();
+  json j = chat_object(model, c.text);
   if (tools) {
-    auto u = tools->push(text);
+    auto u = tools->push(c.text);
     const auto rest = tools->finish();
     j["message"]["content"] = u.content + rest.content;
     if (!u.calls.empty()) j["message"]["tool_calls"] = tools->ollama(u.calls, 0);
   }
-  add_timings(j, st, load_s, total_s, truncated);
+  if (tok && logprobs.enabled) j["logprobs"] = ollama_logprobs(*tok, c.stats.logprobs);
+  add_timings(j, c.stats, load_s, total_s, truncated);
   return j;
 }
 
@@ -179,52 +206,83 @@ json OpenAIOutput::head(bool chunked) const {
               {"system_fingerprint", "fp_ollama"}};
 }
 
-json OpenAIOutput::choice(const std::string& text, const json& reason) const {
-  if (chat) return json{{"index", 0}, {"delta", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", reason}};
-  return json{{"index", 0}, {"text", text}, {"finish_reason", reason}};
+json OpenAIOutput::choice(int index, const std::string& text, const json& reason) const {
+  if (chat) return json{{"index", index}, {"delta", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", reason}};
+  return json{{"index", index}, {"text", text}, {"finish_reason", reason}, {"logprobs", nullptr}};
 }
 
-json OpenAIOutput::finish_reason(const GenerateStats& st) const {
-  if (tools && tools->count() > 0 && st.done_reason == DoneReason::Stop) return "tool_calls";
+// The choice's logprobs object for these tokens (chat: {"content": [...]}; completions: the four lists).
+json OpenAIOutput::logprobs_json(int index, std::span<const LogprobStep> steps) {
+  if (!tok || !logprobs.enabled) return nullptr;
+  if (chat) return openai_chat_logprobs(*tok, steps);
+  if (text_offsets_.size() <= static_cast<size_t>(index)) text_offsets_.resize(static_cast<size_t>(index) + 1, 0);
+  return openai_completion_logprobs(*tok, steps, text_offsets_[static_cast<size_t>(index)]);
+}
+
+json OpenAIOutput::finish_reason(int index, const GenerateStats& st) const {
+  const bool called = static_cast<size_t>(index) < tools.size() && tools[static_cast<size_t>(index)]->count() > 0;
+  if (called && st.done_reason == DoneReason::Stop) return "tool_calls";
   return server::finish_reason(st);
 }
 
 // Content deltas as they come; each complete call as one delta.tool_calls entry with its index, id,
-// name and whole arguments (clients append arguments by index, so one piece is as good as many).
-std::string OpenAIOutput::tool_chunks(const chat::ToolCallParser::Update& u) const {
+// name and whole arguments (clients append arguments by index, so one piece is as good as many). The
+// tokens' logprobs ride on the first chunk written, or on an empty delta while the parser holds the text.
+std::string OpenAIOutput::tool_chunks(int index, const chat::ToolCallParser::Update& u, const std::vector<LogprobStep>& lp) {
+  const ToolCallOutput& calls = *tools[static_cast<size_t>(index)];
   std::string out;
+  bool lp_sent = lp.empty() || !tok || !logprobs.enabled;
+  const auto with_logprobs = [&](json& c) {
+    if (!lp_sent) c["logprobs"] = logprobs_json(index, lp);
+    lp_sent = true;
+  };
   if (!u.content.empty()) {
     json j = head(true);
-    j["choices"] = json::array({choice(u.content, nullptr)});
+    json c = choice(index, u.content, nullptr);
+    with_logprobs(c);
+    j["choices"] = json::array({c});
     out += sse(j);
   }
   if (!u.calls.empty()) {
     json j = head(true);
-    const int first = tools->count() - static_cast<int>(u.calls.size());
-    j["choices"] = json::array({json{{"index", 0},
-                                     {"delta", {{"role", "assistant"}, {"tool_calls", tools->openai(u.calls, first, true)}}},
-                                     {"finish_reason", nullptr}}});
+    const int first = calls.count() - static_cast<int>(u.calls.size());
+    json c{{"index", index}, {"delta", {{"role", "assistant"}, {"tool_calls", calls.openai(u.calls, first, true)}}}, {"finish_reason", nullptr}};
+    with_logprobs(c);
+    j["choices"] = json::array({c});
+    out += sse(j);
+  }
+  if (!lp_sent) {
+    json j = head(true);
+    json c{{"index", index}, {"delta", json::object()}, {"finish_reason", nullptr}};
+    with_logprobs(c);
+    j["choices"] = json::array({c});
     out += sse(j);
   }
   return out;
 }
 
-std::string OpenAIOutput::chunk(const std::string& text) {
-  if (tools) return tool_chunks(tools->push(text));
+std::string OpenAIOutput::chunk(const Piece& p) {
+  if (static_cast<size_t>(p.index) < tools.size()) return tool_chunks(p.index, tools[static_cast<size_t>(p.index)]->push(p.text), p.logprobs);
   json j = head(true);
-  j["choices"] = json::array({choice(text, nullptr)});
+  json c = choice(p.index, p.text, nullptr);
+  if (!p.logprobs.empty() && logprobs.enabled) c["logprobs"] = logprobs_json(p.index, p.logprobs);
+  j["choices"] = json::array({c});
   return sse(j);
 }
 
-std::string OpenAIOutput::last_chunks(const GenerateStats& st, double, double) {
-  std::string out = tools ? tool_chunks(tools->finish()) : std::string();
-  json j = head(true);
-  j["choices"] = json::array({choice("", finish_reason(st))});
-  out += sse(j);
+std::string OpenAIOutput::last_chunks(std::span<const ChoiceResult> choices, double, double) {
+  std::string out;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const int index = static_cast<int>(i);
+    if (i < tools.size()) out += tool_chunks(index, tools[i]->finish(), {});
+    json j = head(true);
+    j["choices"] = json::array({choice(index, "", finish_reason(index, choices[i].stats))});
+    out += sse(j);
+  }
   if (include_usage) {
     json u = head(true);
     u["choices"] = json::array();
-    u["usage"] = usage_json(st);
+    u["usage"] = usage_json(choices);
     out += sse(u);
   }
   return out + "data: [DONE]\n\n";
@@ -234,21 +292,30 @@ std::string OpenAIOutput::stream_error(const std::string& msg) {
   return sse(json{{"error", {{"message", msg}, {"type", "api_error"}, {"param", nullptr}, {"code", nullptr}}}}) + "data: [DONE]\n\n";
 }
 
-json OpenAIOutput::whole(const std::string& text, const GenerateStats& st, double, double) {
+json OpenAIOutput::whole(std::span<const ChoiceResult> choices, double, double) {
   json j = head(false);
-  if (chat && tools) {
-    auto u = tools->push(text);
-    const auto rest = tools->finish();
-    const std::string content = u.content + rest.content;
-    json message{{"role", "assistant"}, {"content", content.empty() && !u.calls.empty() ? json(nullptr) : json(content)}};
-    if (!u.calls.empty()) message["tool_calls"] = tools->openai(u.calls, 0, false);
-    j["choices"] = json::array({json{{"index", 0}, {"message", message}, {"finish_reason", finish_reason(st)}}});
-  } else if (chat)
-    j["choices"] = json::array(
-        {json{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", finish_reason(st)}}});
-  else
-    j["choices"] = json::array({json{{"index", 0}, {"text", text}, {"finish_reason", finish_reason(st)}, {"logprobs", nullptr}}});
-  j["usage"] = usage_json(st);
+  j["choices"] = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const int index = static_cast<int>(i);
+    const ChoiceResult& r = choices[i];
+    json c{{"index", index}};
+    if (chat && i < tools.size()) {
+      auto u = tools[i]->push(r.text);
+      const auto rest = tools[i]->finish();
+      const std::string content = u.content + rest.content;
+      json message{{"role", "assistant"}, {"content", content.empty() && !u.calls.empty() ? json(nullptr) : json(content)}};
+      if (!u.calls.empty()) message["tool_calls"] = tools[i]->openai(u.calls, 0, false);
+      c["message"] = message;
+    } else if (chat) {
+      c["message"] = {{"role", "assistant"}, {"content", r.text}};
+    } else {
+      c["text"] = r.text;
+    }
+    c["finish_reason"] = finish_reason(index, r.stats);
+    c["logprobs"] = logprobs_json(index, r.stats.logprobs);
+    j["choices"].push_back(std::move(c));
+  }
+  j["usage"] = usage_json(choices);
   return j;
 }
 

@@ -27,6 +27,16 @@ void Job::push_text(std::string_view text) {
   cv_.notify_all();
 }
 
+void Job::push(std::string_view text, std::span<const LogprobStep> logprobs) {
+  if (text.empty() && logprobs.empty()) return;
+  {
+    std::lock_guard lk(mu_);
+    text_.append(text);
+    logprobs_.insert(logprobs_.end(), logprobs.begin(), logprobs.end());
+  }
+  cv_.notify_all();
+}
+
 void Job::finish(GenerateStats stats, std::string error) {
   {
     std::lock_guard lk(mu_);
@@ -37,11 +47,17 @@ void Job::finish(GenerateStats stats, std::string error) {
   cv_.notify_all();
 }
 
-bool Job::wait(std::string& text, std::chrono::milliseconds timeout) {
+bool Job::wait(std::string& text, std::chrono::milliseconds timeout) { return wait(text, nullptr, timeout); }
+
+bool Job::wait(std::string& text, std::vector<LogprobStep>* logprobs, std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
-  cv_.wait_for(lk, timeout, [&] { return finished_ || !text_.empty(); });
+  cv_.wait_for(lk, timeout, [&] { return finished_ || !text_.empty() || (logprobs && !logprobs_.empty()); });
   text = std::move(text_);
   text_.clear();
+  if (logprobs) {
+    *logprobs = std::move(logprobs_);
+    logprobs_.clear();
+  }
   return finished_;
 }
 
@@ -57,6 +73,7 @@ struct Scheduler::Slot {
   double prompt_s = 0;
   int32_t pending = -1;
   uint64_t last_used = 0;
+  size_t logprobs_sent = 0;    // of the generator's logprobs, how many went to the job
 };
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const TokenTexts& texts, SchedulerConfig cfg)
@@ -209,7 +226,8 @@ void Scheduler::begin(Slot& s) {
     if (static_cast<int64_t>(j.prompt.size()) >= n_ctx)
       throw std::length_error("prompt of " + std::to_string(j.prompt.size()) + " tokens does not fit the context of " +
                               std::to_string(n_ctx));
-    const size_t common = reusable_prefix(s.keys, j.prompt.keys(), *s.seq);
+    size_t common = reusable_prefix(s.keys, j.prompt.keys(), *s.seq);
+    if (j.share_group != 0) common = borrow_sibling_prefix(s, common);
     if (common == 0) s.seq->reset();  // no usable prefix (e.g. the sliding rings wrapped): start clean
     s.keys.resize(common);
     // num_batch bounds the rows of one pass: longer prompts are read in chunks of at most that many.
@@ -229,6 +247,8 @@ void Scheduler::begin(Slot& s) {
     else if (j.tools) constraint = std::make_unique<ToolCallConstraint>(j.tools, texts_, tok_.stop_ids());
     GeneratorOptions opts;
     opts.cancel = &j.cancel;
+    opts.logprobs = j.logprobs;
+    s.logprobs_sent = 0;
     s.gen.emplace(&tok_, j.sampling, std::move(constraint), opts, t0);
     s.gen->observe_prompt(j.prompt.tokens());
   } catch (const std::exception& e) {
@@ -236,6 +256,31 @@ void Scheduler::begin(Slot& s) {
     s.keys.clear();
     end(s, DoneReason::Error, e.what());
   }
+}
+
+size_t Scheduler::borrow_sibling_prefix(Slot& s, size_t have) {
+  const Job& j = *s.job;
+  const std::span<const uint64_t> prompt = j.prompt.keys();
+  for (auto& tp : slots_) {
+    const Slot& t = *tp;
+    if (&t == &s || !t.job || t.job->share_group != j.share_group || !t.gen || !t.seq || !same_params(t.params, j.ctx_params)) continue;
+    // A sibling begun in this round holds exactly the prompt and its last logits: nothing is left to evaluate.
+    const bool whole = t.keys.size() == prompt.size() && std::equal(t.keys.begin(), t.keys.end(), prompt.begin()) &&
+                       t.seq->n_past() == static_cast<int64_t>(prompt.size()) && t.seq->n_logit_rows() > 0;
+    const size_t rows = whole ? prompt.size() : reusable_prefix(t.keys, prompt, *t.seq);
+    if (rows <= have) continue;
+    s.seq->copy_from(*t.seq);
+    s.keys = t.keys;
+    return rows;
+  }
+  return have;
+}
+
+void Scheduler::push_logprobs(Slot& s, std::string_view text) {
+  const std::vector<LogprobStep>& all = s.gen->stats().logprobs;
+  const std::span<const LogprobStep> fresh = std::span<const LogprobStep>(all).subspan(std::min(s.logprobs_sent, all.size()));
+  s.job->push(text, fresh);
+  s.logprobs_sent = all.size();
 }
 
 void Scheduler::embed_prompt(Slot& s, Clock::time_point t0) {
@@ -268,11 +313,12 @@ void Scheduler::embed_prompt(Slot& s, Clock::time_point t0) {
 }
 
 bool Scheduler::sample_next(Slot& s) {
-  Job& j = *s.job;
-  const auto emit = [&j](std::string_view text) { j.push_text(text); };
+  // The tokens' log-probabilities go with the text they produced (or alone, when a stop string holds it back).
+  const auto emit = [this, &s](std::string_view text) { push_logprobs(s, text); };
   std::optional<int32_t> id;
   try {
     id = s.gen->next(s.seq->last_logits(), s.seq->n_past(), s.seq->n_ctx(), emit);
+    if (s.job->logprobs.enabled) push_logprobs(s, {});
   } catch (const std::exception& e) {  // a constraint or sampler failure ends this request, not the worker
     s.seq->reset();
     s.keys.clear();
@@ -319,7 +365,7 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
 void Scheduler::end(Slot& s, DoneReason reason, const std::string& error) {
   GenerateStats st;
   if (s.gen) {
-    s.gen->finish(reason, [&s](std::string_view text) { s.job->push_text(text); });  // no-op when it ended itself
+    s.gen->finish(reason, [this, &s](std::string_view text) { push_logprobs(s, text); });  // no-op when it ended itself
     st = std::move(s.gen->stats());
   }
   st.done_reason = reason;
@@ -332,6 +378,7 @@ void Scheduler::end(Slot& s, DoneReason reason, const std::string& error) {
   s.cached = 0;
   s.prompt_s = 0;
   s.pending = -1;
+  s.logprobs_sent = 0;
   s.last_used = ++tick_;
   n_active_.fetch_sub(1);
 }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "runtime/generator.h"
 #include "runtime/input_rows.h"
 #include "sampling/json_constraint.h"
+#include "sampling/logprobs.h"
 #include "sampling/tool_call_constraint.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -42,17 +44,26 @@ class Job {
   // vector and nothing is generated; `embedding` receives their mean (un-normalised, n_embd floats) before finish().
   bool embed = false;
   std::vector<float> embedding;
+  // Each generated token's log-probability (Generator's LogprobOptions); they flow back with the text.
+  LogprobOptions logprobs;
+  // Non-zero for the n > 1 choices of one request (the same prompt): a choice admitted while a sibling holds
+  // the prompt's KV cache copies it instead of evaluating the prompt again.
+  uint64_t share_group = 0;
 
   // Set by the client side to stop generation (client gone); the worker notices within one token.
   std::atomic<bool> cancel{false};
 
   // Worker side.
   void push_text(std::string_view text);
+  // Text and the log-probabilities of the tokens generated since the last push (either may be empty).
+  void push(std::string_view text, std::span<const LogprobStep> logprobs);
   void finish(GenerateStats stats, std::string error = {});
 
-  // Client side: waits up to `timeout` for text or the end. Moves new text into `text`; returns true
-  // once the job has finished and every piece of text has been taken.
+  // Client side: waits up to `timeout` for text or the end. Moves new text into `text` (and the new
+  // tokens' log-probabilities into `logprobs` when given); returns true once the job has finished and
+  // every piece of text has been taken.
   bool wait(std::string& text, std::chrono::milliseconds timeout);
+  bool wait(std::string& text, std::vector<LogprobStep>* logprobs, std::chrono::milliseconds timeout);
   const GenerateStats& stats() const { return stats_; }  // valid after the end
   const std::string& error() const { return error_; }
 
@@ -60,6 +71,7 @@ class Job {
   std::mutex mu_;
   std::condition_variable cv_;
   std::string text_;
+  std::vector<LogprobStep> logprobs_;
   bool finished_ = false;
   GenerateStats stats_;
   std::string error_;
@@ -88,6 +100,10 @@ class Scheduler {
   void run();
   Slot* pick_slot(const Job& job);
   void begin(Slot& s);
+  // n > 1: copies the KV cache of a sibling choice that holds more of the prompt than `have` rows; returns the
+  // rows now reusable (the whole prompt when the sibling holds exactly it and its last logits).
+  size_t borrow_sibling_prefix(Slot& s, size_t have);
+  void push_logprobs(Slot& s, std::string_view text);
   void embed_prompt(Slot& s, std::chrono::steady_clock::time_point t0);  // an embedding job, start to end
   bool sample_next(Slot& s);  // false: the job is finished
   void end(Slot& s, DoneReason reason, const std::string& error = {});
