@@ -37,6 +37,12 @@ class Sequence {
   // Whether evaluation may continue at pos (== n_past, or a shorter prefix the sliding rings still hold).
   bool can_resume_at(int64_t pos) const { return pos == n_past_ || (pos < n_past_ && cache_.can_resume_at(pos)); }
   void reset();
+  // Rolls the sequence back to its first n positions (speculative decoding drops rejected draft rows):
+  // positions >= n are forgotten and the next evaluation continues at n. Requires can_resume_at(n); the
+  // rings keep every key the next rows need because they hold window + n_batch - 1 slots (docs/speculative.md).
+  void truncate(int64_t n);
+  // The cache itself (read-only: tests compare KV states).
+  const KvCache& kv_cache() const { return cache_; }
   // Logit rows requested by the last evaluation of this sequence.
   int n_logit_rows() const { return n_rows_; }
   std::span<const float> logits(int i) const;
