@@ -18,6 +18,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 void record(ServerState& state, Generation& g) {
   const GenerateStats& st = g.job->stats();
   state.metrics.record_generation(st);
+  if (g.job->spec_stats.rounds > 0) state.metrics.record_speculation(g.job->spec_stats, st);
   g.stats->tokens.store(st.gen_tokens);
 }
 
@@ -100,6 +101,7 @@ std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelMana
   g->job = std::make_shared<Job>();
   g->job->prompt = std::move(prompt.rows);
   g->job->sampling = params.sampling;
+  g->job->spec = params.spec;
   g->job->ctx_params = context_params(**lease, params);
   g->job->schema = std::move(schema);
   g->job->tools = std::move(tools);
