@@ -25,6 +25,8 @@
 #include "model/model.h"
 #include "model/matformer.h"
 #include "runtime/benchmark.h"
+#include "runtime/drafter_model.h"
+#include "runtime/spec_benchmark.h"
 
 namespace g3n::cli {
 namespace {
@@ -36,7 +38,83 @@ struct Options {
   std::string mmproj, image, vision, audio;
   int image_repeats = 0;
   bool no_rss_baseline = false;
+  // Speculative decoding (docs/speculative.md).
+  std::string spec = "none", draft, draft_matformer = "e2b";
+  int draft_max = 4;
+  double synthetic = -1;
 };
+
+// `--spec MODE`: speculative against plain greedy decoding, and the verify cost.
+void run_spec(const Options& o, const BenchParams& p) {
+  const SpecMode mode = parse_spec_mode(o.spec);
+  if (o.synthetic != -1 && (o.synthetic < 0 || o.synthetic > 1)) throw std::invalid_argument("--synthetic-acceptance must be in [0, 1]");
+  if (mode == SpecMode::Draft && o.draft.empty()) throw std::invalid_argument("--spec draft needs --draft MODEL");
+  auto model = Model::load(o.model, o.matformer);
+  std::unique_ptr<Model> draft_model;
+  if (mode == SpecMode::Draft) {
+    draft_model = Model::load(o.draft);
+    check_draft_vocabulary(*model, *draft_model);
+  } else if (mode == SpecMode::Self) {
+    draft_model = Model::load(o.model, o.draft_matformer);  // the same file: its pages are shared
+  }
+  std::unique_ptr<ModelDrafter> drafter;
+  if (draft_model) {
+    ContextParams cp;
+    cp.n_ctx = p.n_prompt + p.n_gen + o.draft_max + 2;
+    cp.n_threads = p.n_threads;
+    cp.kv_type = p.kv_type;
+    cp.exact = p.exact;
+    drafter = std::make_unique<ModelDrafter>(*draft_model, cp, spec_mode_name(mode));
+  }
+  SpecBenchParams sp;
+  sp.base = p;
+  sp.mode = mode;
+  sp.draft_max = o.draft_max;
+  sp.synthetic_acceptance = o.synthetic;
+  sp.model_drafter = drafter.get();
+  const SpecBenchResult r = run_spec_benchmark(*model, sp);
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["threads"] = p.n_threads;
+    j["n_prompt"] = p.n_prompt;
+    j["n_gen"] = p.n_gen;
+    j["repeats"] = p.repeats;
+    j["kv_type"] = o.kv;
+    j["exact"] = o.exact;
+    j["spec_mode"] = o.spec;
+    j["draft_model"] = mode == SpecMode::Draft ? nlohmann::json(o.draft) : mode == SpecMode::Self ? nlohmann::json(o.model + " --matformer " + o.draft_matformer) : nlohmann::json(nullptr);
+    j["spec_draft_len"] = o.draft_max;
+    j["synthetic_acceptance"] = o.synthetic >= 0 ? nlohmann::json(o.synthetic) : nlohmann::json(nullptr);
+    j["spec_acceptance"] = r.acceptance;
+    j["spec_tokens_per_s"] = r.spec_tokens_per_s;
+    j["plain_tokens_per_s"] = r.plain_tokens_per_s;
+    j["spec_speedup"] = r.speedup;
+    j["spec_predicted_speedup"] = r.predicted_speedup;
+    j["spec_outputs_equal"] = r.outputs_equal;
+    j["spec_drafted_per_round"] = r.drafted_per_round;
+    j["draft_s_per_token"] = r.draft_s_per_token;
+    j["draft_cost"] = r.draft_cost;
+    j["verify_depth"] = sp.verify_depth;
+    j["decode_step_s"] = r.step_s;
+    j["verify_cost_ratio"] = r.verify_cost_ratio;
+    j["verify_beta"] = r.beta;
+    j["prefill_row_s"] = r.prefill_row_s;
+    // The compute floor of T rows: T full-depth rows with the LM head at the measured prefill throughput.
+    nlohmann::json floor = nlohmann::json::array();
+    for (size_t t = 1; t <= r.verify_cost_ratio.size(); ++t) floor.push_back(r.step_s > 0 ? t * r.prefill_row_s / r.step_s : 0.0);
+    j["verify_compute_floor_ratio"] = floor;
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("model      %s\nthreads    %d, kv %s, %d repeats (medians), spec %s, draft length %d%s\n", o.model.c_str(), p.n_threads,
+              o.kv.c_str(), p.repeats, o.spec.c_str(), o.draft_max, o.synthetic >= 0 ? (", synthetic acceptance " + std::to_string(o.synthetic)).c_str() : "");
+  std::printf("plain      %.2f tokens/s\nspec       %.2f tokens/s: %.3fx (predicted %.3fx), acceptance %.3f, outputs %s\n", r.plain_tokens_per_s,
+              r.spec_tokens_per_s, r.speedup, r.predicted_speedup, r.acceptance, r.outputs_equal ? "equal" : "DIFFER");
+  std::printf("verify     at depth %d, step %.4f s, beta %.3f, cost ratio by T:", sp.verify_depth, r.step_s, r.beta);
+  for (double v : r.verify_cost_ratio) std::printf(" %.3f", v);
+  std::printf("\ndraft      %.4f s per token (c = %.3f)\n", r.draft_s_per_token, r.draft_cost);
+}
 
 // The same text benchmark without the image, run as a child (`/proc/self/exe bench ... --json`): its
 // peak RSS is the baseline the image's figure is measured against. nullopt if it failed.
@@ -98,6 +176,11 @@ void run(const Options& o) {
   p.prefill_shortcut = !o.no_shortcut;
   if (o.kv == "f32") p.kv_type = KvType::F32;
   else if (o.kv != "f16") throw std::invalid_argument("--kv must be f16 or f32");
+  if (o.spec != "none") {
+    if (!o.mmproj.empty() || o.parallel != 1) throw std::invalid_argument("--spec measures one text sequence (no --mmproj, --parallel)");
+    run_spec(o, p);
+    return;
+  }
   if (o.mmproj.empty() != (o.image.empty() && o.audio.empty()))
     throw std::invalid_argument("--mmproj goes with --image and/or --audio");
   const bool with_image = !o.image.empty(), with_audio = !o.audio.empty();
@@ -298,6 +381,12 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--image-repeats", o->image_repeats, "image encodes; medians are reported (default: --repeats)");
   c->add_flag("--no-rss-baseline", o->no_rss_baseline,
               "skip the run without the image that the image's peak-RSS figure is measured against");
+  c->add_option("--spec", o->spec, "speculative decoding against plain greedy: ngram, draft or self (docs/speculative.md)");
+  c->add_option("--draft", o->draft, "draft model for --spec draft (a Gemma 3n GGUF with the same vocabulary)");
+  c->add_option("--draft-matformer", o->draft_matformer, "the slice --spec self drafts with (default e2b)");
+  c->add_option("--draft-max", o->draft_max, "draft length (default 4)");
+  c->add_option("--synthetic-acceptance", o->synthetic,
+                "each draft position is the true token with this probability, else a wrong one (the drafter still runs)");
   c->callback([o] { run(*o); });
 }
 

@@ -29,6 +29,7 @@
 #include "media/prompt_images.h"
 #include "model/model.h"
 #include "registry/resolve.h"
+#include "runtime/drafter_model.h"
 #include "runtime/memory_estimate.h"
 #include "runtime/parameters.h"
 #include "runtime/session.h"
@@ -56,6 +57,8 @@ struct RunOptions {
   std::vector<std::string> images;  // placed before the first prompt's text, in order
   std::vector<std::string> audio;   // after the images, before the text
   std::string matformer;            // MatFormer slice to load (overrides the model's parameter)
+  std::string spec, draft;          // speculative decoding: mode, draft model (or, for self, the slice)
+  int draft_max = 0;                // 0: the parameter's value
 };
 
 struct RunState {
@@ -75,6 +78,11 @@ struct RunState {
   std::vector<ChatImage> pending;         // --image files, for the first message
   std::vector<ChatAudio> pending_audio;   // --audio files, for the first message
   double load_s = 0;
+  // Speculative decoding's draft model (spec draft: the draft file; self: a slice of this model's file)
+  // and its drafter, kept while the mode, draft and context stay the same.
+  std::unique_ptr<Model> draft_model;
+  std::unique_ptr<ModelDrafter> drafter;
+  std::string drafter_key;
 };
 
 double now_s() {
@@ -146,6 +154,9 @@ void load_model(RunState& s, const std::string& name) {
   if (s.resolved.system) s.conv.set_system(*s.resolved.system);
   if (s.opts.num_ctx > 0) set_parameter(s, "num_ctx", std::to_string(s.opts.num_ctx));
   if (s.opts.threads > 0) set_parameter(s, "num_thread", std::to_string(s.opts.threads));
+  if (!s.opts.spec.empty()) set_parameter(s, "spec", s.opts.spec);
+  if (!s.opts.draft.empty()) set_parameter(s, "draft", s.opts.draft);
+  if (s.opts.draft_max > 0) set_parameter(s, "draft_max", std::to_string(s.opts.draft_max));
   for (const auto& kv : s.opts.params) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--parameter expects NAME=VALUE, got '" + kv + "'");
@@ -161,6 +172,38 @@ ContextParams context_params(const RunState& s) {
   p.n_batch = s.params.engine.num_batch;
   p.kv_type = s.opts.kv == "f32" ? KvType::F32 : KvType::F16;
   return p;
+}
+
+// Sets the session's speculation from the parameters, loading the draft model the first time it is needed.
+void prepare_speculation(RunState& s, Session& session) {
+  const SpecOptions& so = s.params.spec;
+  if (so.mode != SpecMode::Draft && so.mode != SpecMode::Self) {
+    session.set_speculation(so);
+    return;
+  }
+  const ContextParams p = context_params(s);
+  const std::string draft = s.params.engine.draft;
+  const std::string key = std::string(spec_mode_name(so.mode)) + "|" + draft + "|" + std::to_string(p.n_ctx) + "|" + s.resolved.gguf_path.string();
+  if (!s.drafter || s.drafter_key != key) {
+    session.set_speculation({});  // it must not keep the old drafter
+    s.drafter.reset();
+    s.draft_model.reset();
+    std::unique_ptr<Model> dm;
+    if (so.mode == SpecMode::Self) {
+      // The same file: its pages are shared with the model; only the slice's own KV (and compacted
+      // down projections) are added.
+      dm = Model::load(s.resolved.gguf_path.string(), draft.empty() ? "e2b" : draft);
+    } else {
+      if (draft.empty()) throw std::invalid_argument("spec draft needs a draft model: --draft MODEL or -p draft=MODEL");
+      auto resolved = registry::resolve_model(draft, store::StoreConfig::from_environment(), true, pull_progress_printer(), {});
+      dm = Model::load(resolved.gguf_path.string());
+    }
+    check_draft_vocabulary(*s.model, *dm);
+    s.drafter = std::make_unique<ModelDrafter>(*dm, p, spec_mode_name(so.mode));
+    s.draft_model = std::move(dm);
+    s.drafter_key = key;
+  }
+  session.set_speculation(so, s.drafter.get());
 }
 
 Session& session(RunState& s) {
@@ -283,6 +326,7 @@ std::string answer(RunState& s, const std::string& user_text, EncodedMedia media
     if (!s.token_texts) s.token_texts = std::make_unique<TokenTexts>(*s.tokenizer);
     constraint = std::make_unique<JsonConstraint>(s.schema, *s.token_texts, s.tokenizer->stop_ids());
   }
+  prepare_speculation(s, session(s));
   const GenerateStats st = session(s).generate(rows, s.params.sampling, [&](std::string_view text) {
     out += text;
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -304,6 +348,9 @@ std::string answer(RunState& s, const std::string& user_text, EncodedMedia media
     std::fprintf(stderr, "eval count:           %d token(s)\n", st.gen_tokens);
     std::fprintf(stderr, "eval duration:        %.3fs\n", st.gen_s);
     std::fprintf(stderr, "eval rate:            %.2f tokens/s\n", st.gen_s > 0 && st.gen_tokens > 1 ? (st.gen_tokens - 1) / st.gen_s : 0.0);
+    if (const SpecStats& sp = session(s).spec_stats(); sp.rounds > 0)
+      std::fprintf(stderr, "speculation:          %s, %d forward passes, %d of %d draft tokens accepted (%.1f%%)\n",
+                   spec_mode_name(s.params.spec.mode), sp.rounds, sp.accepted, sp.drafted, 100 * sp.acceptance());
   }
   return out;
 }
@@ -570,6 +617,10 @@ void add_run_command(CLI::App& app) {
       ->allow_extra_args(false);
   c->add_option("--matformer", o->matformer, "run a MatFormer slice of the model: a preset (e2b, e2.54b, ...), FILE.json or "
                  "FILE.csv:ROW (docs/matformer.md)");
+  c->add_option("--spec", o->spec, "speculative decoding (same output, faster when drafts are accepted): none, auto, ngram, draft, "
+                 "self (docs/speculative.md)");
+  c->add_option("--draft", o->draft, "draft model for --spec draft (same vocabulary); for --spec self the slice (default e2b)");
+  c->add_option("--draft-max", o->draft_max, "longest draft in tokens (default 8)");
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");
   c->add_option("--mmproj", o->mmproj, "projector GGUF with a vision and/or audio tower (default: the model's projector layer, if any)");
   c->add_option("--image", o->images,

@@ -20,6 +20,12 @@ EngineParams normalized(EngineParams p) {
 }
 }  // namespace
 
+void Sequence::truncate(int64_t n) {
+  if (!can_resume_at(n))
+    throw std::invalid_argument("cannot truncate to position " + std::to_string(n) + ": the sequence has " + std::to_string(n_past_) + " positions");
+  n_past_ = n;
+}
+
 void Sequence::reset() {
   n_past_ = 0;
   n_rows_ = 0;

@@ -40,6 +40,12 @@ class Sequence {
   // Becomes a copy of `other` (a sequence of the same engine and context length): its KV cache, positions
   // and last logits. Sequences that share a prompt (a request's n > 1 choices) evaluate it once this way.
   void copy_from(const Sequence& other);
+  // Rolls the sequence back to its first n positions (speculative decoding drops rejected draft rows):
+  // positions >= n are forgotten and the next evaluation continues at n. Requires can_resume_at(n); the
+  // rings keep every key the next rows need because they hold window + n_batch - 1 slots (docs/speculative.md).
+  void truncate(int64_t n);
+  // The cache itself (read-only: tests compare KV states).
+  const KvCache& kv_cache() const { return cache_; }
   // Logit rows requested by the last evaluation of this sequence.
   int n_logit_rows() const { return n_rows_; }
   std::span<const float> logits(int i) const;

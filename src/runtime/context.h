@@ -53,7 +53,9 @@ class Context {
 
   bool can_resume_at(int64_t pos) const { return seq_->can_resume_at(pos); }
   const Sequence& sequence() const { return *seq_; }
+  Sequence& sequence() { return *seq_; }
   void reset() { seq_->reset(); }  // forget the sequence
+  void truncate(int64_t n) { seq_->truncate(n); }  // keep the first n positions (Sequence::truncate)
   uint64_t kv_bytes() const { return seq_->kv_bytes(); }
 
  private:

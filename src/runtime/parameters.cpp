@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/parse.h"
+#include "runtime/spec_options.h"
 
 namespace g3n {
 namespace {
@@ -74,6 +75,20 @@ const ParamSpec kTable[] = {
      "MatFormer slice to load: a preset (e2b, e2.54b, ...), FILE.json or FILE.csv:ROW; empty: the whole model",
      [](Parameters& p, const V& v) { p.engine.matformer = std::get<std::string>(v); },
      [](const Parameters& p) { return V(p.engine.matformer); }},
+    // Speculative decoding (docs/speculative.md): output is unchanged, only its speed.
+    {"spec", ParamType::Text, 0, 0, V(std::string()), ParamTarget::Sampling,
+     "speculative decoding: none, auto, ngram (prompt lookup), draft (the draft model), self (a MatFormer slice); empty: none",
+     [](Parameters& p, const V& v) {
+       const auto& t = std::get<std::string>(v);
+       p.spec.mode = t.empty() ? SpecMode::None : parse_spec_mode(t);
+     },
+     [](const Parameters& p) { return V(p.spec.mode == SpecMode::None ? std::string() : std::string(spec_mode_name(p.spec.mode))); }},
+    {"draft_max", ParamType::Int, 1, 32, V(int64_t{8}), ParamTarget::Sampling, "longest speculative draft in tokens (the adaptive length stays below)",
+     [](Parameters& p, const V& v) { p.spec.draft_max = static_cast<int>(as_i(v)); },
+     [](const Parameters& p) { return V(int64_t{p.spec.draft_max}); }},
+    {"draft", ParamType::Text, 0, 0, V(std::string()), ParamTarget::Engine, "draft model for spec draft: a GGUF path or model name with the same vocabulary",
+     [](Parameters& p, const V& v) { p.engine.draft = std::get<std::string>(v); },
+     [](const Parameters& p) { return V(p.engine.draft); }},
     // Ollama options with nothing to do here: checked for type, then unused.
     {"num_keep", ParamType::Int, -kAny, kAny, V(int64_t{4}), ParamTarget::Ignored, "tokens kept when the context shifts (g3n never shifts)",
      nullptr, nullptr},
@@ -132,6 +147,16 @@ std::string range_text(const ParamSpec& s) {
 void check_range(const ParamSpec& s, double v) {
   if (v < s.min || v > s.max)
     throw ParameterError(quoted(s.name) + " must be between " + number_text(s.min) + " and " + number_text(s.max));
+}
+
+// Text rows whose values are words from a list ("spec"): a bad word is an error when it is parsed.
+void check_text(const ParamSpec& s, std::string_view text) {
+  if (s.name != "spec" || text.empty()) return;
+  try {
+    parse_spec_mode(std::string(text));
+  } catch (const std::invalid_argument&) {
+    throw ParameterError(quoted(s.name) + " must be none, auto, ngram, draft or self");
+  }
 }
 
 }  // namespace
@@ -195,6 +220,7 @@ ParamValue parse_parameter(const ParamSpec& s, const nlohmann::json& v) {
     }
     case ParamType::Text:
       if (!v.is_string()) bad_type(s);
+      check_text(s, v.get<std::string>());
       return v.get<std::string>();
   }
   bad_type(s);
@@ -226,6 +252,7 @@ ParamValue parse_parameter(const ParamSpec& s, std::string_view text) {
       if (text.empty()) throw ParameterError(quoted(s.name) + " needs a text");
       return std::vector<std::string>{std::string(text)};
     case ParamType::Text:
+      check_text(s, text);
       return std::string(text);
   }
   throw fail();

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/spec_options.h"
 #include "sampling/sampler.h"
 
 namespace g3n {
@@ -37,12 +38,14 @@ struct EngineOptions {
   int num_thread = 0;             // 0: physical cores
   int num_batch = 128;            // rows per forward pass
   std::string matformer;          // MatFormer slice the model is loaded with ("": the whole file)
+  std::string draft;              // draft model for spec draft (a path or store name; "": none)
 };
 
 // Everything the parameters set.
 struct Parameters {
   SamplingParams sampling;
   EngineOptions engine;
+  SpecOptions spec;  // speculative decoding (per request, like sampling)
 };
 
 enum class ParamType { Int, Float, Bool, StringList, Text };

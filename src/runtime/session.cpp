@@ -16,6 +16,24 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 Session::Session(const Model& model, const Tokenizer& tokenizer, ContextParams params)
     : tok_(tokenizer), ctx_(model, params) {}
 
+void Session::set_speculation(SpecOptions opts, Drafter* model_drafter) {
+  if ((opts.mode == SpecMode::Draft || opts.mode == SpecMode::Self) && !model_drafter)
+    throw std::invalid_argument(std::string("--spec ") + spec_mode_name(opts.mode) + " needs a draft model");
+  spec_ = opts;
+  model_drafter_ = model_drafter;
+}
+
+Drafter* Session::drafter_for(SpecMode m) {
+  switch (m) {
+    case SpecMode::None: return nullptr;
+    case SpecMode::Auto:
+    case SpecMode::Ngram: return &ngram_;
+    case SpecMode::Draft:
+    case SpecMode::Self: return model_drafter_;
+  }
+  return nullptr;
+}
+
 void Session::reset() {
   ctx_.reset();
   keys_.clear();
@@ -41,9 +59,24 @@ GenerateStats Session::generate(const InputRows& prompt, const SamplingParams& s
   opts.cancel = cancel;
   Generator gen(&tok_, sampling, std::move(constraint), opts, t0);
   gen.observe_prompt(prompt.tokens());
-  while (auto id = gen.next(ctx_.last_logits(), ctx_.n_past(), n_ctx(), on_text)) {
-    ctx_.eval(std::span<const int32_t>(&*id, 1), LogitsFor::Last);
-    keys_.push_back(token_key(*id));
+  spec_stats_ = {};
+  if (Drafter* d = drafter_for(spec_.mode)) {
+    SpeculativeDecoder spec(*d, spec_);
+    spec.begin(prompt);
+    auto id = gen.next(ctx_.last_logits(), ctx_.n_past(), n_ctx(), on_text);
+    while (id) {
+      const int64_t pos0 = ctx_.n_past();
+      const auto rows = spec.plan(*id, gen, pos0, n_ctx(), ctx_.params().n_batch);
+      ctx_.eval(rows, pos0, LogitsFor::All);
+      id = spec.absorb(gen, ctx_.sequence(), pos0, n_ctx(), on_text);
+      for (int64_t i = 0; i < ctx_.n_past() - pos0; ++i) keys_.push_back(token_key(rows[static_cast<size_t>(i)]));
+    }
+    spec_stats_ = spec.stats();
+  } else {
+    while (auto id = gen.next(ctx_.last_logits(), ctx_.n_past(), n_ctx(), on_text)) {
+      ctx_.eval(std::span<const int32_t>(&*id, 1), LogitsFor::Last);
+      keys_.push_back(token_key(*id));
+    }
   }
   GenerateStats st = std::move(gen.stats());
   st.prompt_tokens = static_cast<int>(prompt.size());

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/drafter_ngram.h"
 #include "runtime/generator.h"
 #include "runtime/input_rows.h"
+#include "runtime/speculative.h"
 #include "sampling/sampler.h"
 
 namespace g3n {
@@ -32,6 +34,14 @@ class Session {
     return generate(InputRows(prompt), sampling, on_text, cancel);
   }
 
+  // Speculative decoding for the following requests (docs/speculative.md): ngram and auto use prompt
+  // lookup, draft and self the given model drafter (which must outlive the session). Throws
+  // std::invalid_argument for draft or self without one.
+  void set_speculation(SpecOptions opts, Drafter* model_drafter = nullptr);
+  const SpecOptions& speculation() const { return spec_; }
+  // Speculation statistics of the last request (zero when it did not speculate).
+  const SpecStats& spec_stats() const { return spec_stats_; }
+
   // Keys (InputRows::keys) of the rows the context holds, in order.
   const std::vector<uint64_t>& keys() const { return keys_; }
   Context& context() { return ctx_; }
@@ -43,8 +53,14 @@ class Session {
   // Makes the context hold exactly `prompt` and leaves its last logits ready. Returns reused rows.
   int prefill(const InputRows& prompt);
 
+  Drafter* drafter_for(SpecMode m);
+
   const Tokenizer& tok_;
   Context ctx_;
+  SpecOptions spec_;
+  Drafter* model_drafter_ = nullptr;
+  NgramDrafter ngram_;
+  SpecStats spec_stats_;
   std::vector<uint64_t> keys_;  // what the context has evaluated, in order
 };
 

@@ -20,8 +20,10 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 void record(ServerState& state, Generation& g) {
   int tokens = 0;
   for (const auto& j : g.jobs) {
-    state.metrics.record_generation(j->stats());
-    tokens += j->stats().gen_tokens;
+    const GenerateStats& st = j->stats();
+    state.metrics.record_generation(st);
+    if (j->spec_stats.rounds > 0) state.metrics.record_speculation(j->spec_stats, st);
+    tokens += st.gen_tokens;
   }
   g.stats->tokens.store(tokens);
 }
@@ -149,6 +151,7 @@ std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelMana
     auto job = std::make_shared<Job>();
     job->prompt = i + 1 < n_choices ? prompt.rows : std::move(prompt.rows);
     job->sampling = params.sampling;
+    job->spec = params.spec;
     if (job->sampling.seed) *job->sampling.seed += static_cast<uint64_t>(i);  // choice i: seed + i
     job->ctx_params = context_params(**lease, params);
     job->schema = schema;

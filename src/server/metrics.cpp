@@ -1,5 +1,6 @@
 #include "server/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace g3n::server {
@@ -17,6 +18,16 @@ void Metrics::record_generation(const GenerateStats& st) {
   prompt_cached_ += static_cast<uint64_t>(st.cached_tokens);
   eval_seconds_ += st.gen_s;
   if (st.gen_tokens > 1 && st.gen_s > 0) last_tokens_per_second_ = (st.gen_tokens - 1) / st.gen_s;
+}
+
+void Metrics::record_speculation(const SpecStats& spec, const GenerateStats& st) {
+  std::lock_guard lk(mu_);
+  ++spec_requests_;
+  spec_drafted_ += static_cast<uint64_t>(spec.drafted);
+  spec_accepted_ += static_cast<uint64_t>(spec.accepted);
+  spec_rounds_ += static_cast<uint64_t>(spec.rounds);
+  // Tokens the rounds produced: every generated token after the first (which the prompt's pass chose).
+  spec_tokens_ += static_cast<uint64_t>(std::max(0, st.gen_tokens - 1));
 }
 
 void Metrics::record_image_encoded(double seconds) {
@@ -111,6 +122,28 @@ std::string Metrics::text(int queued, int active, size_t loaded_models) const {
                   "# HELP g3n_tokens_per_second Generation rate of the last finished request.\n"
                   "# TYPE g3n_tokens_per_second gauge\ng3n_tokens_per_second %.3f\n",
                   eval_seconds_, last_tokens_per_second_);
+    o += buf;
+    // Speculation: acceptance = accepted / drafted; tokens per round = the speed-up over one token per
+    // forward pass before the cost of verifying several rows (g3n bench --spec measures that cost).
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_spec_requests_total Requests that decoded speculatively.\n"
+                  "# TYPE g3n_spec_requests_total counter\ng3n_spec_requests_total %llu\n"
+                  "# HELP g3n_spec_draft_tokens_total Draft tokens verified.\n"
+                  "# TYPE g3n_spec_draft_tokens_total counter\ng3n_spec_draft_tokens_total %llu\n"
+                  "# HELP g3n_spec_accepted_tokens_total Draft tokens accepted.\n"
+                  "# TYPE g3n_spec_accepted_tokens_total counter\ng3n_spec_accepted_tokens_total %llu\n"
+                  "# HELP g3n_spec_rounds_total Forward passes of speculating requests.\n"
+                  "# TYPE g3n_spec_rounds_total counter\ng3n_spec_rounds_total %llu\n",
+                  static_cast<unsigned long long>(spec_requests_), static_cast<unsigned long long>(spec_drafted_),
+                  static_cast<unsigned long long>(spec_accepted_), static_cast<unsigned long long>(spec_rounds_));
+    o += buf;
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_spec_acceptance Accepted / drafted tokens over all speculating requests.\n"
+                  "# TYPE g3n_spec_acceptance gauge\ng3n_spec_acceptance %.4f\n"
+                  "# HELP g3n_spec_tokens_per_round Tokens per forward pass of speculating requests (plain decoding: 1).\n"
+                  "# TYPE g3n_spec_tokens_per_round gauge\ng3n_spec_tokens_per_round %.4f\n",
+                  spec_drafted_ ? static_cast<double>(spec_accepted_) / static_cast<double>(spec_drafted_) : 0.0,
+                  spec_rounds_ ? static_cast<double>(spec_tokens_) / static_cast<double>(spec_rounds_) : 0.0);
     o += buf;
   }
   std::snprintf(buf, sizeof buf,

@@ -16,6 +16,8 @@ class Metrics {
   void record_request(const std::string& label, int status, double seconds);
   // One finished (or cancelled) generation.
   void record_generation(const GenerateStats& st);
+  // A request that decoded speculatively (docs/speculative.md): its drafts, acceptance and forward rounds.
+  void record_speculation(const SpecStats& spec, const GenerateStats& st);
   // One image of a request: encoded (seconds: decode, preprocess and tower), taken from the encoder's
   // cache, or cancelled while it encoded (the client went away).
   void record_image_encoded(double seconds);
@@ -39,6 +41,7 @@ class Metrics {
   double audio_encode_seconds_ = 0, audio_input_seconds_ = 0;
   double eval_seconds_ = 0;
   double last_tokens_per_second_ = 0;
+  uint64_t spec_requests_ = 0, spec_drafted_ = 0, spec_accepted_ = 0, spec_rounds_ = 0, spec_tokens_ = 0;
 };
 
 }  // namespace g3n::server

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "model/model.h"
+#include "runtime/drafter_ngram.h"
 #include "runtime/memory_estimate.h"
 #include "runtime/parameters.h"
 
@@ -74,6 +75,12 @@ struct Scheduler::Slot {
   int32_t pending = -1;
   uint64_t last_used = 0;
   size_t logprobs_sent = 0;    // of the generator's logprobs, how many went to the job
+  // Speculation: the slot's drafter and decoder, this round's rows (pending, then the drafts) and whether
+  // `pending` was already chosen by the last verification (then no new sampling is needed).
+  NgramDrafter ngram;
+  std::optional<SpeculativeDecoder> spec;
+  std::vector<int32_t> rows;
+  bool ready = false;
 };
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const TokenTexts& texts, SchedulerConfig cfg)
@@ -178,7 +185,7 @@ void Scheduler::run() {
     for (Slot* s : admitted) begin(*s);
     std::vector<Slot*> batch;
     for (auto& s : slots_)
-      if (s->job && sample_next(*s)) batch.push_back(s.get());
+      if (s->job && (s->ready || sample_next(*s))) batch.push_back(s.get());
     if (!batch.empty()) decode_step(batch);
   }
 }
@@ -187,6 +194,8 @@ void Scheduler::begin(Slot& s) {
   Job& j = *s.job;
   const Clock::time_point t0 = Clock::now();
   s.gen.reset();
+  s.spec.reset();
+  s.ready = false;
   s.pending = -1;
   try {
     if (j.cancel.load()) {
@@ -251,6 +260,13 @@ void Scheduler::begin(Slot& s) {
     s.logprobs_sent = 0;
     s.gen.emplace(&tok_, j.sampling, std::move(constraint), opts, t0);
     s.gen->observe_prompt(j.prompt.tokens());
+    if (j.spec.mode == SpecMode::Auto || j.spec.mode == SpecMode::Ngram) {
+      s.spec.emplace(s.ngram, j.spec);
+      s.spec->begin(j.prompt);
+    } else if (j.spec.mode != SpecMode::None) {
+      throw std::invalid_argument(std::string("spec ") + spec_mode_name(j.spec.mode) +
+                                  ": the server drafts with n-gram lookup only (spec none, auto or ngram)");
+    }
   } catch (const std::exception& e) {
     if (s.seq) s.seq->reset();
     s.keys.clear();
@@ -334,11 +350,22 @@ bool Scheduler::sample_next(Slot& s) {
 }
 
 void Scheduler::decode_step(const std::vector<Slot*>& batch) {
-  // One forward pass decodes every slot's pending token (continuous batching). Rows are independent,
-  // so each answer is what it would be alone.
+  // One forward pass decodes every slot's pending token (continuous batching), with a speculating slot's
+  // draft rows after its token. Rows are independent, so each answer is what it would be alone.
   std::vector<SequenceWork> work;
   work.reserve(batch.size());
-  for (Slot* s : batch) work.push_back({s->seq.get(), std::span<const int32_t>(&s->pending, 1), s->seq->n_past(), LogitsFor::Last});
+  for (Slot* s : batch) {
+    const int64_t pos0 = s->seq->n_past();
+    if (s->spec) {
+      const auto r = s->spec->plan(s->pending, *s->gen, pos0, s->seq->n_ctx(), engine_->params().n_batch);
+      s->rows.assign(r.begin(), r.end());
+    } else {
+      s->rows.assign(1, s->pending);
+    }
+    work.push_back({s->seq.get(), s->rows, pos0, s->spec ? LogitsFor::All : LogitsFor::Last});
+  }
+  std::vector<int64_t> pos0(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) pos0[i] = work[i].pos0;
   try {
     engine_->eval(work);
   } catch (const std::exception&) {
@@ -355,10 +382,36 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
       }
     }
   }
-  for (Slot* s : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Slot* s = batch[i];
     if (s->pending < 0) continue;  // ended above
-    s->keys.push_back(token_key(s->pending));
-    s->pending = -1;
+    s->ready = false;
+    if (!s->spec) {
+      s->keys.push_back(token_key(s->pending));
+      s->pending = -1;
+      continue;
+    }
+    // Verification: the generator consumes the rows' logits; the sequence keeps the emitted rows.
+    Job& j = *s->job;
+    const auto emit = [&j](std::string_view text) { j.push_text(text); };
+    std::optional<int32_t> id;
+    try {
+      id = s->spec->absorb(*s->gen, *s->seq, pos0[i], s->seq->n_ctx(), emit);
+    } catch (const std::exception& e) {
+      s->seq->reset();
+      s->keys.clear();
+      end(*s, DoneReason::Error, e.what());
+      continue;
+    }
+    const int64_t kept = s->seq->n_past() - pos0[i];
+    for (int64_t k = 0; k < kept; ++k) s->keys.push_back(token_key(s->rows[static_cast<size_t>(k)]));
+    if (!id) {
+      s->pending = -1;
+      end(*s, s->gen->stats().done_reason);
+      continue;
+    }
+    s->pending = *id;
+    s->ready = true;
   }
 }
 
@@ -372,9 +425,12 @@ void Scheduler::end(Slot& s, DoneReason reason, const std::string& error) {
   st.prompt_tokens = static_cast<int>(s.job->prompt.size());
   st.cached_tokens = s.cached;
   st.prompt_s = s.prompt_s;
+  if (s.spec) s.job->spec_stats = s.spec->stats();
   s.job->finish(std::move(st), error);
   s.job.reset();
   s.gen.reset();
+  s.spec.reset();
+  s.ready = false;
   s.cached = 0;
   s.prompt_s = 0;
   s.pending = -1;

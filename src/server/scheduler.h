@@ -2,7 +2,8 @@
 // its own KV cache. One worker thread admits queued jobs into free slots (the slot whose cached tokens
 // share the longest prefix with the new prompt, so a continuing chat re-evaluates only its new turn) and
 // then advances every active slot by one token per round: one batched forward pass (BatchEngine) decodes
-// a token for every active slot. Each slot's sampling, stop conditions and text are a Generator, the
+// a token for every active slot (a speculating slot adds its draft rows to the same pass and keeps the
+// rows the verification accepts: docs/speculative.md). Each slot's sampling, stop conditions and text are a Generator, the
 // same loop `g3n run` uses.
 #pragma once
 #include <atomic>
@@ -22,6 +23,7 @@
 #include "runtime/context.h"
 #include "runtime/generator.h"
 #include "runtime/input_rows.h"
+#include "runtime/speculative.h"
 #include "sampling/json_constraint.h"
 #include "sampling/logprobs.h"
 #include "sampling/tool_call_constraint.h"
@@ -37,6 +39,8 @@ class Job {
   // Input (set before submit, then read-only).
   InputRows prompt;  // token ids and embedding rows
   SamplingParams sampling;
+  SpecOptions spec;  // speculative decoding (the server drafts with n-gram lookup: none, auto, ngram)
+  SpecStats spec_stats;  // worker side: set before finish() when the request speculated
   ContextParams ctx_params;
   std::shared_ptr<const JsonSchema> schema;  // null: unconstrained
   std::shared_ptr<const ToolCallGrammar> tools;  // tool calls' constraint (never with a schema)
@@ -122,6 +126,7 @@ class Scheduler {
   uint64_t tick_ = 0;
   std::atomic<int> n_queued_{0}, n_active_{0};
   std::atomic<uint64_t> kv_bytes_{0};
+
   std::unique_ptr<BatchEngine> engine_;  // created with the first job; owns the pool and buffers
   std::thread worker_;
 };
