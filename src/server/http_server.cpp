@@ -89,6 +89,22 @@ int connection_socket(const std::string& remote_addr, int remote_port, int local
   return found;
 }
 
+// The CORS preflight's answer headers for a request from `origin` (empty: any).
+std::vector<std::pair<std::string, std::string>> preflight_headers(const std::string& origin) {
+  return {{"Access-Control-Allow-Origin", origin.empty() ? "*" : origin},
+          {"Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"},
+          {"Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout"}};
+}
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Get: return "GET";
+    case Method::Post: return "POST";
+    case Method::Delete: return "DELETE";
+  }
+  return "";
+}
+
 // HttpRequest::client_gone for a request: a peek at its socket. An orderly close reads as end of file,
 // a reset as an error; pending bytes (a pipelined next request) or nothing yet mean the client is there.
 std::function<bool()> client_gone_probe(const httplib::Request& req) {
@@ -180,17 +196,22 @@ struct HttpServer::Impl {
       for (size_t m = 1; m < hreq.matches.size(); ++m) req.params.push_back(hreq.matches[m]);
       req.stats = stats_of(hreq);
       req.client_gone = client_gone_probe(hreq);
-      HttpResponse res;
-      try {
-        route.handler(req, res);
-      } catch (...) {  // every error becomes JSON with the right status, never a crash
-        const auto [status, msg] = error_status(std::current_exception());
-        if (res.on_close) res.on_close();
-        res = HttpResponse{};
-        set_error(res, route.errors, status, msg);
-      }
-      send(std::move(res), hres);
+      send(run(route, req), hres);
     };
+  }
+
+  // A route's handler on a request; a thrown error becomes its JSON answer in the route's style.
+  static HttpResponse run(const Route& route, const HttpRequest& req) {
+    HttpResponse res;
+    try {
+      route.handler(req, res);
+    } catch (...) {  // every error becomes JSON with the right status, never a crash
+      const auto [status, msg] = error_status(std::current_exception());
+      if (res.on_close) res.on_close();
+      res = HttpResponse{};
+      set_error(res, route.errors, status, msg);
+    }
+    return res;
   }
 
   void wire() {
@@ -200,9 +221,7 @@ struct HttpServer::Impl {
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       stats_of(req);
       if (req.method == "OPTIONS") {  // CORS preflight
-        res.set_header("Access-Control-Allow-Origin", req.get_header_value("Origin").empty() ? "*" : req.get_header_value("Origin"));
-        res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
-        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout");
+        for (auto& [k, v] : preflight_headers(req.get_header_value("Origin"))) res.set_header(k, v);
         res.status = 204;
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -264,6 +283,35 @@ HttpServer::~HttpServer() = default;
 int HttpServer::bind(const std::string& host, int port) {
   if (port == 0) return impl_->http.bind_to_any_port(host);
   return impl_->http.bind_to_port(host, port) ? port : -1;
+}
+
+HttpResponse HttpServer::dispatch(HttpRequest req) {
+  HttpResponse res;
+  if (req.method == "OPTIONS") {
+    for (auto& [k, v] : preflight_headers(req.header("Origin"))) res.set_header(k, v);
+    res.status = 204;
+    return res;
+  }
+  if (req.body.size() > impl_->opts.max_body_bytes) {
+    set_error(res, ErrorStyle::Ollama, 413, "request body too large (limit " + std::to_string(impl_->opts.max_body_bytes >> 20) + " MiB)");
+    return res;
+  }
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  for (const auto& e : impl_->routes) {
+    std::smatch m;
+    if (method != method_name(e.route.method) || !std::regex_match(req.path, m, e.re)) continue;
+    req.params.clear();
+    for (size_t i = 1; i < m.size(); ++i) req.params.push_back(m[i]);
+    return Impl::run(e.route, req);
+  }
+  if (impl_->route_for(req.path)) {
+    set_error(res, ErrorStyle::Ollama, 405, "method " + req.method + " not allowed for " + req.path);
+  } else {
+    res.status = 404;
+    res.content_type = "text/plain";
+    res.body = "404 page not found";
+  }
+  return res;
 }
 
 void HttpServer::serve() { impl_->http.listen_after_bind(); }
