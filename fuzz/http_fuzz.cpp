@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -156,6 +157,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     text = sink->text;
   }
   if (res.on_close) res.on_close();
+  if (std::getenv("G3N_FUZZ_VERBOSE"))  // replaying by hand: what each input was answered
+    std::fprintf(stderr, "http_fuzz: %d %s\n", res.status, text.substr(0, 300).c_str());
   const std::string& ct = res.content_type;
   if (ct.rfind("application/json", 0) == 0 && !text.empty() && !sink->gone() && !json::accept(text)) __builtin_trap();
   if (ct.rfind("application/x-ndjson", 0) == 0 && !http_fuzz::valid_lines(text, false)) __builtin_trap();

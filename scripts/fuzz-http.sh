@@ -11,5 +11,8 @@ cd "$(dirname "$0")/.."
 fuzz_build http_fuzz
 fuzz_dirs http
 cp fuzz/http-seeds/* "$SEEDS/"
+# A request runs the model (a prefill and a few tokens, an image or audio encode): 30 s leaves room for a
+# busy machine; a request stuck for longer is a bug.
+export FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-30}
 # Loading the models allocates tens of MB at once; a request body is at most 64 KiB here.
 fuzz_run http "$DURATION" 512

@@ -83,6 +83,32 @@ TEST(FuzzInputs, JsonSchemaSeedsMatchTheirText) {
   }
 }
 
+// \u escapes: a surrogate pair is one character; a lone half is refused at the byte that makes it one
+// (json_schema-regressions/lone-low-surrogate-escape: the automaton took "\ude00" alone, which the
+// JSON parser that reads tool-call arguments rejects).
+TEST(FuzzInputs, JsonStringsPairSurrogates) {
+  const auto any = JsonSchema::any_object();
+  auto accepts = [&](std::string_view text) {
+    JsonMatcher m(*any);
+    return m.feed(text) && m.complete();
+  };
+  EXPECT_TRUE(accepts(R"({"a": "\ud83d\ude00 \u00e9 \uFFFF"})"));
+  EXPECT_TRUE(json::accept(R"({"a": "\ud83d\ude00 \u00e9 \uFFFF"})"));
+  for (const char* bad : {R"({"a": "\ude00"})", R"({"a": "\ud83d"})", R"({"a": "\ud83dx"})", R"({"a": "\ud83d\n"})",
+                          R"({"a": "\ud83d\u0041"})", R"({"a": "\ud83d\ud83d"})"}) {
+    EXPECT_FALSE(accepts(bad)) << bad;
+    EXPECT_FALSE(json::accept(bad)) << bad;
+  }
+  JsonMatcher lone(*any);
+  EXPECT_TRUE(lone.feed(R"({"a": "\uD)"));
+  EXPECT_FALSE(lone.feed('C'));  // a low half with no high one before it: no way on
+  const auto one = JsonSchema::compile(json{{"type", "string"}, {"maxLength", 1}});
+  JsonMatcher pair(*one);
+  EXPECT_TRUE(pair.feed(R"("\ud83d\ude00")") && pair.complete());  // one character
+  JsonMatcher two(*one);
+  EXPECT_FALSE(two.feed(R"("\ud83d\ude00a)"));
+}
+
 // Plain text seeds round-trip through the real vocabulary; id seeds decode.
 TEST(FuzzInputs, TokenizerSeedsRoundTrip) {
   const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(kFixtures + "/gemma3-vocab/vocab.gguf"));
