@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command: install dependencies, build, run the whole test suite (fixtures from ../shared/fixtures),
-# then fuzz the GGUF parser (FUZZ_SECONDS, default 120), the image path (IMAGE_FUZZ_SECONDS, default 20) and the
-# audio path (AUDIO_FUZZ_SECONDS, default 20) and the safetensors reader (SAFETENSORS_FUZZ_SECONDS, default 20)
-# for a bounded time (FUZZ_SECONDS=0 skips them all).
+# then fuzz the GGUF parser (FUZZ_SECONDS, default 120), the image path (IMAGE_FUZZ_SECONDS, default 20), the
+# audio path (AUDIO_FUZZ_SECONDS, default 20), the safetensors reader (SAFETENSORS_FUZZ_SECONDS, default 20),
+# structured output, the tokenizer, Modelfiles and manifests (INPUT_FUZZ_SECONDS each, default 15) and the HTTP
+# API (HTTP_FUZZ_SECONDS, default 30) for a bounded time (FUZZ_SECONDS=0 skips them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --with-arm-tests
@@ -27,4 +28,10 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   if [ "$AUDIO_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-audio.sh "$AUDIO_FUZZ_SECONDS"; fi
   SAFETENSORS_FUZZ_SECONDS=${SAFETENSORS_FUZZ_SECONDS:-20}
   if [ "$SAFETENSORS_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-safetensors.sh "$SAFETENSORS_FUZZ_SECONDS"; fi
+  INPUT_FUZZ_SECONDS=${INPUT_FUZZ_SECONDS:-15}
+  if [ "$INPUT_FUZZ_SECONDS" -gt 0 ]; then
+    for t in json-schema tokenizer modelfile manifest; do ./scripts/fuzz-$t.sh "$INPUT_FUZZ_SECONDS"; done
+  fi
+  HTTP_FUZZ_SECONDS=${HTTP_FUZZ_SECONDS:-30}
+  if [ "$HTTP_FUZZ_SECONDS" -gt 0 ]; then ./scripts/fuzz-http.sh "$HTTP_FUZZ_SECONDS"; fi
 fi

@@ -66,7 +66,10 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
                  ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in;
   const VecDotFn dot = vec_dot_fn(w.type);
-  const auto [act_bytes, act_stride] = prepare_activations(w, x, ldx, n_tok, pool, scratch);
+  // Named members rather than a structured binding: clang 14 (the fuzz build) cannot capture those in lambdas.
+  const Activations prepared = prepare_activations(w, x, ldx, n_tok, pool, scratch);
+  const auto act_bytes = prepared.data;
+  const auto act_stride = prepared.stride;
   const VecDotTileFn tile = vec_dot_tile_fn(w.type);
   if (n_tok > 1 && tile) {
     // Prefill: tile kernels (several rows x several tokens per weight unpack), bit-identical to the
@@ -105,7 +108,9 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
                         const float* need, int64_t ldn, ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in;
   const VecDotFn dot = vec_dot_fn(w.type);
-  const auto [act, stride] = prepare_activations(w, x, ldx, n_tok, pool, scratch);
+  const Activations prepared = prepare_activations(w, x, ldx, n_tok, pool, scratch);  // see matmul_fast
+  const auto act = prepared.data;
+  const auto stride = prepared.stride;
   if (const VecDotMaskedTileFn masked = n_tok > 1 ? vec_dot_masked_tile_fn(w.type) : nullptr) {
     // Prefill: matmul_fast's cache blocking, with the (row, 8-token group) pairs no token needs skipped
     // inside the tile kernel.

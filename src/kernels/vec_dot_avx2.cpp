@@ -365,7 +365,8 @@ G3N_AVX2 inline __m256i q6k_block_sum(const BlockQ6_K& w, const BlockQ8_K& a) {
   for (int half = 0; half < 2; ++half) {
     // This half's 8 scales in both lanes; one shuffle then spreads scale g over the low lane and g+1
     // over the high one.
-    const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, half ? 0x11 : 0x00);
+    // Two literal immediates: clang (the fuzz build) needs a constant expression there, not `half ? a : b`.
+    const __m256i sch = half ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
     const __m256i ql0 = loadu(w.ql + 64 * half), ql1 = loadu(w.ql + 64 * half + 32);
     const __m256i qh = loadu(w.qh + 32 * half);
     const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m03), 4));

@@ -37,6 +37,15 @@ constexpr size_t kMaxCandidates = 64;  // literal alternatives tracked in a 64-b
 bool is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_hex(unsigned char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+unsigned hex_value(unsigned char c) { return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10; }
+
+// \u escapes in strings: UTF-16 surrogates must pair, a high one (\uD800..\uDBFF) then at once a low one
+// (\uDC00..\uDFFF), as JSON parsers that check them require (nlohmann's, which reads tool-call
+// arguments, rejects a lone one; fuzz/json_schema-regressions). While an escape is read, a string frame's
+// `alive` (its UTF-8 byte range otherwise, unused between characters) holds the escape's first two hex
+// digits and whether a high surrogate awaits its low half.
+constexpr uint64_t kHighPending = uint64_t{1} << 40;
+constexpr int kHexShift = 32;  // first digit in bits 32..35, second in 36..39
 
 uint64_t all_bits(size_t n) { return n >= 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1); }
 
@@ -331,6 +340,12 @@ bool JsonMatcher::feed_one(unsigned char c) {
         const int max_len = f.node ? f.node->max_length : -1;
         const bool full = max_len >= 0 && f.count >= max_len;
         ws_run_ = 0;
+        const bool pending = f.alive & kHighPending;
+        if (f.stage == 0 && pending) {  // only the low surrogate's escape may follow
+          if (c != '\\') return false;
+          f.stage = 1;
+          return true;
+        }
         if (f.stage == 0) {
           // Only well-formed UTF-8: the detokenizer would turn stray bytes into U+FFFD, and maxLength
           // counts characters. pos = continuation bytes still due; alive = the next byte's range.
@@ -369,6 +384,7 @@ bool JsonMatcher::feed_one(unsigned char c) {
         }
         if (f.stage == 1) {
           if (c == 'u') { f.stage = 2; return true; }
+          if (pending) return false;
           if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
             f.stage = 0;
             ++f.count;
@@ -377,9 +393,26 @@ bool JsonMatcher::feed_one(unsigned char c) {
           return false;
         }
         if (!is_hex(c)) return false;
+        const unsigned v = hex_value(c);
+        if (f.stage == 2) {  // first digit: after a high surrogate, the low one's D
+          if (pending && v != 0xD) return false;
+          f.alive = (f.alive & kHighPending) | uint64_t{v} << kHexShift;
+        } else if (f.stage == 3) {  // second digit: D8..DB is a high surrogate, DC..DF a low one
+          if ((f.alive >> kHexShift & 0xF) == 0xD) {
+            const bool low = v >= 0xC;
+            if (low != pending) return false;  // a lone low surrogate, or no low one after a high one
+          }
+          f.alive |= uint64_t{v} << (kHexShift + 4);
+        }
         if (++f.stage == 6) {
           f.stage = 0;
-          ++f.count;
+          const bool surrogate = (f.alive >> kHexShift & 0xF) == 0xD && (f.alive >> (kHexShift + 4) & 0xF) >= 0x8;
+          if (surrogate && !pending) {
+            f.alive = kHighPending;  // half a character: counted with its low half
+          } else {
+            f.alive = 0;
+            ++f.count;
+          }
         }
         return true;
       }

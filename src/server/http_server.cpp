@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -89,6 +90,23 @@ int connection_socket(const std::string& remote_addr, int remote_port, int local
   }
   closedir(dir);
   return found;
+}
+
+// The CORS preflight's answer headers for a request from `origin` (empty: any).
+std::vector<std::pair<std::string, std::string>> preflight_headers(const std::string& origin) {
+  return {{"Access-Control-Allow-Origin", origin.empty() ? "*" : origin},
+          {"Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"},
+          {"Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout"}};
+}
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Get: return "GET";
+    case Method::Post: return "POST";
+    case Method::Delete: return "DELETE";
+    case Method::Head: return "HEAD";
+  }
+  return "";
 }
 
 // HttpRequest::client_gone for a request: a peek at its socket. An orderly close reads as end of file,
@@ -242,7 +260,7 @@ struct HttpServer::Impl {
     req.stats = stats_of(hreq);
     req.client_gone = client_gone_probe(hreq);
     HttpResponse res;
-    bool body_used = false;
+    bool body_used = false, body_ok = true;
     try {
       if (route.method == Method::Head && hreq.method != "HEAD")
         throw HttpError(405, "method " + hreq.method + " not allowed for " + hreq.path);
@@ -256,13 +274,11 @@ struct HttpServer::Impl {
           case BodyRead::Broken: throw HttpError(400, "could not read the request body");
         }
       }
-      route.handler(req, res);
-    } catch (...) {  // every error becomes JSON with the right status, never a crash
-      const auto [status, msg] = error_status(std::current_exception());
-      if (res.on_close) res.on_close();
-      res = HttpResponse{};
-      set_error(res, route.errors, status, msg);
+    } catch (...) {
+      body_ok = false;
+      error_response(route, res);
     }
+    if (body_ok) res = run(route, req);
     // A streamed body the handler left unread is read and dropped: its bytes must not be taken for the
     // next request on the connection.
     if (reader && route.streams_body && !body_used) (*reader)([](const char*, size_t) { return true; });
@@ -285,6 +301,25 @@ struct HttpServer::Impl {
     res.status = 404;
   }
 
+  // What a thrown error makes of the response: the route's JSON error (a stream's on_close runs first).
+  static void error_response(const Route& route, HttpResponse& res) {
+    const auto [status, msg] = error_status(std::current_exception());
+    if (res.on_close) res.on_close();
+    res = HttpResponse{};
+    set_error(res, route.errors, status, msg);
+  }
+
+  // A route's handler on a request; a thrown error becomes its JSON answer in the route's style.
+  static HttpResponse run(const Route& route, const HttpRequest& req) {
+    HttpResponse res;
+    try {
+      route.handler(req, res);
+    } catch (...) {  // every error becomes JSON with the right status, never a crash
+      error_response(route, res);
+    }
+    return res;
+  }
+
   void wire() {
     // Every body goes through a content reader (reader_handler, drop_body), which applies max_body_bytes
     // itself: uploads (Route::streams_body) have no limit, everything else is read into memory.
@@ -294,9 +329,7 @@ struct HttpServer::Impl {
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       stats_of(req);
       if (req.method == "OPTIONS") {  // CORS preflight
-        res.set_header("Access-Control-Allow-Origin", req.get_header_value("Origin").empty() ? "*" : req.get_header_value("Origin"));
-        res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
-        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout");
+        for (auto& [k, v] : preflight_headers(req.get_header_value("Origin"))) res.set_header(k, v);
         res.status = 204;
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -368,6 +401,46 @@ HttpServer::~HttpServer() = default;
 int HttpServer::bind(const std::string& host, int port) {
   if (port == 0) return impl_->http.bind_to_any_port(host);
   return impl_->http.bind_to_port(host, port) ? port : -1;
+}
+
+HttpResponse HttpServer::dispatch(HttpRequest req) {
+  HttpResponse res;
+  if (req.method == "OPTIONS") {
+    for (auto& [k, v] : preflight_headers(req.header("Origin"))) res.set_header(k, v);
+    res.status = 204;
+    return res;
+  }
+  for (const auto& e : impl_->routes) {
+    std::smatch m;
+    // A Get route answers HEAD too; a Head route only HEAD (as over HTTP).
+    const bool method_ok = req.method == method_name(e.route.method) || (req.method == "HEAD" && e.route.method == Method::Get);
+    if (!method_ok || !std::regex_match(req.path, m, e.re)) continue;
+    if (!e.route.streams_body && req.body.size() > impl_->opts.max_body_bytes) {
+      set_error(res, e.route.errors, 413, "request body too large (limit " + std::to_string(impl_->opts.max_body_bytes >> 20) + " MiB)");
+      return res;
+    }
+    req.params.clear();
+    for (size_t i = 1; i < m.size(); ++i) req.params.push_back(m[i]);
+    if (e.route.streams_body) {  // the whole body, handed over in one piece
+      std::string body = std::move(req.body);
+      auto used = std::make_shared<bool>(false);
+      req.body.clear();
+      req.read_body = [body = std::move(body), used](const std::function<bool(std::string_view)>& piece) {
+        if (*used) return false;
+        *used = true;
+        return body.empty() || piece(body);
+      };
+    }
+    return Impl::run(e.route, req);
+  }
+  if (impl_->route_for(req.path)) {
+    set_error(res, ErrorStyle::Ollama, 405, "method " + req.method + " not allowed for " + req.path);
+  } else {
+    res.status = 404;
+    res.content_type = "text/plain";
+    res.body = "404 page not found";
+  }
+  return res;
 }
 
 void HttpServer::serve() { impl_->http.listen_after_bind(); }

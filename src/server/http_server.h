@@ -32,6 +32,10 @@ class HttpServer {
   void serve();
   bool running() const;
   void stop();
+  // Serves one request in-process, without sockets (the HTTP fuzz target): the same routing, 404/405/413
+  // and preflight answers and error mapping as over HTTP, but no metrics or log line. A streamed body is
+  // left in the response for the caller to run.
+  HttpResponse dispatch(HttpRequest req);
 
  private:
   struct Impl;

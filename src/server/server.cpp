@@ -125,6 +125,8 @@ int Server::bind() {
 
 void Server::serve() { impl_->http.serve(); }
 
+HttpResponse Server::handle(HttpRequest req) { return impl_->http.dispatch(std::move(req)); }
+
 int Server::start() {
   const int port = bind();
   impl_->thread = std::thread([this] { serve(); });

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "runtime/parameters.h"
+#include "server/http_types.h"
 #include "server/scheduler.h"
 #include "store/model_store.h"
 
@@ -57,6 +58,9 @@ class Server {
   int start();
   // Stops accepting, cancels running generations and waits for the handlers to finish.
   void stop();
+  // One request through the route table in-process, no socket needed (HttpServer::dispatch); bind()
+  // and serve() are not required. For the HTTP fuzz target.
+  HttpResponse handle(HttpRequest req);
 
  private:
   struct Impl;

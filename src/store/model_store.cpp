@@ -105,6 +105,10 @@ Manifest Manifest::parse(std::string_view text) {
   m.config = parse_descriptor(j["config"], "config");
   if (!j.contains("layers") || !j["layers"].is_array()) throw StoreError("manifest: no layers");
   for (const auto& l : j["layers"]) m.layers.push_back(parse_descriptor(l, "layer"));
+  // total_size() sums the sizes: refuse sizes no file can have rather than overflow (fuzz/manifest-regressions).
+  int64_t total = m.config.size;
+  for (const auto& l : m.layers)
+    if (__builtin_add_overflow(total, l.size, &total)) throw StoreError("manifest: sizes add up past 2^63 bytes");
   return m;
 }
 
@@ -343,7 +347,9 @@ std::vector<ListEntry> ModelStore::list() const {
   std::vector<ListEntry> out;
   auto collect = [&](const fs::path& root, bool ollama) {
     std::vector<ListEntry> part;
-    for (const auto& [n, path] : manifests_in(root)) {
+    for (const auto& found : manifests_in(root)) {
+      const ModelName& n = found.first;  // not a structured binding: clang 14 (the fuzz build) cannot capture one
+      const fs::path& path = found.second;
       if (ollama && std::any_of(out.begin(), out.end(), [&](const ListEntry& e) { return e.name.same_as(n); }))
         continue;  // shadowed by g3n's own copy
       ListEntry e;
