@@ -36,7 +36,8 @@ struct HttpRequest {
   // Only for a route that streams its body (Route::streams_body; `body` and `form` are then empty): reads the
   // body once, in pieces as they arrive, handing each to `piece` until it returns false (the rest is read
   // and dropped, so the connection stays usable). Returns whether the whole body arrived and every piece
-  // was taken; false when the client went away mid-body. Not calling it drops the body unread.
+  // was taken; false when the client went away mid-body. Not calling it drops the body unread. Callable
+  // only while the handler runs (not from a response's `stream`).
   std::function<bool(const std::function<bool(std::string_view)>& piece)> read_body;
 
   // A header's value (names compare without case); empty when absent.
