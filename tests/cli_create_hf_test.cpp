@@ -1,5 +1,6 @@
 // `g3n create --from-hf DIR` and a Modelfile's `FROM DIR` on a tiny Hugging Face checkpoint written from
-// the F16 fixture: the model lands in the store, `show` reads it, `run` answers; a bad checkpoint fails
+// the F16 fixture and both tower fixtures: the model and its projector land in the store, `show` reads
+// them, `run` answers (an image too); a bad checkpoint fails
 // with its file named and leaves nothing in the store.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -26,6 +27,8 @@ std::string tiny_checkpoint() {
   const std::string d = std::string(G3N_BINARY_DIR) + "/cli-hf-ckpt";
   fs::remove_all(d);
   HfTestCheckpointOptions o;
+  o.mmproj_from = {test::fixtures_dir() + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf",
+                   test::fixtures_dir() + "/gemma3n-audio-tiny/models/gemma3n-audio-tiny-mmproj-f16.gguf"};
   write_hf_test_checkpoint(GgufFile::open(test::tiny_dir() + "/models/gemma3n-tiny-f16.gguf"), d, o);
   return d;
 }
@@ -45,6 +48,14 @@ TEST(CliCreateHf, FromHfAndModelfileFromDir) {
   ASSERT_EQ(exit_code(status), 0) << log;
   EXPECT_NE(log.find("gemma3n"), std::string::npos) << log;
   EXPECT_NE(log.find("Q8_0"), std::string::npos) << log;
+  // The towers became the projector layer.
+  EXPECT_NE(log.find("vision"), std::string::npos) << log;
+  EXPECT_NE(log.find("audio"), std::string::npos) << log;
+  EXPECT_NE(log.find("Projector"), std::string::npos) << log;
+  // Parts, exact counts: the tiny text model, the vision fixture's tower + embedder, the audio fixture's.
+  EXPECT_NE(log.find("text                23,937,616"), std::string::npos) << log;
+  EXPECT_NE(log.find("vision              321,864 + embedder 98,816"), std::string::npos) << log;
+  EXPECT_NE(log.find("audio               302,176 + embedder 24,704"), std::string::npos) << log;
   log = run_capture(env + kG3n + " run tiny-hf hello -p num_predict=3 -p temperature=0 2>&1", status);
   EXPECT_EQ(exit_code(status), 0) << log;
   // Nothing left in the staging folder once stored.
@@ -58,6 +69,16 @@ TEST(CliCreateHf, FromHfAndModelfileFromDir) {
   log = run_capture(env + kG3n + " show tiny-hf-ollama 2>&1", status);
   ASSERT_EQ(exit_code(status), 0) << log;
   EXPECT_NE(log.find("Q4_K_M"), std::string::npos) << log;
+  // An image through the converted vision tower.
+  log = run_capture(env + kG3n + " run tiny-hf-ollama 'what is this' --image " + test::fixtures_dir() +
+                        "/gemma3n-vision-tiny/inputs/scene_640x480.jpg -p num_predict=2 2>&1", status);
+  EXPECT_EQ(exit_code(status), 0) << log;
+
+  // --no-vision --no-audio: a text-only model.
+  log = run_capture(env + kG3n + " create tiny-hf-text --from-hf " + ckpt + " --quantize f16 --no-vision --no-audio 2>&1", status);
+  ASSERT_EQ(exit_code(status), 0) << log;
+  log = run_capture(env + kG3n + " show tiny-hf-text 2>&1", status);
+  EXPECT_EQ(log.find("Projector"), std::string::npos) << log;
   log = run_capture(env + kG3n + " run tiny-hf-ollama hello -p num_predict=3 2>&1", status);
   EXPECT_EQ(exit_code(status), 0) << log;
 

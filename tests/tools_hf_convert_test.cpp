@@ -4,6 +4,8 @@
 // tensor named and nothing written.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,8 @@
 
 #include "golden_util.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
+#include "runtime/context.h"
 #include "tools/hf_checkpoint.h"
 #include "tools/hf_convert.h"
 #include "tools/hf_test_checkpoint.h"
@@ -189,6 +193,33 @@ TEST(HfConvert, RerunReusesAFinishedConversion) {
   EXPECT_FALSE(other.reused);
   EXPECT_NE(other.text_gguf, first.text_gguf);
   fs::remove_all(staging);
+}
+
+// The converted files compute the fixture's golden/exact logits (batch rows of every prompt) within its
+// 2e-3 tolerance: what byte-equal tensors and equal metadata imply, checked end to end.
+void expect_golden(const std::string& path, const std::string& tag) {
+  auto m = Model::load(path);
+  const int V = m->config().n_vocab;
+  for (const auto& prompt : test::tiny_prompts()) {
+    const auto want = test::read_f32_file(test::tiny_dir() + "/golden/exact/" + tag + "/logits_" + prompt.name + "_exact-" + tag + ".bin");
+    ContextParams p;
+    p.exact = true;
+    p.n_ctx = 256;
+    p.n_threads = 2;
+    Context ctx(*m, p);
+    ctx.eval(prompt.tokens, LogitsFor::All);
+    ASSERT_EQ(want.size(), prompt.tokens.size() * static_cast<size_t>(V)) << tag;
+    float worst = 0;
+    for (int i = 0; i < ctx.n_logit_rows(); ++i)
+      for (int j = 0; j < V; ++j) worst = std::max(worst, std::abs(ctx.logits(i)[j] - want[static_cast<size_t>(i) * V + j]));
+    EXPECT_LE(worst, 2e-3f) << tag << "/" << prompt.name;
+  }
+}
+
+TEST(HfConvert, ConvertedModelsMeetTheExactGoldens) {
+  expect_golden(convert(tiny_checkpoint(), QuantTarget::F16, GgufLayout::LlamaCpp, "golden-f16.gguf"), "f16");
+  expect_golden(convert(tiny_checkpoint(), QuantTarget::Q8_0, GgufLayout::LlamaCpp, "golden-q8_0.gguf"), "q8_0");
+  expect_golden(convert(tiny_checkpoint(), QuantTarget::Q4_K_M, GgufLayout::LlamaCpp, "golden-q4_k_m.gguf"), "q4_k_m");
 }
 
 // A copy of the tiny checkpoint to damage.

@@ -3,7 +3,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <initializer_list>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -97,6 +99,43 @@ void cmd_list(const std::string& filter) {
 
 // The MatFormer sizes the file offers (docs/matformer.md): every preset that applies to it, with the
 // parameters that run per token. Files of another topology (already sliced, E2B, tiny) list none.
+// Parameters (elements) of the tensors of a GGUF whose names start with one of the prefixes and none of
+// the exclusions; 0 when the file is unreadable.
+int64_t count_params(const fs::path& gguf, std::initializer_list<const char*> prefixes, std::initializer_list<const char*> except = {}) {
+  try {
+    const auto f = GgufFile::open(gguf.string());
+    int64_t n = 0;
+    for (const auto& t : f.tensors()) {
+      auto starts = [&](const char* p) { return t.name.rfind(p, 0) == 0; };
+      if (prefixes.size() && std::none_of(prefixes.begin(), prefixes.end(), starts)) continue;
+      if (std::any_of(except.begin(), except.end(), starts)) continue;
+      n += t.n_elements();
+    }
+    return n;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+// The model's parts with their exact parameter counts: the text decoder, then each tower and embedder
+// of the projector.
+void print_parts(const fs::path& model, const std::vector<fs::path>& projectors) {
+  std::printf("\n  Parts\n");
+  print_kv("text", with_commas(count_params(model, {})));
+  for (const auto& p : projectors) {
+    const int64_t v = count_params(p, {"v."}), ve = count_params(p, {"mm."}, {"mm.a."});
+    const int64_t a = count_params(p, {"a."}), ae = count_params(p, {"mm.a."});
+    if (v) print_kv("vision", with_commas(v) + " + embedder " + with_commas(ve));
+    if (a) print_kv("audio", with_commas(a) + " + embedder " + with_commas(ae));
+  }
+}
+
 void print_matformer_sizes(const std::filesystem::path& gguf) {
   std::optional<Gemma3nConfig> full;
   try {
@@ -178,6 +217,7 @@ void cmd_show(const ShowOpts& o) {
   print_kv("quantization", sum && !sum->quantization.empty() ? sum->quantization : cfg_str("file_type"));
   if (r.from_ollama) print_kv("store", "ollama (read-only)");
   print_matformer_sizes(r.model_path);
+  print_parts(r.model_path, r.projectors);
   const std::optional<store::ProjectorSummary> proj =
       r.projectors.empty() ? std::nullopt : store::summarize_projector(r.projectors.front());
   std::printf("\n  Capabilities\n    completion\n");
@@ -237,8 +277,10 @@ struct CreateOpts {
 
 // Converts a Hugging Face checkpoint directory into the staging folder of the store with a progress
 // line on stderr; returns the text GGUF to store as the model layer.
-fs::path convert_from_hf(const CreateOpts& o, const fs::path& dir, const store::ModelStore& st) {
+HfConvertReport convert_from_hf(const CreateOpts& o, const fs::path& dir, const store::ModelStore& st) {
   HfConvertOptions opt;
+  opt.vision = !o.no_vision;
+  opt.audio = !o.no_audio;
   const auto target = parse_quant_target(o.quantize);
   if (!target) throw std::invalid_argument("--quantize " + o.quantize + ": expected q4_k_m, q5_k_m, q6_k, q8_0, f16, bf16 or f32");
   opt.target = *target;
@@ -263,11 +305,8 @@ fs::path convert_from_hf(const CreateOpts& o, const fs::path& dir, const store::
     std::fprintf(stderr, "converted %s in %.1f s (%.0f MB/s), peak RSS %s\n", human_bytes(int64_t(r.bytes_read)).c_str(),
                  r.seconds, r.seconds > 0 ? double(r.bytes_read) / 1e6 / r.seconds : 0.0, human_bytes(r.peak_rss_bytes).c_str());
   }
-  // The towers (vision + audio mmproj) are not converted yet: say so rather than drop them silently.
-  if (std::filesystem::exists(dir / "config.json") && !(o.no_vision && o.no_audio))
-    std::fprintf(stderr, "note: the vision and audio towers are not converted yet; the model is text-only "
-                         "(add a projector with --mmproj)\n");
-  return r.text_gguf;
+  if (!r.mmproj_gguf.empty()) std::fprintf(stderr, "towers: %s\n", r.mmproj_gguf.c_str());
+  return r;
 }
 
 void cmd_create(const CreateOpts& o) {
@@ -284,18 +323,25 @@ void cmd_create(const CreateOpts& o) {
     mf = store::parse_modelfile(store::read_file(f));
     base = fs::absolute(f).parent_path();
   }
-  // Relative to the current directory, like --from (the Modelfile's directory is for its own FROMs).
-  if (!o.mmproj.empty()) mf.extra_from.push_back(fs::absolute(o.mmproj).string());
   store::ModelStore st(store::StoreConfig::from_environment());
-  const store::ModelName name = parse_name_or_throw(o.name);
-  // FROM a Hugging Face checkpoint directory (--from-hf, or FROM DIR in a Modelfile): convert it first.
-  fs::path converted;
+  // FROM a Hugging Face checkpoint directory (--from-hf, or FROM DIR in a Modelfile): convert it first;
+  // the towers become the projector layer.
+  std::vector<fs::path> converted;
   if (const fs::path dir = fs::path(mf.from).is_absolute() ? fs::path(mf.from) : base / mf.from; is_hf_checkpoint_dir(dir)) {
-    converted = convert_from_hf(o, dir, st);
-    mf.from = converted.string();
+    const HfConvertReport r = convert_from_hf(o, dir, st);
+    mf.from = r.text_gguf.string();
+    converted.push_back(r.text_gguf);
+    if (!r.mmproj_gguf.empty()) {
+      if (!o.mmproj.empty()) throw std::invalid_argument("--mmproj: the checkpoint's towers are the projector; add --no-vision --no-audio to use another");
+      mf.extra_from.push_back(r.mmproj_gguf.string());
+      converted.push_back(r.mmproj_gguf);
+    }
   } else if (!o.from_hf.empty()) {
     throw std::invalid_argument("--from-hf " + o.from_hf + ": not a Hugging Face checkpoint directory (no config.json)");
   }
+  // Relative to the current directory, like --from (the Modelfile's directory is for its own FROMs).
+  if (!o.mmproj.empty()) mf.extra_from.push_back(fs::absolute(o.mmproj).string());
+  const store::ModelName name = parse_name_or_throw(o.name);
   fs::path sliced;  // --matformer: the standalone slice, written first and stored as the model layer
   if (!o.matformer.empty()) {
     if (o.from.empty()) throw std::invalid_argument("--matformer exports a slice of the --from file (a Modelfile sets PARAMETER matformer instead)");
@@ -312,7 +358,7 @@ void cmd_create(const CreateOpts& o) {
     throw;
   }
   if (!sliced.empty()) fs::remove(sliced);
-  if (!converted.empty()) fs::remove(converted);  // the store holds it now
+  for (const auto& c : converted) fs::remove(c);  // the store holds them now
 }
 
 }  // namespace
@@ -376,8 +422,8 @@ void add_store_commands(CLI::App& app) {
   create->add_option("--from-hf", co->from_hf, "a Hugging Face Gemma 3n checkpoint directory to convert (docs/convert.md)");
   create->add_option("--quantize", co->quantize, "with --from-hf or FROM DIR: q4_k_m (default), q5_k_m, q6_k, q8_0, f16, bf16, f32");
   create->add_option("--layout", co->layout, "with --from-hf or FROM DIR: ollama (default, the registry blob's) or llamacpp");
-  create->add_flag("--no-vision", co->no_vision, "with --from-hf: leave the vision tower out");
-  create->add_flag("--no-audio", co->no_audio, "with --from-hf: leave the audio tower out");
+  create->add_flag("--no-vision", co->no_vision, "with --from-hf or FROM DIR: leave the vision tower out of the projector");
+  create->add_flag("--no-audio", co->no_audio, "with --from-hf or FROM DIR: leave the audio tower out of the projector");
   create->add_option("--matformer", co->matformer, "store a standalone MatFormer slice of --from: a preset (e2b, ...), FILE.json "
                      "or FILE.csv:ROW (docs/matformer.md)");
   create->callback([co] { cmd_create(*co); });

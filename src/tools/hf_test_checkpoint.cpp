@@ -54,7 +54,10 @@ void write_tokenizer(const GgufFile& f, const std::string& dir) {
   const auto* tokens = f.find("tokenizer.ggml.tokens");
   const auto* types = f.find("tokenizer.ggml.token_type");
   if (!tokens || !types || tokens->array.size() != types->array.size()) return;
-  ordered_json vocab = ordered_json::object(), added = ordered_json::array(), decoder = ordered_json::object();
+  // model.vocab and added_tokens_decoder hold a quarter million entries at the real size: sorted objects
+  // (ordered_json's inserts are linear searches).
+  nlohmann::json vocab = nlohmann::json::object(), decoder = nlohmann::json::object();
+  ordered_json added = ordered_json::array();
   for (size_t i = 0; i < tokens->array.size(); ++i) {
     const std::string& text = tokens->array[i].s;
     const int64_t type = types->array[i].i;
@@ -66,7 +69,7 @@ void write_tokenizer(const GgufFile& f, const std::string& dir) {
     decoder[std::to_string(i)] = {{"content", text}, {"lstrip", false}, {"normalized", false}, {"rstrip", false},
                                   {"single_word", false}, {"special", special}};
   }
-  ordered_json tj;
+  nlohmann::json tj;
   tj["version"] = "1.0";
   tj["added_tokens"] = added;
   tj["model"] = {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", vocab}, {"merges", ordered_json::array()}};
