@@ -180,7 +180,7 @@ TEST(FuzzInputs, HttpSeedsAnswerInProcess) {
   cfg.store.root = root;
   cfg.store.ollama_root.reset();
   cfg.store.prune = false;
-  cfg.num_ctx = 256;
+  cfg.num_ctx = 512;  // room for an image (258 rows) or a 30 s audio block (190) beside the text
   cfg.num_threads = 1;
   cfg.log_requests = false;
   cfg.transcribe_model = "hearing";
