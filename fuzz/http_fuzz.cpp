@@ -8,7 +8,7 @@
 //   the body, as a parsed form does). The header "X-Fuzz-Drop: N" makes the client hang up after N chunks
 //   of a streamed answer (and report itself gone from then on).
 // What the harness changes, so that each input runs fast and the state stays the same: a JSON-object
-// body gets a small num_predict / max_tokens (n at most 2, num_ctx at most 512), its keep_alive (parsed
+// body gets a small num_predict / max_tokens (n at most 2, num_ctx at most 1024), its keep_alive (parsed
 // first, as the server would) becomes forever, and any model the input deleted or copied is put back or
 // removed afterwards. /api/pull is only parsed (parse_pull): it would reach for the network.
 // Properties checked (a failure is a bug): no crash or sanitizer report; every status is 100..599; a
@@ -102,7 +102,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   cfg.sched.num_parallel = 2;
   cfg.sched.max_queue = 4;
   cfg.keep_alive.reset();  // loaded once, never unloaded
-  cfg.num_ctx = 256;
+  cfg.num_ctx = 512;  // room for an image (258 rows) or a 30 s audio block (190) beside the text
   cfg.num_threads = 1;
   cfg.log_requests = false;
   cfg.sync_answer = std::chrono::seconds(60);  // whole answers are whole bodies

@@ -57,7 +57,7 @@ inline void bound(json& body, const std::string& path) {
     if (!body.contains("options")) body["options"] = json::object();
     if (body["options"].is_object()) {
       clamp(body["options"], "num_predict", 3, true);
-      clamp(body["options"], "num_ctx", 512, false);
+      clamp(body["options"], "num_ctx", 1024, false);
     }
   } else {
     clamp(body, "max_tokens", 3, true);

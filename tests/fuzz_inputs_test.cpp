@@ -59,7 +59,7 @@ TEST(FuzzInputs, JsonSchemaSeedsMatchTheirText) {
   int n = 0;
   for (const fs::path& p : files("json_schema-seeds")) {
     const std::string in = read_all(p);
-    const size_t nul = in.find('\0');
+    const size_t nul = in.find('\0', 1);  // after the flags byte
     ASSERT_NE(nul, std::string::npos) << p;
     if (in[0] & 1) continue;  // a tool-call seed
     const auto schema = JsonSchema::compile(json::parse(in.substr(1, nul - 1)));
@@ -71,7 +71,7 @@ TEST(FuzzInputs, JsonSchemaSeedsMatchTheirText) {
   EXPECT_GE(n, 6);
   for (const fs::path& p : files("json_schema-regressions")) {
     const std::string in = read_all(p);
-    const size_t nul = in.find('\0');
+    const size_t nul = in.find('\0', 1);  // after the flags byte
     const json spec = json::parse(in.substr(1, nul == std::string::npos ? std::string::npos : nul - 1), nullptr, false);
     if (spec.is_discarded()) continue;
     try {
@@ -180,7 +180,7 @@ TEST(FuzzInputs, HttpSeedsAnswerInProcess) {
   cfg.store.root = root;
   cfg.store.ollama_root.reset();
   cfg.store.prune = false;
-  cfg.num_ctx = 256;
+  cfg.num_ctx = 512;  // room for an image (258 rows) or a 30 s audio block (190) beside the text
   cfg.num_threads = 1;
   cfg.log_requests = false;
   cfg.transcribe_model = "hearing";
