@@ -63,6 +63,40 @@ TEST_P(BatchInvariance, BatchedEqualsAlone) {
 INSTANTIATE_TEST_SUITE_P(Engine, BatchInvariance, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "exact" : "fast"; });
 
+// A copy (the n > 1 choices of one prompt) holds the original's logits and continues exactly as it would,
+// including past the sliding window (the rings are copied whole), while the original is left as it was.
+TEST(BatchEngine, CopiedSequenceContinuesAsTheOriginal) {
+  auto m = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
+  EngineParams p;
+  p.n_ctx = 160;
+  p.n_batch = 16;
+  p.n_threads = 2;
+  p.kv_type = KvType::F16;
+  const std::vector<int32_t> prompt = test::tiny_prompts().front().tokens;
+  std::vector<int32_t> steps;
+  for (int i = 0; i < 40; ++i) steps.push_back(static_cast<int32_t>(40 + (i * 37) % 300));
+  const std::vector<float> want = solo_last_logits(*m, p, prompt, steps);
+
+  BatchEngine e(*m, p);
+  auto a = e.new_sequence();
+  SequenceWork w{a.get(), prompt, 0, LogitsFor::Last};
+  e.eval(std::span<const SequenceWork>(&w, 1));
+  auto b = e.new_sequence();
+  b->copy_from(*a);
+  EXPECT_EQ(b->n_past(), a->n_past());
+  std::vector<float> got(b->last_logits().begin(), b->last_logits().end());
+  for (int32_t t : steps) {
+    SequenceWork d{b.get(), std::span<const int32_t>(&t, 1), b->n_past(), LogitsFor::Last};
+    e.eval(std::span<const SequenceWork>(&d, 1));
+    got.insert(got.end(), b->last_logits().begin(), b->last_logits().end());
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(a->n_past(), static_cast<int64_t>(prompt.size()));
+  EXPECT_TRUE(std::equal(a->last_logits().begin(), a->last_logits().end(), want.begin()));
+  auto other = BatchEngine(*m, p).new_sequence(64);
+  EXPECT_THROW(other->copy_from(*a), std::invalid_argument);  // another context length
+}
+
 TEST(BatchEngine, BadItemChangesNothing) {
   auto m = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
   EngineParams p;

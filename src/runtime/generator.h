@@ -57,7 +57,7 @@ struct GeneratorOptions {
   bool stop_at_eos = true;
   const std::atomic<bool>* cancel = nullptr;  // checked before every token
   // Each generated token's log-probability (and the top alternatives) from the raw logits: stats().logprobs.
-  LogprobOptions logprobs;
+  LogprobOptions logprobs{};
 };
 
 class Generator {

@@ -175,6 +175,71 @@ try {
     assert.equal(typeof r.choices[0].text, 'string');
     assert.equal(r.usage.completion_tokens, 4);
   });
+  // Log-probabilities and n choices (docs/server.md "Log-probabilities"). The installed ollama client's types
+  // have no logprobs fields yet; like tool_choice below, it passes them through and returns what the server sent.
+  const showLogprobs = (label, steps) =>
+    console.log(`     ${label}: ` + steps.slice(0, 3).map((s) => `${JSON.stringify(s.token)} ${s.logprob.toFixed(4)} [` +
+      (s.top_logprobs ?? []).map((t) => `${JSON.stringify(t.token)} ${t.logprob.toFixed(4)}`).join(', ') + ']').join('; '));
+  await check('ollama generate logprobs', async () => {
+    const r = await ollama.generate({ model: 'tiny', prompt: 'Hi', logprobs: true, top_logprobs: 3, options: opts });
+    assert.equal(r.logprobs.length, r.eval_count);
+    for (const s of r.logprobs) {
+      assert.equal(typeof s.token, 'string');
+      assert.ok(s.logprob <= 0);
+      assert.equal(s.top_logprobs.length, 3);
+      assert.equal(s.token, s.top_logprobs[0].token);  // greedy: the likeliest token
+    }
+    showLogprobs('ollama generate', r.logprobs);
+  });
+  await check('ollama chat streaming logprobs', async () => {
+    const stream = await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], stream: true, logprobs: true, options: opts });
+    let n = 0, evals;
+    for await (const part of stream) {
+      n += part.logprobs?.length ?? 0;
+      if (part.done) evals = part.eval_count;
+    }
+    assert.equal(n, evals);
+  });
+  await check('openai chat.completions logprobs top_logprobs 3 and n 3', async () => {
+    const r = await openai.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 1, seed: 7, n: 3, logprobs: true, top_logprobs: 3,
+    });
+    assert.equal(r.choices.length, 3);
+    let tokens = 0;
+    r.choices.forEach((c, i) => {
+      assert.equal(c.index, i);
+      tokens += c.logprobs.content.length;
+      for (const e of c.logprobs.content) {
+        assert.ok(Array.isArray(e.bytes));
+        assert.equal(e.top_logprobs.length, 3);
+        assert.ok(e.logprob <= e.top_logprobs[0].logprob + 1e-6);
+      }
+      showLogprobs(`openai chat choice ${i} ${JSON.stringify(c.message.content)}`, c.logprobs.content);
+    });
+    assert.equal(r.usage.completion_tokens, tokens);
+    // seed: the same request answers the same.
+    const again = await openai.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 1, seed: 7, n: 3, logprobs: true, top_logprobs: 3,
+    });
+    assert.deepEqual(again.choices.map((c) => c.logprobs.content.map((e) => e.token)), r.choices.map((c) => c.logprobs.content.map((e) => e.token)));
+  });
+  await check('openai chat.completions streaming n 2 with logprobs', async () => {
+    const stream = await openai.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0, n: 2, logprobs: true, stream: true,
+    });
+    const counts = [0, 0];
+    for await (const chunk of stream) for (const c of chunk.choices) counts[c.index] += c.logprobs?.content?.length ?? 0;
+    assert.deepEqual(counts, [6, 6]);
+  });
+  await check('openai completions logprobs', async () => {
+    const r = await openai.completions.create({ model: 'tiny', prompt: 'Once', max_tokens: 4, temperature: 0, logprobs: 2 });
+    const lp = r.choices[0].logprobs;
+    assert.equal(lp.tokens.length, 4);
+    assert.equal(lp.token_logprobs.length, 4);
+    assert.equal(lp.text_offset[0], 0);
+    assert.ok(Object.keys(lp.top_logprobs[0]).length >= 1);
+    console.log(`     openai completions: tokens ${JSON.stringify(lp.tokens)} token_logprobs ${JSON.stringify(lp.token_logprobs.map((v) => +v.toFixed(4)))} top_logprobs[0] ${JSON.stringify(lp.top_logprobs[0])} text_offset ${JSON.stringify(lp.text_offset)}`);
+  });
   await check('openai response_format json_schema', async () => {
     const r = await openai.chat.completions.create({
       model: 'tiny', messages: [{ role: 'user', content: 'A city?' }], max_tokens: 200, temperature: 0,
