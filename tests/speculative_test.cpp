@@ -12,6 +12,7 @@
 #include "golden_util.h"
 #include "model/model.h"
 #include "runtime/drafter_model.h"
+#include "runtime/parameters.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
 
@@ -326,6 +327,17 @@ TEST_F(SpecTest, DraftOrSelfWithoutADraftModelIsRefused) {
   EXPECT_THROW(s.set_speculation({SpecMode::Draft, 4, true}, nullptr), std::invalid_argument);
   EXPECT_THROW(parse_spec_mode("fast"), std::invalid_argument);
   EXPECT_EQ(parse_spec_mode("self"), SpecMode::Self);
+  // The request option / Modelfile parameter: a bad word is refused when parsed, a good one applies.
+  const ParamSpec& spec = *find_parameter("spec");
+  EXPECT_THROW(parse_parameter(spec, std::string_view("fast")), ParameterError);
+  EXPECT_THROW(parse_parameter(spec, nlohmann::json("fast")), ParameterError);
+  Parameters p = default_parameters();
+  EXPECT_EQ(p.spec.mode, SpecMode::None);
+  apply_parameter(p, spec, parse_parameter(spec, std::string_view("ngram")));
+  apply_parameter(p, *find_parameter("draft_max"), parse_parameter(*find_parameter("draft_max"), std::string_view("5")));
+  EXPECT_EQ(p.spec.mode, SpecMode::Ngram);
+  EXPECT_EQ(p.spec.draft_max, 5);
+  EXPECT_THROW(parse_parameter(*find_parameter("draft_max"), std::string_view("0")), ParameterError);
 }
 
 }  // namespace
