@@ -87,6 +87,7 @@ void run_spec(const Options& o, const BenchParams& p) {
     j["spec_draft_len"] = o.draft_max;
     j["synthetic_acceptance"] = o.synthetic >= 0 ? nlohmann::json(o.synthetic) : nlohmann::json(nullptr);
     j["spec_acceptance"] = r.acceptance;
+    j["spec_position_acceptance"] = r.position_acceptance;
     j["spec_tokens_per_s"] = r.spec_tokens_per_s;
     j["plain_tokens_per_s"] = r.plain_tokens_per_s;
     j["spec_speedup"] = r.speedup;

@@ -86,6 +86,7 @@ Decoded spec_run(Context& ctx, const std::vector<int32_t>& prompt, int n_gen, Dr
   total.spec_rounds += st.spec_rounds;
   total.drafted += st.drafted;
   total.accepted += st.accepted;
+  total.rejected_rounds += st.rejected_rounds;
   total.draft_s += st.draft_s;
   total.verify_s += st.verify_s;
   return {gen.stats().generated, s};
@@ -131,6 +132,7 @@ SpecBenchResult run_spec_benchmark(const Model& model, const SpecBenchParams& p)
   r.spec_tokens_per_s = median(spec_tps);
   r.speedup = r.plain_tokens_per_s > 0 ? r.spec_tokens_per_s / r.plain_tokens_per_s : 0;
   r.acceptance = total.acceptance();
+  r.position_acceptance = total.position_acceptance();
   r.drafted_per_round = total.spec_rounds ? static_cast<double>(total.drafted) / total.spec_rounds : 0;
   r.draft_s_per_token = total.drafted ? total.draft_s / total.drafted : 0;
 
@@ -163,7 +165,7 @@ SpecBenchResult run_spec_benchmark(const Model& model, const SpecBenchParams& p)
   r.beta = den > 0 ? num / den : 0;
   r.prefill_row_s = time_rows(64, 3) / 64;
   r.draft_cost = r.step_s > 0 ? r.draft_s_per_token / r.step_s : 0;
-  const double a = p.synthetic_acceptance >= 0 ? p.synthetic_acceptance : r.acceptance;
+  const double a = p.synthetic_acceptance >= 0 ? p.synthetic_acceptance : r.position_acceptance;
   r.predicted_speedup = expected_tokens(a, p.draft_max) / (1 + p.draft_max * (r.draft_cost + r.beta));
   return r;
 }

@@ -23,6 +23,7 @@ struct SpecBenchParams {
 struct SpecBenchResult {
   double plain_tokens_per_s = 0, spec_tokens_per_s = 0, speedup = 0;  // medians; speedup of the medians
   double acceptance = 0;            // accepted / drafted over all speculative runs
+  double position_acceptance = 0;   // per-position α (SpecStats::position_acceptance)
   double drafted_per_round = 0;     // mean draft tokens verified per speculative round
   double draft_s_per_token = 0;     // drafting time per proposed token (draft and self: the draft's passes)
   double step_s = 0;                // one plain decode step at verify_depth (median)
@@ -30,7 +31,7 @@ struct SpecBenchResult {
   double beta = 0;                  // least-squares fit of ratio(T) = 1 + β(T−1)
   double prefill_row_s = 0;         // a full-depth row with the LM head at prefill throughput (64 rows at once)
   double draft_cost = 0;            // c: draft_s_per_token / step_s
-  double predicted_speedup = 0;     // §5.2: E(α, γ) / (1 + γ(c + β)) at the measured α, β, c
+  double predicted_speedup = 0;     // §5.2: E(α, γ) / (1 + γ(c + β)) at α (P, else the measured α), the measured β, c
   bool outputs_equal = true;        // every speculative run produced the plain run's tokens
 };
 

@@ -56,6 +56,7 @@ std::optional<int32_t> SpeculativeDecoder::absorb(Generator& gen, Sequence& seq,
   stats_.spec_rounds += drafted > 0;
   stats_.drafted += judged;
   stats_.accepted += accepted;
+  stats_.rejected_rounds += out && accepted < drafted;
   stats_.draft_s += plan_draft_s_;
   stats_.verify_s += verify_s;
   return out;

@@ -43,9 +43,16 @@ struct SpecStats {
   int spec_rounds = 0;    // of those, rounds that verified at least one draft token
   int drafted = 0;        // draft tokens verified
   int accepted = 0;       // of those, accepted
+  int rejected_rounds = 0;  // rounds that ended in a rejected draft token
   double draft_s = 0;     // time spent drafting
   double verify_s = 0;    // time from the end of drafting to the verification's result
   double acceptance() const { return drafted ? static_cast<double>(accepted) / drafted : 0.0; }
+  // Per-position acceptance α (the chance that a draft token is accepted given the ones before it were):
+  // accepted / (accepted + rejections), the maximum-likelihood estimate for i.i.d. acceptance. Lower
+  // than α, acceptance() also counts the tokens after a rejection, which are never accepted.
+  double position_acceptance() const {
+    return accepted + rejected_rounds ? static_cast<double>(accepted) / (accepted + rejected_rounds) : 0.0;
+  }
 };
 
 class SpeculativeDecoder {
