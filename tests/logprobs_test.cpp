@@ -114,7 +114,10 @@ TEST(Logprobs, TinyModelMatchesDebugLogitsLogSoftmax) {
   std::vector<int32_t> all = prompt;
   all.insert(all.end(), st.generated.begin(), st.generated.end());
   std::string list;
-  for (int32_t id : all) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int32_t id : all) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(id);
+  }
   const std::string out = ::testing::TempDir() + "logprobs-debug-logits.bin";
   int status = 0;
   const std::string log = test::run_capture(test::kG3n + " debug logits " + path + " --tokens " + list + " --out " + out + " --threads 1 2>&1", status);

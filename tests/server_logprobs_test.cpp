@@ -418,3 +418,22 @@ TEST_F(LogprobsServer, NChoicesWithToolsEachCall) {
   }
   EXPECT_NE(r["choices"][0]["message"]["tool_calls"][0]["id"], r["choices"][1]["message"]["tool_calls"][0]["id"]);
 }
+
+// The prompt is evaluated once for all choices: on a fresh server (nothing cached) choice 0 reads it and
+// choice 1, begun in the same round, copies its KV cache and logits, so the server counts the whole prompt as
+// reused once (g3n_prompt_cached_tokens_total).
+TEST_F(LogprobsServer, NChoicesEvaluateThePromptOnce) {
+  auto [s, r] = post("/v1/chat/completions", {{"model", "tiny"}, {"messages", user("Share this prompt")}, {"temperature", 0},
+                                              {"max_tokens", 3}, {"n", 2}});
+  ASSERT_EQ(s, 200) << r.dump();
+  const int prompt = r["usage"]["prompt_tokens"].get<int>();
+  ASSERT_GT(prompt, 1);
+  httplib::Client c("127.0.0.1", port_);
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  const std::string key = "\ng3n_prompt_cached_tokens_total ";
+  const size_t at = m->body.find(key);
+  ASSERT_NE(at, std::string::npos) << m->body;
+  EXPECT_EQ(std::stoi(m->body.substr(at + key.size())), prompt);
+  EXPECT_EQ(r["choices"][0]["message"], r["choices"][1]["message"]);
+}
