@@ -59,7 +59,9 @@ TEST(CliCreateHf, FromHfAndModelfileFromDir) {
   log = run_capture(env + kG3n + " run tiny-hf hello -p num_predict=3 -p temperature=0 2>&1", status);
   EXPECT_EQ(exit_code(status), 0) << log;
   // Nothing left in the staging folder once stored.
-  if (fs::exists(store + "/hf-convert")) EXPECT_TRUE(fs::is_empty(store + "/hf-convert"));
+  if (fs::exists(store + "/hf-convert")) {
+    EXPECT_TRUE(fs::is_empty(store + "/hf-convert"));
+  }
 
   // A Modelfile naming the directory, default options (Ollama layout, Q4_K_M).
   const std::string mf = std::string(G3N_BINARY_DIR) + "/cli-hf-Modelfile";

@@ -132,7 +132,9 @@ TEST_F(ToolsServer, OpenAIRequiredCallWholeAndStreamedThenTheAnswer) {
         EXPECT_EQ(c["index"], streamed.size());
         streamed.push_back(c);
       }
-    if (delta.contains("content")) EXPECT_EQ(delta["content"], "");  // no text besides the calls
+    if (delta.contains("content")) {
+      EXPECT_EQ(delta["content"], "");  // no text besides the calls
+    }
     if (!chunk["choices"][0]["finish_reason"].is_null()) finish = chunk["choices"][0]["finish_reason"];
   }
   EXPECT_EQ(finish, "tool_calls");

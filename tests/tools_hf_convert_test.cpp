@@ -97,7 +97,9 @@ void expect_same_metadata(const std::string& got_path, const std::string& want_p
     }
   }
   for (const auto& kv : got.metadata())
-    if (!differ.count(kv.key)) EXPECT_NE(want.find(kv.key), nullptr) << "extra key " << kv.key;
+    if (!differ.count(kv.key)) {
+      EXPECT_NE(want.find(kv.key), nullptr) << "extra key " << kv.key;
+    }
 }
 
 // Metadata a conversion cannot reproduce: the name (the fixture's is its own), and the scores and types
@@ -244,7 +246,9 @@ void expect_refused(const std::string& dir, const std::string& needle1, const st
   } catch (const HfCheckpointError& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find(needle1), std::string::npos) << m;
-    if (!needle2.empty()) EXPECT_NE(m.find(needle2), std::string::npos) << m;
+    if (!needle2.empty()) {
+      EXPECT_NE(m.find(needle2), std::string::npos) << m;
+    }
   }
   EXPECT_FALSE(fs::exists(out));
   for (const auto& e : fs::directory_iterator(work("")))
