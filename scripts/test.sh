@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: install dependencies, build, run the whole test suite (fixtures from ../shared/fixtures),
-# then fuzz the GGUF parser (FUZZ_SECONDS, default 120), the image path (IMAGE_FUZZ_SECONDS, default 20), the
+# then fuzz the GGUF parser (FUZZ_SECONDS, default 60), the image path (IMAGE_FUZZ_SECONDS, default 20), the
 # audio path (AUDIO_FUZZ_SECONDS, default 20), the safetensors reader (SAFETENSORS_FUZZ_SECONDS, default 20),
 # structured output, the tokenizer, Modelfiles and manifests (INPUT_FUZZ_SECONDS each, default 15) and the HTTP
 # API (HTTP_FUZZ_SECONDS, default 30) for a bounded time (FUZZ_SECONDS=0 skips them all).
@@ -19,7 +19,7 @@ cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure --no-tests=error -j"$JOBS"
 # The NEON kernels, cross-built for AArch64 and run under qemu against their scalar twins.
 G3N_JOBS="$JOBS" ./scripts/test-arm.sh
-FUZZ_SECONDS=${FUZZ_SECONDS:-120}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   ./scripts/fuzz-gguf.sh "$FUZZ_SECONDS"
   IMAGE_FUZZ_SECONDS=${IMAGE_FUZZ_SECONDS:-20}
