@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "base/clock.h"
 #include "cli/commands.h"
 #include "gguf/gguf.h"
 #include "tools/hf_test_checkpoint.h"
@@ -22,10 +23,6 @@ struct Options {
   bool mmproj_only = false, mmproj_flat_gamma = false, mmproj_no_vision = false;
   float mmproj_layer_scale = 0.1f;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Presets at the fixture's width (small vocabulary, tiny projector).
 bool tiny_width(const std::string& preset) { return preset == "tiny" || preset == "e4b-mini"; }

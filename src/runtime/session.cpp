@@ -4,15 +4,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/clock.h"
 #include "tokenizer/tokenizer.h"
 
 namespace g3n {
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
-
 Session::Session(const Model& model, const Tokenizer& tokenizer, ContextParams params)
     : tok_(tokenizer), ctx_(model, params) {}
 

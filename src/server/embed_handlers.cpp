@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/base64.h"
 #include "server/generation.h"
 #include "server/handlers.h"
@@ -91,7 +92,6 @@ void finish_normalised(std::vector<float>& v, int dimensions) {
 }
 
 int64_t nanos(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/thread_pool.h"
 #include "server/media.h"
 #include "server/options.h"
@@ -15,7 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 void record(ServerState& state, Generation& g) {
   int tokens = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "base/clock.h"
 #include "model/model.h"
 #include "runtime/drafter_ngram.h"
 #include "runtime/memory_estimate.h"
@@ -11,7 +12,6 @@
 namespace g3n::server {
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // A slot's sequence can be reused when the context length matches (the engine fixes the rest).
 bool same_params(const ContextParams& a, const ContextParams& b) { return a.n_ctx == b.n_ctx; }
