@@ -245,7 +245,11 @@ TEST(KernelsVecDotDispatch, ReportsChosenPath) {
   std::printf("  cpu features: %s\n  vec_dot path: %s\n", cpu_features_string().c_str(), vec_dot_isa());
   const char* env = std::getenv("G3N_VEC_DOT");
   const bool forced_scalar = env && std::string(env) == "scalar";
-  if (f.avx2 && f.fma && f.f16c && !forced_scalar) {
+  const bool forced_avx2 = env && std::string(env) == "avx2";
+  if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && !forced_scalar &&
+      !forced_avx2) {
+    EXPECT_STREQ(vec_dot_isa(), "avx512vnni");
+  } else if (f.avx2 && f.fma && f.f16c && !forced_scalar) {
     EXPECT_STREQ(vec_dot_isa(), "avx2+fma+f16c");
   } else if (f.neon && !forced_scalar) {
     EXPECT_STREQ(vec_dot_isa(), f.neon_dotprod ? "neon+dotprod" : "neon");

@@ -1,6 +1,7 @@
 // Public vec_dot API: validation, and the once-built dispatch table (scalar kernels overlaid with the
-// SIMD ones the CPU supports). G3N_VEC_DOT=scalar in the environment forces the scalar kernels, for
-// comparing paths on one machine; it is read once, when the table is built.
+// SIMD ones the CPU supports). G3N_VEC_DOT=scalar in the environment forces the scalar kernels, and
+// G3N_VEC_DOT=avx2 stops at the AVX2 set on an AVX-512 machine, for comparing paths on one machine; it is
+// read once, when the table is built.
 #include "kernels/vec_dot.h"
 
 #include <cstdlib>
@@ -58,6 +59,11 @@ const Dispatch& dispatch() {
     if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
       overlay(r.k, *a);
       r.isa = "avx2+fma+f16c";
+      if (env && std::strcmp(env, "avx2") == 0) return r;
+      if (const KernelSet* b = vecdot::avx512_kernels(); b && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) {
+        overlay(r.k, *b);
+        r.isa = "avx512vnni";
+      }
     }
     return r;
   }();

@@ -10,7 +10,8 @@
 // vec_dot(type, w.row(r), buf, n)  for every weight row r.
 //
 // Every function has a `_ref` twin: plain scalar C++, the readable definition. The plain names
-// dispatch once (cpuid) to the fastest kernel the CPU runs (AVX2+FMA+F16C on x86-64; else the twin).
+// dispatch once (cpuid) to the fastest kernel the CPU runs (AVX2+FMA+F16C on x86-64, with AVX-512 VNNI
+// K-quant kernels where present; NEON on ARM; else the twin).
 // Agreement, pinned by tests/kernels_vec_dot_test.cpp:
 //  * quantize_act_row == quantize_act_row_ref byte for byte (same rounding: nearest-even);
 //  * integer block sums are exact in both; only the float accumulation order differs (SIMD lanes), so
@@ -92,7 +93,8 @@ void soft_cap(float* x, int64_t n, float cap);
 void gelu_tanh_mul_ref(float* g, const float* u, int64_t n);
 void soft_cap_ref(float* x, int64_t n, float cap);
 
-// Which kernel set the dispatcher chose: "avx2+fma+f16c", "neon", "neon+dotprod" or "scalar".
+// Which kernel set the dispatcher chose: "avx512vnni" (AVX2 + the AVX-512 VNNI K-quants), "avx2+fma+f16c",
+// "neon", "neon+dotprod" or "scalar".
 const char* vec_dot_isa();
 
 }  // namespace g3n

@@ -18,7 +18,9 @@
 #include <cstring>
 #include <utility>
 
+#define G3N_KQ_TARGET G3N_AVX2
 #include "kernels/avx2_reduce.h"
+#include "kernels/kquant_x86.h"
 #include "kernels/ops.h"
 #include "quant/blocks.h"
 
@@ -28,17 +30,8 @@ namespace {
 
 using namespace quant;
 
-G3N_AVX2 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
 using avx2::hmax;
 using avx2::hsum;
-G3N_AVX2 inline int hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
-}
-
 G3N_AVX2 inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 // 8 floats -> 8 int32, nearest-even (MXCSR default, as lrint in the scalar twin), clamped to +-127.
@@ -64,16 +57,6 @@ G3N_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
 G3N_AVX2 inline __m256i dot_u8_i8(__m256i x, __m256i y) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
 }
-
-// Two blocks' 8 int32 partials -> 4: two halves of block x's total, then two of block y's (exact). One
-// more hadd finishes both totals; the paired-block dots share this reduction.
-G3N_AVX2 inline __m128i pair_halves(__m256i x, __m256i y) {
-  const __m256i h = _mm256_hadd_epi32(x, y);
-  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
-G3N_AVX2 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-G3N_AVX2 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
 // 16 nibbles packed in 16 bytes -> 32 bytes: low nibbles first (values 0..15), then high (16..31).
 G3N_AVX2 inline __m256i unpack_nibbles32(const uint8_t* qs) {
@@ -239,50 +222,9 @@ G3N_AVX2 float dot_q5_1(const void* vw, const void* va, int64_t n) {
   return hsum(acc) + summ;
 }
 
-// Decode streams each weight matrix once, row after row. A software prefetch ~2.3 KB ahead of the block
-// being read keeps more misses in flight than the hardware prefetcher alone: measured +8-13% GB/s for a
-// Q4_K matvec over a DRAM-resident matrix on Zen 3, on 1 and 2 threads. Prefetches never fault.
-constexpr int kPrefetchAhead = 2304;
-G3N_AVX2 inline void prefetch_block(const void* p, int bytes) {
-  const char* c = static_cast<const char*>(p) + kPrefetchAhead;
-  for (int off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
-}
-
-// ---- K-quants x Q8_K ----------------------------------------------------------------------------
-
-// The 12 packed bytes of Q4_K/Q5_K scales -> 8 scale bytes then 8 min bytes (see k4_scale_min):
-// groups 0-3 are the low 6 bits of words 0 (scales) and 1 (mins); groups 4-7 take their low nibbles
-// from word 2 and their top 2 bits from the top bits of words 0 (scales) and 1 (mins).
-inline void k4_unpack(const uint8_t* packed, uint32_t out[4]) {
-  uint32_t s[3];
-  std::memcpy(s, packed, 12);
-  out[0] = s[0] & 0x3f3f3f3f;
-  out[1] = (s[2] & 0x0f0f0f0f) | (((s[0] >> 6) & 0x03030303) << 4);
-  out[2] = s[1] & 0x3f3f3f3f;
-  out[3] = ((s[2] >> 4) & 0x0f0f0f0f) | (((s[1] >> 6) & 0x03030303) << 4);
-}
-
 // int16 element k of a register, broadcast to all 16 lanes (both halves must hold the same 8 values).
 G3N_AVX2 inline __m256i bcast16(__m256i v, int k) {
   return _mm256_shuffle_epi8(v, _mm256_set1_epi16(short(0x0100 + 0x0202 * k)));
-}
-
-// Min term of Q4_K/Q5_K: sum_j mins[j] * (bsums[2j] + bsums[2j+1]) as 4 int32 partials.
-G3N_AVX2 inline __m128i k4_min_dot(__m256i mins_scales, const int16_t* bsums) {
-  const __m128i pair = _mm_hadd_epi16(loadu128(bsums), loadu128(bsums + 8));
-  return _mm_madd_epi16(_mm256_extracti128_si256(mins_scales, 1), pair);
-}
-
-// k4_unpack in SIMD: the 12 scale bytes as three words s0 s1 s2 -> [scales 0-3, scales 4-7, mins 0-3,
-// mins 4-7]. Reads 16 bytes (the 4 after the scales are the block's first quants).
-G3N_AVX2 inline __m128i k4_unpack_v(const uint8_t* packed) {
-  const __m128i x = loadu128(packed);
-  const __m128i a = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0));  // s0 s2 s1 s2
-  const __m128i b = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0));  // s0 s0 s1 s1
-  const __m128i low = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
-                                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m128i top = _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303));
-  return _mm_or_si128(low, _mm_slli_epi32(top, 4));
 }
 
 // One Q4_K / Q5_K block against its Q8_K block: the 8 int32 partials of the scaled products and the 4 of
@@ -312,45 +254,6 @@ G3N_AVX2 inline void q45k_block_sums(const WBlock& w, const BlockQ8_K& a, __m256
     sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
   }
 }
-
-// Q4_K / Q5_K: each block's products and min term are summed exactly in int32, then enter one f32
-// accumulator as two fmas per block (scale, then min). The prefill kernel (gemm_q4k below) applies the
-// same fmas in the same order per token, so both give identical bits. Blocks go in pairs so that one
-// horizontal reduction serves both blocks' two sums.
-template <class WBlock, bool kFive>
-G3N_AVX2 float dot_q45_k(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const WBlock*>(vw);
-  const auto* a = static_cast<const BlockQ8_K*>(va);
-  const int64_t nb = n / kQK_K;
-  __m128 acc = _mm_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    prefetch_block(w + b, 2 * sizeof(WBlock));
-    __m256i s0, s1;
-    __m128i m0, m1;
-    q45k_block_sums<WBlock, kFive>(w[b], a[b], s0, m0);
-    q45k_block_sums<WBlock, kFive>(w[b + 1], a[b + 1], s1, m1);
-    const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(pair_halves(s0, s1), _mm_hadd_epi32(m0, m1)));  // S0 S1 M0 M1
-    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), f, acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(-(a[b].d * h2f(w[b].dmin))), _mm_movehl_ps(f, f), acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(a[b + 1].d * h2f(w[b + 1].d)), _mm_movehdup_ps(f), acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(-(a[b + 1].d * h2f(w[b + 1].dmin))), _mm_shuffle_ps(f, f, 3), acc);
-  }
-  if (b < nb) {
-    prefetch_block(w + b, sizeof(WBlock));
-    __m256i s0;
-    __m128i m0;
-    q45k_block_sums<WBlock, kFive>(w[b], a[b], s0, m0);
-    const __m128i msum = _mm_add_epi32(m0, _mm_unpackhi_epi64(m0, m0));
-    const int min_total = _mm_cvtsi128_si32(_mm_add_epi32(msum, _mm_shuffle_epi32(msum, 1)));
-    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(s0)), acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(-(a[b].d * h2f(w[b].dmin))), _mm_cvtsi32_ss(_mm_setzero_ps(), min_total), acc);
-  }
-  return _mm_cvtss_f32(acc);
-}
-
-G3N_AVX2 float dot_q4_k(const void* vw, const void* va, int64_t n) { return dot_q45_k<BlockQ4_K, false>(vw, va, n); }
-G3N_AVX2 float dot_q5_k(const void* vw, const void* va, int64_t n) { return dot_q45_k<BlockQ5_K, true>(vw, va, n); }
 
 // One Q6_K block against its Q8_K block: 8 int32 partials of the exact block sum. Quants are used
 // unsigned (0..63) in maddubs; the -32 offset is removed once per block as 32 * sum_g scale_g * bsum_g
@@ -385,29 +288,6 @@ G3N_AVX2 inline __m256i q6k_block_sum(const BlockQ6_K& w, const BlockQ8_K& a) {
     }
   }
   return sumi;
-}
-
-// One exact int32 per block, one fma per block in block order: what the Q6_K prefill kernel repeats per
-// token. Blocks go in pairs sharing one horizontal reduction.
-G3N_AVX2 float dot_q6_k(const void* vw, const void* va, int64_t n) {
-  const auto* w = static_cast<const BlockQ6_K*>(vw);
-  const auto* a = static_cast<const BlockQ8_K*>(va);
-  const int64_t nb = n / kQK_K;
-  __m128 acc = _mm_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    prefetch_block(w + b, 2 * sizeof(BlockQ6_K));
-    const __m128i t = pair_halves(q6k_block_sum(w[b], a[b]), q6k_block_sum(w[b + 1], a[b + 1]));
-    const __m128 f = _mm_cvtepi32_ps(_mm_hadd_epi32(t, t));  // S0 S1 S0 S1
-    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), f, acc);
-    acc = _mm_fmadd_ss(_mm_set_ss(a[b + 1].d * h2f(w[b + 1].d)), _mm_movehdup_ps(f), acc);
-  }
-  if (b < nb) {
-    prefetch_block(w + b, sizeof(BlockQ6_K));
-    const __m256i sumi = q6k_block_sum(w[b], a[b]);
-    acc = _mm_fmadd_ss(_mm_set_ss(a[b].d * h2f(w[b].d)), _mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi)), acc);
-  }
-  return _mm_cvtss_f32(acc);
 }
 
 // ---- float weights x f32 activations ------------------------------------------------------------
@@ -545,68 +425,6 @@ G3N_AVX2 inline void keep_in_registers(__m256i* v) {
   for (int t = 0; t < C; ++t) asm volatile("" : "+x"(v[t]));
 }
 
-template <class B>
-inline const B* block_row(const uint8_t* base, uint64_t stride, int i) {
-  return reinterpret_cast<const B*>(base + uint64_t(i) * stride);
-}
-
-// Q4_K and Q5_K prefill (kFive: the fifth bit of each value from qh): one weight row x up to 8 tokens
-// per kernel call, tokens in the lanes of the float accumulator. The 6-bit scales and mins of the rows are unpacked once per call (not once per token
-// group), and each token group's min-term inputs are laid out so one madd covers 8 tokens. Measured
-// on Zen 3 (L1-resident, 1 thread): 12 cycles per 256-element row-token pair, against 18-21 for a
-// 2x6 register tile that decoded the scales inside the loop (replaced).
-struct Q4KRowPrep {  // one (row, block)
-  int16_t sc[8], m[8];
-  float d, ndmin;    // h2f(d), -h2f(dmin)
-};
-struct Q8KGroupPrep {  // one block of 8 tokens
-  int16_t pair[4][8][2];  // [j/2][token][j%2]: sum of the 32 activations of group j
-  float d[8];
-};
-
-template <class WBlock>  // Q4_K and Q5_K share the d, dmin, 12-byte scales header
-G3N_AVX2 void prep_q4k_rows(const uint8_t* w, uint64_t ws, int64_t nr, int64_t nb, Q4KRowPrep* out) {
-  for (int64_t r = 0; r < nr; ++r) {
-    const auto* blk = reinterpret_cast<const WBlock*>(w + uint64_t(r) * ws);
-    for (int64_t b = 0; b < nb; ++b) {
-      uint32_t u[4];
-      k4_unpack(blk[b].scales, u);
-      const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32(int(u[3]), int(u[2]), int(u[1]), int(u[0])));
-      Q4KRowPrep& p = out[r * nb + b];
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.sc), ms);  // sc then m, adjacent
-      p.d = h2f(blk[b].d);
-      p.ndmin = -h2f(blk[b].dmin);
-    }
-  }
-}
-
-G3N_AVX2 void prep_q8k_group(const BlockQ8_K* const* a, int c, int64_t nb, Q8KGroupPrep* out) {
-  for (int64_t b = 0; b < nb; ++b) {
-    Q8KGroupPrep& g = out[b];
-    for (int t = 0; t < 8; ++t) {
-      if (t >= c) {
-        g.d[t] = 0.0f;
-        for (int k = 0; k < 4; ++k) g.pair[k][t][0] = g.pair[k][t][1] = 0;
-        continue;
-      }
-      g.d[t] = a[t][b].d;
-      // Adjacent 16-sums -> the 8 group sums; int32 k of the result holds groups 2k and 2k+1.
-      const __m128i pair = _mm_hadd_epi16(loadu128(a[t][b].bsums), loadu128(a[t][b].bsums + 8));
-      alignas(16) int32_t v[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(v), pair);
-      for (int k = 0; k < 4; ++k) std::memcpy(g.pair[k][t], &v[k], 4);
-    }
-  }
-}
-
-// Eight vectors of 8 int32 -> one vector of their 8 totals (exact).
-G3N_AVX2 inline __m256i hsum_8x8(const __m256i* s) {
-  const __m256i h01 = _mm256_hadd_epi32(s[0], s[1]), h23 = _mm256_hadd_epi32(s[2], s[3]);
-  const __m256i h45 = _mm256_hadd_epi32(s[4], s[5]), h67 = _mm256_hadd_epi32(s[6], s[7]);
-  const __m256i x = _mm256_hadd_epi32(h01, h23), y = _mm256_hadd_epi32(h45, h67);
-  return _mm256_add_epi32(_mm256_permute2x128_si256(x, y, 0x20), _mm256_permute2x128_si256(x, y, 0x31));
-}
-
 template <int C, class WBlock, bool kFive>
 G3N_AVX2 void q4k_row_x_tokens(const WBlock* w, const Q4KRowPrep* p, const BlockQ8_K* const* a,
                                const Q8KGroupPrep* g, int64_t nb, float* out, int64_t ldo) {
@@ -628,90 +446,11 @@ G3N_AVX2 void q4k_row_x_tokens(const WBlock* w, const Q4KRowPrep* p, const Block
         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * j))));
       keep_in_registers<C>(sumi);
     }
-    const __m256i isum = hsum_8x8(sumi);
-    __m256i msum = _mm256_setzero_si256();
-    for (int k = 0; k < 4; ++k) {
-      int32_t mm;
-      std::memcpy(&mm, p[b].m + 2 * k, 4);  // mins 2k, 2k+1 as one int16 pair
-      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_set1_epi32(mm), loadu(g[b].pair[k])));
-    }
-    const __m256 da = _mm256_loadu_ps(g[b].d);
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(isum), acc);
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].ndmin)), _mm256_cvtepi32_ps(msum), acc);
+    acc = q4k_block_close(acc, hsum_8x8(sumi), p[b], g[b]);
   }
-  alignas(32) float v[8];
-  _mm256_store_ps(v, acc);
-  for (int t = 0; t < C; ++t) out[t * ldo] = v[t];
+  store_tokens<C>(acc, out, ldo);
 }
 
-template <class WBlock, bool kFive, size_t... I>
-constexpr auto q4k_table(std::index_sequence<I...>) {
-  return std::array<void (*)(const WBlock*, const Q4KRowPrep*, const BlockQ8_K* const*, const Q8KGroupPrep*,
-                             int64_t, float*, int64_t), sizeof...(I)>{&q4k_row_x_tokens<int(I) + 1, WBlock, kFive>...};
-}
-
-// need (optional): need[r * ldn + t0 / 8] == 0 skips row r for the token group starting at t0 (its
-// outputs are left untouched).
-template <class WBlock, bool kFive>
-G3N_AVX2 void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
-                       float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
-  static constexpr auto table = q4k_table<WBlock, kFive>(std::make_index_sequence<8>{});
-  constexpr auto dot = kFive ? dot_q5_k : dot_q4_k;
-  const int64_t nb = n / kQK_K;
-  if (nb == 0) {
-    for (int64_t t = 0; t < nt; ++t)
-      for (int64_t r = 0; r < nr; ++r) out[t * ldo + r] = 0.0f;
-    return;
-  }
-  // Scratch on the stack: up to 48 KiB of row preps per chunk, and one token group's preps.
-  constexpr int64_t kRowPreps = (48 << 10) / sizeof(Q4KRowPrep);
-  Q4KRowPrep rows[kRowPreps];
-  constexpr int64_t kGroupBlocks = 64;  // n up to 16384 in one pass; longer rows loop below
-  Q8KGroupPrep group[kGroupBlocks];
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(act);
-  if (nb > kGroupBlocks || nb > kRowPreps) {
-    // Rows longer than the scratch (never in Gemma 3n): the per-pair dot, same bits.
-    for (int64_t t = 0; t < nt; ++t)
-      for (int64_t r = 0; r < nr; ++r) out[t * ldo + r] = dot(wb + uint64_t(r) * ws, ab + uint64_t(t) * as, n);
-    return;
-  }
-  const int64_t chunk = kRowPreps / nb;
-  for (int64_t r0 = 0; r0 < nr; r0 += chunk) {
-    const int64_t rc = std::min(chunk, nr - r0);
-    prep_q4k_rows<WBlock>(wb + uint64_t(r0) * ws, ws, rc, nb, rows);
-    for (int64_t t0 = 0; t0 < nt; t0 += 8) {
-      const int c = int(std::min<int64_t>(8, nt - t0));
-      const BlockQ8_K* a[8];
-      for (int t = 0; t < 8; ++t)  // padding lanes point at a real row; their results are dropped
-        a[t] = block_row<BlockQ8_K>(ab, as, int(t0 + (t < c ? t : 0)));
-      prep_q8k_group(a, c, nb, group);
-      for (int64_t r = 0; r < rc; ++r)
-        if (!need || need[(r0 + r) * ldn + t0 / 8])
-          table[size_t(c - 1)](block_row<WBlock>(wb, ws, int(r0 + r)), rows + r * nb, a, group, nb,
-                               out + t0 * ldo + r0 + r, ldo);
-    }
-  }
-}
-
-// Q6_K prefill: one row x up to 8 tokens, as for Q4_K. Per (row, block) the 16 scales are widened
-// to int16 once; each 32-group's pair of 16-group scales is then one shuffle. The -32 offset enters
-// each token's int32 sum as in dot_q6_k.
-struct Q6KRowPrep {
-  int16_t sc[16];
-  float d;
-};
-
-G3N_AVX2 void prep_q6k_rows(const uint8_t* w, uint64_t ws, int64_t nr, int64_t nb, Q6KRowPrep* out) {
-  for (int64_t r = 0; r < nr; ++r) {
-    const auto* blk = reinterpret_cast<const BlockQ6_K*>(w + uint64_t(r) * ws);
-    for (int64_t b = 0; b < nb; ++b) {
-      Q6KRowPrep& p = out[r * nb + b];
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.sc), _mm256_cvtepi8_epi16(loadu128(blk[b].scales)));
-      p.d = h2f(blk[b].d);
-    }
-  }
-}
 
 template <int C>
 G3N_AVX2 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const BlockQ8_K* const* a,
@@ -748,59 +487,33 @@ G3N_AVX2 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const Bl
     const __m256 da = _mm256_loadu_ps(ad + 8 * b);
     acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(hsum_8x8(sumi)), acc);
   }
-  alignas(32) float v[8];
-  _mm256_store_ps(v, acc);
-  for (int t = 0; t < C; ++t) out[t * ldo] = v[t];
+  store_tokens<C>(acc, out, ldo);
 }
 
-template <size_t... I>
-constexpr auto q6k_table(std::index_sequence<I...>) {
-  return std::array<void (*)(const BlockQ6_K*, const Q6KRowPrep*, const BlockQ8_K* const*, const float*, int64_t,
-                             float*, int64_t), sizeof...(I)>{&q6k_row_x_tokens<int(I) + 1>...};
-}
-
-G3N_AVX2 void gemm_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
-                       float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
-  static constexpr auto table = q6k_table(std::make_index_sequence<8>{});
-  const int64_t nb = n / kQK_K;
-  constexpr int64_t kRowPreps = (48 << 10) / sizeof(Q6KRowPrep);
-  constexpr int64_t kGroupBlocks = 64;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(act);
-  if (nb == 0 || nb > kGroupBlocks) {  // empty rows, or rows longer than the scratch: the per-pair dot
-    for (int64_t t = 0; t < nt; ++t)
-      for (int64_t r = 0; r < nr; ++r) out[t * ldo + r] = dot_q6_k(wb + uint64_t(r) * ws, ab + uint64_t(t) * as, n);
-    return;
+// The integer cores kquant_x86.h's dots and tile schedulers run in this set.
+struct Avx2Sums {
+  template <class WBlock, bool kFive>
+  G3N_AVX2 static void q45k(const WBlock& w, const BlockQ8_K& a, __m256i& sumi, __m128i& mins) {
+    q45k_block_sums<WBlock, kFive>(w, a, sumi, mins);
   }
-  Q6KRowPrep rows[kRowPreps];
-  float ad[8 * kGroupBlocks];  // [block][token] activation scales of one token group
-  const int64_t chunk = kRowPreps / nb;
-  for (int64_t r0 = 0; r0 < nr; r0 += chunk) {
-    const int64_t rc = std::min(chunk, nr - r0);
-    prep_q6k_rows(wb + uint64_t(r0) * ws, ws, rc, nb, rows);
-    for (int64_t t0 = 0; t0 < nt; t0 += 8) {
-      const int c = int(std::min<int64_t>(8, nt - t0));
-      const BlockQ8_K* a[8];
-      for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, int(t0 + (t < c ? t : 0)));
-      for (int64_t b = 0; b < nb; ++b)
-        for (int t = 0; t < 8; ++t) ad[8 * b + t] = t < c ? a[t][b].d : 0.0f;
-      for (int64_t r = 0; r < rc; ++r)
-        if (!need || need[(r0 + r) * ldn + t0 / 8])
-          table[size_t(c - 1)](block_row<BlockQ6_K>(wb, ws, int(r0 + r)), rows + r * nb, a, ad, nb,
-                               out + t0 * ldo + r0 + r, ldo);
-    }
+  G3N_AVX2 static __m256i q6k(const BlockQ6_K& w, const BlockQ8_K& a) { return q6k_block_sum(w, a); }
+};
+struct Avx2Rows {
+  template <class WBlock, bool kFive>
+  static Q4KRowFn<WBlock> q4k(int c) {
+    static constexpr Q4KRowFn<WBlock> table[8] = {
+        q4k_row_x_tokens<1, WBlock, kFive>, q4k_row_x_tokens<2, WBlock, kFive>, q4k_row_x_tokens<3, WBlock, kFive>,
+        q4k_row_x_tokens<4, WBlock, kFive>, q4k_row_x_tokens<5, WBlock, kFive>, q4k_row_x_tokens<6, WBlock, kFive>,
+        q4k_row_x_tokens<7, WBlock, kFive>, q4k_row_x_tokens<8, WBlock, kFive>};
+    return table[c - 1];
   }
-}
-
-template <class WBlock, bool kFive>
-G3N_AVX2 void tile_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
-                       float* out, int64_t ldo) {
-  gemm_q4k<WBlock, kFive>(w, ws, nr, act, as, nt, n, out, ldo, nullptr, 0);
-}
-G3N_AVX2 void tile_q6k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
-                       float* out, int64_t ldo) {
-  gemm_q6k(w, ws, nr, act, as, nt, n, out, ldo, nullptr, 0);
-}
+  static Q6KRowFn q6k(int c) {
+    static constexpr Q6KRowFn table[8] = {q6k_row_x_tokens<1>, q6k_row_x_tokens<2>, q6k_row_x_tokens<3>,
+                                          q6k_row_x_tokens<4>, q6k_row_x_tokens<5>, q6k_row_x_tokens<6>,
+                                          q6k_row_x_tokens<7>, q6k_row_x_tokens<8>};
+    return table[c - 1];
+  }
+};
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
 struct TileQ40 {
@@ -1083,22 +796,13 @@ KernelSet make_avx2() {
   set(GgmlType::Q5_0, dot_q5_0, quant_q8_0);
   set(GgmlType::Q5_1, dot_q5_1, quant_q8_1);
   set(GgmlType::Q8_0, dot_q8_0, quant_q8_0);
-  set(GgmlType::Q4_K, dot_q4_k, quant_q8_k);
-  set(GgmlType::Q5_K, dot_q5_k, quant_q8_k);
-  set(GgmlType::Q6_K, dot_q6_k, quant_q8_k);
+  set_kquant_kernels<Avx2Sums, Avx2Rows>(k);
+  for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+    k.quant_act[type_index(t)] = quant_q8_k;  // Q2_K/Q3_K: no AVX2 dot yet, but the quantizer is shared
   k.tile[type_index(GgmlType::F32)] = gemm_tiles<TileFloat<LoadF32, LoadF32>>;
   k.tile[type_index(GgmlType::F16)] = gemm_tiles<TileFloat<LoadF16, LoadF16>>;
   k.tile[type_index(GgmlType::BF16)] = gemm_tiles<TileFloat<LoadBF16, LoadBF16>>;
   k.tile[type_index(GgmlType::Q4_0)] = gemm_tiles<TileQ40>;
-  k.tile[type_index(GgmlType::Q4_K)] = tile_q4k<BlockQ4_K, false>;
-  k.tile[type_index(GgmlType::Q5_K)] = tile_q4k<BlockQ5_K, true>;
-  k.tile[type_index(GgmlType::Q6_K)] = tile_q6k;
-  k.masked_tile[type_index(GgmlType::Q4_K)] = gemm_q4k<BlockQ4_K, false>;
-  k.masked_tile[type_index(GgmlType::Q5_K)] = gemm_q4k<BlockQ5_K, true>;
-  k.masked_tile[type_index(GgmlType::Q6_K)] = gemm_q6k;
-  // Q2_K/Q3_K have no AVX2 kernel yet: their dot stays scalar, but the Q8_K quantizer is shared.
-  k.quant_act[type_index(GgmlType::Q2_K)] = quant_q8_k;
-  k.quant_act[type_index(GgmlType::Q3_K)] = quant_q8_k;
   k.dot_f16_f32 = dot_f16_f32_v;
   k.axpy_f16 = axpy_f16_v;
   k.dot_f32 = dot_f32_v;

@@ -34,6 +34,9 @@ const KernelSet& scalar_kernels();
 // The AVX2+FMA+F16C kernels (vec_dot_avx2.cpp), or nullptr when not compiled for this target.
 // Only call the returned functions after checking cpu_features().
 const KernelSet* avx2_kernels();
+// The AVX-512 F/BW/VL + VNNI K-quant kernels (vec_dot_avx512.cpp), overlaid on the AVX2 set; nullptr off
+// x86-64. Bit-identical to the AVX2 set's.
+const KernelSet* avx512_kernels();
 // The NEON kernels (vec_dot_neon.cpp) on AArch64, else nullptr.
 const KernelSet* neon_kernels();
 

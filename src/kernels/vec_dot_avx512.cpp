@@ -1,0 +1,205 @@
+// AVX-512 (F, BW, VL) + VNNI kernels for the K-quants, overlaid on the AVX2 set (vec_dot.cpp). Like the
+// AVX2 file, each function carries its target attribute and runs only after the cpuid check.
+//
+// What changes against AVX2 is the integer core: two 32-value groups per 512-bit register, and VNNI's
+// vpdpwssd (int16 pairs multiplied and added into int32 lanes) fusing the madd + add of the AVX2 kernels:
+// 2 instructions per 64 values and token instead of 6. The int32 partials land in other lanes, but the
+// block totals are exact integers either way (maddubs cannot saturate here: its pairs are at most
+// 2*63*128), and everything after them is kquant_x86.h's float code, shared with AVX2. So this set gives
+// the AVX2 set's bits for every value (tests/kernels_avx512_test.cpp): a model computes the same
+// numbers on an AVX2 and an AVX-512 machine, and batched and one-token evaluation stay bit-identical.
+#include "kernels/vec_dot_impl.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include "kernels/avx2_reduce.h"
+
+// GCC 12's AVX-512 intrinsics pass an intentionally undefined vector (_mm512_undefined_epi32) as the
+// unused merge source of unmasked operations, which -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define G3N_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define G3N_KQ_TARGET G3N_AVX512
+#include "kernels/kquant_x86.h"
+
+namespace g3n::vecdot {
+namespace {
+
+G3N_AVX512 inline __m512i loadu512(const void* p) { return _mm512_loadu_si512(p); }
+G3N_AVX512 inline __m256i fold512(__m512i v) {
+  return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+// int16 lanes 0-15 = v[i], 16-31 = v[i + 1] (v: 16 int16 in the low 256 bits).
+G3N_AVX512 inline __m512i pair_bcast16(__m512i v, int i) {
+  const __m512i idx = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_set1_epi16(short(i))),
+                                         _mm256_set1_epi16(short(i + 1)), 1);
+  return _mm512_permutexvar_epi16(idx, v);
+}
+// int16 lanes 8j..8j+7 = v[i + j], j < 4 (the four 16-value groups of a 64-value Q6_K pair).
+G3N_AVX512 inline __m512i quad_bcast16(__m512i v, int i) {
+  const auto r = [](int x) { return 0x0001000100010001LL * x; };  // x in each int16 of a 64-bit lane
+  const __m512i idx = _mm512_set_epi64(r(i + 3), r(i + 3), r(i + 2), r(i + 2), r(i + 1), r(i + 1), r(i), r(i));
+  return _mm512_permutexvar_epi16(idx, v);
+}
+
+// The 32 quants of 32-groups 2c (low nibbles of chunk c) and 2c+1 (high nibbles), as 64 bytes; for Q5_K
+// with their fifth bits (bit 2c, 2c+1 of qh).
+template <bool kFive>
+G3N_AVX512 inline __m512i q45k_pair(const uint8_t* qs, const uint8_t* qh, int c) {
+  const __m512i nib = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+  __m512i q = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(loadu(qs + 32 * c)), nib),
+                               _mm512_set1_epi8(0x0F));
+  if constexpr (kFive) {
+    const __m512i bit = _mm512_set_epi64(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c);
+    const __m512i h = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(loadu(qh)), bit), _mm512_set1_epi8(1));
+    q = _mm512_or_si512(q, _mm512_slli_epi16(h, 4));
+  }
+  return q;
+}
+
+// Q6_K's 64 values 32k..32k+63 of half h (k = 0: groups 0, 1; k = 2: groups 2, 3) as 6-bit unsigned bytes:
+// the low nibbles of ql's 64 bytes (k = 0) or their high nibbles (k = 2), with qh's bit pairs 0/2 (k = 0)
+// or 4/6 (k = 2) on top.
+G3N_AVX512 inline __m512i q6k_pair(const uint8_t* ql, const uint8_t* qh, int k) {
+  const __m512i v = loadu512(ql);
+  const __m512i lo = _mm512_and_si512(k ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
+  const __m512i sh = k ? _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4) : _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+  const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(loadu(qh)), sh), _mm512_set1_epi8(0x03));
+  return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+}
+
+struct Avx512Sums {
+  template <class WBlock, bool kFive>
+  G3N_AVX512 static void q45k(const WBlock& w, const BlockQ8_K& a, __m256i& sumi, __m128i& mins) {
+    const __m256i ms = _mm256_cvtepu8_epi16(k4_unpack_v(w.scales));  // scales 0-7, mins 0-7 (int16)
+    mins = k4_min_dot(ms, a.bsums);
+    const __m512i ms512 = _mm512_zextsi256_si512(ms);
+    const uint8_t* qh = nullptr;
+    if constexpr (kFive) qh = w.qh;
+    __m512i acc = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      const __m512i p = _mm512_maddubs_epi16(q45k_pair<kFive>(w.qs, qh, c), loadu512(a.qs + 64 * c));
+      acc = _mm512_dpwssd_epi32(acc, p, pair_bcast16(ms512, 2 * c));
+    }
+    sumi = fold512(acc);
+  }
+  G3N_AVX512 static __m256i q6k(const BlockQ6_K& w, const BlockQ8_K& a) {
+    const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(w.scales));
+    const __m512i sc512 = _mm512_zextsi256_si512(sc16);
+    __m512i acc = _mm512_setzero_si512();
+    for (int half = 0; half < 2; ++half)
+      for (int k = 0; k < 4; k += 2) {
+        const __m512i p = _mm512_maddubs_epi16(q6k_pair(w.ql + 64 * half, w.qh + 32 * half, k),
+                                               loadu512(a.qs + 128 * half + 32 * k));
+        acc = _mm512_dpwssd_epi32(acc, p, quad_bcast16(sc512, 8 * half + 2 * k));
+      }
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a.bsums)), 5);
+    return _mm256_sub_epi32(fold512(acc), offset);
+  }
+};
+
+// See keep_in_registers in vec_dot_avx2.cpp: stops GCC from computing all products of a block first.
+template <int C>
+G3N_AVX512 inline void keep_zmm(__m512i* v) {
+  for (int t = 0; t < C; ++t) asm volatile("" : "+v"(v[t]));
+}
+
+// Eight 512-bit accumulators -> their 8 exact totals.
+G3N_AVX512 inline __m256i totals(const __m512i* s) {
+  __m256i f[8];
+  for (int t = 0; t < 8; ++t) f[t] = fold512(s[t]);
+  return hsum_8x8(f);
+}
+
+template <int C, class WBlock, bool kFive>
+G3N_AVX512 void q4k_row_x_tokens(const WBlock* w, const Q4KRowPrep* p, const BlockQ8_K* const* a,
+                                 const Q8KGroupPrep* g, int64_t nb, float* out, int64_t ldo) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512i ms = _mm512_zextsi256_si512(loadu(p[b].sc));
+    const uint8_t* qh = nullptr;
+    if constexpr (kFive) qh = w[b].qh;
+    __m512i sumi[8];
+    for (int t = 0; t < 8; ++t) sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i q = q45k_pair<kFive>(w[b].qs, qh, c);
+      const __m512i sc = pair_bcast16(ms, 2 * c);
+      for (int t = 0; t < C; ++t)
+        sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(q, loadu512(a[t][b].qs + 64 * c)), sc);
+      keep_zmm<C>(sumi);
+    }
+    acc = q4k_block_close(acc, totals(sumi), p[b], g[b]);
+  }
+  store_tokens<C>(acc, out, ldo);
+}
+
+template <int C>
+G3N_AVX512 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const BlockQ8_K* const* a,
+                                 const float* ad, int64_t nb, float* out, int64_t ldo) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i sc16 = loadu(p[b].sc);
+    const __m512i sc512 = _mm512_zextsi256_si512(sc16);
+    __m512i sumi[8];
+    for (int t = 0; t < 8; ++t) sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {  // 64-value pair i: half i/2, groups 2(i%2)..2(i%2)+1 of it
+      const int half = i / 2, k = 2 * (i % 2);
+      const __m512i q = q6k_pair(w[b].ql + 64 * half, w[b].qh + 32 * half, k);
+      const __m512i sc = quad_bcast16(sc512, 8 * half + 2 * k);
+      for (int t = 0; t < C; ++t)
+        sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(q, loadu512(a[t][b].qs + 128 * half + 32 * k)), sc);
+      keep_zmm<C>(sumi);
+    }
+    __m256i tot[8];
+    for (int t = 0; t < 8; ++t) tot[t] = fold512(sumi[t]);
+    for (int t = 0; t < C; ++t)
+      tot[t] = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a[t][b].bsums)), 5));
+    const __m256 da = _mm256_loadu_ps(ad + 8 * b);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(hsum_8x8(tot)), acc);
+  }
+  store_tokens<C>(acc, out, ldo);
+}
+
+struct Avx512Rows {
+  template <class WBlock, bool kFive>
+  static Q4KRowFn<WBlock> q4k(int c) {
+    static constexpr Q4KRowFn<WBlock> table[8] = {
+        q4k_row_x_tokens<1, WBlock, kFive>, q4k_row_x_tokens<2, WBlock, kFive>, q4k_row_x_tokens<3, WBlock, kFive>,
+        q4k_row_x_tokens<4, WBlock, kFive>, q4k_row_x_tokens<5, WBlock, kFive>, q4k_row_x_tokens<6, WBlock, kFive>,
+        q4k_row_x_tokens<7, WBlock, kFive>, q4k_row_x_tokens<8, WBlock, kFive>};
+    return table[c - 1];
+  }
+  static Q6KRowFn q6k(int c) {
+    static constexpr Q6KRowFn table[8] = {q6k_row_x_tokens<1>, q6k_row_x_tokens<2>, q6k_row_x_tokens<3>,
+                                          q6k_row_x_tokens<4>, q6k_row_x_tokens<5>, q6k_row_x_tokens<6>,
+                                          q6k_row_x_tokens<7>, q6k_row_x_tokens<8>};
+    return table[c - 1];
+  }
+};
+
+KernelSet make_avx512() {
+  KernelSet k;
+  set_kquant_kernels<Avx512Sums, Avx512Rows>(k);
+  return k;
+}
+
+}  // namespace
+
+const KernelSet* avx512_kernels() {
+  static const KernelSet k = make_avx512();  // addresses only; nothing runs before the cpuid check
+  return &k;
+}
+
+}  // namespace g3n::vecdot
+
+#else  // not x86-64
+
+namespace g3n::vecdot {
+const KernelSet* avx512_kernels() { return nullptr; }
+}  // namespace g3n::vecdot
+
+#endif

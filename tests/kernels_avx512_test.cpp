@@ -1,0 +1,120 @@
+// The AVX-512 VNNI K-quant set against the AVX2 set it overlays: every dot, tile and masked-tile value
+// must be BIT-IDENTICAL (only the integer core differs, and its block totals are exact), so a model gives
+// the same numbers on both kinds of machine. Runs where the CPU has AVX-512 F/BW/VL + VNNI and says so;
+// elsewhere it reports itself skipped. (The other kernel suites hold the dispatched set, which is this one
+// on such a CPU, to the scalar twins.)
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/vec_dot.h"
+#include "kernels/vec_dot_impl.h"
+#include "quant/fp16.h"
+
+namespace g3n {
+namespace {
+
+using vecdot::KernelSet;
+
+bool have_avx512() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c &&
+         vecdot::avx512_kernels() && vecdot::avx2_kernels();
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Weight rows of random bytes (every packed-quant pattern) with small finite fp16 scales; `saturate`
+// sets every quant and scale byte to its maximum instead, the worst case for the int16 pair sums.
+std::vector<uint8_t> weight_rows(GgmlType t, int64_t rows, int64_t n, std::mt19937& rng, bool saturate) {
+  const auto tr = ggml_type_traits(t);
+  std::vector<uint8_t> w(size_t(*ggml_row_bytes(t, uint64_t(n)) * uint64_t(rows)));
+  for (auto& b : w) b = saturate ? 0xFF : uint8_t(rng());
+  std::uniform_real_distribution<float> ud(0.001f, 0.05f);
+  const auto put = [&](size_t off) {
+    const uint16_t h = fp32_to_fp16(ud(rng));
+    std::memcpy(&w[off], &h, 2);
+  };
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
+    if (t == GgmlType::Q6_K) {
+      put(base + 208);
+      if (saturate) std::memset(&w[base + 192], 0x7F, 16);  // int8 scales at their maximum
+    } else {
+      put(base);
+      put(base + 2);
+    }
+  }
+  return w;
+}
+
+struct Sets {
+  const KernelSet& a2 = *vecdot::avx2_kernels();
+  const KernelSet& a5 = *vecdot::avx512_kernels();
+};
+
+void check_type(GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed, bool saturate) {
+  SCOPED_TRACE(std::string(ggml_type_traits(t).name) + " rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
+               " toks=" + std::to_string(toks) + (saturate ? " saturated" : ""));
+  const Sets s;
+  const int i = vecdot::type_index(t);
+  ASSERT_TRUE(s.a5.dot[i] && s.a5.tile[i] && s.a5.masked_tile[i]);
+  std::mt19937 rng(seed);
+  const uint64_t wrb = *ggml_row_bytes(t, uint64_t(n)), arb = act_row_bytes(t, n);
+  const std::vector<uint8_t> w = weight_rows(t, rows, n, rng, saturate);
+  std::vector<uint8_t> act(size_t(arb * uint64_t(toks)));
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t k = 0; k < toks; ++k) {
+    for (auto& v : x) v = saturate ? 1.0f : nd(rng);  // all ones: every activation quant is 127
+    s.a2.quant_act[i](x.data(), act.data() + k * arb, n);
+  }
+  std::vector<float> dot2(size_t(rows * toks));
+  for (int64_t k = 0; k < toks; ++k)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float d2 = s.a2.dot[i](w.data() + r * wrb, act.data() + k * arb, n);
+      const float d5 = s.a5.dot[i](w.data() + r * wrb, act.data() + k * arb, n);
+      ASSERT_EQ(bits(d2), bits(d5)) << "dot row " << r << " token " << k << ": " << d2 << " vs " << d5;
+      dot2[size_t(k * rows + r)] = d2;
+    }
+  std::vector<float> out(size_t(rows * toks), -1.0f);
+  s.a5.tile[i](w.data(), wrb, rows, act.data(), arb, toks, n, out.data(), rows);
+  for (size_t j = 0; j < out.size(); ++j) ASSERT_EQ(bits(out[j]), bits(dot2[j])) << "tile value " << j;
+  // Masked: rows skipped for some 8-token groups keep their sentinel.
+  const int64_t groups = (toks + 7) / 8;
+  std::vector<uint8_t> need(size_t(rows * groups));
+  for (auto& v : need) v = uint8_t(rng() % 3 != 0);
+  std::vector<float> masked(size_t(rows * toks), -7.0f);
+  s.a5.masked_tile[i](w.data(), wrb, rows, act.data(), arb, toks, n, masked.data(), rows, need.data(), groups);
+  for (int64_t k = 0; k < toks; ++k)
+    for (int64_t r = 0; r < rows; ++r) {
+      const size_t j = size_t(k * rows + r);
+      if (need[size_t(r * groups + k / 8)])
+        ASSERT_EQ(bits(masked[j]), bits(dot2[j])) << "masked row " << r << " token " << k;
+      else
+        ASSERT_EQ(masked[j], -7.0f) << "masked row " << r << " token " << k << " was written";
+    }
+}
+
+TEST(KernelsAvx512, BitIdenticalToAvx2ForKQuants) {
+  if (!have_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL + VNNI (" << cpu_features_string() << ")";
+  std::printf("  kernel sets compared: avx512vnni vs avx2+fma+f16c (dispatch: %s)\n", vec_dot_isa());
+  uint32_t seed = 1;
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    // One and three super-blocks; 65 exceeds the tile scratch (the per-pair fallback).
+    for (int64_t nb : {1, 3, 65})
+      for (int64_t toks : {1, 2, 5, 8, 9, 17}) check_type(t, nb == 65 ? 3 : 37, 256 * nb, toks, seed++, false);
+    check_type(t, 16, 512, 11, seed++, true);
+  }
+}
+
+}  // namespace
+}  // namespace g3n
