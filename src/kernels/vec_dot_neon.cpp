@@ -7,6 +7,7 @@
 
 #include <arm_neon.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 

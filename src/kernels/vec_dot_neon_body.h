@@ -412,6 +412,35 @@ void tile_unpacked(const void* w, uint64_t ws, int64_t nr, const void* act, uint
              nt, n / Traits<W>::kBlock, out + r, ldo);
 }
 
+// The masked tile: row r against the 8-token groups g with need[r*ldn + g] != 0 only (other outputs
+// untouched); each needed row's blocks are unpacked once for all its needed groups.
+template <class W>
+void masked_tile_unpacked(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt, int64_t n,
+                          float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
+  using T = Traits<W>;
+  const int64_t groups = (nt + 7) / 8, nb = n / T::kBlock;
+  const auto* ab = static_cast<const uint8_t*>(act);
+  typename T::U u;
+  for (int64_t r = 0; r < nr; ++r) {
+    const uint8_t* nd = need + r * ldn;
+    bool any = false;
+    for (int64_t g = 0; g < groups; ++g) any |= nd[g] != 0;
+    if (!any) continue;
+    const W* wr = reinterpret_cast<const W*>(static_cast<const uint8_t*>(w) + r * ws);
+    for (int64_t g = 0; g < groups; ++g)
+      if (nd[g])
+        for (int64_t t = 8 * g; t < std::min(nt, 8 * g + 8); ++t) out[t * ldo + r] = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      unpack(wr[b], u);
+      for (int64_t g = 0; g < groups; ++g) {
+        if (!nd[g]) continue;
+        for (int64_t t = 8 * g; t < std::min(nt, 8 * g + 8); ++t)
+          out[t * ldo + r] = close_any<W>(out[t * ldo + r], u, reinterpret_cast<const typename T::A*>(ab + t * as)[b]);
+      }
+    }
+  }
+}
+
 #if G3N_NEON_I8MM
 // SMMLA tiles: 2 weight rows x 2 tokens per instruction. vmmlaq_s32(acc, x, y) adds the 2x2 int32 matrix
 // x (2 rows of 8 int8) times y^T (2 rows of 8 int8): lanes (row0,tok0) (row0,tok1) (row1,tok0) (row1,tok1).
@@ -643,25 +672,101 @@ void attn_values_v(const T* v, int64_t stride, int64_t n, const float* p, int64_
   }
 }
 
+// ---- elementwise: GELU and the logit soft-cap ----------------------------------------------------------
+// tanh(a) for a >= 0, the method of the AVX2 set: below 0.25 the odd Taylor series to a^11; above,
+// (1 - e) / (1 + e) with e = exp(-2a), exp from v = n ln2 + r (ln2 in two parts), e^r by Taylor to r^7,
+// times 2^n through the exponent bits. Past 9, tanh is 1 in f32.
+inline float32x4_t tanh_nonneg(float32x4_t a) {
+  a = vminq_f32(a, vdupq_n_f32(9.0f));
+  const float32x4_t z = vmulq_f32(a, a);
+  float32x4_t p = vdupq_n_f32(-1382.0f / 155925.0f);
+  p = vfmaq_f32(vdupq_n_f32(62.0f / 2835.0f), p, z);
+  p = vfmaq_f32(vdupq_n_f32(-17.0f / 315.0f), p, z);
+  p = vfmaq_f32(vdupq_n_f32(2.0f / 15.0f), p, z);
+  p = vfmaq_f32(vdupq_n_f32(-1.0f / 3.0f), p, z);
+  const float32x4_t small = vfmaq_f32(a, vmulq_f32(p, z), a);
+  const float32x4_t v = vmulq_n_f32(a, -2.0f);
+  const float32x4_t nf = vrndnq_f32(vmulq_n_f32(v, 1.44269504088896341f));
+  float32x4_t r = vfmsq_f32(v, nf, vdupq_n_f32(0.693145751953125f));  // high part of ln2: n * it is exact
+  r = vfmsq_f32(r, nf, vdupq_n_f32(1.4286068203094172e-6f));          // the rest of ln2
+  float32x4_t e = vdupq_n_f32(1.0f / 5040.0f);
+  e = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), e, r);
+  e = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), e, r);
+  e = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), e, r);
+  e = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), e, r);
+  e = vfmaq_f32(vdupq_n_f32(0.5f), e, r);
+  e = vfmaq_f32(vdupq_n_f32(1.0f), e, r);
+  e = vfmaq_f32(vdupq_n_f32(1.0f), e, r);
+  const int32x4_t pow2 = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(nf), vdupq_n_s32(127)), 23);
+  e = vmulq_f32(e, vreinterpretq_f32_s32(pow2));
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  const float32x4_t large = vdivq_f32(vsubq_f32(one, e), vaddq_f32(one, e));
+  return vbslq_f32(vcltq_f32(a, vdupq_n_f32(0.25f)), small, large);
+}
+
+inline float32x4_t tanh_v(float32x4_t x) {
+  const uint32x4_t sign = vdupq_n_u32(0x80000000u);
+  const float32x4_t t = tanh_nonneg(vabsq_f32(x));
+  return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(t), vandq_u32(sign, vreinterpretq_u32_f32(x))));
+}
+
+// gelu_tanh(x) [* u] on 4 values, in the scalar formula's order: 0.5 x (1 + tanh(k0 x (1 + k1 x x))).
+inline float32x4_t gelu4(float32x4_t x) {
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  const float32x4_t inner = vmulq_f32(vmulq_n_f32(x, 0.79788456080286535587989211986876f),
+                                     vaddq_f32(one, vmulq_f32(vmulq_n_f32(x, 0.044715f), x)));
+  return vmulq_f32(vmulq_n_f32(x, 0.5f), vaddq_f32(one, tanh_v(inner)));
+}
+
+// Tails go through the same 4-wide code (zero-padded), so no value depends on where a chunk ends.
+void gelu_mul_v(float* g, const float* u, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t y = gelu4(vld1q_f32(g + i));
+    vst1q_f32(g + i, u ? vmulq_f32(y, vld1q_f32(u + i)) : y);
+  }
+  if (i < n) {
+    float gx[4] = {}, ux[4] = {};
+    std::memcpy(gx, g + i, sizeof(float) * size_t(n - i));
+    if (u) std::memcpy(ux, u + i, sizeof(float) * size_t(n - i));
+    const float32x4_t y = gelu4(vld1q_f32(gx));
+    vst1q_f32(gx, u ? vmulq_f32(y, vld1q_f32(ux)) : y);
+    std::memcpy(g + i, gx, sizeof(float) * size_t(n - i));
+  }
+}
+
+void soft_cap_v(float* x, int64_t n, float cap) {
+  const float32x4_t c = vdupq_n_f32(cap);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_f32(c, tanh_v(vdivq_f32(vld1q_f32(x + i), c))));
+  if (i < n) {
+    float v[4] = {};
+    std::memcpy(v, x + i, sizeof(float) * size_t(n - i));
+    vst1q_f32(v, vmulq_f32(c, tanh_v(vdivq_f32(vld1q_f32(v), c))));
+    std::memcpy(x + i, v, sizeof(float) * size_t(n - i));
+  }
+}
+
 // ---- the set -----------------------------------------------------------------------------------------
 
 KernelSet make_neon_set() {
   KernelSet k;
-  auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q, VecDotTileFn tile) {
+  auto set = [&](GgmlType t, VecDotFn dot, QuantizeActFn q, VecDotTileFn tile, VecDotMaskedTileFn masked) {
     k.dot[type_index(t)] = dot;
     k.quant_act[type_index(t)] = q;
     k.tile[type_index(t)] = tile;
+    k.masked_tile[type_index(t)] = masked;
   };
-  set(GgmlType::Q4_0, dot_q4_0, quant_q8_legacy<BlockQ8_0, false>, tile_unpacked<BlockQ4_0>);
-  set(GgmlType::Q4_1, dot_unpacked<BlockQ4_1>, quant_q8_legacy<BlockQ8_1, true>, tile_unpacked<BlockQ4_1>);
-  set(GgmlType::Q5_0, dot_unpacked<BlockQ5_0>, quant_q8_legacy<BlockQ8_0, false>, tile_unpacked<BlockQ5_0>);
-  set(GgmlType::Q5_1, dot_unpacked<BlockQ5_1>, quant_q8_legacy<BlockQ8_1, true>, tile_unpacked<BlockQ5_1>);
-  set(GgmlType::Q8_0, dot_q8_0, quant_q8_legacy<BlockQ8_0, false>, tile_unpacked<BlockQ8_0>);
-  set(GgmlType::Q2_K, dot_unpacked<BlockQ2_K>, quant_q8_k, tile_unpacked<BlockQ2_K>);
-  set(GgmlType::Q3_K, dot_unpacked<BlockQ3_K>, quant_q8_k, tile_unpacked<BlockQ3_K>);
-  set(GgmlType::Q4_K, dot_q4_k, quant_q8_k, tile_unpacked<BlockQ4_K>);
-  set(GgmlType::Q5_K, dot_unpacked<BlockQ5_K>, quant_q8_k, tile_unpacked<BlockQ5_K>);
-  set(GgmlType::Q6_K, dot_q6_k, quant_q8_k, tile_unpacked<BlockQ6_K>);
+  set(GgmlType::Q4_0, dot_q4_0, quant_q8_legacy<BlockQ8_0, false>, tile_unpacked<BlockQ4_0>, masked_tile_unpacked<BlockQ4_0>);
+  set(GgmlType::Q4_1, dot_unpacked<BlockQ4_1>, quant_q8_legacy<BlockQ8_1, true>, tile_unpacked<BlockQ4_1>, masked_tile_unpacked<BlockQ4_1>);
+  set(GgmlType::Q5_0, dot_unpacked<BlockQ5_0>, quant_q8_legacy<BlockQ8_0, false>, tile_unpacked<BlockQ5_0>, masked_tile_unpacked<BlockQ5_0>);
+  set(GgmlType::Q5_1, dot_unpacked<BlockQ5_1>, quant_q8_legacy<BlockQ8_1, true>, tile_unpacked<BlockQ5_1>, masked_tile_unpacked<BlockQ5_1>);
+  set(GgmlType::Q8_0, dot_q8_0, quant_q8_legacy<BlockQ8_0, false>, tile_unpacked<BlockQ8_0>, masked_tile_unpacked<BlockQ8_0>);
+  set(GgmlType::Q2_K, dot_unpacked<BlockQ2_K>, quant_q8_k, tile_unpacked<BlockQ2_K>, masked_tile_unpacked<BlockQ2_K>);
+  set(GgmlType::Q3_K, dot_unpacked<BlockQ3_K>, quant_q8_k, tile_unpacked<BlockQ3_K>, masked_tile_unpacked<BlockQ3_K>);
+  set(GgmlType::Q4_K, dot_q4_k, quant_q8_k, tile_unpacked<BlockQ4_K>, masked_tile_unpacked<BlockQ4_K>);
+  set(GgmlType::Q5_K, dot_unpacked<BlockQ5_K>, quant_q8_k, tile_unpacked<BlockQ5_K>, masked_tile_unpacked<BlockQ5_K>);
+  set(GgmlType::Q6_K, dot_q6_k, quant_q8_k, tile_unpacked<BlockQ6_K>, masked_tile_unpacked<BlockQ6_K>);
 #if G3N_NEON_I8MM
   k.tile[type_index(GgmlType::Q8_0)] = tile_mmla<BlockQ8_0>;
   k.tile[type_index(GgmlType::Q4_K)] = tile_mmla<BlockQ4_K>;
@@ -679,6 +784,8 @@ KernelSet make_neon_set() {
   k.attn_scores_f32 = attn_scores_v<float>;
   k.attn_values_f16 = attn_values_v<uint16_t>;
   k.attn_values_f32 = attn_values_v<float>;
+  k.gelu_mul = gelu_mul_v;
+  k.soft_cap = soft_cap_v;
   return k;
 }
 
