@@ -76,7 +76,7 @@ bool runnable(int i) {
   return true;
 }
 
-// Every runnable set, built once (null where the CPU cannot run it).
+// Every runnable set, built once (ok[i] false where the build or the CPU cannot run set i).
 struct Built {
   Dispatch sets[kNumSets];
   bool ok[kNumSets] = {};
