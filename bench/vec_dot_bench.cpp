@@ -202,53 +202,72 @@ int main(int argc, char** argv) {
   const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::F16,  GgmlType::Q5_K,
                             GgmlType::Q4_0, GgmlType::BF16, GgmlType::F32,  GgmlType::Q4_1, GgmlType::Q5_0,
                             GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K};
-  const std::string isa = g3n::vec_dot_isa();
+  // Every SIMD kernel set this CPU runs gets its own figures (named .../SET): each benchmark switches to
+  // its set before it starts. The scalar twins are the .../scalar rows.
+  std::vector<std::string> sets = g3n::vec_dot_sets();
+  sets.erase(sets.begin());  // "scalar": measured through the _ref twins below
+  const auto in_set = [](const std::string& set, auto fn) {
+    return [set, fn](benchmark::State& s) {
+      g3n::vec_dot_use_set(set);
+      fn(s);
+    };
+  };
   for (GgmlType t : types) {
     const std::string name(g3n::ggml_type_traits(t).name);
     benchmark::RegisterBenchmark(("matvec_2048x8192/" + name + "/scalar").c_str(),
                                  [t](benchmark::State& s) { bench_matvec(s, t, false); })
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("matvec_2048x8192/" + name + "/" + isa).c_str(),
-                                 [t](benchmark::State& s) { bench_matvec(s, t, true); })
-        ->Unit(benchmark::kMillisecond);
+    for (const std::string& isa : sets)
+      benchmark::RegisterBenchmark(("matvec_2048x8192/" + name + "/" + isa).c_str(),
+                                   in_set(isa, [t](benchmark::State& s) { bench_matvec(s, t, true); }))
+          ->Unit(benchmark::kMillisecond);
   }
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16, GgmlType::BF16,
-                     GgmlType::F32}) {
+                     GgmlType::F32, GgmlType::Q8_0}) {
     const std::string name(g3n::ggml_type_traits(t).name);
-    const char* modes[] = {"vec_dot_loop", "tile", "tile_scalar"};
-    for (int mode = 0; mode < 3; ++mode)
-      benchmark::RegisterBenchmark(("gemm_512x2048x64/" + name + "/" + modes[mode]).c_str(),
-                                   [t, mode](benchmark::State& s) { bench_gemm(s, t, mode); })
-          ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("gemm_512x2048x64/" + name + "/tile_scalar").c_str(),
+                                 [t](benchmark::State& s) { bench_gemm(s, t, 2); })
+        ->Unit(benchmark::kMillisecond);
+    const char* modes[] = {"vec_dot_loop", "tile"};
+    for (const std::string& isa : sets)
+      for (int mode = 0; mode < 2; ++mode)
+        benchmark::RegisterBenchmark(("gemm_512x2048x64/" + name + "/" + modes[mode] + "/" + isa).c_str(),
+                                     in_set(isa, [t, mode](benchmark::State& s) { bench_gemm(s, t, mode); }))
+            ->Unit(benchmark::kMillisecond);
   }
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::Q4_1}) {
     const std::string name(g3n::ggml_type_traits(g3n::vec_dot_act_type(t)).name);
     benchmark::RegisterBenchmark(("quantize_act_8192/" + name + "/scalar").c_str(),
                                  [t](benchmark::State& s) { bench_quantize_act(s, t, false); });
-    benchmark::RegisterBenchmark(("quantize_act_8192/" + name + "/" + isa).c_str(),
-                                 [t](benchmark::State& s) { bench_quantize_act(s, t, true); });
+    for (const std::string& isa : sets)
+      benchmark::RegisterBenchmark(("quantize_act_8192/" + name + "/" + isa).c_str(),
+                                   in_set(isa, [t](benchmark::State& s) { bench_quantize_act(s, t, true); }));
   }
   for (bool axpy : {false, true}) {
     const std::string op = axpy ? "axpy_f16" : "dot_f16_f32";
     benchmark::RegisterBenchmark(("kv_4096x256/" + op + "/scalar").c_str(),
                                  [axpy](benchmark::State& s) { bench_kv(s, axpy, false); })
         ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("kv_4096x256/" + op + "/" + isa).c_str(),
-                                 [axpy](benchmark::State& s) { bench_kv(s, axpy, true); })
-        ->Unit(benchmark::kMicrosecond);
+    for (const std::string& isa : sets)
+      benchmark::RegisterBenchmark(("kv_4096x256/" + op + "/" + isa).c_str(),
+                                   in_set(isa, [axpy](benchmark::State& s) { bench_kv(s, axpy, true); }))
+          ->Unit(benchmark::kMicrosecond);
   }
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
     const std::string name(g3n::ggml_type_traits(t).name);
     benchmark::RegisterBenchmark(("sparse_2048x8192_5pct/" + name + "/scalar").c_str(),
                                  [t](benchmark::State& s) { bench_sparse(s, t, false); })
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("sparse_2048x8192_5pct/" + name + "/" + isa).c_str(),
-                                 [t](benchmark::State& s) { bench_sparse(s, t, true); })
-        ->Unit(benchmark::kMillisecond);
+    for (const std::string& isa : sets)
+      benchmark::RegisterBenchmark(("sparse_2048x8192_5pct/" + name + "/" + isa).c_str(),
+                                   in_set(isa, [t](benchmark::State& s) { bench_sparse(s, t, true); }))
+          ->Unit(benchmark::kMillisecond);
   }
   benchmark::RegisterBenchmark("mem_read_128MiB", bench_mem_read)->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
-  std::printf("cpu: %s; vec_dot path: %s\n", g3n::cpu_features_string().c_str(), isa.c_str());
+  std::string names;
+  for (const std::string& isa : sets) names += " " + isa;
+  std::printf("cpu: %s; kernel sets measured: scalar%s\n", g3n::cpu_features_string().c_str(), names.c_str());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

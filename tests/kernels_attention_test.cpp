@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernel_sets_util.h"
 #include "quant/fp16.h"
 
 namespace g3n {
@@ -37,46 +38,48 @@ Data make(int64_t n, int64_t stride, int G, int64_t d, int64_t ld, uint32_t seed
 }
 
 TEST(KernelsAttention, SimdMatchesScalarTwin) {
-  for (int G : {1, 2, 3, 4, 8}) {
-    for (int64_t d : {int64_t(8), int64_t(64), int64_t(256), int64_t(13)}) {
-      for (int64_t n : {int64_t(1), int64_t(2), int64_t(7), int64_t(100)}) {
-        const int64_t stride = d * 2 + 8, ld = n + 3;
-        const Data x = make(n, stride, G, d, ld, uint32_t(G * 1000 + d * 10 + n));
-        for (bool f16 : {true, false}) {
-          std::vector<float> s(size_t(G * ld), -7.0f), s_ref = s;
-          std::vector<float> o(size_t(G * d), 0.5f), o_ref = o;
-          if (f16) {
-            attn_scores_f16(x.k16.data(), stride, n, x.q.data(), G, d, s.data(), ld);
-            attn_scores_f16_ref(x.k16.data(), stride, n, x.q.data(), G, d, s_ref.data(), ld);
-            attn_values_f16(x.v16.data(), stride, n, x.p.data(), ld, G, d, o.data());
-            attn_values_f16_ref(x.v16.data(), stride, n, x.p.data(), ld, G, d, o_ref.data());
-          } else {
-            attn_scores_f32(x.k32.data(), stride, n, x.q.data(), G, d, s.data(), ld);
-            attn_scores_f32_ref(x.k32.data(), stride, n, x.q.data(), G, d, s_ref.data(), ld);
-            attn_values_f32(x.v32.data(), stride, n, x.p.data(), ld, G, d, o.data());
-            attn_values_f32_ref(x.v32.data(), stride, n, x.p.data(), ld, G, d, o_ref.data());
-          }
-          for (int h = 0; h < G; ++h) {
-            for (int64_t j = 0; j < ld; ++j) {
-              const float got = s[size_t(h * ld + j)], want = s_ref[size_t(h * ld + j)];
-              if (j >= n) {
-                ASSERT_EQ(got, -7.0f) << "wrote past n";
-                continue;
-              }
-              double mag = 0;  // sum |k_i q_i| bounds the reordering error
-              for (int64_t i = 0; i < d; ++i) mag += std::fabs(x.k32[size_t(j * stride + i)] * x.q[size_t(h * d + i)]);
-              ASSERT_NEAR(got, want, 2e-6 * mag + 1e-30) << "scores G=" << G << " d=" << d << " n=" << n << " f16=" << f16;
+  for_each_kernel_set([&](const std::string&) {
+    for (int G : {1, 2, 3, 4, 8}) {
+      for (int64_t d : {int64_t(8), int64_t(64), int64_t(256), int64_t(13)}) {
+        for (int64_t n : {int64_t(1), int64_t(2), int64_t(7), int64_t(100)}) {
+          const int64_t stride = d * 2 + 8, ld = n + 3;
+          const Data x = make(n, stride, G, d, ld, uint32_t(G * 1000 + d * 10 + n));
+          for (bool f16 : {true, false}) {
+            std::vector<float> s(size_t(G * ld), -7.0f), s_ref = s;
+            std::vector<float> o(size_t(G * d), 0.5f), o_ref = o;
+            if (f16) {
+              attn_scores_f16(x.k16.data(), stride, n, x.q.data(), G, d, s.data(), ld);
+              attn_scores_f16_ref(x.k16.data(), stride, n, x.q.data(), G, d, s_ref.data(), ld);
+              attn_values_f16(x.v16.data(), stride, n, x.p.data(), ld, G, d, o.data());
+              attn_values_f16_ref(x.v16.data(), stride, n, x.p.data(), ld, G, d, o_ref.data());
+            } else {
+              attn_scores_f32(x.k32.data(), stride, n, x.q.data(), G, d, s.data(), ld);
+              attn_scores_f32_ref(x.k32.data(), stride, n, x.q.data(), G, d, s_ref.data(), ld);
+              attn_values_f32(x.v32.data(), stride, n, x.p.data(), ld, G, d, o.data());
+              attn_values_f32_ref(x.v32.data(), stride, n, x.p.data(), ld, G, d, o_ref.data());
             }
-            for (int64_t i = 0; i < d; ++i) {
-              double mag = 0.5;
-              for (int64_t j = 0; j < n; ++j) mag += std::fabs(x.p[size_t(h * ld + j)] * x.v32[size_t(j * stride + i)]);
-              ASSERT_NEAR(o[size_t(h * d + i)], o_ref[size_t(h * d + i)], 2e-6 * mag) << "values G=" << G << " d=" << d << " n=" << n;
+            for (int h = 0; h < G; ++h) {
+              for (int64_t j = 0; j < ld; ++j) {
+                const float got = s[size_t(h * ld + j)], want = s_ref[size_t(h * ld + j)];
+                if (j >= n) {
+                  ASSERT_EQ(got, -7.0f) << "wrote past n";
+                  continue;
+                }
+                double mag = 0;  // sum |k_i q_i| bounds the reordering error
+                for (int64_t i = 0; i < d; ++i) mag += std::fabs(x.k32[size_t(j * stride + i)] * x.q[size_t(h * d + i)]);
+                ASSERT_NEAR(got, want, 2e-6 * mag + 1e-30) << "scores G=" << G << " d=" << d << " n=" << n << " f16=" << f16;
+              }
+              for (int64_t i = 0; i < d; ++i) {
+                double mag = 0.5;
+                for (int64_t j = 0; j < n; ++j) mag += std::fabs(x.p[size_t(h * ld + j)] * x.v32[size_t(j * stride + i)]);
+                ASSERT_NEAR(o[size_t(h * d + i)], o_ref[size_t(h * d + i)], 2e-6 * mag) << "values G=" << G << " d=" << d << " n=" << n;
+              }
             }
           }
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "kernel_sets_util.h"
 #include "kernels/matmul.h"
 #include "kernels/sparse_columns.h"
 #include "kernels/vec_dot.h"
@@ -107,81 +108,87 @@ std::vector<int64_t> lengths(GgmlType t) {
 class KernelsTile : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(KernelsTile, BitIdenticalToVecDotForEveryBatchAndPosition) {
-  const GgmlType t = GetParam();
-  for (int64_t n : lengths(t)) {
-    const int64_t rows = 11, toks = 17;
-    const Case c = make_case(t, rows, n, toks, uint32_t(n) * 7 + 1);
-    for (bool ref : {false, true}) {
-      const std::vector<uint8_t>& qa = ref ? c.qa_ref : c.qa;
-      std::vector<float> want(size_t(rows * toks));
-      for (int64_t i = 0; i < toks; ++i)
-        for (int64_t r = 0; r < rows; ++r)
-          want[size_t(i * rows + r)] = ref ? vec_dot_ref(t, c.w.data() + r * c.wrb, qa.data() + i * c.arb, n)
-                                           : vec_dot(t, c.w.data() + r * c.wrb, qa.data() + i * c.arb, n);
-      // Every batch size, from several first tokens and first rows, and odd row counts.
-      for (int64_t nt : {1, 2, 3, 5, 8, 17}) {
-        for (int64_t t0 : {int64_t(0), int64_t(1), toks - nt}) {
-          if (t0 + nt > toks) continue;
-          for (auto [r0, nr] : {std::pair<int64_t, int64_t>{0, rows}, {1, 5}, {3, 1}, {2, 9}, {0, 7}}) {
-            const int64_t ldo = nr + 2;
-            std::vector<float> got(size_t(nt * ldo), -1.0f);
-            auto tile = ref ? vec_dot_tile_ref : vec_dot_tile;
-            tile(t, c.w.data() + r0 * c.wrb, c.wrb, nr, qa.data() + t0 * c.arb, c.arb, nt, n, got.data(), ldo);
-            for (int64_t i = 0; i < nt; ++i) {
-              for (int64_t r = 0; r < nr; ++r) {
-                const float g = got[size_t(i * ldo + r)], e = want[size_t((t0 + i) * rows + r0 + r)];
-                ASSERT_EQ(bits(g), bits(e)) << type_name(t) << (ref ? " ref" : " simd") << " n=" << n
-                                            << " n_tok=" << nt << " t0=" << t0 << " r0=" << r0 << " nr=" << nr
-                                            << " at (" << r << "," << i << "): " << g << " vs " << e;
+  for_each_kernel_set([&](const std::string&) {
+    const GgmlType t = GetParam();
+    for (int64_t n : lengths(t)) {
+      const int64_t rows = 11, toks = 17;
+      const Case c = make_case(t, rows, n, toks, uint32_t(n) * 7 + 1);
+      for (bool ref : {false, true}) {
+        const std::vector<uint8_t>& qa = ref ? c.qa_ref : c.qa;
+        std::vector<float> want(size_t(rows * toks));
+        for (int64_t i = 0; i < toks; ++i)
+          for (int64_t r = 0; r < rows; ++r)
+            want[size_t(i * rows + r)] = ref ? vec_dot_ref(t, c.w.data() + r * c.wrb, qa.data() + i * c.arb, n)
+                                             : vec_dot(t, c.w.data() + r * c.wrb, qa.data() + i * c.arb, n);
+        // Every batch size, from several first tokens and first rows, and odd row counts.
+        for (int64_t nt : {1, 2, 3, 5, 8, 17}) {
+          for (int64_t t0 : {int64_t(0), int64_t(1), toks - nt}) {
+            if (t0 + nt > toks) continue;
+            for (auto [r0, nr] : {std::pair<int64_t, int64_t>{0, rows}, {1, 5}, {3, 1}, {2, 9}, {0, 7}}) {
+              const int64_t ldo = nr + 2;
+              std::vector<float> got(size_t(nt * ldo), -1.0f);
+              auto tile = ref ? vec_dot_tile_ref : vec_dot_tile;
+              tile(t, c.w.data() + r0 * c.wrb, c.wrb, nr, qa.data() + t0 * c.arb, c.arb, nt, n, got.data(), ldo);
+              for (int64_t i = 0; i < nt; ++i) {
+                for (int64_t r = 0; r < nr; ++r) {
+                  const float g = got[size_t(i * ldo + r)], e = want[size_t((t0 + i) * rows + r0 + r)];
+                  ASSERT_EQ(bits(g), bits(e)) << type_name(t) << (ref ? " ref" : " simd") << " n=" << n
+                                              << " n_tok=" << nt << " t0=" << t0 << " r0=" << r0 << " nr=" << nr
+                                              << " at (" << r << "," << i << "): " << g << " vs " << e;
+                }
+                for (int64_t r = nr; r < ldo; ++r) ASSERT_EQ(got[size_t(i * ldo + r)], -1.0f) << "wrote past nr";
               }
-              for (int64_t r = nr; r < ldo; ++r) ASSERT_EQ(got[size_t(i * ldo + r)], -1.0f) << "wrote past nr";
             }
           }
         }
       }
     }
-  }
+  });
 }
 
 // Long rows (E4B's 16384-wide FFN input and beyond): the Q4_K/Q6_K prefill kernels unpack row scales
 // into a fixed scratch a chunk of rows at a time, and hand rows longer than it to the per-pair dot.
 // 45 rows of 16384 span several chunks; 16640 takes the fallback. Bits must still match vec_dot.
 TEST(KernelsTileLongRows, BitIdenticalAcrossScratchChunks) {
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
-    for (int64_t n : {int64_t(16384), int64_t(16640)}) {
-      const int64_t rows = 45, toks = 9;
-      const Case c = make_case(t, rows, n, toks, uint32_t(n) + 3);
-      std::vector<float> got(size_t(rows * toks));
-      vec_dot_tile(t, c.w.data(), c.wrb, rows, c.qa.data(), c.arb, toks, n, got.data(), rows);
-      for (int64_t i = 0; i < toks; ++i)
-        for (int64_t r = 0; r < rows; ++r)
-          ASSERT_EQ(bits(got[size_t(i * rows + r)]), bits(vec_dot(t, c.w.data() + r * c.wrb, c.qa.data() + i * c.arb, n)))
-              << type_name(t) << " n=" << n << " at (" << r << "," << i << ")";
+  for_each_kernel_set([&](const std::string&) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
+      for (int64_t n : {int64_t(16384), int64_t(16640)}) {
+        const int64_t rows = 45, toks = 9;
+        const Case c = make_case(t, rows, n, toks, uint32_t(n) + 3);
+        std::vector<float> got(size_t(rows * toks));
+        vec_dot_tile(t, c.w.data(), c.wrb, rows, c.qa.data(), c.arb, toks, n, got.data(), rows);
+        for (int64_t i = 0; i < toks; ++i)
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_EQ(bits(got[size_t(i * rows + r)]), bits(vec_dot(t, c.w.data() + r * c.wrb, c.qa.data() + i * c.arb, n)))
+                << type_name(t) << " n=" << n << " at (" << r << "," << i << ")";
+      }
     }
-  }
+  });
 }
 
 // Dispatched tile vs scalar tile twin, both on the same (scalar-quantized) activations: only float
 // rounding differs, bounded as in kernels_vec_dot_test.cpp by 2e-6 * sum |w_i * a_i|.
 TEST_P(KernelsTile, SimdTileMatchesScalarTwin) {
-  const GgmlType t = GetParam();
-  for (int64_t n : lengths(t)) {
-    const int64_t rows = 5, toks = 8;
-    const Case c = make_case(t, rows, n, toks, uint32_t(n) * 3 + 5);
-    std::vector<float> simd(size_t(rows * toks)), ref(simd.size());
-    vec_dot_tile(t, c.w.data(), c.wrb, rows, c.qa_ref.data(), c.arb, toks, n, simd.data(), rows);
-    vec_dot_tile_ref(t, c.w.data(), c.wrb, rows, c.qa_ref.data(), c.arb, toks, n, ref.data(), rows);
-    std::vector<float> wf(static_cast<size_t>(n));
-    for (int64_t r = 0; r < rows; ++r) {
-      dequantize_row(t, c.w.data() + r * c.wrb, wf.data(), n);
-      for (int64_t i = 0; i < toks; ++i) {
-        double m = 0;  // magnitude with the unquantized activations: within 1% of the quantized ones
-        for (int64_t j = 0; j < n; ++j) m += std::fabs(double(wf[size_t(j)]) * c.x[size_t(i * n + j)]);
-        EXPECT_NEAR(simd[size_t(i * rows + r)], ref[size_t(i * rows + r)], 2e-6 * m * 1.1 + 1e-30)
-            << type_name(t) << " n=" << n << " (" << r << "," << i << ")";
+  for_each_kernel_set([&](const std::string&) {
+    const GgmlType t = GetParam();
+    for (int64_t n : lengths(t)) {
+      const int64_t rows = 5, toks = 8;
+      const Case c = make_case(t, rows, n, toks, uint32_t(n) * 3 + 5);
+      std::vector<float> simd(size_t(rows * toks)), ref(simd.size());
+      vec_dot_tile(t, c.w.data(), c.wrb, rows, c.qa_ref.data(), c.arb, toks, n, simd.data(), rows);
+      vec_dot_tile_ref(t, c.w.data(), c.wrb, rows, c.qa_ref.data(), c.arb, toks, n, ref.data(), rows);
+      std::vector<float> wf(static_cast<size_t>(n));
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(t, c.w.data() + r * c.wrb, wf.data(), n);
+        for (int64_t i = 0; i < toks; ++i) {
+          double m = 0;  // magnitude with the unquantized activations: within 1% of the quantized ones
+          for (int64_t j = 0; j < n; ++j) m += std::fabs(double(wf[size_t(j)]) * c.x[size_t(i * n + j)]);
+          EXPECT_NEAR(simd[size_t(i * rows + r)], ref[size_t(i * rows + r)], 2e-6 * m * 1.1 + 1e-30)
+              << type_name(t) << " n=" << n << " (" << r << "," << i << ")";
+        }
       }
     }
-  }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsTile, ::testing::ValuesIn(kTypes),
@@ -190,114 +197,120 @@ INSTANTIATE_TEST_SUITE_P(Kernels, KernelsTile, ::testing::ValuesIn(kTypes),
 // The batched fast matmul against one-token matmuls: bit-identical per token for every batch size and
 // thread count (what the server's batching relies on); the exact mode too.
 TEST(KernelsTileMatmul, BatchedEqualsOneTokenAtATime) {
-  ThreadPool pool1(1), pool2(2);
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16,
-                     GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q3_K}) {
-    const int64_t n = is_float(t) ? 272 : 512, rows = 37, toks = 23;
-    std::mt19937 rng(11);
-    const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
-    const std::vector<float> x = randn(rng, n * toks);
-    const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
-    for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
-      MatmulScratch scratch;
-      std::vector<float> single(size_t(rows * toks));
-      for (int64_t i = 0; i < toks; ++i)
-        matmul(w, x.data() + i * n, n, 1, single.data() + i * rows, rows, pool1, mode, scratch);
-      for (ThreadPool* pool : {&pool1, &pool2}) {
-        for (int64_t nt : {1, 2, 3, 5, 8, 17, 23}) {
-          std::vector<float> y(size_t(nt * rows));
-          const int64_t t0 = toks - nt;
-          matmul(w, x.data() + t0 * n, n, nt, y.data(), rows, *pool, mode, scratch);
-          for (int64_t i = 0; i < nt; ++i)
-            for (int64_t r = 0; r < rows; ++r)
-              ASSERT_EQ(bits(y[size_t(i * rows + r)]), bits(single[size_t((t0 + i) * rows + r)]))
-                  << type_name(t) << (mode == MatmulMode::Fast ? " fast" : " exact") << " n_tok=" << nt
-                  << " threads=" << pool->size() << " at (" << r << "," << i << ")";
+  for_each_kernel_set([&](const std::string&) {
+    ThreadPool pool1(1), pool2(2);
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16,
+                       GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q3_K}) {
+      const int64_t n = is_float(t) ? 272 : 512, rows = 37, toks = 23;
+      std::mt19937 rng(11);
+      const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      const std::vector<float> x = randn(rng, n * toks);
+      const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+      for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
+        MatmulScratch scratch;
+        std::vector<float> single(size_t(rows * toks));
+        for (int64_t i = 0; i < toks; ++i)
+          matmul(w, x.data() + i * n, n, 1, single.data() + i * rows, rows, pool1, mode, scratch);
+        for (ThreadPool* pool : {&pool1, &pool2}) {
+          for (int64_t nt : {1, 2, 3, 5, 8, 17, 23}) {
+            std::vector<float> y(size_t(nt * rows));
+            const int64_t t0 = toks - nt;
+            matmul(w, x.data() + t0 * n, n, nt, y.data(), rows, *pool, mode, scratch);
+            for (int64_t i = 0; i < nt; ++i)
+              for (int64_t r = 0; r < rows; ++r)
+                ASSERT_EQ(bits(y[size_t(i * rows + r)]), bits(single[size_t((t0 + i) * rows + r)]))
+                    << type_name(t) << (mode == MatmulMode::Fast ? " fast" : " exact") << " n_tok=" << nt
+                    << " threads=" << pool->size() << " at (" << r << "," << i << ")";
+          }
         }
       }
     }
-  }
+  });
 }
 
 // The masked matmul (sparse FFN up projection): every value a token needs has the bits of the dense
 // matmul, every other value is exactly 0, for sparse, dense and empty masks, any batch size and thread
 // count, both modes.
 TEST(KernelsTileMatmul, MaskedEqualsDenseWhereNeededAndZeroElsewhere) {
-  ThreadPool pool1(1), pool2(2);
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16,
-                     GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q3_K}) {
-    const int64_t n = is_float(t) ? 272 : 512, rows = 45, toks = 19;
-    std::mt19937 rng(23);
-    const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
-    const std::vector<float> x = randn(rng, n * toks);
-    const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
-    for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
-      MatmulScratch scratch;
-      std::vector<float> dense(size_t(rows * toks));
-      matmul(w, x.data(), n, toks, dense.data(), rows, pool1, mode, scratch);
-      for (double density : {0.0, 0.05, 0.3, 1.0}) {
-        std::bernoulli_distribution keep(density);
-        std::vector<float> need(size_t(rows * toks));
-        for (auto& v : need) v = keep(rng) ? 0.5f : 0.0f;
-        for (ThreadPool* pool : {&pool1, &pool2}) {
-          for (int64_t nt : {1, 2, 8, 9, 19}) {
-            std::vector<float> y(size_t(nt * rows), std::nanf(""));
-            const int64_t t0 = toks - nt;
-            matmul_masked(w, x.data() + t0 * n, n, nt, y.data(), rows, need.data() + t0 * rows, rows, *pool, mode,
-                          scratch);
-            for (int64_t i = 0; i < nt; ++i)
-              for (int64_t r = 0; r < rows; ++r) {
-                const float want = need[size_t((t0 + i) * rows + r)] != 0.0f ? dense[size_t((t0 + i) * rows + r)] : 0.0f;
-                ASSERT_EQ(bits(y[size_t(i * rows + r)]), bits(want))
-                    << type_name(t) << (mode == MatmulMode::Fast ? " fast" : " exact") << " density=" << density
-                    << " n_tok=" << nt << " threads=" << pool->size() << " at (" << r << "," << i << ")";
-              }
+  for_each_kernel_set([&](const std::string&) {
+    ThreadPool pool1(1), pool2(2);
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::F16,
+                       GgmlType::F32, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q3_K}) {
+      const int64_t n = is_float(t) ? 272 : 512, rows = 45, toks = 19;
+      std::mt19937 rng(23);
+      const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      const std::vector<float> x = randn(rng, n * toks);
+      const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+      for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
+        MatmulScratch scratch;
+        std::vector<float> dense(size_t(rows * toks));
+        matmul(w, x.data(), n, toks, dense.data(), rows, pool1, mode, scratch);
+        for (double density : {0.0, 0.05, 0.3, 1.0}) {
+          std::bernoulli_distribution keep(density);
+          std::vector<float> need(size_t(rows * toks));
+          for (auto& v : need) v = keep(rng) ? 0.5f : 0.0f;
+          for (ThreadPool* pool : {&pool1, &pool2}) {
+            for (int64_t nt : {1, 2, 8, 9, 19}) {
+              std::vector<float> y(size_t(nt * rows), std::nanf(""));
+              const int64_t t0 = toks - nt;
+              matmul_masked(w, x.data() + t0 * n, n, nt, y.data(), rows, need.data() + t0 * rows, rows, *pool, mode,
+                            scratch);
+              for (int64_t i = 0; i < nt; ++i)
+                for (int64_t r = 0; r < rows; ++r) {
+                  const float want = need[size_t((t0 + i) * rows + r)] != 0.0f ? dense[size_t((t0 + i) * rows + r)] : 0.0f;
+                  ASSERT_EQ(bits(y[size_t(i * rows + r)]), bits(want))
+                      << type_name(t) << (mode == MatmulMode::Fast ? " fast" : " exact") << " density=" << density
+                      << " n_tok=" << nt << " threads=" << pool->size() << " at (" << r << "," << i << ")";
+                }
+            }
           }
         }
       }
     }
-  }
+  });
 }
 
 // Sparse down projection: the column-major copy, read only at the non-zero activations, gives the
 // bits of the dense dot (dispatched kernel against dispatched dot, scalar twin against scalar dot),
 // for sparse rows, rows with all-zero blocks and fully dense rows.
 TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
-    const int64_t n = 1024, rows = 48;
-    std::mt19937 rng(31);
-    const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
-    const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
-    ASSERT_TRUE(sparse_columns_supported(w));
-    const SparseColumns cols = make_sparse_columns(w);
-    for (double density : {0.0, 0.01, 0.05, 0.3, 1.0}) {
-      std::vector<float> x = randn(rng, n);
-      std::bernoulli_distribution keep(density);
-      for (int64_t i = 0; i < n; ++i)
-        if (!keep(rng) || (i >= 256 && i < 512)) x[size_t(i)] = 0.0f;  // block 1 always all zero
-      for (bool ref : {false, true}) {
-        std::vector<uint8_t> act(act_row_bytes(t, n));
-        if (ref) quantize_act_row_ref(t, x.data(), act.data(), n);
-        else quantize_act_row(t, x.data(), act.data(), n);
-        SparseQ8K sa;
-        sparse_q8k_from(act.data(), n, sa);
-        std::vector<float> y(size_t(rows), std::nanf(""));
-        if (ref) sparse_columns_rows_ref(cols, sa, 0, rows, y.data());
-        else sparse_columns_rows(cols, sa, 16, rows, y.data() + 0), sparse_columns_rows(cols, sa, 0, 16, y.data());
-        for (int64_t r = 0; r < rows; ++r) {
-          const float want = ref ? vec_dot_ref(t, w.row(r), act.data(), n) : vec_dot(t, w.row(r), act.data(), n);
-          ASSERT_EQ(bits(y[size_t(r)]), bits(want)) << type_name(t) << " density=" << density << (ref ? " ref" : " simd")
-                                                    << " row " << r << ": " << y[size_t(r)] << " vs " << want;
+  for_each_kernel_set([&](const std::string&) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      const int64_t n = 1024, rows = 48;
+      std::mt19937 rng(31);
+      const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+      ASSERT_TRUE(sparse_columns_supported(w));
+      const SparseColumns cols = make_sparse_columns(w);
+      for (double density : {0.0, 0.01, 0.05, 0.3, 1.0}) {
+        std::vector<float> x = randn(rng, n);
+        std::bernoulli_distribution keep(density);
+        for (int64_t i = 0; i < n; ++i)
+          if (!keep(rng) || (i >= 256 && i < 512)) x[size_t(i)] = 0.0f;  // block 1 always all zero
+        for (bool ref : {false, true}) {
+          std::vector<uint8_t> act(act_row_bytes(t, n));
+          if (ref) quantize_act_row_ref(t, x.data(), act.data(), n);
+          else quantize_act_row(t, x.data(), act.data(), n);
+          SparseQ8K sa;
+          sparse_q8k_from(act.data(), n, sa);
+          std::vector<float> y(size_t(rows), std::nanf(""));
+          if (ref) sparse_columns_rows_ref(cols, sa, 0, rows, y.data());
+          else sparse_columns_rows(cols, sa, 16, rows, y.data() + 0), sparse_columns_rows(cols, sa, 0, 16, y.data());
+          for (int64_t r = 0; r < rows; ++r) {
+            const float want = ref ? vec_dot_ref(t, w.row(r), act.data(), n) : vec_dot(t, w.row(r), act.data(), n);
+            ASSERT_EQ(bits(y[size_t(r)]), bits(want)) << type_name(t) << " density=" << density << (ref ? " ref" : " simd")
+                                                      << " row " << r << ": " << y[size_t(r)] << " vs " << want;
+          }
         }
       }
     }
-  }
-  const std::vector<uint8_t> q5(size_t(*ggml_row_bytes(GgmlType::Q5_K, 256)) * 16);
-  EXPECT_FALSE(sparse_columns_supported(WeightMatrix{GgmlType::Q5_K, 256, 16, *ggml_row_bytes(GgmlType::Q5_K, 256), q5.data()}));
-  const std::vector<uint8_t> q4(size_t(*ggml_row_bytes(GgmlType::Q4_K, 256)) * 12);
-  const WeightMatrix odd{GgmlType::Q4_K, 256, 12, *ggml_row_bytes(GgmlType::Q4_K, 256), q4.data()};
-  EXPECT_FALSE(sparse_columns_supported(odd));
-  EXPECT_THROW(make_sparse_columns(odd), std::invalid_argument);
+    const std::vector<uint8_t> q5(size_t(*ggml_row_bytes(GgmlType::Q5_K, 256)) * 16);
+    EXPECT_FALSE(sparse_columns_supported(WeightMatrix{GgmlType::Q5_K, 256, 16, *ggml_row_bytes(GgmlType::Q5_K, 256), q5.data()}));
+    const std::vector<uint8_t> q4(size_t(*ggml_row_bytes(GgmlType::Q4_K, 256)) * 12);
+    const WeightMatrix odd{GgmlType::Q4_K, 256, 12, *ggml_row_bytes(GgmlType::Q4_K, 256), q4.data()};
+    EXPECT_FALSE(sparse_columns_supported(odd));
+    EXPECT_THROW(make_sparse_columns(odd), std::invalid_argument);
+  });
 }
 
 }  // namespace

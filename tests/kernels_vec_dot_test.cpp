@@ -11,6 +11,7 @@
 //      for Q8_1 pairs the fp16 rounding of s, which ggml's format carries.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "kernels/cpu_features.h"
+#include "kernel_sets_util.h"
 #include "kernels/vec_dot.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -147,71 +149,77 @@ void check_twins(GgmlType t, const std::vector<uint8_t>& wq, int64_t n, const Ca
 }
 
 TEST_P(KernelsVecDotType, QuantizedWeightsTwinsAndExact) {
-  const GgmlType t = GetParam();
-  std::mt19937 rng(1234 + uint32_t(t));
-  double wa = 0, wb = 0;
-  for (int64_t n : lengths(t)) {
-    for (int rep = 0; rep < 3; ++rep) {
-      const auto wq = quantize(t, randn(rng, n, 0.05f));
-      check_twins(t, wq, n, make_case(t, wq, n, rng), &wa, &wb);
+  for_each_kernel_set([&](const std::string&) {
+    const GgmlType t = GetParam();
+    std::mt19937 rng(1234 + uint32_t(t));
+    double wa = 0, wb = 0;
+    for (int64_t n : lengths(t)) {
+      for (int rep = 0; rep < 3; ++rep) {
+        const auto wq = quantize(t, randn(rng, n, 0.05f));
+        check_twins(t, wq, n, make_case(t, wq, n, rng), &wa, &wb);
+      }
     }
-  }
-  std::printf("  %-5s quantized weights: max |simd-ref|/M = %.2e, max |ref-exact|/M = %.2e\n",
-              type_name(t).c_str(), wa, wb);
+    std::printf("  %-5s quantized weights: max |simd-ref|/M = %.2e, max |ref-exact|/M = %.2e\n",
+                type_name(t).c_str(), wa, wb);
+  });
 }
 
 TEST_P(KernelsVecDotType, RandomBlockBytesTwinsAndExact) {
-  const GgmlType t = GetParam();
-  std::mt19937 rng(99 + uint32_t(t));
-  double wa = 0, wb = 0;
-  for (int64_t n : lengths(t)) {
-    for (int rep = 0; rep < 3; ++rep) {
-      const auto wq = random_blocks(t, n, rng);
-      check_twins(t, wq, n, make_case(t, wq, n, rng), &wa, &wb);
+  for_each_kernel_set([&](const std::string&) {
+    const GgmlType t = GetParam();
+    std::mt19937 rng(99 + uint32_t(t));
+    double wa = 0, wb = 0;
+    for (int64_t n : lengths(t)) {
+      for (int rep = 0; rep < 3; ++rep) {
+        const auto wq = random_blocks(t, n, rng);
+        check_twins(t, wq, n, make_case(t, wq, n, rng), &wa, &wb);
+      }
     }
-  }
-  std::printf("  %-5s random blocks:     max |simd-ref|/M = %.2e, max |ref-exact|/M = %.2e\n",
-              type_name(t).c_str(), wa, wb);
+    std::printf("  %-5s random blocks:     max |simd-ref|/M = %.2e, max |ref-exact|/M = %.2e\n",
+                type_name(t).c_str(), wa, wb);
+  });
 }
 
 TEST_P(KernelsVecDotType, EndToEndWithinActivationQuantizationBound) {
-  const GgmlType t = GetParam();
-  std::mt19937 rng(7 + uint32_t(t));
-  const GgmlType at = vec_dot_act_type(t);
-  const int64_t ab = at == GgmlType::Q8_K ? 256 : 32;
-  for (int64_t n : lengths(t)) {
-    const auto wq = quantize(t, randn(rng, n, 0.05f));
-    const Case c = make_case(t, wq, n, rng);
-    double want = 0, bound = kTol * c.mag;
-    for (int64_t i = 0; i < n; ++i) want += double(c.w[size_t(i)]) * c.x[size_t(i)];
-    if (at != GgmlType::F32) {
-      for (int64_t b = 0; b < n / ab; ++b) {
-        float d = 0;
-        if (at == GgmlType::Q8_K) d = reinterpret_cast<const quant::BlockQ8_K*>(c.qa.data())[b].d;
-        else if (at == GgmlType::Q8_0) d = fp16_to_fp32(reinterpret_cast<const quant::BlockQ8_0*>(c.qa.data())[b].d);
-        else d = fp16_to_fp32(reinterpret_cast<const quant::BlockQ8_1*>(c.qa.data())[b].d);
-        double wsum = 0;
-        for (int64_t i = b * ab; i < (b + 1) * ab; ++i) {
-          wsum += std::fabs(c.w[size_t(i)]);
-          // The per-element rounding bound that the dot-product bound rests on.
-          ASSERT_LE(std::fabs(double(c.x[size_t(i)]) - c.a[size_t(i)]), 0.5 * d * (1 + 1e-5) + 1e-30)
-              << type_name(t) << " element " << i;
+  for_each_kernel_set([&](const std::string&) {
+    const GgmlType t = GetParam();
+    std::mt19937 rng(7 + uint32_t(t));
+    const GgmlType at = vec_dot_act_type(t);
+    const int64_t ab = at == GgmlType::Q8_K ? 256 : 32;
+    for (int64_t n : lengths(t)) {
+      const auto wq = quantize(t, randn(rng, n, 0.05f));
+      const Case c = make_case(t, wq, n, rng);
+      double want = 0, bound = kTol * c.mag;
+      for (int64_t i = 0; i < n; ++i) want += double(c.w[size_t(i)]) * c.x[size_t(i)];
+      if (at != GgmlType::F32) {
+        for (int64_t b = 0; b < n / ab; ++b) {
+          float d = 0;
+          if (at == GgmlType::Q8_K) d = reinterpret_cast<const quant::BlockQ8_K*>(c.qa.data())[b].d;
+          else if (at == GgmlType::Q8_0) d = fp16_to_fp32(reinterpret_cast<const quant::BlockQ8_0*>(c.qa.data())[b].d);
+          else d = fp16_to_fp32(reinterpret_cast<const quant::BlockQ8_1*>(c.qa.data())[b].d);
+          double wsum = 0;
+          for (int64_t i = b * ab; i < (b + 1) * ab; ++i) {
+            wsum += std::fabs(c.w[size_t(i)]);
+            // The per-element rounding bound that the dot-product bound rests on.
+            ASSERT_LE(std::fabs(double(c.x[size_t(i)]) - c.a[size_t(i)]), 0.5 * d * (1 + 1e-5) + 1e-30)
+                << type_name(t) << " element " << i;
+          }
+          bound += 0.5 * d * wsum * (1 + 1e-5);
         }
-        bound += 0.5 * d * wsum * (1 + 1e-5);
+        if (at == GgmlType::Q8_1) bound += std::fabs(c.exact - [&] {
+          double e = 0;
+          for (int64_t i = 0; i < n; ++i) e += double(c.w[size_t(i)]) * c.a[size_t(i)];
+          return e;
+        }());
       }
-      if (at == GgmlType::Q8_1) bound += std::fabs(c.exact - [&] {
-        double e = 0;
-        for (int64_t i = 0; i < n; ++i) e += double(c.w[size_t(i)]) * c.a[size_t(i)];
-        return e;
-      }());
+      const float got = vec_dot(t, wq.data(), c.qa.data(), n);
+      EXPECT_LE(std::fabs(got - want), bound) << type_name(t) << " n=" << n;
+      // Realistic accuracy, well inside the worst case: int8 activations lose < 1% here.
+      if (at != GgmlType::F32) {
+        EXPECT_LE(std::fabs(got - want), 0.02 * c.mag) << type_name(t) << " n=" << n;
+      }
     }
-    const float got = vec_dot(t, wq.data(), c.qa.data(), n);
-    EXPECT_LE(std::fabs(got - want), bound) << type_name(t) << " n=" << n;
-    // Realistic accuracy, well inside the worst case: int8 activations lose < 1% here.
-    if (at != GgmlType::F32) {
-      EXPECT_LE(std::fabs(got - want), 0.02 * c.mag) << type_name(t) << " n=" << n;
-    }
-  }
+  });
 }
 
 TEST_P(KernelsVecDotType, RejectsPartialBlocks) {
@@ -225,16 +233,18 @@ TEST_P(KernelsVecDotType, RejectsPartialBlocks) {
 }
 
 TEST_P(KernelsVecDotType, ZeroLengthAndZeroActivations) {
-  const GgmlType t = GetParam();
-  EXPECT_EQ(vec_dot(t, nullptr, nullptr, 0), 0.0f);
-  const int64_t n = is_float(t) ? 40 : 2 * block_size(t);
-  std::mt19937 rng(5);
-  const auto wq = quantize(t, randn(rng, n, 1.0f));
-  std::vector<float> zero(static_cast<size_t>(n), 0.0f);
-  std::vector<uint8_t> qa(act_row_bytes(t, n));
-  quantize_act_row(t, zero.data(), qa.data(), n);
-  EXPECT_EQ(vec_dot(t, wq.data(), qa.data(), n), 0.0f);
-  EXPECT_EQ(vec_dot_ref(t, wq.data(), qa.data(), n), 0.0f);
+  for_each_kernel_set([&](const std::string&) {
+    const GgmlType t = GetParam();
+    EXPECT_EQ(vec_dot(t, nullptr, nullptr, 0), 0.0f);
+    const int64_t n = is_float(t) ? 40 : 2 * block_size(t);
+    std::mt19937 rng(5);
+    const auto wq = quantize(t, randn(rng, n, 1.0f));
+    std::vector<float> zero(static_cast<size_t>(n), 0.0f);
+    std::vector<uint8_t> qa(act_row_bytes(t, n));
+    quantize_act_row(t, zero.data(), qa.data(), n);
+    EXPECT_EQ(vec_dot(t, wq.data(), qa.data(), n), 0.0f);
+    EXPECT_EQ(vec_dot_ref(t, wq.data(), qa.data(), n), 0.0f);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(KernelsVecDot, KernelsVecDotType, ::testing::ValuesIn(kAllTypes),
@@ -242,20 +252,46 @@ INSTANTIATE_TEST_SUITE_P(KernelsVecDot, KernelsVecDotType, ::testing::ValuesIn(k
 
 TEST(KernelsVecDotDispatch, ReportsChosenPath) {
   const CpuFeatures& f = cpu_features();
-  std::printf("  cpu features: %s\n  vec_dot path: %s\n", cpu_features_string().c_str(), vec_dot_isa());
+  const std::vector<std::string> sets = vec_dot_sets();
+  std::string names;
+  for (const auto& s : sets) names += (names.empty() ? "" : " ") + s;
+  std::printf("  cpu features: %s\n  vec_dot path: %s\n  kernel sets: %s\n", cpu_features_string().c_str(),
+              vec_dot_isa(), names.c_str());
+  ASSERT_FALSE(sets.empty());
+  EXPECT_EQ(sets.front(), "scalar");
+  const auto has = [&](const char* name) { return std::find(sets.begin(), sets.end(), name) != sets.end(); };
+  // Exactly the sets the features allow (a build for another architecture compiles none of them).
+#if defined(__x86_64__)
+  EXPECT_EQ(has("avx2+fma+f16c"), f.avx2 && f.fma && f.f16c);
+  EXPECT_EQ(has("avx512vnni"), f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni);
+#endif
+#if defined(__aarch64__)
+  EXPECT_EQ(has("neon"), f.neon);
+  EXPECT_EQ(has("neon+dotprod"), f.neon && f.neon_dotprod);
+  EXPECT_EQ(has("neon+i8mm"), f.neon && f.neon_dotprod && f.neon_i8mm);
+#endif
+  EXPECT_EQ(vec_dot_best_set(), sets.back());
   const char* env = std::getenv("G3N_VEC_DOT");
-  const bool forced_scalar = env && std::string(env) == "scalar";
-  const bool forced_avx2 = env && std::string(env) == "avx2";
-  if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && !forced_scalar &&
-      !forced_avx2) {
-    EXPECT_STREQ(vec_dot_isa(), "avx512vnni");
-  } else if (f.avx2 && f.fma && f.f16c && !forced_scalar) {
-    EXPECT_STREQ(vec_dot_isa(), "avx2+fma+f16c");
-  } else if (f.neon && !forced_scalar) {
-    EXPECT_STREQ(vec_dot_isa(), f.neon_dotprod ? "neon+dotprod" : "neon");
-  } else {
-    EXPECT_STREQ(vec_dot_isa(), "scalar");
+  if (!env || !has(env)) EXPECT_EQ(vec_dot_isa(), vec_dot_best_set());
+  else EXPECT_STREQ(vec_dot_isa(), env);
+}
+
+TEST(KernelsVecDotDispatch, UseSetSwitchesAndRefusesUnknownSets) {
+  const std::string before = vec_dot_isa();
+  for (const std::string& s : vec_dot_sets()) {
+    ASSERT_TRUE(vec_dot_use_set(s));
+    EXPECT_EQ(std::string(vec_dot_isa()), s);
   }
+  EXPECT_FALSE(vec_dot_use_set("no-such-set"));
+  EXPECT_FALSE(vec_dot_use_set(""));
+  // A set of the other architecture family is never runnable here.
+#if defined(__x86_64__)
+  EXPECT_FALSE(vec_dot_use_set("neon"));
+#else
+  EXPECT_FALSE(vec_dot_use_set("avx2+fma+f16c"));
+#endif
+  EXPECT_EQ(std::string(vec_dot_isa()), vec_dot_sets().back()) << "a refused switch must not change the set";
+  ASSERT_TRUE(vec_dot_use_set(before));
 }
 
 TEST(KernelsVecDotDispatch, ActivationTypesAndSizes) {
@@ -284,47 +320,49 @@ TEST(KernelsVecDotDispatch, ActivationTypesAndSizes) {
 // ---- KV-cache helpers --------------------------------------------------------------------------
 
 TEST(KernelsVecDotHelpers, DotAndAxpyMatchTwinsAndExact) {
-  std::mt19937 rng(42);
-  for (int64_t n : {0, 1, 7, 8, 9, 31, 32, 33, 100, 1001, 4096}) {
-    const auto af = randn(rng, n, 1.0f), b = randn(rng, n, 1.0f);
-    std::vector<uint16_t> ah(static_cast<size_t>(n));
-    std::vector<float> ahf(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      ah[size_t(i)] = fp32_to_fp16(af[size_t(i)]);
-      ahf[size_t(i)] = fp16_to_fp32(ah[size_t(i)]);
-    }
-    double e16 = 0, e32 = 0, m16 = 0, m32 = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      e16 += double(ahf[size_t(i)]) * b[size_t(i)];
-      m16 += std::fabs(double(ahf[size_t(i)]) * b[size_t(i)]);
-      e32 += double(af[size_t(i)]) * b[size_t(i)];
-      m32 += std::fabs(double(af[size_t(i)]) * b[size_t(i)]);
-    }
-    EXPECT_NEAR(dot_f16_f32(ah.data(), b.data(), n), dot_f16_f32_ref(ah.data(), b.data(), n), kTol * m16) << n;
-    EXPECT_NEAR(dot_f16_f32_ref(ah.data(), b.data(), n), e16, kTol * m16) << n;
-    EXPECT_NEAR(dot_f16_f32(ah.data(), b.data(), n), e16, kTol * m16) << n;
-    EXPECT_NEAR(dot_f32_simd(af.data(), b.data(), n), dot_f32_ref(af.data(), b.data(), n), kTol * m32) << n;
-    EXPECT_NEAR(dot_f32_simd(af.data(), b.data(), n), e32, kTol * m32) << n;
+  for_each_kernel_set([&](const std::string&) {
+    std::mt19937 rng(42);
+    for (int64_t n : {0, 1, 7, 8, 9, 31, 32, 33, 100, 1001, 4096}) {
+      const auto af = randn(rng, n, 1.0f), b = randn(rng, n, 1.0f);
+      std::vector<uint16_t> ah(static_cast<size_t>(n));
+      std::vector<float> ahf(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        ah[size_t(i)] = fp32_to_fp16(af[size_t(i)]);
+        ahf[size_t(i)] = fp16_to_fp32(ah[size_t(i)]);
+      }
+      double e16 = 0, e32 = 0, m16 = 0, m32 = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        e16 += double(ahf[size_t(i)]) * b[size_t(i)];
+        m16 += std::fabs(double(ahf[size_t(i)]) * b[size_t(i)]);
+        e32 += double(af[size_t(i)]) * b[size_t(i)];
+        m32 += std::fabs(double(af[size_t(i)]) * b[size_t(i)]);
+      }
+      EXPECT_NEAR(dot_f16_f32(ah.data(), b.data(), n), dot_f16_f32_ref(ah.data(), b.data(), n), kTol * m16) << n;
+      EXPECT_NEAR(dot_f16_f32_ref(ah.data(), b.data(), n), e16, kTol * m16) << n;
+      EXPECT_NEAR(dot_f16_f32(ah.data(), b.data(), n), e16, kTol * m16) << n;
+      EXPECT_NEAR(dot_f32_simd(af.data(), b.data(), n), dot_f32_ref(af.data(), b.data(), n), kTol * m32) << n;
+      EXPECT_NEAR(dot_f32_simd(af.data(), b.data(), n), e32, kTol * m32) << n;
 
-    const float alpha = -0.37f;
-    std::vector<float> y1 = b, y2 = b, y3 = b, y4 = b;
-    axpy_f16(alpha, ah.data(), y1.data(), n);
-    axpy_f16_ref(alpha, ah.data(), y2.data(), n);
-    axpy_f32(alpha, af.data(), y3.data(), n);
-    axpy_f32_ref(alpha, af.data(), y4.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      const size_t k = size_t(i);
-      // One rounding (FMA) vs two: at most an ulp or so of the operands apart.
-      const double w16 = double(b[k]) + double(alpha) * ahf[k];
-      const double s16 = 2.5e-7 * (std::fabs(b[k]) + std::fabs(alpha * ahf[k])) + 1e-30;
-      EXPECT_NEAR(y1[k], w16, s16) << n << " " << i;
-      EXPECT_NEAR(y2[k], w16, s16) << n << " " << i;
-      const double w32 = double(b[k]) + double(alpha) * af[k];
-      const double s32 = 2.5e-7 * (std::fabs(b[k]) + std::fabs(alpha * af[k])) + 1e-30;
-      EXPECT_NEAR(y3[k], w32, s32) << n << " " << i;
-      EXPECT_NEAR(y4[k], w32, s32) << n << " " << i;
+      const float alpha = -0.37f;
+      std::vector<float> y1 = b, y2 = b, y3 = b, y4 = b;
+      axpy_f16(alpha, ah.data(), y1.data(), n);
+      axpy_f16_ref(alpha, ah.data(), y2.data(), n);
+      axpy_f32(alpha, af.data(), y3.data(), n);
+      axpy_f32_ref(alpha, af.data(), y4.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t k = size_t(i);
+        // One rounding (FMA) vs two: at most an ulp or so of the operands apart.
+        const double w16 = double(b[k]) + double(alpha) * ahf[k];
+        const double s16 = 2.5e-7 * (std::fabs(b[k]) + std::fabs(alpha * ahf[k])) + 1e-30;
+        EXPECT_NEAR(y1[k], w16, s16) << n << " " << i;
+        EXPECT_NEAR(y2[k], w16, s16) << n << " " << i;
+        const double w32 = double(b[k]) + double(alpha) * af[k];
+        const double s32 = 2.5e-7 * (std::fabs(b[k]) + std::fabs(alpha * af[k])) + 1e-30;
+        EXPECT_NEAR(y3[k], w32, s32) << n << " " << i;
+        EXPECT_NEAR(y4[k], w32, s32) << n << " " << i;
+      }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -20,6 +21,9 @@
 
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "kernels/conv.h"
+#include "kernels/cpu_features.h"
+#include "kernels/vec_dot.h"
 #include "media/audio_benchmark.h"
 #include "media/image_benchmark.h"
 #include "model/model.h"
@@ -42,7 +46,27 @@ struct Options {
   std::string spec = "none", draft, draft_matformer = "e2b";
   int draft_max = 4;
   double synthetic = -1;
+  std::string kernels;  // --kernels NAME: a vec_dot kernel set (default: the best this CPU runs)
 };
+
+// --kernels NAME: switches vec_dot (and with it tiles, sparse columns, attention) to a named set, and
+// sets G3N_VEC_DOT so the conv kernels and the baseline child process follow it.
+void choose_kernels(const std::string& name) {
+  if (!vec_dot_use_set(name)) {
+    std::string sets;
+    for (const auto& s : vec_dot_sets()) sets += " " + s;
+    throw std::invalid_argument("--kernels " + name + ": not a kernel set this CPU runs (it runs:" + sets + ")");
+  }
+  setenv("G3N_VEC_DOT", name.c_str(), 1);
+}
+
+// What the run computed with: the report's `kernels` object and line.
+nlohmann::json kernels_json() {
+  return {{"set", vec_dot_isa()}, {"conv_set", conv_kernels().name}, {"cpu_features", cpu_features_string()}};
+}
+void print_kernels_line() {
+  std::printf("kernels    %s (conv %s); cpu %s\n", vec_dot_isa(), conv_kernels().name, cpu_features_string().c_str());
+}
 
 // `--spec MODE`: speculative against plain greedy decoding, and the verify cost.
 void run_spec(const Options& o, const BenchParams& p) {
@@ -105,6 +129,7 @@ void run_spec(const Options& o, const BenchParams& p) {
     nlohmann::json floor = nlohmann::json::array();
     for (size_t t = 1; t <= r.verify_cost_ratio.size(); ++t) floor.push_back(r.step_s > 0 ? t * r.prefill_row_s / r.step_s : 0.0);
     j["verify_compute_floor_ratio"] = floor;
+    j["kernels"] = kernels_json();
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -115,6 +140,7 @@ void run_spec(const Options& o, const BenchParams& p) {
   std::printf("verify     at depth %d, step %.4f s, beta %.3f, cost ratio by T:", sp.verify_depth, r.step_s, r.beta);
   for (double v : r.verify_cost_ratio) std::printf(" %.3f", v);
   std::printf("\ndraft      %.4f s per token (c = %.3f)\n", r.draft_s_per_token, r.draft_cost);
+  print_kernels_line();
 }
 
 // The same text benchmark without the image, run as a child (`/proc/self/exe bench ... --json`): its
@@ -167,6 +193,7 @@ std::optional<uint64_t> baseline_peak_rss(const Options& o, int threads) {
 
 void run(const Options& o) {
   BenchParams p;
+  if (!o.kernels.empty()) choose_kernels(o.kernels);
   p.n_prompt = o.prompt;
   p.n_gen = o.gen;
   p.repeats = o.repeats;
@@ -259,6 +286,7 @@ void run(const Options& o) {
     j["decode_weight_bytes"] = step_bytes;
     j["mem_read_bytes_per_s"] = bandwidth;
     j["gen_bandwidth_fraction"] = fraction;
+    j["kernels"] = kernels_json();
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& run : r.runs)
       runs.push_back({{"prompt_s", run.prompt_s}, {"ttft_s", run.ttft_s}, {"gen_s", run.gen_s}});
@@ -334,6 +362,7 @@ void run(const Options& o) {
   std::printf("peak RSS   %.1f MB\n", rss / 1e6);
   std::printf("bandwidth  decode reads %.2f GB of weights per step: %.1f GB/s, %.0f%% of the measured %.1f GB/s\n",
               step_bytes / 1e9, traffic / 1e9, 100 * fraction, bandwidth / 1e9);
+  print_kernels_line();
   if (with_audio) {
     std::printf("audio      %s, %.2f s, %lld chunk(s), %lld tokens, %s path, %zu repeats (medians)\n", o.audio.c_str(), aud.audio_seconds,
                 static_cast<long long>(aud.chunks), static_cast<long long>(aud.tokens), vision_fast ? "fast" : "exact", aud.runs.size());
@@ -388,6 +417,8 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--draft-max", o->draft_max, "draft length (default 4)");
   c->add_option("--synthetic-acceptance", o->synthetic,
                 "each draft position is the true token with this probability, else a wrong one (the drafter still runs)");
+  c->add_option("--kernels", o->kernels, "kernel set to run (scalar, avx2+fma+f16c, neon, neon+dotprod, neon+i8mm; "
+                                          "default: the best this CPU runs; same as G3N_VEC_DOT=NAME)");
   c->callback([o] { run(*o); });
 }
 

@@ -4,6 +4,9 @@
 #include <cpuid.h>
 #include <cstdint>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace g3n {
 namespace {
@@ -42,10 +45,21 @@ CpuFeatures probe() {
     f.avx512bf16 = f.avx512f && ((a1 >> 5) & 1);
   }
 #endif
-#if defined(__ARM_NEON) || defined(__aarch64__)
+#if defined(__aarch64__) && defined(__linux__)
+  // Bit numbers from the Linux arm64 ABI (asm/hwcap.h), spelled out so older headers build too.
+  constexpr unsigned long kHwcapAsimd = 1ul << 1, kHwcapAsimdDp = 1ul << 20, kHwcap2I8mm = 1ul << 13;
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  f.neon = (hw & kHwcapAsimd) != 0;
+  f.neon_dotprod = f.neon && (hw & kHwcapAsimdDp) != 0;
+  f.neon_i8mm = f.neon && (hw2 & kHwcap2I8mm) != 0;
+#elif defined(__aarch64__)
+  // Other AArch64 systems: NEON is part of the base ISA; the extensions only when the build assumes them.
   f.neon = true;
 #if defined(__ARM_FEATURE_DOTPROD)
   f.neon_dotprod = true;
+#endif
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+  f.neon_i8mm = true;
 #endif
 #endif
   return f;
@@ -77,6 +91,7 @@ std::string cpu_features_string() {
   add(f.avx512bf16, "avx512bf16");
   add(f.neon, "neon");
   add(f.neon_dotprod, "dotprod");
+  add(f.neon_i8mm, "i8mm");
   return s.empty() ? "baseline" : s;
 }
 

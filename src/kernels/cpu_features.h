@@ -1,4 +1,5 @@
-// What the running CPU can execute, probed once with cpuid (x86) or fixed at compile time (ARM).
+// What the running CPU can execute, probed once with cpuid (x86) or the kernel's HWCAP words (AArch64
+// Linux: getauxval(AT_HWCAP/AT_HWCAP2), which is what the kernel lets user space run).
 // SIMD kernels are compiled per function for their instruction set and chosen at run time from this,
 // so one binary runs on any x86-64 and uses AVX2/AVX-512 where present.
 #pragma once
@@ -9,7 +10,7 @@ namespace g3n {
 struct CpuFeatures {
   bool avx = false, avx2 = false, fma = false, f16c = false;       // x86 (AVX usable = OS saves YMM)
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
-  bool neon = false, neon_dotprod = false;                          // ARM
+  bool neon = false, neon_dotprod = false, neon_i8mm = false;       // ARM: asimd, asimddp, i8mm
 };
 
 // Probed on first use (thread-safe static); never changes afterwards.

@@ -1,5 +1,5 @@
 // Column-major copies of K-quant matrices, sparse Q8_K activation rows, and the scalar products (the
-// readable definition; the AVX2 kernel is in sparse_columns_avx2.cpp).
+// readable definition; the AVX2 and NEON kernels are in sparse_columns_avx2.cpp / _neon.cpp).
 #include "kernels/sparse_columns.h"
 
 #include <cstring>
@@ -16,6 +16,7 @@ namespace g3n {
 namespace sparse_detail {
 using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
 RowsFn avx2_rows();  // sparse_columns_avx2.cpp; nullptr where not compiled
+RowsFn neon_rows();  // sparse_columns_neon.cpp; nullptr where not compiled
 }  // namespace sparse_detail
 
 namespace {
@@ -195,13 +196,37 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
   }
 }
 
+namespace {
+
+// The sparse kernel of each vec_dot kernel set (by name); a set not listed uses the scalar twin. Each
+// must return the bits of its set's dense dot (the NEON sets' K-quant dots all close every block with
+// the scalar dots' own step, kquant_step.h, so one NEON kernel serves the three; avx512vnni's K-quant dots
+// give the AVX2 set's bits, so the AVX2 kernel serves both).
+struct SparseEntry {
+  const char* set;
+  sparse_detail::RowsFn (*get)();
+};
+constexpr SparseEntry kSparseSets[] = {
+    {"avx2+fma+f16c", sparse_detail::avx2_rows},
+    {"avx512vnni", sparse_detail::avx2_rows},
+    {"neon", sparse_detail::neon_rows},
+    {"neon+dotprod", sparse_detail::neon_rows},
+    {"neon+i8mm", sparse_detail::neon_rows},
+};
+
+sparse_detail::RowsFn rows_for(const char* set) {
+  for (const SparseEntry& e : kSparseSets)
+    if (std::strcmp(e.set, set) == 0)
+      if (const sparse_detail::RowsFn fn = e.get()) return fn;
+  return &sparse_columns_rows_ref;
+}
+
+}  // namespace
+
 void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
-  // Follows vec_dot's choice of kernel set, so this stays bit-identical to the dense dot it replaces.
-  static const sparse_detail::RowsFn fn = [] {
-    const sparse_detail::RowsFn avx2 = sparse_detail::avx2_rows();
-    return avx2 && std::string(vec_dot_isa()) != "scalar" ? avx2 : &sparse_columns_rows_ref;
-  }();
-  fn(m, a, r0, r1, y);
+  // Follows vec_dot's set in use (which vec_dot_use_set may change), so this stays bit-identical to the
+  // dense dot it replaces. One short name compare per call; a call covers many rows.
+  rows_for(vec_dot_isa())(m, a, r0, r1, y);
 }
 
 }  // namespace g3n

@@ -1,13 +1,15 @@
-// Public vec_dot API: validation, and the once-built dispatch table (scalar kernels overlaid with the
-// SIMD ones the CPU supports). G3N_VEC_DOT=scalar in the environment forces the scalar kernels, and
-// G3N_VEC_DOT=avx2 stops at the AVX2 set on an AVX-512 machine, for comparing paths on one machine; it is
-// read once, when the table is built.
+// Public vec_dot API: validation, and the named kernel sets (scalar kernels overlaid with the SIMD ones
+// the CPU supports) with the switch between them. G3N_VEC_DOT=NAME in the environment chooses a set
+// (e.g. scalar, for comparing paths on one machine); it is read once, at first use.
 #include "kernels/vec_dot.h"
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/attention.h"
 #include "kernels/cpu_features.h"
@@ -45,30 +47,89 @@ void overlay(KernelSet& into, const KernelSet& from) {
   take(into.attn_values_f32, from.attn_values_f32);
 }
 
-const Dispatch& dispatch() {
-  static const Dispatch d = [] {
-    Dispatch r;
-    r.k = vecdot::scalar_kernels();
-    const char* env = std::getenv("G3N_VEC_DOT");
-    if (env && std::strcmp(env, "scalar") == 0) return r;
-    const CpuFeatures& f = cpu_features();
-    if (const KernelSet* a = vecdot::neon_kernels(); a && f.neon) {
-      overlay(r.k, *a);
-      r.isa = f.neon_dotprod ? "neon+dotprod" : "neon";
-    }
-    if (const KernelSet* a = vecdot::avx2_kernels(); a && f.avx2 && f.fma && f.f16c) {
-      overlay(r.k, *a);
-      r.isa = "avx2+fma+f16c";
-      if (env && std::strcmp(env, "avx2") == 0) return r;
-      if (const KernelSet* b = vecdot::avx512_kernels(); b && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) {
-        overlay(r.k, *b);
-        r.isa = "avx512vnni";
-      }
+// The named kernel sets, as data. A set is its own kernels overlaid on its base set's (cumulatively, so
+// "neon+i8mm" = scalar <- neon <- neon+dotprod <- neon+i8mm, and "avx512vnni" = scalar <- avx2+fma+f16c <-
+// avx512vnni); it runs where its kernels were compiled for this target (get() != nullptr) and the CPU has
+// what it needs. Weakest first within each family;
+// the dispatcher picks the last runnable entry. A new set is one line here.
+const KernelSet* scalar_set() { return &vecdot::scalar_kernels(); }
+
+struct SetEntry {
+  const char* name;
+  int base;  // index of the set it overlays (-1: none)
+  const KernelSet* (*get)();
+  bool (*runs_on)(const CpuFeatures&);
+};
+
+constexpr SetEntry kSets[] = {
+    {"scalar", -1, scalar_set, [](const CpuFeatures&) { return true; }},
+    {"avx2+fma+f16c", 0, vecdot::avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }},
+    {"avx512vnni", 1, vecdot::avx512_kernels,
+     [](const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni; }},
+    {"neon", 0, vecdot::neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
+    {"neon+dotprod", 3, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
+    {"neon+i8mm", 4, vecdot::neon_i8mm_kernels,
+     [](const CpuFeatures& f) { return f.neon && f.neon_dotprod && f.neon_i8mm; }},
+};
+constexpr int kNumSets = int(sizeof(kSets) / sizeof(kSets[0]));
+
+bool runnable(int i) {
+  for (; i >= 0; i = kSets[i].base)
+    if (!kSets[i].get() || !kSets[i].runs_on(cpu_features())) return false;
+  return true;
+}
+
+// Every runnable set, built once (ok[i] false where the build or the CPU cannot run set i).
+struct Built {
+  Dispatch sets[kNumSets];
+  bool ok[kNumSets] = {};
+};
+
+const Built& built() {
+  static const Built b = [] {
+    Built r;
+    for (int i = 0; i < kNumSets; ++i) {
+      if (!runnable(i)) continue;
+      r.ok[i] = true;
+      r.sets[i].isa = kSets[i].name;
+      int chain[kNumSets], depth = 0;
+      for (int j = i; j >= 0; j = kSets[j].base) chain[depth++] = j;
+      while (depth > 0) overlay(r.sets[i].k, *kSets[chain[--depth]].get());
     }
     return r;
   }();
-  return d;
+  return b;
 }
+
+int find_set(const char* name) {
+  if (!name) return -1;
+  for (int i = 0; i < kNumSets; ++i)
+    if (built().ok[i] && std::strcmp(kSets[i].name, name) == 0) return i;
+  return -1;
+}
+
+int best_set() {
+  int best = 0;
+  for (int i = 0; i < kNumSets; ++i)
+    if (built().ok[i]) best = i;
+  return best;
+}
+
+// The set in use: G3N_VEC_DOT=NAME (read once, at first use; an unknown or unrunnable name is reported
+// on stderr and ignored), else the best one; vec_dot_use_set switches it (tests, bench).
+std::atomic<const Dispatch*>& current() {
+  static std::atomic<const Dispatch*> cur{[] {
+    int i = best_set();
+    if (const char* env = std::getenv("G3N_VEC_DOT"); env && *env) {
+      if (const int e = find_set(env); e >= 0) i = e;
+      else std::fprintf(stderr, "g3n: G3N_VEC_DOT=%s is not a kernel set this CPU runs; using %s\n", env, kSets[i].name);
+    }
+    return &built().sets[i];
+  }()};
+  return cur;
+}
+
+const Dispatch& dispatch() { return *current().load(std::memory_order_acquire); }
 
 [[noreturn]] void unsupported(GgmlType t) {
   throw std::invalid_argument("vec_dot: no kernel for weight type " +
@@ -234,5 +295,21 @@ void attn_values_f32_ref(const float* v, int64_t stride, int64_t n, const float*
 }
 
 const char* vec_dot_isa() { return dispatch().isa; }
+
+std::vector<std::string> vec_dot_sets() {
+  std::vector<std::string> names;
+  for (int i = 0; i < kNumSets; ++i)
+    if (built().ok[i]) names.emplace_back(kSets[i].name);
+  return names;
+}
+
+std::string vec_dot_best_set() { return kSets[best_set()].name; }
+
+bool vec_dot_use_set(const std::string& name) {
+  const int i = find_set(name.c_str());
+  if (i < 0) return false;
+  current().store(&built().sets[i], std::memory_order_release);
+  return true;
+}
 
 }  // namespace g3n

@@ -9,9 +9,9 @@
 // Typical use per activation row x:  quantize_act_row(type, x, buf, n)  once, then
 // vec_dot(type, w.row(r), buf, n)  for every weight row r.
 //
-// Every function has a `_ref` twin: plain scalar C++, the readable definition. The plain names
-// dispatch once (cpuid) to the fastest kernel the CPU runs (AVX2+FMA+F16C on x86-64, with AVX-512 VNNI
-// K-quant kernels where present; NEON on ARM; else the twin).
+// Every function has a `_ref` twin: plain scalar C++, the readable definition. The plain names run the
+// kernel set in use (see vec_dot_sets below): by default the strongest the CPU runs (cpuid on x86-64,
+// HWCAP on AArch64).
 // Agreement, pinned by tests/kernels_vec_dot_test.cpp:
 //  * quantize_act_row == quantize_act_row_ref byte for byte (same rounding: nearest-even);
 //  * integer block sums are exact in both; only the float accumulation order differs (SIMD lanes), so
@@ -20,6 +20,8 @@
 // Quantized lengths must be multiples of the block size (32 or 256); float types take any n >= 0.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "quant/ggml_type.h"
 
@@ -93,8 +95,19 @@ void soft_cap(float* x, int64_t n, float cap);
 void gelu_tanh_mul_ref(float* g, const float* u, int64_t n);
 void soft_cap_ref(float* x, int64_t n, float cap);
 
-// Which kernel set the dispatcher chose: "avx512vnni" (AVX2 + the AVX-512 VNNI K-quants), "avx2+fma+f16c",
-// "neon", "neon+dotprod" or "scalar".
+// Named kernel sets. Each set is the kernels of its instruction set overlaid on a weaker set's
+// (scalar <- avx2+fma+f16c <- avx512vnni; scalar <- neon <- neon+dotprod <- neon+i8mm), so every set has every
+// kernel. avx512vnni replaces only the K-quant dots and tiles, with the AVX2 set's bits.
+// The plain functions above (and the sparse-column kernels) run the set in use: the best this CPU
+// runs, or G3N_VEC_DOT=NAME from the environment (read once), or the last vec_dot_use_set.
+// The set in use: "scalar", "avx2+fma+f16c", "avx512vnni", "neon", "neon+dotprod" or "neon+i8mm".
 const char* vec_dot_isa();
+// Names of the sets this CPU can run, weakest first (always starts with "scalar").
+std::vector<std::string> vec_dot_sets();
+// The set chosen without G3N_VEC_DOT: the strongest this CPU runs.
+std::string vec_dot_best_set();
+// Switches every later call to the named set (tests, bench; not meant for use while other threads
+// run kernels, which would mix sets). False, and no change, for a set this CPU cannot run.
+bool vec_dot_use_set(const std::string& name);
 
 }  // namespace g3n

@@ -37,7 +37,12 @@ const KernelSet* avx2_kernels();
 // The AVX-512 F/BW/VL + VNNI K-quant kernels (vec_dot_avx512.cpp), overlaid on the AVX2 set; nullptr off
 // x86-64. Bit-identical to the AVX2 set's.
 const KernelSet* avx512_kernels();
-// The NEON kernels (vec_dot_neon.cpp) on AArch64, else nullptr.
+// The NEON kernels on AArch64, else nullptr: plain ARMv8-A NEON (vec_dot_neon.cpp), with the dot-product
+// extension's SDOT (vec_dot_neon_dotprod.cpp, overlaid on neon), with the int8 matrix multiply SMMLA
+// (vec_dot_neon_i8mm.cpp, overlaid on neon+dotprod). All three are built from one -march=armv8-a
+// compile (per-file target pragmas); only call them after checking cpu_features().
 const KernelSet* neon_kernels();
+const KernelSet* neon_dotprod_kernels();
+const KernelSet* neon_i8mm_kernels();
 
 }  // namespace g3n::vecdot
