@@ -11,6 +11,7 @@
 
 #include "cli_util.h"
 #include "golden_util.h"
+#include "process_dir.h"
 #include "gguf/gguf.h"
 #include "tools/hf_test_checkpoint.h"
 
@@ -24,7 +25,7 @@ namespace fs = std::filesystem;
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
 std::string tiny_checkpoint() {
-  const std::string d = std::string(G3N_BINARY_DIR) + "/cli-hf-ckpt";
+  const std::string d = test::process_dir("cli-create-hf") + "/ckpt";
   fs::remove_all(d);
   HfTestCheckpointOptions o;
   o.mmproj_from = {test::fixtures_dir() + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf",
@@ -35,7 +36,7 @@ std::string tiny_checkpoint() {
 
 TEST(CliCreateHf, FromHfAndModelfileFromDir) {
   const std::string ckpt = tiny_checkpoint();
-  const std::string store = std::string(G3N_BINARY_DIR) + "/cli-hf-store";
+  const std::string store = test::process_dir("cli-create-hf") + "/store";
   fs::remove_all(store);
   const std::string env = "G3N_MODELS=" + store + " OLLAMA_MODELS=" + store + "/none ";
   int status = -1;
@@ -64,7 +65,7 @@ TEST(CliCreateHf, FromHfAndModelfileFromDir) {
   }
 
   // A Modelfile naming the directory, default options (Ollama layout, Q4_K_M).
-  const std::string mf = std::string(G3N_BINARY_DIR) + "/cli-hf-Modelfile";
+  const std::string mf = test::process_dir("cli-create-hf") + "/Modelfile";
   std::ofstream(mf) << "FROM " << ckpt << "\nPARAMETER temperature 0\n";
   log = run_capture(env + kG3n + " create tiny-hf-ollama -f " + mf + " 2>&1", status);
   ASSERT_EQ(exit_code(status), 0) << log;

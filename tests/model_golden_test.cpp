@@ -8,6 +8,7 @@
 #include <span>
 
 #include "golden_util.h"
+#include "process_dir.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "tools/convert.h"
@@ -36,7 +37,7 @@ const Variant kVariants[] = {
 // The F32 copy of the F16 file (exact: every F16 value is representable), written once per run.
 std::string f32_model_path() {
   static const std::string path = [] {
-    const std::string p = std::string(G3N_BINARY_DIR) + "/gemma3n-tiny-f32.gguf";
+    const std::string p = test::process_dir("model-golden") + "/gemma3n-tiny-f32.gguf";
     auto in = GgufFile::open(test::tiny_dir() + "/models/gemma3n-tiny-f16.gguf");
     convert_gguf(in, p, [](const GgufTensorInfo& t) { return t.type == GgmlType::F16 ? GgmlType::F32 : t.type; }, 0);
     return p;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "golden_util.h"
+#include "process_dir.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -28,7 +29,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string model(const std::string& v) { return test::tiny_dir() + "/models/gemma3n-tiny-" + v + ".gguf"; }
-std::string work(const std::string& name) { return std::string(G3N_BINARY_DIR) + "/hf-convert/" + name; }
+// This process's scratch directory (ctest runs each case as a process of its own, two at a time).
+std::string work(const std::string& name) { return test::process_dir("hf-convert") + "/" + name; }
 
 // The tiny checkpoint (F32 tensors in 3 shards) written once from the F16 fixture.
 const std::string& tiny_checkpoint() {
