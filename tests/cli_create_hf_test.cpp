@@ -24,8 +24,9 @@ namespace fs = std::filesystem;
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
-std::string tiny_checkpoint() {
-  const std::string d = test::process_dir("cli-create-hf") + "/ckpt";
+// The tiny checkpoint with both towers, at `d` (default: this process's scratch directory).
+std::string tiny_checkpoint(std::string d = "") {
+  if (d.empty()) d = test::process_dir("cli-create-hf") + "/ckpt";
   fs::remove_all(d);
   HfTestCheckpointOptions o;
   o.mmproj_from = {test::fixtures_dir() + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf",
@@ -95,6 +96,56 @@ TEST(CliCreateHf, FromHfAndModelfileFromDir) {
   EXPECT_EQ(log.find("broken"), std::string::npos) << log;
   fs::remove_all(store);
   fs::remove_all(ckpt);
+}
+
+// A Modelfile naming the checkpoint as `FROM ~/dir` (from $HOME) and as `FROM ../dir` (from the
+// Modelfile's directory, whatever the current one), with PARAMETER, SYSTEM and TEMPLATE lines that the
+// stored model keeps, and --no-audio: a projector with the vision tower only.
+TEST(CliCreateHf, ModelfileTildeAndRelativeFromWithCommands) {
+  const std::string home = test::process_dir("cli-create-hf-mf") + "/home";
+  tiny_checkpoint(home + "/ckpts/tiny-hf");
+  fs::create_directories(home + "/modelfiles");
+  const std::string store = test::process_dir("cli-create-hf-mf") + "/store";
+  const std::string env = "HOME=" + home + " G3N_MODELS=" + store + " OLLAMA_MODELS=" + store + "/none ";
+  const std::string commands =
+      "PARAMETER temperature 0.25\nPARAMETER num_ctx 512\nSYSTEM \"You answer in one word.\"\n"
+      "TEMPLATE \"\"\"<start_of_turn>user\n{{ .Prompt }}<end_of_turn>\n<start_of_turn>model\n\"\"\"\n";
+  const std::string tilde = home + "/modelfiles/Tilde";
+  std::ofstream(tilde) << "FROM ~/ckpts/tiny-hf\n" << commands;
+  const std::string relative = home + "/modelfiles/Relative";
+  std::ofstream(relative) << "FROM ../ckpts/tiny-hf\n" << commands;
+
+  for (const auto& [name, mf] : {std::pair<std::string, std::string>{"tilde-hf", tilde}, {"relative-hf", relative}}) {
+    SCOPED_TRACE(name);
+    int status = -1;
+    // From / as the current directory: the relative FROM must resolve against the Modelfile's folder.
+    std::string log = run_capture("cd / && " + env + kG3n + " create " + name + " -f " + mf + " --quantize q8_0 --no-audio 2>&1", status);
+    ASSERT_EQ(exit_code(status), 0) << log;
+    EXPECT_NE(log.find("converted"), std::string::npos) << log;
+    log = run_capture(env + kG3n + " show " + name + " 2>&1", status);
+    ASSERT_EQ(exit_code(status), 0) << log;
+    EXPECT_NE(log.find("Q8_0"), std::string::npos) << log;
+    EXPECT_NE(log.find("vision              321,864 + embedder 98,816"), std::string::npos) << log;
+    EXPECT_EQ(log.find("audio               "), std::string::npos) << log;  // --no-audio: no audio part
+    EXPECT_NE(log.find("Projector"), std::string::npos) << log;
+    EXPECT_NE(log.find("You answer in one word."), std::string::npos) << log;
+    log = run_capture(env + kG3n + " show " + name + " --parameters 2>&1", status);
+    EXPECT_NE(log.find("temperature"), std::string::npos) << log;
+    EXPECT_NE(log.find("0.25"), std::string::npos) << log;
+    EXPECT_NE(log.find("num_ctx"), std::string::npos) << log;
+    log = run_capture(env + kG3n + " show " + name + " --template 2>&1", status);
+    EXPECT_NE(log.find("<start_of_turn>model"), std::string::npos) << log;
+    log = run_capture(env + kG3n + " run " + name + " hello -p num_predict=2 2>&1", status);
+    EXPECT_EQ(exit_code(status), 0) << log;
+  }
+  // A FROM naming no directory is an error that names the path, not a crash, and stores nothing.
+  const std::string missing = home + "/modelfiles/Missing";
+  std::ofstream(missing) << "FROM ~/ckpts/no-such-dir\n";
+  int status = -1;
+  std::string log = run_capture(env + kG3n + " create missing-hf -f " + missing + " 2>&1", status);
+  EXPECT_EQ(exit_code(status), 1) << log;
+  log = run_capture(env + kG3n + " list 2>&1", status);
+  EXPECT_EQ(log.find("missing-hf"), std::string::npos) << log;
 }
 
 }  // namespace

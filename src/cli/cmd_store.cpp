@@ -327,7 +327,7 @@ void cmd_create(const CreateOpts& o) {
   // FROM a Hugging Face checkpoint directory (--from-hf, or FROM DIR in a Modelfile): convert it first;
   // the towers become the projector layer.
   std::vector<fs::path> converted;
-  if (const fs::path dir = fs::path(mf.from).is_absolute() ? fs::path(mf.from) : base / mf.from; is_hf_checkpoint_dir(dir)) {
+  if (const fs::path dir = store::modelfile_path(mf.from, base); is_hf_checkpoint_dir(dir)) {
     const HfConvertReport r = convert_from_hf(o, dir, st);
     mf.from = r.text_gguf.string();
     converted.push_back(r.text_gguf);
