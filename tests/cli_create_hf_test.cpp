@@ -3,10 +3,13 @@
 // them, `run` answers (an image too); a bad checkpoint fails
 // with its file named and leaves nothing in the store.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "cli_util.h"
@@ -146,6 +149,68 @@ TEST(CliCreateHf, ModelfileTildeAndRelativeFromWithCommands) {
   EXPECT_EQ(exit_code(status), 1) << log;
   log = run_capture(env + kG3n + " list 2>&1", status);
   EXPECT_EQ(log.find("missing-hf"), std::string::npos) << log;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// kill -9 in the middle of a conversion (the test hook G3N_TEST_STALL_CONVERSION holds it there, its
+// temporary file half written): nothing of the model is visible in the store; a second `create` meanwhile
+// waits for the staging lock instead of touching the first one's files; a rerun removes the stale files
+// the killed one left and succeeds.
+TEST(CliCreateHf, KilledConversionLeavesNothingAndARerunSucceeds) {
+  const std::string work = test::process_dir("cli-create-hf-kill");
+  const std::string ckpt = tiny_checkpoint(work + "/ckpt");
+  const std::string store = work + "/store", staging = store + "/hf-convert", log_path = work + "/create.log";
+  const std::string env = "G3N_MODELS=" + store + " OLLAMA_MODELS=" + store + "/none ";
+  const std::string create = kG3n + " create killed --from-hf " + ckpt + " --quantize q8_0";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string cmd = "exec env G3N_TEST_STALL_CONVERSION=120 " + env + create + " > " + log_path + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool stalled = false;
+  for (int i = 0; i < 1200 && !stalled; ++i) {
+    stalled = read_text(log_path).find("G3N_TEST_STALL_CONVERSION: stalling") != std::string::npos;
+    if (!stalled) ::usleep(100 * 1000);
+  }
+  int status = -1;
+  std::string log;
+  if (stalled) {
+    // Meanwhile a second conversion into the same store waits for the lock (and is stopped by timeout).
+    log = run_capture(env + "timeout 3 " + create + " 2>&1", status);
+    EXPECT_NE(log.find("waiting for another conversion"), std::string::npos) << log;
+  }
+  ::kill(pid, SIGKILL);
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  ASSERT_TRUE(stalled) << read_text(log_path);
+  EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << read_text(log_path);
+
+  // Killed mid-way: a temporary file in the staging directory, no model anywhere in the store.
+  bool partial = false;
+  for (const auto& e : fs::directory_iterator(staging)) partial = partial || e.path().filename().string().find(".tmp-") != std::string::npos;
+  EXPECT_TRUE(partial) << "no temporary file: the conversion was not killed mid-way";
+  log = run_capture(env + kG3n + " list 2>&1", status);
+  EXPECT_EQ(log.find("killed"), std::string::npos) << log;
+  log = run_capture(env + kG3n + " show killed 2>&1", status);
+  EXPECT_NE(exit_code(status), 0) << log;
+  if (fs::exists(store + "/manifests"))
+    for (const auto& e : fs::recursive_directory_iterator(store + "/manifests")) EXPECT_NE(e.path().filename(), "killed") << e.path();
+
+  // The rerun: the stale files go, the conversion runs anew and the model is stored.
+  log = run_capture(env + create + " 2>&1", status);
+  ASSERT_EQ(exit_code(status), 0) << log;
+  EXPECT_NE(log.find("stale file(s) of an interrupted conversion"), std::string::npos) << log;
+  EXPECT_NE(log.find("converted"), std::string::npos) << log;
+  EXPECT_TRUE(fs::is_empty(staging));
+  log = run_capture(env + kG3n + " show killed 2>&1", status);
+  EXPECT_EQ(exit_code(status), 0) << log;
+  EXPECT_NE(log.find("Q8_0"), std::string::npos) << log;
 }
 
 }  // namespace

@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "golden_util.h"
 #include "process_dir.h"
@@ -189,6 +192,8 @@ TEST(HfConvert, RerunReusesAFinishedConversion) {
   o.n_threads = 2;
   const auto first = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
   EXPECT_FALSE(first.reused);
+  EXPECT_EQ(first.stale_removed, 1);  // the interrupted run's temporary file
+  EXPECT_FALSE(fs::exists(staging + "/0123456789abcdef-text.gguf.tmp-interrupted"));
   EXPECT_GT(first.bytes_read, 0u);
   EXPECT_GT(first.peak_rss_bytes, 0);
   expect_same_tensors(first.text_gguf.string(), model("q8_0"), false);
@@ -199,6 +204,9 @@ TEST(HfConvert, RerunReusesAFinishedConversion) {
   const auto other = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
   EXPECT_FALSE(other.reused);
   EXPECT_NE(other.text_gguf, first.text_gguf);
+  // Under the lock, another stamp's finished output is a leftover of a run killed before storing it.
+  EXPECT_EQ(other.stale_removed, 1);
+  EXPECT_FALSE(fs::exists(first.text_gguf));
   fs::remove_all(staging);
 }
 
@@ -378,6 +386,28 @@ TEST(HfConvert, RealTowerNamesRoundTrip) {
         << hf;
     EXPECT_TRUE(sources.insert(hf).second) << "two tensors named " << hf;
   }
+}
+
+// One conversion at a time per staging directory: a second waits (told once) until the first lets go.
+TEST(HfConvert, StagingLockIsExclusive) {
+  const std::string staging = work("locked");
+  std::atomic<bool> waited{false}, acquired{false};
+  std::thread second;
+  {
+    const HfStaging first(staging);
+    EXPECT_TRUE(fs::is_directory(staging));
+    EXPECT_FALSE(FileLock::try_lock(staging + ".lock").held());
+    second = std::thread([&] {
+      const HfStaging s(staging, [&] { waited = true; });
+      acquired = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_FALSE(acquired);
+  }
+  second.join();
+  EXPECT_TRUE(waited);
+  EXPECT_TRUE(acquired);
+  EXPECT_TRUE(FileLock::try_lock(staging + ".lock").held());
 }
 
 }  // namespace
