@@ -181,8 +181,9 @@ TEST(CliCreateHf, KilledConversionLeavesNothingAndARerunSucceeds) {
   int status = -1;
   std::string log;
   if (stalled) {
-    // Meanwhile a second conversion into the same store waits for the lock (and is stopped by timeout).
-    log = run_capture(env + "timeout 3 " + create + " 2>&1", status);
+    // Meanwhile a second conversion into the same store waits for the lock (and is stopped by timeout;
+    // 6 s leave a loaded machine time to start it).
+    log = run_capture(env + "timeout 6 " + create + " 2>&1", status);
     EXPECT_NE(log.find("waiting for another conversion"), std::string::npos) << log;
   }
   ::kill(pid, SIGKILL);
