@@ -47,27 +47,13 @@ TEST(AudioFast, AllClipsWithinFastToleranceF16) { check_fast_clips("f16"); }
 TEST(AudioFast, EveryKernelSetWithinFastTolerance) {
   const AudioMmproj mm = load_audio_mmproj(audio_model("f16"));
   ThreadPool pool(2);
-  const std::string a = audio_clips()[0], c = audio_clips()[2], idir = audio_golden(a) + "intermediate/";
+  const std::string a = audio_clips()[0], c = audio_clips()[2];
   for (const ConvKernelSet* ks : conv_kernel_sets()) {
     SCOPED_TRACE(ks->name);
     FastAudioTower tower(mm, pool, *ks);
     std::set<std::string> seen;
     FastAudioTowerOptions o;
-    o.tap = [&](const std::string& name, std::span<const float> v) {
-      const std::vector<float> got(v.begin(), v.end());
-      if (name == "sscp_valid") {
-        const std::vector<uint8_t> want = read_u8_file(idir + "sscp_valid.u8.bin");
-        EXPECT_EQ(std::vector<float>(want.begin(), want.end()), got);
-        seen.insert(name);
-        return;
-      }
-      const std::string path = idir + name + ".f32.bin";
-      if (!std::ifstream(path)) return;
-      const float d = audio_max_diff(got, read_f32_file(path));
-      std::printf("  [fast, %s] %-32s max|d| %.3g\n", ks->name, name.c_str(), d);
-      EXPECT_LE(d, kAudioTolFast) << name;
-      seen.insert(name);
-    };
+    o.tap = golden_stage_tap(std::string("fast, ") + ks->name, kAudioTolFast, seen);
     tower.run(golden_features(a), o);
     EXPECT_EQ(seen.size(), 10u);
     const AudioFrames t = tower.run(golden_features(c));

@@ -7,7 +7,9 @@
 #include <memory>
 #include <span>
 
+#include "exact_golden_util.h"
 #include "golden_util.h"
+#include "process_dir.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "tools/convert.h"
@@ -36,7 +38,7 @@ const Variant kVariants[] = {
 // The F32 copy of the F16 file (exact: every F16 value is representable), written once per run.
 std::string f32_model_path() {
   static const std::string path = [] {
-    const std::string p = std::string(G3N_BINARY_DIR) + "/gemma3n-tiny-f32.gguf";
+    const std::string p = test::process_dir("model-golden") + "/gemma3n-tiny-f32.gguf";
     auto in = GgufFile::open(test::tiny_dir() + "/models/gemma3n-tiny-f16.gguf");
     convert_gguf(in, p, [](const GgufTensorInfo& t) { return t.type == GgmlType::F16 ? GgmlType::F32 : t.type; }, 0);
     return p;
@@ -52,77 +54,13 @@ std::string model_path(const Variant& v) {
 }
 std::string golden_tag(const Variant& v) { return v.file.empty() ? "f16" : v.tag; }
 
-struct Golden {
-  std::vector<float> batch;   // [n, V]
-  std::vector<float> greedy;  // [32, V]
-  std::vector<int32_t> greedy_tokens;
-};
-
-Golden load_golden(const std::string& tag, const std::string& prompt) {
-  const std::string dir = test::tiny_dir() + "/golden/exact/" + tag + "/";
-  Golden g;
-  g.batch = test::read_f32_file(dir + "logits_" + prompt + "_exact-" + tag + ".bin");
-  g.greedy = test::read_f32_file(dir + "greedy_logits_" + prompt + "_exact-" + tag + ".bin");
-  const auto results = test::read_json(dir + "results_exact-" + tag + ".json");
-  for (const auto& p : results["prompts"])
-    if (p["name"] == prompt) g.greedy_tokens = p["greedy_tokens"].get<std::vector<int32_t>>();
-  return g;
-}
-
 class ExactGolden : public ::testing::TestWithParam<std::tuple<Variant, KvType>> {};
 
 // Batch prefill, teacher-forced greedy continuation, and the token-by-token path, for every prompt.
 TEST_P(ExactGolden, MatchesWithinTolerance) {
   const auto& [variant, kv] = GetParam();
-  const float tol = kv == KvType::F32 ? 2e-3f : 0.05f;
-  const float tie = kv == KvType::F32 ? 4e-3f : 0.05f;
   auto model = Model::load(model_path(variant));
-  const int V = model->config().n_vocab;
-  for (const auto& prompt : test::tiny_prompts()) {
-    SCOPED_TRACE(variant.tag + "/" + prompt.name);
-    const Golden g = load_golden(golden_tag(variant), prompt.name);
-    const int n = static_cast<int>(prompt.tokens.size());
-    ASSERT_EQ(g.batch.size(), static_cast<size_t>(n) * V);
-    ASSERT_EQ(g.greedy_tokens.size(), 32u);
-
-    ContextParams p;
-  p.exact = true;
-    p.exact = true;
-    p.n_ctx = 256;
-    p.kv_type = kv;
-    p.n_threads = 2;
-    for (bool incremental : {false, true}) {
-      SCOPED_TRACE(incremental ? "token by token" : "batch");
-      Context ctx(*model, p);
-      RowStats prompt_stats, greedy_stats;
-      if (incremental) {
-        for (int i = 0; i < n; ++i) {
-          ctx.eval(std::span<const int32_t>(&prompt.tokens[i], 1));
-          prompt_stats.add_row(ctx.last_logits().data(), &g.batch[static_cast<size_t>(i) * V], V, tie);
-        }
-      } else {
-        ctx.eval(prompt.tokens, LogitsFor::All);
-        ASSERT_EQ(ctx.n_logit_rows(), n);
-        for (int i = 0; i < n; ++i) prompt_stats.add_row(ctx.logits(i).data(), &g.batch[static_cast<size_t>(i) * V], V, tie);
-      }
-      // Teacher-forced greedy: row i of greedy_logits is what token i was chosen from.
-      greedy_stats.add_row(ctx.last_logits().data(), &g.greedy[0], V, tie);
-      if (!incremental && kv == KvType::F32) {
-        EXPECT_EQ(test::argmax(ctx.last_logits().data(), V), g.greedy_tokens[0]);
-      }
-      for (int i = 1; i < 32; ++i) {
-        ctx.eval(std::span<const int32_t>(&g.greedy_tokens[i - 1], 1));
-        greedy_stats.add_row(ctx.last_logits().data(), &g.greedy[static_cast<size_t>(i) * V], V, tie);
-      }
-      EXPECT_LE(prompt_stats.max_abs, tol);
-      EXPECT_LE(greedy_stats.max_abs, tol);
-      EXPECT_EQ(prompt_stats.top1_mismatch, 0);
-      EXPECT_EQ(greedy_stats.top1_mismatch, 0);
-      std::printf("[%s %s %s %s] prompt max %.3g rms %.3g | greedy max %.3g\n", variant.tag.c_str(),
-                  kv == KvType::F32 ? "kv-f32" : "kv-f16", prompt.name.c_str(), incremental ? "incr" : "batch",
-                  prompt_stats.max_abs, prompt_stats.rms(), greedy_stats.max_abs);
-    }
-  }
+  test::check_exact_golden(*model, golden_tag(variant), kv, variant.tag);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "golden_util.h"
+#include "multimodal_util.h"
 #include "model/model.h"
 #include "runtime/batch_engine.h"
 #include "runtime/context.h"
@@ -34,41 +35,14 @@
 namespace g3n {
 namespace {
 
+using test::golden_logits;
+using test::kSoftRowFactor;
+using test::load_case;
+using test::mm_dir;
+using test::MmCase;
 using test::RowStats;
 
-const char* const kCases[] = {"a_mid_run", "b_two_runs", "c_run_at_start", "d_long_run"};
-
-// Soft rows where the computation is perturbed (F16 KV, int8 activations): 3x the token-row allowance,
-// the measured sensitivity ratio being 2-3x (see the top of the file).
-constexpr double kSoftRowFactor = 3.0;
-
-std::string mm_dir() { return test::tiny_dir() + "/golden/multimodal/"; }
 std::string model_file(const std::string& v) { return test::tiny_dir() + "/models/gemma3n-tiny-" + v + ".gguf"; }
-
-struct MmCase {
-  InputRows rows;
-  nlohmann::json meta;
-};
-
-MmCase load_case(const std::string& name) {
-  MmCase c;
-  c.meta = test::read_json(mm_dir() + name + ".json");
-  const auto emb = test::read_f32_file(mm_dir() + c.meta["embeddings_file"].get<std::string>());
-  const int64_t width = c.meta["embeddings_shape"][1].get<int64_t>();
-  for (const auto& r : c.meta["rows"]) {
-    if (r.contains("token")) {
-      c.rows.push_token(r["token"].get<int32_t>());
-    } else {
-      const size_t k = r["embedding"].get<size_t>();
-      c.rows.push_vectors(std::span<const float>(emb).subspan(k * width, width), width);
-    }
-  }
-  return c;
-}
-
-std::vector<float> golden_logits(const MmCase& c, const std::string& v) {
-  return test::read_f32_file(mm_dir() + c.meta["variants"][v]["logits_file"].get<std::string>());
-}
 
 ContextParams params(bool exact, KvType kv) {
   ContextParams p;
@@ -89,69 +63,8 @@ class MultimodalExact : public ::testing::TestWithParam<ExactCase> {};
 
 TEST_P(MultimodalExact, MatchesGoldenBatchedAndIncremental) {
   const ExactCase& ec = GetParam();
-  // README §8.3: 2e-3 with an F32 cache; an F16 cache gets the F16-KV allowance of §4.1 (as ExactGolden).
-  const float tol = ec.kv == KvType::F32 ? 2e-3f : 0.05f;
-  const float tie = ec.kv == KvType::F32 ? 4e-3f : 0.05f;
   auto model = Model::load(model_file(ec.variant));
-  const int V = model->config().n_vocab;
-  for (const char* name : kCases) {
-    SCOPED_TRACE(std::string(name));
-    const MmCase c = load_case(name);
-    const auto want = golden_logits(c, ec.variant);
-    const int n = static_cast<int>(c.rows.size());
-    ASSERT_EQ(want.size(), static_cast<size_t>(n) * V);
-    const auto& vmeta = c.meta["variants"][ec.variant];
-    const bool has_greedy = vmeta.contains("greedy");
-    std::vector<float> greedy;
-    std::vector<int32_t> greedy_tokens;
-    if (has_greedy) {
-      greedy = test::read_f32_file(mm_dir() + vmeta["greedy"]["logits_file"].get<std::string>());
-      greedy_tokens = vmeta["greedy"]["tokens"].get<std::vector<int32_t>>();
-    }
-    for (bool incremental : {false, true}) {
-      SCOPED_TRACE(incremental ? "row by row" : "batch");
-      Context ctx(*model, params(true, ec.kv));
-      RowStats token_rows, soft_rows, greedy_stats;
-      const auto add = [&](int i, const float* got) {
-        (c.rows.is_vector(i) ? soft_rows : token_rows).add_row(got, &want[static_cast<size_t>(i) * V], V, tie);
-      };
-      if (incremental) {
-        for (int i = 0; i < n; ++i) {
-          ctx.eval(c.rows.view().subspan(i, 1));
-          add(i, ctx.last_logits().data());
-        }
-      } else {
-        ctx.eval(c.rows.view(), LogitsFor::All);
-        ASSERT_EQ(ctx.n_logit_rows(), n);
-        for (int i = 0; i < n; ++i) add(i, ctx.logits(i).data());
-      }
-      EXPECT_LE(token_rows.max_abs, tol);
-      if (ec.kv == KvType::F32) {
-        EXPECT_LE(soft_rows.max_abs, tol);  // README §8.3: every row
-      } else {
-        EXPECT_LE(soft_rows.max_abs, kSoftRowFactor * tol);  // 3x the token-row allowance (top of file)
-      }
-      EXPECT_EQ(token_rows.top1_mismatch, 0);
-      EXPECT_EQ(soft_rows.top1_mismatch, 0);
-      if (has_greedy) {
-        // Teacher-forced: row i of the greedy file is what golden token i was chosen from.
-        greedy_stats.add_row(ctx.last_logits().data(), greedy.data(), V, tie);
-        if (ec.kv == KvType::F32) {
-          EXPECT_EQ(test::argmax(ctx.last_logits().data(), V), greedy_tokens[0]);
-        }
-        for (size_t i = 1; i < greedy_tokens.size(); ++i) {
-          ctx.eval(std::span<const int32_t>(&greedy_tokens[i - 1], 1));
-          greedy_stats.add_row(ctx.last_logits().data(), &greedy[i * V], V, tie);
-        }
-        EXPECT_EQ(greedy_stats.rows, 8);
-        EXPECT_LE(greedy_stats.max_abs, tol);
-        EXPECT_EQ(greedy_stats.top1_mismatch, 0);
-      }
-      std::printf("[mm %s %s %s %s] token rows max %.3g rms %.3g | soft rows max %.3g rms %.3g | greedy max %.3g\n",
-                  ec.variant.c_str(), ec.kv == KvType::F32 ? "kv-f32" : "kv-f16", name, incremental ? "incr" : "batch",
-                  token_rows.max_abs, token_rows.rms(), soft_rows.max_abs, soft_rows.rms(), greedy_stats.max_abs);
-    }
-  }
+  test::check_multimodal_exact(*model, ec.variant, ec.kv);
 }
 
 INSTANTIATE_TEST_SUITE_P(Gemma3nTiny, MultimodalExact,
@@ -177,7 +90,7 @@ TEST_P(MultimodalFast, WithinQuantizedPathThresholds) {
   const int V = model->config().n_vocab;
   for (bool incremental : {false, true}) {
     RowStats token_rows, soft_rows, all;
-    for (const char* name : kCases) {
+    for (const std::string& name : test::multimodal_cases()) {
       const MmCase c = load_case(name);
       const auto want = golden_logits(c, fc.variant);
       Context ctx(*model, params(false, KvType::F32));
@@ -230,14 +143,14 @@ TEST(Multimodal, SequencesShareForwardPasses) {
   std::vector<MmCase> cases;
   std::vector<std::unique_ptr<Sequence>> seqs;
   std::vector<SequenceWork> work;
-  for (const char* name : kCases) cases.push_back(load_case(name));
+  for (const std::string& name : test::multimodal_cases()) cases.push_back(load_case(name));
   for (const MmCase& c : cases) {
     seqs.push_back(engine.new_sequence());
     work.push_back({seqs.back().get(), c.rows.view(), 0, LogitsFor::All});
   }
   engine.eval(work);
   for (size_t k = 0; k < cases.size(); ++k) {
-    SCOPED_TRACE(kCases[k]);
+    SCOPED_TRACE(test::multimodal_cases()[k]);
     const auto want = golden_logits(cases[k], "f16");
     RowStats st;
     ASSERT_EQ(seqs[k]->n_logit_rows(), static_cast<int>(cases[k].rows.size()));

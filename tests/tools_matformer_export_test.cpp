@@ -9,6 +9,7 @@
 #include <span>
 
 #include "golden_util.h"
+#include "process_dir.h"
 #include "model/matformer.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -20,7 +21,7 @@ namespace {
 
 const std::string& e4b_mini_path() {
   static const std::string path = [] {
-    const std::string p = std::string(G3N_BINARY_DIR) + "/e4b-mini-q4_k_m.gguf";
+    const std::string p = test::process_dir("matformer-export") + "/e4b-mini-q4_k_m.gguf";
     auto spec = random_model_preset("e4b-mini");
     write_random_gemma3n(*spec, p, 2);
     return p;
@@ -61,7 +62,7 @@ TEST(MatformerE4bMini, EveryPresetApplies) {
 // The sliced view and the exported file read the same quant blocks in the same order; any difference is
 // a slicing error (a wrong block, stride or per-layer row), never rounding.
 TEST(MatformerE4bMini, ExportedSliceIsBitIdenticalToTheView) {
-  const std::string custom = std::string(G3N_BINARY_DIR) + "/matformer_mini_custom.json";
+  const std::string custom = test::process_dir("matformer-export") + "/matformer_mini_custom.json";
   {  // README §9.2's s3 pattern at E4B's depth: skip 10-14, so KV sharing starts at new layer 15
     std::vector<int> kept;
     for (int l = 0; l < 35; ++l)
@@ -73,7 +74,7 @@ TEST(MatformerE4bMini, ExportedSliceIsBitIdenticalToTheView) {
   const auto prompts = test::tiny_prompts();
   for (const std::string& slice : {std::string("e2b"), std::string("e1.96b"), std::string("e2.98b"), std::string("e3.73b-block"), custom}) {
     SCOPED_TRACE(slice);
-    const std::string out = std::string(G3N_BINARY_DIR) + "/e4b-mini-export.gguf";
+    const std::string out = test::process_dir("matformer-export") + "/e4b-mini-export.gguf";
     export_matformer_slice(e4b_mini_path(), out, slice);
     auto view = Model::load(e4b_mini_path(), slice);
     auto file = Model::load(out);

@@ -2,6 +2,7 @@
 // (truncation, bad JSON, offsets outside the data, byte counts that disagree with dtype x shape, overlap,
 // unknown dtypes) is a SafetensorsError naming the file and the tensor.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -61,6 +62,38 @@ TEST(Safetensors, WriterRoundTrip) {
   EXPECT_EQ(b4, 2.0f);
   EXPECT_EQ(f.find("c"), nullptr);
   std::filesystem::remove(path);
+}
+
+// The threaded, double-buffered writer (fills run concurrently, the previous buffer is written meanwhile)
+// writes the same bytes as the one-thread path, across several 4 Mi-element runs and tensor boundaries.
+TEST(Safetensors, ThreadedWriterEqualsOneThread) {
+  auto fill = [](uint64_t seed) {
+    return [seed](uint64_t first, uint64_t n, uint8_t* dst) {
+      for (uint64_t i = 0; i < n; ++i) {
+        const uint16_t v = static_cast<uint16_t>(((first + i) * 2654435761u + seed) >> 7);
+        std::memcpy(dst + 2 * i, &v, 2);
+      }
+    };
+  };
+  SafetensorsWriter w;
+  w.add("big", "BF16", {9, 1000003}, fill(1));  // about 2.1 runs of 4 Mi elements
+  w.add("small", "F16", {3, 5}, fill(2));
+  w.add("mid", "BF16", {5000000}, fill(3));
+  const std::string one = std::string(G3N_BINARY_DIR) + "/threads-1-" + std::to_string(::getpid()) + ".safetensors";
+  const std::string many = std::string(G3N_BINARY_DIR) + "/threads-3-" + std::to_string(::getpid()) + ".safetensors";
+  w.write(one, 1);
+  w.write(many, 3);
+  auto bytes = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::vector<char>(std::istreambuf_iterator<char>(f), {});
+  };
+  const auto a = bytes(one), b = bytes(many);
+  EXPECT_GT(a.size(), w.data_bytes());
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(SafetensorsFile::open(many).find("mid")->shape, (std::vector<int64_t>{5000000}));
+  EXPECT_TRUE(a == b);
+  std::filesystem::remove(one);
+  std::filesystem::remove(many);
 }
 
 TEST(Safetensors, AcceptsEmptyAndScalar) {

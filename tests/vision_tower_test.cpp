@@ -17,6 +17,7 @@
 
 #include "base/thread_pool.h"
 #include "golden_util.h"
+#include "vision_util.h"
 #include "gguf/gguf.h"
 #include "quant/quantize.h"
 #include "vision/embedder.h"
@@ -28,27 +29,12 @@ namespace {
 
 using test::read_f32_file;
 
-std::string vdir() { return test::fixtures_dir() + "/gemma3n-vision-tiny"; }
+std::string vdir() { return test::vision_dir(); }
 std::string model_path(const std::string& type) { return vdir() + "/models/gemma3n-vision-tiny-mmproj-" + type + ".gguf"; }
 
-// fixture README §6: F32 activations, weights decoded to F32.
-constexpr float kTolFinal = 5e-5f;         // soft tokens, tower, hard tokens
-constexpr float kTolIntermediate = 1e-4f;  // per-block activations
-
-const std::vector<std::string> kImages = {"gradient_shapes_512x512", "noise_photo_384x384", "wide_640x360", "scene_640x480"};
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
-
-VisionMap golden_pixels(const std::string& image) {
-  const auto chw = read_f32_file(vdir() + "/inputs/" + image + ".pixel_values.f32.bin");
-  EXPECT_EQ(chw.size(), 3u * 512 * 512);
-  return vision_map_from_chw(chw.data(), 3, 512, 512);
-}
+using test::golden_pixels;
+constexpr float kTolFinal = test::kVisionTolFinal;
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) { return test::vision_max_diff(a, b); }
 
 // Copies a GGUF file, letting edit() rename, reshape or drop tensors (return false to drop).
 struct TensorCopy {
@@ -148,48 +134,11 @@ TEST(VisionTower, SamePadding) {
   EXPECT_EQ(same_padding(64, 5, 1).after, 2);
 }
 
-// Every per-block activation of the gradient image, then the pooled MSFA map and the tower output.
-void check_intermediates(const std::string& type) {
-  const Mmproj mm = load_mmproj(model_path(type));
-  ThreadPool pool(2);
-  const std::string image = "gradient_shapes_512x512";
-  const std::string idir = vdir() + "/golden/intermediates/" + image + "/";
-  std::vector<std::string> seen;
-  float worst = 0;
-  const VisionMap out = run_vision_tower(mm, golden_pixels(image), pool, [&](const std::string& name, const VisionMap& x) {
-    seen.push_back(name);
-    const float d = max_abs_diff(vision_map_to_chw(x), read_f32_file(idir + name + ".f32.bin"));
-    worst = std::max(worst, d);
-    std::printf("  [%s] %-12s max|d| %.3g\n", type.c_str(), name.c_str(), d);
-    EXPECT_LE(d, kTolIntermediate) << name;
-  });
-  EXPECT_EQ(seen.size(), 20u);  // stem, 17 blocks, msfa.ffn, msfa.pooled
-  const float d = max_abs_diff(vision_map_to_chw(out), read_f32_file(vdir() + "/golden/" + image + ".tower.f32.bin"));
-  std::printf("  [%s] tower        max|d| %.3g (intermediates worst %.3g)\n", type.c_str(), d, worst);
-  EXPECT_LE(d, kTolFinal);
-}
+TEST(VisionTower, IntermediatesMatchGoldensF32) { test::check_vision_intermediates(model_path("f32"), "f32"); }
+TEST(VisionTower, IntermediatesMatchGoldensF16) { test::check_vision_intermediates(model_path("f16"), "f16"); }
 
-TEST(VisionTower, IntermediatesMatchGoldensF32) { check_intermediates("f32"); }
-TEST(VisionTower, IntermediatesMatchGoldensF16) { check_intermediates("f16"); }
-
-// Tower output and soft tokens of all four images.
-void check_all_images(const std::string& type) {
-  const Mmproj mm = load_mmproj(model_path(type));
-  ThreadPool pool(2);
-  for (const auto& image : kImages) {
-    const VisionMap out = run_vision_tower(mm, golden_pixels(image), pool);
-    const float dt = max_abs_diff(vision_map_to_chw(out), read_f32_file(vdir() + "/golden/" + image + ".tower.f32.bin"));
-    const std::vector<float> soft = embed_soft_tokens(mm, out, pool);
-    ASSERT_EQ(soft.size(), 256u * 256u);
-    const float ds = max_abs_diff(soft, read_f32_file(vdir() + "/golden/" + image + ".soft_tokens.f32.bin"));
-    std::printf("  [%s] %-24s tower max|d| %.3g, soft tokens max|d| %.3g\n", type.c_str(), image.c_str(), dt, ds);
-    EXPECT_LE(dt, kTolFinal) << image;
-    EXPECT_LE(ds, kTolFinal) << image;
-  }
-}
-
-TEST(VisionTower, AllImagesMatchGoldensF32) { check_all_images("f32"); }
-TEST(VisionTower, AllImagesMatchGoldensF16) { check_all_images("f16"); }
+TEST(VisionTower, AllImagesMatchGoldensF32) { test::check_vision_all_images(model_path("f32"), "f32"); }
+TEST(VisionTower, AllImagesMatchGoldensF16) { test::check_vision_all_images(model_path("f16"), "f16"); }
 
 // The 768x768 input exercises the 3x3 average pool the real model uses (trap 9).
 TEST(VisionTower, Res768MatchesGoldens) {
@@ -212,13 +161,9 @@ TEST(VisionTower, Res768MatchesGoldens) {
 
 TEST(VisionTower, HardTokensMatchGoldens) {
   for (const std::string type : {"f32", "f16"}) {
+    test::check_vision_hard_tokens(model_path(type), type);
     const Mmproj mm = load_mmproj(model_path(type));
     ThreadPool pool(2);
-    std::vector<int32_t> ids(128);
-    std::iota(ids.begin(), ids.end(), kVisionHardTokenBase);
-    const float d = max_abs_diff(embed_hard_tokens(mm, ids, pool), read_f32_file(vdir() + "/golden/hard_tokens.f32.bin"));
-    std::printf("  [%s] hard tokens max|d| %.3g\n", type.c_str(), d);
-    EXPECT_LE(d, kTolFinal);
     const std::vector<int32_t> bad = {kVisionHardTokenBase + 128};
     EXPECT_THROW(embed_hard_tokens(mm, bad, pool), std::runtime_error);
   }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "base/clock.h"
+#include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "gguf/gguf.h"
 #include "tools/hf_test_checkpoint.h"
@@ -93,6 +94,10 @@ void run(const Options& o) {
     HfTestCheckpointOptions h;
     h.dtype = o.hf_dtype;
     h.n_shards = tiny_width(o.preset) ? 2 : 3;
+    h.n_threads = o.threads > 0 ? o.threads : default_thread_count();
+    // With --mmproj the towers join the checkpoint (model.vision_tower.*, model.audio_tower.*,
+    // model.embed_*), as in Google's: real-shape conversions then include them.
+    if (!o.mmproj.empty()) h.mmproj_from = {o.mmproj};
     write_hf_test_checkpoint(GgufFile::open(o.out), o.hf, h);
     std::fprintf(stderr, "wrote the checkpoint %s in %.1f s\n", o.hf.c_str(), seconds_since(t1));
   }
@@ -113,7 +118,7 @@ void add_create_random_command(CLI::App& app) {
   c->add_option("--vocab-rows", o->vocab_rows, "override token_embd rows");
   c->add_option("--ple-rows", o->ple_rows, "override per_layer_token_embd rows");
   c->add_option("--hf", o->hf, "also write the model as a Hugging Face checkpoint directory (config.json, safetensors "
-                 "shards, tokenizer.json) for `g3n create --from-hf`");
+                 "shards, tokenizer.json; with --mmproj the vision and audio towers too) for `g3n create --from-hf`");
   c->add_option("--hf-dtype", o->hf_dtype, "the checkpoint's tensors: BF16 (default, as Google's), F16 or F32");
   c->add_option("--mmproj", o->mmproj, "also write a random projector (mmproj GGUF: vision and audio towers) for the model here");
   c->add_flag("--mmproj-only", o->mmproj_only, "write only the projector, to OUT");

@@ -277,7 +277,7 @@ struct CreateOpts {
 
 // Converts a Hugging Face checkpoint directory into the staging folder of the store with a progress
 // line on stderr; returns the text GGUF to store as the model layer.
-HfConvertReport convert_from_hf(const CreateOpts& o, const fs::path& dir, const store::ModelStore& st) {
+HfConvertReport convert_from_hf(const CreateOpts& o, const fs::path& dir, const HfStaging& staging) {
   HfConvertOptions opt;
   opt.vision = !o.no_vision;
   opt.audio = !o.no_audio;
@@ -297,8 +297,9 @@ HfConvertReport convert_from_hf(const CreateOpts& o, const fs::path& dir, const 
                  human_bytes(int64_t(total)).c_str(), tty ? "" : "\n");
   };
   std::fprintf(stderr, "converting %s (%s, %s layout)\n", dir.c_str(), o.quantize.c_str(), o.layout.c_str());
-  const HfConvertReport r = convert_hf_checkpoint(dir.string(), st.config().root / "hf-convert", opt);
+  const HfConvertReport r = convert_hf_checkpoint(dir.string(), staging, opt);
   if (tty) std::fprintf(stderr, "\n");
+  if (r.stale_removed) std::fprintf(stderr, "removed %d stale file(s) of an interrupted conversion\n", r.stale_removed);
   if (r.reused) {
     std::fprintf(stderr, "reusing the finished conversion %s\n", r.text_gguf.c_str());
   } else {
@@ -327,8 +328,12 @@ void cmd_create(const CreateOpts& o) {
   // FROM a Hugging Face checkpoint directory (--from-hf, or FROM DIR in a Modelfile): convert it first;
   // the towers become the projector layer.
   std::vector<fs::path> converted;
-  if (const fs::path dir = fs::path(mf.from).is_absolute() ? fs::path(mf.from) : base / mf.from; is_hf_checkpoint_dir(dir)) {
-    const HfConvertReport r = convert_from_hf(o, dir, st);
+  // Held until the outputs are stored and removed: one conversion at a time uses the staging directory,
+  // and whatever a killed one left there is cleaned up by the next (tools/hf_convert.h).
+  std::optional<HfStaging> staging;
+  if (const fs::path dir = store::modelfile_path(mf.from, base); is_hf_checkpoint_dir(dir)) {
+    staging.emplace(st.config().root / "hf-convert", [] { std::fprintf(stderr, "waiting for another conversion to finish\n"); });
+    const HfConvertReport r = convert_from_hf(o, dir, *staging);
     mf.from = r.text_gguf.string();
     converted.push_back(r.text_gguf);
     if (!r.mmproj_gguf.empty()) {

@@ -182,16 +182,19 @@ std::optional<GgufSummary> summarize_gguf(const fs::path& path) {
   }
 }
 
+fs::path modelfile_path(const std::string& from, const fs::path& base_dir) {
+  if (from.rfind("~/", 0) == 0) {
+    if (const char* home = std::getenv("HOME")) return fs::path(home) / from.substr(2);
+  }
+  const fs::path p = from;
+  return p.is_relative() ? base_dir / p : p;
+}
+
 namespace {
 
 // The file a FROM names, or nullopt for a model name. Relative paths are from base_dir.
 std::optional<fs::path> from_file(const std::string& from, const fs::path& base_dir) {
-  fs::path p = from;
-  if (from.rfind("~/", 0) == 0) {
-    if (const char* home = std::getenv("HOME")) p = fs::path(home) / from.substr(2);
-  } else if (p.is_relative()) {
-    p = base_dir / p;
-  }
+  const fs::path p = modelfile_path(from, base_dir);
   std::error_code ec;
   if (!looks_like_gguf_path(from) && !fs::is_regular_file(p, ec)) return std::nullopt;
   if (!fs::is_regular_file(p, ec)) throw StoreError("FROM: file not found: " + p.string());

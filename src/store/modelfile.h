@@ -28,6 +28,11 @@ struct Modelfile {
 // StoreError naming the line for an unknown command or parameter, or a missing FROM.
 Modelfile parse_modelfile(const std::string& text);
 
+// The path a FROM line names, as the Modelfile means it: "~/..." from $HOME, a relative path from
+// base_dir (the Modelfile's directory), an absolute one as it is. Used for GGUF files and for Hugging
+// Face checkpoint directories alike.
+std::filesystem::path modelfile_path(const std::string& from, const std::filesystem::path& base_dir);
+
 // Converts a PARAMETER value to the JSON type Ollama stores for that option (int, float, bool; one stop
 // string), checked against the parameter table (runtime/parameters.h). Throws StoreError for unknown
 // options and values of the wrong type or out of range.

@@ -1,6 +1,7 @@
 #include "tools/hf_mmproj_gguf.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -136,6 +137,15 @@ std::vector<HfMmprojTensor> hf_mmproj_tensors(const HfCheckpoint& ck, const HfMm
   return out;
 }
 
+uint64_t hf_mmproj_bytes(const HfCheckpoint& ck, const HfMmprojOptions& opt) {
+  uint64_t n = 0;
+  for (const auto& t : hf_mmproj_tensors(ck, opt)) {
+    const auto* st = ck.get(t.source).tensor;
+    n += st->end - st->begin;
+  }
+  return n;
+}
+
 void write_hf_mmproj_gguf(const HfCheckpoint& ck, const std::string& out_path, const HfMmprojOptions& opt) {
   const auto tensors = hf_mmproj_tensors(ck, opt);
   auto has = [&](const char* prefix) {
@@ -180,6 +190,8 @@ void write_hf_mmproj_gguf(const HfCheckpoint& ck, const std::string& out_path, c
   }
   w.set_u32("general.quantization_version", 2);
   auto pool = std::make_shared<ThreadPool>(opt.n_threads > 0 ? opt.n_threads : default_thread_count());
+  auto done = std::make_shared<std::atomic<uint64_t>>(0);
+  const auto progress = opt.progress;
   for (const auto& t : tensors) {
     const HfTensorRef r = ck.get(t.source);
     const std::string& dt = r.tensor->dtype;
@@ -197,6 +209,8 @@ void write_hf_mmproj_gguf(const HfCheckpoint& ck, const std::string& out_path, c
         }
       }, 16);
       r.file->drop_pages(r.file->data(*r.tensor) + static_cast<uint64_t>(r0) * in_row, in_row * static_cast<uint64_t>(n));
+      const uint64_t now = done->fetch_add(in_row * static_cast<uint64_t>(n)) + in_row * static_cast<uint64_t>(n);
+      if (progress) progress(now);
     });
   }
   w.write(out_path);

@@ -3,6 +3,8 @@
 // the stem bias as ne [1, 1, C, 1], the audio SSCP norms a.conv1d.{0,1}.norm.weight that llama.cpp lacks).
 // Tensors stream from the shards like the text model's.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,8 @@ struct HfMmprojOptions {
   bool vision = true, audio = true;
   bool f32 = false;   // towers in F32 instead of F16 (norms, scales, the stem and SSCP convs are F32 always)
   int n_threads = 0;
+  // Called after each run of rows with the checkpoint bytes read so far (of hf_mmproj_bytes in all).
+  std::function<void(uint64_t done)> progress;
 };
 
 struct HfMmprojTensor {
@@ -30,6 +34,9 @@ std::string hf_mmproj_source(const std::string& gguf_name);
 
 // The tensors the options select, in checkpoint name order.
 std::vector<HfMmprojTensor> hf_mmproj_tensors(const HfCheckpoint& ck, const HfMmprojOptions& opt);
+
+// The checkpoint bytes the selected tensors hold: what converting them reads.
+uint64_t hf_mmproj_bytes(const HfCheckpoint& ck, const HfMmprojOptions& opt);
 
 // Writes the mmproj (atomically). Throws HfCheckpointError naming the file and tensor for a bad dtype,
 // or when a selected tower has no tensors.

@@ -259,13 +259,21 @@ void write_hf_test_checkpoint(const GgufFile& f, const std::string& dir, const H
         encode(dtype, row.data() + col, dst + done * eb, k);
         done += k;
       }
+      // The rows read leave the resident set (whole pages only: a neighbour's rows stay), so the writer's
+      // memory does not grow with the source file.
+      const uint64_t r_first = first / static_cast<uint64_t>(n0), r_end = (first + n + n0 - 1) / static_cast<uint64_t>(n0);
+      const uint64_t main_end = std::min<uint64_t>(r_end, static_cast<uint64_t>(p.rows));
+      if (r_first < main_end) {
+        const uint64_t rb = *ggml_row_bytes(p.t->type, static_cast<uint64_t>(n0));
+        p.file->drop_pages(p.file->tensor_data(*p.t) + (static_cast<uint64_t>(p.row0) + r_first) * rb, (main_end - r_first) * rb);
+      }
     });
   }
   for (int s = 0; s < n_shards; ++s) {
     char fname[64];
     std::snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
     shards[static_cast<size_t>(s)].set_metadata("format", "pt");
-    shards[static_cast<size_t>(s)].write(dir + "/" + fname);
+    shards[static_cast<size_t>(s)].write(dir + "/" + fname, opt.n_threads);
   }
   ordered_json index;
   index["metadata"] = {{"total_size", total}};

@@ -20,9 +20,11 @@ struct HfTestCheckpointOptions {
   // names (model.vision_tower.timm_model.*, model.audio_tower.*, model.embed_*), with vision_config,
   // audio_config and preprocessor_config.json from their clip.* keys.
   std::vector<std::string> mmproj_from;
+  int n_threads = 1;  // threads that decode and encode the tensors (the writing overlaps them)
 };
 
-// Writes the checkpoint into dir (created if needed). Throws on a GGUF that is not gemma3n.
+// Writes the checkpoint into dir (created if needed), streaming: memory stays at the write buffers and
+// the source GGUFs' pages are dropped once read. Throws on a GGUF that is not gemma3n.
 void write_hf_test_checkpoint(const GgufFile& text, const std::string& dir, const HfTestCheckpointOptions& opt);
 
 }  // namespace g3n

@@ -1,12 +1,14 @@
 #include "tools/safetensors_writer.h"
 
 #include <algorithm>
+#include <future>
 #include <memory>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/thread_pool.h"
 #include "tools/safetensors.h"
 
 namespace g3n {
@@ -39,7 +41,7 @@ uint64_t SafetensorsWriter::data_bytes() const {
   return n;
 }
 
-void SafetensorsWriter::write(const std::string& path) const {
+void SafetensorsWriter::write(const std::string& path, int n_threads) const {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata_.empty()) h["__metadata__"] = metadata_;
   uint64_t off = 0;
@@ -54,17 +56,34 @@ void SafetensorsWriter::write(const std::string& path) const {
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
   w.write(len, 8);
   w.write(header.data(), header.size());
-  std::vector<uint8_t> buf;
+  // Runs of up to kChunkElems elements: filled in parallel into one buffer while the previous buffer is
+  // written by a thread of its own, so generation and I/O overlap and memory stays at two buffers.
   constexpr uint64_t kChunkElems = uint64_t(1) << 22;
+  ThreadPool pool(std::max(1, n_threads));
+  std::vector<uint8_t> bufs[2];
+  std::future<void> pending;
+  int cur = 0;
   for (const auto& e : entries_) {
     const uint64_t n = e.bytes / e.elem_bytes;
     for (uint64_t first = 0; first < n; first += kChunkElems) {
       const uint64_t k = std::min(kChunkElems, n - first);
+      std::vector<uint8_t>& buf = bufs[cur];
       buf.resize(static_cast<size_t>(k * e.elem_bytes));
-      e.fill(first, k, buf.data());
-      w.write(buf.data(), buf.size());
+      // Parts of at least 64 Ki elements, so short tensors stay one call.
+      const int64_t parts = static_cast<int64_t>(std::min<uint64_t>(uint64_t(pool.size()) * 4, (k + 65535) / 65536));
+      pool.parallel_for_dynamic(parts, [&](int64_t b, int64_t end, int) {
+        for (int64_t j = b; j < end; ++j) {
+          const uint64_t lo = k * static_cast<uint64_t>(j) / static_cast<uint64_t>(parts);
+          const uint64_t hi = k * static_cast<uint64_t>(j + 1) / static_cast<uint64_t>(parts);
+          if (hi > lo) e.fill(first + lo, hi - lo, buf.data() + lo * e.elem_bytes);
+        }
+      }, 1);
+      if (pending.valid()) pending.get();  // the other buffer is free again (rethrows a write error)
+      pending = std::async(std::launch::async, [&w, &buf] { w.write(buf.data(), buf.size()); });
+      cur ^= 1;
     }
   }
+  if (pending.valid()) pending.get();
   w.commit();
 }
 
