@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kernels/avx2_reduce.h"
 #include "kernels/vec_dot_impl.h"
@@ -267,6 +268,29 @@ using Q4KRowFn = void (*)(const WBlock*, const Q4KRowPrep*, const BlockQ8_K* con
                           float*, int64_t);
 using Q6KRowFn = void (*)(const BlockQ6_K*, const Q6KRowPrep*, const BlockQ8_K* const*, const float*, int64_t, float*,
                           int64_t);
+
+// Rows from a kernel family K that names its row kernels as variable templates:
+// K::q4k<C, WBlock, kFive> and K::q6k<C> (C = 1..8 tokens).
+template <class K>
+struct RowTables {
+  template <class WBlock, bool kFive, size_t... I>
+  static constexpr std::array<Q4KRowFn<WBlock>, 8> q4k_table(std::index_sequence<I...>) {
+    return {K::template q4k<int(I) + 1, WBlock, kFive>...};
+  }
+  template <size_t... I>
+  static constexpr std::array<Q6KRowFn, 8> q6k_table(std::index_sequence<I...>) {
+    return {K::template q6k<int(I) + 1>...};
+  }
+  template <class WBlock, bool kFive>
+  static Q4KRowFn<WBlock> q4k(int c) {
+    static constexpr auto table = q4k_table<WBlock, kFive>(std::make_index_sequence<8>{});
+    return table[size_t(c - 1)];
+  }
+  static Q6KRowFn q6k(int c) {
+    static constexpr auto table = q6k_table(std::make_index_sequence<8>{});
+    return table[size_t(c - 1)];
+  }
+};
 
 template <class WBlock, bool kFive, class Sums, class Rows>
 G3N_KQ_TARGET void gemm_q4k(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,

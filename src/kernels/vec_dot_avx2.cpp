@@ -498,22 +498,13 @@ struct Avx2Sums {
   }
   G3N_AVX2 static __m256i q6k(const BlockQ6_K& w, const BlockQ8_K& a) { return q6k_block_sum(w, a); }
 };
-struct Avx2Rows {
-  template <class WBlock, bool kFive>
-  static Q4KRowFn<WBlock> q4k(int c) {
-    static constexpr Q4KRowFn<WBlock> table[8] = {
-        q4k_row_x_tokens<1, WBlock, kFive>, q4k_row_x_tokens<2, WBlock, kFive>, q4k_row_x_tokens<3, WBlock, kFive>,
-        q4k_row_x_tokens<4, WBlock, kFive>, q4k_row_x_tokens<5, WBlock, kFive>, q4k_row_x_tokens<6, WBlock, kFive>,
-        q4k_row_x_tokens<7, WBlock, kFive>, q4k_row_x_tokens<8, WBlock, kFive>};
-    return table[c - 1];
-  }
-  static Q6KRowFn q6k(int c) {
-    static constexpr Q6KRowFn table[8] = {q6k_row_x_tokens<1>, q6k_row_x_tokens<2>, q6k_row_x_tokens<3>,
-                                          q6k_row_x_tokens<4>, q6k_row_x_tokens<5>, q6k_row_x_tokens<6>,
-                                          q6k_row_x_tokens<7>, q6k_row_x_tokens<8>};
-    return table[c - 1];
-  }
+struct Avx2Kernels {
+  template <int C, class WBlock, bool kFive>
+  static constexpr Q4KRowFn<WBlock> q4k = q4k_row_x_tokens<C, WBlock, kFive>;
+  template <int C>
+  static constexpr Q6KRowFn q6k = q6k_row_x_tokens<C>;
 };
+using Avx2Rows = RowTables<Avx2Kernels>;
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
 struct TileQ40 {

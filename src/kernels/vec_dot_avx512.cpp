@@ -164,22 +164,13 @@ G3N_AVX512 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const 
   store_tokens<C>(acc, out, ldo);
 }
 
-struct Avx512Rows {
-  template <class WBlock, bool kFive>
-  static Q4KRowFn<WBlock> q4k(int c) {
-    static constexpr Q4KRowFn<WBlock> table[8] = {
-        q4k_row_x_tokens<1, WBlock, kFive>, q4k_row_x_tokens<2, WBlock, kFive>, q4k_row_x_tokens<3, WBlock, kFive>,
-        q4k_row_x_tokens<4, WBlock, kFive>, q4k_row_x_tokens<5, WBlock, kFive>, q4k_row_x_tokens<6, WBlock, kFive>,
-        q4k_row_x_tokens<7, WBlock, kFive>, q4k_row_x_tokens<8, WBlock, kFive>};
-    return table[c - 1];
-  }
-  static Q6KRowFn q6k(int c) {
-    static constexpr Q6KRowFn table[8] = {q6k_row_x_tokens<1>, q6k_row_x_tokens<2>, q6k_row_x_tokens<3>,
-                                          q6k_row_x_tokens<4>, q6k_row_x_tokens<5>, q6k_row_x_tokens<6>,
-                                          q6k_row_x_tokens<7>, q6k_row_x_tokens<8>};
-    return table[c - 1];
-  }
+struct Avx512Kernels {
+  template <int C, class WBlock, bool kFive>
+  static constexpr Q4KRowFn<WBlock> q4k = q4k_row_x_tokens<C, WBlock, kFive>;
+  template <int C>
+  static constexpr Q6KRowFn q6k = q6k_row_x_tokens<C>;
 };
+using Avx512Rows = RowTables<Avx512Kernels>;
 
 KernelSet make_avx512() {
   KernelSet k;
