@@ -1,12 +1,18 @@
 // The embeddings endpoints (/api/embed, /api/embeddings, /v1/embeddings) over real HTTP on the tiny fixture
 // model, checked against the final hidden rows the runtime gives for the same tokens on the same arithmetic
 // path (the fast path, F16 KV cache, as the server's engine runs).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -63,6 +69,15 @@ class EmbedServer : public ::testing::Test {
     auto r = c.Post(path.c_str(), body.dump(), "application/json");
     if (!r) return {0, nullptr};
     return {r->status, json::parse(r->body, nullptr, false)};
+  }
+
+  double metric(const std::string& line_start) const {
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Get("/metrics");
+    std::istringstream in(r ? r->body : "");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind(line_start + " ", 0) == 0) return std::stod(line.substr(line_start.size() + 1));
+    return -1;
   }
 
   fs::path root_;
@@ -234,6 +249,61 @@ TEST_F(EmbedServer, OpenAIShapesAndBase64) {
   }
   auto [st3, bad] = post("/v1/embeddings", {{"model", "tiny"}, {"input", "x"}, {"encoding_format", "hex"}});
   EXPECT_EQ(st3, 400);
+}
+
+// More inputs than the scheduler's queue holds: they go a window at a time, every one embedded, in order.
+TEST_F(EmbedServer, MoreInputsThanTheQueueHolds) {
+  std::vector<std::string> inputs;
+  for (int i = 0; i < 40; ++i) inputs.push_back("input number " + std::to_string(i));
+  const double before = metric("g3n_embed_inputs_total");
+  auto [status, body] = post("/api/embed", {{"model", "tiny"}, {"input", inputs}});
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(body["embeddings"].size(), inputs.size());
+  for (size_t i : {size_t(0), size_t(17), size_t(39)}) {
+    auto [st, one] = post("/api/embed", {{"model", "tiny"}, {"input", inputs[i]}});
+    ASSERT_EQ(st, 200);
+    EXPECT_EQ(body["embeddings"][i], one["embeddings"][0]) << i;
+  }
+  EXPECT_EQ(metric("g3n_embed_inputs_total") - before, 40 + 3);
+  EXPECT_EQ(metric("g3n_embed_cancelled_total"), 0);
+}
+
+// A client that hangs up while its inputs are embedded: the rest are not embedded (the request stops
+// between inputs and between an input's batches), the request counts as cancelled with status 499, and
+// the server goes on serving.
+TEST_F(EmbedServer, ClientGoneCancelsTheRest) {
+  std::string long_text;
+  for (int i = 0; i < 120; ++i) long_text += "many words ";
+  const json inputs = std::vector<std::string>(1000, long_text);
+  const std::string body = json{{"model", "tiny"}, {"input", inputs}}.dump();
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port_));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string req = "POST /api/embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (size_t off = 0; off < req.size();) {
+    const ssize_t n = ::send(fd, req.data() + off, req.size() - off, 0);
+    ASSERT_GT(n, 0);
+    off += size_t(n);
+  }
+  // Until the first inputs are embedded, then hang up.
+  for (int i = 0; i < 600 && metric("g3n_embed_inputs_total") < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ::close(fd);
+  for (int i = 0; i < 600 && metric("g3n_embed_cancelled_total") < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(metric("g3n_embed_cancelled_total"), 1);
+  const double embedded = metric("g3n_embed_inputs_total");
+  EXPECT_GE(embedded, 2);
+  EXPECT_LT(embedded, 1000);
+  EXPECT_EQ(metric("g3n_requests_total{path=\"/api/embed\",status=\"499\"}"), 1);
+  // Nothing more is embedded for it, and the next request is served.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(metric("g3n_embed_inputs_total"), embedded);
+  auto [st, one] = post("/api/embed", {{"model", "tiny"}, {"input", "still serving"}});
+  EXPECT_EQ(st, 200) << one.dump();
 }
 
 TEST(Base64, EncodeRoundTrips) {
