@@ -24,9 +24,9 @@
 
 #include "gguf/gguf.h"
 #include "server/create_request.h"
-#include "server/http.h"
 #include "server/options.h"
 #include "server/server.h"
+#include "server_util.h"
 #include "store/file_util.h"
 #include "store/model_store.h"
 #include "store/modelfile.h"
@@ -41,7 +41,7 @@ using namespace g3n;
 namespace {
 
 const std::string kFixtures = G3N_FIXTURES_DIR;
-const std::string kModel = kFixtures + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kModel = test::kTinyModel;
 const std::string kModelF16 = kFixtures + "/gemma3n-tiny/models/gemma3n-tiny-f16.gguf";
 const std::string kMmproj = kFixtures + "/gemma3n-vision-tiny/models/gemma3n-vision-tiny-mmproj-f16.gguf";
 const std::string kAudioMmproj = kFixtures + "/gemma3n-audio-tiny/models/gemma3n-audio-tiny-mmproj-f16.gguf";
@@ -63,46 +63,16 @@ int64_t peak_rss() {
   return -1;
 }
 
-class CreateFixture : public ::testing::Test {
+// "tiny" with a params layer and a system prompt (what `from` inherits); a small body limit, so that uploads
+// far over it show they never go to memory.
+class CreateFixture : public test::ServerTest {
  protected:
-  void SetUp() override {
-    std::random_device rd;
-    root_ = fs::temp_directory_path() / ("g3n-create-" + std::to_string(rd()));
-    fs::create_directories(root_);
-    server::ServerConfig cfg;
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.store.root = root_;
-    cfg.store.ollama_root.reset();
-    cfg.num_ctx = 512;
-    cfg.num_threads = 1;
-    cfg.log_requests = false;
-    cfg.max_body_bytes = 1u << 20;  // small, so that uploads far over it show they never go to memory
-    store::ModelStore st = test_store();
-    store::Modelfile mf;
-    mf.from = kModel;
-    mf.params = json{{"temperature", 0.1}};
-    mf.system = "You are terse.";
-    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
-    srv_ = std::make_unique<server::Server>(cfg);
-    port_ = srv_->start();
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  store::ModelStore test_store() const {
-    store::StoreConfig sc;
-    sc.root = root_;
-    sc.ollama_root.reset();
-    return store::ModelStore(sc);
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    c.set_write_timeout(120, 0);
-    return c;
+  test::ServerSetup setup() const override {
+    test::ServerSetup s;
+    s.max_body_bytes = 1u << 20;
+    s.params = json{{"temperature", 0.1}};
+    s.system = "You are terse.";
+    return s;
   }
   // Every file under the store (names relative to it): what a failed request must leave unchanged.
   std::set<std::string> store_files() const {
@@ -110,11 +80,6 @@ class CreateFixture : public ::testing::Test {
     for (const auto& e : fs::recursive_directory_iterator(root_))
       if (e.is_regular_file()) out.insert(fs::relative(e.path(), root_).string());
     return out;
-  }
-  std::pair<int, json> post(const std::string& path, const json& body) const {
-    auto r = client().Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {0, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
   }
   int head_blob(const std::string& digest) const {
     auto r = client().Head(("/api/blobs/" + digest).c_str());
@@ -141,6 +106,24 @@ class CreateFixture : public ::testing::Test {
     for (const auto& e : fs::directory_iterator(dir)) files[e.path().filename().string()] = upload_file(e.path().string());
     return files;
   }
+  // A refused create, whole and streamed: its status, its message, no file of the store changed, no
+  // staging left, and no server path in the message.
+  void expect_refused(const std::string& what, const json& body, int status, const std::string& message) const {
+    const auto before = store_files();
+    for (bool stream : {false, true}) {
+      json b = body;
+      b["stream"] = stream;
+      auto [s, out] = post("/api/create", b);
+      EXPECT_EQ(s, status) << what << ": " << out;
+      ASSERT_TRUE(out.is_object() && out.contains("error")) << what << ": " << out;
+      const std::string e = out["error"];
+      EXPECT_NE(e.find(message), std::string::npos) << what << ": " << e;
+      EXPECT_EQ(e.find(root_.string()), std::string::npos) << what << ": " << e;
+    }
+    EXPECT_EQ(store_files(), before) << what;
+    std::error_code ec;
+    EXPECT_TRUE(!fs::exists(root_ / "tmp", ec) || fs::is_empty(root_ / "tmp", ec)) << what;
+  }
   // POST /api/create with stream false.
   std::pair<int, json> create(json body) const {
     body["stream"] = false;
@@ -151,9 +134,6 @@ class CreateFixture : public ::testing::Test {
     return *test_store().read_manifest(store::parse_model_name(name));
   }
 
-  fs::path root_;
-  std::unique_ptr<server::Server> srv_;
-  int port_ = 0;
 };
 
 using ServerBlobs = CreateFixture;
@@ -210,13 +190,8 @@ TEST_F(ServerBlobs, BadDigests) {
 TEST_F(ServerBlobs, InterruptedUploadLeavesNothing) {
   const auto before = store_files();
   const std::string d = digest_of(std::string(100000, 'x'));
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = connect_raw();
   ASSERT_GE(fd, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port_));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   const std::string head = "POST /api/blobs/" + d + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
   const std::string part(40000, 'x');
   ASSERT_EQ(::send(fd, head.data(), head.size(), 0), ssize_t(head.size()));
@@ -604,21 +579,7 @@ TEST_F(ServerCreate, CheckpointErrorsNameTheFile) {
       {"from and a checkpoint", {{"model", "x"}, {"from", "tiny"}, {"files", files}}, "'from' cannot be combined with a safetensors checkpoint"},
       {"unknown quantize type", {{"model", "x"}, {"files", files}, {"quantize", "q2_k"}}, "unsupported quantization type \"q2_k\""},
   };
-  const auto before = store_files();
-  for (const auto& c : cases) {
-    for (bool stream : {false, true}) {
-      json body = c.body;
-      body["stream"] = stream;
-      auto [s, out] = post("/api/create", body);
-      EXPECT_EQ(s, 400) << c.what << ": " << out;
-      ASSERT_TRUE(out.is_object() && out.contains("error")) << c.what << ": " << out;
-      const std::string e = out["error"];
-      EXPECT_NE(e.find(c.message), std::string::npos) << c.what << ": " << e;
-      EXPECT_EQ(e.find(root_.string()), std::string::npos) << c.what << ": " << e;
-    }
-    EXPECT_EQ(store_files(), before) << c.what;
-    EXPECT_TRUE(staging_dirs(root_).empty()) << c.what;
-  }
+  for (const auto& c : cases) expect_refused(c.what, c.body, 400, c.message);
 }
 
 // A server starting on a store removes the staging directories of servers no longer running (a kill -9
@@ -696,18 +657,7 @@ TEST_F(ServerCreate, ErrorsLeaveTheStoreAsItWas) {
       {"quantize an already quantized model", {{"model", "x"}, {"from", "tiny"}, {"quantize", "q8_0"}}, 400, "quantization is only supported for F16 and F32 models"},
       {"quantize to an unknown type", {{"model", "x"}, {"from", "tiny"}, {"quantize", "q3_xl"}}, 400, "unsupported quantization type \"q3_xl\""},
   };
-  const auto before = store_files();
-  for (const auto& c : cases) {
-    for (bool stream : {false, true}) {
-      json body = c.body;
-      body["stream"] = stream;
-      auto [s, out] = post("/api/create", body);
-      EXPECT_EQ(s, c.status) << c.what << ": " << out;
-      ASSERT_TRUE(out.is_object() && out.contains("error")) << c.what << ": " << out;
-      EXPECT_NE(out["error"].get<std::string>().find(c.message), std::string::npos) << c.what << ": " << out;
-    }
-    EXPECT_EQ(store_files(), before) << c.what;
-  }
+  for (const auto& c : cases) expect_refused(c.what, c.body, c.status, c.message);
   EXPECT_FALSE(test_store().find_manifest(store::parse_model_name("x")));
 }
 

@@ -22,10 +22,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/context.h"
-#include "server/http.h"
-#include "server/server.h"
-#include "store/model_store.h"
-#include "store/modelfile.h"
+#include "server_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -34,56 +31,10 @@ using namespace g3n;
 
 namespace {
 
-const std::string kModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kModel = test::kTinyModel;
 
-class EmbedServer : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::random_device rd;
-    root_ = fs::temp_directory_path() / ("g3n-embed-" + std::to_string(rd()));
-    fs::create_directories(root_);
-    server::ServerConfig cfg;
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.store.root = root_;
-    cfg.store.ollama_root.reset();
-    cfg.sched.num_parallel = 2;
-    cfg.num_ctx = 512;
-    cfg.num_threads = 1;
-    cfg.log_requests = false;
-    store::ModelStore st(cfg.store);
-    store::Modelfile mf;
-    mf.from = kModel;
-    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
-    srv_ = std::make_unique<server::Server>(cfg);
-    port_ = srv_->start();
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::pair<int, json> post(const std::string& path, const json& body) const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {0, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
-  }
-
-  double metric(const std::string& line_start) const {
-    httplib::Client c("127.0.0.1", port_);
-    auto r = c.Get("/metrics");
-    std::istringstream in(r ? r->body : "");
-    for (std::string line; std::getline(in, line);)
-      if (line.rfind(line_start + " ", 0) == 0) return std::stod(line.substr(line_start.size() + 1));
-    return -1;
-  }
-
-  fs::path root_;
-  std::unique_ptr<server::Server> srv_;
-  int port_ = 0;
-};
+// Two slots, num_ctx 512: the inputs of a request take both side by side.
+class EmbedServer : public test::ServerTest {};
 
 // The mean of the final hidden rows for `text` (BOS first), computed here on the server's arithmetic path.
 std::vector<double> reference_mean(const std::string& text, int n_ctx = 512) {
@@ -276,13 +227,8 @@ TEST_F(EmbedServer, ClientGoneCancelsTheRest) {
   for (int i = 0; i < 120; ++i) long_text += "many words ";
   const json inputs = std::vector<std::string>(1000, long_text);
   const std::string body = json{{"model", "tiny"}, {"input", inputs}}.dump();
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = connect_raw();
   ASSERT_GE(fd, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port_));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   const std::string req = "POST /api/embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                           std::to_string(body.size()) + "\r\n\r\n" + body;
   for (size_t off = 0; off < req.size();) {

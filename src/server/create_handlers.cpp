@@ -67,7 +67,13 @@ CreatePlan plan_create(ServerState& s, CreateRequest q) {
     store::check_sources(st, p.sources);
     p.model_file = p.sources.model ? p.sources.model->path : st.resolve(store::parse_model_name(*p.sources.parent)).model_path;
   } catch (const store::StoreError& e) {
-    throw HttpError(400, e.what());
+    // The store names a file by its path; the client knows an uploaded one by the name it gave.
+    std::string msg = e.what();
+    for (const auto& [file, digest] : q.files) {
+      const std::string path = st.blob_path(digest).string();
+      for (size_t at = 0; (at = msg.find(path, at)) != std::string::npos; at += file.size()) msg.replace(at, path.size(), file);
+    }
+    throw HttpError(400, msg);
   }
   if (q.quantize) p.quantize = plan_quantize(p.model_file, *q.quantize);
   p.q = std::move(q);
