@@ -132,6 +132,8 @@ try {
     const one = await ollama.embed({ model: 'tiny', input: 'Hello there', dimensions: 16 });
     assert.equal(one.embeddings[0].length, 16);
     assert.ok(Math.abs(unitNorm(one.embeddings[0]) - 1) < 1e-5);
+    console.log(`     ollama embed: ${r.embeddings.length} x ${r.embeddings[0].length}, norms ${r.embeddings.map((v) => unitNorm(v).toFixed(6)).join(', ')}, ` +
+      `[0][0..3] ${r.embeddings[0].slice(0, 4).map((x) => x.toFixed(5)).join(', ')}, prompt_eval_count ${r.prompt_eval_count}; dimensions 16 -> ${one.embeddings[0].length}`);
   });
   const openai = new OpenAI({ baseURL: `${host}/v1`, apiKey: 'unused' });
   await check('openai embeddings.create', async () => {
@@ -146,6 +148,8 @@ try {
       assert.deepEqual(Array.from(r.data[i].embedding), f.data[i].embedding);
     }
     assert.ok(r.usage.prompt_tokens > 2);
+    console.log(`     openai embeddings (base64, decoded by the client): ${r.data.length} x ${r.data[0].embedding.length}, ` +
+      `[0][0..3] ${Array.from(r.data[0].embedding.slice(0, 4)).map((x) => x.toFixed(5)).join(', ')}, equal to float: yes, usage ${JSON.stringify(r.usage)}`);
   });
   await check('openai models.list', async () => {
     const r = await openai.models.list();
