@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "sampling/json_constraint.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
 #include "sampling/stop.h"
@@ -35,6 +38,22 @@ SamplingParams plain() {  // every truncation off
   p.top_p = 1.0f;
   p.seed = 1;
   return p;
+}
+
+// An object's properties are written in the order the schema declares them when it comes as an ordered_json
+// (as the server and `g3n run --format` parse it); a plain json has sorted keys, and so that order.
+TEST(JsonSchemaOrder, PropertiesInDeclaredOrder) {
+  const std::string schema = R"({"type":"object","properties":{"zeta":{"type":"integer"},"alpha":{"type":"boolean"}},"required":["zeta","alpha"]})";
+  const auto declared = JsonSchema::compile(nlohmann::ordered_json::parse(schema));
+  JsonMatcher in_order(*declared);
+  EXPECT_TRUE(in_order.feed(R"({"zeta":1,"alpha":true})"));
+  EXPECT_TRUE(in_order.complete());
+  JsonMatcher reordered(*declared);
+  EXPECT_FALSE(reordered.feed(R"({"alpha":true,"zeta":1})"));
+  const auto sorted = JsonSchema::compile(nlohmann::json::parse(schema));
+  JsonMatcher by_key(*sorted);
+  EXPECT_TRUE(by_key.feed(R"({"alpha":true,"zeta":1})"));
+  EXPECT_TRUE(by_key.complete());
 }
 
 }  // namespace

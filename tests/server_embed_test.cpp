@@ -1,12 +1,18 @@
 // The embeddings endpoints (/api/embed, /api/embeddings, /v1/embeddings) over real HTTP on the tiny fixture
 // model, checked against the final hidden rows the runtime gives for the same tokens on the same arithmetic
 // path (the fast path, F16 KV cache, as the server's engine runs).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -16,10 +22,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/context.h"
-#include "server/http.h"
-#include "server/server.h"
-#include "store/model_store.h"
-#include "store/modelfile.h"
+#include "server_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -28,47 +31,10 @@ using namespace g3n;
 
 namespace {
 
-const std::string kModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kModel = test::kTinyModel;
 
-class EmbedServer : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::random_device rd;
-    root_ = fs::temp_directory_path() / ("g3n-embed-" + std::to_string(rd()));
-    fs::create_directories(root_);
-    server::ServerConfig cfg;
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.store.root = root_;
-    cfg.store.ollama_root.reset();
-    cfg.sched.num_parallel = 2;
-    cfg.num_ctx = 512;
-    cfg.num_threads = 1;
-    cfg.log_requests = false;
-    store::ModelStore st(cfg.store);
-    store::Modelfile mf;
-    mf.from = kModel;
-    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
-    srv_ = std::make_unique<server::Server>(cfg);
-    port_ = srv_->start();
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::pair<int, json> post(const std::string& path, const json& body) const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {0, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
-  }
-
-  fs::path root_;
-  std::unique_ptr<server::Server> srv_;
-  int port_ = 0;
-};
+// Two slots, num_ctx 512: the inputs of a request take both side by side.
+class EmbedServer : public test::ServerTest {};
 
 // The mean of the final hidden rows for `text` (BOS first), computed here on the server's arithmetic path.
 std::vector<double> reference_mean(const std::string& text, int n_ctx = 512) {
@@ -234,6 +200,56 @@ TEST_F(EmbedServer, OpenAIShapesAndBase64) {
   }
   auto [st3, bad] = post("/v1/embeddings", {{"model", "tiny"}, {"input", "x"}, {"encoding_format", "hex"}});
   EXPECT_EQ(st3, 400);
+}
+
+// More inputs than the scheduler's queue holds: they go a window at a time, every one embedded, in order.
+TEST_F(EmbedServer, MoreInputsThanTheQueueHolds) {
+  std::vector<std::string> inputs;
+  for (int i = 0; i < 40; ++i) inputs.push_back("input number " + std::to_string(i));
+  const double before = metric("g3n_embed_inputs_total");
+  auto [status, body] = post("/api/embed", {{"model", "tiny"}, {"input", inputs}});
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_EQ(body["embeddings"].size(), inputs.size());
+  for (size_t i : {size_t(0), size_t(17), size_t(39)}) {
+    auto [st, one] = post("/api/embed", {{"model", "tiny"}, {"input", inputs[i]}});
+    ASSERT_EQ(st, 200);
+    EXPECT_EQ(body["embeddings"][i], one["embeddings"][0]) << i;
+  }
+  EXPECT_EQ(metric("g3n_embed_inputs_total") - before, 40 + 3);
+  EXPECT_EQ(metric("g3n_embed_cancelled_total"), 0);
+}
+
+// A client that hangs up while its inputs are embedded: the rest are not embedded (the request stops
+// between inputs and between an input's batches), the request counts as cancelled with status 499, and
+// the server goes on serving.
+TEST_F(EmbedServer, ClientGoneCancelsTheRest) {
+  std::string long_text;
+  for (int i = 0; i < 120; ++i) long_text += "many words ";
+  const json inputs = std::vector<std::string>(1000, long_text);
+  const std::string body = json{{"model", "tiny"}, {"input", inputs}}.dump();
+  const int fd = connect_raw();
+  ASSERT_GE(fd, 0);
+  const std::string req = "POST /api/embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (size_t off = 0; off < req.size();) {
+    const ssize_t n = ::send(fd, req.data() + off, req.size() - off, 0);
+    ASSERT_GT(n, 0);
+    off += size_t(n);
+  }
+  // Until the first inputs are embedded, then hang up.
+  for (int i = 0; i < 600 && metric("g3n_embed_inputs_total") < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ::close(fd);
+  for (int i = 0; i < 600 && metric("g3n_embed_cancelled_total") < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(metric("g3n_embed_cancelled_total"), 1);
+  const double embedded = metric("g3n_embed_inputs_total");
+  EXPECT_GE(embedded, 2);
+  EXPECT_LT(embedded, 1000);
+  EXPECT_EQ(metric("g3n_requests_total{path=\"/api/embed\",status=\"499\"}"), 1);
+  // Nothing more is embedded for it, and the next request is served.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(metric("g3n_embed_inputs_total"), embedded);
+  auto [st, one] = post("/api/embed", {{"model", "tiny"}, {"input", "still serving"}});
+  EXPECT_EQ(st, 200) << one.dump();
 }
 
 TEST(Base64, EncodeRoundTrips) {

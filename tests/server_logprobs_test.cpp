@@ -17,10 +17,7 @@
 #include "golden_util.h"
 #include "model/model.h"
 #include "runtime/context.h"
-#include "server/http.h"
-#include "server/server.h"
-#include "store/model_store.h"
-#include "store/modelfile.h"
+#include "server_util.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -30,60 +27,16 @@ namespace {
 
 const std::string kModel = test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf";
 
-class LogprobsServer : public ::testing::Test {
+class LogprobsServer : public test::ServerTest {
  protected:
-  void SetUp() override {
-    std::random_device rd;
-    root_ = fs::temp_directory_path() / ("g3n-logprobs-" + std::to_string(rd()));
-    fs::create_directories(root_);
-    server::ServerConfig cfg;
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.store.root = root_;
-    cfg.store.ollama_root.reset();
-    cfg.num_ctx = 2048;  // the tool prompt alone is some 500 of the tiny vocabulary's tokens
-    cfg.num_threads = 1;
-    cfg.sched.num_parallel = 2;  // n = 3 needs more choices than slots: a later choice reuses a finished one's prefix
-    cfg.log_requests = false;
-    store::ModelStore st(cfg.store);
-    store::Modelfile mf;
-    mf.from = kModel;
-    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
-    srv_ = std::make_unique<server::Server>(cfg);
-    port_ = srv_->start();
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::pair<int, std::string> post_raw(const std::string& path, const json& body) const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {0, ""};
-    return {r->status, r->body};
-  }
-  std::pair<int, json> post(const std::string& path, const json& body) const {
-    auto [status, text] = post_raw(path, body);
-    return {status, json::parse(text, nullptr, false)};
-  }
-  // The objects of an NDJSON body, or of an SSE body's data lines ([DONE] left out).
-  static std::vector<json> lines(const std::string& text) {
-    std::vector<json> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("data: ", 0) == 0) line = line.substr(6);
-      if (line.empty() || line == "[DONE]") continue;
-      out.push_back(json::parse(line));
-    }
-    return out;
+  // The tool prompt alone is some 500 of the tiny vocabulary's tokens; n = 3 needs more choices than the two
+  // slots, so a later choice reuses a finished one's prefix.
+  test::ServerSetup setup() const override {
+    test::ServerSetup s;
+    s.num_ctx = 2048;
+    return s;
   }
   static json user(const std::string& text) { return json::array({{{"role", "user"}, {"content", text}}}); }
-
-  fs::path root_;
-  std::unique_ptr<server::Server> srv_;
-  int port_ = 0;
 };
 
 // An entry {"token", "logprob", "bytes"}: bytes are the token's UTF-8 bytes, logprob a log-probability.
@@ -181,7 +134,7 @@ TEST_F(LogprobsServer, OllamaGenerateValuesAreTheModelsLogSoftmax) {
   // Streamed with the same seed: the same tokens, their logprobs spread over the chunks.
   json sbody = body;
   sbody["stream"] = true;
-  auto [ss, text] = post_raw("/api/generate", sbody);
+  auto [ss, text] = post_text("/api/generate", sbody);
   ASSERT_EQ(ss, 200);
   const std::vector<json> objs = lines(text);
   expect_same_values(ollama_streamed(objs), lp);
@@ -205,7 +158,7 @@ TEST_F(LogprobsServer, OllamaOffByDefaultAndGreedyPicksTheTopToken) {
   // logprobs without top_logprobs: no top list (left out, as Ollama's omitempty does); streamed the same values.
   const json body = {{"model", "tiny"}, {"messages", user("Hi")}, {"stream", true}, {"logprobs", true},
                      {"options", {{"temperature", 0}, {"num_predict", 6}}}};
-  auto [ss, text] = post_raw("/api/chat", body);
+  auto [ss, text] = post_text("/api/chat", body);
   ASSERT_EQ(ss, 200);
   const json streamed = ollama_streamed(lines(text));
   expect_steps(streamed, 0, false);
@@ -228,7 +181,7 @@ TEST_F(LogprobsServer, OpenAIChatWholeAndStreamed) {
   EXPECT_EQ(r0["choices"][0]["message"]["content"], r["choices"][0]["message"]["content"]);  // asking changes nothing
 
   body["stream"] = true;
-  auto [ss, text] = post_raw("/v1/chat/completions", body);
+  auto [ss, text] = post_text("/v1/chat/completions", body);
   ASSERT_EQ(ss, 200);
   json streamed = json::array();
   std::string streamed_text;
@@ -272,7 +225,7 @@ TEST_F(LogprobsServer, OpenAICompletionsLegacyShape) {
     EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), best, 1e-6);
   }
   body["stream"] = true;
-  auto [ss, text] = post_raw("/v1/completions", body);
+  auto [ss, text] = post_text("/v1/completions", body);
   ASSERT_EQ(ss, 200);
   std::vector<double> values;
   std::vector<size_t> offsets;
@@ -374,7 +327,7 @@ TEST_F(LogprobsServer, NChoicesGreedySeededAndStreamed) {
 
   sampled["stream"] = true;
   sampled["stream_options"] = {{"include_usage", true}};
-  auto [ss, text] = post_raw("/v1/completions", sampled);
+  auto [ss, text] = post_text("/v1/completions", sampled);
   ASSERT_EQ(ss, 200);
   std::map<int, std::string> texts;
   std::map<int, std::string> finish;

@@ -39,6 +39,7 @@
 #include "server/prompt.h"
 #include "server/requests.h"
 #include "server/server.h"
+#include "server_util.h"
 #include "store/model_store.h"
 #include "store/modelfile.h"
 
@@ -48,92 +49,32 @@ using namespace g3n;
 
 namespace {
 
-const std::string kModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kModel = test::kTinyModel;
 
-fs::path temp_dir(const std::string& tag) {
-  std::random_device rd;
-  fs::path p = fs::temp_directory_path() / ("g3n-server-" + tag + "-" + std::to_string(rd()));
-  fs::create_directories(p);
-  return p;
-}
-
-// A server on a random port with its own store (holding the fixture as "tiny").
-class ServerFixture : public ::testing::Test {
+// "tiny" with a params layer (a stop string, temperature 0.1) and a system prompt. start() restarts the
+// server (on a new store) with other scheduler limits; image_hook_ and transcribe_model_ are read then.
+class ServerFixture : public test::ServerTest {
  protected:
-  void start(int parallel = 2, int queue = 16, std::chrono::milliseconds sync_answer = std::chrono::milliseconds(1500)) {
-    root_ = temp_dir("store");
-    server::ServerConfig cfg;
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.store.root = root_;
-    cfg.store.ollama_root.reset();
-    cfg.sched.num_parallel = parallel;
-    cfg.sched.max_queue = queue;
-    cfg.num_ctx = 512;
-    cfg.num_threads = 1;
-    cfg.log_requests = false;
-    cfg.sync_answer = sync_answer;
-    cfg.before_image_encode = image_hook_;
-    cfg.transcribe_model = transcribe_model_;
-    store::ModelStore st(cfg.store);
-    store::Modelfile mf;
-    mf.from = kModel;
-    mf.params = json{{"stop", json::array({"<end_of_turn>"})}, {"temperature", 0.1}};
-    mf.system = "You are terse.";
-    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
-    srv_ = std::make_unique<server::Server>(cfg);
-    port_ = srv_->start();
+  test::ServerSetup setup() const override {
+    test::ServerSetup s;
+    s.params = json{{"stop", json::array({"<end_of_turn>"})}, {"temperature", 0.1}};
+    s.system = "You are terse.";
+    s.before_image_encode = image_hook_;
+    s.transcribe_model = transcribe_model_;
+    return s;
   }
-  void SetUp() override { start(); }
-  // The server's store, for tests that add models while it runs.
-  store::ModelStore test_store() const {
-    store::StoreConfig sc;
-    sc.root = root_;
-    sc.ollama_root.reset();
-    return store::ModelStore(sc);
+  void start(int parallel = 2, int queue = 16, std::chrono::milliseconds sync_answer = std::chrono::milliseconds(1500)) {
+    test::ServerSetup s = setup();
+    s.parallel = parallel;
+    s.queue = queue;
+    s.sync_answer = sync_answer;
+    ServerTest::start(s);
   }
   // "plain": the fixture's weights without a params layer, system prompt or stop strings.
   void add_plain_model() const {
-    store::ModelStore st = test_store();
     store::Modelfile mf;
     mf.from = kModel;
-    store::create_model(st, store::parse_model_name("plain"), mf, fs::current_path(), [](const std::string&) {});
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    return c;
-  }
-  // POST with a JSON body; returns status and the parsed body (null when not JSON).
-  std::pair<int, json> post(const std::string& path, const json& body) const {
-    auto c = client();
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {0, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
-  }
-  std::pair<int, std::string> post_raw(const std::string& path, const std::string& body) const {
-    auto c = client();
-    auto r = c.Post(path.c_str(), body, "application/json");
-    if (!r) return {0, ""};
-    return {r->status, r->body};
-  }
-  std::pair<int, json> get(const std::string& path) const {
-    auto c = client();
-    auto r = c.Get(path.c_str());
-    if (!r) return {0, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
-  }
-  std::vector<json> ndjson(const std::string& text) const {
-    std::vector<json> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) out.push_back(json::parse(line));
-    return out;
+    add_model("plain", mf);
   }
   // POST whose response body is read as it arrives; the receiver returning false hangs up.
   void post_streaming(const json& body, const std::function<bool()>& on_chunk) const {
@@ -148,18 +89,7 @@ class ServerFixture : public ::testing::Test {
     httplib::Error err;
     c.send(req, res, err);
   }
-  double metric(const std::string& name) const {
-    auto c = client();
-    auto r = c.Get("/metrics");
-    std::istringstream in(r ? r->body : "");
-    for (std::string line; std::getline(in, line);)
-      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-    return -1;
-  }
 
-  fs::path root_;
-  std::unique_ptr<server::Server> srv_;
-  int port_ = 0;
   std::function<void(const std::atomic<bool>&)> image_hook_;  // ServerConfig::before_image_encode
   std::string transcribe_model_;                               // ServerConfig::transcribe_model
 };
@@ -298,7 +228,7 @@ TEST_F(ServerGenerate, StreamingMatchesNonStreaming) {
   const json req = {{"model", "plain"}, {"prompt", "Hello"}, {"options", greedy(8)}};
   auto [s, text] = post_raw("/api/generate", req.dump());
   ASSERT_EQ(s, 200);
-  auto lines = ndjson(text);
+  auto lines = ServerTest::lines(text);
   ASSERT_GE(lines.size(), 2u);
   std::string streamed;
   for (size_t i = 0; i + 1 < lines.size(); ++i) {
@@ -451,7 +381,7 @@ TEST_F(ServerChat, ChatStreamsAndAccumulates) {
               {"options", greedy(6)}, {"tools", json::array({{{"type", "function"}, {"function", {{"name", "get_time"}, {"parameters", {{"type", "object"}}}}}}})}};
   auto [s, text] = post_raw("/api/chat", req.dump());
   ASSERT_EQ(s, 200);
-  auto lines = ndjson(text);
+  auto lines = ServerTest::lines(text);
   ASSERT_GE(lines.size(), 2u);
   std::string streamed;
   for (const auto& l : lines) {
@@ -779,7 +709,7 @@ TEST_F(ServerConcurrency, ParallelRequestsAreIsolatedAndDeterministic) {
           continue;
         }
         std::string text;
-        if (stream) for (const auto& l : ndjson(body)) text += l["response"].get<std::string>();
+        if (stream) for (const auto& l : lines(body)) text += l["response"].get<std::string>();
         else text = json::parse(body)["response"];
         if (text != alone[i]) {
           ++failures;
@@ -853,13 +783,8 @@ TEST_F(ServerConcurrency, NonStreamedLongGenerationIsValidJsonAndCancelsOnDiscon
   const auto before = metric("g3n_tokens_generated_total");
   {
     // A raw socket: send the request, read the first bytes (headers, probing spaces), hang up.
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = connect_raw();
     ASSERT_GE(fd, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port_));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     const std::string body = json{{"model", "tiny"}, {"prompt", "go on"}, {"stream", false}, {"options", greedy(400)}}.dump();
     const std::string req = "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -912,7 +837,7 @@ TEST_F(ServerLoad, EightClientsTwentyRequestsEach) {
         auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", prompts[i]}, {"stream", stream}, {"options", greedy(12)}}.dump());
         if (s != 200) { ++failures; return; }
         std::string text;
-        if (stream) for (const auto& l : ndjson(body)) text += l["response"].get<std::string>();
+        if (stream) for (const auto& l : lines(body)) text += l["response"].get<std::string>();
         else text = json::parse(body)["response"];
         if (text != alone[i]) ++mismatches;
       });
@@ -1074,7 +999,7 @@ TEST_F(ServerImages, EveryApiTakesAnImageAsItsRows) {
   // Streaming works the same way.
   auto [s5, body] = post_raw("/api/generate", json{{"model", "seeing"}, {"prompt", question}, {"images", {img}}, {"options", greedy(3)}}.dump());
   ASSERT_EQ(s5, 200);
-  const auto lines = ndjson(body);
+  const auto lines = ServerTest::lines(body);
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines.back()["prompt_eval_count"], want);
 }
@@ -1468,4 +1393,30 @@ TEST_F(ServerAudio, ErrorsAreClear) {
 }
 
 }  // namespace
+// A `format` schema's properties come out in the order the request declares them (not sorted, as a parse
+// into nlohmann::json would have them), in /api/generate, /api/chat and /v1/chat/completions.
+TEST_F(ServerStructured, PropertiesInDeclaredOrder) {
+  const std::string schema =
+      R"({"type":"object","properties":{"zeta":{"type":"integer"},"alpha":{"type":"boolean"},"mid":{"type":"string","maxLength":3}},"required":["zeta","alpha","mid"]})";
+  const std::string opts = R"("options":{"temperature":0,"num_predict":200},"stream":false)";
+  auto in_order = [](const std::string& out) {
+    const size_t z = out.find("\"zeta\""), a = out.find("\"alpha\""), m = out.find("\"mid\"");
+    return z != std::string::npos && a != std::string::npos && m != std::string::npos && z < a && a < m;
+  };
+  auto [s1, g] = post_raw("/api/generate", R"({"model":"tiny","prompt":"A record:",)" + opts + R"(,"format":)" + schema + "}");
+  ASSERT_EQ(s1, 200) << g;
+  const std::string gen = json::parse(g)["response"];
+  EXPECT_TRUE(in_order(gen)) << gen;
+  EXPECT_TRUE(json::parse(gen, nullptr, false).is_object()) << gen;
+  auto [s2, c] = post_raw("/api/chat", R"({"model":"tiny","messages":[{"role":"user","content":"A record:"}],)" + opts + R"(,"format":)" + schema + "}");
+  ASSERT_EQ(s2, 200) << c;
+  const std::string chat = json::parse(c)["message"]["content"];
+  EXPECT_TRUE(in_order(chat)) << chat;
+  auto [s3, o] = post_raw("/v1/chat/completions", R"({"model":"tiny","messages":[{"role":"user","content":"A record:"}],"temperature":0,"max_tokens":200,)"
+                                                  R"("response_format":{"type":"json_schema","json_schema":{"name":"r","schema":)" + schema + "}}}");
+  ASSERT_EQ(s3, 200) << o;
+  const std::string oa = json::parse(o)["choices"][0]["message"]["content"];
+  EXPECT_TRUE(in_order(oa)) << oa;
+}
+
 }  // namespace g3n

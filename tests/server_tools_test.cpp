@@ -13,12 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "gguf/gguf.h"
-#include "server/http.h"
 #include "server/prompt.h"
 #include "server/requests.h"
-#include "server/server.h"
-#include "store/model_store.h"
-#include "store/modelfile.h"
+#include "server_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -27,7 +24,7 @@ using namespace g3n;
 
 namespace {
 
-const std::string kModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+const std::string kModel = test::kTinyModel;
 
 const json kWeather = {{"type", "function"},
                        {"function",
@@ -42,53 +39,12 @@ const json kTime = {{"type", "function"},
                      {{"name", "get_time"},
                       {"parameters", {{"type", "object"}, {"properties", {{"utc", {{"type", "boolean"}}}}}, {"required", {"utc"}}}}}}};
 
-class ToolsServer : public ::testing::Test {
+class ToolsServer : public test::ServerTest {
  protected:
-  void SetUp() override {
-    std::random_device rd;
-    root_ = fs::temp_directory_path() / ("g3n-tools-" + std::to_string(rd()));
-    fs::create_directories(root_);
-    server::ServerConfig cfg;
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.store.root = root_;
-    cfg.store.ollama_root.reset();
-    cfg.num_ctx = 2048;
-    cfg.num_threads = 1;
-    cfg.log_requests = false;
-    store::ModelStore st(cfg.store);
-    store::Modelfile mf;
-    mf.from = kModel;
-    store::create_model(st, store::parse_model_name("tiny"), mf, fs::current_path(), [](const std::string&) {});
-    srv_ = std::make_unique<server::Server>(cfg);
-    port_ = srv_->start();
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::pair<int, std::string> post_raw(const std::string& path, const json& body) const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {0, ""};
-    return {r->status, r->body};
-  }
-  std::pair<int, json> post(const std::string& path, const json& body) const {
-    auto [status, text] = post_raw(path, body);
-    return {status, json::parse(text, nullptr, false)};
-  }
-  // The objects of an NDJSON body, or of an SSE body's data lines ([DONE] left out).
-  static std::vector<json> lines(const std::string& text) {
-    std::vector<json> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("data: ", 0) == 0) line = line.substr(6);
-      if (line.empty() || line == "[DONE]") continue;
-      out.push_back(json::parse(line));
-    }
-    return out;
+  test::ServerSetup setup() const override {
+    test::ServerSetup s;
+    s.num_ctx = 2048;
+    return s;
   }
   json openai_body(const json& tools, const json& choice, bool stream = false) const {
     return {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}}, {"tools", tools},
@@ -103,6 +59,27 @@ class ToolsServer : public ::testing::Test {
   std::unique_ptr<server::Server> srv_;
   int port_ = 0;
 };
+
+// A tool's arguments come out in the order its `parameters` declare them: the definition is shown to the
+// model in that order, the constraint writes the properties so, and OpenAI's arguments string keeps it
+// (Ollama's arguments object has its keys sorted, as Ollama's Go server writes a map).
+TEST_F(ToolsServer, ArgumentsInDeclaredOrder) {
+  const std::string tool =
+      R"({"type":"function","function":{"name":"convert","parameters":{"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},"city":{"type":"string","enum":["Paris","Oslo"]}},"required":["unit","city"]}}})";
+  const std::string body = R"({"model":"tiny","messages":[{"role":"user","content":"Weather?"}],"tools":[)" + tool +
+                           R"(],"tool_choice":"required","parallel_tool_calls":false,"temperature":0,"max_tokens":200})";
+  const server::OpenAIRequest r = server::parse_openai_chat(json::parse(body), body);
+  ASSERT_EQ(r.tools.tools.size(), 1u);
+  const std::string shown = chat::tools_preamble(r.tools.tools);
+  EXPECT_LT(shown.find("\"unit\""), shown.find("\"city\"")) << shown;
+  EXPECT_LT(shown.find("\"name\""), shown.find("\"parameters\"")) << shown;
+  auto [status, text] = post_raw("/v1/chat/completions", body);
+  ASSERT_EQ(status, 200) << text;
+  const json out = json::parse(text);
+  const std::string args = out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"];
+  EXPECT_LT(args.find("\"unit\""), args.find("\"city\"")) << args;
+  EXPECT_NE(args.find("\"city\""), std::string::npos) << args;
+}
 
 }  // namespace
 
@@ -121,7 +98,7 @@ TEST_F(ToolsServer, OpenAIRequiredCallWholeAndStreamedThenTheAnswer) {
   EXPECT_TRUE(args["city"] == "Paris" || args["city"] == "Oslo") << args;
 
   // Streamed: the same calls, each one delta.tool_calls entry with its index, id, name and arguments.
-  auto [ss, text] = post_raw("/v1/chat/completions", openai_body(json::array({kWeather}), "required", true));
+  auto [ss, text] = post_text("/v1/chat/completions", openai_body(json::array({kWeather}), "required", true));
   ASSERT_EQ(ss, 200);
   json streamed = json::array();
   std::string finish;
@@ -169,7 +146,7 @@ TEST_F(ToolsServer, OllamaChatToolChoiceExtensionWholeAndStreamed) {
   EXPECT_EQ(r["done_reason"], "stop");
 
   // Streamed: the call arrives in a chunk of its own before the final one.
-  auto [ss, text] = post_raw("/api/chat", ollama_body(json::array({kWeather, kTime}), json{{"type", "function"}, {"function", {{"name", "get_time"}}}}, true));
+  auto [ss, text] = post_text("/api/chat", ollama_body(json::array({kWeather, kTime}), json{{"type", "function"}, {"function", {{"name", "get_time"}}}}, true));
   ASSERT_EQ(ss, 200);
   const auto chunks = lines(text);
   ASSERT_GE(chunks.size(), 2u);

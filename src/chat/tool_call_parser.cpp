@@ -77,11 +77,12 @@ void ToolCallParser::scan(Update& u) {
     const size_t end = object_end(std::string_view(buf_).substr(start));
     if (end == std::string_view::npos) return;
     const std::string object = buf_.substr(start, end);
-    nlohmann::json j = nlohmann::json::parse(object, nullptr, false);
+    // Ordered: the arguments keep the order the model wrote them in (the schema's), for OpenAI's string.
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(object, nullptr, false);
     const bool ok = j.is_object() && j.contains("name") && j["name"].is_string() &&
                     (!j.contains("arguments") || j["arguments"].is_object());
     if (ok) {
-      u.calls.push_back({j["name"].get<std::string>(), j.value("arguments", nlohmann::json::object())});
+      u.calls.push_back({j["name"].get<std::string>(), j.value("arguments", nlohmann::ordered_json::object())});
       ++n_calls_;
     } else {
       u.content += before_marker_ + std::string(kToolCallMarker) + buf_.substr(0, start + end);

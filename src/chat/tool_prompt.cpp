@@ -11,11 +11,11 @@ constexpr std::string_view kBetween = ", \"arguments\": ";
 constexpr std::string_view kClose = "}";
 constexpr std::string_view kSeparator = "\n";
 
-std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace); }
 }  // namespace
 
 std::string tools_preamble(std::span<const ToolSpec> tools) {
-  nlohmann::json list = nlohmann::json::array();
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (const auto& t : tools) list.push_back(t.function);
   return "You can call tools. Their definitions, as a JSON list:\n" + dump(list) +
          "\nTo call a tool, write a line holding only " + std::string(kToolCallMarker) +
@@ -30,7 +30,7 @@ std::string render_tool_calls(std::span<const ToolCall> calls) {
     if (i > 0) out += kSeparator;
     out += kToolCallMarker;
     out += kOpen;
-    out += dump(nlohmann::json(calls[i].name));
+    out += dump(nlohmann::ordered_json(calls[i].name));
     out += kBetween;
     out += dump(calls[i].arguments);
     out += kClose;
@@ -51,7 +51,7 @@ ToolCallGrammar tool_call_grammar(std::span<const ToolSpec> tools, bool lazy, bo
   g.separator = kSeparator;
   g.lazy = lazy;
   g.parallel = parallel;
-  for (const auto& t : tools) g.tools.emplace_back(dump(nlohmann::json(t.name)), t.arguments ? t.arguments : JsonSchema::any_object());
+  for (const auto& t : tools) g.tools.emplace_back(dump(nlohmann::ordered_json(t.name)), t.arguments ? t.arguments : JsonSchema::any_object());
   std::sort(g.tools.begin(), g.tools.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return g;
 }

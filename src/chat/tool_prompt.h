@@ -22,13 +22,13 @@ inline constexpr std::string_view kToolCallMarker = "<tool_call>";
 
 struct ToolSpec {
   std::string name;
-  nlohmann::json function;  // {"name", "description", "parameters"} as the request gave them, shown to the model
+  nlohmann::ordered_json function;  // {"name", "description", "parameters"} as the request gave them (keys in its order), shown to the model
   std::shared_ptr<const JsonSchema> arguments;  // compiled from "parameters"
 };
 
 struct ToolCall {
   std::string name;
-  nlohmann::json arguments;  // an object
+  nlohmann::ordered_json arguments;  // an object, its keys in the order written (the schema's order)
 };
 
 // The preamble and the definitions, a JSON list of the tools' `function` objects.

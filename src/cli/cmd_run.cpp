@@ -546,7 +546,7 @@ std::shared_ptr<const JsonSchema> load_format(const std::string& format) {
   std::ifstream f(format);
   if (!f) throw std::runtime_error("--format: cannot open schema file " + format + " (or give 'json')");
   try {
-    return JsonSchema::compile(nlohmann::json::parse(f));
+    return JsonSchema::compile(nlohmann::ordered_json::parse(f));  // properties in the file's order
   } catch (const std::exception& e) {
     throw std::runtime_error("--format: " + format + ": " + e.what());
   }

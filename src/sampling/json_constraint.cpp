@@ -78,11 +78,11 @@ const SchemaNode* JsonSchema::add(std::unique_ptr<SchemaNode> n) {
 
 std::shared_ptr<const JsonSchema> JsonSchema::any_object() {
   auto s = std::make_shared<JsonSchema>();
-  s->root_ = s->build(nlohmann::json{{"type", "object"}}, 0);
+  s->root_ = s->build(nlohmann::ordered_json{{"type", "object"}}, 0);
   return s;
 }
 
-const SchemaNode* JsonSchema::build(const nlohmann::json& s, int depth) {
+const SchemaNode* JsonSchema::build(const nlohmann::ordered_json& s, int depth) {
   if (depth > 64) throw std::invalid_argument("schema is nested too deeply");
   auto node = std::make_unique<SchemaNode>();
   auto any = [&]() -> const SchemaNode* {
@@ -104,13 +104,13 @@ const SchemaNode* JsonSchema::build(const nlohmann::json& s, int depth) {
   if (s.is_boolean()) return any();
   if (!s.is_object()) throw std::invalid_argument("a JSON schema must be an object");
 
-  auto literal_of = [&](const nlohmann::json& values) -> const SchemaNode* {
+  auto literal_of = [&](const nlohmann::ordered_json& values) -> const SchemaNode* {
     if (values.empty() || values.size() > kMaxCandidates) return any();
     node->kind = NodeKind::Literal;
     for (const auto& v : values) node->literals.push_back(v.dump());
     return add(std::move(node));
   };
-  if (auto it = s.find("const"); it != s.end()) return literal_of(nlohmann::json::array({*it}));
+  if (auto it = s.find("const"); it != s.end()) return literal_of(nlohmann::ordered_json::array({*it}));
   if (auto it = s.find("enum"); it != s.end() && it->is_array()) return literal_of(*it);
 
   std::string type;
@@ -139,7 +139,7 @@ const SchemaNode* JsonSchema::build(const nlohmann::json& s, int depth) {
       for (const auto& x : *r)
         if (x.is_string()) req.push_back(x.get<std::string>());
     for (auto it = props->begin(); it != props->end(); ++it) {
-      node->keys.push_back(nlohmann::json(it.key()).dump());
+      node->keys.push_back(nlohmann::ordered_json(it.key()).dump());
       node->values.push_back(build(it.value(), depth + 1));
       node->required.push_back(std::find(req.begin(), req.end(), it.key()) != req.end());
     }
@@ -161,16 +161,18 @@ const SchemaNode* JsonSchema::build(const nlohmann::json& s, int depth) {
   }
   if (type == "number") { node->kind = NodeKind::Number; return add(std::move(node)); }
   if (type == "integer") { node->kind = NodeKind::Integer; return add(std::move(node)); }
-  if (type == "boolean") return literal_of(nlohmann::json::array({true, false}));
-  if (type == "null") return literal_of(nlohmann::json::array({nullptr}));
+  if (type == "boolean") return literal_of(nlohmann::ordered_json::array({true, false}));
+  if (type == "null") return literal_of(nlohmann::ordered_json::array({nullptr}));
   return any();
 }
 
-std::shared_ptr<const JsonSchema> JsonSchema::compile(const nlohmann::json& schema) {
+std::shared_ptr<const JsonSchema> JsonSchema::compile(const nlohmann::ordered_json& schema) {
   auto s = std::make_shared<JsonSchema>();
   s->root_ = s->build(schema, 0);
   return s;
 }
+
+std::shared_ptr<const JsonSchema> JsonSchema::compile(const nlohmann::json& schema) { return compile(nlohmann::ordered_json(schema)); }
 
 // ---- the automaton ----
 

@@ -28,7 +28,10 @@ class JsonSchema {
  public:
   // Any JSON object (Ollama's "format": "json").
   static std::shared_ptr<const JsonSchema> any_object();
-  // Throws std::invalid_argument with a message for schemas that are not objects/booleans.
+  // Throws std::invalid_argument with a message for schemas that are not objects/booleans. An object's
+  // properties are written in the order the schema declares them, so pass the schema as parsed into an
+  // ordered_json; a plain json (keys sorted) gives them in key order.
+  static std::shared_ptr<const JsonSchema> compile(const nlohmann::ordered_json& schema);
   static std::shared_ptr<const JsonSchema> compile(const nlohmann::json& schema);
   const SchemaNode* root() const { return root_; }
   ~JsonSchema();
@@ -36,7 +39,7 @@ class JsonSchema {
 
  private:
   const SchemaNode* add(std::unique_ptr<SchemaNode> n);
-  const SchemaNode* build(const nlohmann::json& s, int depth);
+  const SchemaNode* build(const nlohmann::ordered_json& s, int depth);
   std::vector<std::unique_ptr<SchemaNode>> nodes_;
   const SchemaNode* root_ = nullptr;
 };

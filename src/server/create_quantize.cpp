@@ -25,10 +25,17 @@ std::string upper(std::string_view s) {
 
 }  // namespace
 
-QuantizePlan plan_quantize(const fs::path& model, const std::string& requested) {
+QuantTarget quant_target_or_400(const std::string& requested) {
   const auto target = parse_quant_target(requested);
   if (!target)
     throw HttpError(400, "unsupported quantization type \"" + requested + "\" (g3n quantizes to q4_K_M, q5_K_M, q6_K, q8_0, q4_0, f16, bf16, f32)");
+  return *target;
+}
+
+std::string quant_type_name(QuantTarget t) { return upper(quant_target_name(t)); }
+
+QuantizePlan plan_quantize(const fs::path& model, const std::string& requested) {
+  const QuantTarget target = quant_target_or_400(requested);
   std::optional<GgufFile> f;
   try {
     f.emplace(GgufFile::open(model.string()));
@@ -43,9 +50,9 @@ QuantizePlan plan_quantize(const fs::path& model, const std::string& requested) 
       throw HttpError(400, "quantization is only supported for F16 and F32 models (and BF16); this one is " +
                                (sum && !sum->quantization.empty() ? sum->quantization : std::string("quantized")));
   QuantizePlan p;
-  p.target = *target;
+  p.target = target;
   p.from_type = sum && !sum->quantization.empty() && sum->quantization != "unknown" ? sum->quantization : "F16";
-  p.to_type = upper(quant_target_name(*target));
+  p.to_type = quant_type_name(target);
   return p;
 }
 
@@ -60,16 +67,8 @@ QuantizeResult run_quantize(store::ModelStore& store, const fs::path& model, con
   try {
     const GgufFile in = GgufFile::open(model.string());
     quantize_gemma3n_gguf(in, out.string(), plan.target, detect_gguf_layout(in));
-    QuantizeResult r;
-    r.digest = "sha256:" + store::sha256_file_hex(out);
-    r.created = !store::has_own_blob(store, r.digest);
-    if (r.created) {
-      fs::rename(out, store.blob_path(r.digest));
-      fsync_dir(store.blobs_dir());
-    } else {
-      fs::remove(out);
-    }
-    return r;
+    const store::AdoptedFile a = store::adopt_file_as_blob(store, out);
+    return QuantizeResult{a.digest, a.created};
   } catch (...) {
     fs::remove(out, ec);
     throw;

@@ -15,6 +15,12 @@ struct QuantizePlan {
   std::string to_type;    // "Q4_K_M", ...: the canonical spelling
 };
 
+// `quantize` as a target (any case, as Ollama reads it: tools/quant_plan.h's targets); HttpError(400) naming
+// the types g3n writes for anything else.
+QuantTarget quant_target_or_400(const std::string& requested);
+// The canonical spelling of a target, as Ollama's messages give it: "Q4_K_M", "F16".
+std::string quant_type_name(QuantTarget t);
+
 // Checks a request before any work: the type is one g3n quantizes to (any case, as Ollama reads it:
 // tools/quant_plan.h's targets), the model is a gemma3n GGUF and not quantized already ("quantization
 // is only supported for F16 and F32 models"). Throws HttpError(400).

@@ -2,7 +2,9 @@
 // as the tokenizer adds it), run through the model's scheduler as a prompt-only job (the fast path, as
 // generation), and its embedding is the mean of the final hidden rows (the LM head's input) over every token,
 // BOS included. /api/embed and /v1/embeddings answer it L2-normalised; /api/embeddings answers the raw mean.
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -44,7 +46,14 @@ void wait_done(Job& job) {
   }
 }
 
-Embeddings compute(ServerState& s, const EmbedRequest& r) {
+// Cancels the jobs in flight and waits for the worker to let them go (a cancelled embedding stops at its
+// next batch of rows; a queued one is dropped).
+void cancel_all(const std::vector<std::shared_ptr<Job>>& jobs, size_t from, size_t to) {
+  for (size_t i = from; i < to; ++i) jobs[i]->cancel.store(true);
+  for (size_t i = from; i < to; ++i) wait_done(*jobs[i]);
+}
+
+Embeddings compute(ServerState& s, const HttpRequest& req, const EmbedRequest& r) {
   Embeddings e;
   auto lease = s.models.acquire(r.model, r.keep_alive, &e.load_s);
   LoadedModel& m = **lease;
@@ -65,23 +74,36 @@ Embeddings compute(ServerState& s, const EmbedRequest& r) {
     job->embed = true;
     jobs.push_back(std::move(job));
   }
-  // All inputs are queued at once: free slots embed them side by side.
-  size_t submitted = 0;
-  for (; submitted < jobs.size(); ++submitted)
-    if (!m.sched->submit(jobs[submitted])) break;
-  if (submitted < jobs.size()) {
-    for (size_t i = 0; i < submitted; ++i) jobs[i]->cancel.store(true);
-    for (size_t i = 0; i < submitted; ++i) wait_done(*jobs[i]);
-    throw HttpError(503, "server busy, please try again.  maximum pending requests exceeded");
+  // The inputs go to the scheduler a window at a time (as many as it runs side by side), so a request of
+  // any number of inputs neither fills the queue nor holds work for a client that has gone: between
+  // inputs, and between an input's batches of rows, the request stops when the client hangs up.
+  const size_t window = static_cast<size_t>(std::max(1, s.cfg.sched.num_parallel));
+  size_t done = 0, submitted = 0;
+  while (done < jobs.size()) {
+    while (submitted < jobs.size() && submitted - done < window && m.sched->submit(jobs[submitted])) ++submitted;
+    if (submitted == done) throw HttpError(503, "server busy, please try again.  maximum pending requests exceeded");
+    std::string ignored;
+    if (jobs[done]->wait(ignored, std::chrono::milliseconds(100))) {
+      Job& job = *jobs[done++];
+      if (!job.error().empty() || job.embedding.empty()) {
+        cancel_all(jobs, done, submitted);
+        throw HttpError(500, job.error().empty() ? "embedding cancelled" : job.error());
+      }
+      e.vectors.push_back(std::move(job.embedding));
+      s.metrics.record_embed_input();
+      continue;
+    }
+    const bool stopping = s.stopping.load();
+    if (stopping || (req.client_gone && req.client_gone())) {
+      cancel_all(jobs, done, submitted);
+      s.metrics.record_embed_cancelled();
+      if (s.cfg.log_requests)
+        std::fprintf(stderr, "[g3n] %s %s: %s; cancelled after %zu of %zu inputs\n", req.method.c_str(), req.path.c_str(),
+                     stopping ? "the server is stopping" : "the client closed the connection", done, jobs.size());
+      if (stopping) throw HttpError(503, "server shutting down");
+      throw HttpError(499, "the client closed the connection");
+    }
   }
-  std::string error;
-  for (auto& job : jobs) {
-    wait_done(*job);
-    if (error.empty() && !job->error().empty()) error = job->error();
-    else if (error.empty() && job->embedding.empty()) error = "embedding cancelled";
-    e.vectors.push_back(std::move(job->embedding));
-  }
-  if (!error.empty()) throw HttpError(500, error);
   return e;
 }
 
@@ -97,7 +119,7 @@ int64_t nanos(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
 void ollama_embed(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   const EmbedRequest r = parse_embed(parse_json_body(req.body), EmbedApi::Embed);
-  Embeddings e = compute(s, r);
+  Embeddings e = compute(s, req, r);
   json out = json::array();
   for (auto& v : e.vectors) {
     finish_normalised(v, r.dimensions);
@@ -109,14 +131,14 @@ void ollama_embed(ServerState& s, const HttpRequest& req, HttpResponse& res) {
 
 void ollama_embeddings(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   const EmbedRequest r = parse_embed(parse_json_body(req.body), EmbedApi::Embeddings);
-  Embeddings e = compute(s, r);
+  Embeddings e = compute(s, req, r);
   // The older endpoint answers the raw (un-normalised) mean, as Ollama does.
   set_json(res, 200, json{{"embedding", e.vectors.empty() ? json::array() : json(e.vectors[0])}});
 }
 
 void openai_embeddings(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   const EmbedRequest r = parse_embed(parse_json_body(req.body), EmbedApi::OpenAI);
-  Embeddings e = compute(s, r);
+  Embeddings e = compute(s, req, r);
   json data = json::array();
   for (size_t i = 0; i < e.vectors.size(); ++i) {
     std::vector<float>& v = e.vectors[i];

@@ -63,6 +63,16 @@ void Metrics::record_audio_cancelled() {
   ++audio_cancelled_;
 }
 
+void Metrics::record_embed_input() {
+  std::lock_guard lk(mu_);
+  ++embed_inputs_;
+}
+
+void Metrics::record_embed_cancelled() {
+  std::lock_guard lk(mu_);
+  ++embed_cancelled_;
+}
+
 std::string Metrics::text(int queued, int active, size_t loaded_models) const {
   std::string o;
   char buf[1024];
@@ -115,6 +125,13 @@ std::string Metrics::text(int queued, int active, size_t loaded_models) const {
                   "# TYPE g3n_audio_input_seconds_total counter\ng3n_audio_input_seconds_total %.3f\n",
                   static_cast<unsigned long long>(audio_encoded_), static_cast<unsigned long long>(audio_cached_),
                   static_cast<unsigned long long>(audio_cancelled_), audio_encode_seconds_, audio_input_seconds_);
+    o += buf;
+    std::snprintf(buf, sizeof buf,
+                  "# HELP g3n_embed_inputs_total Inputs of embedding requests embedded.\n"
+                  "# TYPE g3n_embed_inputs_total counter\ng3n_embed_inputs_total %llu\n"
+                  "# HELP g3n_embed_cancelled_total Embedding requests stopped because the client went away.\n"
+                  "# TYPE g3n_embed_cancelled_total counter\ng3n_embed_cancelled_total %llu\n",
+                  static_cast<unsigned long long>(embed_inputs_), static_cast<unsigned long long>(embed_cancelled_));
     o += buf;
     std::snprintf(buf, sizeof buf,
                   "# HELP g3n_eval_seconds_total Time spent generating tokens, summed over requests.\n"

@@ -27,6 +27,9 @@ class Metrics {
   void record_audio_encoded(double seconds, double audio_seconds);
   void record_audio_cached();
   void record_audio_cancelled();
+  // One input of an embedding request embedded; one embedding request stopped because its client went away.
+  void record_embed_input();
+  void record_embed_cancelled();
   // The whole exposition; the gauges come from the caller.
   std::string text(int queued, int active, size_t loaded_models) const;
 
@@ -39,6 +42,7 @@ class Metrics {
   double image_seconds_ = 0;
   uint64_t audio_encoded_ = 0, audio_cached_ = 0, audio_cancelled_ = 0;
   double audio_encode_seconds_ = 0, audio_input_seconds_ = 0;
+  uint64_t embed_inputs_ = 0, embed_cancelled_ = 0;
   double eval_seconds_ = 0;
   double last_tokens_per_second_ = 0;
   uint64_t spec_requests_ = 0, spec_drafted_ = 0, spec_accepted_ = 0, spec_rounds_ = 0, spec_tokens_ = 0;

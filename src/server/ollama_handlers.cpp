@@ -16,7 +16,7 @@ std::string load_reason(const KeepAlive& k) { return k.unload_now() ? "unload" :
 }  // namespace
 
 void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) {
-  const GenerateRequest r = parse_generate(parse_json_body(req.body));
+  const GenerateRequest r = parse_generate(parse_json_body(req.body), req.body);
   double load_s = 0;
   auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
   LoadedModel& m = **lease;
@@ -45,7 +45,7 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
 }
 
 void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
-  const ChatRequest r = parse_chat(parse_json_body(req.body));
+  const ChatRequest r = parse_chat(parse_json_body(req.body), req.body);
   double load_s = 0;
   auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
   LoadedModel& m = **lease;

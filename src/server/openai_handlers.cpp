@@ -47,11 +47,11 @@ void generate(ServerState& s, const HttpRequest& req, HttpResponse& res, const O
 }  // namespace
 
 void openai_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
-  generate(s, req, res, parse_openai_chat(parse_json_body(req.body)));
+  generate(s, req, res, parse_openai_chat(parse_json_body(req.body), req.body));
 }
 
 void openai_completions(ServerState& s, const HttpRequest& req, HttpResponse& res) {
-  generate(s, req, res, parse_openai_completion(parse_json_body(req.body)));
+  generate(s, req, res, parse_openai_completion(parse_json_body(req.body), req.body));
 }
 
 void openai_models(ServerState& s, const HttpRequest& req, HttpResponse& res) {

@@ -5,6 +5,7 @@
 
 #include "chat/media_prompt.h"
 #include "chat/tool_prompt.h"
+#include "server/declared_order.h"
 #include "server/media.h"
 #include "server/options.h"
 #include "server/responses.h"
@@ -31,7 +32,7 @@ KeepAlive read_keep_alive(const json& body) {
 }
 
 // "format": "json" or a JSON schema -> the constraint's schema (null: none).
-std::shared_ptr<const JsonSchema> parse_format(const json& f) {
+std::shared_ptr<const JsonSchema> parse_format(const json& f, const DeclaredOrder& order, const json::json_pointer& at) {
   if (f.is_null()) return nullptr;
   if (f.is_string()) {
     const std::string s = f.get<std::string>();
@@ -41,7 +42,7 @@ std::shared_ptr<const JsonSchema> parse_format(const json& f) {
   }
   if (f.is_object()) {
     try {
-      return JsonSchema::compile(f);
+      return JsonSchema::compile(order.at(at, f));
     } catch (const std::exception& e) {
       throw HttpError(400, std::string("invalid JSON schema in format: ") + e.what());
     }
@@ -191,7 +192,7 @@ std::vector<InMessage> openai_messages(const json& body) {
 }
 
 // OpenAI's response_format -> the constraint's schema (null: none).
-std::shared_ptr<const JsonSchema> openai_format(const json& body) {
+std::shared_ptr<const JsonSchema> openai_format(const json& body, const DeclaredOrder& order) {
   const json rf = body.value("response_format", json());
   if (rf.is_null()) return nullptr;
   if (!rf.is_object()) throw HttpError(400, "invalid response_format: expected an object");
@@ -202,7 +203,7 @@ std::shared_ptr<const JsonSchema> openai_format(const json& body) {
     const json js = rf.value("json_schema", json());
     if (!js.is_object() || !js.contains("schema") || !js["schema"].is_object())
       throw HttpError(400, "invalid response_format: json_schema.schema must be an object");
-    return parse_format(js["schema"]);
+    return parse_format(js["schema"], order, json::json_pointer("/response_format/json_schema/schema"));
   }
   throw HttpError(400, "invalid response_format type: \"" + type + "\"");
 }
@@ -244,7 +245,7 @@ LogprobOptions read_logprobs(const json& body, bool top_needs_logprobs) {
   return o;
 }
 
-OpenAIRequest parse_openai_common(const json& body, bool chat) {
+OpenAIRequest parse_openai_common(const json& body, bool chat, const DeclaredOrder& order) {
   OpenAIRequest r;
   r.chat = chat;
   r.model = get_string(body, "model").value_or("");
@@ -252,7 +253,7 @@ OpenAIRequest parse_openai_common(const json& body, bool chat) {
   r.stream = get_bool(body, "stream").value_or(false);
   r.include_usage = body.contains("stream_options") && body["stream_options"].is_object() &&
                     body["stream_options"].value("include_usage", false);
-  r.format = openai_format(body);
+  r.format = openai_format(body, order);
   r.keep_alive = read_keep_alive(body);
   r.n = get_int_in(body, "n", 1, kMaxChoices, "n must be between 1 and " + std::to_string(kMaxChoices)).value_or(1);
   if (chat) {
@@ -290,16 +291,17 @@ void parse_generation_head(const json& body, OllamaGenerationFields& r) {
   r.stream = get_bool(body, "stream").value_or(true);
   r.truncate = get_bool(body, "truncate").value_or(true);
 }
-void parse_generation_tail(const json& body, OllamaGenerationFields& r) {
+void parse_generation_tail(const json& body, OllamaGenerationFields& r, const DeclaredOrder& order) {
   reject_thinking(body, r.model);
-  r.format = parse_format(body.value("format", json()));
+  r.format = parse_format(body.value("format", json()), order, json::json_pointer("/format"));
   r.options = parse_request_options(body.value("options", json()));
   r.keep_alive = read_keep_alive(body);
   r.logprobs = read_logprobs(body, false);
 }
 }  // namespace
 
-GenerateRequest parse_generate(const json& body) {
+GenerateRequest parse_generate(const json& body, std::string_view raw) {
+  const DeclaredOrder order(raw);
   GenerateRequest r;
   r.model = require_model(body);
   r.prompt = get_string(body, "prompt").value_or("");
@@ -318,17 +320,18 @@ GenerateRequest parse_generate(const json& body) {
   }
   if (r.raw && (r.system || tmpl || !r.context.empty())) throw HttpError(400, "raw mode does not support template, system, or context");
   if (suffix && !suffix->empty()) throw HttpError(400, "\"" + r.model + "\" does not support insert");
-  parse_generation_tail(body, r);
+  parse_generation_tail(body, r, order);
   return r;
 }
 
-ChatRequest parse_chat(const json& body) {
+ChatRequest parse_chat(const json& body, std::string_view raw) {
+  const DeclaredOrder order(raw);
   ChatRequest r;
   r.model = require_model(body);
   parse_generation_head(body, r);
   r.messages = ollama_messages(body);
-  r.tools = parse_tool_request(body);
-  parse_generation_tail(body, r);
+  r.tools = parse_tool_request(body, order);
+  parse_generation_tail(body, r, order);
   reject_format_with_tools(r.format, r.tools);
   return r;
 }
@@ -366,17 +369,18 @@ CopyRequest parse_copy(const json& body) {
   return r;
 }
 
-OpenAIRequest parse_openai_chat(const json& body) {
-  OpenAIRequest r = parse_openai_common(body, true);
+OpenAIRequest parse_openai_chat(const json& body, std::string_view raw) {
+  const DeclaredOrder order(raw);
+  OpenAIRequest r = parse_openai_common(body, true, order);
   r.messages = openai_messages(body);
-  r.tools = parse_tool_request(body);
+  r.tools = parse_tool_request(body, order);
   reject_format_with_tools(r.format, r.tools);
   r.options = openai_options(body);
   return r;
 }
 
-OpenAIRequest parse_openai_completion(const json& body) {
-  OpenAIRequest r = parse_openai_common(body, false);
+OpenAIRequest parse_openai_completion(const json& body, std::string_view raw) {
+  OpenAIRequest r = parse_openai_common(body, false, DeclaredOrder(raw));
   const json p = body.value("prompt", json());
   if (p.is_string()) r.prompt = p.get<std::string>();
   else if (p.is_array() && p.size() == 1 && p[0].is_string()) r.prompt = p[0].get<std::string>();

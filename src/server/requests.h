@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,10 @@ namespace g3n::server {
 
 // The body as a JSON object: 400 when empty, malformed or not an object.
 nlohmann::json parse_json_body(const std::string& body);
+
+// The parsers of requests that may carry a JSON schema (`format`, `response_format`, `tools`) take the body as
+// sent too (`raw`): a schema's properties are generated in the order it declares them (declared_order.h);
+// without it they come in key order.
 
 // POST /api/generate
 // What /api/generate and /api/chat share.
@@ -41,14 +46,14 @@ struct GenerateRequest : OllamaGenerationFields {
   std::vector<int32_t> context;  // token ids from an earlier response
   std::vector<MediaInput> media;  // images, then audio; decoded from base64 (image headers checked, audio decoded)
 };
-GenerateRequest parse_generate(const nlohmann::json& body);
+GenerateRequest parse_generate(const nlohmann::json& body, std::string_view raw = {});
 
 // POST /api/chat
 struct ChatRequest : OllamaGenerationFields {
   std::vector<InMessage> messages;
   ToolRequest tools;  // with the g3n extensions tool_choice and parallel_tool_calls
 };
-ChatRequest parse_chat(const nlohmann::json& body);
+ChatRequest parse_chat(const nlohmann::json& body, std::string_view raw = {});
 
 // POST /api/show
 struct ShowRequest {
@@ -97,8 +102,8 @@ struct OpenAIRequest {
 };
 inline constexpr int kMaxChoices = 8;
 inline constexpr int kMaxTopLogprobs = 20;
-OpenAIRequest parse_openai_chat(const nlohmann::json& body);
-OpenAIRequest parse_openai_completion(const nlohmann::json& body);
+OpenAIRequest parse_openai_chat(const nlohmann::json& body, std::string_view raw = {});
+OpenAIRequest parse_openai_completion(const nlohmann::json& body, std::string_view raw = {});
 
 // POST /api/embed, /api/embeddings (the older one) and /v1/embeddings.
 enum class EmbedApi { Embed, Embeddings, OpenAI };

@@ -310,6 +310,10 @@ void Scheduler::embed_prompt(Slot& s, Clock::time_point t0) {
   std::vector<double> sum(static_cast<size_t>(D), 0.0);
   const size_t chunk = static_cast<size_t>(std::clamp(j.ctx_params.n_batch, 1, engine_->params().n_batch));
   for (size_t pos = 0; pos < j.prompt.size(); pos += chunk) {
+    if (j.cancel.load()) {  // the client went away: the rest of a long input is not worth evaluating
+      end(s, DoneReason::Cancel);
+      return;
+    }
     const RowsView rows = j.prompt.view().subspan(pos, chunk);
     const SequenceWork w{s.seq.get(), rows, static_cast<int64_t>(pos), LogitsFor::None, LogitsFor::All};
     engine_->eval(std::span<const SequenceWork>(&w, 1));

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/parse.h"
+#include "server/create_checkpoint.h"
 #include "server/handlers.h"
 #include "server/http_server.h"
 #include "server/options.h"
@@ -120,6 +121,8 @@ int Server::bind() {
     if (c.port == 0) throw std::runtime_error("cannot listen on " + c.host);
     throw std::runtime_error("cannot listen on " + c.host + ":" + std::to_string(c.port) + " (is another server running?)");
   }
+  // What a killed server was converting (POST /api/create of a checkpoint) is of no use to anyone now.
+  remove_stale_staging(store::ModelStore(c.store));
   return port;
 }
 

@@ -28,7 +28,8 @@ bool object_type(const json& type) {
   return false;
 }
 
-chat::ToolSpec parse_tool(const json& t, const std::string& where) {
+// `declared`: the same tool as sent (keys in the order given).
+chat::ToolSpec parse_tool(const json& t, const nlohmann::ordered_json& declared, const std::string& where) {
   if (!t.is_object()) throw HttpError(400, "invalid " + where + ": expected an object {\"type\": \"function\", \"function\": {...}}");
   if (auto ty = t.find("type"); ty != t.end() && !ty->is_null() && *ty != "function")
     throw HttpError(400, "invalid " + where + ".type: only \"function\" tools are supported");
@@ -42,6 +43,9 @@ chat::ToolSpec parse_tool(const json& t, const std::string& where) {
   if (auto d = f->find("description"); d != f->end() && !d->is_null() && !d->is_string())
     throw HttpError(400, "invalid " + where + ".function.description: expected a string");
   const json params = f->value("parameters", json());
+  // The same schema as sent (the sorted one when the body is not at hand).
+  const nlohmann::ordered_json dfun = declared.is_object() ? declared.value("function", nlohmann::ordered_json()) : nlohmann::ordered_json();
+  const nlohmann::ordered_json declared_params = dfun.is_object() && dfun.contains("parameters") ? dfun["parameters"] : nlohmann::ordered_json(params);
   if (params.is_null()) {
     spec.arguments = JsonSchema::any_object();
   } else {
@@ -51,14 +55,14 @@ chat::ToolSpec parse_tool(const json& t, const std::string& where) {
     // A schema without "type" that is not an object schema (anyOf, $ref, ...) still takes an object.
     const bool object_schema = params.contains("type") || params.contains("properties");
     try {
-      spec.arguments = object_schema ? JsonSchema::compile(params) : JsonSchema::any_object();
+      spec.arguments = object_schema ? JsonSchema::compile(declared_params) : JsonSchema::any_object();
     } catch (const std::exception& e) {
       throw HttpError(400, "invalid JSON schema in " + where + ".function.parameters: " + e.what());
     }
   }
-  spec.function = json{{"name", spec.name}};
-  if (f->contains("description") && (*f)["description"].is_string()) spec.function["description"] = (*f)["description"];
-  if (!params.is_null()) spec.function["parameters"] = params;
+  spec.function = nlohmann::ordered_json{{"name", spec.name}};
+  if (f->contains("description") && (*f)["description"].is_string()) spec.function["description"] = (*f)["description"].get<std::string>();
+  if (!params.is_null()) spec.function["parameters"] = declared_params;
   return spec;
 }
 
@@ -72,7 +76,7 @@ std::shared_ptr<const ToolCallGrammar> ToolRequest::grammar() const {
   return std::make_shared<ToolCallGrammar>(chat::tool_call_grammar(tools, choice == ToolChoice::Auto, parallel));
 }
 
-ToolRequest parse_tool_request(const json& body) {
+ToolRequest parse_tool_request(const json& body, const DeclaredOrder& order) {
   ToolRequest r;
   const json tools = body.value("tools", json());
   if (!tools.is_null()) {
@@ -80,7 +84,7 @@ ToolRequest parse_tool_request(const json& body) {
     if (tools.size() > kMaxTools) throw HttpError(400, "too many tools: " + std::to_string(tools.size()) + " (at most 128)");
     for (size_t i = 0; i < tools.size(); ++i) {
       const std::string where = "tools[" + std::to_string(i) + "]";
-      chat::ToolSpec spec = parse_tool(tools[i], where);
+      chat::ToolSpec spec = parse_tool(tools[i], order.at(json::json_pointer("/tools/" + std::to_string(i)), tools[i]), where);
       for (const auto& t : r.tools)
         if (t.name == spec.name) throw HttpError(400, "invalid " + where + ": tool \"" + spec.name + "\" is defined twice");
       r.tools.push_back(std::move(spec));
@@ -120,12 +124,13 @@ std::string render_history_calls(const json& tool_calls, const std::string& wher
     const json f = c.is_object() ? c.value("function", json()) : json();
     if (!f.is_object() || !f.value("name", json()).is_string())
       throw HttpError(400, "invalid " + at + ": expected {\"function\": {\"name\": ..., \"arguments\": ...}}");
-    json args = f.value("arguments", json::object());
+    // Ordered: OpenAI's arguments string as the model wrote it renders back the same text (its KV cache stays usable).
+    nlohmann::ordered_json args = nlohmann::ordered_json(f.value("arguments", json::object()));
     if (args.is_string()) {
-      args = json::parse(args.get<std::string>(), nullptr, false);
+      args = nlohmann::ordered_json::parse(args.get<std::string>(), nullptr, false);
       if (args.is_discarded()) throw HttpError(400, "invalid " + at + ".function.arguments: not valid JSON");
     }
-    if (args.is_null()) args = json::object();
+    if (args.is_null()) args = nlohmann::ordered_json::object();
     if (!args.is_object()) throw HttpError(400, "invalid " + at + ".function.arguments: expected an object");
     calls.push_back({f["name"].get<std::string>(), std::move(args)});
     if (names && c.contains("id") && c["id"].is_string()) names->emplace_back(c["id"].get<std::string>(), calls.back().name);

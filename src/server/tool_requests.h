@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/tool_prompt.h"
+#include "server/declared_order.h"
 #include "sampling/tool_call_constraint.h"
 
 namespace g3n::server {
@@ -26,7 +27,8 @@ struct ToolRequest {
   std::shared_ptr<const ToolCallGrammar> grammar() const;
 };
 
-ToolRequest parse_tool_request(const nlohmann::json& body);
+// `order` gives each tool's definition (shown to the model) and `parameters` schema (its arguments' order) as sent.
+ToolRequest parse_tool_request(const nlohmann::json& body, const DeclaredOrder& order = DeclaredOrder());
 
 // An assistant message's `tool_calls` (`where` names it in errors: "messages[2].tool_calls") as the text
 // the model would have written; each call's arguments may be an object (Ollama) or a JSON string

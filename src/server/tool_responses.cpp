@@ -18,7 +18,7 @@ json ToolCallOutput::ollama(const std::vector<chat::ToolCall>& calls, int first)
   json out = json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
     const int index = first + static_cast<int>(i);
-    out.push_back(json{{"id", id(index)}, {"function", {{"index", index}, {"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+    out.push_back(json{{"id", id(index)}, {"function", {{"index", index}, {"name", calls[i].name}, {"arguments", json(calls[i].arguments)}}}});
   }
   return out;
 }

@@ -16,6 +16,23 @@ bool has_own_blob(const ModelStore& store, std::string_view digest) {
   return fs::is_regular_file(store.blob_path(digest), ec);
 }
 
+AdoptedFile adopt_file_as_blob(ModelStore& store, const fs::path& file) {
+  std::error_code ec;
+  fs::create_directories(store.blobs_dir(), ec);
+  if (ec) throw StoreError("cannot create " + store.blobs_dir().string() + ": " + ec.message());
+  AdoptedFile r;
+  r.digest = "sha256:" + sha256_file_hex(file);
+  r.created = !has_own_blob(store, r.digest);
+  if (r.created) {
+    fs::rename(file, store.blob_path(r.digest), ec);
+    if (ec) throw StoreError("cannot store " + file.string() + " as " + r.digest + ": " + ec.message());
+    fsync_dir(store.blobs_dir());
+  } else {
+    fs::remove(file, ec);
+  }
+  return r;
+}
+
 BlobUpload::BlobUpload(ModelStore& store, std::string_view digest) : store_(store), digest_(normalize_digest(digest)) {
   std::error_code ec;
   fs::create_directories(store_.blobs_dir(), ec);

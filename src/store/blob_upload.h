@@ -3,6 +3,7 @@
 // the whole content has the promised digest. An upload that fails, is abandoned or does not match leaves
 // nothing behind.
 #pragma once
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,6 +21,16 @@ std::string normalize_digest(std::string_view digest);
 // Whether the blob is in g3n's own store (not Ollama's): what HEAD /api/blobs answers, and what an
 // HTTP create may use.
 bool has_own_blob(const ModelStore& store, std::string_view digest);
+
+// A finished file the server wrote on the store's filesystem (a converted or quantized model, written beside
+// the blobs) made a blob: hashed, then renamed to the blob's name, so the blob appears whole or not at all.
+// When the store has that blob already the file is removed instead. Throws StoreError (the file is then left
+// for the caller to remove).
+struct AdoptedFile {
+  std::string digest;    // "sha256:<hex>"
+  bool created = false;  // false: the store had that blob already
+};
+AdoptedFile adopt_file_as_blob(ModelStore& store, const std::filesystem::path& file);
 
 class BlobUpload {
  public:

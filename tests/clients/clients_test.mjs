@@ -6,7 +6,7 @@
 // "hearing" gets it through openai chat.completions input_audio parts and audio.transcriptions/translations
 // ("whisper-1" mapped to it by G3N_TRANSCRIBE_MODEL).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -132,6 +132,8 @@ try {
     const one = await ollama.embed({ model: 'tiny', input: 'Hello there', dimensions: 16 });
     assert.equal(one.embeddings[0].length, 16);
     assert.ok(Math.abs(unitNorm(one.embeddings[0]) - 1) < 1e-5);
+    console.log(`     ollama embed: ${r.embeddings.length} x ${r.embeddings[0].length}, norms ${r.embeddings.map((v) => unitNorm(v).toFixed(6)).join(', ')}, ` +
+      `[0][0..3] ${r.embeddings[0].slice(0, 4).map((x) => x.toFixed(5)).join(', ')}, prompt_eval_count ${r.prompt_eval_count}; dimensions 16 -> ${one.embeddings[0].length}`);
   });
   const openai = new OpenAI({ baseURL: `${host}/v1`, apiKey: 'unused' });
   await check('openai embeddings.create', async () => {
@@ -146,6 +148,8 @@ try {
       assert.deepEqual(Array.from(r.data[i].embedding), f.data[i].embedding);
     }
     assert.ok(r.usage.prompt_tokens > 2);
+    console.log(`     openai embeddings (base64, decoded by the client): ${r.data.length} x ${r.data[0].embedding.length}, ` +
+      `[0][0..3] ${Array.from(r.data[0].embedding.slice(0, 4)).map((x) => x.toFixed(5)).join(', ')}, equal to float: yes, usage ${JSON.stringify(r.usage)}`);
   });
   await check('openai models.list', async () => {
     const r = await openai.models.list();
@@ -427,6 +431,25 @@ try {
     if (mmproj) assert.ok(show.capabilities.includes('vision'), JSON.stringify(show.capabilities));
     const g = await ollama.generate({ model: 'uploaded', prompt: 'Hello', options: { num_predict: 2 } });
     assert.equal(g.eval_count, 2);
+  });
+  await check('ollama create from an uploaded safetensors checkpoint', async () => {
+    // A Hugging Face checkpoint directory (a random tiny model's, written by g3n create-random --hf), every
+    // file uploaded as a blob and named in `files`, as Ollama's CLI sends a checkpoint directory.
+    const dir = join(store, 'hf-checkpoint');
+    execFileSync(g3n, ['create-random', join(store, 'random.gguf'), '--preset', 'tiny', '--quant', 'f16', '--hf', dir, '--hf-dtype', 'F16'], { env, stdio: 'ignore' });
+    const files = {};
+    for (const f of readdirSync(dir)) files[f] = await uploadBlob(join(dir, f));
+    const statuses = [];
+    for await (const p of await ollama.create({ model: 'from-safetensors', files, quantize: 'q8_0', stream: true })) statuses.push(p.total ? `${p.status} ${p.completed}/${p.total}` : p.status);
+    console.log(`     create ${JSON.stringify(Object.keys(files))} -> ${statuses.map((s) => JSON.stringify(s)).join(', ')}`);
+    assert.equal(statuses[0], 'converting model');
+    assert.equal(statuses.at(-1), 'success');
+    const show = await ollama.show({ model: 'from-safetensors' });
+    assert.equal(show.model_info['general.architecture'], 'gemma3n');
+    assert.equal(show.details.quantization_level, 'Q8_0');
+    const g = await ollama.generate({ model: 'from-safetensors', prompt: 'Hello', options: { num_predict: 2 } });
+    assert.equal(g.eval_count, 2);
+    await assert.rejects(ollama.create({ model: 'x', files: { 'config.json': files['config.json'] } }), /tokenizer\.json is missing/);
   });
   await check('ollama create errors reject', async () => {
     await assert.rejects(ollama.create({ model: 'x', from: 'absent' }), /model 'absent' not found/);
