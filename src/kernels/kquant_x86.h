@@ -241,6 +241,13 @@ struct Q6KRowPrep {
   float d;
 };
 
+// The float tail of a Q6_K row x tokens block, after its 8 tokens' integer totals (ad: the block's 8
+// activation scales): the one fma per block of dot_q6_k.
+G3N_AVX2 inline __m256 q6k_block_close(__m256 acc, __m256i isum, const Q6KRowPrep& p, const float* ad) {
+  const __m256 da = _mm256_loadu_ps(ad);
+  return _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p.d)), _mm256_cvtepi32_ps(isum), acc);
+}
+
 template <bool kPrefetch = false>  // as prep_q4k_rows
 G3N_AVX2 void prep_q6k_rows(const uint8_t* w, uint64_t ws, int64_t nr, int64_t nb, Q6KRowPrep* out) {
   for (int64_t r = 0; r < nr; ++r) {

@@ -484,8 +484,7 @@ G3N_AVX2 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const Bl
         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * k)), sc));
       keep_in_registers<C>(sumi);
     }
-    const __m256 da = _mm256_loadu_ps(ad + 8 * b);
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(hsum_8x8(sumi)), acc);
+    acc = q6k_block_close(acc, hsum_8x8(sumi), p[b], ad + 8 * b);
   }
   store_tokens<C>(acc, out, ldo);
 }

@@ -158,8 +158,7 @@ G3N_AVX512 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const 
     for (int t = 0; t < 8; ++t) tot[t] = fold512(sumi[t]);
     for (int t = 0; t < C; ++t)
       tot[t] = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a[t][b].bsums)), 5));
-    const __m256 da = _mm256_loadu_ps(ad + 8 * b);
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(da, _mm256_set1_ps(p[b].d)), _mm256_cvtepi32_ps(hsum_8x8(tot)), acc);
+    acc = q6k_block_close(acc, hsum_8x8(tot), p[b], ad + 8 * b);
   }
   store_tokens<C>(acc, out, ldo);
 }
