@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "kernel_rows_util.h"
 #include "kernels/cpu_features.h"
 #include "kernels/vec_dot.h"
 #include "kernels/vec_dot_impl.h"
-#include "quant/fp16.h"
 
 namespace g3n {
 namespace {
@@ -33,27 +33,18 @@ uint32_t bits(float f) {
   return u;
 }
 
-// Weight rows of random bytes (every packed-quant pattern) with small finite fp16 scales; `saturate`
-// sets every quant and scale byte to its maximum instead, the worst case for the int16 pair sums.
-std::vector<uint8_t> weight_rows(GgmlType t, int64_t rows, int64_t n, std::mt19937& rng, bool saturate) {
+// Every quant and scale byte of K-quant rows at its maximum, keeping the fp16 d/dmin: the worst case for the
+// int16 pair sums.
+void saturate(GgmlType t, std::vector<uint8_t>& w) {
   const auto tr = ggml_type_traits(t);
-  std::vector<uint8_t> w(size_t(*ggml_row_bytes(t, uint64_t(n)) * uint64_t(rows)));
-  for (auto& b : w) b = saturate ? 0xFF : uint8_t(rng());
-  std::uniform_real_distribution<float> ud(0.001f, 0.05f);
-  const auto put = [&](size_t off) {
-    const uint16_t h = fp32_to_fp16(ud(rng));
-    std::memcpy(&w[off], &h, 2);
-  };
   for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
     if (t == GgmlType::Q6_K) {
-      put(base + 208);
-      if (saturate) std::memset(&w[base + 192], 0x7F, 16);  // int8 scales at their maximum
+      std::memset(&w[base], 0xFF, 192);        // ql, qh
+      std::memset(&w[base + 192], 0x7F, 16);   // int8 scales
     } else {
-      put(base);
-      put(base + 2);
+      std::memset(&w[base + 4], 0xFF, tr.block_bytes - 4);  // scales, (qh,) qs after d, dmin
     }
   }
-  return w;
 }
 
 struct Sets {
@@ -61,20 +52,21 @@ struct Sets {
   const KernelSet& a5 = *vecdot::avx512_kernels();
 };
 
-void check_type(GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed, bool saturate) {
+void check_type(GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed, bool saturated) {
   SCOPED_TRACE(std::string(ggml_type_traits(t).name) + " rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
-               " toks=" + std::to_string(toks) + (saturate ? " saturated" : ""));
+               " toks=" + std::to_string(toks) + (saturated ? " saturated" : ""));
   const Sets s;
   const int i = vecdot::type_index(t);
   ASSERT_TRUE(s.a5.dot[i] && s.a5.tile[i] && s.a5.masked_tile[i]);
   std::mt19937 rng(seed);
   const uint64_t wrb = *ggml_row_bytes(t, uint64_t(n)), arb = act_row_bytes(t, n);
-  const std::vector<uint8_t> w = weight_rows(t, rows, n, rng, saturate);
+  std::vector<uint8_t> w = random_rows(t, rows, n, rng);
+  if (saturated) saturate(t, w);
   std::vector<uint8_t> act(size_t(arb * uint64_t(toks)));
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(n));
   for (int64_t k = 0; k < toks; ++k) {
-    for (auto& v : x) v = saturate ? 1.0f : nd(rng);  // all ones: every activation quant is 127
+    for (auto& v : x) v = saturated ? 1.0f : nd(rng);  // all ones: every activation quant is 127
     s.a2.quant_act[i](x.data(), act.data() + k * arb, n);
   }
   std::vector<float> dot2(size_t(rows * toks));

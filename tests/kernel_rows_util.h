@@ -1,0 +1,59 @@
+// Random inputs for the kernel tests: activation rows with outliers, and weight rows of random quant bytes
+// (every bit pattern of the packed quants) with small finite fp16 scales, or rounded normals for float types.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/vec_dot.h"
+#include "quant/fp16.h"
+#include "quant/quantize.h"
+
+namespace g3n {
+
+inline std::string type_name(GgmlType t) { return std::string(ggml_type_traits(t).name); }
+inline bool is_float(GgmlType t) { return vec_dot_act_type(t) == GgmlType::F32; }
+
+inline std::vector<float> randn(std::mt19937& rng, int64_t n) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = nd(rng);
+  for (int64_t i = 0; i < n; i += 97) v[size_t(i)] *= 6.0f;  // outliers set the block scales
+  return v;
+}
+
+// Random quant bytes with small finite fp16 scales (every bit pattern of the packed quants), or
+// rounded normals for float types.
+inline std::vector<uint8_t> random_rows(GgmlType t, int64_t rows, int64_t n, std::mt19937& rng) {
+  const uint64_t rb = *ggml_row_bytes(t, uint64_t(n));
+  std::vector<uint8_t> w(rb * uint64_t(rows));
+  if (is_float(t)) {
+    for (int64_t r = 0; r < rows; ++r) quantize_row(t, randn(rng, n).data(), w.data() + r * rb, n);
+    return w;
+  }
+  const auto tr = ggml_type_traits(t);
+  for (auto& b : w) b = uint8_t(rng());
+  std::uniform_real_distribution<float> ud(0.001f, 0.05f);
+  auto put = [&](size_t off) {
+    const uint16_t h = fp32_to_fp16(ud(rng));
+    std::memcpy(&w[off], &h, 2);
+  };
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
+    switch (t) {
+      case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: put(base); break;
+      case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+        put(base); put(base + 2); break;
+      case GgmlType::Q2_K: put(base + 80); put(base + 82); break;
+      case GgmlType::Q3_K: put(base + 108); break;
+      case GgmlType::Q6_K: put(base + 208); break;
+      default: ADD_FAILURE() << "no layout for " << type_name(t);
+    }
+  }
+  return w;
+}
+
+}  // namespace g3n
