@@ -1,4 +1,5 @@
-// The AVX-512 VNNI K-quant set against the AVX2 set it overlays: every dot, tile and masked-tile value
+// The AVX-512 VNNI K-quant sets (512-bit "avx512vnni" and 256-bit "avx512vnni-256") against the AVX2 set
+// they overlay: every dot, tile and masked-tile value
 // must be BIT-IDENTICAL (only the integer core differs, and its block totals are exact), so a model gives
 // the same numbers on both kinds of machine. Runs where the CPU has AVX-512 F/BW/VL + VNNI and says so;
 // elsewhere it reports itself skipped. (The other kernel suites hold the dispatched set, which is this one
@@ -24,7 +25,7 @@ using vecdot::KernelSet;
 bool have_avx512() {
   const CpuFeatures& f = cpu_features();
   return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c &&
-         vecdot::avx512_kernels() && vecdot::avx2_kernels();
+         vecdot::avx512_kernels() && vecdot::avx512_256_kernels() && vecdot::avx2_kernels();
 }
 
 uint32_t bits(float f) {
@@ -49,13 +50,14 @@ void saturate(GgmlType t, std::vector<uint8_t>& w) {
 
 struct Sets {
   const KernelSet& a2 = *vecdot::avx2_kernels();
-  const KernelSet& a5 = *vecdot::avx512_kernels();
+  const KernelSet& a5;
 };
 
-void check_type(GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed, bool saturated) {
+void check_type(const KernelSet& avx512, GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed,
+                bool saturated) {
   SCOPED_TRACE(std::string(ggml_type_traits(t).name) + " rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
                " toks=" + std::to_string(toks) + (saturated ? " saturated" : ""));
-  const Sets s;
+  const Sets s{.a5 = avx512};
   const int i = vecdot::type_index(t);
   ASSERT_TRUE(s.a5.dot[i] && s.a5.tile[i] && s.a5.masked_tile[i]);
   std::mt19937 rng(seed);
@@ -98,13 +100,21 @@ void check_type(GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed
 
 TEST(KernelsAvx512, BitIdenticalToAvx2ForKQuants) {
   if (!have_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL + VNNI (" << cpu_features_string() << ")";
-  std::printf("  kernel sets compared: avx512vnni vs avx2+fma+f16c (dispatch: %s)\n", vec_dot_isa());
-  uint32_t seed = 1;
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
-    // One and three super-blocks; 65 exceeds the tile scratch (the per-pair fallback).
-    for (int64_t nb : {1, 3, 65})
-      for (int64_t toks : {1, 2, 5, 8, 9, 17}) check_type(t, nb == 65 ? 3 : 37, 256 * nb, toks, seed++, false);
-    check_type(t, 16, 512, 11, seed++, true);
+  const struct {
+    const char* name;
+    const KernelSet& k;
+  } sets[] = {{"avx512vnni", *vecdot::avx512_kernels()}, {"avx512vnni-256", *vecdot::avx512_256_kernels()}};
+  for (const auto& set : sets) {
+    SCOPED_TRACE(set.name);
+    std::printf("  kernel sets compared: %s vs avx2+fma+f16c (dispatch: %s)\n", set.name, vec_dot_isa());
+    uint32_t seed = 1;
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+      // One and three super-blocks; 65 exceeds the tile scratch (the per-pair fallback).
+      for (int64_t nb : {1, 3, 65})
+        for (int64_t toks : {1, 2, 5, 8, 9, 17})
+          check_type(set.k, t, nb == 65 ? 3 : 37, 256 * nb, toks, seed++, false);
+      check_type(set.k, t, 16, 512, 11, seed++, true);
+    }
   }
 }
 

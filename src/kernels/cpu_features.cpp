@@ -44,6 +44,13 @@ CpuFeatures probe() {
     __cpuid_count(7, 1, a1, b1, c1, d1);
     f.avx512bf16 = f.avx512f && ((a1 >> 5) & 1);
   }
+  // Vendor "AuthenticAMD" (ebx, edx, ecx of leaf 0) and family 0x19: Zen 3 (no AVX-512) and Zen 4.
+  unsigned max_leaf = 0, ebx = 0, ecx = 0, edx = 0;
+  __cpuid(0, max_leaf, ebx, ecx, edx);
+  const bool amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;  // "Auth" "enti" "cAMD"
+  __cpuid(1, a, b, c, d);
+  const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
+  f.avx512_split = f.avx512f && amd && family == 0x19;
 #endif
 #if defined(__aarch64__) && defined(__linux__)
   // Bit numbers from the Linux arm64 ABI (asm/hwcap.h), spelled out so older headers build too.
@@ -89,6 +96,7 @@ std::string cpu_features_string() {
   add(f.avx512vl, "avx512vl");
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
+  add(f.avx512_split, "avx512-split");
   add(f.neon, "neon");
   add(f.neon_dotprod, "dotprod");
   add(f.neon_i8mm, "i8mm");

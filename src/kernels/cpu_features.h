@@ -11,6 +11,9 @@ struct CpuFeatures {
   bool avx = false, avx2 = false, fma = false, f16c = false;       // x86 (AVX usable = OS saves YMM)
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
   bool neon = false, neon_dotprod = false, neon_i8mm = false;       // ARM: asimd, asimddp, i8mm
+  // AVX-512 executed as two 256-bit halves (AMD Zen 4, cpuid family 19h): 512-bit kernels gain nothing
+  // per instruction there, so the dispatcher prefers the 256-bit VNNI set.
+  bool avx512_split = false;
 };
 
 // Probed on first use (thread-safe static); never changes afterwards.

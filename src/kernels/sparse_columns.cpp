@@ -200,8 +200,8 @@ namespace {
 
 // The sparse kernel of each vec_dot kernel set (by name); a set not listed uses the scalar twin. Each
 // must return the bits of its set's dense dot (the NEON sets' K-quant dots all close every block with
-// the scalar dots' own step, kquant_step.h, so one NEON kernel serves the three; avx512vnni's K-quant dots
-// give the AVX2 set's bits, so the AVX2 kernel serves both).
+// the scalar dots' own step, kquant_step.h, so one NEON kernel serves the three; both AVX-512 sets' K-quant
+// dots give the AVX2 set's bits, so the AVX2 kernel serves all three).
 struct SparseEntry {
   const char* set;
   sparse_detail::RowsFn (*get)();
@@ -209,6 +209,7 @@ struct SparseEntry {
 constexpr SparseEntry kSparseSets[] = {
     {"avx2+fma+f16c", sparse_detail::avx2_rows},
     {"avx512vnni", sparse_detail::avx2_rows},
+    {"avx512vnni-256", sparse_detail::avx2_rows},
     {"neon", sparse_detail::neon_rows},
     {"neon+dotprod", sparse_detail::neon_rows},
     {"neon+i8mm", sparse_detail::neon_rows},

@@ -50,8 +50,9 @@ void overlay(KernelSet& into, const KernelSet& from) {
 // The named kernel sets, as data. A set is its own kernels overlaid on its base set's (cumulatively, so
 // "neon+i8mm" = scalar <- neon <- neon+dotprod <- neon+i8mm, and "avx512vnni" = scalar <- avx2+fma+f16c <-
 // avx512vnni); it runs where its kernels were compiled for this target (get() != nullptr) and the CPU has
-// what it needs. Weakest first within each family;
-// the dispatcher picks the last runnable entry. A new set is one line here.
+// what it needs. Weakest first within each family; the dispatcher picks the last runnable entry that
+// prefers this CPU (a set that runs but is slower there, e.g. 512-bit kernels on a CPU that splits them,
+// stays selectable by name). A new set is one line here.
 const KernelSet* scalar_set() { return &vecdot::scalar_kernels(); }
 
 struct SetEntry {
@@ -59,16 +60,19 @@ struct SetEntry {
   int base;  // index of the set it overlays (-1: none)
   const KernelSet* (*get)();
   bool (*runs_on)(const CpuFeatures&);
+  bool (*prefers)(const CpuFeatures&) = [](const CpuFeatures&) { return true; };
 };
+
+bool avx512vnni(const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni; }
 
 constexpr SetEntry kSets[] = {
     {"scalar", -1, scalar_set, [](const CpuFeatures&) { return true; }},
     {"avx2+fma+f16c", 0, vecdot::avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }},
-    {"avx512vnni", 1, vecdot::avx512_kernels,
-     [](const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni; }},
+    {"avx512vnni", 1, vecdot::avx512_kernels, avx512vnni, [](const CpuFeatures& f) { return !f.avx512_split; }},
+    {"avx512vnni-256", 1, vecdot::avx512_256_kernels, avx512vnni, [](const CpuFeatures& f) { return f.avx512_split; }},
     {"neon", 0, vecdot::neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
-    {"neon+dotprod", 3, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
-    {"neon+i8mm", 4, vecdot::neon_i8mm_kernels,
+    {"neon+dotprod", 4, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
+    {"neon+i8mm", 5, vecdot::neon_i8mm_kernels,
      [](const CpuFeatures& f) { return f.neon && f.neon_dotprod && f.neon_i8mm; }},
 };
 constexpr int kNumSets = int(sizeof(kSets) / sizeof(kSets[0]));
@@ -111,7 +115,7 @@ int find_set(const char* name) {
 int best_set() {
   int best = 0;
   for (int i = 0; i < kNumSets; ++i)
-    if (built().ok[i]) best = i;
+    if (built().ok[i] && kSets[i].prefers(cpu_features())) best = i;
   return best;
 }
 

@@ -10,8 +10,8 @@
 // vec_dot(type, w.row(r), buf, n)  for every weight row r.
 //
 // Every function has a `_ref` twin: plain scalar C++, the readable definition. The plain names run the
-// kernel set in use (see vec_dot_sets below): by default the strongest the CPU runs (cpuid on x86-64,
-// HWCAP on AArch64).
+// kernel set in use (see vec_dot_sets below): by default the fastest the CPU runs (cpuid on x86-64,
+// HWCAP on AArch64; on AVX-512 CPUs that split 512-bit operations, the 256-bit VNNI set).
 // Agreement, pinned by tests/kernels_vec_dot_test.cpp:
 //  * quantize_act_row == quantize_act_row_ref byte for byte (same rounding: nearest-even);
 //  * integer block sums are exact in both; only the float accumulation order differs (SIMD lanes), so
@@ -100,7 +100,8 @@ void soft_cap_ref(float* x, int64_t n, float cap);
 // kernel. avx512vnni replaces only the K-quant dots and tiles, with the AVX2 set's bits.
 // The plain functions above (and the sparse-column kernels) run the set in use: the best this CPU
 // runs, or G3N_VEC_DOT=NAME from the environment (read once), or the last vec_dot_use_set.
-// The set in use: "scalar", "avx2+fma+f16c", "avx512vnni", "neon", "neon+dotprod" or "neon+i8mm".
+// The set in use: "scalar", "avx2+fma+f16c", "avx512vnni", "avx512vnni-256", "neon", "neon+dotprod" or
+// "neon+i8mm".
 const char* vec_dot_isa();
 // Names of the sets this CPU can run, weakest first (always starts with "scalar").
 std::vector<std::string> vec_dot_sets();

@@ -21,6 +21,7 @@
 #define G3N_KQ_TARGET G3N_AVX2
 #include "kernels/avx2_reduce.h"
 #include "kernels/kquant_x86.h"
+#include "kernels/kquant_ymm.h"
 #include "kernels/ops.h"
 #include "quant/blocks.h"
 
@@ -29,6 +30,13 @@ namespace g3n::vecdot {
 namespace {
 
 using namespace quant;
+
+// The multiply-add of kquant_ymm.h's K-quant cores in this set: vpmaddwd, then vpaddd.
+struct Avx2Madd {
+  G3N_AVX2 static __m256i madd_add(__m256i acc, __m256i pairs, __m256i scales) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales));
+  }
+};
 
 using avx2::hmax;
 using avx2::hsum;
@@ -222,74 +230,6 @@ G3N_AVX2 float dot_q5_1(const void* vw, const void* va, int64_t n) {
   return hsum(acc) + summ;
 }
 
-// int16 element k of a register, broadcast to all 16 lanes (both halves must hold the same 8 values).
-G3N_AVX2 inline __m256i bcast16(__m256i v, int k) {
-  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(short(0x0100 + 0x0202 * k)));
-}
-
-// One Q4_K / Q5_K block against its Q8_K block: the 8 int32 partials of the scaled products and the 4 of
-// the min term (both exact).
-template <class WBlock, bool kFive>
-G3N_AVX2 inline void q45k_block_sums(const WBlock& w, const BlockQ8_K& a, __m256i& sumi, __m128i& mins) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  // 16 int16: scales 0..7 then mins 0..7.
-  const __m256i ms = _mm256_cvtepu8_epi16(k4_unpack_v(w.scales));
-  mins = k4_min_dot(ms, a.bsums);
-  const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
-  __m256i hb = _mm256_setzero_si256();
-  if constexpr (kFive) hb = loadu(w.qh);
-  sumi = _mm256_setzero_si256();
-  for (int c = 0; c < 4; ++c) {
-    const __m256i q = loadu(w.qs + 32 * c);
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if constexpr (kFive) {
-      // Bit 2c (2c+1) of qh[l] is the fifth bit of value l of the low (high) group: move it to bit 4.
-      const __m256i one = _mm256_set1_epi8(1);
-      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4));
-      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4));
-    }
-    const __m256i pl = _mm256_maddubs_epi16(lo, loadu(a.qs + 64 * c));
-    const __m256i ph = _mm256_maddubs_epi16(hi, loadu(a.qs + 64 * c + 32));
-    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c), pl));
-    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(bcast16(scales, 2 * c + 1), ph));
-  }
-}
-
-// One Q6_K block against its Q8_K block: 8 int32 partials of the exact block sum. Quants are used
-// unsigned (0..63) in maddubs; the -32 offset is removed once per block as 32 * sum_g scale_g * bsum_g
-// instead of per value.
-G3N_AVX2 inline __m256i q6k_block_sum(const BlockQ6_K& w, const BlockQ8_K& a) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
-  const __m256i m30 = _mm256_set1_epi8(0x30), mc0 = _mm256_set1_epi8(char(0xC0));
-  const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(w.scales));  // scales 0-7 | 8-15 as int16
-  const __m256i offset = _mm256_madd_epi16(sc16, loadu(a.bsums));
-  __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
-  for (int half = 0; half < 2; ++half) {
-    // This half's 8 scales in both lanes; one shuffle then spreads scale g over the low lane and g+1
-    // over the high one.
-    // Two literal immediates: clang (the fuzz build) needs a constant expression there, not `half ? a : b`.
-    const __m256i sch = half ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
-    const __m256i ql0 = loadu(w.ql + 64 * half), ql1 = loadu(w.ql + 64 * half + 32);
-    const __m256i qh = loadu(w.qh + 32 * half);
-    const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m03), 4));
-    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m0c), 2));
-    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
-    const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                       _mm256_srli_epi16(_mm256_and_si256(qh, mc0), 2));
-    const int8_t* qa = a.qs + 128 * half;
-    const __m256i qs[4] = {q0, q1, q2, q3};
-    for (int k = 0; k < 4; ++k) {
-      // Values 32k..32k+31 of this half: first 16 use scale 8*half+2k, next 16 scale 8*half+2k+1.
-      const __m256i sc = _mm256_shuffle_epi8(sch, _mm256_setr_m128i(_mm_set1_epi16(short(0x0100 + 0x0202 * (2 * k))),
-                                                                    _mm_set1_epi16(short(0x0100 + 0x0202 * (2 * k + 1)))));
-      const __m256i p = _mm256_maddubs_epi16(qs[k], loadu(qa + 32 * k));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
-    }
-  }
-  return sumi;
-}
-
 // ---- float weights x f32 activations ------------------------------------------------------------
 
 // Four independent accumulators hide FMA latency; 8-wide steps then a scalar tail handle any n.
@@ -417,93 +357,6 @@ G3N_AVX2 void gemm_tiles(const void* w, uint64_t ws, int64_t nr, const void* act
   }
 }
 
-// An empty asm that "modifies" each of the first C accumulators: without it GCC reassociates the
-// integer sums of a fully unrolled block, computing all C*8 products first and spilling them (measured
-// 10-30% slower).
-template <int C>
-G3N_AVX2 inline void keep_in_registers(__m256i* v) {
-  for (int t = 0; t < C; ++t) asm volatile("" : "+x"(v[t]));
-}
-
-template <int C, class WBlock, bool kFive>
-G3N_AVX2 void q4k_row_x_tokens(const WBlock* w, const Q4KRowPrep* p, const BlockQ8_K* const* a,
-                               const Q8KGroupPrep* g, int64_t nb, float* out, int64_t ldo) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i sumi[8];
-    for (int t = 0; t < 8; ++t) sumi[t] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {  // 32-groups: low nibbles of chunk j/2, then high
-      const __m256i v = loadu(w[b].qs + 32 * (j / 2));
-      __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
-      if constexpr (kFive) {  // bit j of qh[l] is the fifth bit of value l of 32-group j
-        const __m256i h = _mm256_and_si256(_mm256_srli_epi16(loadu(w[b].qh), j), _mm256_set1_epi8(1));
-        q = _mm256_or_si256(q, _mm256_slli_epi16(h, 4));
-      }
-      const __m256i sc = _mm256_set1_epi16(p[b].sc[j]);
-      for (int t = 0; t < C; ++t)
-        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * j))));
-      keep_in_registers<C>(sumi);
-    }
-    acc = q4k_block_close(acc, hsum_8x8(sumi), p[b], g[b]);
-  }
-  store_tokens<C>(acc, out, ldo);
-}
-
-
-template <int C>
-G3N_AVX2 void q6k_row_x_tokens(const BlockQ6_K* w, const Q6KRowPrep* p, const BlockQ8_K* const* a,
-                               const float* ad, int64_t nb, float* out, int64_t ldo) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i sc16 = loadu(p[b].sc);
-    __m256i sumi[8];
-    for (int t = 0; t < 8; ++t) sumi[t] = _mm256_setzero_si256();
-    for (int t = 0; t < C; ++t)
-      sumi[t] = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(a[t][b].bsums)), 5));
-    const __m256i lo8 = _mm256_permute2x128_si256(sc16, sc16, 0x00), hi8 = _mm256_permute2x128_si256(sc16, sc16, 0x11);
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) {  // 32-group k = 4*half + s: ql nibble s/2 of bytes 32*(s%2).., qh bits 2s
-      const int half = k / 4, s = k % 4;
-      const __m256i ql = loadu(w[b].ql + 64 * half + 32 * (s % 2));
-      const __m256i qh = loadu(w[b].qh + 32 * half);
-      const __m256i lo = _mm256_and_si256(s / 2 ? _mm256_srli_epi16(ql, 4) : ql, m4);
-      const __m256i hi = _mm256_and_si256(s ? _mm256_srli_epi16(qh, 2 * s) : qh, m3);
-      const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-      // Scales 2k (low 16 values) and 2k+1 (high 16), each broadcast over its 128-bit half.
-      const int e0 = (2 * k) % 8, e1 = (2 * k + 1) % 8;
-      const __m256i pick = _mm256_setr_epi8(
-          char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1),
-          char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1), char(2 * e0), char(2 * e0 + 1),
-          char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1),
-          char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1), char(2 * e1), char(2 * e1 + 1));
-      const __m256i sc = _mm256_shuffle_epi8(k < 4 ? lo8 : hi8, pick);
-      for (int t = 0; t < C; ++t)
-        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, loadu(a[t][b].qs + 32 * k)), sc));
-      keep_in_registers<C>(sumi);
-    }
-    acc = q6k_block_close(acc, hsum_8x8(sumi), p[b], ad + 8 * b);
-  }
-  store_tokens<C>(acc, out, ldo);
-}
-
-// The integer cores kquant_x86.h's dots and tile schedulers run in this set.
-struct Avx2Sums {
-  template <class WBlock, bool kFive>
-  G3N_AVX2 static void q45k(const WBlock& w, const BlockQ8_K& a, __m256i& sumi, __m128i& mins) {
-    q45k_block_sums<WBlock, kFive>(w, a, sumi, mins);
-  }
-  G3N_AVX2 static __m256i q6k(const BlockQ6_K& w, const BlockQ8_K& a) { return q6k_block_sum(w, a); }
-};
-struct Avx2Kernels {
-  template <int C, class WBlock, bool kFive>
-  static constexpr Q4KRowFn<WBlock> q4k = q4k_row_x_tokens<C, WBlock, kFive>;
-  template <int C>
-  static constexpr Q6KRowFn q6k = q6k_row_x_tokens<C>;
-};
-using Avx2Rows = RowTables<Avx2Kernels>;
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
 struct TileQ40 {
@@ -786,7 +639,7 @@ KernelSet make_avx2() {
   set(GgmlType::Q5_0, dot_q5_0, quant_q8_0);
   set(GgmlType::Q5_1, dot_q5_1, quant_q8_1);
   set(GgmlType::Q8_0, dot_q8_0, quant_q8_0);
-  set_kquant_kernels<Avx2Sums, Avx2Rows>(k);
+  set_kquant_kernels<YmmSums<Avx2Madd>, YmmRows<Avx2Madd>>(k);
   for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     k.quant_act[type_index(t)] = quant_q8_k;  // Q2_K/Q3_K: no AVX2 dot yet, but the quantizer is shared
   k.tile[type_index(GgmlType::F32)] = gemm_tiles<TileFloat<LoadF32, LoadF32>>;

@@ -23,6 +23,7 @@
 #define G3N_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define G3N_KQ_TARGET G3N_AVX512
 #include "kernels/kquant_x86.h"
+#include "kernels/kquant_ymm.h"
 
 namespace g3n::vecdot {
 namespace {
@@ -177,10 +178,31 @@ KernelSet make_avx512() {
   return k;
 }
 
+// The 256-bit form: the AVX2 set's cores (kquant_ymm.h) with vpdpwssd on ymm (AVX-512 VL + VNNI) as their
+// multiply-add. Where the CPU executes 512-bit operations as two 256-bit halves (AMD Zen 4), the zmm
+// kernels above gain nothing per instruction and pay for their extra shuffles; these are faster there
+// (docs/kernels.md).
+struct Vnni256Madd {
+  G3N_AVX512 static __m256i madd_add(__m256i acc, __m256i pairs, __m256i scales) {
+    return _mm256_dpwssd_epi32(acc, pairs, scales);
+  }
+};
+
+KernelSet make_avx512_256() {
+  KernelSet k;
+  set_kquant_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
+  return k;
+}
+
 }  // namespace
 
 const KernelSet* avx512_kernels() {
   static const KernelSet k = make_avx512();  // addresses only; nothing runs before the cpuid check
+  return &k;
+}
+
+const KernelSet* avx512_256_kernels() {
+  static const KernelSet k = make_avx512_256();
   return &k;
 }
 
@@ -190,6 +212,7 @@ const KernelSet* avx512_kernels() {
 
 namespace g3n::vecdot {
 const KernelSet* avx512_kernels() { return nullptr; }
+const KernelSet* avx512_256_kernels() { return nullptr; }
 }  // namespace g3n::vecdot
 
 #endif

@@ -37,6 +37,9 @@ const KernelSet* avx2_kernels();
 // The AVX-512 F/BW/VL + VNNI K-quant kernels (vec_dot_avx512.cpp), overlaid on the AVX2 set; nullptr off
 // x86-64. Bit-identical to the AVX2 set's.
 const KernelSet* avx512_kernels();
+// The same instructions on 256-bit registers (vec_dot_avx512.cpp): AVX2's K-quant cores with VNNI's
+// vpdpwssd; for CPUs that split 512-bit operations in two (CpuFeatures::avx512_split). Same bits again.
+const KernelSet* avx512_256_kernels();
 // The NEON kernels on AArch64, else nullptr: plain ARMv8-A NEON (vec_dot_neon.cpp), with the dot-product
 // extension's SDOT (vec_dot_neon_dotprod.cpp, overlaid on neon), with the int8 matrix multiply SMMLA
 // (vec_dot_neon_i8mm.cpp, overlaid on neon+dotprod). All three are built from one -march=armv8-a
