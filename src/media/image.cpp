@@ -1,5 +1,7 @@
 #include "media/image.h"
 
+#include "media/image_orientation.h"
+
 #include <turbojpeg.h>
 #include <webp/decode.h>
 
@@ -272,9 +274,9 @@ ImageInfo probe_image(std::span<const uint8_t> bytes) {
 RgbImage decode_image(std::span<const uint8_t> bytes, const ImageLimits& limits) {
   const ImageFormat f = sniff_image_format(bytes);
   switch (f) {
-    case ImageFormat::Jpeg: return decode_jpeg(bytes, limits);
+    case ImageFormat::Jpeg: return apply_orientation(decode_jpeg(bytes, limits), exif_orientation(bytes));
     case ImageFormat::Webp: return decode_webp(bytes, limits);
-    case ImageFormat::Png:
+    case ImageFormat::Png: return apply_orientation(decode_stb(bytes, f, limits), exif_orientation(bytes));
     case ImageFormat::Gif:
     case ImageFormat::Bmp: return decode_stb(bytes, f, limits);
     case ImageFormat::Unknown: break;

@@ -11,7 +11,8 @@
 //   - GIF: the first frame; its transparent pixels come out black (stb_image), where Pillow gives the
 //     transparent index's palette colour. A GIF or uncompressed BMP whose data ends early is refused.
 // Not supported, each with its own error: CMYK/YCCK JPEG, animated WebP, PNG/GIF/BMP variants stb_image
-// refuses. EXIF orientation is not applied here (the caller's job where wanted).
+// refuses. A JPEG's or PNG's EXIF orientation is applied after decoding, as Hugging Face's load_image does
+// (media/image_orientation.h); probe_image reports the stored (unrotated) dimensions.
 // Every error is a MediaError whose what() is one line. Dimensions are read from the header and checked
 // against ImageLimits before any pixel is decoded (decompression bombs).
 #pragma once
