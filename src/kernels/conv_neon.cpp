@@ -1,6 +1,6 @@
 // Plain ARMv8-A NEON conv kernels ("neon"): the AVX2 set's structure on 128-bit vectors. The GEMM
 // micro-kernel keeps 6 pixels x 16 channels in 24 float32x4 accumulators (AArch64 has 32 vector
-// registers: 24 + 4 for the strip's row of B + 2 for the panel's 6 A values), and multiplies by lane
+// registers: 24 + 4 for the strip's row of B + 2 for the panel's 6 A values) and multiplies by lane
 // (fmla v.4s, v.4s, v.s[i]) so A needs no broadcasts. F16, BF16 and Q8_0 weights are converted while
 // packing (vcvt, a 16-bit shift, int8 widening times the block scale: the same single rounding as the
 // scalar decode, so packed strips are bit-identical to it). NEON is part of the AArch64 base ISA;
@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <utility>
+#include <type_traits>
 
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -117,12 +117,37 @@ void pack_weights_neon(const WeightMatrix& w, int64_t n0, int64_t nn, int64_t k0
 }
 
 // ---- GEMM micro-kernel: MR pixels x 16 channels, 4*MR accumulators --------------------------------
-// acc[i][q] += a_i * b[q] for one pixel row i (a compile-time index, so the lane is an immediate).
+// One pixel row's 16 accumulators. They live in named locals (r0..r5), never in an array: GCC keeps an
+// array of vectors in memory and stores all 24 accumulators back to the stack on every input step.
+struct Row {
+  float32x4_t v0, v1, v2, v3;
+};
+
+// f(r_i, i) for the first MR rows, i a compile-time constant (so FMA lanes are immediates).
+template <int MR, class F>
+inline void each_row(Row& r0, Row& r1, Row& r2, Row& r3, Row& r4, Row& r5, F&& f) {
+  f(r0, std::integral_constant<int, 0>{});
+  if constexpr (MR > 1) f(r1, std::integral_constant<int, 1>{});
+  if constexpr (MR > 2) f(r2, std::integral_constant<int, 2>{});
+  if constexpr (MR > 3) f(r3, std::integral_constant<int, 3>{});
+  if constexpr (MR > 4) f(r4, std::integral_constant<int, 4>{});
+  if constexpr (MR > 5) f(r5, std::integral_constant<int, 5>{});
+}
+
+// r += a_I * b for pixel I of a packed panel step: a03 holds pixels 0-3, a45 pixels 4-5.
 template <int I>
-inline void fma_row_lane(float32x4_t (&acc)[4], const float32x4_t (&b)[4], float32x4_t a03, float32x2_t a45) {
-  for (int q = 0; q < 4; ++q) {
-    if constexpr (I < 4) acc[q] = vfmaq_laneq_f32(acc[q], b[q], a03, I);
-    else acc[q] = vfmaq_lane_f32(acc[q], b[q], a45, I - 4);
+inline void fma_lane(Row& r, float32x4_t b0, float32x4_t b1, float32x4_t b2, float32x4_t b3, float32x4_t a03,
+                     float32x2_t a45) {
+  if constexpr (I < 4) {
+    r.v0 = vfmaq_laneq_f32(r.v0, b0, a03, I);
+    r.v1 = vfmaq_laneq_f32(r.v1, b1, a03, I);
+    r.v2 = vfmaq_laneq_f32(r.v2, b2, a03, I);
+    r.v3 = vfmaq_laneq_f32(r.v3, b3, a03, I);
+  } else {
+    r.v0 = vfmaq_lane_f32(r.v0, b0, a45, I - 4);
+    r.v1 = vfmaq_lane_f32(r.v1, b1, a45, I - 4);
+    r.v2 = vfmaq_lane_f32(r.v2, b2, a45, I - 4);
+    r.v3 = vfmaq_lane_f32(r.v3, b3, a45, I - 4);
   }
 }
 
@@ -132,57 +157,56 @@ inline void fma_row_lane(float32x4_t (&acc)[4], const float32x4_t (&b)[4], float
 template <int MR, bool kPacked>
 inline void micro(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int64_t nn,
                   bool accumulate) {
-  float32x4_t acc[MR][4];
+  Row r0, r1, r2, r3, r4, r5;
   float tmp[MR][16];
   const bool full = nn == 16;
-  for (int i = 0; i < MR; ++i) {
-    const float* ci = c + i * ldc;
+  each_row<MR>(r0, r1, r2, r3, r4, r5, [&](Row& r, auto I) {
+    const float* ci = c + I * ldc;
     if (!accumulate) {
-      for (int q = 0; q < 4; ++q) acc[i][q] = vdupq_n_f32(0.0f);
-    } else if (full) {
-      for (int q = 0; q < 4; ++q) acc[i][q] = vld1q_f32(ci + 4 * q);
-    } else {
-      std::memset(tmp[i], 0, sizeof tmp[i]);
-      std::memcpy(tmp[i], ci, sizeof(float) * size_t(nn));
-      for (int q = 0; q < 4; ++q) acc[i][q] = vld1q_f32(tmp[i] + 4 * q);
+      r.v0 = r.v1 = r.v2 = r.v3 = vdupq_n_f32(0.0f);
+      return;
     }
-  }
+    if (!full) {  // a partial strip: C's columns nn..15 may belong to someone else, go through tmp
+      std::memset(tmp[I], 0, sizeof tmp[I]);
+      std::memcpy(tmp[I], ci, sizeof(float) * size_t(nn));
+      ci = tmp[I];
+    }
+    r.v0 = vld1q_f32(ci);
+    r.v1 = vld1q_f32(ci + 4);
+    r.v2 = vld1q_f32(ci + 8);
+    r.v3 = vld1q_f32(ci + 12);
+  });
   if constexpr (kPacked) {
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; ++k) {
       const float* bk = b + k * 16;
-      const float32x4_t bv[4] = {vld1q_f32(bk), vld1q_f32(bk + 4), vld1q_f32(bk + 8), vld1q_f32(bk + 12)};
+      const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8), b3 = vld1q_f32(bk + 12);
       // The panel always has 6 values per input (zeros past m), so both loads are in bounds for any MR.
       const float32x4_t a03 = vld1q_f32(a + k * 6);
       const float32x2_t a45 = vld1_f32(a + k * 6 + 4);
-      [&]<size_t... I>(std::index_sequence<I...>) {
-        (fma_row_lane<int(I)>(acc[I], bv, a03, a45), ...);
-      }(std::make_index_sequence<MR>{});
+      each_row<MR>(r0, r1, r2, r3, r4, r5, [&](Row& r, auto I) { fma_lane<I>(r, b0, b1, b2, b3, a03, a45); });
     }
   } else {
-    const float* ap[MR];
-    for (int i = 0; i < MR; ++i) ap[i] = a + i * lda;
-#pragma GCC unroll 2
     for (int64_t k = 0; k < kc; ++k) {
       const float* bk = b + k * 16;
-      const float32x4_t bv[4] = {vld1q_f32(bk), vld1q_f32(bk + 4), vld1q_f32(bk + 8), vld1q_f32(bk + 12)};
-#pragma GCC unroll 6
-      for (int i = 0; i < MR; ++i) {
-        const float av = ap[i][k];
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q) acc[i][q] = vfmaq_n_f32(acc[i][q], bv[q], av);
-      }
+      const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8), b3 = vld1q_f32(bk + 12);
+      each_row<MR>(r0, r1, r2, r3, r4, r5, [&](Row& r, auto I) {
+        const float av = a[I * lda + k];
+        r.v0 = vfmaq_n_f32(r.v0, b0, av);
+        r.v1 = vfmaq_n_f32(r.v1, b1, av);
+        r.v2 = vfmaq_n_f32(r.v2, b2, av);
+        r.v3 = vfmaq_n_f32(r.v3, b3, av);
+      });
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    if (full) {
-      for (int q = 0; q < 4; ++q) vst1q_f32(ci + 4 * q, acc[i][q]);
-    } else {
-      for (int q = 0; q < 4; ++q) vst1q_f32(tmp[i] + 4 * q, acc[i][q]);
-      std::memcpy(ci, tmp[i], sizeof(float) * size_t(nn));
-    }
-  }
+  each_row<MR>(r0, r1, r2, r3, r4, r5, [&](Row& r, auto I) {
+    float* ci = full ? c + I * ldc : tmp[I];
+    vst1q_f32(ci, r.v0);
+    vst1q_f32(ci + 4, r.v1);
+    vst1q_f32(ci + 8, r.v2);
+    vst1q_f32(ci + 12, r.v3);
+    if (!full) std::memcpy(c + I * ldc, tmp[I], sizeof(float) * size_t(nn));
+  });
 }
 
 // Rows i..i+5 start at a + i*lda (unpacked) or at panel i/6 (packed: a + (i/6)*panel_stride).
