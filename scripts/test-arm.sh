@@ -24,7 +24,7 @@ for cpu in cortex-a57 cortex-a76 max; do
   echo "== qemu -cpu $cpu"
   QEMU_CPU=$cpu ctest --test-dir "$dir" --output-on-failure --no-tests=error
   # What the run saw and used (the suite prints the features, the sets and the chosen one), and the counts.
-  grep -h -E '^  (cpu features|vec_dot path|kernel sets):|^\[==========\] .* ran|^\[  (PASSED|SKIPPED|FAILED) ' \
+  grep -h -E '^  (cpu features|vec_dot path|kernel sets|conv kernel sets|dispatched):|^\[==========\] .* ran|^\[  (PASSED|SKIPPED|FAILED) ' \
     "$dir/Testing/Temporary/LastTest.log"
   grep -h '^  kernel sets run:' "$dir/Testing/Temporary/LastTest.log" | sort | uniq -c
 done

@@ -52,36 +52,57 @@ TEST(KernelsConv, SetsAvailable) {
 #if defined(__x86_64__)
   const CpuFeatures& f = cpu_features();
   EXPECT_EQ(conv_kernel_sets().size(), f.avx2 && f.fma && f.f16c ? 2u : 1u);
+#elif defined(__aarch64__)
+  EXPECT_EQ(conv_kernel_sets().size(), cpu_features().neon ? 2u : 1u);
 #endif
 }
 
 TEST(KernelsConv, PackMatchesDecodedWeights) {
   for (const ConvKernelSet* ks : conv_kernel_sets())
-    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0}) {
-      const int64_t n_out = 45, n_in = 320;
-      const TestWeights t = make_weights(type, n_out, n_in, 3);
-      for (int64_t k0 : {int64_t(0), int64_t(256)}) {
-        const int64_t kc = std::min<int64_t>(kGemmKC, n_in - k0);
-        for (int64_t n0 : {int64_t(0), int64_t(13)}) {
-          const int64_t nn = n_out - n0, strips = (nn + 15) / 16;
-          std::vector<float> p(static_cast<size_t>(strips * kc * 16), -1.0f);
-          ks->pack_weights(t.w, n0, nn, k0, kc, p.data());
-          for (int64_t s = 0; s < strips; ++s)
-            for (int64_t k = 0; k < kc; ++k)
-              for (int64_t j = 0; j < 16; ++j) {
-                const int64_t o = s * 16 + j;
-                const float want = o < nn ? t.decoded[static_cast<size_t>((n0 + o) * n_in + k0 + k)] : 0.0f;
-                ASSERT_EQ(p[static_cast<size_t>((s * kc + k) * 16 + j)], want)
-                    << ks->name << " " << ggml_type_traits(type).name << " s" << s << " k" << k << " j" << j;
-              }
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0})
+      for (int64_t n_in : {int64_t(320), int64_t(300)}) {  // 300: a second block of 44 inputs (vector loop + tail)
+        if (type == GgmlType::Q8_0 && n_in % 32 != 0) continue;
+        const int64_t n_out = 45;
+        const TestWeights t = make_weights(type, n_out, n_in, 3);
+        for (int64_t k0 : {int64_t(0), int64_t(256)}) {
+          const int64_t kc = std::min<int64_t>(kGemmKC, n_in - k0);
+          for (int64_t n0 : {int64_t(0), int64_t(13)}) {
+            const int64_t nn = n_out - n0, strips = (nn + 15) / 16;
+            std::vector<float> p(static_cast<size_t>(strips * kc * 16), -1.0f);
+            ks->pack_weights(t.w, n0, nn, k0, kc, p.data());
+            for (int64_t s = 0; s < strips; ++s)
+              for (int64_t k = 0; k < kc; ++k)
+                for (int64_t j = 0; j < 16; ++j) {
+                  const int64_t o = s * 16 + j;
+                  const float want = o < nn ? t.decoded[static_cast<size_t>((n0 + o) * n_in + k0 + k)] : 0.0f;
+                  ASSERT_EQ(p[static_cast<size_t>((s * kc + k) * 16 + j)], want)
+                      << ks->name << " " << ggml_type_traits(type).name << " n_in" << n_in << " s" << s << " k" << k << " j" << j;
+                }
+          }
         }
       }
-    }
 }
 
-// gemm_weights over odd sizes (row remainders 1..5, column remainders, several input blocks, F32 and
-// F16 weights), against a double reference; within one set, computing a subset of rows gives the
-// same bits (what makes the vision tower independent of the thread count).
+// pack_activations against the scalar set's layout, bit for bit: every row count of a panel (m % 6) and
+// inputs that are not a multiple of any vector width (the tails).
+TEST(KernelsConv, PackActivationsMatchesScalarTwin) {
+  const ConvKernelSet& ref = conv_kernels_scalar();
+  for (const ConvKernelSet* ks : conv_kernel_sets())
+    for (int64_t m : {int64_t(1), int64_t(5), int64_t(6), int64_t(13), int64_t(18)})
+      for (int64_t K : {int64_t(1), int64_t(3), int64_t(8), int64_t(37), int64_t(64)}) {
+        const int64_t lda = K + 2;
+        const std::vector<float> a = randn(static_cast<size_t>(m * lda), 9);
+        std::vector<float> got(static_cast<size_t>(packed_activations_size(m, K)), -1.0f), want(got.size(), -2.0f);
+        ks->pack_activations(a.data(), lda, m, K, got.data());
+        ref.pack_activations(a.data(), lda, m, K, want.data());
+        ASSERT_EQ(got, want) << ks->name << " m" << m << " K" << K;
+      }
+}
+
+// gemm_weights over odd sizes (row remainders 1..5, column remainders, several input blocks, an input
+// count no vector width divides; F32, F16 and Q8_0 weights), against a double reference; within one set,
+// computing a subset of rows gives the same bits (what makes the vision tower independent of the thread
+// count).
 TEST(KernelsConv, GemmMatchesReference) {
   struct Shape {
     int64_t m, n_in, n_out;
@@ -89,7 +110,8 @@ TEST(KernelsConv, GemmMatchesReference) {
   for (const ConvKernelSet* ks : conv_kernel_sets()) {
     double worst = 0;
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0})
-      for (const Shape sh : {Shape{1, 32, 16}, Shape{7, 64, 24}, Shape{13, 288, 40}, Shape{96, 608, 80}, Shape{11, 1152, 17}, Shape{50, 320, 130}, Shape{103, 544, 144}}) {
+      for (const Shape sh : {Shape{1, 32, 16}, Shape{7, 64, 24}, Shape{13, 288, 40}, Shape{96, 608, 80}, Shape{11, 1152, 17}, Shape{50, 320, 130}, Shape{103, 544, 144}, Shape{17, 301, 40}}) {
+        if (type == GgmlType::Q8_0 && sh.n_in % 32 != 0) continue;  // Q8_0 rows are whole 32-value blocks
         const TestWeights t = make_weights(type, sh.n_out, sh.n_in, 7);
         const int64_t lda = sh.n_in + 3, ldc = sh.n_out + 5;
         const std::vector<float> a = randn(static_cast<size_t>(sh.m * lda), 8);

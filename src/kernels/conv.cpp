@@ -135,6 +135,7 @@ std::vector<const ConvKernelSet*> conv_kernel_sets() {
   std::vector<const ConvKernelSet*> sets = {&conv::scalar_set()};
   const CpuFeatures& f = cpu_features();
   if (const ConvKernelSet* a = conv::avx2_set(); a && f.avx2 && f.fma && f.f16c) sets.push_back(a);
+  if (const ConvKernelSet* n = conv::neon_set(); n && f.neon) sets.push_back(n);
   return sets;
 }
 

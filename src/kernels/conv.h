@@ -6,10 +6,10 @@
 // n_in inputs: a 1x1 conv, an im2col'ed k x k conv, or an f32 K/V matrix of the attention). W^T is
 // packed per block into strips of kGemmNR output channels, [kc][kGemmNR] f32 each (converted from
 // F16/BF16/Q8_0 as it is packed: no f32 copy of the whole weights), and a register-blocked
-// micro-kernel (6 pixels x 16 channels on AVX2) sweeps A's rows against one strip.
+// micro-kernel (6 pixels x 16 channels on AVX2 and NEON) sweeps A's rows against one strip.
 //
 // Every kernel exists once per instruction set: the scalar set (plain C++, the readable definition)
-// and the SIMD sets the build has (AVX2+FMA+F16C on x86-64). conv_kernels() is the fastest set the CPU
+// and the SIMD sets the build has (AVX2+FMA+F16C on x86-64, NEON on AArch64). conv_kernels() is the fastest set the CPU
 // runs, chosen once at run time (G3N_VEC_DOT=scalar forces the scalar set, as for vec_dot); the
 // per-set tables are public so tests run every set the CPU supports against the scalar one.
 // Agreement: only float rounding differs (FMA, lane order in reductions, polynomial exp):
