@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/neon_exp.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 #include "quant/ggml_type.h"
@@ -320,23 +321,9 @@ void depthwise_row_neon(const float* const* rows, int64_t w_in, int64_t C, const
 }
 
 // ---- exp, gelu, norms, softmax ----------------------------------------------------------------------
-// exp(x) as the AVX2 set computes it: x clamped to [-87, 88], x = n ln2 + r (two-part ln2, |r| <= ln2/2),
-// e^r by its Taylor series to r^7, times 2^n built in the exponent bits (see conv_avx2.cpp).
+// exp(x) as the AVX2 set computes it: x clamped to [-87, 88], then exp_neon (neon_exp.h).
 inline float32x4_t exp_v(float32x4_t x) {
-  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f));
-  const float32x4_t nf = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
-  float32x4_t r = vfmsq_f32(x, nf, vdupq_n_f32(0.693145751953125f));
-  r = vfmsq_f32(r, nf, vdupq_n_f32(1.4286068203094172e-6f));
-  float32x4_t e = vdupq_n_f32(1.0f / 5040.0f);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(0.5f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f), e, r);
-  const int32x4_t pow2 = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(nf), vdupq_n_s32(127)), 23);  // nf is integral
-  return vmulq_f32(e, vreinterpretq_f32_s32(pow2));
+  return exp_neon(vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f)));
 }
 
 // gelu_tanh(x) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): the AVX2 set's logistic form.

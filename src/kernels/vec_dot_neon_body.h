@@ -674,8 +674,7 @@ void attn_values_v(const T* v, int64_t stride, int64_t n, const float* p, int64_
 
 // ---- elementwise: GELU and the logit soft-cap ----------------------------------------------------------
 // tanh(a) for a >= 0, the method of the AVX2 set: below 0.25 the odd Taylor series to a^11; above,
-// (1 - e) / (1 + e) with e = exp(-2a), exp from v = n ln2 + r (ln2 in two parts), e^r by Taylor to r^7,
-// times 2^n through the exponent bits. Past 9, tanh is 1 in f32.
+// (1 - e) / (1 + e) with e = exp(-2a) (exp_neon, neon_exp.h). Past 9, tanh is 1 in f32.
 inline float32x4_t tanh_nonneg(float32x4_t a) {
   a = vminq_f32(a, vdupq_n_f32(9.0f));
   const float32x4_t z = vmulq_f32(a, a);
@@ -685,20 +684,7 @@ inline float32x4_t tanh_nonneg(float32x4_t a) {
   p = vfmaq_f32(vdupq_n_f32(2.0f / 15.0f), p, z);
   p = vfmaq_f32(vdupq_n_f32(-1.0f / 3.0f), p, z);
   const float32x4_t small = vfmaq_f32(a, vmulq_f32(p, z), a);
-  const float32x4_t v = vmulq_n_f32(a, -2.0f);
-  const float32x4_t nf = vrndnq_f32(vmulq_n_f32(v, 1.44269504088896341f));
-  float32x4_t r = vfmsq_f32(v, nf, vdupq_n_f32(0.693145751953125f));  // high part of ln2: n * it is exact
-  r = vfmsq_f32(r, nf, vdupq_n_f32(1.4286068203094172e-6f));          // the rest of ln2
-  float32x4_t e = vdupq_n_f32(1.0f / 5040.0f);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(0.5f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f), e, r);
-  e = vfmaq_f32(vdupq_n_f32(1.0f), e, r);
-  const int32x4_t pow2 = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(nf), vdupq_n_s32(127)), 23);
-  e = vmulq_f32(e, vreinterpretq_f32_s32(pow2));
+  const float32x4_t e = exp_neon(vmulq_n_f32(a, -2.0f));
   const float32x4_t one = vdupq_n_f32(1.0f);
   const float32x4_t large = vdivq_f32(vsubq_f32(one, e), vaddq_f32(one, e));
   return vbslq_f32(vcltq_f32(a, vdupq_n_f32(0.25f)), small, large);

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "kernels/kquant_step.h"
+#include "kernels/neon_exp.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 
