@@ -1,6 +1,8 @@
 #include "runtime/session.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -34,28 +36,48 @@ void Session::reset() {
   keys_.clear();
 }
 
-int Session::prefill(const InputRows& prompt) {
+int Session::prefill(const InputRows& prompt, const std::atomic<bool>* cancel, bool* complete) {
   if (prompt.empty()) throw std::invalid_argument("empty prompt");
   if (static_cast<int64_t>(prompt.size()) >= n_ctx())
     throw std::length_error("prompt of " + std::to_string(prompt.size()) + " tokens does not fit the context of " + std::to_string(n_ctx()));
   const size_t common = reusable_prefix(keys_, prompt.keys(), ctx_.sequence());
   keys_.resize(common);
-  ctx_.eval(prompt.view().subspan(common), static_cast<int64_t>(common), LogitsFor::Last);
-  keys_.assign(prompt.keys().begin(), prompt.keys().end());
+  // Passes of n_batch rows, as the engine would cut one call anyway (so the same numbers), each
+  // followed by a look at *cancel; the keys grow with what the context holds.
+  const RowsView rest = prompt.view().subspan(common);
+  const size_t pass = static_cast<size_t>(ctx_.params().n_batch);
+  for (size_t done = 0; done < rest.size(); done += pass) {
+    if (cancel && cancel->load()) {
+      // Forget what the context held past the evaluated rows (an earlier answer), so it holds exactly keys_.
+      const auto held = static_cast<int64_t>(common + done);
+      if (ctx_.n_past() > held && ctx_.can_resume_at(held)) ctx_.truncate(held);
+      *complete = false;
+      return static_cast<int>(common);
+    }
+    const size_t n = std::min(pass, rest.size() - done);
+    ctx_.eval(rest.subspan(done, n), static_cast<int64_t>(common + done),
+              done + n == rest.size() ? LogitsFor::Last : LogitsFor::None);
+    keys_.insert(keys_.end(), prompt.keys().begin() + static_cast<std::ptrdiff_t>(common + done),
+                 prompt.keys().begin() + static_cast<std::ptrdiff_t>(common + done + n));
+  }
+  *complete = true;
   return static_cast<int>(common);
 }
 
 GenerateStats Session::generate(const InputRows& prompt, const SamplingParams& sampling, const TextSink& on_text,
                                 const std::atomic<bool>* cancel, std::unique_ptr<LogitsConstraint> constraint) {
   const auto t0 = std::chrono::steady_clock::now();
-  const int cached = prefill(prompt);
+  bool complete = false;
+  const int cached = prefill(prompt, cancel, &complete);
   const double prompt_s = seconds_since(t0);
   GeneratorOptions opts;
   opts.cancel = cancel;
   Generator gen(&tok_, sampling, std::move(constraint), opts, t0);
   gen.observe_prompt(prompt.tokens());
   spec_stats_ = {};
-  if (Drafter* d = drafter_for(spec_.mode)) {
+  if (!complete) {
+    gen.next({}, ctx_.n_past(), n_ctx(), on_text);  // sees *cancel first: ends with DoneReason::Cancel
+  } else if (Drafter* d = drafter_for(spec_.mode)) {
     SpeculativeDecoder spec(*d, spec_);
     spec.begin(prompt);
     auto id = gen.next(ctx_.last_logits(), ctx_.n_past(), n_ctx(), on_text);

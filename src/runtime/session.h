@@ -24,7 +24,9 @@ class Session {
   Session(const Model& model, const Tokenizer& tokenizer, ContextParams params);
 
   // Evaluates `prompt` (reusing the longest prefix already evaluated) and generates until a stop
-  // condition (see Generator) or *cancel. on_text receives printable text as it is decided. Throws
+  // condition (see Generator) or *cancel. *cancel is also checked between the prompt's passes of n_batch
+  // rows, so a long prompt stops within one pass (done_reason Cancel, nothing generated; the rows already
+  // evaluated stay reusable). on_text receives printable text as it is decided. Throws
   // std::length_error when the prompt does not fit the context.
   GenerateStats generate(const InputRows& prompt, const SamplingParams& sampling, const TextSink& on_text,
                          const std::atomic<bool>* cancel = nullptr,
@@ -50,8 +52,9 @@ class Session {
   void reset();
 
  private:
-  // Makes the context hold exactly `prompt` and leaves its last logits ready. Returns reused rows.
-  int prefill(const InputRows& prompt);
+  // Makes the context hold exactly `prompt` and leaves its last logits ready, unless *cancel stops it
+  // between two passes (then *complete is false and the context holds a prefix of it). Returns reused rows.
+  int prefill(const InputRows& prompt, const std::atomic<bool>* cancel, bool* complete);
 
   Drafter* drafter_for(SpecMode m);
 
