@@ -101,7 +101,7 @@ struct Avx512Sums {
   }
 };
 
-// See keep_in_registers in vec_dot_avx2.cpp: stops GCC from computing all products of a block first.
+// See keep_in_registers in kquant_ymm.h: stops GCC from computing all products of a block first.
 template <int C>
 G3N_AVX512 inline void keep_zmm(__m512i* v) {
   for (int t = 0; t < C; ++t) asm volatile("" : "+v"(v[t]));
