@@ -17,6 +17,7 @@
 #include "kernels/sparse_columns.h"
 #include "kernels/vec_dot.h"
 #include "quant/fp16.h"
+#include "quant/quantize.h"
 
 namespace {
 
@@ -31,10 +32,6 @@ std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols) {
   const uint64_t row_bytes = *g3n::ggml_row_bytes(t, uint64_t(cols));
   std::vector<uint8_t> w(row_bytes * uint64_t(rows));
   std::mt19937 rng(1);
-  const auto put = [&](size_t off) {
-    const uint16_t h = g3n::fp32_to_fp16(0.01f);
-    std::memcpy(&w[off], &h, 2);
-  };
   if (t == GgmlType::F32) {
     auto* f = reinterpret_cast<float*>(w.data());
     for (size_t i = 0; i < w.size() / 4; ++i) f[i] = float(int(rng() % 2001) - 1000) * 1e-3f;
@@ -49,17 +46,10 @@ std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols) {
     return w;
   }
   for (auto& b : w) b = uint8_t(rng());
-  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
-    switch (t) {
-      case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: put(base); break;
-      case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
-        put(base); put(base + 2); break;
-      case GgmlType::Q2_K: put(base + 80); put(base + 82); break;
-      case GgmlType::Q3_K: put(base + 108); break;
-      case GgmlType::Q6_K: put(base + 208); break;
-      default: break;
-    }
-  }
+  const uint16_t h = g3n::fp32_to_fp16(0.01f);
+  const std::vector<size_t> scales = g3n::fp16_scale_offsets(t);
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes)
+    for (size_t off : scales) std::memcpy(&w[base + off], &h, 2);
   return w;
 }
 

@@ -38,21 +38,13 @@ inline std::vector<uint8_t> random_rows(GgmlType t, int64_t rows, int64_t n, std
   const auto tr = ggml_type_traits(t);
   for (auto& b : w) b = uint8_t(rng());
   std::uniform_real_distribution<float> ud(0.001f, 0.05f);
-  auto put = [&](size_t off) {
-    const uint16_t h = fp32_to_fp16(ud(rng));
-    std::memcpy(&w[off], &h, 2);
-  };
-  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
-    switch (t) {
-      case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: put(base); break;
-      case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
-        put(base); put(base + 2); break;
-      case GgmlType::Q2_K: put(base + 80); put(base + 82); break;
-      case GgmlType::Q3_K: put(base + 108); break;
-      case GgmlType::Q6_K: put(base + 208); break;
-      default: ADD_FAILURE() << "no layout for " << type_name(t);
+  const std::vector<size_t> scales = fp16_scale_offsets(t);
+  if (scales.empty()) ADD_FAILURE() << "no layout for " << type_name(t);
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes)
+    for (size_t off : scales) {
+      const uint16_t h = fp32_to_fp16(ud(rng));
+      std::memcpy(&w[base + off], &h, 2);
     }
-  }
   return w;
 }
 

@@ -589,5 +589,16 @@ TEST_F(QuantFixture, DequantizedCloseToF16) {
   }
 }
 
+// ggml's block layouts put the fp16 scales at these bytes (ggml-common.h); random-byte blocks in the
+// kernel tests and benchmarks rely on them.
+TEST(Quant, Fp16ScaleOffsetsAreGgmls) {
+  const std::map<GgmlType, std::vector<size_t>> want = {
+      {GgmlType::Q4_0, {0}},     {GgmlType::Q5_0, {0}},      {GgmlType::Q8_0, {0}},  {GgmlType::Q4_1, {0, 2}},
+      {GgmlType::Q5_1, {0, 2}},  {GgmlType::Q2_K, {80, 82}}, {GgmlType::Q3_K, {108}}, {GgmlType::Q4_K, {0, 2}},
+      {GgmlType::Q5_K, {0, 2}},  {GgmlType::Q6_K, {208}},    {GgmlType::F32, {}},    {GgmlType::F16, {}},
+      {GgmlType::BF16, {}},      {GgmlType::Q8_K, {}}};
+  for (const auto& [t, offsets] : want) EXPECT_EQ(fp16_scale_offsets(t), offsets) << ggml_type_traits(t).name;
+}
+
 }  // namespace
 }  // namespace g3n

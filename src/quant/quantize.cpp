@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -617,6 +618,23 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
     case GgmlType::Q8_K: quant_q8_k(src, static_cast<BlockQ8_K*>(dst), nb); return;
   }
   throw std::invalid_argument("quantize_row: unsupported type");
+}
+
+std::vector<size_t> fp16_scale_offsets(GgmlType type) {
+  using namespace quant;
+  switch (type) {
+    case GgmlType::Q4_0: return {offsetof(BlockQ4_0, d)};
+    case GgmlType::Q5_0: return {offsetof(BlockQ5_0, d)};
+    case GgmlType::Q8_0: return {offsetof(BlockQ8_0, d)};
+    case GgmlType::Q4_1: return {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)};
+    case GgmlType::Q5_1: return {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)};
+    case GgmlType::Q2_K: return {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)};
+    case GgmlType::Q3_K: return {offsetof(BlockQ3_K, d)};
+    case GgmlType::Q4_K: return {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)};
+    case GgmlType::Q5_K: return {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)};
+    case GgmlType::Q6_K: return {offsetof(BlockQ6_K, d)};
+    default: return {};
+  }
 }
 
 }  // namespace g3n

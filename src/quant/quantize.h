@@ -2,7 +2,9 @@
 // g3n load in llama.cpp and the reverse; quantizers reproduce ggml's reference quantizers bit for bit
 // (quantize_row_*_ref, as used by llama_model_quantize without an importance matrix).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "quant/ggml_type.h"
 
@@ -16,5 +18,10 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 bool can_quantize(GgmlType type);
 // Encodes n floats (a multiple of the block size) into dst, which holds ggml_row_bytes(type, n) bytes.
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
+
+// Byte offsets within one block of a quantized weight type's fp16 scale fields (d, then dmin or m where
+// the type has one): what code that fills blocks with random bytes (kernel tests, benchmarks) sets to
+// finite values. Empty for the float types and the activation formats.
+std::vector<size_t> fp16_scale_offsets(GgmlType type);
 
 }  // namespace g3n
