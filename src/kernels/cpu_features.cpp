@@ -23,8 +23,13 @@ uint64_t read_xcr0() {
 CpuFeatures probe() {
   CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
+  // Leaf 0: the highest leaf and the vendor ("Auth" "enti" "cAMD" in ebx, edx, ecx).
+  unsigned max_leaf = 0, vb = 0, vc = 0, vd = 0;
+  if (!__get_cpuid(0, &max_leaf, &vb, &vc, &vd) || max_leaf < 1) return f;  // no cpuid (old i386), or no leaf 1
+  const bool amd = vb == 0x68747541u && vd == 0x69746e65u && vc == 0x444d4163u;
   unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  __cpuid(1, a, b, c, d);
+  const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
   const bool osxsave = (c >> 27) & 1;
   // The CPU may support AVX while the OS does not save YMM/ZMM state: then it must not be used.
   const uint64_t xcr0 = osxsave ? read_xcr0() : 0;
@@ -33,7 +38,7 @@ CpuFeatures probe() {
   f.avx = ymm_os && ((c >> 28) & 1);
   f.fma = f.avx && ((c >> 12) & 1);
   f.f16c = f.avx && ((c >> 29) & 1);
-  if (__get_cpuid_max(0, nullptr) >= 7) {
+  if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
     f.avx2 = f.avx && ((b >> 5) & 1);
     f.avx512f = zmm_os && ((b >> 16) & 1);
@@ -44,12 +49,7 @@ CpuFeatures probe() {
     __cpuid_count(7, 1, a1, b1, c1, d1);
     f.avx512bf16 = f.avx512f && ((a1 >> 5) & 1);
   }
-  // Vendor "AuthenticAMD" (ebx, edx, ecx of leaf 0) and family 0x19: Zen 3 (no AVX-512) and Zen 4.
-  unsigned max_leaf = 0, ebx = 0, ecx = 0, edx = 0;
-  __cpuid(0, max_leaf, ebx, ecx, edx);
-  const bool amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;  // "Auth" "enti" "cAMD"
-  __cpuid(1, a, b, c, d);
-  const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
+  // AMD family 19h is Zen 3 (no AVX-512) and Zen 4, which splits 512-bit operations in two.
   f.avx512_split = f.avx512f && amd && family == 0x19;
 #endif
 #if defined(__aarch64__) && defined(__linux__)
