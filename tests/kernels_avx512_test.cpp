@@ -10,6 +10,9 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <algorithm>
+#include <array>
+#include <utility>
 #include <vector>
 
 #include "kernel_rows_util.h"
@@ -53,8 +56,9 @@ struct Sets {
   const KernelSet& a5;
 };
 
+// need_rows_off: a run of rows [begin, end) no token group needs (whole Q4_K panels skipped).
 void check_type(const KernelSet& avx512, GgmlType t, int64_t rows, int64_t n, int64_t toks, uint32_t seed,
-                bool saturated) {
+                bool saturated, std::pair<int64_t, int64_t> need_rows_off = {0, 0}) {
   SCOPED_TRACE(std::string(ggml_type_traits(t).name) + " rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
                " toks=" + std::to_string(toks) + (saturated ? " saturated" : ""));
   const Sets s{.a5 = avx512};
@@ -86,6 +90,8 @@ void check_type(const KernelSet& avx512, GgmlType t, int64_t rows, int64_t n, in
   const int64_t groups = (toks + 7) / 8;
   std::vector<uint8_t> need(size_t(rows * groups));
   for (auto& v : need) v = uint8_t(rng() % 3 != 0);
+  for (int64_t r = need_rows_off.first; r < std::min(need_rows_off.second, rows); ++r)
+    for (int64_t g = 0; g < groups; ++g) need[size_t(r * groups + g)] = 0;
   std::vector<float> masked(size_t(rows * toks), -7.0f);
   s.a5.masked_tile[i](w.data(), wrb, rows, act.data(), arb, toks, n, masked.data(), rows, need.data(), groups);
   for (int64_t k = 0; k < toks; ++k)
@@ -115,6 +121,11 @@ TEST(KernelsAvx512, BitIdenticalToAvx2ForKQuants) {
           check_type(set.k, t, nb == 65 ? 3 : 37, 256 * nb, toks, seed++, false);
       check_type(set.k, t, 16, 512, 11, seed++, true);
     }
+    // Q4_K prefill runs 16-row panels (kquant_panel_zmm.h) for more than 8 tokens: several panels plus
+    // remainder rows, E2B/E4B's FFN widths, partial last token groups, panels no token needs.
+    for (auto [rows, nb, toks] : {std::array<int64_t, 3>{48, 32, 24}, {35, 64, 13}, {64, 8, 40}, {17, 2, 9}})
+      check_type(set.k, GgmlType::Q4_K, rows, 256 * nb, toks, seed++, false, {16, 32});
+    check_type(set.k, GgmlType::Q4_K, 33, 2048, 19, seed++, true);
   }
 }
 

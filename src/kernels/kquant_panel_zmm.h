@@ -1,0 +1,216 @@
+// Q4_K prefill with rows in the lanes: 16 weight rows x up to 8 tokens per kernel call, for the AVX-512
+// VNNI sets. The row x tokens kernels (kquant_ymm.h, vec_dot_avx512.cpp) keep tokens in the lanes and
+// need two multiply instructions per 32 products (vpmaddubsw, then vpdpwssd to scale the int16 pairs);
+// here one vpdpbusd does 64 (u8 weights x s8 activations, 4 products per int32 lane) and a group's scale
+// is applied once per 16 rows and token with one vpmulld.
+//
+// That needs each zmm to hold 4 consecutive weights of 16 different rows, which the file's row-major
+// blocks do not give: a "panel" transposes 16 rows' quants once (nibbles unpacked to bytes), beside their
+// scales and mins widened to int32, and is then reused by every token group of the call. The activation
+// dword of 4 values is broadcast to all lanes.
+//
+// Same bits as dot_q45_k: per (row, token, block) the integer totals sum_j scale_j * sum(q*a) and
+// sum_j min_j * bsum_j are exact in int32 whatever the lane layout, and the float close is
+// q4k_block_close's two fmas in block order.
+//
+// Include after kquant_x86.h (same G3N_KQ_TARGET, which must enable AVX-512 F/BW/VL + VNNI).
+#pragma once
+#include <immintrin.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels/kquant_x86.h"
+
+namespace g3n::vecdot {
+namespace {
+
+constexpr int kPanelRows = 16;
+
+struct alignas(64) Q4KPanel {  // 16 rows x one block
+  uint8_t q[8][8][64];         // [group j][dword k][4 * row + i]: weight 32j + 4k + i of each row, 0..15
+  int32_t sc[8][kPanelRows];   // [group][row] scale
+  int32_t mins[4][kPanelRows]; // [p][row]: min 2p | min 2p+1 << 16 (an int16 pair for vpmaddwd)
+  float d[kPanelRows], ndmin[kPanelRows];  // h2f(d), -h2f(dmin)
+};
+
+// 8 x 8 dwords: lane c of in[r] -> lane r of out[c] (in each 128-bit half pair, then across halves).
+G3N_KQ_TARGET inline void transpose_8x8_epi32(const __m256i* in, __m256i* out) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+    out[c + 4] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+  }
+}
+
+// Block b of the 16 rows starting at w (row stride ws) -> one panel.
+G3N_KQ_TARGET inline void make_q4k_panel(const uint8_t* w, uint64_t ws, int64_t b, Q4KPanel& p) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int half = 0; half < 2; ++half) {
+    for (int c = 0; c < 4; ++c) {  // qs bytes 32c..32c+31: group 2c in the low nibbles, 2c+1 in the high
+      __m256i in[8], out[8];
+      for (int r = 0; r < 8; ++r)
+        in[r] = loadu(reinterpret_cast<const BlockQ4_K*>(w + uint64_t(8 * half + r) * ws)[b].qs + 32 * c);
+      transpose_8x8_epi32(in, out);
+      for (int k = 0; k < 8; ++k) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(p.q[2 * c][k] + 32 * half), _mm256_and_si256(out[k], m4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(p.q[2 * c + 1][k] + 32 * half),
+                           _mm256_and_si256(_mm256_srli_epi16(out[k], 4), m4));
+      }
+    }
+  }
+  for (int r = 0; r < kPanelRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ4_K*>(w + uint64_t(r) * ws)[b];
+    uint32_t u[4];
+    k4_unpack(blk.scales, u);
+    uint8_t sm[16];  // scales 0-7, mins 0-7
+    std::memcpy(sm, u, 16);
+    for (int j = 0; j < 8; ++j) p.sc[j][r] = sm[j];
+    for (int q = 0; q < 4; ++q) p.mins[q][r] = int32_t(sm[8 + 2 * q]) | (int32_t(sm[9 + 2 * q]) << 16);
+    p.d[r] = h2f(blk.d);
+    p.ndmin[r] = -h2f(blk.dmin);
+  }
+}
+
+template <int C>
+G3N_KQ_TARGET inline void keep_zmm_in_registers(__m512i* v) {
+  for (int t = 0; t < C; ++t) asm volatile("" : "+v"(v[t]));  // see keep_in_registers in kquant_ymm.h
+}
+
+G3N_KQ_TARGET inline __m512i bcast_dword(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// 16 rows (one panel per block) x C tokens; out[t * ldo + r] for rows whose bit is set in `rows`.
+template <int C>
+G3N_KQ_TARGET void q4k_panel_x_tokens(const Q4KPanel* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
+                                      int64_t nb, float* out, int64_t ldo, __mmask16 rows) {
+  __m512 acc[C];
+  for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i tot[C];
+    for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m512i s[C];
+      for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const __m512i q = _mm512_load_si512(p[b].q[j][k]);
+        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], q, bcast_dword(a[t][b].qs + 32 * j + 4 * k));
+        keep_zmm_in_registers<C>(s);
+      }
+      const __m512i sc = _mm512_load_si512(p[b].sc[j]);
+      for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
+      keep_zmm_in_registers<C>(tot);
+    }
+    const __m512 d = _mm512_load_ps(p[b].d), ndmin = _mm512_load_ps(p[b].ndmin);
+    for (int t = 0; t < C; ++t) {
+      __m512i msum = _mm512_setzero_si512();
+      for (int q = 0; q < 4; ++q) {
+        int32_t pair;
+        std::memcpy(&pair, g[b].pair[q][t], 4);
+        msum = _mm512_add_epi32(msum, _mm512_madd_epi16(_mm512_load_si512(p[b].mins[q]), _mm512_set1_epi32(pair)));
+      }
+      // q4k_block_close's two fmas, per row lane: (ad * d) * isum, then (ad * -dmin) * msum.
+      const __m512 ad = _mm512_set1_ps(g[b].d[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, ndmin), _mm512_cvtepi32_ps(msum), acc[t]);
+    }
+  }
+  for (int t = 0; t < C; ++t) _mm512_mask_storeu_ps(out + t * ldo, rows, acc[t]);
+}
+
+using Q4KPanelFn = void (*)(const Q4KPanel*, const BlockQ8_K* const*, const Q8KGroupPrep*, int64_t, float*, int64_t,
+                            __mmask16);
+template <size_t... I>
+constexpr std::array<Q4KPanelFn, 8> q4k_panel_table(std::index_sequence<I...>) {
+  return {q4k_panel_x_tokens<int(I) + 1>...};
+}
+
+// gemm_q4k (kquant_x86.h) for Q4_K with more than one token group: whole panels of 16 rows here, the
+// remaining rows (and one-group calls, where a panel would be built for a single use) by the row x tokens
+// kernels of the set (Sums, Rows).
+template <class Sums, class Rows>
+G3N_KQ_TARGET void gemm_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as,
+                                   int64_t nt, int64_t n, float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
+  const int64_t nb = n / kQK_K;
+  const int64_t full = nr / kPanelRows * kPanelRows;
+  if (nt <= 8 || nb == 0 || full == 0) {
+    gemm_q4k<BlockQ4_K, false, Sums, Rows>(w, ws, nr, act, as, nt, n, out, ldo, need, ldn);
+    return;
+  }
+  static constexpr auto kernels = q4k_panel_table(std::make_index_sequence<8>{});
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(act);
+  const int64_t groups = (nt + 7) / 8;
+  // Per thread, reused across calls: one row group's panels and every token group's min-term inputs.
+  thread_local std::vector<Q4KPanel> panels;
+  thread_local std::vector<Q8KGroupPrep> group_preps;
+  if (panels.size() < size_t(nb)) panels.resize(size_t(nb));
+  if (group_preps.size() < size_t(groups * nb)) group_preps.resize(size_t(groups * nb));
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const int c = int(std::min<int64_t>(8, nt - 8 * gi));
+    const BlockQ8_K* a[8];
+    for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, 8 * gi + (t < c ? t : 0));
+    prep_q8k_group(a, c, nb, group_preps.data() + gi * nb);
+  }
+  for (int64_t r0 = 0; r0 < full; r0 += kPanelRows) {
+    __mmask16 any = 0xFFFF;
+    if (need) {  // skip the panel when no token group needs any of its rows
+      any = 0;
+      for (int64_t r = 0; r < kPanelRows; ++r)
+        for (int64_t gi = 0; gi < groups; ++gi) any |= need[(r0 + r) * ldn + gi] ? 1 : 0;
+      if (!any) continue;
+    }
+    const uint8_t* rows = wb + uint64_t(r0) * ws;
+    for (int64_t b = 0; b < nb; ++b) make_q4k_panel(rows, ws, b, panels[size_t(b)]);
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      __mmask16 mask = 0xFFFF;
+      if (need) {
+        mask = 0;
+        for (int r = 0; r < kPanelRows; ++r) mask = __mmask16(mask | (need[(r0 + r) * ldn + gi] ? 1u << r : 0u));
+        if (!mask) continue;
+      }
+      const int c = int(std::min<int64_t>(8, nt - 8 * gi));
+      const BlockQ8_K* a[8];
+      for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, 8 * gi + (t < c ? t : 0));
+      kernels[size_t(c - 1)](panels.data(), a, group_preps.data() + gi * nb, nb, out + 8 * gi * ldo + r0, ldo, mask);
+    }
+  }
+  if (full < nr)
+    gemm_q4k<BlockQ4_K, false, Sums, Rows>(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo,
+                                           need ? need + full * ldn : nullptr, ldn);
+}
+
+template <class Sums, class Rows>
+G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
+                                   int64_t n, float* out, int64_t ldo) {
+  gemm_q4k_panels<Sums, Rows>(w, ws, nr, act, as, nt, n, out, ldo, nullptr, 0);
+}
+
+// Overlays the panel path on a set's Q4_K tile and masked tile (after set_kquant_kernels).
+template <class Sums, class Rows>
+void set_q4k_panel_kernels(KernelSet& k) {
+  const int q4 = type_index(GgmlType::Q4_K);
+  k.tile[q4] = tile_q4k_panels<Sums, Rows>;
+  k.masked_tile[q4] = gemm_q4k_panels<Sums, Rows>;
+}
+
+}  // namespace
+}  // namespace g3n::vecdot
