@@ -96,10 +96,10 @@ G3N_KQ_TARGET inline __m512i bcast_dword(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// 16 rows (one panel per block) x C tokens; out[t * ldo + r] for rows whose bit is set in `rows`.
+// 16 rows (one panel per block) x C tokens -> out[t * ldo + r].
 template <int C>
 G3N_KQ_TARGET void q4k_panel_x_tokens(const Q4KPanel* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
-                                      int64_t nb, float* out, int64_t ldo, __mmask16 rows) {
+                                      int64_t nb, float* out, int64_t ldo) {
   __m512 acc[C];
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -133,26 +133,27 @@ G3N_KQ_TARGET void q4k_panel_x_tokens(const Q4KPanel* p, const BlockQ8_K* const*
       acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, ndmin), _mm512_cvtepi32_ps(msum), acc[t]);
     }
   }
-  for (int t = 0; t < C; ++t) _mm512_mask_storeu_ps(out + t * ldo, rows, acc[t]);
+  for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
-using Q4KPanelFn = void (*)(const Q4KPanel*, const BlockQ8_K* const*, const Q8KGroupPrep*, int64_t, float*, int64_t,
-                            __mmask16);
+using Q4KPanelFn = void (*)(const Q4KPanel*, const BlockQ8_K* const*, const Q8KGroupPrep*, int64_t, float*, int64_t);
 template <size_t... I>
 constexpr std::array<Q4KPanelFn, 8> q4k_panel_table(std::index_sequence<I...>) {
   return {q4k_panel_x_tokens<int(I) + 1>...};
 }
 
-// gemm_q4k (kquant_x86.h) for Q4_K with more than one token group: whole panels of 16 rows here, the
-// remaining rows (and one-group calls, where a panel would be built for a single use) by the row x tokens
-// kernels of the set (Sums, Rows).
+// The Q4_K tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
+// one-group calls, where a panel would be built for a single use) by the set's row x tokens kernels
+// (Sums, Rows). The masked tile stays on those kernels: a panel would compute its 16 rows wherever any
+// of them is needed, and the masked products (the sparse layers' up projection, ~5% of rows per token)
+// leave few panels empty.
 template <class Sums, class Rows>
-G3N_KQ_TARGET void gemm_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as,
-                                   int64_t nt, int64_t n, float* out, int64_t ldo, const uint8_t* need, int64_t ldn) {
+G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
+                                   int64_t n, float* out, int64_t ldo) {
   const int64_t nb = n / kQK_K;
   const int64_t full = nr / kPanelRows * kPanelRows;
   if (nt <= 8 || nb == 0 || full == 0) {
-    gemm_q4k<BlockQ4_K, false, Sums, Rows>(w, ws, nr, act, as, nt, n, out, ldo, need, ldn);
+    tile_q4k<BlockQ4_K, false, Sums, Rows>(w, ws, nr, act, as, nt, n, out, ldo);
     return;
   }
   static constexpr auto kernels = q4k_panel_table(std::make_index_sequence<8>{});
@@ -164,52 +165,38 @@ G3N_KQ_TARGET void gemm_q4k_panels(const void* w, uint64_t ws, int64_t nr, const
   thread_local std::vector<Q8KGroupPrep> group_preps;
   if (panels.size() < size_t(nb)) panels.resize(size_t(nb));
   if (group_preps.size() < size_t(groups * nb)) group_preps.resize(size_t(groups * nb));
-  for (int64_t gi = 0; gi < groups; ++gi) {
+  const auto token_group = [&](int64_t gi, const BlockQ8_K** a) {
     const int c = int(std::min<int64_t>(8, nt - 8 * gi));
-    const BlockQ8_K* a[8];
     for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, 8 * gi + (t < c ? t : 0));
+    return c;
+  };
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const BlockQ8_K* a[8];
+    const int c = token_group(gi, a);
     prep_q8k_group(a, c, nb, group_preps.data() + gi * nb);
   }
   for (int64_t r0 = 0; r0 < full; r0 += kPanelRows) {
-    __mmask16 any = 0xFFFF;
-    if (need) {  // skip the panel when no token group needs any of its rows
-      any = 0;
-      for (int64_t r = 0; r < kPanelRows; ++r)
-        for (int64_t gi = 0; gi < groups; ++gi) any |= need[(r0 + r) * ldn + gi] ? 1 : 0;
-      if (!any) continue;
-    }
     const uint8_t* rows = wb + uint64_t(r0) * ws;
     for (int64_t b = 0; b < nb; ++b) make_q4k_panel(rows, ws, b, panels[size_t(b)]);
+    // Building a panel is a stream of weights with little arithmetic to hide it: fetch the next 16 rows
+    // into L2 now, while this panel's token groups run.
+    if (r0 + kPanelRows < full)
+      for (uint64_t off = 0; off < uint64_t(kPanelRows) * ws; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(rows + uint64_t(kPanelRows) * ws + off), _MM_HINT_T1);
     for (int64_t gi = 0; gi < groups; ++gi) {
-      __mmask16 mask = 0xFFFF;
-      if (need) {
-        mask = 0;
-        for (int r = 0; r < kPanelRows; ++r) mask = __mmask16(mask | (need[(r0 + r) * ldn + gi] ? 1u << r : 0u));
-        if (!mask) continue;
-      }
-      const int c = int(std::min<int64_t>(8, nt - 8 * gi));
       const BlockQ8_K* a[8];
-      for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, 8 * gi + (t < c ? t : 0));
-      kernels[size_t(c - 1)](panels.data(), a, group_preps.data() + gi * nb, nb, out + 8 * gi * ldo + r0, ldo, mask);
+      const int c = token_group(gi, a);
+      kernels[size_t(c - 1)](panels.data(), a, group_preps.data() + gi * nb, nb, out + 8 * gi * ldo + r0, ldo);
     }
   }
   if (full < nr)
-    gemm_q4k<BlockQ4_K, false, Sums, Rows>(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo,
-                                           need ? need + full * ldn : nullptr, ldn);
+    tile_q4k<BlockQ4_K, false, Sums, Rows>(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo);
 }
 
-template <class Sums, class Rows>
-G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
-                                   int64_t n, float* out, int64_t ldo) {
-  gemm_q4k_panels<Sums, Rows>(w, ws, nr, act, as, nt, n, out, ldo, nullptr, 0);
-}
-
-// Overlays the panel path on a set's Q4_K tile and masked tile (after set_kquant_kernels).
+// Overlays the panel path on a set's Q4_K tile (after set_kquant_kernels).
 template <class Sums, class Rows>
 void set_q4k_panel_kernels(KernelSet& k) {
-  const int q4 = type_index(GgmlType::Q4_K);
-  k.tile[q4] = tile_q4k_panels<Sums, Rows>;
-  k.masked_tile[q4] = gemm_q4k_panels<Sums, Rows>;
+  k.tile[type_index(GgmlType::Q4_K)] = tile_q4k_panels<Sums, Rows>;
 }
 
 }  // namespace

@@ -21,6 +21,18 @@ int64_t decode_grain(int64_t n_out, const ThreadPool& pool) {
 // Prefill cache blocks: activation rows and weight rows of about this size each (two fit in a 512 KiB
 // L2 with room to spare).
 constexpr uint64_t kBlockBytes = 192 * 1024;
+// Weight rows per tile call: kBlockBytes of them, a multiple of 12 (the x86 row tiles' widths divide it)
+// and, from 48 rows up, of 48, so the AVX-512 Q4_K tile's 16-row panels leave no rows to its slower
+// per-row kernel.
+int64_t prefill_row_block(uint64_t row_bytes) {
+  const int64_t rows = int64_t(kBlockBytes / row_bytes);
+  return rows >= 48 ? rows / 48 * 48 : std::max<int64_t>(12, rows / 12 * 12);
+}
+// Rows per dynamically scheduled prefill chunk: about 4 per thread, a multiple of 16 (see above).
+int64_t prefill_grain(int64_t n_out, const ThreadPool& pool, int64_t row_block) {
+  const int64_t rows = n_out / (4 * static_cast<int64_t>(pool.size()));
+  return std::clamp<int64_t>(rows / 16 * 16, kRowGrain, row_block);
+}
 
 void matmul_exact(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                   ThreadPool& pool, MatmulScratch& scratch) {
@@ -78,7 +90,7 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     // once per token block and each activation byte from L3 once per row block.
     // Token blocks are multiples of 24, so every tile width (8, 6, 4, 3) divides them evenly.
     const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / act_stride) / 24 * 24);
-    const int64_t row_block = std::max<int64_t>(12, int64_t(kBlockBytes / w.row_bytes) / 12 * 12);
+    const int64_t row_block = prefill_row_block(w.row_bytes);
     pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
       for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) {
         const int64_t nt = std::min(tok_block, n_tok - t0);
@@ -86,7 +98,7 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
           tile(w.row(r0), w.row_bytes, std::min(row_block, end - r0), act_bytes + t0 * act_stride, act_stride,
                nt, n_in, y + t0 * ldy + r0, ldy);
       }
-    }, std::clamp<int64_t>(w.n_out / (4 * pool.size()), kRowGrain, row_block));
+    }, prefill_grain(w.n_out, pool, row_block));
     return;
   }
   // Decode: rows handed out in small chunks as threads free up (every row's result is the same
@@ -118,7 +130,7 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
     if (scratch.mask.size() < static_cast<size_t>(groups * w.n_out)) scratch.mask.resize(static_cast<size_t>(groups * w.n_out));
     uint8_t* mask = scratch.mask.data();
     const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / stride) / 24 * 24);  // multiple of 8
-    const int64_t row_block = std::max<int64_t>(12, int64_t(kBlockBytes / w.row_bytes) / 12 * 12);
+    const int64_t row_block = prefill_row_block(w.row_bytes);
     pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
       for (int64_t o = begin; o < end; ++o)
         for (int64_t g = 0; g < groups; ++g) {
@@ -135,7 +147,7 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
       for (int64_t t = 0; t < n_tok; ++t)
         for (int64_t o = begin; o < end; ++o)
           if (need[t * ldn + o] == 0.0f) y[t * ldy + o] = 0.0f;
-    }, std::clamp<int64_t>(w.n_out / (4 * pool.size()), kRowGrain, row_block));
+    }, prefill_grain(w.n_out, pool, row_block));
     return;
   }
   const VecDotTileFn tile = n_tok > 1 ? vec_dot_tile_fn(w.type) : nullptr;
