@@ -121,12 +121,14 @@ TEST(KernelsAvx512, BitIdenticalToAvx2ForKQuants) {
           check_type(set.k, t, nb == 65 ? 3 : 37, 256 * nb, toks, seed++, false);
       check_type(set.k, t, 16, 512, 11, seed++, true);
     }
-    // The Q4_K tile runs 16-row panels (kquant_panel_zmm.h) for more than 8 tokens: several panels plus
-    // remainder rows, E2B/E4B's FFN widths, partial last token groups; runs of rows no token group needs
-    // for the masked tile.
-    for (auto [rows, nb, toks] : {std::array<int64_t, 3>{48, 32, 24}, {35, 64, 13}, {64, 8, 40}, {17, 2, 9}})
-      check_type(set.k, GgmlType::Q4_K, rows, 256 * nb, toks, seed++, false, {16, 32});
-    check_type(set.k, GgmlType::Q4_K, 33, 2048, 19, seed++, true);
+    // The Q4_K and Q6_K tiles run 16-row panels (kquant_panel_zmm.h) for more than 8 tokens: several
+    // panels plus remainder rows, E2B/E4B's FFN widths, partial last token groups; runs of rows no token
+    // group needs for the masked tile.
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      for (auto [rows, nb, toks] : {std::array<int64_t, 3>{48, 32, 24}, {35, 64, 13}, {64, 8, 40}, {17, 2, 9}})
+        check_type(set.k, t, rows, 256 * nb, toks, seed++, false, {16, 32});
+      check_type(set.k, t, 33, 2048, 19, seed++, true);
+    }
   }
 }
 

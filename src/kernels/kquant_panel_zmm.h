@@ -142,27 +142,131 @@ constexpr std::array<Q4KPanelFn, 8> q4k_panel_table(std::index_sequence<I...>) {
   return {q4k_panel_x_tokens<int(I) + 1>...};
 }
 
-// The Q4_K tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
-// one-group calls, where a panel would be built for a single use) by the set's row x tokens kernels
-// (Sums, Rows). The masked tile stays on those kernels: a panel would compute its 16 rows wherever any
+// ---- Q6_K: the same scheme over 16 groups of 16 (4 dwords each), quants 0..63 unsigned. The -32
+// offset is taken off each group's sum before its scale: sum_j sc_j * (sum(q*a) - 32 * bsum_j) is the
+// dot's exact total, so the bits are dot_q6_k's.
+struct alignas(64) Q6KPanel {  // 16 rows x one block
+  uint8_t q[16][4][64];        // [group j][dword k][4 * row + i]: quant 16j + 4k + i of each row, 0..63
+  int32_t sc[16][kPanelRows];  // [group][row] signed scale
+  float d[kPanelRows];
+};
+struct Q6KGroupPrep {          // one block of 8 tokens
+  int32_t off[16][8];          // [group][token]: 32 * bsum
+  float d[8];
+};
+
+G3N_KQ_TARGET inline void make_q6k_panel(const uint8_t* w, uint64_t ws, int64_t b, Q6KPanel& p) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+  for (int k = 0; k < 8; ++k) {  // 32-group k = 4*half + s (kquant_ymm.h's q6k_row_x_tokens)
+    const int half = k / 4, s = k % 4;
+    for (int rh = 0; rh < 2; ++rh) {
+      __m256i in[8], out[8];
+      for (int r = 0; r < 8; ++r) {
+        const auto& blk = reinterpret_cast<const BlockQ6_K*>(w + uint64_t(8 * rh + r) * ws)[b];
+        const __m256i ql = loadu(blk.ql + 64 * half + 32 * (s % 2));
+        const __m256i qh = loadu(blk.qh + 32 * half);
+        const __m256i lo = _mm256_and_si256(s / 2 ? _mm256_srli_epi16(ql, 4) : ql, m4);
+        const __m256i hi = _mm256_and_si256(s ? _mm256_srli_epi16(qh, 2 * s) : qh, m3);
+        in[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+      }
+      transpose_8x8_epi32(in, out);  // out[c]: quants 32k + 4c .. +3 of the 8 rows
+      for (int c = 0; c < 8; ++c)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(p.q[2 * k + c / 4][c % 4] + 32 * rh), out[c]);
+    }
+  }
+  for (int r = 0; r < kPanelRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ6_K*>(w + uint64_t(r) * ws)[b];
+    for (int j = 0; j < 16; ++j) p.sc[j][r] = blk.scales[j];
+    p.d[r] = h2f(blk.d);
+  }
+}
+
+G3N_KQ_TARGET inline void prep_q6k_group(const BlockQ8_K* const* a, int c, int64_t nb, Q6KGroupPrep* out) {
+  for (int64_t b = 0; b < nb; ++b)
+    for (int t = 0; t < 8; ++t) {
+      out[b].d[t] = t < c ? a[t][b].d : 0.0f;
+      for (int j = 0; j < 16; ++j) out[b].off[j][t] = t < c ? 32 * int32_t(a[t][b].bsums[j]) : 0;
+    }
+}
+
+template <int C>
+G3N_KQ_TARGET void q6k_panel_x_tokens(const Q6KPanel* p, const BlockQ8_K* const* a, const Q6KGroupPrep* g,
+                                      int64_t nb, float* out, int64_t ldo) {
+  __m512 acc[C];
+  for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i tot[C];
+    for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      __m512i s[C];
+      for (int t = 0; t < C; ++t) s[t] = _mm512_set1_epi32(-g[b].off[j][t]);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        const __m512i q = _mm512_load_si512(p[b].q[j][k]);
+        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], q, bcast_dword(a[t][b].qs + 16 * j + 4 * k));
+        keep_zmm_in_registers<C>(s);
+      }
+      const __m512i sc = _mm512_load_si512(p[b].sc[j]);
+      for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
+      keep_zmm_in_registers<C>(tot);
+    }
+    // q6k_block_close's fma, per row lane.
+    const __m512 d = _mm512_load_ps(p[b].d);
+    for (int t = 0; t < C; ++t)
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(g[b].d[t]), d), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+  }
+  for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo, acc[t]);
+}
+
+using Q6KPanelFn = void (*)(const Q6KPanel*, const BlockQ8_K* const*, const Q6KGroupPrep*, int64_t, float*, int64_t);
+template <size_t... I>
+constexpr std::array<Q6KPanelFn, 8> q6k_panel_table(std::index_sequence<I...>) {
+  return {q6k_panel_x_tokens<int(I) + 1>...};
+}
+
+// What the panel driver needs of each type.
+struct Q4KPanels {
+  using Panel = Q4KPanel;
+  using Group = Q8KGroupPrep;
+  G3N_KQ_TARGET static void make(const uint8_t* w, uint64_t ws, int64_t b, Panel& p) { make_q4k_panel(w, ws, b, p); }
+  G3N_KQ_TARGET static void prep(const BlockQ8_K* const* a, int c, int64_t nb, Group* g) { prep_q8k_group(a, c, nb, g); }
+  static Q4KPanelFn kernel(int c) {
+    static constexpr auto table = q4k_panel_table(std::make_index_sequence<8>{});
+    return table[size_t(c - 1)];
+  }
+};
+struct Q6KPanels {
+  using Panel = Q6KPanel;
+  using Group = Q6KGroupPrep;
+  G3N_KQ_TARGET static void make(const uint8_t* w, uint64_t ws, int64_t b, Panel& p) { make_q6k_panel(w, ws, b, p); }
+  G3N_KQ_TARGET static void prep(const BlockQ8_K* const* a, int c, int64_t nb, Group* g) { prep_q6k_group(a, c, nb, g); }
+  static Q6KPanelFn kernel(int c) {
+    static constexpr auto table = q6k_panel_table(std::make_index_sequence<8>{});
+    return table[size_t(c - 1)];
+  }
+};
+
+// A K-quant tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
+// one-group calls, where a panel would be built for a single use) by the set's row x tokens tile
+// (`rows_tile`). The masked tiles stay on those kernels: a panel would compute its 16 rows wherever any
 // of them is needed, and the masked products (the sparse layers' up projection, ~5% of rows per token)
 // leave few panels empty.
-template <class Sums, class Rows>
-G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
-                                   int64_t n, float* out, int64_t ldo) {
+template <class Ops>
+G3N_KQ_TARGET void tile_panels(VecDotTileFn rows_tile, const void* w, uint64_t ws, int64_t nr, const void* act,
+                               uint64_t as, int64_t nt, int64_t n, float* out, int64_t ldo) {
   const int64_t nb = n / kQK_K;
   const int64_t full = nr / kPanelRows * kPanelRows;
   if (nt <= 8 || nb == 0 || full == 0) {
-    tile_q4k<BlockQ4_K, false, Sums, Rows>(w, ws, nr, act, as, nt, n, out, ldo);
+    rows_tile(w, ws, nr, act, as, nt, n, out, ldo);
     return;
   }
-  static constexpr auto kernels = q4k_panel_table(std::make_index_sequence<8>{});
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* ab = static_cast<const uint8_t*>(act);
   const int64_t groups = (nt + 7) / 8;
-  // Per thread, reused across calls: one row group's panels and every token group's min-term inputs.
-  thread_local std::vector<Q4KPanel> panels;
-  thread_local std::vector<Q8KGroupPrep> group_preps;
+  // Per thread, reused across calls: one row group's panels and every token group's activation inputs.
+  thread_local std::vector<typename Ops::Panel> panels;
+  thread_local std::vector<typename Ops::Group> group_preps;
   if (panels.size() < size_t(nb)) panels.resize(size_t(nb));
   if (group_preps.size() < size_t(groups * nb)) group_preps.resize(size_t(groups * nb));
   const auto token_group = [&](int64_t gi, const BlockQ8_K** a) {
@@ -173,11 +277,11 @@ G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const
   for (int64_t gi = 0; gi < groups; ++gi) {
     const BlockQ8_K* a[8];
     const int c = token_group(gi, a);
-    prep_q8k_group(a, c, nb, group_preps.data() + gi * nb);
+    Ops::prep(a, c, nb, group_preps.data() + gi * nb);
   }
   for (int64_t r0 = 0; r0 < full; r0 += kPanelRows) {
     const uint8_t* rows = wb + uint64_t(r0) * ws;
-    for (int64_t b = 0; b < nb; ++b) make_q4k_panel(rows, ws, b, panels[size_t(b)]);
+    for (int64_t b = 0; b < nb; ++b) Ops::make(rows, ws, b, panels[size_t(b)]);
     // Building a panel is a stream of weights with little arithmetic to hide it: fetch the next 16 rows
     // into L2 now, while this panel's token groups run.
     if (r0 + kPanelRows < full)
@@ -186,17 +290,28 @@ G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const
     for (int64_t gi = 0; gi < groups; ++gi) {
       const BlockQ8_K* a[8];
       const int c = token_group(gi, a);
-      kernels[size_t(c - 1)](panels.data(), a, group_preps.data() + gi * nb, nb, out + 8 * gi * ldo + r0, ldo);
+      Ops::kernel(c)(panels.data(), a, group_preps.data() + gi * nb, nb, out + 8 * gi * ldo + r0, ldo);
     }
   }
-  if (full < nr)
-    tile_q4k<BlockQ4_K, false, Sums, Rows>(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo);
+  if (full < nr) rows_tile(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo);
 }
 
-// Overlays the panel path on a set's Q4_K tile (after set_kquant_kernels).
 template <class Sums, class Rows>
-void set_q4k_panel_kernels(KernelSet& k) {
+G3N_KQ_TARGET void tile_q4k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
+                                   int64_t n, float* out, int64_t ldo) {
+  tile_panels<Q4KPanels>(tile_q4k<BlockQ4_K, false, Sums, Rows>, w, ws, nr, act, as, nt, n, out, ldo);
+}
+template <class Sums, class Rows>
+G3N_KQ_TARGET void tile_q6k_panels(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
+                                   int64_t n, float* out, int64_t ldo) {
+  tile_panels<Q6KPanels>(tile_q6k<Sums, Rows>, w, ws, nr, act, as, nt, n, out, ldo);
+}
+
+// Overlays the panel paths on a set's Q4_K and Q6_K tiles (after set_kquant_kernels).
+template <class Sums, class Rows>
+void set_panel_kernels(KernelSet& k) {
   k.tile[type_index(GgmlType::Q4_K)] = tile_q4k_panels<Sums, Rows>;
+  k.tile[type_index(GgmlType::Q6_K)] = tile_q6k_panels<Sums, Rows>;
 }
 
 }  // namespace

@@ -176,7 +176,7 @@ using Avx512Rows = RowTables<Avx512Kernels>;
 KernelSet make_avx512() {
   KernelSet k;
   set_kquant_kernels<Avx512Sums, Avx512Rows>(k);
-  set_q4k_panel_kernels<Avx512Sums, Avx512Rows>(k);
+  set_panel_kernels<Avx512Sums, Avx512Rows>(k);
   return k;
 }
 
@@ -193,9 +193,9 @@ struct Vnni256Madd {
 KernelSet make_avx512_256() {
   KernelSet k;
   set_kquant_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
-  // The Q4_K panels stay 512-bit here too: their vpdpbusd does 64 products per instruction at the ymm
-  // form's rate per product on Zen 4, with half the loads (docs/kernels.md).
-  set_q4k_panel_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
+  // The panels stay 512-bit here too: their vpdpbusd does 64 products per instruction at the ymm form's
+  // rate per product on Zen 4, with half the loads (docs/kernels.md).
+  set_panel_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
   return k;
 }
 
