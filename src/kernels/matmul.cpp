@@ -21,12 +21,11 @@ int64_t decode_grain(int64_t n_out, const ThreadPool& pool) {
 // Prefill cache blocks: activation rows and weight rows of about this size each (two fit in a 512 KiB
 // L2 with room to spare).
 constexpr uint64_t kBlockBytes = 192 * 1024;
-// Weight rows per tile call: kBlockBytes of them, a multiple of 12 (the x86 row tiles' widths divide it)
-// and, from 48 rows up, of 48, so the AVX-512 Q4_K tile's 16-row panels leave no rows to its slower
-// per-row kernel.
+// Weight rows per tile call: kBlockBytes of them, a multiple of 16 so the AVX-512 K-quant tiles' 16-row
+// panels leave no rows to their slower per-row kernels, and from 48 rows up of 48 (the 3-row Q4_0 tiles).
 int64_t prefill_row_block(uint64_t row_bytes) {
   const int64_t rows = int64_t(kBlockBytes / row_bytes);
-  return rows >= 48 ? rows / 48 * 48 : std::max<int64_t>(12, rows / 12 * 12);
+  return rows >= 48 ? rows / 48 * 48 : rows >= 16 ? rows / 16 * 16 : 12;
 }
 // Rows per dynamically scheduled prefill chunk: about 4 per thread, a multiple of 16 (see above).
 int64_t prefill_grain(int64_t n_out, const ThreadPool& pool, int64_t row_block) {
@@ -116,6 +115,25 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
 // (one tile call, same bits as the dense product); the values no token asked for are then zeroed.
 constexpr int64_t kMaskGroup = 8;
 
+// Whether a masked product's needed (row, token) pairs are too scattered for tiles: a tile computes a row
+// for a whole 8-token group when any token of the group needs it, at about 3x a dot's speed per product
+// (the row x tokens kernels against the decode dots, both on Zen 4 and Zen 3). The sparse layers' up
+// projection needs ~5% of rows per token but ~34% per group, so its dots cost 0.15 against the tiles'
+// 0.34. Judged on the first 8 groups.
+bool need_is_scattered(const float* need, int64_t ldn, int64_t n_tok, int64_t n_out) {
+  constexpr int64_t kDotCost = 3;
+  const int64_t tokens = std::min<int64_t>(n_tok, 8 * kMaskGroup);
+  int64_t pairs = 0, group_rows = 0;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kMaskGroup)
+    for (int64_t o = 0; o < n_out; ++o) {
+      int64_t in_group = 0;
+      for (int64_t t = t0; t < std::min(tokens, t0 + kMaskGroup); ++t) in_group += need[t * ldn + o] != 0.0f;
+      pairs += in_group;
+      group_rows += in_group > 0;
+    }
+  return kDotCost * pairs < kMaskGroup * group_rows;
+}
+
 void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                         const float* need, int64_t ldn, ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in;
@@ -123,6 +141,19 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
   const Activations prepared = prepare_activations(w, x, ldx, n_tok, pool, scratch);  // see matmul_fast
   const auto act = prepared.data;
   const auto stride = prepared.stride;
+  if (n_tok > 1 && need_is_scattered(need, ldn, n_tok, w.n_out)) {
+    // One dot per needed (row, token) pair, tokens split among the threads: each pair's row comes from
+    // L2/L3 while the token's activations stay in L1. Same bits as the tiles.
+    pool.parallel_for_dynamic(n_tok, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; ++t) {
+        const float* nt = need + t * ldn;
+        const uint8_t* at = act + t * stride;
+        float* yt = y + t * ldy;
+        for (int64_t o = 0; o < w.n_out; ++o) yt[o] = nt[o] != 0.0f ? dot(w.row(o), at, n_in) : 0.0f;
+      }
+    }, 1);
+    return;
+  }
   if (const VecDotMaskedTileFn masked = n_tok > 1 ? vec_dot_masked_tile_fn(w.type) : nullptr) {
     // Prefill: matmul_fast's cache blocking, with the (row, 8-token group) pairs no token needs skipped
     // inside the tile kernel.
