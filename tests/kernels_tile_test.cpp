@@ -233,6 +233,52 @@ TEST(KernelsTileMatmul, MaskedEqualsDenseWhereNeededAndZeroElsewhere) {
 // Sparse down projection: the column-major copy, read only at the non-zero activations, gives the
 // bits of the dense dot (dispatched kernel against dispatched dot, scalar twin against scalar dot),
 // for sparse rows, rows with all-zero blocks and fully dense rows.
+// The prefill product from the column copy (kernel sets that have one: the AVX-512 panels), for whole
+// 16-row ranges of the output and batches of 1-19 tokens: the bits of the dense dot, including saturated
+// quants and activation rows that are all zero or fully dense.
+TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
+  bool ran = false;
+  for_each_kernel_set([&](const std::string&) {
+    if (!sparse_columns_tile_available()) return;
+    ran = true;
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+      for (bool saturated : {false, true}) {
+        const int64_t n = 768, rows = 48, toks = 19;
+        std::mt19937 rng(37);
+        std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+        if (saturated)  // every quant and scale at its largest, keeping the fp16 scales
+          for (size_t base = 0; base < wbytes.size(); base += ggml_type_traits(t).block_bytes) {
+            if (t == GgmlType::Q6_K) std::memset(&wbytes[base], 0xFF, 192), std::memset(&wbytes[base + 192], 0x7F, 16);
+            else std::memset(&wbytes[base + 4], 0xFF, 140);
+          }
+        const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+        const SparseColumns cols = make_sparse_columns(w);
+        const uint64_t stride = act_row_bytes(t, n);
+        std::vector<uint8_t> act(stride * toks);
+        for (int64_t k = 0; k < toks; ++k) {
+          std::vector<float> x = randn(rng, n);
+          if (k == 3) std::fill(x.begin(), x.end(), 0.0f);
+          if (saturated) std::fill(x.begin(), x.end(), 1.0f);
+          quantize_act_row(t, x.data(), act.data() + k * stride, n);
+        }
+        for (int64_t nt : {1, 8, 9, 19})
+          for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}}) {
+            std::vector<float> y(size_t(nt * rows), std::nanf(""));
+            sparse_columns_tile(cols, act.data(), stride, nt, r0, r1, y.data(), rows);
+            for (int64_t k = 0; k < nt; ++k)
+              for (int64_t r = r0; r < r1; ++r) {
+                const float want = vec_dot(t, w.row(r), act.data() + k * stride, n);
+                ASSERT_EQ(bits(y[size_t(k * rows + r)]), bits(want))
+                    << type_name(t) << (saturated ? " saturated" : "") << " n_tok=" << nt << " row " << r << " token " << k;
+              }
+          }
+        std::vector<float> bad(static_cast<size_t>(rows));
+        EXPECT_THROW(sparse_columns_tile(cols, act.data(), stride, 1, 8, 24, bad.data(), rows), std::invalid_argument);
+      }
+  });
+  if (!ran) std::printf("  no kernel set here has a column-copy tile\n");
+}
+
 TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
   for_each_kernel_set([&](const std::string&) {
     for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {

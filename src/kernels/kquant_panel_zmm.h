@@ -247,22 +247,13 @@ struct Q6KPanels {
   }
 };
 
-// A K-quant tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
-// one-group calls, where a panel would be built for a single use) by the set's row x tokens tile
-// (`rows_tile`). The masked tiles stay on those kernels: a panel would compute its 16 rows wherever any
-// of them is needed, and the masked products (the sparse layers' up projection, ~5% of rows per token)
-// leave few panels empty.
-template <class Ops>
-G3N_KQ_TARGET void tile_panels(VecDotTileFn rows_tile, const void* w, uint64_t ws, int64_t nr, const void* act,
-                               uint64_t as, int64_t nt, int64_t n, float* out, int64_t ldo) {
-  const int64_t nb = n / kQK_K;
-  const int64_t full = nr / kPanelRows * kPanelRows;
-  if (nt <= 8 || nb == 0 || full == 0) {
-    rows_tile(w, ws, nr, act, as, nt, n, out, ldo);
-    return;
-  }
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(act);
+// Runs the panel kernels of Ops over `rows` rows (a multiple of 16) x nt tokens of Q8_K activations:
+// make(r0, b, panel) builds the panel of rows r0..r0+15 for block b, ahead(r0) is called once those
+// panels are built (a chance to fetch the next rows while their token groups run). Each panel is built
+// once and used by every token group.
+template <class Ops, class Make, class Ahead>
+G3N_KQ_TARGET void run_panels(int64_t rows, int64_t nb, const uint8_t* ab, uint64_t as, int64_t nt, float* out,
+                              int64_t ldo, const Make& make, const Ahead& ahead) {
   const int64_t groups = (nt + 7) / 8;
   // Per thread, reused across calls: one row group's panels and every token group's activation inputs.
   thread_local std::vector<typename Ops::Panel> panels;
@@ -279,20 +270,42 @@ G3N_KQ_TARGET void tile_panels(VecDotTileFn rows_tile, const void* w, uint64_t w
     const int c = token_group(gi, a);
     Ops::prep(a, c, nb, group_preps.data() + gi * nb);
   }
-  for (int64_t r0 = 0; r0 < full; r0 += kPanelRows) {
-    const uint8_t* rows = wb + uint64_t(r0) * ws;
-    for (int64_t b = 0; b < nb; ++b) Ops::make(rows, ws, b, panels[size_t(b)]);
-    // Building a panel is a stream of weights with little arithmetic to hide it: fetch the next 16 rows
-    // into L2 now, while this panel's token groups run.
-    if (r0 + kPanelRows < full)
-      for (uint64_t off = 0; off < uint64_t(kPanelRows) * ws; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(rows + uint64_t(kPanelRows) * ws + off), _MM_HINT_T1);
+  for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) {
+    for (int64_t b = 0; b < nb; ++b) make(r0, b, panels[size_t(b)]);
+    ahead(r0);
     for (int64_t gi = 0; gi < groups; ++gi) {
       const BlockQ8_K* a[8];
       const int c = token_group(gi, a);
       Ops::kernel(c)(panels.data(), a, group_preps.data() + gi * nb, nb, out + 8 * gi * ldo + r0, ldo);
     }
   }
+}
+
+// A K-quant tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
+// one-group calls, where a panel would be built for a single use) by the set's row x tokens tile
+// (`rows_tile`). The masked tiles stay on those kernels: a panel would compute its 16 rows wherever any
+// of them is needed, and the masked products (the sparse layers' up projection, ~5% of rows per token)
+// leave few panels empty.
+template <class Ops>
+G3N_KQ_TARGET void tile_panels(VecDotTileFn rows_tile, const void* w, uint64_t ws, int64_t nr, const void* act,
+                               uint64_t as, int64_t nt, int64_t n, float* out, int64_t ldo) {
+  const int64_t nb = n / kQK_K;
+  const int64_t full = nr / kPanelRows * kPanelRows;
+  if (nt <= 8 || nb == 0 || full == 0) {
+    rows_tile(w, ws, nr, act, as, nt, n, out, ldo);
+    return;
+  }
+  const auto* wb = static_cast<const uint8_t*>(w);
+  run_panels<Ops>(
+      full, nb, static_cast<const uint8_t*>(act), as, nt, out, ldo,
+      [&](int64_t r0, int64_t b, typename Ops::Panel& p) { Ops::make(wb + uint64_t(r0) * ws, ws, b, p); },
+      [&](int64_t r0) {
+        // Building a panel is a stream of weights with little arithmetic to hide it: fetch the next
+        // 16 rows into L2 now, while this panel's token groups run.
+        if (r0 + kPanelRows < full)
+          for (uint64_t off = 0; off < uint64_t(kPanelRows) * ws; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(wb + uint64_t(r0 + kPanelRows) * ws + off), _MM_HINT_T1);
+      });
   if (full < nr) rows_tile(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo);
 }
 

@@ -17,6 +17,9 @@ namespace sparse_detail {
 using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
 RowsFn avx2_rows();  // sparse_columns_avx2.cpp; nullptr where not compiled
 RowsFn neon_rows();  // sparse_columns_neon.cpp; nullptr where not compiled
+using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
+TileFn avx512_tile();  // sparse_columns_avx512.cpp; nullptr where not compiled
+inline TileFn no_tile() { return nullptr; }
 }  // namespace sparse_detail
 
 namespace {
@@ -205,21 +208,32 @@ namespace {
 struct SparseEntry {
   const char* set;
   sparse_detail::RowsFn (*get)();
+  sparse_detail::TileFn (*tile)();  // the prefill product, where the set has one
 };
 constexpr SparseEntry kSparseSets[] = {
-    {"avx2+fma+f16c", sparse_detail::avx2_rows},
-    {"avx512vnni", sparse_detail::avx2_rows},
-    {"avx512vnni-256", sparse_detail::avx2_rows},
-    {"neon", sparse_detail::neon_rows},
-    {"neon+dotprod", sparse_detail::neon_rows},
-    {"neon+i8mm", sparse_detail::neon_rows},
+    {"avx2+fma+f16c", sparse_detail::avx2_rows, sparse_detail::no_tile},
+    {"avx512vnni", sparse_detail::avx2_rows, sparse_detail::avx512_tile},
+    {"avx512vnni-256", sparse_detail::avx2_rows, sparse_detail::avx512_tile},
+    {"neon", sparse_detail::neon_rows, sparse_detail::no_tile},
+    {"neon+dotprod", sparse_detail::neon_rows, sparse_detail::no_tile},
+    {"neon+i8mm", sparse_detail::neon_rows, sparse_detail::no_tile},
 };
 
-sparse_detail::RowsFn rows_for(const char* set) {
+const SparseEntry* entry_for(const char* set) {
   for (const SparseEntry& e : kSparseSets)
-    if (std::strcmp(e.set, set) == 0)
-      if (const sparse_detail::RowsFn fn = e.get()) return fn;
+    if (std::strcmp(e.set, set) == 0) return &e;
+  return nullptr;
+}
+
+sparse_detail::RowsFn rows_for(const char* set) {
+  if (const SparseEntry* e = entry_for(set))
+    if (const sparse_detail::RowsFn fn = e->get()) return fn;
   return &sparse_columns_rows_ref;
+}
+
+sparse_detail::TileFn tile_for(const char* set) {
+  const SparseEntry* e = entry_for(set);
+  return e ? e->tile() : nullptr;
 }
 
 }  // namespace
@@ -228,6 +242,17 @@ void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0,
   // Follows vec_dot's set in use (which vec_dot_use_set may change), so this stays bit-identical to the
   // dense dot it replaces. One short name compare per call; a call covers many rows.
   rows_for(vec_dot_isa())(m, a, r0, r1, y);
+}
+
+bool sparse_columns_tile_available() { return tile_for(vec_dot_isa()) != nullptr; }
+
+void sparse_columns_tile(const SparseColumns& m, const void* act, uint64_t act_stride, int64_t n_tok, int64_t r0,
+                         int64_t r1, float* y, int64_t ldy) {
+  const sparse_detail::TileFn tile = tile_for(vec_dot_isa());
+  if (!tile) throw std::logic_error("sparse_columns_tile: the kernel set in use has none");
+  if (r0 % 16 || r1 % 16 || r1 > m.n_out || r0 > r1)
+    throw std::invalid_argument("sparse_columns_tile: rows must be a range of whole 16-row groups");
+  tile(m, act, act_stride, n_tok, r0, r1, y, ldy);
 }
 
 }  // namespace g3n

@@ -57,4 +57,12 @@ void sparse_q8k_from(const void* q8k_row, int64_t n, SparseQ8K& out);
 void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y);
 void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y);
 
+// The dense product with n_tok Q8_K activation rows (act_stride bytes apart) for rows [r0, r1) (multiples
+// of 16): y[t * ldy + r] = vec_dot(type, original row r, token t), BIT-IDENTICAL, read from the copy alone.
+// For prefill, where every weight serves many tokens; only the kernel sets in use that have one offer it
+// (the AVX-512 sets: 16-row panels built from the copy).
+bool sparse_columns_tile_available();
+void sparse_columns_tile(const SparseColumns& m, const void* act, uint64_t act_stride, int64_t n_tok, int64_t r0,
+                         int64_t r1, float* y, int64_t ldy);
+
 }  // namespace g3n

@@ -237,21 +237,29 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
 // out = down · a for activation rows a that are ~95% zeros (docs/model.md §4.4d's sparse layers): each row is
 // quantized as the dense product would, listed as its non-zero (column, value) pairs, and multiplied
 // against the column-major copy of down, reading ~5% of its quants. Same bits as the dense matmul.
-// Up to one 8-token group (decode, a verify pass, a short prompt). Longer batches take the dense product,
-// whose prefill tiles reuse each weight across 8+ tokens: on Zen 4 the 16-row Q4_K panels do a token's
-// whole down projection in about half the time of its sparse columns (E2B prompt +6%; no difference
-// with the AVX2 tiles). Both give the same bits.
-constexpr int kSparseDownMaxRows = 8;
+// Batches of more than one 8-token group take the dense product from the same copy where the kernel set
+// has one (the AVX-512 sets' 16-row panels: a token's whole down projection in about half the time of its
+// sparse columns, E2B prompt +6%); the original row-major matrix is never read either way, so its pages
+// stay out of memory. Same bits on every path.
+constexpr int kSparseRowsMaxTokens = 8;
 
 void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, float* out) {
   const int64_t F = down.n_in, D = down.n_out;
   const uint64_t stride = act_row_bytes(down.type, F);
   if (s.b.sparse_q8.size() < stride * s.T) s.b.sparse_q8.resize(stride * s.T);
+  const bool dense = s.T > kSparseRowsMaxTokens && sparse_columns_tile_available();
   s.each_row([&](int t, int) {
     uint8_t* q = s.b.sparse_q8.data() + stride * t;
     quantize_act_row(down.type, a + t * F, q, F);
-    sparse_q8k_from(q, F, s.b.sparse_act[t]);
+    if (!dense) sparse_q8k_from(q, F, s.b.sparse_act[t]);
   });
+  if (dense) {
+    const int64_t groups = D / 16;  // sparse_columns_supported: D is a multiple of 16
+    s.pool.parallel_for_dynamic(groups, [&](int64_t begin, int64_t end, int) {
+      sparse_columns_tile(down, s.b.sparse_q8.data(), stride, s.T, 16 * begin, 16 * end, out, D);
+    }, std::max<int64_t>(1, groups / (4 * s.pool.size())));
+    return;
+  }
   // Threads take 64-row slices of the output; each slice's scales stay in cache across the tokens.
   constexpr int64_t kRows = 64;
   const int64_t slices = (D + kRows - 1) / kRows;
@@ -297,7 +305,7 @@ void feed_forward(Step& s, int layer, const Gemma3nLayerWeights& lw, const float
   s.each_chunk(static_cast<int64_t>(s.T) * F, [&](int64_t begin, int64_t end) {
     gelu_tanh_mul(g + begin, s.b.up.data() + begin, end - begin);
   });
-  if (kappa > 0 && s.mode == MatmulMode::Fast && !lw.ffn_down_cols.empty() && s.T <= kSparseDownMaxRows)
+  if (kappa > 0 && s.mode == MatmulMode::Fast && !lw.ffn_down_cols.empty())
     sparse_down_projection(s, lw.ffn_down_cols, g, out);
   else
     s.lin(lw.ffn_down, g, out);
