@@ -56,6 +56,33 @@ G3N_KQ_TARGET inline void transpose_8x8_epi32(const __m256i* in, __m256i* out) {
   }
 }
 
+// 16 x 16 bytes: byte c of m[r] -> byte r of m[c] (unpacks of 8, 16, 32, then 64 bits).
+G3N_KQ_TARGET inline void transpose_16x16_epi8(__m128i* m) {
+  __m128i p[16], v[4][4];
+  for (int k = 0; k < 8; ++k) {  // rows 2k, 2k+1 as 16-bit words: columns 0-7 | 8-15
+    p[k] = _mm_unpacklo_epi8(m[2 * k], m[2 * k + 1]);
+    p[8 + k] = _mm_unpackhi_epi8(m[2 * k], m[2 * k + 1]);
+  }
+  for (int j = 0; j < 4; ++j) {  // v[cq][j]: columns 4cq..4cq+3, each a dword of rows 4j..4j+3
+    v[0][j] = _mm_unpacklo_epi16(p[2 * j], p[2 * j + 1]);
+    v[1][j] = _mm_unpackhi_epi16(p[2 * j], p[2 * j + 1]);
+    v[2][j] = _mm_unpacklo_epi16(p[8 + 2 * j], p[9 + 2 * j]);
+    v[3][j] = _mm_unpackhi_epi16(p[8 + 2 * j], p[9 + 2 * j]);
+  }
+  for (int cq = 0; cq < 4; ++cq) {  // qwords of rows 0-7 and 8-15, then the two halves of each column
+    const __m128i a = _mm_unpacklo_epi32(v[cq][0], v[cq][1]), b = _mm_unpackhi_epi32(v[cq][0], v[cq][1]);
+    const __m128i c = _mm_unpacklo_epi32(v[cq][2], v[cq][3]), d = _mm_unpackhi_epi32(v[cq][2], v[cq][3]);
+    m[4 * cq + 0] = _mm_unpacklo_epi64(a, c);
+    m[4 * cq + 1] = _mm_unpackhi_epi64(a, c);
+    m[4 * cq + 2] = _mm_unpacklo_epi64(b, d);
+    m[4 * cq + 3] = _mm_unpackhi_epi64(b, d);
+  }
+}
+
+G3N_KQ_TARGET inline __m512 negate_ps(__m512 v) {  // exact, signed zeros included (as -h2f(dmin))
+  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u))));
+}
+
 // Block b of the 16 rows starting at w (row stride ws) -> one panel.
 G3N_KQ_TARGET inline void make_q4k_panel(const uint8_t* w, uint64_t ws, int64_t b, Q4KPanel& p) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -72,17 +99,23 @@ G3N_KQ_TARGET inline void make_q4k_panel(const uint8_t* w, uint64_t ws, int64_t 
       }
     }
   }
+  // Scales and mins: each row's 16 bytes (scales 0-7, mins 0-7), transposed to 16 rows per byte position.
+  __m128i sm[16];
+  alignas(32) uint16_t d[kPanelRows], dmin[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ4_K*>(w + uint64_t(r) * ws)[b];
-    uint32_t u[4];
-    k4_unpack(blk.scales, u);
-    uint8_t sm[16];  // scales 0-7, mins 0-7
-    std::memcpy(sm, u, 16);
-    for (int j = 0; j < 8; ++j) p.sc[j][r] = sm[j];
-    for (int q = 0; q < 4; ++q) p.mins[q][r] = int32_t(sm[8 + 2 * q]) | (int32_t(sm[9 + 2 * q]) << 16);
-    p.d[r] = h2f(blk.d);
-    p.ndmin[r] = -h2f(blk.dmin);
+    sm[r] = k4_unpack_v(blk.scales);
+    d[r] = blk.d;
+    dmin[r] = blk.dmin;
   }
+  transpose_16x16_epi8(sm);
+  for (int j = 0; j < 8; ++j) _mm512_store_si512(p.sc[j], _mm512_cvtepu8_epi32(sm[j]));
+  for (int q = 0; q < 4; ++q) {  // rows' (min 2q, min 2q+1) byte pairs -> int16 pairs
+    const __m128i lo = _mm_unpacklo_epi8(sm[8 + 2 * q], sm[9 + 2 * q]), hi = _mm_unpackhi_epi8(sm[8 + 2 * q], sm[9 + 2 * q]);
+    _mm512_store_si512(p.mins[q], _mm512_cvtepu8_epi16(_mm256_setr_m128i(lo, hi)));
+  }
+  _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+  _mm512_store_ps(p.ndmin, negate_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dmin)))));
 }
 
 template <int C>
@@ -174,11 +207,16 @@ G3N_KQ_TARGET inline void make_q6k_panel(const uint8_t* w, uint64_t ws, int64_t 
         _mm256_store_si256(reinterpret_cast<__m256i*>(p.q[2 * k + c / 4][c % 4] + 32 * rh), out[c]);
     }
   }
+  __m128i sc[16];  // each row's 16 int8 scales, transposed to 16 rows per group
+  alignas(32) uint16_t d[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ6_K*>(w + uint64_t(r) * ws)[b];
-    for (int j = 0; j < 16; ++j) p.sc[j][r] = blk.scales[j];
-    p.d[r] = h2f(blk.d);
+    sc[r] = loadu128(blk.scales);
+    d[r] = blk.d;
   }
+  transpose_16x16_epi8(sc);
+  for (int j = 0; j < 16; ++j) _mm512_store_si512(p.sc[j], _mm512_cvtepi8_epi32(sc[j]));
+  _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
 }
 
 G3N_KQ_TARGET inline void prep_q6k_group(const BlockQ8_K* const* a, int c, int64_t nb, Q6KGroupPrep* out) {

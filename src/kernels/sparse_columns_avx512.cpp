@@ -53,16 +53,12 @@ G3N_AVX512 inline void interleave4(const __m128i* v, uint8_t* dst) {
   _mm_store_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(a01h, a23h));
 }
 
-G3N_AVX512 inline __m512 negate(__m512 v) {  // exact, signed zeros included (as -h2f(dmin))
-  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u))));
-}
-
 // Layouts: sparse_columns.h (per 256-column block, all R rows).
 G3N_AVX512 void q4k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot::Q4KPanel& p) {
   const uint64_t R = uint64_t(m.n_out);
   const uint8_t* blk = m.bytes.data() + m.block_bytes() * uint64_t(b);
   _mm512_store_ps(p.d, _mm512_cvtph_ps(load256(blk + 2 * r0)));
-  _mm512_store_ps(p.ndmin, negate(_mm512_cvtph_ps(load256(blk + 2 * (R + r0)))));
+  _mm512_store_ps(p.ndmin, vecdot::negate_ps(_mm512_cvtph_ps(load256(blk + 2 * (R + r0)))));
   for (int j = 0; j < 8; ++j) _mm512_store_si512(p.sc[j], _mm512_cvtepu8_epi32(load128(blk + 4 * R + j * R + r0)));
   for (int q = 0; q < 4; ++q)  // (min 2q, min 2q+1) byte pairs -> int16 pairs
     _mm512_store_si512(p.mins[q], _mm512_cvtepu8_epi16(load256(blk + 12 * R + 2 * (q * R + r0))));
