@@ -358,9 +358,12 @@ G3N_KQ_TARGET void tile_q6k_panels(const void* w, uint64_t ws, int64_t nr, const
   tile_panels<Q6KPanels>(tile_q6k<Sums, Rows>, w, ws, nr, act, as, nt, n, out, ldo);
 }
 
-// Overlays the panel paths on a set's Q4_K and Q6_K tiles (after set_kquant_kernels).
+// Overlays the panel paths on a set's Q4_K and Q6_K tiles (after set_kquant_kernels). 144 tokens per call
+// (18 groups) amortize a panel: E4B's 16384-wide down projection would otherwise get 24 (matmul's cache
+// blocking), and its prompt ran 2-4% slower (89.9 against 92.3 tok/s, medians of 5 alternating runs).
 template <class Sums, class Rows>
 void set_panel_kernels(KernelSet& k) {
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) k.tile_tokens[type_index(t)] = 144;
   k.tile[type_index(GgmlType::Q4_K)] = tile_q4k_panels<Sums, Rows>;
   k.tile[type_index(GgmlType::Q6_K)] = tile_q6k_panels<Sums, Rows>;
 }

@@ -88,7 +88,8 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     // rows both stay in L2 while the tile kernel sweeps them, so each weight byte comes from memory
     // once per token block and each activation byte from L3 once per row block.
     // Token blocks are multiples of 24, so every tile width (8, 6, 4, 3) divides them evenly.
-    const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / act_stride) / 24 * 24);
+    const int64_t tok_block = std::max({int64_t(24), int64_t(kBlockBytes / act_stride) / 24 * 24,
+                                        (vec_dot_tile_tokens(w.type) + 23) / 24 * 24});
     const int64_t row_block = prefill_row_block(w.row_bytes);
     pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
       for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) {

@@ -29,7 +29,9 @@ struct Dispatch {
 // of its own set (bit-identical pairs), so dot, tile and masked tile move together.
 void overlay(KernelSet& into, const KernelSet& from) {
   for (int i = 0; i < 32; ++i) {
-    if (from.dot[i]) into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i];
+    if (from.dot[i])
+      into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i],
+      into.tile_tokens[i] = from.tile_tokens[i];
     if (from.quant_act[i]) into.quant_act[i] = from.quant_act[i];
   }
   const auto take = [](auto& dst, auto src) {
@@ -242,6 +244,11 @@ VecDotTileFn vec_dot_tile_fn(GgmlType t) {
 VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType t) {
   const int i = vecdot::type_index(t);
   return i < 0 ? nullptr : dispatch().k.masked_tile[i];
+}
+
+int64_t vec_dot_tile_tokens(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? 0 : dispatch().k.tile_tokens[i];
 }
 
 VecDotFn vec_dot_fn(GgmlType t) {

@@ -74,6 +74,10 @@ using VecDotMaskedTileFn = void (*)(const void* w, uint64_t w_stride, int64_t n_
                                     uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo,
                                     const uint8_t* need, int64_t ldn);
 VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType weight_type);
+// Tokens per tile call at which the dispatched tile's per-call work is well amortized (the AVX-512
+// K-quant tiles build each 16-row panel once per call); 0 where it makes no difference. A hint for the
+// cache blocking of matmul.
+int64_t vec_dot_tile_tokens(GgmlType weight_type);
 
 // F16 KV-cache helpers and their f32 siblings (any n >= 0).
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);         // sum a_i*b_i
