@@ -129,6 +129,30 @@ G3N_KQ_TARGET inline __m512i bcast_dword(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// The integer core of both panel kernels, one block: tot[t] = sum over the G groups of scale_j * (the
+// group's quant x activation sum - off[j][t]), per row lane (off: Q6_K's 32 * bsum, nullptr for none).
+template <int C, int G, class Panel>
+G3N_KQ_TARGET inline void panel_block_totals(const Panel& p, const BlockQ8_K* const* a, int64_t b,
+                                             const int32_t (*off)[8], __m512i* tot) {
+  constexpr int kDwords = kQK_K / G / 4;  // 4-value steps per group
+  for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+  for (int j = 0; j < G; ++j) {
+    __m512i s[C];
+    for (int t = 0; t < C; ++t) s[t] = off ? _mm512_set1_epi32(-off[j][t]) : _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int k = 0; k < kDwords; ++k) {
+      const __m512i q = _mm512_load_si512(p.q[j][k]);
+      for (int t = 0; t < C; ++t)
+        s[t] = _mm512_dpbusd_epi32(s[t], q, bcast_dword(a[t][b].qs + (kQK_K / G) * j + 4 * k));
+      keep_zmm_in_registers<C>(s);
+    }
+    const __m512i sc = _mm512_load_si512(p.sc[j]);
+    for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
+    keep_zmm_in_registers<C>(tot);
+  }
+}
+
 // 16 rows (one panel per block) x C tokens -> out[t * ldo + r].
 template <int C>
 G3N_KQ_TARGET void q4k_panel_x_tokens(const Q4KPanel* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
@@ -137,21 +161,7 @@ G3N_KQ_TARGET void q4k_panel_x_tokens(const Q4KPanel* p, const BlockQ8_K* const*
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m512i tot[C];
-    for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      __m512i s[C];
-      for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) {
-        const __m512i q = _mm512_load_si512(p[b].q[j][k]);
-        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], q, bcast_dword(a[t][b].qs + 32 * j + 4 * k));
-        keep_zmm_in_registers<C>(s);
-      }
-      const __m512i sc = _mm512_load_si512(p[b].sc[j]);
-      for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
-      keep_zmm_in_registers<C>(tot);
-    }
+    panel_block_totals<C, 8>(p[b], a, b, nullptr, tot);
     const __m512 d = _mm512_load_ps(p[b].d), ndmin = _mm512_load_ps(p[b].ndmin);
     for (int t = 0; t < C; ++t) {
       __m512i msum = _mm512_setzero_si512();
@@ -234,21 +244,7 @@ G3N_KQ_TARGET void q6k_panel_x_tokens(const Q6KPanel* p, const BlockQ8_K* const*
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m512i tot[C];
-    for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; ++j) {
-      __m512i s[C];
-      for (int t = 0; t < C; ++t) s[t] = _mm512_set1_epi32(-g[b].off[j][t]);
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {
-        const __m512i q = _mm512_load_si512(p[b].q[j][k]);
-        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], q, bcast_dword(a[t][b].qs + 16 * j + 4 * k));
-        keep_zmm_in_registers<C>(s);
-      }
-      const __m512i sc = _mm512_load_si512(p[b].sc[j]);
-      for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
-      keep_zmm_in_registers<C>(tot);
-    }
+    panel_block_totals<C, 16>(p[b], a, b, g[b].off, tot);
     // q6k_block_close's fma, per row lane.
     const __m512 d = _mm512_load_ps(p[b].d);
     for (int t = 0; t < C; ++t)
