@@ -117,22 +117,24 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
 constexpr int64_t kMaskGroup = 8;
 
 // Whether a masked product's needed (row, token) pairs are too scattered for tiles: a tile computes a row
-// for a whole 8-token group when any token of the group needs it, at about 3x a dot's speed per product
+// for every token of a group (up to 8) when any of them needs it, at about 3x a dot's speed per product
 // (Zen 4, Q4_K, 1 thread: 190 GOP/s for the row x tokens kernels, 66 for the dot). The sparse layers' up
-// projection needs ~5% of rows per token but ~34% per group, so its dots cost 0.15 against the tiles'
-// 0.34. Judged on the first 8 groups.
+// projection needs ~5% of rows per token but ~34% per 8-token group, so its dots cost 0.15 against the
+// tiles' 0.34. Judged on the first 8 groups.
 bool need_is_scattered(const float* need, int64_t ldn, int64_t n_tok, int64_t n_out) {
   constexpr int64_t kDotCost = 3;
   const int64_t tokens = std::min<int64_t>(n_tok, 8 * kMaskGroup);
-  int64_t pairs = 0, group_rows = 0;
-  for (int64_t t0 = 0; t0 < tokens; t0 += kMaskGroup)
+  int64_t pairs = 0, tile_pairs = 0;  // pairs the dots would compute; pairs the tiles would
+  for (int64_t t0 = 0; t0 < tokens; t0 += kMaskGroup) {
+    const int64_t t1 = std::min(tokens, t0 + kMaskGroup);
     for (int64_t o = 0; o < n_out; ++o) {
       int64_t in_group = 0;
-      for (int64_t t = t0; t < std::min(tokens, t0 + kMaskGroup); ++t) in_group += need[t * ldn + o] != 0.0f;
+      for (int64_t t = t0; t < t1; ++t) in_group += need[t * ldn + o] != 0.0f;
       pairs += in_group;
-      group_rows += in_group > 0;
+      if (in_group > 0) tile_pairs += t1 - t0;
     }
-  return kDotCost * pairs < kMaskGroup * group_rows;
+  }
+  return kDotCost * pairs < tile_pairs;
 }
 
 void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
