@@ -139,7 +139,7 @@ size_t utf8_length(const std::string& s) {
 
 TEST(CliRun, FormatJsonAnswersAnObject) {
   int status = -1;
-  const std::string out = run_format("no", "json", status);
+  const std::string out = run_format("ok", "json", status);
   EXPECT_EQ(status, 0);
   const nlohmann::json v = expect_json_answer(out, *JsonSchema::any_object());
   EXPECT_TRUE(v.is_object()) << out;

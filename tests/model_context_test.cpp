@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <span>
 
@@ -207,6 +209,49 @@ TEST(RandomModel, BothLayoutsLoadAndRun) {
     for (int i = 0; i < 4; ++i)
       for (float x : ctx.logits(i)) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= 30.0f);
   }
+}
+
+// F32 matrices holding bf16 values (what create-random writes, as a file widened from the bf16 checkpoint
+// holds) are narrowed to BF16 at load (docs/model.md §2), and the logits keep every bit: both arithmetic
+// paths, a batched prompt and one token at a time.
+TEST(RandomModel, NarrowedFloatMatricesKeepTheLogits) {
+  auto spec = *random_model_preset("tiny");
+  const std::string path = std::string(G3N_BINARY_DIR) + "/rand-narrow.gguf";
+  write_random_gemma3n(spec, path, 2);
+  ::setenv("G3N_KEEP_F32", "1", 1);
+  auto wide = Model::load(path);
+  ::unsetenv("G3N_KEEP_F32");
+  auto narrow = Model::load(path);
+  EXPECT_EQ(wide->weights().altup_proj[0].type, GgmlType::F32);
+  EXPECT_EQ(narrow->weights().altup_proj[0].type, GgmlType::BF16);
+  EXPECT_EQ(narrow->weights().per_layer[0].model_proj.type, GgmlType::BF16);
+  EXPECT_EQ(narrow->weights().layers[3].laurel_l.type, GgmlType::BF16);
+  EXPECT_EQ(narrow->weights().layers[3].altup_predict_coef.type, GgmlType::BF16);
+  const std::vector<int32_t> toks = {2, 5, 300, 17, 99, 400, 8, 31, 200};
+  for (bool exact : {true, false})
+    for (bool one_at_a_time : {false, true}) {
+      SCOPED_TRACE(std::string(exact ? "exact" : "fast") + (one_at_a_time ? " incremental" : " batch"));
+      std::vector<float> got[2];
+      for (int m = 0; m < 2; ++m) {
+        ContextParams p;
+        p.exact = exact;
+        p.n_ctx = 64;
+        p.n_threads = 2;
+        Context ctx(m == 0 ? *wide : *narrow, p);
+        if (one_at_a_time) {
+          for (int32_t t : toks) {
+            const std::vector<int32_t> one = {t};
+            ctx.eval(one, LogitsFor::Last);
+            got[m].insert(got[m].end(), ctx.logits(0).begin(), ctx.logits(0).end());
+          }
+        } else {
+          ctx.eval(toks, LogitsFor::All);
+          for (int i = 0; i < ctx.n_logit_rows(); ++i) got[m].insert(got[m].end(), ctx.logits(i).begin(), ctx.logits(i).end());
+        }
+      }
+      ASSERT_EQ(got[0].size(), got[1].size());
+      EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
+    }
 }
 
 // Converting the F16 fixture to Q8_0 with our quantizer reproduces llama.cpp's Q8_0 file's logits.

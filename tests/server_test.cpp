@@ -567,7 +567,7 @@ TEST_F(ServerStructured, SchemaOutputIsValidJson) {
     EXPECT_EQ(r["done_reason"], "stop");
   }
   // format "json": any object; greedy.
-  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "JSON please"}, {"format", "json"}, {"stream", false}, {"options", greedy(200)}});
+  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "Return JSON"}, {"format", "json"}, {"stream", false}, {"options", greedy(200)}});
   ASSERT_EQ(s2, 200);
   if (r2["done_reason"] == "stop") {
     json p = json::parse(r2["response"].get<std::string>(), nullptr, false);
@@ -775,7 +775,7 @@ TEST_F(ServerConcurrency, NonStreamedLongGenerationIsValidJsonAndCancelsOnDiscon
   srv_.reset();
   start(/*parallel=*/2, /*queue=*/16, /*sync_answer=*/std::chrono::milliseconds(10));
   // Completes normally: leading spaces, then the usual object.
-  auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", "Hello"}, {"stream", false}, {"options", greedy(60)}}.dump());
+  auto [s, body] = post_raw("/api/generate", json{{"model", "tiny"}, {"prompt", "Hello there"}, {"stream", false}, {"options", greedy(60)}}.dump());
   ASSERT_EQ(s, 200);
   const json j = json::parse(body);
   EXPECT_EQ(j["done"], true);

@@ -24,6 +24,7 @@
 #include "kernels/kquant_ymm.h"
 #include "kernels/ops.h"
 #include "quant/blocks.h"
+#include "quant/fp16.h"
 
 
 namespace g3n::vecdot {
@@ -232,6 +233,14 @@ G3N_AVX2 float dot_q5_1(const void* vw, const void* va, int64_t n) {
 
 // ---- float weights x f32 activations ------------------------------------------------------------
 
+// A product added into a running sum with one rounding, spelled out for the scalar tails below: the float
+// kernels must give the same bits whether a matrix is stored as F32, F16 or BF16 (model.cpp narrows F32
+// matrices whose values fit), and left to the compiler `sum += a * b` is fused in one loop but vectorized
+// as a multiply then an add in another.
+G3N_AVX2 inline float mul_add1(float a, float b, float sum) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(sum)));
+}
+
 // Four independent accumulators hide FMA latency; 8-wide steps then a scalar tail handle any n.
 G3N_AVX2 float dot_f16_f32_v(const uint16_t* x, const float* y, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -244,7 +253,7 @@ G3N_AVX2 float dot_f16_f32_v(const uint16_t* x, const float* y, int64_t n) {
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(loadu128(x + i)), _mm256_loadu_ps(y + i), s0);
   float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; i < n; ++i) sum += h2f(x[i]) * y[i];
+  for (; i < n; ++i) sum = mul_add1(h2f(x[i]), y[i], sum);
   return sum;
 }
 
@@ -263,13 +272,7 @@ G3N_AVX2 float dot_bf16_f32_v(const uint16_t* x, const float* y, int64_t n) {
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), s0);
   float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  uint32_t bits;
-  for (; i < n; ++i) {
-    bits = uint32_t(x[i]) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    sum += f * y[i];
-  }
+  for (; i < n; ++i) sum = mul_add1(bf16_to_fp32(x[i]), y[i], sum);
   return sum;
 }
 
@@ -284,7 +287,7 @@ G3N_AVX2 float dot_f32_v(const float* x, const float* y, int64_t n) {
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
   float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; i < n; ++i) sum += x[i] * y[i];
+  for (; i < n; ++i) sum = mul_add1(x[i], y[i], sum);
   return sum;
 }
 
@@ -422,7 +425,7 @@ struct TileFloat {
     }
     for (int t = 0; t < C; ++t) {
       float sum = hsum(_mm256_add_ps(_mm256_add_ps(s[0][t], s[1][t]), _mm256_add_ps(s[2][t], s[3][t])));
-      for (int64_t j = i; j < n; ++j) sum += Scalar::get(x, j) * y[t][j];
+      for (int64_t j = i; j < n; ++j) sum = mul_add1(Scalar::get(x, j), y[t][j], sum);
       g.out[t * g.ldo] = sum;
     }
   }

@@ -611,7 +611,7 @@ float dot_v(const T* x, const float* y, int64_t n) {
   }
   for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, load4(x + i), vld1q_f32(y + i));
   float sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-  for (; i < n; ++i) sum += load1(x[i]) * y[i];
+  for (; i < n; ++i) sum = std::fma(load1(x[i]), y[i], sum);  // one rounding for F32, F16 and BF16 alike
   return sum;
 }
 

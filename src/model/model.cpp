@@ -1,11 +1,14 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "model/matformer.h"
+#include "quant/fp16.h"
 
 namespace g3n {
 
@@ -22,6 +25,7 @@ Model::Model(GgufFile file, const std::string& matformer)
       config_(config_for(file_, matformer)),
       weights_(bind_gemma3n_weights(file_, config_)) {
   compact_sliced_down_projections();
+  narrow_float_matrices();
   // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
   // threads. The fast path then never reads the mmapped original, so its pages are handed back.
   std::vector<int> sparse;
@@ -63,6 +67,55 @@ void Model::compact_sliced_down_projections() {
       file_.drop_pages(d.data, d.row_bytes * static_cast<uint64_t>(d.n_out));
       d.data = lw.ffn_down_compact.data();
       d.row_bytes = keep;
+    }
+  }, 1);
+}
+
+// F32 matrices widened from a bf16 checkpoint (llama.cpp keeps AltUp, LAuReL and per_layer_model_proj
+// unquantized in its K-quant files: ~200 MB, 13% of an E2B decode step's bytes) carry 16 bits of
+// information in 32. Where every value of a matrix is exactly a bf16 (else exactly an fp16), the matrix is
+// copied as BF16 (F16) and its mapped pages handed back: half the bytes per token, half the memory, and the
+// same numbers, because every kernel set's BF16/F16 dots and tiles are its F32 kernels with an exact
+// widening load (tests/kernels_narrow_test.cpp). G3N_KEEP_F32=1 keeps the F32 matrices (for comparison).
+void Model::narrow_float_matrices() {
+  if (const char* keep = std::getenv("G3N_KEEP_F32"); keep && *keep && std::string(keep) != "0") return;
+  std::vector<WeightMatrix*> todo;
+  auto consider = [&](WeightMatrix& m) {
+    if (!m.empty() && m.type == GgmlType::F32 && m.row_bytes == static_cast<uint64_t>(m.n_in) * sizeof(float) && m.n_out > 1)
+      todo.push_back(&m);
+  };
+  for (auto& run : weights_.per_layer) consider(run.model_proj);
+  for (auto& m : weights_.altup_proj) consider(m);
+  for (auto& m : weights_.altup_unembd_proj) consider(m);
+  for (auto& lw : weights_.layers) {
+    for (WeightMatrix* m : {&lw.altup_router, &lw.altup_predict_coef, &lw.altup_correct_coef, &lw.attn_q, &lw.attn_k,
+                            &lw.attn_v, &lw.attn_output, &lw.laurel_l, &lw.laurel_r, &lw.ffn_gate, &lw.ffn_up,
+                            &lw.inp_gate, &lw.proj})
+      consider(*m);
+    if (lw.ffn_down_compact.empty() && lw.ffn_down_cols.empty()) consider(lw.ffn_down);
+  }
+  if (todo.empty()) return;
+  narrowed_.resize(todo.size());
+  ThreadPool pool(std::min<int>(default_thread_count(), static_cast<int>(todo.size())));
+  pool.parallel_for_dynamic(static_cast<int64_t>(todo.size()), [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      WeightMatrix& m = *todo[static_cast<size_t>(i)];
+      const int64_t n = m.n_in * m.n_out;
+      const auto* src = reinterpret_cast<const float*>(m.data);
+      std::vector<uint16_t>& dst = narrowed_[static_cast<size_t>(i)];
+      dst.resize(static_cast<size_t>(n));
+      GgmlType type = GgmlType::BF16;
+      if (!pack_bf16_exact(src, n, dst.data())) {
+        type = GgmlType::F16;
+        if (!pack_fp16_exact(src, n, dst.data())) {
+          std::vector<uint16_t>().swap(dst);
+          continue;
+        }
+      }
+      file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
+      m.type = type;
+      m.data = reinterpret_cast<const uint8_t*>(dst.data());
+      m.row_bytes = static_cast<uint64_t>(m.n_in) * sizeof(uint16_t);
     }
   }, 1);
 }

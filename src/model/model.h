@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf.h"
 #include "model/gemma3n_config.h"
@@ -32,10 +33,13 @@ class Model {
  private:
   Model(GgufFile file, const std::string& matformer);
   void compact_sliced_down_projections();
+  void narrow_float_matrices();
   GgufFile file_;
   std::string matformer_;
   Gemma3nConfig config_;
   Gemma3nWeights weights_;
+  // Copies of F32 matrices whose values are exactly bf16 (or fp16): the matrices point here (model.cpp).
+  std::vector<std::vector<uint16_t>> narrowed_;
 };
 
 }  // namespace g3n

@@ -62,4 +62,22 @@ uint16_t fp32_to_bf16(float f) {
   return uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
 }
 
+bool pack_bf16_exact(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t b = fp32_to_bits(x[i]);
+    if (b & 0xFFFFu) return false;
+    out[i] = uint16_t(b >> 16);
+  }
+  return true;
+}
+
+bool pack_fp16_exact(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = fp32_to_fp16(x[i]);
+    if (fp32_to_bits(fp16_to_fp32(h)) != fp32_to_bits(x[i])) return false;
+    out[i] = h;
+  }
+  return true;
+}
+
 }  // namespace g3n

@@ -18,4 +18,10 @@ inline float fp16_to_fp32_fast(uint16_t h) { return fp16_table()[h]; }
 inline float bf16_to_fp32(uint16_t h) { return fp32_from_bits(uint32_t(h) << 16); }
 uint16_t fp32_to_bf16(float f);
 
+// Lossless narrowing: writes x[0..n) to out as bfloat16 (fp16) bit patterns and returns true when every
+// value converts back to the same 32 bits (bf16: the low 16 bits are zero, as in a tensor widened from a
+// bf16 checkpoint); returns false at the first value that would change (out is then partly written).
+bool pack_bf16_exact(const float* x, int64_t n, uint16_t* out);
+bool pack_fp16_exact(const float* x, int64_t n, uint16_t* out);
+
 }  // namespace g3n

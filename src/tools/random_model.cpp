@@ -11,6 +11,7 @@
 
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
+#include "quant/fp16.h"
 #include "quant/quantize.h"
 #include "tools/random_values.h"
 
@@ -274,6 +275,9 @@ void write_random_gemma3n(const RandomModelSpec& s, const std::string& path, int
         for (int64_t r = b; r < e; ++r) {
           const uint64_t base = static_cast<uint64_t>(r0 + r) * static_cast<uint64_t>(n_in);
           for (int64_t i = 0; i < n_in; ++i) row[i] = init.mean + init.std * normal_at(key, base + i);
+          // Tensors a real file stores as F32 were widened from the bf16 checkpoint: bf16 values in F32.
+          if (type == GgmlType::F32)
+            for (int64_t i = 0; i < n_in; ++i) row[i] = bf16_to_fp32(fp32_to_bf16(row[i]));
           quantize_row(type, row.data(), dst + r * row_bytes, n_in);
         }
       }, 1);
