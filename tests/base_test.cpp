@@ -4,12 +4,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -68,6 +72,43 @@ TEST(ThreadPool, RethrowsTheFirstExceptionOfAWorkerAndStaysUsable) {
     throw std::runtime_error("dynamic failed");
   }, 1), std::runtime_error);
   EXPECT_LE(chunks.load(), pool.size());  // each thread stopped after its first chunk
+}
+
+// Guided chunks cover [0, n) exactly once, never exceed max_grain, shrink towards the end, and are never
+// shorter than min_grain except for the very last piece.
+TEST(ThreadPool, GuidedChunksCoverEveryIndexOnceAndShrink) {
+  ThreadPool pool(3);
+  for (int64_t n : {int64_t(1), int64_t(31), int64_t(32), int64_t(1000), int64_t(262144)})
+    for (auto [lo, hi] : {std::pair<int64_t, int64_t>{32, 21845}, {1, 1}, {64, 64}, {0, 500}}) {
+      std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> chunks;
+      pool.parallel_for_guided(n, [&](int64_t b, int64_t e, int thread) {
+        ASSERT_LT(thread, pool.size());
+        for (int64_t i = b; i < e; ++i) ++seen[static_cast<size_t>(i)];
+        std::lock_guard<std::mutex> lock(mu);
+        chunks.push_back({b, e});
+      }, lo, hi);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[static_cast<size_t>(i)].load(), 1) << n << " " << i;
+      std::sort(chunks.begin(), chunks.end());
+      const int64_t lo1 = std::max<int64_t>(1, lo), hi1 = std::max(lo1, hi);
+      for (size_t k = 0; k < chunks.size(); ++k) {
+        const int64_t len = chunks[k].second - chunks[k].first;
+        EXPECT_LE(len, hi1);
+        if (k + 1 < chunks.size()) {
+          EXPECT_GE(len, lo1);
+        }
+        if (k > 0 && k + 1 < chunks.size()) {
+          EXPECT_LE(len, chunks[k - 1].second - chunks[k - 1].first);
+        }
+      }
+    }
+  std::atomic<int> calls{0};
+  EXPECT_THROW(pool.parallel_for_guided(100000, [&](int64_t, int64_t, int) {
+    ++calls;
+    throw std::runtime_error("guided failed");
+  }, 1, 1000), std::runtime_error);
+  EXPECT_LE(calls.load(), pool.size());
 }
 
 TEST(UniqueFd, ClosesOnDestructionAndMovesOwnership) {

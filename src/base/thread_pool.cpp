@@ -59,7 +59,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
-  run_job(parts, n, grain, false, fn);
+  run_job(parts, n, grain, Schedule::Static, fn);
 }
 
 void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
@@ -70,16 +70,40 @@ void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_
     return;
   }
   next_.store(0, std::memory_order_relaxed);
-  run_job(static_cast<int>(std::min<int64_t>(n_threads_, (n + grain - 1) / grain)), n, grain, true, fn);
+  run_job(static_cast<int>(std::min<int64_t>(n_threads_, (n + grain - 1) / grain)), n, grain, Schedule::Dynamic, fn);
+}
+
+void ThreadPool::parallel_for_guided(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t min_grain,
+                                     int64_t max_grain) {
+  if (n <= 0) return;
+  min_grain = std::max<int64_t>(1, min_grain);
+  max_grain = std::max(min_grain, max_grain);
+  if (n_threads_ <= 1 || n <= min_grain) {
+    fn(0, n, 0);
+    return;
+  }
+  next_.store(0, std::memory_order_relaxed);
+  job_min_grain_ = min_grain;
+  run_job(static_cast<int>(std::min<int64_t>(n_threads_, (n + min_grain - 1) / min_grain)), n, max_grain,
+          Schedule::Guided, fn);
 }
 
 void ThreadPool::run_part(int index) noexcept {
   if (index >= job_parts_) return;
   try {
-    if (!job_dynamic_) {
+    if (job_schedule_ == Schedule::Static) {
       const auto [b, e] = chunk_of(job_n_, job_parts_, index);
       (*job_)(b, e, index);
       return;
+    }
+    while (job_schedule_ == Schedule::Guided) {
+      int64_t b = next_.load(std::memory_order_relaxed), size = 0;
+      do {
+        if (b >= job_n_) return;
+        const int64_t left = job_n_ - b;
+        size = std::min(left, std::clamp(left / (2 * job_parts_), job_min_grain_, job_grain_));
+      } while (!next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed));
+      (*job_)(b, b + size, index);
     }
     for (;;) {
       const int64_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);
@@ -95,13 +119,13 @@ void ThreadPool::run_part(int index) noexcept {
   }
 }
 
-void ThreadPool::run_job(int parts, int64_t n, int64_t grain, bool dynamic,
+void ThreadPool::run_job(int parts, int64_t n, int64_t grain, Schedule schedule,
                          const std::function<void(int64_t, int64_t, int)>& fn) {
   job_ = &fn;
   job_n_ = n;
   job_parts_ = parts;
   job_grain_ = grain;
-  job_dynamic_ = dynamic;
+  job_schedule_ = schedule;
   // Every worker acknowledges every job, even with nothing to do: then no worker can still be reading
   // this job's fields when the next call rewrites them.
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);

@@ -35,10 +35,16 @@ class ThreadPool {
   // noisy neighbour) takes fewer of them. Only for loops whose results do not depend on which thread
   // runs a chunk (each output written by one chunk, per-thread scratch indexed by `thread`).
   void parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain);
+  // parallel_for_dynamic with chunks that shrink as the loop nears its end (a quarter of what is left per
+  // thread pair, between min_grain and max_grain): long runs while there is plenty left, and a last chunk
+  // short enough that no thread waits long for another to finish. Same contract.
+  void parallel_for_guided(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t min_grain,
+                           int64_t max_grain);
 
  private:
   void worker_loop(int index);
-  void run_job(int parts, int64_t n, int64_t grain, bool dynamic, const std::function<void(int64_t, int64_t, int)>& fn);
+  enum class Schedule { Static, Dynamic, Guided };
+  void run_job(int parts, int64_t n, int64_t grain, Schedule schedule, const std::function<void(int64_t, int64_t, int)>& fn);
   void run_part(int index) noexcept;
 
   int n_threads_;
@@ -49,8 +55,9 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
-  int64_t job_grain_ = 1;
-  bool job_dynamic_ = false;
+  int64_t job_grain_ = 1;      // Dynamic: the chunk; Guided: the largest chunk
+  int64_t job_min_grain_ = 1;  // Guided: the smallest chunk
+  Schedule job_schedule_ = Schedule::Static;
   // Each on its own cache line: next_ is bumped once per chunk by every thread, and must not drag the
   // job description or the counters the idle workers poll along with it.
   alignas(64) std::atomic<int64_t> next_{0};  // dynamic jobs: first index not yet handed out

@@ -18,6 +18,9 @@ constexpr int64_t kRowGrain = 16;
 int64_t decode_grain(int64_t n_out, const ThreadPool& pool) {
   return std::max<int64_t>(32, n_out / (6 * static_cast<int64_t>(pool.size())));
 }
+// Decode rows are handed out guided (ThreadPool::parallel_for_guided): decode_grain while plenty is left,
+// then shrinking to this, so the last chunk leaves the other threads little to wait for.
+constexpr int64_t kDecodeMinGrain = 32;
 // Prefill cache blocks: activation rows and weight rows of about this size each (two fit in a 512 KiB
 // L2 with room to spare).
 constexpr uint64_t kBlockBytes = 192 * 1024;
@@ -101,14 +104,14 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     }, prefill_grain(w.n_out, pool, row_block));
     return;
   }
-  // Decode: rows handed out in small chunks as threads free up (every row's result is the same
-  // whichever thread computes it).
-  pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
+  // Decode: rows handed out in chunks as threads free up (every row's result is the same whichever
+  // thread computes it).
+  pool.parallel_for_guided(w.n_out, [&](int64_t begin, int64_t end, int) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* row = w.row(o);
       for (int64_t t = 0; t < n_tok; ++t) y[t * ldy + o] = dot(row, act_bytes + t * act_stride, n_in);
     }
-  }, decode_grain(w.n_out, pool));
+  }, kDecodeMinGrain, decode_grain(w.n_out, pool));
 }
 
 
