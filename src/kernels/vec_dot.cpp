@@ -31,7 +31,7 @@ void overlay(KernelSet& into, const KernelSet& from) {
   for (int i = 0; i < 32; ++i) {
     if (from.dot[i])
       into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i],
-      into.tile_tokens[i] = from.tile_tokens[i];
+      into.rows[i] = from.rows[i], into.tile_tokens[i] = from.tile_tokens[i];
     if (from.quant_act[i]) into.quant_act[i] = from.quant_act[i];
   }
   const auto take = [](auto& dst, auto src) {
@@ -244,6 +244,11 @@ VecDotTileFn vec_dot_tile_fn(GgmlType t) {
 VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType t) {
   const int i = vecdot::type_index(t);
   return i < 0 ? nullptr : dispatch().k.masked_tile[i];
+}
+
+VecDotRowsFn vec_dot_rows_fn(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? nullptr : dispatch().k.rows[i];
 }
 
 int64_t vec_dot_tile_tokens(GgmlType t) {

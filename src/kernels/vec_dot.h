@@ -74,6 +74,11 @@ using VecDotMaskedTileFn = void (*)(const void* w, uint64_t w_stride, int64_t n_
                                     uint64_t act_stride, int64_t n_tok, int64_t n, float* out, int64_t ldo,
                                     const uint8_t* need, int64_t ldn);
 VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType weight_type);
+// Decode's inner loop: out[r] = vec_dot(weight_type, w + r*w_stride, act, n) for r < n_rows, one activation
+// row, BIT-IDENTICAL to vec_dot (several rows share the activation loads and the float close). nullptr
+// where the chosen set has none (loop vec_dot_fn).
+using VecDotRowsFn = void (*)(const void* w, uint64_t w_stride, int64_t n_rows, const void* act, int64_t n, float* out);
+VecDotRowsFn vec_dot_rows_fn(GgmlType weight_type);
 // Tokens per tile call at which the dispatched tile's per-call work is well amortized (the AVX-512
 // K-quant tiles build each 16-row panel once per call); 0 where it makes no difference. A hint for the
 // cache blocking of matmul.

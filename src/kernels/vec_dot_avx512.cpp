@@ -173,13 +173,6 @@ struct Avx512Kernels {
 };
 using Avx512Rows = RowTables<Avx512Kernels>;
 
-KernelSet make_avx512() {
-  KernelSet k;
-  set_kquant_kernels<Avx512Sums, Avx512Rows>(k);
-  set_panel_kernels<Avx512Sums, Avx512Rows>(k);
-  return k;
-}
-
 // The 256-bit form: the AVX2 set's cores (kquant_ymm.h) with vpdpwssd on ymm (AVX-512 VL + VNNI) as their
 // multiply-add. Where the CPU executes 512-bit operations as two 256-bit halves (AMD Zen 4), the zmm
 // kernels above gain nothing per instruction and pay for their extra shuffles; these are faster there
@@ -190,12 +183,21 @@ struct Vnni256Madd {
   }
 };
 
+KernelSet make_avx512() {
+  KernelSet k;
+  set_kquant_kernels<Avx512Sums, Avx512Rows>(k);
+  set_panel_kernels<Avx512Sums, Avx512Rows>(k);
+  set_decode_rows<Vnni256Madd>(k);  // the ymm decode rows with vpdpwssd; a zmm form is not written
+  return k;
+}
+
 KernelSet make_avx512_256() {
   KernelSet k;
   set_kquant_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
   // The panels stay 512-bit here too: their vpdpbusd does 64 products per instruction at the ymm form's
   // rate per product on Zen 4, with half the loads (docs/kernels.md).
   set_panel_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
+  set_decode_rows<Vnni256Madd>(k);
   return k;
 }
 
