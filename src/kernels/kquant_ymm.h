@@ -190,56 +190,51 @@ G3N_KQ_TARGET inline __m128i totals4(const __m256i* s) {
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-template <class M, int R, class WBlock, bool kFive>
-G3N_KQ_TARGET void q45k_rows(const uint8_t* w0, uint64_t ws, const BlockQ8_K* a, int64_t nb, float* out) {
+// The block loop shared by the row kernels: R rows' float accumulators in the lanes of one register,
+// block(b, acc) -> acc adds block b of every row, and the next group streams in meanwhile.
+template <int R, class Block>
+G3N_KQ_TARGET inline void rows_block_loop(const uint8_t* w0, uint64_t ws, int64_t nb, float* out, Block&& block) {
   static_assert(R >= 1 && R <= kRowsGroup);
   __m128 acc = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     prefetch_next_group<R>(w0, ws, b, nb);
-    __m256i s[kRowsGroup];
-    __m128i m[kRowsGroup];
+    acc = block(b, acc);
+  }
+  store_rows<R>(acc, out);
+}
+
+template <class M, int R, class WBlock, bool kFive>
+G3N_KQ_TARGET void q45k_rows(const uint8_t* w0, uint64_t ws, const BlockQ8_K* a, int64_t nb, float* out) {
+  rows_block_loop<R>(w0, ws, nb, out, [&](int64_t b, __m128 acc) G3N_KQ_TARGET {
+    __m256i s[kRowsGroup] = {};
+    __m128i m[kRowsGroup] = {};
     uint16_t d[2 * kRowsGroup] = {};  // d of each row, then dmin of each row
-    for (int r = 0; r < kRowsGroup; ++r) {
-      if (r >= R) {
-        s[r] = _mm256_setzero_si256();
-        m[r] = _mm_setzero_si128();
-        continue;
-      }
+    for (int r = 0; r < R; ++r) {
       const WBlock& w = block_row<WBlock>(w0, ws, r)[b];
       q45k_block_sums<M, WBlock, kFive>(w, a[b], s[r], m[r]);
       d[r] = w.d;
       d[kRowsGroup + r] = w.dmin;
     }
-    const __m128i S = totals4(s);
-    const __m128i Mn = _mm_hadd_epi32(_mm_hadd_epi32(m[0], m[1]), _mm_hadd_epi32(m[2], m[3]));
+    const __m128i mins = _mm_hadd_epi32(_mm_hadd_epi32(m[0], m[1]), _mm_hadd_epi32(m[2], m[3]));
     const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(a[b].d), _mm256_cvtph_ps(loadu128(d)));  // a.d*d | a.d*dmin
-    acc = _mm_fmadd_ps(_mm256_castps256_ps128(dd), _mm_cvtepi32_ps(S), acc);
-    acc = _mm_fmadd_ps(_mm_xor_ps(_mm256_extractf128_ps(dd, 1), _mm_set1_ps(-0.0f)), _mm_cvtepi32_ps(Mn), acc);
-  }
-  store_rows<R>(acc, out);
+    acc = _mm_fmadd_ps(_mm256_castps256_ps128(dd), _mm_cvtepi32_ps(totals4(s)), acc);
+    return _mm_fmadd_ps(_mm_xor_ps(_mm256_extractf128_ps(dd, 1), _mm_set1_ps(-0.0f)), _mm_cvtepi32_ps(mins), acc);
+  });
 }
 
 template <class M, int R>
 G3N_KQ_TARGET void q6k_rows(const uint8_t* w0, uint64_t ws, const BlockQ8_K* a, int64_t nb, float* out) {
-  static_assert(R >= 1 && R <= kRowsGroup);
-  __m128 acc = _mm_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    prefetch_next_group<R>(w0, ws, b, nb);
-    __m256i s[kRowsGroup];
+  rows_block_loop<R>(w0, ws, nb, out, [&](int64_t b, __m128 acc) G3N_KQ_TARGET {
+    __m256i s[kRowsGroup] = {};
     uint16_t d[kRowsGroup] = {};
-    for (int r = 0; r < kRowsGroup; ++r) {
-      if (r >= R) {
-        s[r] = _mm256_setzero_si256();
-        continue;
-      }
+    for (int r = 0; r < R; ++r) {
       const BlockQ6_K& w = block_row<BlockQ6_K>(w0, ws, r)[b];
       s[r] = q6k_block_sum<M>(w, a[b]);
       d[r] = w.d;
     }
     const __m128 dd = _mm_mul_ps(_mm_set1_ps(a[b].d), _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d))));
-    acc = _mm_fmadd_ps(dd, _mm_cvtepi32_ps(totals4(s)), acc);
-  }
-  store_rows<R>(acc, out);
+    return _mm_fmadd_ps(dd, _mm_cvtepi32_ps(totals4(s)), acc);
+  });
 }
 
 // out[r] = dot(row r, act) for r < nr: groups of four rows, then the remainder.
