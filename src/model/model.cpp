@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -102,19 +103,17 @@ void Model::narrow_float_matrices() {
       WeightMatrix& m = *todo[static_cast<size_t>(i)];
       const int64_t n = m.n_in * m.n_out;
       const auto* src = reinterpret_cast<const float*>(m.data);
-      std::vector<uint16_t>& dst = narrowed_[static_cast<size_t>(i)];
-      dst.resize(static_cast<size_t>(n));
+      // Not zero-filled: a matrix of arbitrary floats fails on its first values, touching one page.
+      std::unique_ptr<uint16_t[]> dst(new uint16_t[static_cast<size_t>(n)]);
       GgmlType type = GgmlType::BF16;
-      if (!pack_bf16_exact(src, n, dst.data())) {
+      if (!pack_bf16_exact(src, n, dst.get())) {
         type = GgmlType::F16;
-        if (!pack_fp16_exact(src, n, dst.data())) {
-          std::vector<uint16_t>().swap(dst);
-          continue;
-        }
+        if (!pack_fp16_exact(src, n, dst.get())) continue;
       }
       file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
       m.type = type;
-      m.data = reinterpret_cast<const uint8_t*>(dst.data());
+      m.data = reinterpret_cast<const uint8_t*>(dst.get());
+      narrowed_[static_cast<size_t>(i)] = std::move(dst);
       m.row_bytes = static_cast<uint64_t>(m.n_in) * sizeof(uint16_t);
     }
   }, 1);

@@ -39,7 +39,7 @@ class Model {
   Gemma3nConfig config_;
   Gemma3nWeights weights_;
   // Copies of F32 matrices whose values are exactly bf16 (or fp16): the matrices point here (model.cpp).
-  std::vector<std::vector<uint16_t>> narrowed_;
+  std::vector<std::unique_ptr<uint16_t[]>> narrowed_;
 };
 
 }  // namespace g3n
