@@ -96,14 +96,16 @@ void ThreadPool::run_part(int index) noexcept {
       (*job_)(b, e, index);
       return;
     }
-    while (job_schedule_ == Schedule::Guided) {
-      int64_t b = next_.load(std::memory_order_relaxed), size = 0;
-      do {
-        if (b >= job_n_) return;
-        const int64_t left = job_n_ - b;
-        size = std::min(left, std::clamp(left / (2 * job_parts_), job_min_grain_, job_grain_));
-      } while (!next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed));
-      (*job_)(b, b + size, index);
+    if (job_schedule_ == Schedule::Guided) {
+      for (;;) {
+        int64_t b = next_.load(std::memory_order_relaxed), size = 0;
+        do {
+          if (b >= job_n_) return;
+          const int64_t left = job_n_ - b;
+          size = std::min(left, std::clamp(left / (2 * job_parts_), job_min_grain_, job_grain_));
+        } while (!next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed));
+        (*job_)(b, b + size, index);
+      }
     }
     for (;;) {
       const int64_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);

@@ -105,14 +105,13 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
     return;
   }
   // Decode: rows handed out in chunks as threads free up (every row's result is the same whichever
-  // thread computes it).
-  if (const VecDotRowsFn rows = n_tok == 1 ? vec_dot_rows_fn(w.type) : nullptr) {
-    pool.parallel_for_guided(w.n_out, [&](int64_t begin, int64_t end, int) {
-      rows(w.row(begin), w.row_bytes, end - begin, act_bytes, n_in, y + begin);
-    }, kDecodeMinGrain, decode_grain(w.n_out, pool));
-    return;
-  }
+  // thread computes it); one token goes through the set's row kernel where it has one.
+  const VecDotRowsFn rows = n_tok == 1 ? vec_dot_rows_fn(w.type) : nullptr;
   pool.parallel_for_guided(w.n_out, [&](int64_t begin, int64_t end, int) {
+    if (rows) {
+      rows(w.row(begin), w.row_bytes, end - begin, act_bytes, n_in, y + begin);
+      return;
+    }
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* row = w.row(o);
       for (int64_t t = 0; t < n_tok; ++t) y[t * ldy + o] = dot(row, act_bytes + t * act_stride, n_in);

@@ -25,8 +25,9 @@ struct Dispatch {
   const char* isa = "scalar";
 };
 
-// Every kernel `from` has replaces the one in `into`. A tile kernel is only valid beside the dot kernel
-// of its own set (bit-identical pairs), so dot, tile and masked tile move together.
+// Every kernel `from` has replaces the one in `into`. A tile or row kernel is only valid beside the dot
+// kernel of its own set (bit-identical pairs), so dot, tile, masked tile, rows and the tile's token hint
+// move together.
 void overlay(KernelSet& into, const KernelSet& from) {
   for (int i = 0; i < 32; ++i) {
     if (from.dot[i])
