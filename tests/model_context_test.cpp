@@ -9,6 +9,8 @@
 #include <span>
 
 #include "golden_util.h"
+#include "kernel_sets_util.h"
+#include "kernels/vec_dot.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -252,6 +254,74 @@ TEST(RandomModel, NarrowedFloatMatricesKeepTheLogits) {
       ASSERT_EQ(got[0].size(), got[1].size());
       EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
     }
+}
+
+// Q4_K matrices are packed at load where the kernel set has packed kernels (docs/model.md §2): the logits
+// keep every bit (both paths, batched and one token at a time, in every kernel set), and a self-speculation
+// draft of the same file uses the target's packed matrices instead of packing its own.
+TEST(RandomModel, PackedMatricesKeepTheLogits) {
+  auto spec = *random_model_preset("e4b-mini");
+  spec.quant = "q4_k_m";
+  const std::string path = std::string(G3N_BINARY_DIR) + "/rand-packed.gguf";
+  write_random_gemma3n(spec, path, 2);
+  ::setenv("G3N_NO_PACK", "1", 1);
+  auto rows = Model::load(path);
+  ::unsetenv("G3N_NO_PACK");
+  auto packed = Model::load(path);
+  EXPECT_FALSE(rows->weights().layers[12].ffn_gate.packed);
+  if (!vec_dot_packed_fn(GgmlType::Q4_K)) {
+    EXPECT_FALSE(packed->weights().layers[12].ffn_gate.packed);
+    GTEST_SKIP() << "kernel set " << vec_dot_isa() << " has no packed kernels: nothing is packed";
+  }
+  const auto& l12 = packed->weights().layers[12];
+  EXPECT_TRUE(l12.ffn_gate.packed && l12.ffn_up.packed && l12.attn_q.packed);
+  EXPECT_FALSE(packed->weights().layers[0].ffn_up.packed);  // sparse layer: masked up projection stays in rows
+  const std::vector<int32_t> toks = {2, 5, 300, 17, 99, 400, 8, 31, 200, 11, 3};
+  for_each_kernel_set([&](const std::string&) {
+    for (bool exact : {true, false})
+      for (bool one_at_a_time : {false, true}) {
+        SCOPED_TRACE(std::string(exact ? "exact" : "fast") + (one_at_a_time ? " incremental" : " batch"));
+        std::vector<float> got[2];
+        for (int m = 0; m < 2; ++m) {
+          ContextParams p;
+          p.exact = exact;
+          p.n_ctx = 64;
+          p.n_threads = 2;
+          Context ctx(m == 0 ? *rows : *packed, p);
+          if (one_at_a_time) {
+            for (int32_t t : toks) {
+              const std::vector<int32_t> one = {t};
+              ctx.eval(one, LogitsFor::Last);
+              got[m].insert(got[m].end(), ctx.logits(0).begin(), ctx.logits(0).end());
+            }
+          } else {
+            ctx.eval(toks, LogitsFor::All);
+            for (int i = 0; i < ctx.n_logit_rows(); ++i) got[m].insert(got[m].end(), ctx.logits(i).begin(), ctx.logits(i).end());
+          }
+        }
+        ASSERT_EQ(got[0].size(), got[1].size());
+        ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
+      }
+  });
+  // The e2b slice as a draft of the packed model: its kept matrices are the target's packed buffers (row
+  // prefixes), and its logits are those of the same slice loaded on its own.
+  auto draft = Model::load(path, "e2b", packed.get());
+  auto alone = Model::load(path, "e2b");
+  const auto& d12 = draft->weights().layers[12];
+  EXPECT_TRUE(d12.ffn_gate.packed);
+  EXPECT_EQ(d12.ffn_gate.data, l12.ffn_gate.data);
+  EXPECT_EQ(d12.attn_q.data, l12.attn_q.data);
+  EXPECT_NE(alone->weights().layers[12].ffn_gate.data, l12.ffn_gate.data);
+  std::vector<float> got[2];
+  for (int m = 0; m < 2; ++m) {
+    ContextParams p;
+    p.n_ctx = 64;
+    p.n_threads = 2;
+    Context ctx(m == 0 ? *draft : *alone, p);
+    ctx.eval(toks, LogitsFor::All);
+    for (int i = 0; i < ctx.n_logit_rows(); ++i) got[m].insert(got[m].end(), ctx.logits(i).begin(), ctx.logits(i).end());
+  }
+  EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
 }
 
 // Converting the F16 fixture to Q8_0 with our quantizer reproduces llama.cpp's Q8_0 file's logits.

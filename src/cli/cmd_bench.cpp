@@ -79,7 +79,7 @@ void run_spec(const Options& o, const BenchParams& p) {
     draft_model = Model::load(o.draft);
     check_draft_vocabulary(*model, *draft_model);
   } else if (mode == SpecMode::Self) {
-    draft_model = Model::load(o.model, o.draft_matformer);  // the same file: its pages are shared
+    draft_model = Model::load(o.model, o.draft_matformer, model.get());  // the same file: pages and packed matrices shared
   }
   std::unique_ptr<ModelDrafter> drafter;
   if (draft_model) {

@@ -112,6 +112,10 @@ void set_parameter(RunState& s, const std::string& name, const std::string& valu
   if (now.num_ctx != before.num_ctx || now.num_thread != before.num_thread || now.num_batch != before.num_batch) s.session.reset();
   if (now.matformer != before.matformer) {  // another slice is another model: reload it from the same file
     s.session.reset();
+    // A self-speculation draft uses the model's packed matrices: it goes before the model does.
+    s.drafter.reset();
+    s.draft_model.reset();
+    s.drafter_key.clear();
     try {
       s.model = Model::load(s.resolved.gguf_path.string(), now.matformer);
     } catch (...) {
@@ -190,9 +194,9 @@ void prepare_speculation(RunState& s, Session& session) {
     s.draft_model.reset();
     std::unique_ptr<Model> dm;
     if (so.mode == SpecMode::Self) {
-      // The same file: its pages are shared with the model; only the slice's own KV (and compacted
-      // down projections) are added.
-      dm = Model::load(s.resolved.gguf_path.string(), draft.empty() ? "e2b" : draft);
+      // The same file: its pages and packed matrices are shared with the model; only the slice's own KV
+      // (and compacted down projections) are added.
+      dm = Model::load(s.resolved.gguf_path.string(), draft.empty() ? "e2b" : draft, s.model.get());
     } else {
       if (draft.empty()) throw std::invalid_argument("spec draft needs a draft model: --draft MODEL or -p draft=MODEL");
       auto resolved = registry::resolve_model(draft, store::StoreConfig::from_environment(), true, pull_progress_printer(), {});

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/thread_pool.h"
+#include "kernels/packed_panels.h"
 #include "kernels/vec_dot.h"
 #include "quant/quantize.h"
 
@@ -76,6 +77,42 @@ Activations prepare_activations(const WeightMatrix& w, const float* x, int64_t l
   return {dst, stride};
 }
 
+// A packed matrix: groups of 16 rows through the set's packed kernel, decode and verification (up to 8
+// tokens, one token group) in guided chunks as matmul_fast's decode, longer batches in its prefill blocks
+// (a group's blocks stay in L2 while every token group of a block reads them). A set without packed
+// kernels unpacks each row and runs its dot: the same bits, slowly (tests switching sets; never dispatched).
+void matmul_packed(const WeightMatrix& w, const uint8_t* act, uint64_t stride, int64_t n_tok, float* y, int64_t ldy,
+                   ThreadPool& pool, MatmulScratch& scratch) {
+  const int64_t n_in = w.n_in, groups = w.n_out / kPackRows;
+  const uint64_t group_bytes = packed_block_bytes(w.type) * uint64_t(n_in / 256);
+  const VecDotPackedFn packed = vec_dot_packed_fn(w.type);
+  if (!packed) {
+    const VecDotFn dot = vec_dot_fn(w.type);
+    const uint64_t rb = w.row_bytes;
+    if (scratch.unpacked.size() < pool.size() * rb) scratch.unpacked.resize(pool.size() * rb);
+    pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int thread) {
+      uint8_t* row = scratch.unpacked.data() + uint64_t(thread) * rb;
+      for (int64_t o = begin; o < end; ++o) {
+        unpack_row(w.type, w.data, n_in, o, row);
+        for (int64_t t = 0; t < n_tok; ++t) y[t * ldy + o] = dot(row, act + t * stride, n_in);
+      }
+    }, kRowGrain);
+    return;
+  }
+  const auto run = [&](int64_t g0, int64_t g1, int64_t t0, int64_t nt) {
+    packed(w.data + uint64_t(g0) * group_bytes, g1 - g0, act + t0 * stride, stride, nt, n_in, y + t0 * ldy + kPackRows * g0, ldy);
+  };
+  if (n_tok <= 8) {
+    pool.parallel_for_guided(groups, [&](int64_t g0, int64_t g1, int) { run(g0, g1, 0, n_tok); },
+                             kDecodeMinGrain / kPackRows, decode_grain(w.n_out, pool) / kPackRows);
+    return;
+  }
+  const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / stride) / 24 * 24);
+  pool.parallel_for_dynamic(groups, [&](int64_t g0, int64_t g1, int) {
+    for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) run(g0, g1, t0, std::min(tok_block, n_tok - t0));
+  }, std::max<int64_t>(1, groups / (4 * int64_t(pool.size()))));
+}
+
 void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                  ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in;
@@ -84,6 +121,10 @@ void matmul_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_t
   const Activations prepared = prepare_activations(w, x, ldx, n_tok, pool, scratch);
   const auto act_bytes = prepared.data;
   const auto act_stride = prepared.stride;
+  if (w.packed) {
+    matmul_packed(w, act_bytes, act_stride, n_tok, y, ldy, pool, scratch);
+    return;
+  }
   const VecDotTileFn tile = vec_dot_tile_fn(w.type);
   if (n_tok > 1 && tile) {
     // Prefill: tile kernels (several rows x several tokens per weight unpack), bit-identical to the
@@ -148,6 +189,13 @@ bool need_is_scattered(const float* need, int64_t ldn, int64_t n_tok, int64_t n_
 void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
                         const float* need, int64_t ldn, ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in;
+  if (w.packed) {  // a packed matrix has no single rows to skip to: the dense product, then the mask
+    matmul_fast(w, x, ldx, n_tok, y, ldy, pool, scratch);
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t o = 0; o < w.n_out; ++o)
+        if (need[t * ldn + o] == 0.0f) y[t * ldy + o] = 0.0f;
+    return;
+  }
   const VecDotFn dot = vec_dot_fn(w.type);
   const Activations prepared = prepare_activations(w, x, ldx, n_tok, pool, scratch);  // see matmul_fast
   const auto act = prepared.data;
@@ -239,7 +287,14 @@ void matmul_masked_exact(const WeightMatrix& w, const float* x, int64_t ldx, int
 }  // namespace
 
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst) {
-  dequantize_row(w.type, w.row(r), dst, w.n_in);
+  if (!w.packed) {
+    dequantize_row(w.type, w.row(r), dst, w.n_in);
+    return;
+  }
+  thread_local std::vector<uint8_t> row;
+  if (row.size() < w.row_bytes) row.resize(w.row_bytes);
+  unpack_row(w.type, w.data, w.n_in, r, row.data());
+  dequantize_row(w.type, row.data(), dst, w.n_in);
 }
 
 // Q8_0 weights keep f32 activations even on the fast path: at 8 bits, quantizing the activations too

@@ -17,6 +17,9 @@ struct WeightMatrix {
   int64_t n_out = 0;
   uint64_t row_bytes = 0;
   const uint8_t* data = nullptr;
+  // data holds a packed matrix (kernels/packed_panels.h: groups of 16 rows for the AVX-512 VNNI kernels):
+  // row() is then invalid, row_bytes stays the row-major size, weight_row_f32 still gives any row.
+  bool packed = false;
   const uint8_t* row(int64_t r) const { return data + static_cast<uint64_t>(r) * row_bytes; }
   bool empty() const { return data == nullptr; }
 };
@@ -34,6 +37,7 @@ struct MatmulScratch {
   std::vector<uint8_t> act;
   std::vector<float> rows;  // one decoded weight row per thread (exact path)
   std::vector<uint8_t> mask;  // masked prefill: [row][8-token group] "some token needs it"
+  std::vector<uint8_t> unpacked;  // one unpacked row per thread (packed matrices, sets without packed kernels)
 };
 
 // Y[t*ldy + o] = sum_i W[o][i] * X[t*ldx + i] for t < n_tok, o < n_out. Rows are split across the

@@ -26,13 +26,13 @@ struct Dispatch {
 };
 
 // Every kernel `from` has replaces the one in `into`. A tile or row kernel is only valid beside the dot
-// kernel of its own set (bit-identical pairs), so dot, tile, masked tile, rows and the tile's token hint
-// move together.
+// kernel of its own set (bit-identical pairs), so dot, tile, masked tile, rows, packed and the tile's token
+// hint move together.
 void overlay(KernelSet& into, const KernelSet& from) {
   for (int i = 0; i < 32; ++i) {
     if (from.dot[i])
       into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i],
-      into.rows[i] = from.rows[i], into.tile_tokens[i] = from.tile_tokens[i];
+      into.rows[i] = from.rows[i], into.packed[i] = from.packed[i], into.tile_tokens[i] = from.tile_tokens[i];
     if (from.quant_act[i]) into.quant_act[i] = from.quant_act[i];
   }
   const auto take = [](auto& dst, auto src) {
@@ -250,6 +250,11 @@ VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType t) {
 VecDotRowsFn vec_dot_rows_fn(GgmlType t) {
   const int i = vecdot::type_index(t);
   return i < 0 ? nullptr : dispatch().k.rows[i];
+}
+
+VecDotPackedFn vec_dot_packed_fn(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? nullptr : dispatch().k.packed[i];
 }
 
 int64_t vec_dot_tile_tokens(GgmlType t) {

@@ -79,6 +79,14 @@ VecDotMaskedTileFn vec_dot_masked_tile_fn(GgmlType weight_type);
 // where the chosen set has none (loop vec_dot_fn).
 using VecDotRowsFn = void (*)(const void* w, uint64_t w_stride, int64_t n_rows, const void* act, int64_t n, float* out);
 VecDotRowsFn vec_dot_rows_fn(GgmlType weight_type);
+// Packed matrices (kernels/packed_panels.h: groups of 16 rows, rows in the lanes): n_groups groups from
+// `packed` (group 0 of the call) against n_tok activation rows,
+//   out[t*ldo + 16*g + i] = vec_dot(weight_type, row 16*g + i, act + t*act_stride, n),
+// BIT-IDENTICAL to vec_dot of the unpacked row. nullptr where the chosen set has none (matmul then unpacks
+// rows and loops vec_dot_fn, same bits).
+using VecDotPackedFn = void (*)(const void* packed, int64_t n_groups, const void* act, uint64_t act_stride,
+                                int64_t n_tok, int64_t n, float* out, int64_t ldo);
+VecDotPackedFn vec_dot_packed_fn(GgmlType weight_type);
 // Tokens per tile call at which the dispatched tile's per-call work is well amortized (the AVX-512
 // K-quant tiles build each 16-row panel once per call); 0 where it makes no difference. A hint for the
 // cache blocking of matmul.

@@ -17,14 +17,17 @@
 #include "kernels/avx2_reduce.h"
 
 // GCC 12's AVX-512 intrinsics pass an intentionally undefined vector (_mm512_undefined_epi32) as the
-// unused merge source of unmasked operations, which -Wmaybe-uninitialized reports at every use.
+// unused merge source of unmasked operations, which -Wmaybe-uninitialized (and, for some, -Wuninitialized)
+// reports at every use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #define G3N_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define G3N_KQ_TARGET G3N_AVX512
 #include "kernels/kquant_x86.h"
 #include "kernels/kquant_ymm.h"
 #include "kernels/kquant_panel_zmm.h"
+#include "kernels/kquant_packed_zmm.h"
 
 namespace g3n::vecdot {
 namespace {
@@ -188,6 +191,7 @@ KernelSet make_avx512() {
   set_kquant_kernels<Avx512Sums, Avx512Rows>(k);
   set_panel_kernels<Avx512Sums, Avx512Rows>(k);
   set_decode_rows<Vnni256Madd>(k);  // the ymm decode rows with vpdpwssd; a zmm form is not written
+  set_packed_kernels(k);
   return k;
 }
 
@@ -198,6 +202,7 @@ KernelSet make_avx512_256() {
   // rate per product on Zen 4, with half the loads (docs/kernels.md).
   set_panel_kernels<YmmSums<Vnni256Madd>, YmmRows<Vnni256Madd>>(k);
   set_decode_rows<Vnni256Madd>(k);
+  set_packed_kernels(k);  // 512-bit too: one vpdpbusd does 64 products (as the panels)
   return k;
 }
 

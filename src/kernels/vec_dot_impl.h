@@ -13,6 +13,7 @@ struct KernelSet {
   VecDotTileFn tile[32] = {};       // must match dot[] of the same set bit for bit (null: none)
   VecDotMaskedTileFn masked_tile[32] = {};  // tile[] that skips (row, 8-token group) pairs (null: none)
   VecDotRowsFn rows[32] = {};       // decode: several rows x one token, dot[]'s bits (null: loop dot[])
+  VecDotPackedFn packed[32] = {};   // packed matrices (packed_panels.h), dot[]'s bits (null: unpack rows)
   int16_t tile_tokens[32] = {};     // tokens per tile call that amortize its per-call work (0: any)
   float (*dot_f16_f32)(const uint16_t*, const float*, int64_t) = nullptr;
   void (*axpy_f16)(float, const uint16_t*, float*, int64_t) = nullptr;

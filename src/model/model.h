@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gguf/gguf.h"
+#include "kernels/packed_panels.h"
 #include "model/gemma3n_config.h"
 #include "model/gemma3n_weights.h"
 
@@ -16,9 +17,14 @@ class Model {
   // Opens and validates the file; weights stay in the mapping (nothing is copied but 1-D vectors).
   // A non-empty `matformer` (a preset, FILE.json or FILE.csv:ROW, model/matformer.h) runs that slice of
   // the file: skipped layers are never touched, the kept FFNs are views of the stored prefixes.
-  static std::unique_ptr<Model> load(const std::string& path, const std::string& matformer = "");
+  // `share_packed`: a model of the same file this one drafts for (self-speculation); matrices it packed
+  // (below) are used from it rather than packed again, so the slice costs no weight memory of its own.
+  // It must outlive this model.
+  static std::unique_ptr<Model> load(const std::string& path, const std::string& matformer = "",
+                                     const Model* share_packed = nullptr);
   // Same over a file the caller already opened.
-  static std::unique_ptr<Model> from_gguf(GgufFile file, const std::string& matformer = "");
+  static std::unique_ptr<Model> from_gguf(GgufFile file, const std::string& matformer = "",
+                                          const Model* share_packed = nullptr);
 
   const GgufFile& file() const { return file_; }
   const Gemma3nConfig& config() const { return config_; }
@@ -31,15 +37,26 @@ class Model {
   bool runs_slice(const std::string& matformer) const;
 
  private:
-  Model(GgufFile file, const std::string& matformer);
+  Model(GgufFile file, const std::string& matformer, const Model* share_packed);
   void compact_sliced_down_projections();
   void narrow_float_matrices();
+  void build_sparse_columns();
+  void pack_matrices(const Model* share);
+  // The packed copy of the matrix whose mapped rows start at `source`, at least n_out rows; nullptr if none.
+  const uint8_t* packed_copy(const uint8_t* source, int64_t n_in, int64_t n_out) const;
   GgufFile file_;
   std::string matformer_;
   Gemma3nConfig config_;
   Gemma3nWeights weights_;
   // Copies of F32 matrices whose values are exactly bf16 (or fp16): the matrices point here (model.cpp).
   std::vector<std::unique_ptr<uint16_t[]>> narrowed_;
+  // Matrices packed for the AVX-512 VNNI kernels (kernels/packed_panels.h), with where their rows were mapped.
+  struct Packed {
+    const uint8_t* source;
+    int64_t n_in, n_out;
+    PackedBuffer data;
+  };
+  std::vector<Packed> packed_;
 };
 
 }  // namespace g3n

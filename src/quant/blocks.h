@@ -116,6 +116,20 @@ inline void k4_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* mn) {
   }
 }
 
+// Stores 8 6-bit (scale, min) pairs in the 12-byte K4 layout (inverse of k4_scale_min).
+inline void pack_k4_scales(const uint8_t* ls, const uint8_t* lm, uint8_t* s) {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      s[j] = ls[j];
+      s[j + 4] = lm[j];
+    } else {
+      s[j + 4] = uint8_t((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+      s[j - 4] = uint8_t(s[j - 4] | ((ls[j] >> 4) << 6));
+      s[j] = uint8_t(s[j] | ((lm[j] >> 4) << 6));
+    }
+  }
+}
+
 // Signed 6-bit scale j (0..15) of a Q3_K block, already re-centred (-32..31): low nibble from byte j
 // (j < 8) or the high nibble of byte j-8, top 2 bits from byte 8 + j%4 at bit 2*(j/4).
 inline int q3k_scale(int j, const uint8_t* s) {

@@ -431,20 +431,6 @@ void quant_q3_k(const float* x, BlockQ3_K* y, int64_t nb) {
   }
 }
 
-// Stores 8 6-bit (scale, min) pairs in the 12-byte K4 layout (inverse of k4_scale_min).
-void pack_k4_scales(const uint8_t* ls, const uint8_t* lm, uint8_t* s) {
-  for (int j = 0; j < 8; ++j) {
-    if (j < 4) {
-      s[j] = ls[j];
-      s[j + 4] = lm[j];
-    } else {
-      s[j + 4] = uint8_t((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
-      s[j - 4] = uint8_t(s[j - 4] | ((ls[j] >> 4) << 6));
-      s[j] = uint8_t(s[j] | ((lm[j] >> 4) << 6));
-    }
-  }
-}
-
 // Shared by Q4_K (nmax 15) and Q5_K (nmax 31): per 32-group asymmetric fit, 6-bit scales/mins relative
 // to the super-block maxima, then requantization against the stored scales. Fills L[256].
 template <typename Block>

@@ -1,8 +1,9 @@
 // Drafting with a model: a separate Gemma 3n file with the target's vocabulary (e.g. E2B for E4B), or a
-// MatFormer slice of the target's own file (self-speculation: Model::load(path, "e2b") maps the same file,
-// so the weights' pages are shared; the draft owns only its KV cache and a few compacted slices). The draft
-// runs its own sequence over the same rows (vector rows included) and proposes its greedy choices; after a
-// verification it keeps the prefix it shares with the target and re-evaluates from there.
+// MatFormer slice of the target's own file (self-speculation: Model::load(path, "e2b", &target) maps the
+// same file, so the weights' pages, and the target's packed matrices, are shared; the draft owns only its
+// KV cache and a few compacted slices). The draft runs its own sequence over the same rows (vector rows
+// included) and proposes its greedy choices; after a verification it keeps the prefix it shares with the
+// target and re-evaluates from there.
 #pragma once
 #include <memory>
 

@@ -1,0 +1,60 @@
+// K-quant matrices repacked at load for the AVX-512 VNNI kernels: 16 rows per group, rows in the lanes.
+//
+// vpdpbusd multiplies 4 u8 weights by 4 s8 activations per int32 lane. With one weight row per lane and
+// the activation dword broadcast, one instruction does 4 products of 16 rows, and a group's scale is
+// applied once per 16 rows (one vpmulld). The file's row-major blocks would need a transpose for that
+// layout on every use (the prefill panels of kquant_panel_zmm.h build one per call, which costs more than
+// a decode dot); packed once at load, decode, verification and prefill all read it directly, and a
+// decode step needs about a third of the row kernels' instructions.
+//
+// A packed matrix is n_out / 16 groups of n_in / 256 blocks, each block 16 rows x 256 values:
+//   PackedQ4K (2368 bytes, 64 more than the 16 original blocks: scales and mins as bytes, not 6-bit fields)
+//   PackedQ6K (3360 bytes, as the original)
+// Every kernel on it gives the bits of the same set's row-major dot: per (row, token, block) the
+// integer totals are exact and the float close is the dot's fmas in block order.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "quant/ggml_type.h"
+
+namespace g3n {
+
+constexpr int kPackRows = 16;
+
+struct alignas(64) PackedQ4K {  // 16 rows x one Q4_K block
+  uint8_t q[4][8][64];          // [c][k][4*row + i]: low nibble = weight 64c+4k+i, high = weight 64c+32+4k+i
+  uint8_t sc[8][16];            // [group of 32][row]: 6-bit scale
+  uint8_t m[4][16][2];          // [p][row][j]: 6-bit min of group 2p+j (int16 pairs once widened)
+  uint16_t d[16], dmin[16];     // fp16
+};
+static_assert(sizeof(PackedQ4K) == 2368);
+
+struct alignas(64) PackedQ6K {  // 16 rows x one Q6_K block
+  uint8_t ql[32][64];           // [P][4*row + i]: low nibble = low 4 bits of value 4P+i, high = of value 128+4P+i
+  uint8_t qh[16][64];           // [P][4*row + i]: bits 2s, 2s+1 = top 2 bits of value 4(P + 16s)+i
+  int8_t sc[16][16];            // [group of 16][row]
+  uint16_t d[16];               // fp16
+};
+static_assert(sizeof(PackedQ6K) == 3392);
+
+// Whether a matrix of this type and shape can be packed: Q4_K or Q6_K, n_out a multiple of 16, n_in of 256.
+bool packable(GgmlType type, int64_t n_in, int64_t n_out);
+// Bytes of one group's block (sizeof PackedQ4K / PackedQ6K) and of the whole packed matrix.
+uint64_t packed_block_bytes(GgmlType type);
+uint64_t packed_matrix_bytes(GgmlType type, int64_t n_in, int64_t n_out);
+// Packs rows [16*g0, 16*g1) of a row-major matrix (rows of n_in values, row_bytes apart) into dst, which
+// points at group g0 of the packed matrix.
+void pack_groups(GgmlType type, const uint8_t* rows, uint64_t row_bytes, int64_t n_in, int64_t g0, int64_t g1,
+                 uint8_t* dst);
+// The original blocks of row r (ggml_row_bytes(type, n_in) bytes) from a packed matrix: exact inverse.
+void unpack_row(GgmlType type, const uint8_t* packed, int64_t n_in, int64_t r, uint8_t* row_out);
+
+// A 64-byte-aligned buffer for a packed matrix.
+struct AlignedFree {
+  void operator()(uint8_t* p) const;
+};
+using PackedBuffer = std::unique_ptr<uint8_t[], AlignedFree>;
+PackedBuffer allocate_packed(uint64_t bytes);
+
+}  // namespace g3n

@@ -1,0 +1,114 @@
+// Packed K-quant matrices (kernels/packed_panels.h: 16-row groups, rows in the lanes): packing is exactly
+// undone by unpack_row for every bit pattern, and matmul on a packed matrix gives the row-major matmul's bits
+// in every kernel set (the AVX-512 VNNI sets through their packed kernels, the others by unpacking rows):
+// one token (decode), 2-8 (verification), and longer batches (prefill, token groups of 8 and a remainder),
+// with one thread and two. The masked product on a packed matrix keeps its contract too.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernel_rows_util.h"
+#include "kernel_sets_util.h"
+#include "kernels/matmul.h"
+#include "kernels/packed_panels.h"
+#include "kernels/vec_dot.h"
+
+namespace g3n {
+namespace {
+
+struct PackedCase {
+  WeightMatrix rows, packed;
+  std::vector<uint8_t> data;
+  PackedBuffer buf;
+};
+
+PackedCase make_case(GgmlType t, int64_t n_in, int64_t n_out, std::mt19937& rng) {
+  PackedCase c;
+  c.data = random_rows(t, n_out, n_in, rng);
+  const uint64_t rb = *ggml_row_bytes(t, uint64_t(n_in));
+  c.buf = allocate_packed(packed_matrix_bytes(t, n_in, n_out));
+  pack_groups(t, c.data.data(), rb, n_in, 0, n_out / kPackRows, c.buf.get());
+  c.rows = WeightMatrix{t, n_in, n_out, rb, c.data.data()};
+  c.packed = c.rows;
+  c.packed.data = c.buf.get();
+  c.packed.packed = true;
+  return c;
+}
+
+TEST(KernelsPacked, UnpackRowRestoresEveryByte) {
+  std::mt19937 rng(3);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    SCOPED_TRACE(type_name(t));
+    for (int64_t n_in : {256, 768}) {
+      const PackedCase c = make_case(t, n_in, 48, rng);
+      std::vector<uint8_t> row(c.rows.row_bytes);
+      for (int64_t r = 0; r < 48; ++r) {
+        unpack_row(t, c.buf.get(), n_in, r, row.data());
+        ASSERT_EQ(std::memcmp(row.data(), c.rows.row(r), row.size()), 0) << "n_in " << n_in << " row " << r;
+      }
+      std::vector<float> a(static_cast<size_t>(n_in)), b(static_cast<size_t>(n_in));
+      weight_row_f32(c.rows, 17, a.data());
+      weight_row_f32(c.packed, 17, b.data());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+    }
+  }
+  EXPECT_FALSE(packable(GgmlType::Q4_K, 256, 40));   // not whole groups of 16 rows
+  EXPECT_FALSE(packable(GgmlType::Q4_K, 200, 32));   // not whole blocks
+  EXPECT_FALSE(packable(GgmlType::Q5_K, 256, 32));   // no packed layout
+}
+
+TEST(KernelsPacked, MatmulGivesTheRowMajorBits) {
+  int with_kernels = 0;
+  for_each_kernel_set([&](const std::string& set) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      if (vec_dot_packed_fn(t)) ++with_kernels;
+      std::printf("  %s %s: %s\n", set.c_str(), type_name(t).c_str(), vec_dot_packed_fn(t) ? "packed kernel" : "unpacked rows");
+      SCOPED_TRACE(set + " " + type_name(t));
+      std::mt19937 rng(7);
+      for (int64_t n_in : {256, 2048}) {
+        const int64_t n_out = 80;
+        const PackedCase c = make_case(t, n_in, n_out, rng);
+        const int64_t max_tok = 19;
+        const auto x = randn(rng, n_in * max_tok);
+        for (int threads : {1, 2}) {
+          ThreadPool pool(threads);
+          MatmulScratch sa, sb;
+          for (int64_t T : {1, 2, 3, 5, 8, 9, 19}) {
+            std::vector<float> want(size_t(T * n_out), -1.0f), got(size_t(T * n_out), -2.0f);
+            matmul(c.rows, x.data(), n_in, T, want.data(), n_out, pool, MatmulMode::Fast, sa);
+            matmul(c.packed, x.data(), n_in, T, got.data(), n_out, pool, MatmulMode::Fast, sb);
+            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+                << "n_in " << n_in << " tokens " << T << " threads " << threads;
+          }
+          // Exact path: decoded rows, the same on both layouts.
+          std::vector<float> want(size_t(3 * n_out)), got(size_t(3 * n_out));
+          matmul(c.rows, x.data(), n_in, 3, want.data(), n_out, pool, MatmulMode::Exact, sa);
+          matmul(c.packed, x.data(), n_in, 3, got.data(), n_out, pool, MatmulMode::Exact, sb);
+          ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0) << "exact";
+        }
+      }
+    }
+  });
+  std::printf("  (set, type) pairs with packed kernels: %d\n", with_kernels);
+}
+
+TEST(KernelsPacked, MaskedProductOnAPackedMatrix) {
+  std::mt19937 rng(9);
+  const int64_t n_in = 512, n_out = 64, T = 6;
+  const PackedCase c = make_case(GgmlType::Q4_K, n_in, n_out, rng);
+  const auto x = randn(rng, n_in * T);
+  std::vector<float> need(size_t(T * n_out));
+  for (auto& v : need) v = (rng() % 7 == 0) ? 1.0f : 0.0f;
+  ThreadPool pool(2);
+  MatmulScratch sa, sb;
+  std::vector<float> want(need.size()), got(need.size(), -1.0f);
+  matmul_masked(c.rows, x.data(), n_in, T, want.data(), n_out, need.data(), n_out, pool, MatmulMode::Fast, sa);
+  matmul_masked(c.packed, x.data(), n_in, T, got.data(), n_out, need.data(), n_out, pool, MatmulMode::Fast, sb);
+  EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0);
+}
+
+}  // namespace
+}  // namespace g3n
