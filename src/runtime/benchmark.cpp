@@ -13,6 +13,7 @@
 
 #include "base/file.h"
 #include "base/thread_pool.h"
+#include "kernels/packed_panels.h"
 #include "model/model.h"
 #include "runtime/batch_engine.h"
 #include "runtime/generator.h"
@@ -56,9 +57,12 @@ uint64_t peak_rss_bytes() {
 uint64_t decode_weight_bytes(const Model& model) {
   const auto& c = model.config();
   const auto& w = model.weights();
-  // Bytes a product reads: n_in elements of each row (less than the stride on a MatFormer column view).
+  // Bytes a product reads: n_in elements of each row (less than the stride on a MatFormer column view), or
+  // the packed matrix (its scales unpacked).
   auto bytes = [](const WeightMatrix& m) -> uint64_t {
-    return m.empty() ? 0 : static_cast<uint64_t>(m.n_out) * ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(m.row_bytes);
+    if (m.empty()) return 0;
+    if (m.packed) return packed_matrix_bytes(m.type, m.n_in, m.n_out);
+    return static_cast<uint64_t>(m.n_out) * ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(m.row_bytes);
   };
   uint64_t total = bytes(w.output) + w.token_embd.row_bytes;
   for (const auto& run : w.per_layer) total += bytes(run.model_proj) + ggml_row_bytes(run.token_embd.type, static_cast<uint64_t>(run.token_embd.n_in)).value_or(0);
