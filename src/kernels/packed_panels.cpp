@@ -14,10 +14,10 @@ using quant::BlockQ6_K;
 using quant::kQK_K;
 
 // Q4_K: qs byte 32c + l holds weights 64c + l (low nibble) and 64c + 32 + l (high), the packed byte
-// q[c][l / 4][4 * row + l % 4] the same pair: packing is a byte transpose plus the unpacked scales.
+// q[c][l / 4][4 * row + l % 4] the same pair: packing is a transpose of 4-byte words plus the unpacked scales.
 void pack_q4k(const BlockQ4_K& blk, int row, PackedQ4K& p) {
   for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 32; ++l) p.q[c][l / 4][4 * row + l % 4] = blk.qs[32 * c + l];
+    for (int k = 0; k < 8; ++k) std::memcpy(&p.q[c][k][4 * row], &blk.qs[32 * c + 4 * k], 4);
   for (int j = 0; j < 8; ++j) quant::k4_scale_min(j, blk.scales, &p.sc[j][row], &p.m[j / 2][row][j % 2]);
   p.d[row] = blk.d;
   p.dmin[row] = blk.dmin;
@@ -25,7 +25,7 @@ void pack_q4k(const BlockQ4_K& blk, int row, PackedQ4K& p) {
 
 void unpack_q4k(const PackedQ4K& p, int row, BlockQ4_K& blk) {
   for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 32; ++l) blk.qs[32 * c + l] = p.q[c][l / 4][4 * row + l % 4];
+    for (int k = 0; k < 8; ++k) std::memcpy(&blk.qs[32 * c + 4 * k], &p.q[c][k][4 * row], 4);
   uint8_t ls[8], lm[8];
   for (int j = 0; j < 8; ++j) {
     ls[j] = p.sc[j][row];
