@@ -213,6 +213,27 @@ TEST(RandomModel, BothLayoutsLoadAndRun) {
   }
 }
 
+// The logits of `toks` on one model: batched (every row) or one token at a time.
+std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& toks, bool exact, bool one_at_a_time) {
+  ContextParams p;
+  p.exact = exact;
+  p.n_ctx = 64;
+  p.n_threads = 2;
+  Context ctx(m, p);
+  std::vector<float> got;
+  if (one_at_a_time) {
+    for (int32_t t : toks) {
+      const std::vector<int32_t> one = {t};
+      ctx.eval(one, LogitsFor::Last);
+      got.insert(got.end(), ctx.logits(0).begin(), ctx.logits(0).end());
+    }
+  } else {
+    ctx.eval(toks, LogitsFor::All);
+    for (int i = 0; i < ctx.n_logit_rows(); ++i) got.insert(got.end(), ctx.logits(i).begin(), ctx.logits(i).end());
+  }
+  return got;
+}
+
 // F32 matrices holding bf16 values (what create-random writes, as a file widened from the bf16 checkpoint
 // holds) are narrowed to BF16 at load (docs/model.md §2), and the logits keep every bit: both arithmetic
 // paths, a batched prompt and one token at a time.
@@ -233,26 +254,9 @@ TEST(RandomModel, NarrowedFloatMatricesKeepTheLogits) {
   for (bool exact : {true, false})
     for (bool one_at_a_time : {false, true}) {
       SCOPED_TRACE(std::string(exact ? "exact" : "fast") + (one_at_a_time ? " incremental" : " batch"));
-      std::vector<float> got[2];
-      for (int m = 0; m < 2; ++m) {
-        ContextParams p;
-        p.exact = exact;
-        p.n_ctx = 64;
-        p.n_threads = 2;
-        Context ctx(m == 0 ? *wide : *narrow, p);
-        if (one_at_a_time) {
-          for (int32_t t : toks) {
-            const std::vector<int32_t> one = {t};
-            ctx.eval(one, LogitsFor::Last);
-            got[m].insert(got[m].end(), ctx.logits(0).begin(), ctx.logits(0).end());
-          }
-        } else {
-          ctx.eval(toks, LogitsFor::All);
-          for (int i = 0; i < ctx.n_logit_rows(); ++i) got[m].insert(got[m].end(), ctx.logits(i).begin(), ctx.logits(i).end());
-        }
-      }
-      ASSERT_EQ(got[0].size(), got[1].size());
-      EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
+      const auto a = logits_of(*wide, toks, exact, one_at_a_time), b = logits_of(*narrow, toks, exact, one_at_a_time);
+      ASSERT_EQ(a.size(), b.size());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
     }
 }
 
@@ -281,26 +285,9 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
     for (bool exact : {true, false})
       for (bool one_at_a_time : {false, true}) {
         SCOPED_TRACE(std::string(exact ? "exact" : "fast") + (one_at_a_time ? " incremental" : " batch"));
-        std::vector<float> got[2];
-        for (int m = 0; m < 2; ++m) {
-          ContextParams p;
-          p.exact = exact;
-          p.n_ctx = 64;
-          p.n_threads = 2;
-          Context ctx(m == 0 ? *rows : *packed, p);
-          if (one_at_a_time) {
-            for (int32_t t : toks) {
-              const std::vector<int32_t> one = {t};
-              ctx.eval(one, LogitsFor::Last);
-              got[m].insert(got[m].end(), ctx.logits(0).begin(), ctx.logits(0).end());
-            }
-          } else {
-            ctx.eval(toks, LogitsFor::All);
-            for (int i = 0; i < ctx.n_logit_rows(); ++i) got[m].insert(got[m].end(), ctx.logits(i).begin(), ctx.logits(i).end());
-          }
-        }
-        ASSERT_EQ(got[0].size(), got[1].size());
-        ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
+        const auto a = logits_of(*rows, toks, exact, one_at_a_time), b = logits_of(*packed, toks, exact, one_at_a_time);
+        ASSERT_EQ(a.size(), b.size());
+        ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
       }
   });
   // The e2b slice as a draft of the packed model: its kept matrices are the target's packed buffers (row
@@ -312,16 +299,9 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   EXPECT_EQ(d12.ffn_gate.data, l12.ffn_gate.data);
   EXPECT_EQ(d12.attn_q.data, l12.attn_q.data);
   EXPECT_NE(alone->weights().layers[12].ffn_gate.data, l12.ffn_gate.data);
-  std::vector<float> got[2];
-  for (int m = 0; m < 2; ++m) {
-    ContextParams p;
-    p.n_ctx = 64;
-    p.n_threads = 2;
-    Context ctx(m == 0 ? *draft : *alone, p);
-    ctx.eval(toks, LogitsFor::All);
-    for (int i = 0; i < ctx.n_logit_rows(); ++i) got[m].insert(got[m].end(), ctx.logits(i).begin(), ctx.logits(i).end());
-  }
-  EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0);
+  const auto a = logits_of(*draft, toks, false, false), b = logits_of(*alone, toks, false, false);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
 }
 
 // Converting the F16 fixture to Q8_0 with our quantizer reproduces llama.cpp's Q8_0 file's logits.

@@ -7,7 +7,8 @@
 // sum_j min_j * groupsum_j are exact whatever the lane layout, and per (row, token) the fmas are the
 // dot's, in block order.
 //
-// Include after kquant_x86.h (same G3N_KQ_TARGET, which must enable AVX-512 F/BW/VL + VNNI).
+// Include after kquant_x86.h (same G3N_KQ_TARGET, which must enable AVX-512 F/BW/VL + VNNI); shares the
+// panels' helpers (kquant_panel_zmm.h).
 #pragma once
 #include <immintrin.h>
 
@@ -17,26 +18,12 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/kquant_panel_zmm.h"
 #include "kernels/kquant_x86.h"
 #include "kernels/packed_panels.h"
 
 namespace g3n::vecdot {
 namespace {
-
-template <int C>
-G3N_KQ_TARGET inline void keep_packed_regs(__m512i* v) {
-  for (int t = 0; t < C; ++t) asm volatile("" : "+v"(v[t]));  // see keep_in_registers in kquant_ymm.h
-}
-
-G3N_KQ_TARGET inline __m512i bcast32(const void* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
-
-G3N_KQ_TARGET inline __m512 neg_ps(__m512 v) {  // exact, signed zeros included (as -h2f(dmin))
-  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u))));
-}
 
 G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -101,12 +88,12 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
       for (int k = 0; k < 8; ++k) {
         const __m512i v = _mm512_load_si512(w.q[j / 2][k]);
         const __m512i x = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, m4);
-        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast32(a[t][b].qs + 32 * j + 4 * k));
-        keep_packed_regs<C>(s);
+        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 32 * j + 4 * k));
+        keep_zmm_in_registers<C>(s);
       }
       const __m512i sc = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w.sc[j])));
       for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
-      keep_packed_regs<C>(tot);
+      keep_zmm_in_registers<C>(tot);
     }
     for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();  // the min term: sum_j min_j * groupsum_j
     for (int q = 0; q < 4; ++q) {
@@ -114,7 +101,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
       for (int t = 0; t < C; ++t) s[t] = _mm512_dpwssd_epi32(s[t], mq, _mm512_set1_epi32(g[b].pair[q][t]));
     }
     // dot_q45_k's two fmas per block, per row lane: (ad * d) * total, then (ad * -dmin) * min term.
-    const __m512 d = load_f16x16(w.d), nd = neg_ps(load_f16x16(w.dmin));
+    const __m512 d = load_f16x16(w.d), nd = negate_ps(load_f16x16(w.dmin));
     for (int t = 0; t < C; ++t) {
       const __m512 ad = _mm512_set1_ps(a[t][b].d);
       acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(tot[t]), acc[t]);
@@ -148,12 +135,12 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
         const __m512i h = _mm512_loadu_si512(w.qh[P % 16]);
         const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
         const __m512i x = _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
-        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast32(a[t][b].qs + 4 * P));
-        keep_packed_regs<C>(s);
+        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 4 * P));
+        keep_zmm_in_registers<C>(s);
       }
       const __m512i sc = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w.sc[j])));
       for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
-      keep_packed_regs<C>(tot);
+      keep_zmm_in_registers<C>(tot);
     }
     const __m512 d = load_f16x16(w.d);  // dot_q6_k's fma per block, per row lane
     for (int t = 0; t < C; ++t)
