@@ -111,8 +111,8 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
-// 16 rows x C tokens of a packed Q6_K group. Value position P (4 values) = low nibbles of ql[P] (P < 32)
-// or high nibbles of ql[P - 32], with bits 4-5 from the 2-bit field P / 16 of qh[P % 16].
+// 16 rows x C tokens of a packed Q6_K group, its groups in the layout's order (q, then q + 4s): position
+// P = 4q + 16s + k has its low nibbles in ql[s % 2][k] (high nibbles when s >= 2) and bits 4-5 in field s of qh[k].
 template <int C>
 G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const PackedQ6KPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
@@ -124,23 +124,27 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
     prefetch_packed(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; ++j) {
-      for (int t = 0; t < C; ++t) s[t] = _mm512_set1_epi32(-g[b].off[j][t]);
 #pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {
-        const int P = 4 * j + k, f = P / 16;
-        const __m512i l = _mm512_loadu_si512(w.ql[P % 32]);
-        const __m512i lo = _mm512_and_si512(P < 32 ? l : _mm512_srli_epi16(l, 4), m4);
-        const __m512i h = _mm512_loadu_si512(w.qh[P % 16]);
-        const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
-        const __m512i x = _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
-        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 4 * P));
-        keep_zmm_in_registers<C>(s);
+    for (int q = 0; q < 4; ++q) {
+      const PackedQ6K::Quad& u = w.quad[q];
+#pragma GCC unroll 4
+      for (int f = 0; f < 4; ++f) {
+        const int j = q + 4 * f;  // group j: positions 4j..4j+3
+        for (int t = 0; t < C; ++t) s[t] = _mm512_set1_epi32(-g[b].off[j][t]);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          const __m512i l = _mm512_load_si512(u.ql[f % 2][k]);
+          const __m512i lo = _mm512_and_si512(f < 2 ? l : _mm512_srli_epi16(l, 4), m4);
+          const __m512i h = _mm512_load_si512(u.qh[k]);
+          const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
+          const __m512i x = _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
+          for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 16 * j + 4 * k));
+          keep_zmm_in_registers<C>(s);
+        }
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(u.sc[f])));
+        for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
+        keep_zmm_in_registers<C>(tot);
       }
-      const __m512i sc = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w.sc[j])));
-      for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
-      keep_zmm_in_registers<C>(tot);
     }
     const __m512 d = load_f16x16(w.d);  // dot_q6_k's fma per block, per row lane
     for (int t = 0; t < C; ++t)

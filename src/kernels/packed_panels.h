@@ -9,7 +9,7 @@
 //
 // A packed matrix is n_out / 16 groups of n_in / 256 blocks, each block 16 rows x 256 values:
 //   PackedQ4K (2368 bytes, 64 more than the 16 original blocks: scales and mins as bytes, not 6-bit fields)
-//   PackedQ6K (3360 bytes, as the original)
+//   PackedQ6K (3392 bytes, 32 more than the original: padding to whole cache lines)
 // Every kernel on it gives the bits of the same set's row-major dot: per (row, token, block) the
 // integer totals are exact and the float close is the dot's fmas in block order.
 #pragma once
@@ -30,11 +30,16 @@ struct alignas(64) PackedQ4K {  // 16 rows x one Q4_K block
 };
 static_assert(sizeof(PackedQ4K) == 2368);
 
-struct alignas(64) PackedQ6K {  // 16 rows x one Q6_K block
-  uint8_t ql[32][64];           // [P][4*row + i]: low nibble = low 4 bits of value 4P+i, high = of value 128+4P+i
-  uint8_t qh[16][64];           // [P][4*row + i]: bits 2s, 2s+1 = top 2 bits of value 4(P + 16s)+i
-  int8_t sc[16][16];            // [group of 16][row]
-  uint16_t d[16];               // fp16
+struct alignas(64) PackedQ6K {  // 16 rows x one Q6_K block, value position P = values 4P..4P+3 (P < 64)
+  // Quad q holds what groups q, q+4, q+8, q+12 (positions 4q+16s+k) need, so a kernel going through the groups
+  // in that order reads the block front to back (a first layout by position read three regions of it at once).
+  // Either way the one-token kernel streams from DRAM slower than the row kernels (docs/kernels.md):
+  struct Quad {
+    uint8_t ql[2][4][64];  // [h][k][4*row + i]: low nibble = low 4 bits of position 16h+4q+k, high = of position +32
+    uint8_t qh[4][64];     // [k][4*row + i]: bits 2s, 2s+1 = top 2 bits of position 4q+k+16s
+    int8_t sc[4][16];      // [s][row]: scale of group q + 4s
+  } quad[4];
+  uint16_t d[16];          // fp16
 };
 static_assert(sizeof(PackedQ6K) == 3392);
 
