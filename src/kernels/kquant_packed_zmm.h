@@ -29,9 +29,6 @@ G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// Streams the packed matrix ahead of the kernel: block b's lines kPackedAhead bytes further on (up to
-// `end`, the call's last byte), so each block arrives while earlier ones are computed. Without it the
-// decode of a packed Q6_K matrix from DRAM ran at half the row kernels' speed.
 // Streams the packed matrix ahead of a kernel that verifies or prefills (2 or more tokens): block b's lines
 // kPackedAhead bytes further on, up to `end` (the call's last byte), into L2. One token's kernel runs
 // each block too quickly for that to arrive in time and is left to the hardware prefetcher. Measured
@@ -45,33 +42,12 @@ G3N_KQ_TARGET inline void prefetch_packed(const Packed* blk, const uint8_t* end)
   for (uint64_t off = 0; off < sizeof(Packed); off += 64) _mm_prefetch(reinterpret_cast<const char*>(from + off), _MM_HINT_T2);
 }
 
-// Per token and block, what the kernels broadcast: Q4_K's group-sum pairs (groups 2p, 2p+1 as int16s of
-// one int32; the dot's min term), Q6_K's 32 * bsum_j offsets.
-struct PackedQ4KPrep {
-  int32_t pair[4][8];  // [p][token]
-};
-struct PackedQ6KPrep {
-  int32_t off[16][8];  // [group][token]
-};
-
-G3N_KQ_TARGET inline void prep_packed(const BlockQ8_K* const* a, int c, int64_t nb, PackedQ4KPrep* out) {
-  for (int64_t b = 0; b < nb; ++b)
-    for (int t = 0; t < c; ++t) {
-      const __m128i pair = _mm_hadd_epi16(loadu128(a[t][b].bsums), loadu128(a[t][b].bsums + 8));
-      alignas(16) int32_t v[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(v), pair);
-      for (int p = 0; p < 4; ++p) out[b].pair[p][t] = v[p];
-    }
-}
-G3N_KQ_TARGET inline void prep_packed(const BlockQ8_K* const* a, int c, int64_t nb, PackedQ6KPrep* out) {
-  for (int64_t b = 0; b < nb; ++b)
-    for (int t = 0; t < c; ++t)
-      for (int j = 0; j < 16; ++j) out[b].off[j][t] = 32 * int32_t(a[t][b].bsums[j]);
-}
+// Per token and block, what the kernels broadcast is what the prefill tiles prepare: Q4_K's group-sum pairs
+// (Q8KGroupPrep, kquant_x86.h; the dot's min term) and Q6_K's 32 * bsum_j offsets (Q6KGroupPrep, kquant_panel_zmm.h).
 
 // 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row].
 template <int C>
-G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const PackedQ4KPrep* g,
+G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[C];
@@ -98,7 +74,11 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
     for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();  // the min term: sum_j min_j * groupsum_j
     for (int q = 0; q < 4; ++q) {
       const __m512i mq = _mm512_cvtepu8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(w.m[q])));
-      for (int t = 0; t < C; ++t) s[t] = _mm512_dpwssd_epi32(s[t], mq, _mm512_set1_epi32(g[b].pair[q][t]));
+      for (int t = 0; t < C; ++t) {
+        int32_t pair;
+        std::memcpy(&pair, g[b].pair[q][t], 4);
+        s[t] = _mm512_dpwssd_epi32(s[t], mq, _mm512_set1_epi32(pair));
+      }
     }
     // dot_q45_k's two fmas per block, per row lane: (ad * d) * total, then (ad * -dmin) * min term.
     const __m512 d = load_f16x16(w.d), nd = negate_ps(load_f16x16(w.dmin));
@@ -114,7 +94,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
 // 16 rows x C tokens of a packed Q6_K group, its groups in the layout's order (q, then q + 4s): position
 // P = 4q + 16s + k has its low nibbles in ql[s % 2][k] (high nibbles when s >= 2) and bits 4-5 in field s of qh[k].
 template <int C>
-G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const PackedQ6KPrep* g,
+G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const Q6KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   __m512 acc[C];
@@ -163,18 +143,20 @@ constexpr std::array<PackedKernelFn<Packed, Prep>, 8> packed_table(std::index_se
 }
 template <int C>
 struct Q4KPackedK {
-  static constexpr PackedKernelFn<PackedQ4K, PackedQ4KPrep> fn = q4k_packed_x_tokens<C>;
+  static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_x_tokens<C>;
 };
 template <int C>
 struct Q6KPackedK {
-  static constexpr PackedKernelFn<PackedQ6K, PackedQ6KPrep> fn = q6k_packed_x_tokens<C>;
+  static constexpr PackedKernelFn<PackedQ6K, Q6KGroupPrep> fn = q6k_packed_x_tokens<C>;
 };
 
 // n_groups groups of 16 rows x nt tokens: each group's blocks are read once per 8-token group, while they
-// stay in L1/L2, and every token group's broadcast inputs are prepared once per call.
-template <class Packed, class Prep, template <int> class K>
+// stay in L1/L2, and every token group's broadcast inputs are prepared once per call (by the prefill panels'
+// Ops::prep: the same inputs).
+template <class Packed, class Ops, template <int> class K>
 G3N_KQ_TARGET void packed_tile(const void* packed, int64_t n_groups, const void* act, uint64_t as, int64_t nt, int64_t n,
                                float* out, int64_t ldo) {
+  using Prep = typename Ops::Group;
   static constexpr auto table = packed_table<Packed, Prep, K>(std::make_index_sequence<8>{});
   const int64_t nb = n / kQK_K, tgroups = (nt + 7) / 8;
   if (nb == 0) {
@@ -186,12 +168,12 @@ G3N_KQ_TARGET void packed_tile(const void* packed, int64_t n_groups, const void*
   const auto* ab = static_cast<const uint8_t*>(act);
   const auto token_group = [&](int64_t gi, const BlockQ8_K** a) {
     const int c = int(std::min<int64_t>(8, nt - 8 * gi));
-    for (int t = 0; t < c; ++t) a[t] = block_row<BlockQ8_K>(ab, as, 8 * gi + t);
+    for (int t = 0; t < 8; ++t) a[t] = block_row<BlockQ8_K>(ab, as, 8 * gi + (t < c ? t : 0));  // as run_panels
     return c;
   };
   for (int64_t gi = 0; gi < tgroups; ++gi) {
     const BlockQ8_K* a[8];
-    prep_packed(a, token_group(gi, a), nb, prep.data() + gi * nb);
+    Ops::prep(a, token_group(gi, a), nb, prep.data() + gi * nb);
   }
   const auto* p = static_cast<const Packed*>(packed);
   const auto* end = reinterpret_cast<const uint8_t*>(p + n_groups * nb);
@@ -206,8 +188,8 @@ G3N_KQ_TARGET void packed_tile(const void* packed, int64_t n_groups, const void*
 
 // Overlays the packed kernels on a set (the AVX-512 VNNI ones; same bits as their dots).
 inline void set_packed_kernels(KernelSet& k) {
-  k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, PackedQ4KPrep, Q4KPackedK>;
-  k.packed[type_index(GgmlType::Q6_K)] = packed_tile<PackedQ6K, PackedQ6KPrep, Q6KPackedK>;
+  k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, Q4KPanels, Q4KPackedK>;
+  k.packed[type_index(GgmlType::Q6_K)] = packed_tile<PackedQ6K, Q6KPanels, Q6KPackedK>;
 }
 
 }  // namespace

@@ -20,7 +20,6 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -316,7 +315,6 @@ G3N_KQ_TARGET void run_panels(int64_t rows, int64_t nb, const uint8_t* ab, uint6
   }
 }
 
-inline int panel_min_tokens() { static const int v = getenv("G3N_PMT") ? atoi(getenv("G3N_PMT")) : 9; return v; }
 // A K-quant tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
 // one-group calls, where a panel would be built for a single use) by the set's row x tokens tile
 // (`rows_tile`). The masked tiles stay on those kernels: a panel would compute its 16 rows wherever any
@@ -327,26 +325,18 @@ G3N_KQ_TARGET void tile_panels(VecDotTileFn rows_tile, const void* w, uint64_t w
                                uint64_t as, int64_t nt, int64_t n, float* out, int64_t ldo) {
   const int64_t nb = n / kQK_K;
   const int64_t full = nr / kPanelRows * kPanelRows;
-  if (nt < panel_min_tokens() || nb == 0 || full == 0) {
+  if (nt <= 8 || nb == 0 || full == 0) {
     rows_tile(w, ws, nr, act, as, nt, n, out, ldo);
     return;
   }
   const auto* wb = static_cast<const uint8_t*>(w);
-  static const bool spread = getenv("G3N_PF") != nullptr;
   run_panels<Ops>(
       full, nb, static_cast<const uint8_t*>(act), as, nt, out, ldo,
-      [&](int64_t r0, int64_t b, typename Ops::Panel& p) {
-        if (spread && r0 + kPanelRows < full) {
-          const uint64_t group = uint64_t(kPanelRows) * ws, slice = (group / uint64_t(nb) + 63) / 64 * 64;
-          const uint8_t* next = wb + uint64_t(r0 + kPanelRows) * ws;
-          for (uint64_t off = uint64_t(b) * slice; off < std::min(group, uint64_t(b + 1) * slice); off += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T0);
-        }
-        Ops::make(wb + uint64_t(r0) * ws, ws, b, p); },
+      [&](int64_t r0, int64_t b, typename Ops::Panel& p) { Ops::make(wb + uint64_t(r0) * ws, ws, b, p); },
       [&](int64_t r0) {
         // Building a panel is a stream of weights with little arithmetic to hide it: fetch the next
         // 16 rows into L2 now, while this panel's token groups run.
-        if (!spread && r0 + kPanelRows < full)
+        if (r0 + kPanelRows < full)
           for (uint64_t off = 0; off < uint64_t(kPanelRows) * ws; off += 64)
             _mm_prefetch(reinterpret_cast<const char*>(wb + uint64_t(r0 + kPanelRows) * ws + off), _MM_HINT_T1);
       });

@@ -84,7 +84,7 @@ Activations prepare_activations(const WeightMatrix& w, const float* x, int64_t l
 void matmul_packed(const WeightMatrix& w, const uint8_t* act, uint64_t stride, int64_t n_tok, float* y, int64_t ldy,
                    ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in, groups = w.n_out / kPackRows;
-  const uint64_t group_bytes = packed_block_bytes(w.type) * uint64_t(n_in / 256);
+  const uint64_t group_bytes = packed_matrix_bytes(w.type, n_in, kPackRows);
   const VecDotPackedFn packed = vec_dot_packed_fn(w.type);
   if (!packed) {
     const VecDotFn dot = vec_dot_fn(w.type);

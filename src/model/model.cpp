@@ -136,7 +136,7 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // Q4_K matrices repacked for the AVX-512 VNNI kernels (kernels/packed_panels.h) where the kernel set in use
 // has them: decode reads them as fast as the row kernels do (faster for long rows), verifying 2-8 tokens
 // costs little more than one (rows: 2-3x), and the mapped pages are handed back (+2.8% bytes: scales
-// unpacked). Not packed: Q6_K (its packed one-token kernel reads DRAM at half the row kernels' speed on
+// unpacked). Not packed: Q6_K (its packed one-token kernel streams from DRAM slower than the row kernels on
 // Zen 4; docs/kernels.md), the sparse layers' up projection (masked products skip single rows; a 16-row
 // group would be computed wherever any row is needed), and sliced views (their rows are not contiguous).
 // G3N_NO_PACK=1 keeps every matrix in its rows (for comparison). A draft of the same file (share) uses
