@@ -5,6 +5,7 @@
 #include <span>
 
 #include "media/image.h"
+#include "media/image_orientation.h"
 #include "media/preprocess.h"
 
 using namespace g3n;
@@ -27,7 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const MediaError&) {
     return 0;
   }
-  if (!probed || img.width != info.width || img.height != info.height) __builtin_trap();
+  // probe_image reports the stored dimensions; decode applies the EXIF orientation, and 5-8 exchange them.
+  const int orientation = exif_orientation(bytes);
+  const bool swapped = orientation >= 5 && orientation <= 8;
+  if (!probed || img.width != (swapped ? info.height : info.width) || img.height != (swapped ? info.width : info.height))
+    __builtin_trap();
   if (img.width <= 0 || img.height <= 0 || static_cast<uint64_t>(img.width) * img.height > limits.max_pixels)
     __builtin_trap();
   if (img.rgb.size() != static_cast<size_t>(img.width) * img.height * 3) __builtin_trap();
