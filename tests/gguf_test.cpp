@@ -697,3 +697,42 @@ TEST(GgufOpen, MoveKeepsLookupsValid) {
   h = std::move(g);
   EXPECT_EQ(h.find_tensor("t")->nbytes, 8u);
 }
+
+// read_bytes gives the mapping's bytes without mapping them: rows looked up all over an 8 MiB table leave
+// the resident set flat (through the mapping, each lookup makes the pages around it resident).
+TEST(GgufOpen, ReadBytesCopiesWithoutMapping) {
+  const fs::path dir = scratch_dir();
+  const std::string path = (dir / "table.gguf").string();
+  const int64_t width = 4096, rows = 2048;  // bytes per row, rows: 8 MiB, stored as F32 [1024, 2048]
+  std::vector<uint8_t> data(static_cast<size_t>(width * rows));
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  GgufWriter w;
+  w.set_string("general.architecture", "test");
+  w.add_tensor("table", GgmlType::F32, {width / 4, rows}, data);
+  w.write(path);
+  const auto f = GgufFile::open(path);
+  const uint8_t* t = f.tensor_data(*f.find_tensor("table"));
+  std::vector<uint8_t> row(static_cast<size_t>(width));
+  const long before = rss_kib();
+  for (int64_t r = 0; r < rows; r += 7) {  // every 7th row: all over the table
+    f.read_bytes(t + r * width, static_cast<uint64_t>(width), row.data());
+    ASSERT_EQ(std::memcmp(row.data(), data.data() + r * width, row.size()), 0) << "row " << r;
+  }
+  const long after = rss_kib();
+  EXPECT_LT(after - before, 1024) << "RSS grew by " << (after - before) << " KiB";
+  // Part of a row, and the last byte of the file.
+  uint8_t b[3];
+  f.read_bytes(t + 5, 3, b);
+  EXPECT_EQ(std::memcmp(b, data.data() + 5, 3), 0);
+  const uint8_t* end = t + data.size();
+  f.read_bytes(end - 1, 1, b);
+  EXPECT_EQ(b[0], data.back());
+  EXPECT_THROW(f.read_bytes(end - 1, 2, b), GgufError);
+  // from_memory files copy from their buffer.
+  const auto bytes = read_file(path);
+  const auto m = GgufFile::from_memory(bytes.data(), bytes.size());
+  const uint8_t* mt = m.tensor_data(*m.find_tensor("table"));
+  m.read_bytes(mt + 3 * width, static_cast<uint64_t>(width), row.data());
+  EXPECT_EQ(std::memcmp(row.data(), data.data() + 3 * width, row.size()), 0);
+  fs::remove_all(dir);
+}

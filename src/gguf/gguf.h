@@ -91,6 +91,12 @@ class GgufFile {
   // Hint that [p, p+n) inside the mapping will not be read again soon: the whole pages in it leave this
   // process's resident set (they are re-read from the file if touched). No effect on from_memory files.
   void drop_pages(const uint8_t* p, uint64_t n) const;
+  // Copies [p, p+n) of the mapping to dst WITHOUT mapping its pages into this process: pread() on the
+  // file (a memcpy for from_memory files, or if the read fails). For tables read one row at a time (the
+  // per-layer token embeddings): read through the mapping, every lookup leaves the pages around it
+  // resident (the kernel maps whole folios and fault-around windows), and the resident set grows with
+  // the number of distinct tokens seen. Thread-safe.
+  void read_bytes(const uint8_t* p, uint64_t n, void* dst) const;
 
  private:
   struct Impl;

@@ -317,6 +317,7 @@ std::string errno_str(int e) { return std::strerror(e); }
 struct GgufFile::Impl : State {
   std::string path;
   Mapping map;  // the file's mapping (open); empty for from_memory
+  UniqueFd fd;  // kept open for read_bytes (open); empty for from_memory
 };
 
 GgufFile::GgufFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -340,7 +341,7 @@ GgufFile GgufFile::from_memory(const uint8_t* data, size_t size) {
 
 GgufFile GgufFile::open(const std::string& path) {
   const auto fail = [&](const std::string& m) { return GgufError(cat("gguf: '", path, "': ", m)); };
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw fail("cannot open: " + errno_str(errno));
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) throw fail("cannot stat: " + errno_str(errno));
@@ -350,10 +351,11 @@ GgufFile GgufFile::open(const std::string& path) {
   impl->size = static_cast<uint64_t>(st.st_size);
   if (impl->size < 4) throw fail(cat("not a GGUF file: only ", impl->size, " bytes"));
   // MAP_SHARED + PROT_READ: pages come from the page cache on demand and are never copied; nothing of
-  // the tensor data is read here. The mapping keeps the file alive after fd is closed.
+  // the tensor data is read here. fd stays open beside it for read_bytes.
   void* m = mmap(nullptr, static_cast<size_t>(impl->size), PROT_READ, MAP_SHARED, fd.get(), 0);
   if (m == MAP_FAILED) throw fail("mmap failed: " + errno_str(errno));
   impl->map = Mapping(m, static_cast<size_t>(impl->size));
+  impl->fd = std::move(fd);
   impl->base = static_cast<const uint8_t*>(m);
   try {
     Parser(*impl).run();
@@ -427,6 +429,24 @@ void GgufFile::drop_pages(const uint8_t* p, uint64_t n) const {
   end = end / page * page;
   // A shared read-only file mapping: MADV_DONTNEED only unmaps; the bytes stay in the file.
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void GgufFile::read_bytes(const uint8_t* p, uint64_t n, void* dst) const {
+  const uint8_t* base = impl_->base;
+  if (p < base || n > impl_->size || static_cast<uint64_t>(p - base) > impl_->size - n)
+    throw GgufError("gguf: read_bytes outside the file");
+  if (impl_->fd) {
+    auto* out = static_cast<uint8_t*>(dst);
+    uint64_t done = 0;
+    while (done < n) {
+      const ssize_t r = pread(impl_->fd.get(), out + done, static_cast<size_t>(n - done), static_cast<off_t>(p - base + done));
+      if (r > 0) done += static_cast<uint64_t>(r);
+      else if (r < 0 && errno == EINTR) continue;
+      else break;  // an error or a file shrunk under us: the mapping has the same bytes (or faults as it would)
+    }
+    if (done == n) return;
+  }
+  std::memcpy(dst, p, static_cast<size_t>(n));
 }
 
 const uint8_t* GgufFile::tensor_data(const GgufTensorInfo& t) const {

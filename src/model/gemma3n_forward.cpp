@@ -12,8 +12,10 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/sparse_columns.h"
+#include "gguf/gguf.h"
 #include "kernels/vec_dot.h"
 #include "model/model.h"
+#include "quant/ggml_type.h"
 #include "quant/quantize.h"
 #include "model/kv_cache.h"
 #include "base/thread_pool.h"
@@ -74,6 +76,22 @@ void embed_rows(Step& s, std::span<const int32_t> tokens, std::span<const float*
   });
 }
 
+// Row r of a table that is only ever looked up, copied out of the file (GgufFile::read_bytes) and decoded:
+// through the mapping, each lookup would leave the pages around it resident, ~0.5 MB per distinct token
+// of E2B's per-layer table (measured with /proc/PID/pagemap), so the resident set would grow with the
+// context towards the whole 1.1-1.3 GB table.
+void table_row_f32(const GgufFile& file, const WeightMatrix& table, int64_t r, float* dst) {
+  thread_local std::vector<uint8_t> raw;
+  const uint64_t n = *ggml_row_bytes(table.type, static_cast<uint64_t>(table.n_in));  // bound: a valid row
+  if (raw.size() < n) raw.resize(n);
+  file.read_bytes(table.row(r), n, raw.data());
+  WeightMatrix one = table;
+  one.data = raw.data();
+  one.n_out = 1;
+  one.row_bytes = n;
+  weight_row_f32(one, 0, dst);
+}
+
 // docs/model.md §4.2: pli_l = (RMSNorm(per_layer_model_proj · e / sqrt(D)) + per_layer_token_embd[t'] · sqrt(P)) / sqrt(2),
 // with t' = t for text ids and 0 for ids past the per-layer table and for vector rows (HF semantics: the
 // placeholder ids of soft tokens are past the table; never out of bounds).
@@ -90,8 +108,7 @@ void compute_per_layer_inputs(Step& s, std::span<const int32_t> tokens, std::spa
   s.each_row([&](int t, int thread) {
     float* row = s.b.ple_row.data() + static_cast<size_t>(thread) * LP;
     const int32_t id = !row_vector(embeddings, t) && tokens[t] < c.n_vocab_per_layer ? tokens[t] : 0;
-    for (const PerLayerRun& run : s.w.per_layer)  // only this row of the (mmapped) table is touched
-      weight_row_f32(run.token_embd, id, row + run.first_layer * P);
+    for (const PerLayerRun& run : s.w.per_layer) table_row_f32(*s.w.file, run.token_embd, id, row + run.first_layer * P);
     float* ut = u + t * LP;
     for (int64_t i = 0; i < LP; ++i) ut[i] *= proj_scale;
     for (int l = 0; l < c.n_layer; ++l) {

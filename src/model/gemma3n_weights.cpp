@@ -85,6 +85,7 @@ Gemma3nWeights bind_gemma3n_weights(const GgufFile& f, const Gemma3nConfig& c) {
   const int64_t D = c.n_embd, N = c.n_altup, P = c.n_embd_per_layer;
   const int64_t q_width = static_cast<int64_t>(c.n_head) * c.head_dim, kv_width = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
   Gemma3nWeights w;
+  w.file = &f;
   w.token_embd = b.matrix("token_embd.weight", D, c.n_vocab);
   w.output = f.find_tensor("output.weight") ? b.matrix("output.weight", D, c.n_vocab) : w.token_embd;
   // Blocks of the kept file layers, grouped into runs of consecutive file layers.

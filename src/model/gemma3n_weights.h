@@ -55,6 +55,9 @@ struct PerLayerRun {
 };
 
 struct Gemma3nWeights {
+  // The file the matrices are views of. The per-layer token table is read from it a row at a time with
+  // GgufFile::read_bytes (never through the mapping, whose pages would stay resident around every lookup).
+  const GgufFile* file = nullptr;
   WeightMatrix token_embd;            // [D, V]: input table and tied output head
   WeightMatrix output;                // = token_embd unless the file has output.weight
   std::vector<PerLayerRun> per_layer;
