@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -141,6 +142,28 @@ TEST(Mapping, UnmapsOnDestruction) {
   }
   EXPECT_EQ(::mincore(p, len, &resident), -1);  // ENOMEM: no longer mapped
   EXPECT_EQ(errno, ENOMEM);
+}
+
+// map_anonymous gives zeroed writable memory, with or without the huge-page hint; fault_in_huge_pages
+// touches (zeroes) a prefix of whole 2 MiB pages and leaves the mapping usable either way.
+TEST(Mapping, AnonymousMappingsAndHugePages) {
+  EXPECT_FALSE(map_anonymous(0, true));
+  for (bool huge : {false, true}) {
+    const size_t len = (size_t{21} << 20) + 12345;  // not a whole number of pages of either size
+    Mapping m = map_anonymous(len, huge);
+    ASSERT_TRUE(m);
+    ASSERT_EQ(m.size(), len);
+    auto* p = static_cast<uint8_t*>(m.data());
+    const size_t huge_bytes = huge ? fault_in_huge_pages(m) : 0;
+    EXPECT_LE(huge_bytes, len);
+    for (size_t i = 0; i < len; i += 4093) ASSERT_EQ(p[i], 0) << i;
+    p[len - 1] = 7;
+    std::memset(p, 1, 4096);
+    EXPECT_EQ(p[4095], 1);
+    EXPECT_EQ(p[len - 1], 7);
+    if (huge) std::printf("[ info ] transparent huge pages %s; %zu MiB of %zu faulted in as huge pages\n",
+                transparent_huge_pages() ? "available" : "unavailable", huge_bytes >> 20, len >> 20);
+  }
 }
 
 TEST(AtomicFileWriter, ReplacesTheTargetOnlyOnCommit) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <span>
 
+#include "base/file.h"
 #include "golden_util.h"
 #include "kernel_sets_util.h"
 #include "kernels/vec_dot.h"
@@ -268,11 +269,30 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   spec.quant = "q4_k_m";
   const std::string path = std::string(G3N_BINARY_DIR) + "/rand-packed.gguf";
   write_random_gemma3n(spec, path, 2);
+  // rows: every matrix in the mapping. packed: Q4_K packed, and with huge pages forced on (where the kernel
+  // has them) every other streamed matrix copied into the arena as it is.
   ::setenv("G3N_NO_PACK", "1", 1);
+  ::setenv("G3N_HUGE_PAGES", "0", 1);
   auto rows = Model::load(path);
   ::unsetenv("G3N_NO_PACK");
+  ::setenv("G3N_HUGE_PAGES", "1", 1);
   auto packed = Model::load(path);
+  ::unsetenv("G3N_HUGE_PAGES");
   EXPECT_FALSE(rows->weights().layers[12].ffn_gate.packed);
+  const auto in_file = [](const Model& m, const WeightMatrix& w) {
+    const GgufFile& f = m.file();
+    const uint8_t* t = f.tensor_data(f.tensors().front());
+    const uint8_t* base = t - (f.data_offset() + f.tensors().front().offset);
+    return w.data >= base && w.data < base + f.file_size();
+  };
+  EXPECT_TRUE(in_file(*rows, rows->weights().output));
+  EXPECT_TRUE(in_file(*rows, rows->weights().layers[0].ffn_up));
+  if (transparent_huge_pages()) {  // copied: the tied head (also the input table) and a masked up projection
+    EXPECT_FALSE(in_file(*packed, packed->weights().output));
+    EXPECT_EQ(packed->weights().output.data, packed->weights().token_embd.data);
+    EXPECT_FALSE(packed->weights().output.packed);
+    EXPECT_FALSE(in_file(*packed, packed->weights().layers[0].ffn_up));
+  }
   if (!vec_dot_packed_fn(GgmlType::Q4_K)) {
     EXPECT_FALSE(packed->weights().layers[12].ffn_gate.packed);
     GTEST_SKIP() << "kernel set " << vec_dot_isa() << " has no packed kernels: nothing is packed";
@@ -298,6 +318,8 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   EXPECT_TRUE(d12.ffn_gate.packed);
   EXPECT_EQ(d12.ffn_gate.data, l12.ffn_gate.data);
   EXPECT_EQ(d12.attn_q.data, l12.attn_q.data);
+  if (!in_file(*packed, packed->weights().output))  // the copied head is shared too
+    EXPECT_EQ(draft->weights().output.data, packed->weights().output.data);
   EXPECT_NE(alone->weights().layers[12].ffn_gate.data, l12.ffn_gate.data);
   const auto a = logits_of(*draft, toks, false, false), b = logits_of(*alone, toks, false, false);
   ASSERT_EQ(a.size(), b.size());

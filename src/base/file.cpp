@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <new>
 #include <random>
 #include <sstream>
 
@@ -38,6 +42,45 @@ Mapping& Mapping::operator=(Mapping&& o) noexcept {
 void Mapping::reset() noexcept {
   if (addr_) ::munmap(addr_, len_);
   addr_ = nullptr, len_ = 0;
+}
+
+Mapping map_anonymous(size_t bytes, bool huge_pages) {
+  if (bytes == 0) return Mapping();
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (huge_pages) ::madvise(p, bytes, MADV_HUGEPAGE);
+#else
+  (void)huge_pages;
+#endif
+  return Mapping(p, bytes);
+}
+
+bool transparent_huge_pages() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  return line.find("[always]") != std::string::npos || line.find("[madvise]") != std::string::npos;
+}
+
+size_t fault_in_huge_pages(const Mapping& m) {
+  constexpr size_t kHuge = size_t{2} << 20, kRun = 4;
+  constexpr double kSlowMs = 1.0;
+  const auto begin = reinterpret_cast<uintptr_t>(m.data()), end = begin + m.size();
+  uintptr_t p = (begin + kHuge - 1) / kHuge * kHuge;  // the first whole huge page
+  while (p + kRun * kHuge <= end) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < kRun; ++i) *reinterpret_cast<volatile uint8_t*>(p + i * kHuge) = 0;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    p += kRun * kHuge;
+    if (ms > kSlowMs * kRun) {
+#ifdef MADV_NOHUGEPAGE
+      ::madvise(reinterpret_cast<void*>(p), end - p, MADV_NOHUGEPAGE);
+#endif
+      break;
+    }
+  }
+  return p > begin ? static_cast<size_t>(std::min(p, end) - begin) : 0;
 }
 
 void fsync_dir(const std::filesystem::path& dir) {

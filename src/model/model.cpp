@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/file.h"
 #include "base/thread_pool.h"
 #include "kernels/vec_dot.h"
 #include "model/matformer.h"
@@ -29,7 +30,7 @@ Model::Model(GgufFile file, const std::string& matformer, const Model* share_pac
   compact_sliced_down_projections();
   narrow_float_matrices();
   build_sparse_columns();
-  pack_matrices(share_packed);  // after the sparse columns, which read the down projections' rows
+  move_matrices_to_arena(share_packed);  // after the sparse columns, which read the down projections' rows
 }
 
 // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
@@ -133,66 +134,130 @@ static const uint8_t* mapping_base(const GgufFile& f) {
   return f.tensor_data(t) - (f.data_offset() + t.offset);
 }
 
-// Q4_K matrices repacked for the AVX-512 VNNI kernels (kernels/packed_panels.h) where the kernel set in use
-// has them: decode reads them as fast as the row kernels do (faster for long rows), verifying 2-8 tokens
-// costs little more than one (rows: 2-3x), and the mapped pages are handed back (+2.8% bytes: scales
-// unpacked). Not packed: Q6_K (its packed one-token kernel streams from DRAM slower than the row kernels on
-// Zen 4; docs/kernels.md), the sparse layers' up projection (masked products skip single rows; a 16-row
-// group would be computed wherever any row is needed), and sliced views (their rows are not contiguous).
-// G3N_NO_PACK=1 keeps every matrix in its rows (for comparison). A draft of the same file (share) uses
-// the target's packed copies, so self-speculation adds no weight memory; what the target did not pack stays mapped.
-void Model::pack_matrices(const Model* share) {
-  if (const char* no = std::getenv("G3N_NO_PACK"); no && *no && std::string(no) != "0") return;
-  if (!vec_dot_packed_fn(GgmlType::Q4_K)) return;
-  std::vector<WeightMatrix*> todo;
+namespace {
+bool env_set(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
+
+// G3N_HUGE_PAGES=0 turns huge pages off, =1 takes them however slowly they come (base/file.h).
+bool huge_pages_wanted() {
+  const char* v = std::getenv("G3N_HUGE_PAGES");
+  return !(v && std::string(v) == "0") && transparent_huge_pages();
+}
+}  // namespace
+
+// The matrices a decode step streams leave the mapping for one anonymous arena (base/file.h map_anonymous),
+// in 2 MiB pages where the kernel gives them:
+//  - Q4_K matrices are PACKED for the AVX-512 VNNI kernels (kernels/packed_panels.h) where the kernel set
+//    in use has them: decode reads them as fast as the row kernels do (faster for long rows), verifying 2-8
+//    tokens costs little more than one (rows: 2-3x); +2.8% bytes (scales unpacked);
+//  - with huge pages, every other streamed matrix (Q6_K, the sparse layers' masked up projections, the
+//    output head, float matrices left unnarrowed) is COPIED as it is: its rows then stream from 2 MiB
+//    pages, across which the hardware prefetchers keep running and which need 512x fewer TLB entries
+//    (E4B generation +8%, docs/model.md §2). Without huge pages a copy would gain nothing and is not made.
+// Not moved: sliced views (their rows are not contiguous) and the per-layer token table (read by row).
+// Each matrix is moved in pieces of at most kPiece source bytes, whose mapped pages are handed back as
+// soon as they are moved, so the process never holds a whole large matrix twice (the 440 MB output head).
+// G3N_NO_PACK=1 keeps Q4_K in rows. Huge pages are taken while they fault in quickly (base/file.h
+// fault_in_huge_pages); G3N_HUGE_PAGES=0 turns them off, =1 takes them however slowly they come.
+// A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
+void Model::move_matrices_to_arena(const Model* share) {
+  const bool pack = !env_set("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
+  const bool huge = huge_pages_wanted();
+  if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);
   auto mapped = [&](const WeightMatrix& m) {
     return base && m.data >= base && m.data < base + file_.file_size() &&
            m.data + m.row_bytes * static_cast<uint64_t>(m.n_out) <= base + file_.file_size();
   };
-  auto consider = [&](WeightMatrix& m) {
-    if (!m.empty() && !m.packed && m.type == GgmlType::Q4_K && packable(m.type, m.n_in, m.n_out) &&
-        ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(0) == m.row_bytes && mapped(m))
-      todo.push_back(&m);
+  // One entry per distinct source (the tied output head and input table are one matrix).
+  struct Move {
+    std::vector<WeightMatrix*> views;
+    bool packed;
+  };
+  std::vector<Move> todo;
+  auto consider = [&](WeightMatrix& m, bool may_pack) {
+    if (m.empty() || m.packed || !mapped(m) || m.n_out <= 0) return;
+    if (ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(0) != m.row_bytes) return;  // a sliced view
+    for (Move& mv : todo)
+      if (mv.views.front()->data == m.data) {
+        if (mv.views.front()->n_in == m.n_in && mv.views.front()->n_out == m.n_out) mv.views.push_back(&m);
+        return;
+      }
+    const bool packs = pack && may_pack && m.type == GgmlType::Q4_K && packable(m.type, m.n_in, m.n_out);
+    if (packs || huge) todo.push_back(Move{{&m}, packs});
   };
   for (int l = 0; l < config_.n_layer; ++l) {
     Gemma3nLayerWeights& lw = weights_.layers[l];
     for (WeightMatrix* m : {&lw.attn_q, &lw.attn_k, &lw.attn_v, &lw.attn_output, &lw.laurel_l, &lw.laurel_r, &lw.ffn_gate,
-                            &lw.inp_gate, &lw.proj})
-      consider(*m);
+                            &lw.inp_gate, &lw.proj, &lw.altup_router, &lw.altup_predict_coef, &lw.altup_correct_coef})
+      consider(*m, true);
+    // Sparse layers: the masked up projection reads single rows (packed, a 16-row group would be computed
+    // wherever one row is needed), and the down projection is read from its column copy.
     const bool sparse = config_.sparsity_std_multiplier[l] > 0;
-    if (!sparse) consider(lw.ffn_up);
-    if (lw.ffn_down_cols.empty()) consider(lw.ffn_down);  // sparse layers: the fast path reads the column copy
+    consider(lw.ffn_up, !sparse);
+    if (lw.ffn_down_cols.empty()) consider(lw.ffn_down, true);
   }
+  for (PerLayerRun& run : weights_.per_layer) consider(run.model_proj, true);
+  for (auto& m : weights_.altup_proj) consider(m, true);
+  for (auto& m : weights_.altup_unembd_proj) consider(m, true);
+  consider(weights_.output, true);
+  if (weights_.token_embd.data == weights_.output.data) consider(weights_.token_embd, true);  // tied: one copy
   if (todo.empty()) return;
+  const auto bytes_of = [](const Move& mv) {
+    const WeightMatrix& m = *mv.views.front();
+    return mv.packed ? packed_matrix_bytes(m.type, m.n_in, m.n_out) : m.row_bytes * static_cast<uint64_t>(m.n_out);
+  };
+  const auto repoint = [&](const Move& mv, const uint8_t* dst) {
+    const WeightMatrix& m = *mv.views.front();
+    file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
+    for (WeightMatrix* v : mv.views) {
+      v->data = dst;
+      v->packed = mv.packed;
+    }
+  };
   if (share) {
     const uint8_t* other = mapping_base(share->file_);
-    for (WeightMatrix* m : todo)
-      if (const uint8_t* p = share->packed_copy(m->data - base + other, m->n_in, m->n_out)) {
-        file_.drop_pages(m->data, m->row_bytes * static_cast<uint64_t>(m->n_out));
-        m->data = p;
-        m->packed = true;
-      }
+    for (const Move& mv : todo) {
+      const WeightMatrix& m = *mv.views.front();
+      if (const uint8_t* p = share->arena_copy(m.data - base + other, m.n_in, m.n_out, mv.packed)) repoint(mv, p);
+    }
     return;
   }
-  packed_.resize(todo.size());
+  std::vector<uint64_t> offset(todo.size() + 1, 0);
+  for (size_t i = 0; i < todo.size(); ++i) offset[i + 1] = offset[i] + (bytes_of(todo[i]) + 63) / 64 * 64;
+  arena_ = map_anonymous(static_cast<size_t>(offset.back()), huge);
+  if (huge && !env_set("G3N_HUGE_PAGES")) fault_in_huge_pages(arena_);
+  auto* arena = static_cast<uint8_t*>(arena_.data());
+  moved_.resize(todo.size());
+  constexpr uint64_t kPiece = uint64_t{8} << 20;
   ThreadPool pool(std::min<int>(default_thread_count(), static_cast<int>(todo.size())));
   pool.parallel_for_dynamic(static_cast<int64_t>(todo.size()), [&](int64_t begin, int64_t end, int) {
     for (int64_t i = begin; i < end; ++i) {
-      WeightMatrix& m = *todo[static_cast<size_t>(i)];
-      PackedBuffer buf = allocate_packed(packed_matrix_bytes(m.type, m.n_in, m.n_out));
-      pack_groups(m.type, m.data, m.row_bytes, m.n_in, 0, m.n_out / kPackRows, buf.get());
-      file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
-      packed_[static_cast<size_t>(i)] = Packed{m.data, m.n_in, m.n_out, std::move(buf)};
-      m.data = packed_[static_cast<size_t>(i)].data.get();
-      m.packed = true;
+      const Move& mv = todo[static_cast<size_t>(i)];
+      const WeightMatrix& m = *mv.views.front();
+      uint8_t* dst = arena + offset[static_cast<size_t>(i)];
+      // Pieces of whole row groups (packed: 16 rows) of at most kPiece bytes (at least one group).
+      const int64_t unit = mv.packed ? kPackRows : 1, units = m.n_out / unit;
+      const uint64_t unit_bytes = m.row_bytes * static_cast<uint64_t>(unit);
+      const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(kPiece / unit_bytes));
+      for (int64_t u0 = 0; u0 < units; u0 += step) {
+        const int64_t u1 = std::min(units, u0 + step);
+        const uint8_t* src = m.data + unit_bytes * static_cast<uint64_t>(u0);
+        if (mv.packed) pack_groups(m.type, m.data, m.row_bytes, m.n_in, u0, u1, dst + packed_block_bytes(m.type) * static_cast<uint64_t>(m.n_in / 256) * static_cast<uint64_t>(u0));
+        else std::memcpy(dst + unit_bytes * static_cast<uint64_t>(u0), src, unit_bytes * static_cast<uint64_t>(u1 - u0));
+        file_.drop_pages(src, unit_bytes * static_cast<uint64_t>(u1 - u0));
+      }
+      moved_[static_cast<size_t>(i)] = Moved{m.data, m.n_in, m.n_out, mv.packed, dst};
+      repoint(mv, dst);
     }
   }, 1);
 }
 
-const uint8_t* Model::packed_copy(const uint8_t* source, int64_t n_in, int64_t n_out) const {
-  for (const Packed& p : packed_)
-    if (p.source == source && p.n_in == n_in && p.n_out >= n_out) return p.data.get();
+const uint8_t* Model::arena_copy(const uint8_t* source, int64_t n_in, int64_t n_out, bool packed) const {
+  for (const Moved& p : moved_)
+    if (p.source == source && p.n_in == n_in && p.n_out >= n_out && p.packed == packed) return p.data;
   return nullptr;
 }
 

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "base/file.h"
+#include "base/file.h"
 #include "gguf/gguf.h"
 #include "kernels/packed_panels.h"
 #include "model/gemma3n_config.h"
@@ -41,22 +43,25 @@ class Model {
   void compact_sliced_down_projections();
   void narrow_float_matrices();
   void build_sparse_columns();
-  void pack_matrices(const Model* share);
-  // The packed copy of the matrix whose mapped rows start at `source`, at least n_out rows; nullptr if none.
-  const uint8_t* packed_copy(const uint8_t* source, int64_t n_in, int64_t n_out) const;
+  void move_matrices_to_arena(const Model* share);
+  // The arena copy of the matrix whose mapped rows start at `source` (packed or as rows), with at least n_out
+  // rows; nullptr if none.
+  const uint8_t* arena_copy(const uint8_t* source, int64_t n_in, int64_t n_out, bool packed) const;
   GgufFile file_;
   std::string matformer_;
   Gemma3nConfig config_;
   Gemma3nWeights weights_;
   // Copies of F32 matrices whose values are exactly bf16 (or fp16): the matrices point here (model.cpp).
   std::vector<std::unique_ptr<uint16_t[]>> narrowed_;
-  // Matrices packed for the AVX-512 VNNI kernels (kernels/packed_panels.h), with where their rows were mapped.
-  struct Packed {
+  // Matrices moved out of the mapping (move_matrices_to_arena), with where their rows were mapped.
+  struct Moved {
     const uint8_t* source;
     int64_t n_in, n_out;
-    PackedBuffer data;
+    bool packed;
+    const uint8_t* data;  // in arena_
   };
-  std::vector<Packed> packed_;
+  std::vector<Moved> moved_;
+  Mapping arena_;
 };
 
 }  // namespace g3n
