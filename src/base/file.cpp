@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -81,6 +82,19 @@ size_t fault_in_huge_pages(const Mapping& m) {
     }
   }
   return p > begin ? static_cast<size_t>(std::min(p, end) - begin) : 0;
+}
+
+bool weight_buffers_use_huge_pages() {
+  const char* v = std::getenv("G3N_HUGE_PAGES");
+  return !(v && std::string(v) == "0") && transparent_huge_pages();
+}
+
+Mapping map_weight_buffer(size_t bytes) {
+  const bool huge = weight_buffers_use_huge_pages();
+  Mapping m = map_anonymous(bytes, huge);
+  const char* v = std::getenv("G3N_HUGE_PAGES");
+  if (huge && !(v && std::string(v) == "1")) fault_in_huge_pages(m);
+  return m;
 }
 
 void fsync_dir(const std::filesystem::path& dir) {

@@ -85,6 +85,13 @@ bool transparent_huge_pages();
 // and backs it again on first touch (free page reporting), 3-6 ms, and gigabytes of huge pages would cost
 // seconds of load (4 KiB pages come from recently freed memory there). Returns the bytes in huge pages.
 size_t fault_in_huge_pages(const Mapping& m);
+// Whether buffers for weights may be in huge pages here: transparent huge pages available and not turned
+// off by G3N_HUGE_PAGES=0.
+bool weight_buffers_use_huge_pages();
+// A zero-filled buffer for data that lives as long as a model (weights moved out of the mapping, column
+// copies): map_anonymous, in huge pages where weight_buffers_use_huge_pages() and, unless G3N_HUGE_PAGES=1
+// takes them however slowly they come, only while they fault in quickly (fault_in_huge_pages).
+Mapping map_weight_buffer(size_t bytes);
 
 // fsyncs a directory so that a rename inside it survives a power loss (best effort: some filesystems
 // refuse to open directories).

@@ -140,11 +140,6 @@ bool env_set(const char* name) {
   return v && *v && std::string(v) != "0";
 }
 
-// G3N_HUGE_PAGES=0 turns huge pages off, =1 takes them however slowly they come (base/file.h).
-bool huge_pages_wanted() {
-  const char* v = std::getenv("G3N_HUGE_PAGES");
-  return !(v && std::string(v) == "0") && transparent_huge_pages();
-}
 }  // namespace
 
 // The matrices a decode step streams leave the mapping for one anonymous arena (base/file.h map_anonymous),
@@ -164,7 +159,7 @@ bool huge_pages_wanted() {
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
 void Model::move_matrices_to_arena(const Model* share) {
   const bool pack = !env_set("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
-  const bool huge = huge_pages_wanted();
+  const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);
   auto mapped = [&](const WeightMatrix& m) {
@@ -227,8 +222,7 @@ void Model::move_matrices_to_arena(const Model* share) {
   }
   std::vector<uint64_t> offset(todo.size() + 1, 0);
   for (size_t i = 0; i < todo.size(); ++i) offset[i + 1] = offset[i] + (bytes_of(todo[i]) + 63) / 64 * 64;
-  arena_ = map_anonymous(static_cast<size_t>(offset.back()), huge);
-  if (huge && !env_set("G3N_HUGE_PAGES")) fault_in_huge_pages(arena_);
+  arena_ = map_weight_buffer(static_cast<size_t>(offset.back()));
   auto* arena = static_cast<uint8_t*>(arena_.data());
   moved_.resize(todo.size());
   constexpr uint64_t kPiece = uint64_t{8} << 20;
