@@ -89,11 +89,12 @@ bool weight_buffers_use_huge_pages() {
   return !(v && std::string(v) == "0") && transparent_huge_pages();
 }
 
-Mapping map_weight_buffer(size_t bytes) {
+Mapping map_weight_buffer(size_t bytes, size_t* huge_bytes) {
   const bool huge = weight_buffers_use_huge_pages();
   Mapping m = map_anonymous(bytes, huge);
   const char* v = std::getenv("G3N_HUGE_PAGES");
-  if (huge && !(v && std::string(v) == "1")) fault_in_huge_pages(m);
+  const size_t n = !huge ? 0 : v && std::string(v) == "1" ? m.size() : fault_in_huge_pages(m);
+  if (huge_bytes) *huge_bytes = n;
   return m;
 }
 

@@ -90,8 +90,9 @@ size_t fault_in_huge_pages(const Mapping& m);
 bool weight_buffers_use_huge_pages();
 // A zero-filled buffer for data that lives as long as a model (weights moved out of the mapping, column
 // copies): map_anonymous, in huge pages where weight_buffers_use_huge_pages() and, unless G3N_HUGE_PAGES=1
-// takes them however slowly they come, only while they fault in quickly (fault_in_huge_pages).
-Mapping map_weight_buffer(size_t bytes);
+// takes them however slowly they come, only while they fault in quickly (fault_in_huge_pages). *huge_bytes
+// (if given) receives how many bytes from the start are in huge pages (0 without them).
+Mapping map_weight_buffer(size_t bytes, size_t* huge_bytes = nullptr);
 
 // fsyncs a directory so that a rename inside it survives a power loss (best effort: some filesystems
 // refuse to open directories).

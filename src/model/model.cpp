@@ -220,9 +220,15 @@ void Model::move_matrices_to_arena(const Model* share) {
     }
     return;
   }
+  // Packed matrices first: a copy only pays in huge pages, so copies that would land past the part of the
+  // arena the kernel gave huge pages to (fault_in_huge_pages stopped early) are not made; their matrices stay
+  // mapped, and that tail of the arena is never touched (no memory).
+  std::stable_partition(todo.begin(), todo.end(), [](const Move& mv) { return mv.packed; });
   std::vector<uint64_t> offset(todo.size() + 1, 0);
   for (size_t i = 0; i < todo.size(); ++i) offset[i + 1] = offset[i] + (bytes_of(todo[i]) + 63) / 64 * 64;
-  arena_ = map_weight_buffer(static_cast<size_t>(offset.back()));
+  size_t huge_bytes = 0;
+  arena_ = map_weight_buffer(static_cast<size_t>(offset.back()), &huge_bytes);
+  while (!todo.empty() && !todo.back().packed && offset[todo.size()] > huge_bytes) todo.pop_back();
   auto* arena = static_cast<uint8_t*>(arena_.data());
   moved_.resize(todo.size());
   constexpr uint64_t kPiece = uint64_t{8} << 20;
