@@ -12,6 +12,7 @@
 #include "base/thread_pool.h"
 #include "kernel_rows_util.h"
 #include "kernel_sets_util.h"
+#include "base/file.h"
 #include "kernels/matmul.h"
 #include "kernels/packed_panels.h"
 #include "kernels/vec_dot.h"
@@ -22,18 +23,18 @@ namespace {
 struct PackedCase {
   WeightMatrix rows, packed;
   std::vector<uint8_t> data;
-  PackedBuffer buf;
+  Mapping buf;
 };
 
 PackedCase make_case(GgmlType t, int64_t n_in, int64_t n_out, std::mt19937& rng) {
   PackedCase c;
   c.data = random_rows(t, n_out, n_in, rng);
   const uint64_t rb = *ggml_row_bytes(t, uint64_t(n_in));
-  c.buf = allocate_packed(packed_matrix_bytes(t, n_in, n_out));
-  pack_groups(t, c.data.data(), rb, n_in, 0, n_out / kPackRows, c.buf.get());
+  c.buf = map_anonymous(packed_matrix_bytes(t, n_in, n_out), false);
+  pack_groups(t, c.data.data(), rb, n_in, 0, n_out / kPackRows, static_cast<uint8_t*>(c.buf.data()));
   c.rows = WeightMatrix{t, n_in, n_out, rb, c.data.data()};
   c.packed = c.rows;
-  c.packed.data = c.buf.get();
+  c.packed.data = static_cast<uint8_t*>(c.buf.data());
   c.packed.packed = true;
   return c;
 }
@@ -46,7 +47,7 @@ TEST(KernelsPacked, UnpackRowRestoresEveryByte) {
       const PackedCase c = make_case(t, n_in, 48, rng);
       std::vector<uint8_t> row(c.rows.row_bytes);
       for (int64_t r = 0; r < 48; ++r) {
-        unpack_row(t, c.buf.get(), n_in, r, row.data());
+        unpack_row(t, static_cast<uint8_t*>(c.buf.data()), n_in, r, row.data());
         ASSERT_EQ(std::memcmp(row.data(), c.rows.row(r), row.size()), 0) << "n_in " << n_in << " row " << r;
       }
       std::vector<float> a(static_cast<size_t>(n_in)), b(static_cast<size_t>(n_in));

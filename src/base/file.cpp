@@ -84,16 +84,20 @@ size_t fault_in_huge_pages(const Mapping& m) {
   return p > begin ? static_cast<size_t>(std::min(p, end) - begin) : 0;
 }
 
-bool weight_buffers_use_huge_pages() {
+namespace {
+// G3N_HUGE_PAGES: '0' never, '1' always (however slowly they come), anything else or unset: the default.
+char huge_pages_setting() {
   const char* v = std::getenv("G3N_HUGE_PAGES");
-  return !(v && std::string(v) == "0") && transparent_huge_pages();
+  return v && (std::string(v) == "0" || std::string(v) == "1") ? v[0] : 'd';
 }
+}  // namespace
+
+bool weight_buffers_use_huge_pages() { return huge_pages_setting() != '0' && transparent_huge_pages(); }
 
 Mapping map_weight_buffer(size_t bytes, size_t* huge_bytes) {
   const bool huge = weight_buffers_use_huge_pages();
   Mapping m = map_anonymous(bytes, huge);
-  const char* v = std::getenv("G3N_HUGE_PAGES");
-  const size_t n = !huge ? 0 : v && std::string(v) == "1" ? m.size() : fault_in_huge_pages(m);
+  const size_t n = !huge ? 0 : huge_pages_setting() == '1' ? m.size() : fault_in_huge_pages(m);
   if (huge_bytes) *huge_bytes = n;
   return m;
 }

@@ -1,8 +1,6 @@
 #include "kernels/packed_panels.h"
 
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include "quant/blocks.h"
 
@@ -136,14 +134,6 @@ void unpack_row(GgmlType type, const uint8_t* packed, int64_t n_in, int64_t r, u
     else
       unpack_q6k(reinterpret_cast<const PackedQ6K*>(packed)[g * nb + b], row, reinterpret_cast<BlockQ6_K*>(row_out)[b]);
   }
-}
-
-void AlignedFree::operator()(uint8_t* p) const { std::free(p); }
-
-PackedBuffer allocate_packed(uint64_t bytes) {
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
-  return PackedBuffer(static_cast<uint8_t*>(p));
 }
 
 }  // namespace g3n

@@ -14,7 +14,6 @@
 // integer totals are exact and the float close is the dot's fmas in block order.
 #pragma once
 #include <cstdint>
-#include <memory>
 
 #include "quant/ggml_type.h"
 
@@ -54,12 +53,5 @@ void pack_groups(GgmlType type, const uint8_t* rows, uint64_t row_bytes, int64_t
                  uint8_t* dst);
 // The original blocks of row r (ggml_row_bytes(type, n_in) bytes) from a packed matrix: exact inverse.
 void unpack_row(GgmlType type, const uint8_t* packed, int64_t n_in, int64_t r, uint8_t* row_out);
-
-// A 64-byte-aligned buffer for a packed matrix.
-struct AlignedFree {
-  void operator()(uint8_t* p) const;
-};
-using PackedBuffer = std::unique_ptr<uint8_t[], AlignedFree>;
-PackedBuffer allocate_packed(uint64_t bytes);
 
 }  // namespace g3n

@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "base/thread_pool.h"
+#include "kernels/packed_panels.h"
 #include "kernels/vec_dot.h"
 #include "model/matformer.h"
 #include "quant/fp16.h"
@@ -16,6 +17,12 @@
 namespace g3n {
 
 namespace {
+// An on/off switch from the environment: set, non-empty and not "0".
+bool env_set(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
+
 Gemma3nConfig config_for(const GgufFile& file, const std::string& matformer) {
   Gemma3nConfig c = read_gemma3n_config(file);
   return matformer.empty() ? c : slice_config(c, resolve_matformer(matformer, c));
@@ -86,7 +93,7 @@ void Model::compact_sliced_down_projections() {
 // same numbers, because every kernel set's BF16/F16 dots and tiles are its F32 kernels with an exact
 // widening load (tests/kernels_narrow_test.cpp). G3N_KEEP_F32=1 keeps the F32 matrices (for comparison).
 void Model::narrow_float_matrices() {
-  if (const char* keep = std::getenv("G3N_KEEP_F32"); keep && *keep && std::string(keep) != "0") return;
+  if (env_set("G3N_KEEP_F32")) return;
   std::vector<WeightMatrix*> todo;
   auto consider = [&](WeightMatrix& m) {
     if (!m.empty() && m.type == GgmlType::F32 && m.row_bytes == static_cast<uint64_t>(m.n_in) * sizeof(float) && m.n_out > 1)
@@ -133,14 +140,6 @@ static const uint8_t* mapping_base(const GgufFile& f) {
   const GgufTensorInfo& t = f.tensors().front();
   return f.tensor_data(t) - (f.data_offset() + t.offset);
 }
-
-namespace {
-bool env_set(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v && std::string(v) != "0";
-}
-
-}  // namespace
 
 // The matrices a decode step streams leave the mapping for one anonymous arena (base/file.h map_anonymous),
 // in 2 MiB pages where the kernel gives them:
@@ -204,9 +203,7 @@ void Model::move_matrices_to_arena(const Model* share) {
     const WeightMatrix& m = *mv.views.front();
     return mv.packed ? packed_matrix_bytes(m.type, m.n_in, m.n_out) : m.row_bytes * static_cast<uint64_t>(m.n_out);
   };
-  const auto repoint = [&](const Move& mv, const uint8_t* dst) {
-    const WeightMatrix& m = *mv.views.front();
-    file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
+  const auto repoint = [](const Move& mv, const uint8_t* dst) {
     for (WeightMatrix* v : mv.views) {
       v->data = dst;
       v->packed = mv.packed;
@@ -216,7 +213,10 @@ void Model::move_matrices_to_arena(const Model* share) {
     const uint8_t* other = mapping_base(share->file_);
     for (const Move& mv : todo) {
       const WeightMatrix& m = *mv.views.front();
-      if (const uint8_t* p = share->arena_copy(m.data - base + other, m.n_in, m.n_out, mv.packed)) repoint(mv, p);
+      if (const uint8_t* p = share->arena_copy(m.data - base + other, m.n_in, m.n_out, mv.packed)) {
+        file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
+        repoint(mv, p);
+      }
     }
     return;
   }
@@ -245,9 +245,9 @@ void Model::move_matrices_to_arena(const Model* share) {
       for (int64_t u0 = 0; u0 < units; u0 += step) {
         const int64_t u1 = std::min(units, u0 + step);
         const uint8_t* src = m.data + unit_bytes * static_cast<uint64_t>(u0);
-        if (mv.packed) pack_groups(m.type, m.data, m.row_bytes, m.n_in, u0, u1, dst + packed_block_bytes(m.type) * static_cast<uint64_t>(m.n_in / 256) * static_cast<uint64_t>(u0));
+        if (mv.packed) pack_groups(m.type, m.data, m.row_bytes, m.n_in, u0, u1, dst + packed_matrix_bytes(m.type, m.n_in, unit * u0));
         else std::memcpy(dst + unit_bytes * static_cast<uint64_t>(u0), src, unit_bytes * static_cast<uint64_t>(u1 - u0));
-        file_.drop_pages(src, unit_bytes * static_cast<uint64_t>(u1 - u0));
+        file_.drop_pages(src, unit_bytes * static_cast<uint64_t>(u1 - u0));  // the pieces' pages: all of them
       }
       moved_[static_cast<size_t>(i)] = Moved{m.data, m.n_in, m.n_out, mv.packed, dst};
       repoint(mv, dst);

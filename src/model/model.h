@@ -6,9 +6,7 @@
 #include <vector>
 
 #include "base/file.h"
-#include "base/file.h"
 #include "gguf/gguf.h"
-#include "kernels/packed_panels.h"
 #include "model/gemma3n_config.h"
 #include "model/gemma3n_weights.h"
 
