@@ -281,18 +281,27 @@ TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
 
 TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
   for_each_kernel_set([&](const std::string&) {
-    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
-      const int64_t n = 1024, rows = 48;
+    // 176 rows: the AVX-512 kernel's 64-row steps and its 16-row remainder both run.
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+      for (bool saturated : {false, true}) {
+      const int64_t n = 1024, rows = 176;
       std::mt19937 rng(31);
-      const std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      if (saturated)  // every quant and scale at its largest, keeping the fp16 scales
+        for (size_t base = 0; base < wbytes.size(); base += ggml_type_traits(t).block_bytes) {
+          if (t == GgmlType::Q6_K) std::memset(&wbytes[base], 0xFF, 192), std::memset(&wbytes[base + 192], 0x80, 16);
+          else std::memset(&wbytes[base + 4], 0xFF, 140);
+        }
       const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
       ASSERT_TRUE(sparse_columns_supported(w));
       const SparseColumns cols = make_sparse_columns(w);
       for (double density : {0.0, 0.01, 0.05, 0.3, 1.0}) {
         std::vector<float> x = randn(rng, n);
         std::bernoulli_distribution keep(density);
-        for (int64_t i = 0; i < n; ++i)
+        for (int64_t i = 0; i < n; ++i) {
+          if (saturated) x[size_t(i)] = (i % 3) ? -1.0f : 1.0f;  // quants of -127 / 127
           if (!keep(rng) || (i >= 256 && i < 512)) x[size_t(i)] = 0.0f;  // block 1 always all zero
+        }
         for (bool ref : {false, true}) {
           std::vector<uint8_t> act(act_row_bytes(t, n));
           if (ref) quantize_act_row_ref(t, x.data(), act.data(), n);
@@ -304,12 +313,13 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
           else sparse_columns_rows(cols, sa, 16, rows, y.data() + 0), sparse_columns_rows(cols, sa, 0, 16, y.data());
           for (int64_t r = 0; r < rows; ++r) {
             const float want = ref ? vec_dot_ref(t, w.row(r), act.data(), n) : vec_dot(t, w.row(r), act.data(), n);
-            ASSERT_EQ(bits(y[size_t(r)]), bits(want)) << type_name(t) << " density=" << density << (ref ? " ref" : " simd")
-                                                      << " row " << r << ": " << y[size_t(r)] << " vs " << want;
+            ASSERT_EQ(bits(y[size_t(r)]), bits(want)) << type_name(t) << (saturated ? " saturated" : "") << " density="
+                                                      << density << (ref ? " ref" : " simd") << " row " << r << ": "
+                                                      << y[size_t(r)] << " vs " << want;
           }
         }
       }
-    }
+      }
     const std::vector<uint8_t> q5(size_t(*ggml_row_bytes(GgmlType::Q5_K, 256)) * 16);
     EXPECT_FALSE(sparse_columns_supported(WeightMatrix{GgmlType::Q5_K, 256, 16, *ggml_row_bytes(GgmlType::Q5_K, 256), q5.data()}));
     const std::vector<uint8_t> q4(size_t(*ggml_row_bytes(GgmlType::Q4_K, 256)) * 12);

@@ -19,6 +19,7 @@ RowsFn avx2_rows();  // sparse_columns_avx2.cpp; nullptr where not compiled
 RowsFn neon_rows();  // sparse_columns_neon.cpp; nullptr where not compiled
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
 TileFn avx512_tile();  // sparse_columns_avx512.cpp; nullptr where not compiled
+RowsFn avx512_rows();  // sparse_columns_avx512.cpp; nullptr where not compiled
 inline TileFn no_tile() { return nullptr; }
 }  // namespace sparse_detail
 
@@ -204,7 +205,7 @@ namespace {
 // The sparse kernel of each vec_dot kernel set (by name); a set not listed uses the scalar twin. Each
 // must return the bits of its set's dense dot (the NEON sets' K-quant dots all close every block with
 // the scalar dots' own step, kquant_step.h, so one NEON kernel serves the three; both AVX-512 sets' K-quant
-// dots give the AVX2 set's bits, so the AVX2 kernel serves all three).
+// dots give the AVX2 set's bits, and their zmm kernel closes each block with the AVX2 kernel's fmas).
 struct SparseEntry {
   const char* set;
   sparse_detail::RowsFn (*get)();
@@ -212,8 +213,8 @@ struct SparseEntry {
 };
 constexpr SparseEntry kSparseSets[] = {
     {"avx2+fma+f16c", sparse_detail::avx2_rows, sparse_detail::no_tile},
-    {"avx512vnni", sparse_detail::avx2_rows, sparse_detail::avx512_tile},
-    {"avx512vnni-256", sparse_detail::avx2_rows, sparse_detail::avx512_tile},
+    {"avx512vnni", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
+    {"avx512vnni-256", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
     {"neon", sparse_detail::neon_rows, sparse_detail::no_tile},
     {"neon+dotprod", sparse_detail::neon_rows, sparse_detail::no_tile},
     {"neon+i8mm", sparse_detail::neon_rows, sparse_detail::no_tile},

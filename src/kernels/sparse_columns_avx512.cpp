@@ -1,5 +1,7 @@
-// AVX-512 VNNI prefill products from the column-major copies: the 16-row panels of kquant_panel_zmm.h
-// built from a SparseColumns copy instead of the file's rows. A sparse layer's down projection then never
+// AVX-512 VNNI kernels of the column-major copies: the decode product (one sparse activation row) and the
+// prefill products.
+//
+// Prefill: the 16-row panels of kquant_panel_zmm.h built from a SparseColumns copy instead of the file's rows. A sparse layer's down projection then never
 // reads its original row-major matrix, whose pages stay out of memory (the copy is all a sparse layer
 // keeps resident), and a prompt still gets the panels' speed. Same integers per (row, token, block) and
 // the same float close as the dense dot, so the same bits (KernelsSparseColumns in tests/kernels_tile_test.cpp).
@@ -15,6 +17,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 // GCC 12's AVX-512 intrinsics pass an intentionally undefined vector as the unused merge source of
 // unmasked operations (see vec_dot_avx512.cpp).
@@ -29,6 +32,7 @@
 namespace g3n {
 namespace sparse_detail {
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
+using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
 namespace {
 
 using vecdot::kPanelRows;
@@ -93,6 +97,169 @@ G3N_AVX512 void q6k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot:
     }
 }
 
+// ---- Decode: one sparse activation row (sparse_columns_rows) ------------------------------------------
+// Each non-zero activation v in column j adds sc[group][r] * q[j][r] * v to row r's block sum. The kernel
+// takes G 16-row groups at a time (one zmm of int32 sums each), so one entry's column read is
+// 8 * G contiguous bytes of nibbles (plus 4 * G of Q6_K top bits), and prefetches the column of the entry
+// kPrefetch ahead, across block boundaries: the columns are scattered reads no hardware prefetcher guesses.
+// q * scale fits in the low int16 of each int32 lane (|.| <= 4096), so vpdpwssd against (v, 0) pairs adds
+// exactly q * scale * v. The float close per block repeats the AVX2 kernel's two fmas (dot_q4_k's /
+// dot_q6_k's), lane for lane: the same bits.
+// Entries ahead: 4, 8, 16 and 32 measured within 10% of each other (noisy) on the cold micro-benchmark
+// (docs/kernels.md), 8-16 best.
+constexpr uint32_t kPrefetch = 12;
+
+// Block index of every entry, so the prefetch can run ahead across block boundaries (a block has only
+// ~13 entries at 5% density). Per thread, grown once.
+inline const uint32_t* entry_blocks(const SparseQ8K& a) {
+  thread_local std::vector<uint32_t> blocks;
+  blocks.resize(size_t(a.nonzero()) + 1);
+  for (int64_t b = 0; b < a.n_blocks; ++b)
+    for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) blocks[e] = uint32_t(b);
+  return blocks.data();
+}
+
+G3N_AVX512 inline __m512i widen16(__m128i x) { return _mm512_cvtepu8_epi32(x); }
+
+// 8 * G bytes of nibble pairs -> G x 16 bytes in row order (column_nibbles on each 8 bytes).
+template <int G>
+G3N_AVX512 inline void column_rows(const uint8_t* col, __m128i* out) {
+  if constexpr (G % 4 == 0) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int g = 0; g < G; g += 4) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + 8 * g));
+      const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+      const __m256i a = _mm256_unpacklo_epi64(lo, hi), b = _mm256_unpackhi_epi64(lo, hi);  // groups 0,2 | 1,3
+      out[g] = _mm256_castsi256_si128(a);
+      out[g + 1] = _mm256_castsi256_si128(b);
+      out[g + 2] = _mm256_extracti128_si256(a, 1);
+      out[g + 3] = _mm256_extracti128_si256(b, 1);
+    }
+  } else {
+    for (int g = 0; g < G; ++g) out[g] = column_nibbles(col + 8 * g);
+  }
+}
+
+G3N_AVX512 inline void prefetch_column(const uint8_t* p, int bytes) {
+  for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T0);
+}
+
+template <int G>
+G3N_AVX512 void rows_q4k_groups(const SparseColumns& m, const SparseQ8K& a, const uint32_t* eb, int64_t r, float* y) {
+  const int64_t R = m.n_out;
+  const uint64_t bb = m.block_bytes();
+  const uint32_t n_entries = uint32_t(a.nonzero());
+  const uint8_t* base = m.bytes.data() + 20 * R + r / 2;
+  __m512 acc[G];
+  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.n_blocks; ++b) {
+    const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
+    if (e0 == e1) continue;  // all-zero block: the dense dot adds two zero products
+    const uint8_t* blk = m.bytes.data() + bb * uint64_t(b);
+    const uint8_t* sc = blk + 4 * R + r;
+    const uint8_t* q = blk + 20 * R + r / 2;
+    __m512i S[G], scale[G];
+    for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512(), scale[g] = S[g];
+    int group = -1;
+    for (uint32_t e = e0; e < e1; ++e) {
+      const int j = a.col[e];
+      if (e + kPrefetch < n_entries) {
+        const uint32_t f = e + kPrefetch;
+        prefetch_column(base + bb * eb[f] + a.col[f] * (R / 2), 8 * G);
+      }
+      if (j / 32 != group) {
+        group = j / 32;
+        for (int g = 0; g < G; ++g) scale[g] = widen16(load128(sc + group * R + 16 * g));
+      }
+      __m128i rows[G];
+      column_rows<G>(q + j * (R / 2), rows);
+      const __m512i v = _mm512_set1_epi32(a.val[e] & 0xFFFF);
+      for (int g = 0; g < G; ++g) S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(widen16(rows[g]), scale[g]), v);
+    }
+    // Min term: pairs of groups (m_2p, m_2p+1) per row against (bsum_2p, bsum_2p+1).
+    const int16_t* bs = a.bsum32.data() + b * 8;
+    const uint8_t* mins = blk + 12 * R + 2 * r;
+    const __m512 ad = _mm512_set1_ps(a.d[b]);
+    for (int g = 0; g < G; ++g) {
+      __m512i M = _mm512_setzero_si512();
+      for (int p = 0; p < 4; ++p) {
+        const __m512i pair = _mm512_set1_epi32((bs[2 * p] & 0xFFFF) | (int(bs[2 * p + 1]) << 16));
+        M = _mm512_dpwssd_epi32(M, _mm512_cvtepu8_epi16(load256(mins + p * 2 * R + 32 * g)), pair);
+      }
+      const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
+      const __m512 n = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (R + r + 16 * g))));
+      acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S[g]), acc[g]);
+      acc[g] = _mm512_fmadd_ps(vecdot::negate_ps(n), _mm512_cvtepi32_ps(M), acc[g]);
+    }
+  }
+  for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + r + 16 * g, acc[g]);
+}
+
+template <int G>
+G3N_AVX512 void rows_q6k_groups(const SparseColumns& m, const SparseQ8K& a, const uint32_t* eb, int64_t r, float* y) {
+  const int64_t R = m.n_out;
+  const uint64_t bb = m.block_bytes();
+  const uint32_t n_entries = uint32_t(a.nonzero());
+  const uint8_t* base = m.bytes.data() + 18 * R + r / 2;
+  const uint8_t* base_h = m.bytes.data() + 146 * R + r / 4;
+  // Row i of a 16-row word keeps its top bits at bit 2i: rotating right by 2i - 4 puts them at bits 4-5.
+  const __m512i rot = _mm512_setr_epi32(28, 30, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26);
+  const __m512i k32 = _mm512_set1_epi32(32), top_bits = _mm512_set1_epi32(0x30);
+  __m512 acc[G];
+  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.n_blocks; ++b) {
+    const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
+    if (e0 == e1) continue;
+    const uint8_t* blk = m.bytes.data() + bb * uint64_t(b);
+    const uint8_t* sc = blk + 2 * R + r;
+    const uint8_t* q = blk + 18 * R + r / 2;
+    const uint8_t* qh = blk + 146 * R + r / 4;
+    __m512i S[G], scale[G];
+    for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512(), scale[g] = S[g];
+    int group = -1;
+    for (uint32_t e = e0; e < e1; ++e) {
+      const int j = a.col[e];
+      if (e + kPrefetch < n_entries) {
+        const uint32_t f = e + kPrefetch;
+        prefetch_column(base + bb * eb[f] + a.col[f] * (R / 2), 8 * G);
+        prefetch_column(base_h + bb * eb[f] + a.col[f] * (R / 4), 4 * G);
+      }
+      if (j / 16 != group) {
+        group = j / 16;
+        for (int g = 0; g < G; ++g) scale[g] = _mm512_cvtepi8_epi32(load128(sc + group * R + 16 * g));
+      }
+      __m128i rows[G];
+      column_rows<G>(q + j * (R / 2), rows);
+      const uint8_t* tops = qh + j * (R / 4);
+      const __m512i v = _mm512_set1_epi32(a.val[e] & 0xFFFF);
+      for (int g = 0; g < G; ++g) {
+        int32_t word;
+        std::memcpy(&word, tops + 4 * g, 4);
+        const __m512i t = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
+        // (t & 0x30) | low nibble, minus 32: the signed 6-bit quant.
+        const __m512i quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(t, top_bits, widen16(rows[g]), 0xEA), k32);
+        S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale[g]), v);
+      }
+    }
+    const __m512 ad = _mm512_set1_ps(a.d[b]);
+    for (int g = 0; g < G; ++g) {
+      const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
+      acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S[g]), acc[g]);
+    }
+  }
+  for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + r + 16 * g, acc[g]);
+}
+
+G3N_AVX512 void rows_any(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
+  const bool q4 = m.type == GgmlType::Q4_K;
+  const uint32_t* eb = entry_blocks(a);
+  int64_t r = r0;
+  for (; r + 128 <= r1; r += 128) q4 ? rows_q4k_groups<8>(m, a, eb, r, y) : rows_q6k_groups<8>(m, a, eb, r, y);
+  for (; r + 64 <= r1; r += 64) q4 ? rows_q4k_groups<4>(m, a, eb, r, y) : rows_q6k_groups<4>(m, a, eb, r, y);
+  for (; r < r1; r += 16) q4 ? rows_q4k_groups<1>(m, a, eb, r, y) : rows_q6k_groups<1>(m, a, eb, r, y);
+}
+
 template <class Ops, class Build>
 G3N_AVX512 void tile_from_columns(const SparseColumns& m, const void* act, uint64_t as, int64_t nt, int64_t r0,
                                   int64_t r1, float* y, int64_t ldy, Build build) {
@@ -110,6 +277,7 @@ G3N_AVX512 void tile_any(const SparseColumns& m, const void* act, uint64_t as, i
 }  // namespace
 
 TileFn avx512_tile() { return &tile_any; }
+RowsFn avx512_rows() { return &rows_any; }
 
 }  // namespace sparse_detail
 }  // namespace g3n
@@ -119,6 +287,8 @@ TileFn avx512_tile() { return &tile_any; }
 namespace g3n::sparse_detail {
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
 TileFn avx512_tile() { return nullptr; }
+using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
+RowsFn avx512_rows() { return nullptr; }
 }  // namespace g3n::sparse_detail
 
 #endif

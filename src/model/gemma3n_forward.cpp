@@ -277,8 +277,9 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
     }, std::max<int64_t>(1, groups / (4 * s.pool.size())));
     return;
   }
-  // Threads take 64-row slices of the output; each slice's scales stay in cache across the tokens.
-  constexpr int64_t kRows = 64;
+  // Threads take 128-row slices of the output: a slice reads whole 64-byte lines of each column's nibbles
+  // (the AVX-512 kernel's widest step), and its scales stay in cache across the tokens.
+  constexpr int64_t kRows = 128;
   const int64_t slices = (D + kRows - 1) / kRows;
   s.pool.parallel_for_dynamic(slices, [&](int64_t begin, int64_t end, int) {
     for (int64_t c = begin; c < end; ++c) {
