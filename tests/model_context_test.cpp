@@ -261,8 +261,8 @@ TEST(RandomModel, NarrowedFloatMatricesKeepTheLogits) {
     }
 }
 
-// Q4_K matrices are packed at load where the kernel set has packed kernels (docs/model.md §2): the logits
-// keep every bit (both paths, batched and one token at a time, in every kernel set), and a self-speculation
+// Q4_K matrices are packed at load where the kernel set has packed kernels (docs/model.md §2), Q6_K too with
+// G3N_PACK_Q6K=1: the logits keep every bit (both paths, batched and one token at a time, in every kernel set), and a self-speculation
 // draft of the same file uses the target's packed matrices instead of packing its own.
 TEST(RandomModel, PackedMatricesKeepTheLogits) {
   auto spec = *random_model_preset("e4b-mini");
@@ -300,6 +300,14 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   const auto& l12 = packed->weights().layers[12];
   EXPECT_TRUE(l12.ffn_gate.packed && l12.ffn_up.packed && l12.attn_q.packed);
   EXPECT_FALSE(packed->weights().layers[0].ffn_up.packed);  // sparse layer: masked up projection stays in rows
+  // G3N_PACK_Q6K=1: the Q6_K matrices (the tied output head, also the input table) packed as well.
+  ::setenv("G3N_PACK_Q6K", "1", 1);
+  auto packed6 = Model::load(path);
+  ::unsetenv("G3N_PACK_Q6K");
+  ASSERT_EQ(packed6->weights().output.type, GgmlType::Q6_K);
+  EXPECT_TRUE(packed6->weights().output.packed);
+  EXPECT_EQ(packed6->weights().output.data, packed6->weights().token_embd.data);
+  EXPECT_FALSE(packed->weights().output.packed);
   const std::vector<int32_t> toks = {2, 5, 300, 17, 99, 400, 8, 31, 200, 11, 3};
   for_each_kernel_set([&](const std::string&) {
     for (bool exact : {true, false})
@@ -308,6 +316,9 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
         const auto a = logits_of(*rows, toks, exact, one_at_a_time), b = logits_of(*packed, toks, exact, one_at_a_time);
         ASSERT_EQ(a.size(), b.size());
         ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+        const auto c = logits_of(*packed6, toks, exact, one_at_a_time);
+        ASSERT_EQ(a.size(), c.size());
+        ASSERT_EQ(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)), 0) << "Q6_K packed";
       }
   });
   // The e2b slice as a draft of the packed model: its kept matrices are the target's packed buffers (row
@@ -318,8 +329,9 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   EXPECT_TRUE(d12.ffn_gate.packed);
   EXPECT_EQ(d12.ffn_gate.data, l12.ffn_gate.data);
   EXPECT_EQ(d12.attn_q.data, l12.attn_q.data);
-  if (!in_file(*packed, packed->weights().output))  // the copied head is shared too
+  if (!in_file(*packed, packed->weights().output)) {  // the copied head is shared too
     EXPECT_EQ(draft->weights().output.data, packed->weights().output.data);
+  }
   EXPECT_NE(alone->weights().layers[12].ffn_gate.data, l12.ffn_gate.data);
   const auto a = logits_of(*draft, toks, false, false), b = logits_of(*alone, toks, false, false);
   ASSERT_EQ(a.size(), b.size());

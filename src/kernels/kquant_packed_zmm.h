@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,10 +31,12 @@ G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
 }
 
 // Streams the packed matrix ahead of a kernel that verifies or prefills (2 or more tokens): block b's lines
-// kPackedAhead bytes further on, up to `end` (the call's last byte), into L2. One token's kernel runs
+// kPackedAhead bytes further on, up to `end` (the call's last byte), into L2. One token's Q4_K kernel runs
 // each block too quickly for that to arrive in time and is left to the hardware prefetcher. Measured
 // (Zen 4, 2 threads, Q4_K 16384 x 2048 from DRAM, medians of 31 alternating runs): 5 tokens in 1.11-1.19x
 // a row kernel's one-token time with it, 2.28x without; one token with it 0.55-0.58 against 0.48 ms.
+// One token's Q6_K kernel does take it: its block reads three interleaved arrays per step, which the
+// hardware prefetcher follows badly (1 thread, 32768 x 2560 from DRAM: 12.7 GB/s without, 22-27 with).
 constexpr uint64_t kPackedAhead = 8192;
 template <class Packed>
 G3N_KQ_TARGET inline void prefetch_packed(const Packed* blk, const uint8_t* end) {
@@ -182,7 +185,7 @@ G3N_KQ_TARGET void packed_tile(const void* packed, int64_t n_groups, const void*
       const BlockQ8_K* a[8];
       const int c = token_group(gi, a);
       table[size_t(c - 1)](p + g * nb, a, prep.data() + gi * nb, nb, out + 8 * gi * ldo + kPackRows * g, ldo,
-                           gi == 0 && nt > 1 ? end : nullptr);
+                           gi == 0 && (nt > 1 || std::is_same_v<Packed, PackedQ6K>) ? end : nullptr);
     }
 }
 

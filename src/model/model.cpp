@@ -153,11 +153,15 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // Not moved: sliced views (their rows are not contiguous) and the per-layer token table (read by row).
 // Each matrix is moved in pieces of at most kPiece source bytes, whose mapped pages are handed back as
 // soon as they are moved, so the process never holds a whole large matrix twice (the 440 MB output head).
-// G3N_NO_PACK=1 keeps Q4_K in rows. Huge pages are taken while they fault in quickly (base/file.h
+// G3N_NO_PACK=1 keeps Q4_K in rows. G3N_PACK_Q6K=1 packs the Q6_K matrices too (the output head, the dense
+// layers' down projections): a speculative verify pass of 2-8 tokens then reads them at the packed kernels'
+// cost (E4B, n-gram speculation at acceptance 0.7: +15-41% tokens/s) while a plain decode step is 7-13%
+// slower (docs/kernels.md, "Packed matrices"), so it is a choice for speculative use, not the default. Huge pages are taken while they fault in quickly (base/file.h
 // fault_in_huge_pages); G3N_HUGE_PAGES=0 turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
 void Model::move_matrices_to_arena(const Model* share) {
   const bool pack = !env_set("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
+  const bool pack_q6k = env_set("G3N_PACK_Q6K") && vec_dot_packed_fn(GgmlType::Q6_K);
   const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);
@@ -179,7 +183,8 @@ void Model::move_matrices_to_arena(const Model* share) {
         if (mv.views.front()->n_in == m.n_in && mv.views.front()->n_out == m.n_out) mv.views.push_back(&m);
         return;
       }
-    const bool packs = pack && may_pack && m.type == GgmlType::Q4_K && packable(m.type, m.n_in, m.n_out);
+    const bool packs = pack && may_pack && (m.type == GgmlType::Q4_K || (pack_q6k && m.type == GgmlType::Q6_K)) &&
+                       packable(m.type, m.n_in, m.n_out);
     if (packs || huge) todo.push_back(Move{{&m}, packs});
   };
   for (int l = 0; l < config_.n_layer; ++l) {
