@@ -145,75 +145,27 @@ G3N_AVX512 inline void prefetch_column(const uint8_t* p, int bytes) {
   _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T0);
 }
 
-template <int G>
-G3N_AVX512 void rows_q4k_groups(const SparseColumns& m, const SparseQ8K& a, const uint32_t* eb, int64_t r, float* y) {
+// Layouts: sparse_columns.h. Q4_K: scales one byte per row at 4R (groups of 32 columns), nibbles at 20R, the
+// min term per block. Q6_K: signed scales at 2R (groups of 16), nibbles at 18R, top-bit words at 146R.
+template <bool kQ4, int G>
+G3N_AVX512 void rows_groups(const SparseColumns& m, const SparseQ8K& a, const uint32_t* eb, int64_t r, float* y) {
   const int64_t R = m.n_out;
   const uint64_t bb = m.block_bytes();
   const uint32_t n_entries = uint32_t(a.nonzero());
-  const uint8_t* base = m.bytes.data() + 20 * R + r / 2;
-  __m512 acc[G];
-  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < a.n_blocks; ++b) {
-    const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
-    if (e0 == e1) continue;  // all-zero block: the dense dot adds two zero products
-    const uint8_t* blk = m.bytes.data() + bb * uint64_t(b);
-    const uint8_t* sc = blk + 4 * R + r;
-    const uint8_t* q = blk + 20 * R + r / 2;
-    __m512i S[G], scale[G];
-    for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512(), scale[g] = S[g];
-    int group = -1;
-    for (uint32_t e = e0; e < e1; ++e) {
-      const int j = a.col[e];
-      if (e + kPrefetch < n_entries) {
-        const uint32_t f = e + kPrefetch;
-        prefetch_column(base + bb * eb[f] + a.col[f] * (R / 2), 8 * G);
-      }
-      if (j / 32 != group) {
-        group = j / 32;
-        for (int g = 0; g < G; ++g) scale[g] = widen16(load128(sc + group * R + 16 * g));
-      }
-      __m128i rows[G];
-      column_rows<G>(q + j * (R / 2), rows);
-      const __m512i v = _mm512_set1_epi32(a.val[e] & 0xFFFF);
-      for (int g = 0; g < G; ++g) S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(widen16(rows[g]), scale[g]), v);
-    }
-    // Min term: pairs of groups (m_2p, m_2p+1) per row against (bsum_2p, bsum_2p+1).
-    const int16_t* bs = a.bsum32.data() + b * 8;
-    const uint8_t* mins = blk + 12 * R + 2 * r;
-    const __m512 ad = _mm512_set1_ps(a.d[b]);
-    for (int g = 0; g < G; ++g) {
-      __m512i M = _mm512_setzero_si512();
-      for (int p = 0; p < 4; ++p) {
-        const __m512i pair = _mm512_set1_epi32((bs[2 * p] & 0xFFFF) | (int(bs[2 * p + 1]) << 16));
-        M = _mm512_dpwssd_epi32(M, _mm512_cvtepu8_epi16(load256(mins + p * 2 * R + 32 * g)), pair);
-      }
-      const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
-      const __m512 n = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (R + r + 16 * g))));
-      acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S[g]), acc[g]);
-      acc[g] = _mm512_fmadd_ps(vecdot::negate_ps(n), _mm512_cvtepi32_ps(M), acc[g]);
-    }
-  }
-  for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + r + 16 * g, acc[g]);
-}
-
-template <int G>
-G3N_AVX512 void rows_q6k_groups(const SparseColumns& m, const SparseQ8K& a, const uint32_t* eb, int64_t r, float* y) {
-  const int64_t R = m.n_out;
-  const uint64_t bb = m.block_bytes();
-  const uint32_t n_entries = uint32_t(a.nonzero());
-  const uint8_t* base = m.bytes.data() + 18 * R + r / 2;
-  const uint8_t* base_h = m.bytes.data() + 146 * R + r / 4;
-  // Row i of a 16-row word keeps its top bits at bit 2i: rotating right by 2i - 4 puts them at bits 4-5.
+  const int64_t q_at = kQ4 ? 20 * R : 18 * R, sc_at = kQ4 ? 4 * R : 2 * R, group_cols = kQ4 ? 32 : 16;
+  const uint8_t* base = m.bytes.data() + q_at + r / 2;
+  const uint8_t* base_h = m.bytes.data() + 146 * R + r / 4;  // Q6_K only
+  // Q6_K: row i of a 16-row word keeps its top bits at bit 2i; rotating right by 2i - 4 puts them at bits 4-5.
   const __m512i rot = _mm512_setr_epi32(28, 30, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26);
   const __m512i k32 = _mm512_set1_epi32(32), top_bits = _mm512_set1_epi32(0x30);
   __m512 acc[G];
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   for (int64_t b = 0; b < a.n_blocks; ++b) {
     const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
-    if (e0 == e1) continue;
+    if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
     const uint8_t* blk = m.bytes.data() + bb * uint64_t(b);
-    const uint8_t* sc = blk + 2 * R + r;
-    const uint8_t* q = blk + 18 * R + r / 2;
+    const uint8_t* sc = blk + sc_at + r;
+    const uint8_t* q = blk + q_at + r / 2;
     const uint8_t* qh = blk + 146 * R + r / 4;
     __m512i S[G], scale[G];
     for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512(), scale[g] = S[g];
@@ -223,22 +175,24 @@ G3N_AVX512 void rows_q6k_groups(const SparseColumns& m, const SparseQ8K& a, cons
       if (e + kPrefetch < n_entries) {
         const uint32_t f = e + kPrefetch;
         prefetch_column(base + bb * eb[f] + a.col[f] * (R / 2), 8 * G);
-        prefetch_column(base_h + bb * eb[f] + a.col[f] * (R / 4), 4 * G);
+        if constexpr (!kQ4) prefetch_column(base_h + bb * eb[f] + a.col[f] * (R / 4), 4 * G);
       }
-      if (j / 16 != group) {
-        group = j / 16;
-        for (int g = 0; g < G; ++g) scale[g] = _mm512_cvtepi8_epi32(load128(sc + group * R + 16 * g));
+      if (j / group_cols != group) {
+        group = int(j / group_cols);
+        for (int g = 0; g < G; ++g)
+          scale[g] = kQ4 ? widen16(load128(sc + group * R + 16 * g)) : _mm512_cvtepi8_epi32(load128(sc + group * R + 16 * g));
       }
       __m128i rows[G];
       column_rows<G>(q + j * (R / 2), rows);
-      const uint8_t* tops = qh + j * (R / 4);
       const __m512i v = _mm512_set1_epi32(a.val[e] & 0xFFFF);
       for (int g = 0; g < G; ++g) {
-        int32_t word;
-        std::memcpy(&word, tops + 4 * g, 4);
-        const __m512i t = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
-        // (t & 0x30) | low nibble, minus 32: the signed 6-bit quant.
-        const __m512i quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(t, top_bits, widen16(rows[g]), 0xEA), k32);
+        __m512i quant = widen16(rows[g]);
+        if constexpr (!kQ4) {  // (top bits & 0x30) | low nibble, minus 32: the signed 6-bit quant
+          int32_t word;
+          std::memcpy(&word, qh + j * (R / 4) + 4 * g, 4);
+          const __m512i t = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
+          quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(t, top_bits, quant, 0xEA), k32);
+        }
         S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale[g]), v);
       }
     }
@@ -246,18 +200,33 @@ G3N_AVX512 void rows_q6k_groups(const SparseColumns& m, const SparseQ8K& a, cons
     for (int g = 0; g < G; ++g) {
       const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
       acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S[g]), acc[g]);
+      if constexpr (kQ4) {  // min term: pairs of groups (m_2p, m_2p+1) per row against (bsum_2p, bsum_2p+1)
+        const int16_t* bs = a.bsum32.data() + b * 8;
+        __m512i M = _mm512_setzero_si512();
+        for (int p = 0; p < 4; ++p) {
+          const __m512i pair = _mm512_set1_epi32((bs[2 * p] & 0xFFFF) | (int(bs[2 * p + 1]) << 16));
+          M = _mm512_dpwssd_epi32(M, _mm512_cvtepu8_epi16(load256(blk + 12 * R + 2 * r + p * 2 * R + 32 * g)), pair);
+        }
+        const __m512 n = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (R + r + 16 * g))));
+        acc[g] = _mm512_fmadd_ps(vecdot::negate_ps(n), _mm512_cvtepi32_ps(M), acc[g]);
+      }
     }
   }
   for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + r + 16 * g, acc[g]);
 }
 
-G3N_AVX512 void rows_any(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
-  const bool q4 = m.type == GgmlType::Q4_K;
+template <bool kQ4>
+G3N_AVX512 void rows_of(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
   const uint32_t* eb = entry_blocks(a);
   int64_t r = r0;
-  for (; r + 128 <= r1; r += 128) q4 ? rows_q4k_groups<8>(m, a, eb, r, y) : rows_q6k_groups<8>(m, a, eb, r, y);
-  for (; r + 64 <= r1; r += 64) q4 ? rows_q4k_groups<4>(m, a, eb, r, y) : rows_q6k_groups<4>(m, a, eb, r, y);
-  for (; r < r1; r += 16) q4 ? rows_q4k_groups<1>(m, a, eb, r, y) : rows_q6k_groups<1>(m, a, eb, r, y);
+  for (; r + 128 <= r1; r += 128) rows_groups<kQ4, 8>(m, a, eb, r, y);
+  for (; r + 64 <= r1; r += 64) rows_groups<kQ4, 4>(m, a, eb, r, y);
+  for (; r < r1; r += 16) rows_groups<kQ4, 1>(m, a, eb, r, y);
+}
+
+G3N_AVX512 void rows_any(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
+  if (m.type == GgmlType::Q4_K) rows_of<true>(m, a, r0, r1, y);
+  else rows_of<false>(m, a, r0, r1, y);
 }
 
 template <class Ops, class Build>
