@@ -1,9 +1,9 @@
 // AVX-512 VNNI kernels of the column-major copies: the decode product (one sparse activation row) and the
 // prefill products.
 //
-// Prefill: the 16-row panels of kquant_panel_zmm.h built from a SparseColumns copy instead of the file's rows. A sparse layer's down projection then never
-// reads its original row-major matrix, whose pages stay out of memory (the copy is all a sparse layer
-// keeps resident), and a prompt still gets the panels' speed. Same integers per (row, token, block) and
+// Prefill: the 16-row panels of kquant_panel_zmm.h built from a SparseColumns copy instead of the file's
+// rows. A sparse layer's down projection then never reads its original row-major matrix, whose pages stay
+// out of memory (the copy is all a sparse layer keeps resident), and a prompt still gets the panels' speed. Same integers per (row, token, block) and
 // the same float close as the dense dot, so the same bits (KernelsSparseColumns in tests/kernels_tile_test.cpp).
 //
 // The copy already holds what a panel wants in row order: per block the rows' fp16 d (and dmin), their
