@@ -3,8 +3,9 @@
 //
 // Prefill: the 16-row panels of kquant_panel_zmm.h built from a SparseColumns copy instead of the file's
 // rows. A sparse layer's down projection then never reads its original row-major matrix, whose pages stay
-// out of memory (the copy is all a sparse layer keeps resident), and a prompt still gets the panels' speed. Same integers per (row, token, block) and
-// the same float close as the dense dot, so the same bits (KernelsSparseColumns in tests/kernels_tile_test.cpp).
+// out of memory (the copy is all a sparse layer keeps resident), and a prompt still gets the panels' speed.
+// Same integers per (row, token, block) and the same float close as the dense dot, so the same bits
+// (KernelsSparseColumns in tests/kernels_tile_test.cpp).
 //
 // The copy already holds what a panel wants in row order: per block the rows' fp16 d (and dmin), their
 // scales (and Q4_K's min pairs) as one byte per row, and per column the 16 rows' quants as 8 bytes of
