@@ -180,8 +180,10 @@ G3N_AVX512 void rows_groups(const SparseColumns& m, const SparseQ8K& a, const ui
       }
       if (j / group_cols != group) {
         group = int(j / group_cols);
-        for (int g = 0; g < G; ++g)
-          scale[g] = kQ4 ? widen16(load128(sc + group * R + 16 * g)) : _mm512_cvtepi8_epi32(load128(sc + group * R + 16 * g));
+        for (int g = 0; g < G; ++g) {
+          const __m128i bytes = load128(sc + group * R + 16 * g);  // Q4_K scales unsigned, Q6_K signed
+          scale[g] = kQ4 ? widen16(bytes) : _mm512_cvtepi8_epi32(bytes);
+        }
       }
       __m128i rows[G];
       column_rows<G>(q + j * (R / 2), rows);
