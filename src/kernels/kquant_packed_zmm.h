@@ -35,8 +35,8 @@ G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
 // each block too quickly for that to arrive in time and is left to the hardware prefetcher. Measured
 // (Zen 4, 2 threads, Q4_K 16384 x 2048 from DRAM, medians of 31 alternating runs): 5 tokens in 1.11-1.19x
 // a row kernel's one-token time with it, 2.28x without; one token with it 0.55-0.58 against 0.48 ms.
-// One token's Q6_K kernel does take it: its block reads three interleaved arrays per step, which the
-// hardware prefetcher follows badly (1 thread, 32768 x 2560 from DRAM: 12.7 GB/s without, 22-27 with).
+// One token's Q6_K kernel does take it, being slower per byte: 1 thread, 32768 x 2560 from DRAM, 17.6 GB/s
+// without, 19.9 with (rows 25); 2 threads 28.8 without, 34.4 with (rows 34.7).
 constexpr uint64_t kPackedAhead = 8192;
 template <class Packed>
 G3N_KQ_TARGET inline void prefetch_packed(const Packed* blk, const uint8_t* end) {
@@ -95,7 +95,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
 }
 
 // 16 rows x C tokens of a packed Q6_K group, its groups in the layout's order (q, then q + 4s): position
-// P = 4q + 16s + k has its low nibbles in ql[s % 2][k] (high nibbles when s >= 2) and bits 4-5 in field s of qh[k].
+// P = 4q + 16s + k has its low nibbles in ql(s % 2, k) (high nibbles when s >= 2) and bits 4-5 in field s of qh(k).
 template <int C>
 G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const Q6KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
@@ -113,20 +113,23 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
 #pragma GCC unroll 4
       for (int f = 0; f < 4; ++f) {
         const int j = q + 4 * f;  // group j: positions 4j..4j+3
-        for (int t = 0; t < C; ++t) s[t] = _mm512_set1_epi32(-g[b].off[j][t]);
+        for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
-          const __m512i l = _mm512_load_si512(u.ql[f % 2][k]);
+          const __m512i l = _mm512_load_si512(u.ql(f % 2, k));
           const __m512i lo = _mm512_and_si512(f < 2 ? l : _mm512_srli_epi16(l, 4), m4);
-          const __m512i h = _mm512_load_si512(u.qh[k]);
+          const __m512i h = _mm512_load_si512(u.qh(k));
           const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
           const __m512i x = _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
           for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 16 * j + 4 * k));
-          keep_zmm_in_registers<C>(s);
+          if constexpr (C > 1) keep_zmm_in_registers<C>(s);  // one token: the compiler's own schedule, +15%
         }
         const __m512i sc = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(u.sc[f])));
-        for (int t = 0; t < C; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(s[t], sc));
-        keep_zmm_in_registers<C>(tot);
+        // The 32 * bsum offset last, one vpsubd with a broadcast operand (as the first addend it cost a load, a
+        // negation and a broadcast per group and token).
+        for (int t = 0; t < C; ++t)
+          tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(_mm512_sub_epi32(s[t], _mm512_set1_epi32(g[b].off[j][t])), sc));
+        if constexpr (C > 1) keep_zmm_in_registers<C>(tot);
       }
     }
     const __m512 d = load_f16x16(w.d);  // dot_q6_k's fma per block, per row lane

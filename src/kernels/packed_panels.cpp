@@ -56,12 +56,12 @@ void pack_q6k(const BlockQ6_K& blk, int row, PackedQ6K& p) {
   q6k_values(blk, v);
   for (int P = 0; P < 32; ++P)
     for (int i = 0; i < 4; ++i)
-      p.quad[P % 16 / 4].ql[P / 16][P % 4][4 * row + i] = uint8_t((v[4 * P + i] & 0xF) | ((v[128 + 4 * P + i] & 0xF) << 4));
+      p.quad[P % 16 / 4].ql(P / 16, P % 4)[4 * row + i] = uint8_t((v[4 * P + i] & 0xF) | ((v[128 + 4 * P + i] & 0xF) << 4));
   for (int P = 0; P < 16; ++P)
     for (int i = 0; i < 4; ++i) {
       uint8_t h = 0;
       for (int s = 0; s < 4; ++s) h = uint8_t(h | ((v[4 * (P + 16 * s) + i] >> 4) << (2 * s)));
-      p.quad[P / 4].qh[P % 4][4 * row + i] = h;
+      p.quad[P / 4].qh(P % 4)[4 * row + i] = h;
     }
   for (int j = 0; j < 16; ++j) p.quad[j % 4].sc[j / 4][row] = blk.scales[j];
   p.d[row] = blk.d;
@@ -71,7 +71,7 @@ void unpack_q6k(const PackedQ6K& p, int row, BlockQ6_K& blk) {
   uint8_t v[kQK_K];
   for (int P = 0; P < 32; ++P)
     for (int i = 0; i < 4; ++i) {
-      const uint8_t lo = p.quad[P % 16 / 4].ql[P / 16][P % 4][4 * row + i];
+      const uint8_t lo = p.quad[P % 16 / 4].ql(P / 16, P % 4)[4 * row + i];
       v[4 * P + i] = lo & 0xF;
       v[128 + 4 * P + i] = lo >> 4;
     }
@@ -79,7 +79,7 @@ void unpack_q6k(const PackedQ6K& p, int row, BlockQ6_K& blk) {
     for (int i = 0; i < 4; ++i)
       for (int s = 0; s < 4; ++s)
         v[4 * (P + 16 * s) + i] =
-            uint8_t(v[4 * (P + 16 * s) + i] | (((p.quad[P / 4].qh[P % 4][4 * row + i] >> (2 * s)) & 3) << 4));
+            uint8_t(v[4 * (P + 16 * s) + i] | (((p.quad[P / 4].qh(P % 4)[4 * row + i] >> (2 * s)) & 3) << 4));
   for (int h = 0; h < 2; ++h)
     for (int l = 0; l < 32; ++l) {
       const uint8_t* x = v + 128 * h;

@@ -31,12 +31,23 @@ static_assert(sizeof(PackedQ4K) == 2368);
 
 struct alignas(64) PackedQ6K {  // 16 rows x one Q6_K block, value position P = values 4P..4P+3 (P < 64)
   // Quad q holds what groups q, q+4, q+8, q+12 (positions 4q+16s+k) need, so a kernel going through the groups
-  // in that order reads the block front to back (a first layout by position read three regions of it at once).
-  // Either way the one-token kernel streams from DRAM slower than the row kernels (docs/kernels.md):
+  // in that order reads the block front to back. Within a quad the kernel's first pass reads ql(0, k) with
+  // qh(k), its second ql(1, k): laid out in that order, every line is first touched in address order (with
+  // ql(0, ·) and qh(·) as two arrays the first pass zigzagged 512 bytes back and forth, and one token streamed
+  // from DRAM at 12.7 GB/s per core against the row kernels' 20-25; now 16-18 before the kernel's other fixes).
   struct Quad {
-    uint8_t ql[2][4][64];  // [h][k][4*row + i]: low nibble = low 4 bits of position 16h+4q+k, high = of position +32
-    uint8_t qh[4][64];     // [k][4*row + i]: bits 2s, 2s+1 = top 2 bits of position 4q+k+16s
-    int8_t sc[4][16];      // [s][row]: scale of group q + 4s
+    struct Lead {
+      uint8_t ql[64];  // ql(0, k)
+      uint8_t qh[64];  // qh(k)
+    } lead[4];
+    uint8_t ql1[4][64];  // ql(1, k)
+    int8_t sc[4][16];    // [s][row]: scale of group q + 4s
+    // ql(h, k)[4*row + i]: low nibble = low 4 bits of position 16h+4q+k, high nibble = of position +32
+    uint8_t* ql(int h, int k) { return h ? ql1[k] : lead[k].ql; }
+    const uint8_t* ql(int h, int k) const { return h ? ql1[k] : lead[k].ql; }
+    // qh(k)[4*row + i]: bits 2s, 2s+1 = top 2 bits of position 4q+k+16s
+    uint8_t* qh(int k) { return lead[k].qh; }
+    const uint8_t* qh(int k) const { return lead[k].qh; }
   } quad[4];
   uint16_t d[16];          // fp16
 };
