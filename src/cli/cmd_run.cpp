@@ -142,6 +142,7 @@ void load_model(RunState& s, const std::string& name) {
   Parameters layer = default_parameters();
   apply_parameters(layer, parse_parameters(resolved.params, {}, [](const std::string&, const std::string&) {}));
   const std::string slice = !s.opts.matformer.empty() ? s.opts.matformer : layer.engine.matformer;
+  pack_q6k_if_speculating(!s.opts.spec.empty() ? s.opts.spec != "none" : layer.spec.mode != SpecMode::None);
   auto model = Model::load(resolved.gguf_path.string(), slice);
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
   s.session.reset();
@@ -622,7 +623,7 @@ void add_run_command(CLI::App& app) {
   c->add_option("--matformer", o->matformer, "run a MatFormer slice of the model: a preset (e2b, e2.54b, ...), FILE.json or "
                  "FILE.csv:ROW (docs/matformer.md)");
   c->add_option("--spec", o->spec, "speculative decoding (same output, faster when drafts are accepted): none, auto, ngram, draft, "
-                 "self (docs/speculative.md; G3N_PACK_Q6K=1 makes verifying cheaper, plain decoding slower: §5)");
+                 "self (docs/speculative.md; the Q6_K matrices are then loaded packed, for cheaper verifying: §1)");
   c->add_option("--draft", o->draft, "draft model for --spec draft (same vocabulary); for --spec self the slice (default e2b)");
   c->add_option("--draft-max", o->draft_max, "longest draft in tokens (default 8)");
   c->add_option("--format", o->format, "constrain answers to JSON: 'json' (any object) or a JSON-schema file");

@@ -57,7 +57,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ4K& w = p[b];
-    prefetch_packed(&w, pf_end);
+    if constexpr (C > 1) prefetch_packed(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -104,7 +104,7 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ6K& w = p[b];
-    prefetch_packed(&w, pf_end);
+    if constexpr (C > 1) prefetch_packed(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
