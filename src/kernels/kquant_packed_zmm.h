@@ -67,7 +67,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
       for (int k = 0; k < 8; ++k) {
         const __m512i v = _mm512_load_si512(w.q[j / 2][k]);
         const __m512i x = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, m4);
-        for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 32 * j + 4 * k));
+        for (int t = 0; t < C; ++t) s[t] = dpbusd_bcast(s[t], x, a[t][b].qs + 32 * j + 4 * k);
         keep_zmm_in_registers<C>(s);
       }
       const __m512i sc = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w.sc[j])));
@@ -121,7 +121,7 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
           const __m512i h = _mm512_load_si512(u.qh(k));
           const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
           const __m512i x = _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
-          for (int t = 0; t < C; ++t) s[t] = _mm512_dpbusd_epi32(s[t], x, bcast_dword(a[t][b].qs + 16 * j + 4 * k));
+          for (int t = 0; t < C; ++t) s[t] = dpbusd_bcast(s[t], x, a[t][b].qs + 16 * j + 4 * k);
           if constexpr (C > 1) keep_zmm_in_registers<C>(s);  // one token: the compiler's own schedule, +15%
         }
         const __m512i sc = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(u.sc[f])));
