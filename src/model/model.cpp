@@ -155,8 +155,8 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // soon as they are moved, so the process never holds a whole large matrix twice (the 440 MB output head).
 // G3N_NO_PACK=1 keeps Q4_K in rows. G3N_PACK_Q6K=1 packs the Q6_K matrices too (the output head, the dense
 // layers' down projections): a speculative verify pass of 2-8 tokens then reads them at the packed kernels'
-// cost (E4B, n-gram speculation at acceptance 0.7: +15-41% tokens/s) while a plain decode step is 7-13%
-// slower (docs/kernels.md, "Packed matrices"), so it is a choice for speculative use, not the default.
+// cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s) while a plain decode step is the
+// same on E4B and 5-11% slower on E2B (docs/kernels.md, "Packed matrices"); the CLI sets it for --spec.
 // Huge pages are taken while they fault in quickly (base/file.h fault_in_huge_pages); G3N_HUGE_PAGES=0
 // turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
