@@ -35,8 +35,9 @@ G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
 // each block too quickly for that to arrive in time and is left to the hardware prefetcher. Measured
 // (Zen 4, 2 threads, Q4_K 16384 x 2048 from DRAM, medians of 31 alternating runs): 5 tokens in 1.11-1.19x
 // a row kernel's one-token time with it, 2.28x without; one token with it 0.55-0.58 against 0.48 ms.
-// One token's Q6_K kernel does take it, being slower per byte: 1 thread, 32768 x 2560 from DRAM, 17.6 GB/s
-// without, 19.9 with (rows 25); 2 threads 28.8 without, 34.4 with (rows 34.7).
+// The one-token instantiations carry no prefetch code at all (`if constexpr`): merely present and skipped at
+// run time it cost the one-token Q6_K kernel ~25% (1 thread, 32768 x 2560 from DRAM: 16-18 GB/s, 21-22 without
+// it, rows 24-25); taken, it did no better (19.9).
 constexpr uint64_t kPackedAhead = 8192;
 template <class Packed>
 G3N_KQ_TARGET inline void prefetch_packed(const Packed* blk, const uint8_t* end) {

@@ -189,8 +189,8 @@ bool need_is_scattered(const float* need, int64_t ldn, int64_t n_tok, int64_t n_
 // Scattered needs (one token, or few tokens of the sparse layers' up projection, ~5% of rows each): threads
 // take chunks of rows, each needed row is read once for every token that needs it, and the row kRowsAhead
 // needed rows on is prefetched meanwhile. Scattered rows give the hardware prefetcher nothing to follow, so
-// every dot used to wait for its row from DRAM (E4B, 5 tokens: ~180 ns per 1440-byte row, twice a streamed
-// row's time); tokens were also split among the threads (5 on 2 threads: one did 3). Same dots, same bits.
+// every dot used to wait for its row from DRAM (E4B, 5 tokens: ~180 ns per 1440-byte row, where streaming one
+// takes ~70); tokens were also split among the threads (5 on 2 threads: one did 3). Same dots, same bits.
 constexpr size_t kRowsAhead = 2;
 void masked_scattered_rows(const WeightMatrix& w, const uint8_t* act, uint64_t stride, int64_t n_tok, float* y,
                            int64_t ldy, const float* need, int64_t ldn, ThreadPool& pool) {
