@@ -236,7 +236,7 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
     masked_scattered_rows(w, act, stride, n_tok, y, ldy, need, ldn, pool);  // one dot per needed (row, token)
     return;
   }
-  if (const VecDotMaskedTileFn masked = n_tok > 1 ? vec_dot_masked_tile_fn(w.type) : nullptr) {
+  if (const VecDotMaskedTileFn masked = vec_dot_masked_tile_fn(w.type)) {  // n_tok > 1 from here on
     // Prefill: matmul_fast's cache blocking, with the (row, 8-token group) pairs no token needs skipped
     // inside the tile kernel.
     const int64_t groups = (n_tok + kMaskGroup - 1) / kMaskGroup;
@@ -263,7 +263,7 @@ void matmul_masked_fast(const WeightMatrix& w, const float* x, int64_t ldx, int6
     }, prefill_grain(w.n_out, pool, row_block));
     return;
   }
-  const VecDotTileFn tile = n_tok > 1 ? vec_dot_tile_fn(w.type) : nullptr;
+  const VecDotTileFn tile = vec_dot_tile_fn(w.type);
   pool.parallel_for_dynamic(w.n_out, [&](int64_t begin, int64_t end, int) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* row = w.row(o);

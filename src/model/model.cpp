@@ -156,7 +156,8 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // G3N_NO_PACK=1 keeps Q4_K in rows. G3N_PACK_Q6K=1 packs the Q6_K matrices too (the output head, the dense
 // layers' down projections): a speculative verify pass of 2-8 tokens then reads them at the packed kernels'
 // cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s) while a plain decode step is the
-// same on E4B and 5-11% slower on E2B (docs/kernels.md, "Packed matrices"); the CLI sets it for --spec.
+// same on E4B and 5-15% slower on E2B in g3n bench (docs/kernels.md, "Packed matrices"); the CLI sets it for
+// --spec.
 // Huge pages are taken while they fault in quickly (base/file.h fault_in_huge_pages); G3N_HUGE_PAGES=0
 // turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.

@@ -158,13 +158,14 @@ SpecBenchResult run_spec_benchmark(const Model& model, const SpecBenchParams& p)
   time_rows(1, 1);  // warm
   r.step_s = time_rows(1, 7);
   double num = 0, den = 0;
-  for (int T = 1; T <= p.verify_max_rows; ++T) {
+  r.verify_cost_ratio.push_back(1.0);
+  for (int T = 2; T <= p.verify_max_rows; ++T) {
     std::vector<double> pairs;
-    for (int k = 0; T > 1 && k < 5; ++k) {
+    for (int k = 0; k < 5; ++k) {
       const double one = time_rows(1, 1);
       pairs.push_back(time_rows(T, 1) / one);
     }
-    const double ratio = T == 1 ? 1.0 : median(pairs);
+    const double ratio = median(pairs);
     r.verify_cost_ratio.push_back(ratio);
     num += (T - 1) * (ratio - 1);
     den += static_cast<double>(T - 1) * (T - 1);
