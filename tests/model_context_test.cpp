@@ -261,8 +261,8 @@ TEST(RandomModel, NarrowedFloatMatricesKeepTheLogits) {
     }
 }
 
-// Q4_K matrices are packed at load where the kernel set has packed kernels (docs/model.md §2), Q6_K too with
-// G3N_PACK_Q6K=1: the logits keep every bit (both paths, batched and one token at a time, in every kernel set), and a self-speculation
+// Q4_K matrices are packed at load where the kernel set has packed kernels (docs/model.md §2), Q6_K too in a
+// model loaded for speculation: the logits keep every bit (both paths, batched and one token at a time, in every kernel set), and a self-speculation
 // draft of the same file uses the target's packed matrices instead of packing its own.
 TEST(RandomModel, PackedMatricesKeepTheLogits) {
   auto spec = *random_model_preset("e4b-mini");
@@ -300,14 +300,18 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   const auto& l12 = packed->weights().layers[12];
   EXPECT_TRUE(l12.ffn_gate.packed && l12.ffn_up.packed && l12.attn_q.packed);
   EXPECT_FALSE(packed->weights().layers[0].ffn_up.packed);  // sparse layer: masked up projection stays in rows
-  // G3N_PACK_Q6K=1: the Q6_K matrices (the tied output head, also the input table) packed as well.
-  ::setenv("G3N_PACK_Q6K", "1", 1);
-  auto packed6 = Model::load(path);
-  ::unsetenv("G3N_PACK_Q6K");
+  // Loaded for speculation: the Q6_K matrices (the tied output head, also the input table) packed as well.
+  auto packed6 = Model::load(path, Model::LoadOptions{.speculative = true});
   ASSERT_EQ(packed6->weights().output.type, GgmlType::Q6_K);
   EXPECT_TRUE(packed6->weights().output.packed);
   EXPECT_EQ(packed6->weights().output.data, packed6->weights().token_embd.data);
   EXPECT_FALSE(packed->weights().output.packed);
+  // The environment overrides the option either way.
+  ::setenv("G3N_PACK_Q6K", "0", 1);
+  EXPECT_FALSE(Model::load(path, Model::LoadOptions{.speculative = true})->weights().output.packed);
+  ::setenv("G3N_PACK_Q6K", "1", 1);
+  EXPECT_TRUE(Model::load(path)->weights().output.packed);
+  ::unsetenv("G3N_PACK_Q6K");
   const std::vector<int32_t> toks = {2, 5, 300, 17, 99, 400, 8, 31, 200, 11, 3};
   for_each_kernel_set([&](const std::string&) {
     for (bool exact : {true, false})

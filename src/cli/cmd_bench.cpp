@@ -73,8 +73,8 @@ void run_spec(const Options& o, const BenchParams& p) {
   const SpecMode mode = parse_spec_mode(o.spec);
   if (o.synthetic != -1 && (o.synthetic < 0 || o.synthetic > 1)) throw std::invalid_argument("--synthetic-acceptance must be in [0, 1]");
   if (mode == SpecMode::Draft && o.draft.empty()) throw std::invalid_argument("--spec draft needs --draft MODEL");
-  pack_q6k_if_speculating(true);  // as g3n run --spec loads it (plain decoding is measured on the same layout)
-  auto model = Model::load(o.model, o.matformer);
+  // Loaded as g3n run --spec loads it (plain decoding is measured on the same layout).
+  auto model = Model::load(o.model, Model::LoadOptions{.matformer = o.matformer, .speculative = true});
   std::unique_ptr<Model> draft_model;
   if (mode == SpecMode::Draft) {
     draft_model = Model::load(o.draft);

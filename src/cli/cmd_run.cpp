@@ -78,6 +78,7 @@ struct RunState {
   std::vector<ChatImage> pending;         // --image files, for the first message
   std::vector<ChatAudio> pending_audio;   // --audio files, for the first message
   double load_s = 0;
+  bool speculative = false;  // the model was loaded for speculation (its weight layout, Model::LoadOptions)
   // Speculative decoding's draft model (spec draft: the draft file; self: a slice of this model's file)
   // and its drafter, kept while the mode, draft and context stay the same.
   std::unique_ptr<Model> draft_model;
@@ -117,7 +118,7 @@ void set_parameter(RunState& s, const std::string& name, const std::string& valu
     s.draft_model.reset();
     s.drafter_key.clear();
     try {
-      s.model = Model::load(s.resolved.gguf_path.string(), now.matformer);
+      s.model = Model::load(s.resolved.gguf_path.string(), Model::LoadOptions{.matformer = now.matformer, .speculative = s.speculative});
     } catch (...) {
       s.params.engine = before;
       throw;
@@ -142,8 +143,8 @@ void load_model(RunState& s, const std::string& name) {
   Parameters layer = default_parameters();
   apply_parameters(layer, parse_parameters(resolved.params, {}, [](const std::string&, const std::string&) {}));
   const std::string slice = !s.opts.matformer.empty() ? s.opts.matformer : layer.engine.matformer;
-  pack_q6k_if_speculating(!s.opts.spec.empty() ? s.opts.spec != "none" : layer.spec.mode != SpecMode::None);
-  auto model = Model::load(resolved.gguf_path.string(), slice);
+  s.speculative = !s.opts.spec.empty() ? s.opts.spec != "none" : layer.spec.mode != SpecMode::None;
+  auto model = Model::load(resolved.gguf_path.string(), Model::LoadOptions{.matformer = slice, .speculative = s.speculative});
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->file()));
   s.session.reset();
   s.encoder.reset();

@@ -16,9 +16,6 @@ void add_run_command(CLI::App& app);     // cmd_run.cpp: run
 void add_bench_command(CLI::App& app);   // cmd_bench.cpp: bench
 void add_serve_command(CLI::App& app);   // cmd_serve.cpp: serve
 
-// Sets G3N_PACK_Q6K=1 (unless the environment has it) before a model is loaded for speculation (spec_layout.cpp).
-void pack_q6k_if_speculating(bool speculates);
-
 // Progress display for pulls: a bar per layer on a terminal, plain lines otherwise (pull_progress.cpp).
 registry::ProgressFn pull_progress_printer();
 

@@ -29,15 +29,15 @@ Gemma3nConfig config_for(const GgufFile& file, const std::string& matformer) {
 }
 }  // namespace
 
-Model::Model(GgufFile file, const std::string& matformer, const Model* share_packed)
+Model::Model(GgufFile file, const LoadOptions& options)
     : file_(std::move(file)),
-      matformer_(matformer),
-      config_(config_for(file_, matformer)),
+      matformer_(options.matformer),
+      config_(config_for(file_, options.matformer)),
       weights_(bind_gemma3n_weights(file_, config_)) {
   compact_sliced_down_projections();
   narrow_float_matrices();
   build_sparse_columns();
-  move_matrices_to_arena(share_packed);  // after the sparse columns, which read the down projections' rows
+  move_matrices_to_arena(options.share_packed, options.speculative);  // after the sparse columns, which read the down projections' rows
 }
 
 // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
@@ -153,17 +153,19 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // Not moved: sliced views (their rows are not contiguous) and the per-layer token table (read by row).
 // Each matrix is moved in pieces of at most kPiece source bytes, whose mapped pages are handed back as
 // soon as they are moved, so the process never holds a whole large matrix twice (the 440 MB output head).
-// G3N_NO_PACK=1 keeps Q4_K in rows. G3N_PACK_Q6K=1 packs the Q6_K matrices too (the output head, the dense
-// layers' down projections): a speculative verify pass of 2-8 tokens then reads them at the packed kernels'
-// cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s) while a plain decode step is the
-// same on E4B and 5-15% slower on E2B in g3n bench (docs/kernels.md, "Packed matrices"); the CLI sets it for
-// --spec.
+// G3N_NO_PACK=1 keeps Q4_K in rows. A model loaded for speculation packs the Q6_K matrices too (the output
+// head, the dense layers' down projections): a verify pass of 2-8 tokens then reads them at the packed
+// kernels' cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s) while a plain decode step
+// is the same on E4B and 5-15% slower on E2B in g3n bench (docs/kernels.md, "Packed matrices").
+// G3N_PACK_Q6K=1 packs them whatever the load options, =0 never.
 // Huge pages are taken while they fault in quickly (base/file.h fault_in_huge_pages); G3N_HUGE_PAGES=0
 // turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
-void Model::move_matrices_to_arena(const Model* share) {
+void Model::move_matrices_to_arena(const Model* share, bool speculative) {
   const bool pack = !env_set("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
-  const bool pack_q6k = env_set("G3N_PACK_Q6K") && vec_dot_packed_fn(GgmlType::Q6_K);
+  const char* q6k_env = std::getenv("G3N_PACK_Q6K");
+  const bool want_q6k = q6k_env && *q6k_env ? env_set("G3N_PACK_Q6K") : speculative;
+  const bool pack_q6k = want_q6k && vec_dot_packed_fn(GgmlType::Q6_K);
   const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);
@@ -274,11 +276,19 @@ bool Model::runs_slice(const std::string& matformer) const {
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const std::string& matformer, const Model* share_packed) {
-  return from_gguf(GgufFile::open(path), matformer, share_packed);
+  return from_gguf(GgufFile::open(path), LoadOptions{matformer, share_packed});
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
+  return from_gguf(GgufFile::open(path), options);
 }
 
 std::unique_ptr<Model> Model::from_gguf(GgufFile file, const std::string& matformer, const Model* share_packed) {
-  return std::unique_ptr<Model>(new Model(std::move(file), matformer, share_packed));
+  return from_gguf(std::move(file), LoadOptions{matformer, share_packed});
+}
+
+std::unique_ptr<Model> Model::from_gguf(GgufFile file, const LoadOptions& options) {
+  return std::unique_ptr<Model>(new Model(std::move(file), options));
 }
 
 }  // namespace g3n

@@ -22,9 +22,21 @@ class Model {
   // It must outlive this model.
   static std::unique_ptr<Model> load(const std::string& path, const std::string& matformer = "",
                                      const Model* share_packed = nullptr);
+  // The same, and what the process will do with the model, which decides how the matrices a decode step
+  // streams are laid out: `speculative` (verify passes of a few rows will run, any drafter) packs the Q6_K
+  // matrices as well as the Q4_K ones (a 5-row pass then costs ~1.5 plain steps instead of ~2; a plain
+  // E2B step is 5-15% slower so, docs/kernels.md "Packed matrices"). G3N_PACK_Q6K=1/0 in the environment
+  // overrides it either way.
+  struct LoadOptions {
+    std::string matformer;
+    const Model* share_packed = nullptr;
+    bool speculative = false;
+  };
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options);
   // Same over a file the caller already opened.
   static std::unique_ptr<Model> from_gguf(GgufFile file, const std::string& matformer = "",
                                           const Model* share_packed = nullptr);
+  static std::unique_ptr<Model> from_gguf(GgufFile file, const LoadOptions& options);
 
   const GgufFile& file() const { return file_; }
   const Gemma3nConfig& config() const { return config_; }
@@ -37,11 +49,11 @@ class Model {
   bool runs_slice(const std::string& matformer) const;
 
  private:
-  Model(GgufFile file, const std::string& matformer, const Model* share_packed);
+  Model(GgufFile file, const LoadOptions& options);
   void compact_sliced_down_projections();
   void narrow_float_matrices();
   void build_sparse_columns();
-  void move_matrices_to_arena(const Model* share);
+  void move_matrices_to_arena(const Model* share, bool speculative);
   // The arena copy of the matrix whose mapped rows start at `source` (packed or as rows), with at least n_out
   // rows; nullptr if none.
   const uint8_t* arena_copy(const uint8_t* source, int64_t n_in, int64_t n_out, bool packed) const;

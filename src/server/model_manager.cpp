@@ -95,10 +95,13 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   lm->key = key;
   lm->resolved = resolve(name);
   lm->name = lm->resolved.model ? lm->resolved.model->name.display() : name;
-  // The model's parameters may name a MatFormer slice (PARAMETER matformer e2b): that is what loads.
+  // The model's parameters may name a MatFormer slice (PARAMETER matformer e2b): that is what loads. A model
+  // whose parameters speculate by default (PARAMETER spec ngram) is laid out for verify passes; a request
+  // asking to speculate with any other model finds it in the plain layout (G3N_PACK_Q6K=1 overrides).
   Parameters layer = default_parameters();
   apply_parameters(layer, parse_parameters(lm->resolved.params, {}, [](const std::string&, const std::string&) {}));
-  lm->model = Model::load(lm->resolved.gguf_path.string(), layer.engine.matformer);
+  lm->model = Model::load(lm->resolved.gguf_path.string(),
+                          Model::LoadOptions{.matformer = layer.engine.matformer, .speculative = layer.spec.mode != SpecMode::None});
   lm->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(lm->model->file()));
   lm->texts = std::make_unique<TokenTexts>(*lm->tok);
   lm->sched = std::make_unique<Scheduler>(*lm->model, *lm->tok, *lm->texts, sched_cfg_);
