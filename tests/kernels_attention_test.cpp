@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -41,7 +42,7 @@ TEST(KernelsAttention, SimdMatchesScalarTwin) {
   for_each_kernel_set([&](const std::string&) {
     for (int G : {1, 2, 3, 4, 8}) {
       for (int64_t d : {int64_t(8), int64_t(64), int64_t(256), int64_t(13)}) {
-        for (int64_t n : {int64_t(1), int64_t(2), int64_t(7), int64_t(100)}) {
+        for (int64_t n : {int64_t(1), int64_t(2), int64_t(7), int64_t(100), int64_t(301)}) {
           const int64_t stride = d * 2 + 8, ld = n + 3;
           const Data x = make(n, stride, G, d, ld, uint32_t(G * 1000 + d * 10 + n));
           for (bool f16 : {true, false}) {
@@ -76,6 +77,35 @@ TEST(KernelsAttention, SimdMatchesScalarTwin) {
               }
             }
           }
+        }
+      }
+    }
+  });
+}
+
+// The values kernels take keys in chunks, each output's sum passing through `out` between them: splitting a
+// call anywhere (as the model does where the cache ring wraps) must give one call's bits, which is what keeps
+// the model's batched and one-row evaluation identical.
+TEST(KernelsAttention, ValuesSplitAnywhereEqualOneCall) {
+  for_each_kernel_set([&](const std::string&) {
+    for (int G : {1, 4, 8}) {
+      const int64_t n = 301, d = 256, stride = 2 * d + 8, ld = n;
+      const Data x = make(n, stride, G, d, ld, uint32_t(G + 77));
+      for (bool f16 : {true, false}) {
+        const auto run = [&](int64_t from, int64_t to, std::vector<float>& o) {
+          if (f16)
+            attn_values_f16(x.v16.data() + from * stride, stride, to - from, x.p.data() + from, ld, G, d, o.data());
+          else
+            attn_values_f32(x.v32.data() + from * stride, stride, to - from, x.p.data() + from, ld, G, d, o.data());
+        };
+        std::vector<float> whole(size_t(G * d), 0.25f);
+        run(0, n, whole);
+        for (int64_t m : {int64_t(1), int64_t(63), int64_t(64), int64_t(65), int64_t(150), int64_t(300)}) {
+          std::vector<float> split(size_t(G * d), 0.25f);
+          run(0, m, split);
+          run(m, n, split);
+          ASSERT_EQ(std::memcmp(split.data(), whole.data(), split.size() * sizeof(float)), 0)
+              << "G=" << G << " f16=" << f16 << " split at " << m;
         }
       }
     }
