@@ -155,8 +155,8 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // soon as they are moved, so the process never holds a whole large matrix twice (the 440 MB output head).
 // G3N_NO_PACK=1 keeps Q4_K in rows. A model loaded for speculation packs the Q6_K matrices too (the output
 // head, the dense layers' down projections): a verify pass of 2-8 tokens then reads them at the packed
-// kernels' cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s) while a plain decode step
-// is the same on E4B and 5-15% slower on E2B in g3n bench (docs/kernels.md, "Packed matrices").
+// kernels' cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s); a plain decode step costs
+// the same either way and would only pay the ~0.7 s of load the packing takes (docs/kernels.md, "Packed matrices").
 // G3N_PACK_Q6K=1 packs them whatever the load options, =0 never.
 // Huge pages are taken while they fault in quickly (base/file.h fault_in_huge_pages); G3N_HUGE_PAGES=0
 // turns them off, =1 takes them however slowly they come.

@@ -25,7 +25,7 @@ class Model {
   // The same, and what the process will do with the model, which decides how the matrices a decode step
   // streams are laid out: `speculative` (verify passes of a few rows will run, any drafter) packs the Q6_K
   // matrices as well as the Q4_K ones (a 5-row pass then costs ~1.5 plain steps instead of ~2; a plain
-  // E2B step is 5-15% slower so, docs/kernels.md "Packed matrices"). G3N_PACK_Q6K=1/0 in the environment
+  // step costs the same, and a plain load is ~0.7 s quicker without, docs/kernels.md "Packed matrices"). G3N_PACK_Q6K=1/0 in the environment
   // overrides it either way.
   struct LoadOptions {
     std::string matformer;
