@@ -130,6 +130,9 @@ void run_spec(const Options& o, const BenchParams& p) {
     nlohmann::json floor = nlohmann::json::array();
     for (size_t t = 1; t <= r.verify_cost_ratio.size(); ++t) floor.push_back(r.step_s > 0 ? t * r.prefill_row_s / r.step_s : 0.0);
     j["verify_compute_floor_ratio"] = floor;
+    uint64_t packed_bytes = 0;
+    j["decode_weight_bytes"] = decode_weight_bytes(*model, &packed_bytes);
+    j["decode_packed_bytes"] = packed_bytes;  // the layout a speculating load chose
     j["kernels"] = kernels_json();
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -261,7 +264,8 @@ void run(const Options& o) {
     if (!baseline_rss) std::fprintf(stderr, "warning: the baseline run without the image failed; no image memory figure\n");
   }
   // A decode step reads the weights once for all its sequences.
-  const uint64_t step_bytes = decode_weight_bytes(*model);
+  uint64_t packed_bytes = 0;
+  const uint64_t step_bytes = decode_weight_bytes(*model, &packed_bytes);
   const double traffic = static_cast<double>(step_bytes) * r.median_gen_tokens_per_s / std::max(1, o.parallel);
   const double fraction = bandwidth > 0 ? traffic / bandwidth : 0;
   if (o.json) {
@@ -285,6 +289,7 @@ void run(const Options& o) {
     j["load_s"] = load_s;
     j["peak_rss_bytes"] = rss;
     j["decode_weight_bytes"] = step_bytes;
+    j["decode_packed_bytes"] = packed_bytes;
     j["mem_read_bytes_per_s"] = bandwidth;
     j["gen_bandwidth_fraction"] = fraction;
     j["kernels"] = kernels_json();
@@ -361,8 +366,8 @@ void run(const Options& o) {
   std::printf("ttft       %.3f s\n", r.median_ttft_s);
   std::printf("generation %d tokens x %d sequences: %.2f tokens/s\n", p.n_gen, p.n_parallel, r.median_gen_tokens_per_s);
   std::printf("peak RSS   %.1f MB\n", rss / 1e6);
-  std::printf("bandwidth  decode reads %.2f GB of weights per step: %.1f GB/s, %.0f%% of the measured %.1f GB/s\n",
-              step_bytes / 1e9, traffic / 1e9, 100 * fraction, bandwidth / 1e9);
+  std::printf("bandwidth  decode reads %.2f GB of weights per step (%.2f GB packed): %.1f GB/s, %.0f%% of the measured %.1f GB/s\n",
+              step_bytes / 1e9, packed_bytes / 1e9, traffic / 1e9, 100 * fraction, bandwidth / 1e9);
   print_kernels_line();
   if (with_audio) {
     std::printf("audio      %s, %.2f s, %lld chunk(s), %lld tokens, %s path, %zu repeats (medians)\n", o.audio.c_str(), aud.audio_seconds,

@@ -54,14 +54,19 @@ uint64_t peak_rss_bytes() {
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-uint64_t decode_weight_bytes(const Model& model) {
+uint64_t decode_weight_bytes(const Model& model, uint64_t* packed) {
   const auto& c = model.config();
   const auto& w = model.weights();
+  if (packed) *packed = 0;
   // Bytes a product reads: n_in elements of each row (less than the stride on a MatFormer column view), or
-  // the packed matrix (its scales unpacked).
-  auto bytes = [](const WeightMatrix& m) -> uint64_t {
+  // the packed matrix (its scales unpacked; never a sparse layer's partly read up projection).
+  auto bytes = [packed](const WeightMatrix& m) -> uint64_t {
     if (m.empty()) return 0;
-    if (m.packed) return packed_matrix_bytes(m.type, m.n_in, m.n_out);
+    if (m.packed) {
+      const uint64_t b = packed_matrix_bytes(m.type, m.n_in, m.n_out);
+      if (packed) *packed += b;
+      return b;
+    }
     return static_cast<uint64_t>(m.n_out) * ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(m.row_bytes);
   };
   uint64_t total = bytes(w.output) + w.token_embd.row_bytes;

@@ -43,8 +43,9 @@ BenchResult run_benchmark(const Model& model, const BenchParams& params);
 // KV-sharing layers excepted; on activation-sparse layers the expected ~5% of ffn_up rows and of
 // ffn_down columns, plus the column copy's scales), the per-layer projection, the AltUp projections and
 // the output head, plus one row of each embedding table. Times generation tok/s, it is the memory
-// traffic decode needs.
-uint64_t decode_weight_bytes(const Model& model);
+// traffic decode needs. `packed`, when given, receives the part of it read from packed matrices (the weight
+// layout the load chose: Q4_K, and Q6_K in a model loaded for speculation; docs/model.md §2).
+uint64_t decode_weight_bytes(const Model& model, uint64_t* packed = nullptr);
 // The machine's streaming-read bandwidth with n threads, in bytes/s: the best of a few passes over a
 // 256 MiB buffer. Call it before loading a model, then reset_peak_rss(): the buffer is returned to the
 // system afterwards, so it adds to neither the model's RSS nor (after the reset) its peak.
