@@ -1,7 +1,6 @@
 // `g3n bench` reports the weight layout it measured (decode_packed_bytes), and `--spec` loads the model for
 // speculation: its Q6_K head packed as well, where the kernel set has packed kernels (docs/model.md §2).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <string>
 

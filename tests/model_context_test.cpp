@@ -262,8 +262,9 @@ TEST(RandomModel, NarrowedFloatMatricesKeepTheLogits) {
 }
 
 // Q4_K matrices are packed at load where the kernel set has packed kernels (docs/model.md §2), Q6_K too in a
-// model loaded for speculation: the logits keep every bit (both paths, batched and one token at a time, in every kernel set), and a self-speculation
-// draft of the same file uses the target's packed matrices instead of packing its own.
+// model loaded for speculation: the logits keep every bit (both paths, batched and one token at a time, in
+// every kernel set), and a self-speculation draft of the same file uses the target's packed matrices instead
+// of packing its own.
 TEST(RandomModel, PackedMatricesKeepTheLogits) {
   auto spec = *random_model_preset("e4b-mini");
   spec.quant = "q4_k_m";

@@ -17,10 +17,10 @@
 namespace g3n {
 
 namespace {
-// An on/off switch from the environment: set, non-empty and not "0".
-bool env_set(const char* name) {
+// An on/off switch from the environment: on when set, non-empty and not "0"; `unset` when absent or empty.
+bool env_switch(const char* name, bool unset = false) {
   const char* v = std::getenv(name);
-  return v && *v && std::string(v) != "0";
+  return v && *v ? std::string(v) != "0" : unset;
 }
 
 Gemma3nConfig config_for(const GgufFile& file, const std::string& matformer) {
@@ -37,7 +37,8 @@ Model::Model(GgufFile file, const LoadOptions& options)
   compact_sliced_down_projections();
   narrow_float_matrices();
   build_sparse_columns();
-  move_matrices_to_arena(options.share_packed, options.speculative);  // after the sparse columns, which read the down projections' rows
+  // After the sparse columns, which read the down projections' rows.
+  move_matrices_to_arena(options.share_packed, options.speculative);
 }
 
 // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
@@ -93,7 +94,7 @@ void Model::compact_sliced_down_projections() {
 // same numbers, because every kernel set's BF16/F16 dots and tiles are its F32 kernels with an exact
 // widening load (tests/kernels_narrow_test.cpp). G3N_KEEP_F32=1 keeps the F32 matrices (for comparison).
 void Model::narrow_float_matrices() {
-  if (env_set("G3N_KEEP_F32")) return;
+  if (env_switch("G3N_KEEP_F32")) return;
   std::vector<WeightMatrix*> todo;
   auto consider = [&](WeightMatrix& m) {
     if (!m.empty() && m.type == GgmlType::F32 && m.row_bytes == static_cast<uint64_t>(m.n_in) * sizeof(float) && m.n_out > 1)
@@ -162,10 +163,8 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
 void Model::move_matrices_to_arena(const Model* share, bool speculative) {
-  const bool pack = !env_set("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
-  const char* q6k_env = std::getenv("G3N_PACK_Q6K");
-  const bool want_q6k = q6k_env && *q6k_env ? env_set("G3N_PACK_Q6K") : speculative;
-  const bool pack_q6k = want_q6k && vec_dot_packed_fn(GgmlType::Q6_K);
+  const bool pack = !env_switch("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
+  const bool pack_q6k = env_switch("G3N_PACK_Q6K", speculative) && vec_dot_packed_fn(GgmlType::Q6_K);
   const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);

@@ -24,11 +24,11 @@ class Model {
                                      const Model* share_packed = nullptr);
   // The same, and what the process will do with the model, which decides how the matrices a decode step
   // streams are laid out: `speculative` (verify passes of a few rows will run, any drafter) packs the Q6_K
-  // matrices as well as the Q4_K ones (a 5-row pass then costs ~1.5 plain steps instead of ~2; a plain
-  // step costs the same, and a plain load is ~0.7 s quicker without, docs/kernels.md "Packed matrices"). G3N_PACK_Q6K=1/0 in the environment
-  // overrides it either way.
+  // matrices as well as the Q4_K ones (a 5-row pass then costs ~1.5 plain steps instead of ~2; a plain step
+  // costs the same, and a plain load is ~0.7 s quicker without; docs/kernels.md "Packed matrices").
+  // G3N_PACK_Q6K=1/0 in the environment overrides it either way.
   struct LoadOptions {
-    std::string matformer;
+    std::string matformer = "";  // a slice, as load() above ("" = the whole file)
     const Model* share_packed = nullptr;
     bool speculative = false;
   };
