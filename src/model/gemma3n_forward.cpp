@@ -217,8 +217,7 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
   const int64_t n_scores = s.b.n_scores;
   // One job per (row, KV head): the `group` query heads sharing that KV head read each cached row once. Jobs
   // go KV head by KV head, so a thread's rows (a verify pass's few, a prompt's many) find their head's keys and
-  // values in its L2 after the first row (one head at depth 512: 0.5 MB in F16).
-  const int64_t kvw = static_cast<int64_t>(Hkv) * Dh;
+  // values in its L2 after the first row (one head at depth 512: 0.5 MB in F16). A head's rows are Dh apart.
   s.pool.parallel_for(static_cast<int64_t>(s.T) * Hkv, [&](int64_t begin, int64_t end, int thread) {
     float* scores = s.b.scores.data() + static_cast<int64_t>(thread) * n_scores * group;  // [group, n]
     for (int64_t job = begin; job < end; ++job) {
@@ -231,23 +230,26 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
       // Positions lo..pq sit in consecutive slots of the ring, wrapping at most once.
       const int64_t first = cache.slot_of(src, lo);
       const int64_t n1 = std::min<int64_t>(n, cache.slots(src) - first), n2 = n - n1;
-      const int64_t off = static_cast<int64_t>(g) * Dh;
       if (cache.type() == KvType::F16) {
-        attn_scores_f16(cache.k16(src) + off + first * kvw, kvw, n1, q, group, Dh, scores, n);
-        if (n2 > 0) attn_scores_f16(cache.k16(src) + off, kvw, n2, q, group, Dh, scores + n1, n);
+        const uint16_t* keys = cache.k16(src, g);
+        attn_scores_f16(keys + first * Dh, Dh, n1, q, group, Dh, scores, n);
+        if (n2 > 0) attn_scores_f16(keys, Dh, n2, q, group, Dh, scores + n1, n);
       } else {
-        attn_scores_f32(cache.k32(src) + off + first * kvw, kvw, n1, q, group, Dh, scores, n);
-        if (n2 > 0) attn_scores_f32(cache.k32(src) + off, kvw, n2, q, group, Dh, scores + n1, n);
+        const float* keys = cache.k32(src, g);
+        attn_scores_f32(keys + first * Dh, Dh, n1, q, group, Dh, scores, n);
+        if (n2 > 0) attn_scores_f32(keys, Dh, n2, q, group, Dh, scores + n1, n);
       }
       for (int h = 0; h < group; ++h) softmax(scores + static_cast<int64_t>(h) * n, n);
       float* o = s.b.attn.data() + (static_cast<int64_t>(t) * H + static_cast<int64_t>(g) * group) * Dh;
       std::fill(o, o + static_cast<int64_t>(group) * Dh, 0.0f);
       if (cache.type() == KvType::F16) {
-        attn_values_f16(cache.v16(src) + off + first * kvw, kvw, n1, scores, n, group, Dh, o);
-        if (n2 > 0) attn_values_f16(cache.v16(src) + off, kvw, n2, scores + n1, n, group, Dh, o);
+        const uint16_t* values = cache.v16(src, g);
+        attn_values_f16(values + first * Dh, Dh, n1, scores, n, group, Dh, o);
+        if (n2 > 0) attn_values_f16(values, Dh, n2, scores + n1, n, group, Dh, o);
       } else {
-        attn_values_f32(cache.v32(src) + off + first * kvw, kvw, n1, scores, n, group, Dh, o);
-        if (n2 > 0) attn_values_f32(cache.v32(src) + off, kvw, n2, scores + n1, n, group, Dh, o);
+        const float* values = cache.v32(src, g);
+        attn_values_f32(values + first * Dh, Dh, n1, scores, n, group, Dh, o);
+        if (n2 > 0) attn_values_f32(values, Dh, n2, scores + n1, n, group, Dh, o);
       }
     }
   }, 1);

@@ -29,14 +29,19 @@ KvCache::KvCache(const Gemma3nConfig& c, int n_ctx, int n_batch, KvType type)
 
 void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
   Layer& L = layers_[layer];
-  const size_t off = static_cast<size_t>(slot_of(layer, pos)) * kv_width_;
-  if (type_ == KvType::F32) {
-    std::memcpy(&L.k32[off], k, sizeof(float) * kv_width_);
-    std::memcpy(&L.v32[off], v, sizeof(float) * kv_width_);
-  } else {
-    for (int i = 0; i < kv_width_; ++i) {
-      L.k16[off + i] = fp32_to_fp16(k[i]);
-      L.v16[off + i] = fp32_to_fp16(v[i]);
+  const size_t slot = static_cast<size_t>(slot_of(layer, pos)) * head_dim_;
+  for (int h = 0; h < kv_width_ / head_dim_; ++h) {
+    const size_t off = plane(layer, h) + slot;
+    const float* kh = k + static_cast<size_t>(h) * head_dim_;
+    const float* vh = v + static_cast<size_t>(h) * head_dim_;
+    if (type_ == KvType::F32) {
+      std::memcpy(&L.k32[off], kh, sizeof(float) * head_dim_);
+      std::memcpy(&L.v32[off], vh, sizeof(float) * head_dim_);
+    } else {
+      for (int i = 0; i < head_dim_; ++i) {
+        L.k16[off + i] = fp32_to_fp16(kh[i]);
+        L.v16[off + i] = fp32_to_fp16(vh[i]);
+      }
     }
   }
   high_water_ = std::max(high_water_, pos);

@@ -26,11 +26,14 @@ class KvCache {
   // Stores one token's K and V (kv_width floats each) for position pos.
   void store(int layer, int64_t pos, const float* k, const float* v);
 
-  // Raw rows of a KV-owning layer, slots x kv_width values in the cache type (F16 or F32 member set).
-  const uint16_t* k16(int layer) const { return layers_[layer].k16.data(); }
-  const uint16_t* v16(int layer) const { return layers_[layer].v16.data(); }
-  const float* k32(int layer) const { return layers_[layer].k32.data(); }
-  const float* v32(int layer) const { return layers_[layer].v32.data(); }
+  // One KV head's rows of a KV-owning layer: slots rows of head_dim values, back to back, in the cache type
+  // (the F16 or the F32 accessors). A layer holds its heads one after another ([head][slot][Dh]), so the keys
+  // a query head reads are one run of memory that the hardware prefetchers stream (docs/model.md §6).
+  const uint16_t* k16(int layer, int head) const { return layers_[layer].k16.data() + plane(layer, head); }
+  const uint16_t* v16(int layer, int head) const { return layers_[layer].v16.data() + plane(layer, head); }
+  const float* k32(int layer, int head) const { return layers_[layer].k32.data() + plane(layer, head); }
+  const float* v32(int layer, int head) const { return layers_[layer].v32.data() + plane(layer, head); }
+  int head_dim() const { return head_dim_; }
 
   // Whether every position of [max(0, n - window), n) is still held by each sliding ring, so that
   // evaluation can resume at position n (prefix reuse).
@@ -40,6 +43,8 @@ class KvCache {
   uint64_t bytes() const;
 
  private:
+  size_t plane(int layer, int head) const { return static_cast<size_t>(head) * layers_[layer].slots * head_dim_; }
+
   struct Layer {
     int slots = 0;
     std::vector<float> k32, v32;
