@@ -537,15 +537,14 @@ struct KvLoadF32 {
   static float get(const float* p) { return *p; }
 };
 
-// The cache rows of one KV head are d values inside rows of every head (stride > d): runs of a few hundred bytes
-// with gaps, which the hardware prefetchers follow poorly, and in decode they come from DRAM (the step's weights
-// have evicted them). Keys: the rows kKeysAhead on are fetched into L2. Values go kValueChunk keys at a time: a
-// chunk's rows stay in L1 while every d-block sweeps them (a d-block over all keys touched n scattered lines, to
-// be read again by the next d-block), and the next chunk's lines are fetched meanwhile. Each output still adds its
-// keys in order (the accumulators pass through `out` between chunks): the values of one pass over all keys.
-// Measured (Zen 4, 1 thread, d = 256, G = 4, F16, alternating runs), scores / values: 513 keys from DRAM 58-80 /
-// 18-20 us -> 38-45 / 16.5-17.6; 8192 keys (a global layer at 8K context) 1.10-1.26 / 0.98-1.05 ms -> 0.73-0.87
-// / 0.30-0.32; 513 keys in cache 19 / 10.7 us -> 19 / 11.8-12.0.
+// In decode the cached keys and values come from DRAM (the step's weights have evicted them). The model keeps
+// one KV head's rows back to back (stride = d), but a 512-byte row per key is too short for the hardware
+// prefetchers to run far enough ahead: the score kernel fetches the rows kKeysAhead on into L2 (513 keys, d =
+// 256, F16, from DRAM: 44 -> 25 us; 8192 keys: 0.74 -> 0.42 ms). Values go kValueChunk keys at a time: a chunk's
+// rows stay in L1 while every d-block sweeps them (a d-block over all keys touched n lines, to be read again by
+// the next d-block), and the next chunk's lines are fetched meanwhile. Each output still adds its keys in order
+// (the accumulators pass through `out` between chunks): the values of one pass over all keys. Any stride works
+// (rows inside wider rows too, which the prefetch helps more); docs/kernels.md "Attention from DRAM".
 constexpr int64_t kKeysAhead = 8, kValueChunk = 64;
 // Scores of G heads against keys two at a time (2G independent fma chains), each key row converted
 // once. d must be a multiple of 8 for the vector loop; the rest is summed in scalar.
