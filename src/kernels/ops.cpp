@@ -67,7 +67,8 @@ void rope_neox(float* x, int64_t head_dim, int64_t pos, float base) {
 
 void softmax(float* x, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::fmax(mx, x[i]);
+  for (int64_t i = 0; i < n; ++i)  // fmax's NaN rule (a NaN entry is passed over), inline: fmax is a libm call
+    if (x[i] > mx) mx = x[i];
   if (!std::isfinite(mx)) {  // nothing visible: define the result as all zeros
     for (int64_t i = 0; i < n; ++i) x[i] = 0;
     return;
