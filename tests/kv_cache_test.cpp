@@ -10,7 +10,7 @@
 namespace g3n {
 namespace {
 
-Gemma3nConfig two_layer_config() {
+Gemma3nConfig small_config() {
   Gemma3nConfig c;
   c.n_layer = 3;
   c.n_layer_kv = 2;  // layer 2 shares: owns nothing
@@ -37,7 +37,7 @@ void store_positions(KvCache& kv, const Gemma3nConfig& c, int64_t n) {
 }
 
 TEST(KvCache, EachHeadsRowsAreOneRun) {
-  const Gemma3nConfig c = two_layer_config();
+  const Gemma3nConfig c = small_config();
   const int n_ctx = 16, n_batch = 2;
   for (KvType type : {KvType::F32, KvType::F16}) {
     KvCache kv(c, n_ctx, n_batch, type);
@@ -70,7 +70,7 @@ TEST(KvCache, EachHeadsRowsAreOneRun) {
 }
 
 TEST(KvCache, ResumeNeedsTheRingsToHoldTheWindow) {
-  const Gemma3nConfig c = two_layer_config();
+  const Gemma3nConfig c = small_config();
   KvCache kv(c, 16, 2, KvType::F16);
   store_positions(kv, c, 9);                 // ring of 5 holds positions 4..8
   EXPECT_TRUE(kv.can_resume_at(0));

@@ -5,11 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <span>
 
 #include "golden_util.h"
+#include "kv_state_util.h"
 #include "model/model.h"
 #include "runtime/drafter_model.h"
 #include "runtime/parameters.h"
@@ -72,20 +72,7 @@ class SpecTest : public ::testing::Test {
 
   static void expect_same_kv(const Model& m, const Sequence& a, const Sequence& b) {
     ASSERT_EQ(a.n_past(), b.n_past());
-    const int64_t n = a.n_past();
-    const Gemma3nConfig& c = m.config();
-    const KvCache& x = a.kv_cache();
-    const KvCache& y = b.kv_cache();
-    const size_t w = static_cast<size_t>(x.head_dim());
-    for (int l = 0; l < c.n_layer_kv; ++l) {
-      const int64_t lo = c.is_sliding[l] ? std::max<int64_t>(0, n - c.sliding_window) : 0;
-      for (int64_t p = lo; p < n; ++p)
-        for (int h = 0; h < c.n_head_kv; ++h) {
-          const size_t ox = static_cast<size_t>(x.slot_of(l, p)) * w, oy = static_cast<size_t>(y.slot_of(l, p)) * w;
-          ASSERT_EQ(0, std::memcmp(x.k32(l, h) + ox, y.k32(l, h) + oy, w * 4)) << "K layer " << l << " pos " << p << " head " << h;
-          ASSERT_EQ(0, std::memcmp(x.v32(l, h) + ox, y.v32(l, h) + oy, w * 4)) << "V layer " << l << " pos " << p << " head " << h;
-        }
-    }
+    g3n::expect_same_kv(m, a, b, a.n_past());
   }
 
   // Prompts: the fixture's four and two repetitive ones (n-gram lookup finds matches in them).

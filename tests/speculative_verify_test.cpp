@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstring>
 #include <span>
 #include <tuple>
 
 #include "golden_util.h"
+#include "kv_state_util.h"
 #include "model/model.h"
 #include "runtime/context.h"
 
@@ -18,29 +18,6 @@ namespace g3n {
 namespace {
 
 std::vector<float> row(const Context& c, int i) { return {c.logits(i).begin(), c.logits(i).end()}; }
-
-// Every K and V the next query of a sequence of n positions can read, compared byte for byte.
-void expect_same_kv(const Model& m, const Sequence& a, const Sequence& b, int64_t n) {
-  const Gemma3nConfig& c = m.config();
-  const KvCache& x = a.kv_cache();
-  const KvCache& y = b.kv_cache();
-  ASSERT_EQ(x.type(), y.type());
-  const size_t w = static_cast<size_t>(x.head_dim());
-  for (int l = 0; l < c.n_layer_kv; ++l) {
-    const int64_t lo = c.is_sliding[l] ? std::max<int64_t>(0, n - c.sliding_window) : 0;
-    for (int64_t p = lo; p < n; ++p)
-      for (int h = 0; h < c.n_head_kv; ++h) {
-        const size_t ox = static_cast<size_t>(x.slot_of(l, p)) * w, oy = static_cast<size_t>(y.slot_of(l, p)) * w;
-        if (x.type() == KvType::F32) {
-          ASSERT_EQ(0, std::memcmp(x.k32(l, h) + ox, y.k32(l, h) + oy, w * 4)) << "K layer " << l << " pos " << p << " head " << h;
-          ASSERT_EQ(0, std::memcmp(x.v32(l, h) + ox, y.v32(l, h) + oy, w * 4)) << "V layer " << l << " pos " << p << " head " << h;
-        } else {
-          ASSERT_EQ(0, std::memcmp(x.k16(l, h) + ox, y.k16(l, h) + oy, w * 2)) << "K layer " << l << " pos " << p << " head " << h;
-          ASSERT_EQ(0, std::memcmp(x.v16(l, h) + ox, y.v16(l, h) + oy, w * 2)) << "V layer " << l << " pos " << p << " head " << h;
-        }
-      }
-  }
-}
 
 // (file, exact arithmetic, KV type)
 using Variant = std::tuple<const char*, bool, KvType>;
