@@ -1,0 +1,139 @@
+// The 256-bit kernel on packed Q4_K matrices (kernels/packed_panels.h), for the AVX2 set: 16 rows of a
+// packed group x up to 8 tokens, the same layout and the same bits as the AVX-512 one (kquant_packed_zmm.h).
+//
+// AVX2 has no vpdpbusd. Its product is vpmaddubsw (u8 x s8 -> int16 sums of adjacent pairs), and the row x
+// tokens kernels (kquant_ymm.h) follow each with a vpmaddwd by the group's scale: two multiply instructions
+// per 32 products. With the rows in the lanes (4 consecutive quants of 8 rows per register, the token's
+// activation dword broadcast) a lane's pair sums stay in int16 over a whole 32-value group: a pair is at most
+// 2 * 15 * 128 = 3840 in magnitude, a lane adds 8 of them per group (30720 < 32767), so vpaddw is exact.
+// One vpmaddwd per group then multiplies each row's two int16 sums by its scale and adds them (int32): 9
+// multiply instructions per 8 rows, 32 values and token instead of 16. The min term and the float close
+// are the zmm kernel's on 8 row lanes; per (row, token, block) the int32 totals are exact, so the bits are
+// dot_q45_k's.
+//
+// Include after kquant_x86.h (same G3N_KQ_TARGET, at least AVX2).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kquant_packed_tile.h"
+#include "kernels/kquant_x86.h"
+#include "kernels/packed_panels.h"
+
+namespace g3n::vecdot {
+namespace {
+
+// Rows 8h..8h+7 of a packed Q4_K group are bytes 32h..32h+31 of each 64-byte line. H = 1 or 2 halves from
+// h0, C tokens a[0..C-1] (token t0 + t of the group prep g): at most H * C = 4, so that the int32 totals
+// and the int16 sums of each half fit AVX2's 16 registers.
+template <int C, int H>
+G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
+                                     int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
+  static_assert(H * C <= 4);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  // vpshufb pattern: byte r of a broadcast qword -> words 2r and 2r+1 of the row's dword (rows 0-3 in the low
+  // lane, 4-7 in the high one).
+  const __m256i dup_sc = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
+                                          4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+  // The float accumulators live in `out` (L1), touched once per block: in registers they left too few for
+  // the integer sums (GCC spilled those instead).
+  for (int h = 0; h < H; ++h)
+    for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackedQ4K& w = p[b];
+    if (pf_end) prefetch_packed(&w, pf_end);
+    __m256i tot[H][C];
+    for (int h = 0; h < H; ++h)
+      for (int t = 0; t < C; ++t) tot[h][t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m256i s[H][C];
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        __m256i act[C];
+        for (int t = 0; t < C; ++t) {
+          int32_t v;
+          std::memcpy(&v, a[t][b].qs + 32 * j + 4 * k, 4);
+          act[t] = _mm256_set1_epi32(v);
+        }
+        for (int h = 0; h < H; ++h) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q[j / 2][k] + 32 * (h0 + h)));
+          const __m256i x = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+          for (int t = 0; t < C; ++t) {
+            const __m256i pr = _mm256_maddubs_epi16(x, act[t]);
+            s[h][t] = k ? _mm256_add_epi16(s[h][t], pr) : pr;
+          }
+        }
+        // Without this GCC hoists the whole group's broadcasts and products and spills them (as kquant_ymm.h's
+        // keep_in_registers).
+        for (int h = 0; h < H; ++h)
+          for (int t = 0; t < C; ++t) asm volatile("" : "+v"(s[h][t]));
+      }
+      for (int h = 0; h < H; ++h) {
+        int64_t sc8;
+        std::memcpy(&sc8, w.sc[j] + 8 * (h0 + h), 8);
+        const __m256i sc = _mm256_shuffle_epi8(_mm256_set1_epi64x(sc8), dup_sc);
+        for (int t = 0; t < C; ++t) {
+          tot[h][t] = _mm256_add_epi32(tot[h][t], _mm256_madd_epi16(s[h][t], sc));
+          asm volatile("" : "+v"(tot[h][t]));  // likewise: the group's scaling now, not all 8 at the block's end
+        }
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      __m256i mt[C];  // the min term: sum_j min_j * groupsum_j
+      for (int t = 0; t < C; ++t) mt[t] = _mm256_setzero_si256();
+      for (int q = 0; q < 4; ++q) {
+        const __m256i mq = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(w.m[q][8 * (h0 + h)])));
+        for (int t = 0; t < C; ++t) {
+          int32_t pair;
+          std::memcpy(&pair, g[b].pair[q][t0 + t], 4);
+          mt[t] = _mm256_add_epi32(mt[t], _mm256_madd_epi16(mq, _mm256_set1_epi32(pair)));
+        }
+      }
+      // dot_q45_k's two fmas per block, per row lane: (ad * d) * total, then (ad * -dmin) * min term.
+      const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(w.d + 8 * (h0 + h))));
+      const __m256 nd = _mm256_xor_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(w.dmin + 8 * (h0 + h)))),
+                                      _mm256_set1_ps(-0.0f));
+      for (int t = 0; t < C; ++t) {
+        const __m256 ad = _mm256_set1_ps(a[t][b].d);
+        float* o = out + t * ldo + 8 * (h0 + h);
+        __m256 acc = _mm256_fmadd_ps(_mm256_mul_ps(ad, d), _mm256_cvtepi32_ps(tot[h][t]), _mm256_loadu_ps(o));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(ad, nd), _mm256_cvtepi32_ps(mt[t]), acc);
+        _mm256_storeu_ps(o, acc);
+      }
+    }
+  }
+}
+
+// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]: both halves in one pass for 1-2 tokens,
+// else a pass per half and per 4 tokens (the group's blocks are in L1/L2 after the first). Only the first pass
+// prefetches, and only when the call has more than one token (as the zmm kernels).
+template <int C>
+G3N_KQ_TARGET void q4k_packed_ymm_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
+                                           int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
+  if constexpr (C <= 2) {
+    q4k_packed_halves<C, 2>(p, 0, a, g, 0, nb, out, ldo, C > 1 ? pf_end : nullptr);
+  } else {
+    constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
+    for (int h = 0; h < 2; ++h) {
+      q4k_packed_halves<C0, 1>(p, h, a, g, 0, nb, out, ldo, h == 0 ? pf_end : nullptr);
+      if constexpr (C1 > 0) q4k_packed_halves<C1, 1>(p, h, a + C0, g, C0, nb, out + C0 * ldo, ldo, nullptr);
+    }
+  }
+}
+
+template <int C>
+struct Q4KPackedYmmK {
+  static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_ymm_x_tokens<C>;
+};
+
+// Overlays the packed Q4_K kernel on a 256-bit set (AVX2). Q6_K has none here: a model loaded on such a set
+// keeps its Q6_K matrices in rows (model.cpp packs a type only where the set has its kernel).
+inline void set_packed_q4k_ymm(KernelSet& k) {
+  k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, Q4KPackedOps, Q4KPackedYmmK>;
+}
+
+}  // namespace
+}  // namespace g3n::vecdot
