@@ -75,10 +75,14 @@ class CreateFixture : public test::ServerTest {
     return s;
   }
   // Every file under the store (names relative to it): what a failed request must leave unchanged.
+  // The store's files now. The server may remove a temporary file while this walks (an interrupted upload
+  // being cleaned up): a file that vanishes is skipped, and paths are made relative lexically (fs::relative
+  // asks the file system, and threw for such a file when the machine was loaded).
   std::set<std::string> store_files() const {
     std::set<std::string> out;
-    for (const auto& e : fs::recursive_directory_iterator(root_))
-      if (e.is_regular_file()) out.insert(fs::relative(e.path(), root_).string());
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_regular_file(ec) && !ec) out.insert(it->path().lexically_relative(root_).string());
     return out;
   }
   int head_blob(const std::string& digest) const {
