@@ -97,28 +97,44 @@ TEST(KernelsPacked, MatmulGivesTheRowMajorBits) {
   std::printf("  (set, type) pairs with packed kernels: %d\n", with_kernels);
 }
 
-// The largest integer sums a block can hold: every Q4_K quant 15 against activations all +127 or all -127
-// (constant rows), which is where the 256-bit kernel's int16 group sums come closest to overflowing (8 pairs
-// of 2 * 15 * 127 per lane). Row-major and packed must still agree bit for bit, in every set.
-TEST(KernelsPacked, SaturatedQ4KSumsKeepTheBits) {
+// The largest integer sums a block can hold: every quant at its top (Q4_K 15, Q6_K 63; Q6_K's scales at -128
+// and 127 in turn) against activations all +127 or all -127 (constant rows), which is where the 256-bit kernels'
+// int16 sums come closest to overflowing (Q4_K: 8 pairs of 2 * 15 * 127 per lane; Q6_K: 2 of 2 * 63 * 127).
+// Row-major and packed must still agree bit for bit, in every set.
+void saturate_blocks(GgmlType t, std::vector<uint8_t>& data) {
+  if (t == GgmlType::Q4_K) {
+    for (size_t off = 0; off < data.size(); off += sizeof(quant::BlockQ4_K))
+      std::memset(reinterpret_cast<quant::BlockQ4_K*>(data.data() + off)->qs, 0xFF, sizeof(quant::BlockQ4_K::qs));
+    return;
+  }
+  for (size_t off = 0; off < data.size(); off += sizeof(quant::BlockQ6_K)) {
+    auto* blk = reinterpret_cast<quant::BlockQ6_K*>(data.data() + off);
+    std::memset(blk->ql, 0xFF, sizeof blk->ql);
+    std::memset(blk->qh, 0xFF, sizeof blk->qh);
+    for (int j = 0; j < 16; ++j) blk->scales[j] = int8_t(j % 2 ? 127 : -128);
+  }
+}
+
+TEST(KernelsPacked, SaturatedSumsKeepTheBits) {
   for_each_kernel_set([&](const std::string& set) {
-    SCOPED_TRACE(set);
-    std::mt19937 rng(11);
-    const int64_t n_in = 1024, n_out = 32;
-    PackedCase c = make_case(GgmlType::Q4_K, n_in, n_out, rng);
-    for (auto* blk = reinterpret_cast<quant::BlockQ4_K*>(c.data.data()); blk < reinterpret_cast<quant::BlockQ4_K*>(c.data.data() + c.data.size()); ++blk)
-      std::memset(blk->qs, 0xFF, sizeof blk->qs);
-    pack_groups(GgmlType::Q4_K, c.data.data(), c.rows.row_bytes, n_in, 0, n_out / kPackRows, static_cast<uint8_t*>(c.buf.data()));
-    for (const int64_t T : {1, 2, 3, 5, 8, 11}) {
-      std::vector<float> x(size_t(n_in * T));
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < n_in; ++i) x[size_t(t * n_in + i)] = t % 2 ? -3.0f : 2.0f;
-      ThreadPool pool(2);
-      MatmulScratch sa, sb;
-      std::vector<float> want(size_t(T * n_out), -1.0f), got(size_t(T * n_out), -2.0f);
-      matmul(c.rows, x.data(), n_in, T, want.data(), n_out, pool, MatmulMode::Fast, sa);
-      matmul(c.packed, x.data(), n_in, T, got.data(), n_out, pool, MatmulMode::Fast, sb);
-      ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0) << "tokens " << T;
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      SCOPED_TRACE(set + " " + type_name(t));
+      std::mt19937 rng(11);
+      const int64_t n_in = 1024, n_out = 32;
+      PackedCase c = make_case(t, n_in, n_out, rng);
+      saturate_blocks(t, c.data);
+      pack_groups(t, c.data.data(), c.rows.row_bytes, n_in, 0, n_out / kPackRows, static_cast<uint8_t*>(c.buf.data()));
+      for (const int64_t T : {1, 2, 3, 5, 8, 11}) {
+        std::vector<float> x(size_t(n_in * T));
+        for (int64_t tok = 0; tok < T; ++tok)
+          for (int64_t i = 0; i < n_in; ++i) x[size_t(tok * n_in + i)] = tok % 2 ? -3.0f : 2.0f;
+        ThreadPool pool(2);
+        MatmulScratch sa, sb;
+        std::vector<float> want(size_t(T * n_out), -1.0f), got(size_t(T * n_out), -2.0f);
+        matmul(c.rows, x.data(), n_in, T, want.data(), n_out, pool, MatmulMode::Fast, sa);
+        matmul(c.packed, x.data(), n_in, T, got.data(), n_out, pool, MatmulMode::Fast, sb);
+        ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0) << "tokens " << T;
+      }
     }
   });
 }

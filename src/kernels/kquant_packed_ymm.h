@@ -1,5 +1,5 @@
-// The 256-bit kernel on packed Q4_K matrices (kernels/packed_panels.h), for the AVX2 set: 16 rows of a
-// packed group x up to 8 tokens, the same layout and the same bits as the AVX-512 one (kquant_packed_zmm.h).
+// The 256-bit kernels on packed Q4_K and Q6_K matrices (kernels/packed_panels.h), for the AVX2 set: 16 rows of
+// a packed group x up to 8 tokens, the same layouts and the same bits as the AVX-512 ones (kquant_packed_zmm.h).
 //
 // AVX2 has no vpdpbusd. Its product is vpmaddubsw (u8 x s8 -> int16 sums of adjacent pairs), and the row x
 // tokens kernels (kquant_ymm.h) follow each with a vpmaddwd by the group's scale: two multiply instructions
@@ -28,7 +28,7 @@ namespace {
 // Rows 8h..8h+7 of a packed Q4_K group are bytes 32h..32h+31 of each 64-byte line. H = 1 or 2 halves from
 // h0, C tokens a[0..C-1] (token t0 + t of the group prep g): at most H * C = 4, so that the int32 totals
 // and the int16 sums of each half fit AVX2's 16 registers.
-template <int C, int H>
+template <int C, int H, bool kPrefetch>
 G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                      int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   static_assert(H * C <= 4);
@@ -43,7 +43,7 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
     for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ4K& w = p[b];
-    if (pf_end) prefetch_packed(&w, pf_end);
+    if constexpr (kPrefetch) prefetch_packed(&w, pf_end);
     __m256i tot[H][C];
     for (int h = 0; h < H; ++h)
       for (int t = 0; t < C; ++t) tot[h][t] = _mm256_setzero_si256();
@@ -109,30 +109,155 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
 
 // 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]: both halves in one pass for 1-2 tokens,
 // else a pass per half and per 4 tokens (the group's blocks are in L1/L2 after the first). Only the first pass
-// prefetches, and only when the call has more than one token (as the zmm kernels).
+// prefetches, and a one-token call carries no prefetch code at all (as the zmm kernels: present but skipped, it
+// slowed the one-token Q6_K kernel there).
 template <int C>
 G3N_KQ_TARGET void q4k_packed_ymm_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   if constexpr (C <= 2) {
-    q4k_packed_halves<C, 2>(p, 0, a, g, 0, nb, out, ldo, C > 1 ? pf_end : nullptr);
+    q4k_packed_halves<C, 2, (C > 1)>(p, 0, a, g, 0, nb, out, ldo, pf_end);
   } else {
     constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
+    q4k_packed_halves<C0, 1, true>(p, 0, a, g, 0, nb, out, ldo, pf_end);
     for (int h = 0; h < 2; ++h) {
-      q4k_packed_halves<C0, 1>(p, h, a, g, 0, nb, out, ldo, h == 0 ? pf_end : nullptr);
-      if constexpr (C1 > 0) q4k_packed_halves<C1, 1>(p, h, a + C0, g, C0, nb, out + C0 * ldo, ldo, nullptr);
+      if (h) q4k_packed_halves<C0, 1, false>(p, h, a, g, 0, nb, out, ldo, nullptr);
+      if constexpr (C1 > 0) q4k_packed_halves<C1, 1, false>(p, h, a + C0, g, C0, nb, out + C0 * ldo, ldo, nullptr);
     }
   }
 }
+
+// Q6_K: quants 0..63 against s8 activations, so a pair is at most 2 * 63 * 128 = 16128 and a lane's int16 sum
+// holds two (one position's pair of dwords, 8 values); a 16-value group takes two vpmaddwd by its scale. The
+// -32 offset is taken off once per block as 32 * sum_j scale_j * bsum_j, with the scales of groups 2p, 2p+1
+// as int16 pairs against the token's bsums pair p (the dot's integer total: the same int32).
+
+// Scale of group j for rows 8h..8h+7, in both words of each row's dword (signed).
+G3N_KQ_TARGET inline __m256i q6k_scale_words(const PackedQ6K& w, int j, int h) {
+  const __m128i s16 = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.quad[j % 4].sc[j / 4] + 8 * h)));
+  return _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16));
+}
+
+// Scales of groups 2p and 2p+1 for rows 8h..8h+7 as one int16 pair per row's dword.
+G3N_KQ_TARGET inline __m256i q6k_scale_pair(const PackedQ6K& w, int p, int h) {
+  const int g0 = 2 * p, g1 = 2 * p + 1;
+  const __m128i b0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.quad[g0 % 4].sc[g0 / 4] + 8 * h));
+  const __m128i b1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.quad[g1 % 4].sc[g1 / 4] + 8 * h));
+  return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(b0, b1));
+}
+
+// Rows 8h..8h+7 of a packed Q6_K group x C tokens, H halves from h0 (H * C <= 4, as for Q4_K), groups in the
+// layout's order (q, then q + 4f) so each quad is read front to back.
+template <int C, int H, bool kPrefetch>
+G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K* const* a, int64_t nb, float* out,
+                                     int64_t ldo, const uint8_t* pf_end) {
+  static_assert(H * C <= 4);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  for (int h = 0; h < H; ++h)
+    for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackedQ6K& w = p[b];
+    if constexpr (kPrefetch) prefetch_packed(&w, pf_end);
+    __m256i tot[H][C];
+    for (int h = 0; h < H; ++h)
+      for (int t = 0; t < C; ++t) tot[h][t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const PackedQ6K::Quad& u = w.quad[q];
+#pragma GCC unroll 4
+      for (int f = 0; f < 4; ++f) {
+        const int j = q + 4 * f;  // group j: positions 4j..4j+3
+#pragma GCC unroll 2
+        for (int k2 = 0; k2 < 4; k2 += 2) {
+          __m256i s[H][C];
+#pragma GCC unroll 2
+          for (int k = k2; k < k2 + 2; ++k) {
+            for (int h = 0; h < H; ++h) {
+              const int off = 32 * (h0 + h);
+              const __m256i l = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.ql(f % 2, k) + off));
+              const __m256i lo = _mm256_and_si256(f < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+              const __m256i hq = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.qh(k) + off));
+              const __m256i hs = f == 0 ? _mm256_slli_epi16(hq, 4) : f == 1 ? _mm256_slli_epi16(hq, 2) : f == 2 ? hq : _mm256_srli_epi16(hq, 2);
+              const __m256i x = _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
+              for (int t = 0; t < C; ++t) {
+                int32_t v;
+                std::memcpy(&v, a[t][b].qs + 16 * j + 4 * k, 4);
+                const __m256i pr = _mm256_maddubs_epi16(x, _mm256_set1_epi32(v));
+                s[h][t] = k > k2 ? _mm256_add_epi16(s[h][t], pr) : pr;
+              }
+            }
+            for (int h = 0; h < H; ++h)
+              for (int t = 0; t < C; ++t) asm volatile("" : "+v"(s[h][t]));  // as in the Q4_K kernel
+          }
+          for (int h = 0; h < H; ++h) {
+            const __m256i sc = q6k_scale_words(w, j, h0 + h);
+            for (int t = 0; t < C; ++t) {
+              tot[h][t] = _mm256_add_epi32(tot[h][t], _mm256_madd_epi16(s[h][t], sc));
+              asm volatile("" : "+v"(tot[h][t]));
+            }
+          }
+        }
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      __m256i corr[C];  // sum_j scale_j * bsum_j, then times 32 off the total
+      for (int t = 0; t < C; ++t) corr[t] = _mm256_setzero_si256();
+      for (int pp = 0; pp < 8; ++pp) {
+        const __m256i scp = q6k_scale_pair(w, pp, h0 + h);
+        for (int t = 0; t < C; ++t) {
+          int32_t pair;
+          std::memcpy(&pair, a[t][b].bsums + 2 * pp, 4);
+          corr[t] = _mm256_add_epi32(corr[t], _mm256_madd_epi16(scp, _mm256_set1_epi32(pair)));
+        }
+      }
+      // dot_q6_k's fma per block, per row lane: (ad * d) * total.
+      const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(w.d + 8 * (h0 + h))));
+      for (int t = 0; t < C; ++t) {
+        const __m256i total = _mm256_sub_epi32(tot[h][t], _mm256_slli_epi32(corr[t], 5));
+        float* o = out + t * ldo + 8 * (h0 + h);
+        _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(a[t][b].d), d), _mm256_cvtepi32_ps(total),
+                                            _mm256_loadu_ps(o)));
+      }
+    }
+  }
+}
+
+// 16 rows x C tokens of a packed Q6_K group, passes as for Q4_K, except that one token prefetches too: from
+// DRAM (Zen 4, 16384 x 2048, 8 matrices in turn) it streamed 14.9 GB/s on one thread without, 19-22 with (the
+// row kernel 19), where the Q4_K kernel was slower with it. Its kernels need no per-token preparation (they read
+// the bsums pairs and the scales straight from the Q8_K blocks).
+struct NoGroupPrep {};
+template <int C>
+G3N_KQ_TARGET void q6k_packed_ymm_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const NoGroupPrep*,
+                                           int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
+  if constexpr (C <= 2) {
+    q6k_packed_halves<C, 2, true>(p, 0, a, nb, out, ldo, pf_end);
+  } else {
+    constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
+    q6k_packed_halves<C0, 1, true>(p, 0, a, nb, out, ldo, pf_end);
+    for (int h = 0; h < 2; ++h) {
+      if (h) q6k_packed_halves<C0, 1, false>(p, h, a, nb, out, ldo, nullptr);
+      if constexpr (C1 > 0) q6k_packed_halves<C1, 1, false>(p, h, a + C0, nb, out + C0 * ldo, ldo, nullptr);
+    }
+  }
+}
+struct Q6KPackedYmmOps {
+  using Group = NoGroupPrep;
+  static void prep(const BlockQ8_K* const*, int, int64_t, Group*) {}
+};
 
 template <int C>
 struct Q4KPackedYmmK {
   static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_ymm_x_tokens<C>;
 };
+template <int C>
+struct Q6KPackedYmmK {
+  static constexpr PackedKernelFn<PackedQ6K, NoGroupPrep> fn = q6k_packed_ymm_x_tokens<C>;
+};
 
-// Overlays the packed Q4_K kernel on a 256-bit set (AVX2). Q6_K has none here: a model loaded on such a set
-// keeps its Q6_K matrices in rows (model.cpp packs a type only where the set has its kernel).
-inline void set_packed_q4k_ymm(KernelSet& k) {
+// Overlays the packed kernels on a 256-bit set (AVX2).
+inline void set_packed_kernels_ymm(KernelSet& k) {
   k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, Q4KPackedOps, Q4KPackedYmmK>;
+  k.packed[type_index(GgmlType::Q6_K)] = packed_tile<PackedQ6K, Q6KPackedYmmOps, Q6KPackedYmmK>;
 }
 
 }  // namespace

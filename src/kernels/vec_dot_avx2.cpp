@@ -664,7 +664,7 @@ KernelSet make_avx2() {
   set(GgmlType::Q8_0, dot_q8_0, quant_q8_0);
   set_kquant_kernels<YmmSums<Avx2Madd>, YmmRows<Avx2Madd>>(k);
   set_decode_rows<Avx2Madd>(k);
-  set_packed_q4k_ymm(k);
+  set_packed_kernels_ymm(k);
   for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     k.quant_act[type_index(t)] = quant_q8_k;  // Q2_K/Q3_K: no AVX2 dot yet, but the quantizer is shared
   k.tile[type_index(GgmlType::F32)] = gemm_tiles<TileFloat<LoadF32, LoadF32>>;
