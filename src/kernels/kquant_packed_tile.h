@@ -47,14 +47,16 @@ template <class Packed, class Prep>
 using PackedKernelFn = void (*)(const Packed*, const BlockQ8_K* const*, const Prep*, int64_t, float*, int64_t,
                                 const uint8_t*);
 
-template <class Packed, class Prep, template <int> class K, size_t... I>
+// K::fn<C> is a set's kernel for C = 1..8 tokens.
+template <class Packed, class Prep, class K, size_t... I>
 constexpr std::array<PackedKernelFn<Packed, Prep>, 8> packed_table(std::index_sequence<I...>) {
-  return {K<int(I) + 1>::fn...};
+  return {K::template fn<int(I) + 1>...};
 }
+
 // n_groups groups of 16 rows x nt tokens: each group's blocks are read once per 8-token group, while they
 // stay in L1/L2, and every token group's broadcast inputs are prepared once per call (by the prefill panels'
 // Ops::prep: the same inputs).
-template <class Packed, class Ops, template <int> class K>
+template <class Packed, class Ops, class K>
 G3N_KQ_TARGET void packed_tile(const void* packed, int64_t n_groups, const void* act, uint64_t as, int64_t nt, int64_t n,
                                float* out, int64_t ldo) {
   using Prep = typename Ops::Group;
@@ -85,6 +87,13 @@ G3N_KQ_TARGET void packed_tile(const void* packed, int64_t n_groups, const void*
       table[size_t(c - 1)](p + g * nb, a, prep.data() + gi * nb, nb, out + 8 * gi * ldo + kPackRows * g, ldo,
                            gi == 0 && (nt > 1 || std::is_same_v<Packed, PackedQ6K>) ? end : nullptr);
     }
+}
+
+// Overlays a set's packed kernels: Q4K::fn<C> and Q6K::fn<C> (Q6K's per-token inputs prepared by Q6KOps).
+template <class Q4K, class Q6KOps, class Q6K>
+inline void set_packed_kernels_of(KernelSet& k) {
+  k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, Q4KPackedOps, Q4K>;
+  k.packed[type_index(GgmlType::Q6_K)] = packed_tile<PackedQ6K, Q6KOps, Q6K>;
 }
 
 }  // namespace

@@ -245,20 +245,15 @@ struct Q6KPackedYmmOps {
   static void prep(const BlockQ8_K* const*, int, int64_t, Group*) {}
 };
 
-template <int C>
 struct Q4KPackedYmmK {
-  static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_ymm_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_ymm_x_tokens<C>;
 };
-template <int C>
 struct Q6KPackedYmmK {
-  static constexpr PackedKernelFn<PackedQ6K, NoGroupPrep> fn = q6k_packed_ymm_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ6K, NoGroupPrep> fn = q6k_packed_ymm_x_tokens<C>;
 };
 
 // Overlays the packed kernels on a 256-bit set (AVX2).
-inline void set_packed_kernels_ymm(KernelSet& k) {
-  k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, Q4KPackedOps, Q4KPackedYmmK>;
-  k.packed[type_index(GgmlType::Q6_K)] = packed_tile<PackedQ6K, Q6KPackedYmmOps, Q6KPackedYmmK>;
-}
+inline void set_packed_kernels_ymm(KernelSet& k) { set_packed_kernels_of<Q4KPackedYmmK, Q6KPackedYmmOps, Q6KPackedYmmK>(k); }
 
 }  // namespace
 }  // namespace g3n::vecdot

@@ -121,20 +121,15 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
-template <int C>
 struct Q4KPackedK {
-  static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_x_tokens<C>;
 };
-template <int C>
 struct Q6KPackedK {
-  static constexpr PackedKernelFn<PackedQ6K, Q6KGroupPrep> fn = q6k_packed_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ6K, Q6KGroupPrep> fn = q6k_packed_x_tokens<C>;
 };
 
 // Overlays the packed kernels on a set (the AVX-512 VNNI ones; same bits as their dots).
-inline void set_packed_kernels(KernelSet& k) {
-  k.packed[type_index(GgmlType::Q4_K)] = packed_tile<PackedQ4K, Q4KPackedOps, Q4KPackedK>;
-  k.packed[type_index(GgmlType::Q6_K)] = packed_tile<PackedQ6K, Q6KPanels, Q6KPackedK>;
-}
+inline void set_packed_kernels(KernelSet& k) { set_packed_kernels_of<Q4KPackedK, Q6KPanels, Q6KPackedK>(k); }
 
 }  // namespace
 }  // namespace g3n::vecdot
