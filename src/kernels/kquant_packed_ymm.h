@@ -33,8 +33,8 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
                                      int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   static_assert(H * C <= 4);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  // vpshufb pattern: byte r of a broadcast qword -> words 2r and 2r+1 of the row's dword (rows 0-3 in the low
-  // lane, 4-7 in the high one).
+  // vpshufb pattern: byte r of the broadcast qword of 8 scales -> both int16 words of row r's dword, zero-extended
+  // (the 6-bit scales are unsigned; rows 0-3 in the low lane, 4-7 in the high one).
   const __m256i dup_sc = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
                                           4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
   // The float accumulators live in `out` (L1), touched once per block: in registers they left too few for
