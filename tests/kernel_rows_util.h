@@ -26,6 +26,21 @@ inline std::vector<float> randn(std::mt19937& rng, int64_t n) {
   return v;
 }
 
+// Every quant and scale byte of K-quant rows (Q4_K, Q5_K, Q6_K) at its maximum, keeping the fp16 d/dmin: the
+// worst case for the kernels' int16 pair sums (with activations all at 127). Q6_K's int8 scales are q6k_scale
+// (127, or -128 for the largest magnitude).
+inline void saturate_k_quant_rows(GgmlType t, std::vector<uint8_t>& w, int8_t q6k_scale = 127) {
+  const auto tr = ggml_type_traits(t);
+  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
+    if (t == GgmlType::Q6_K) {
+      std::memset(&w[base], 0xFF, 192);        // ql, qh
+      std::memset(&w[base + 192], uint8_t(q6k_scale), 16);  // int8 scales
+    } else {
+      std::memset(&w[base + 4], 0xFF, tr.block_bytes - 4);  // scales, (qh,) qs after d, dmin
+    }
+  }
+}
+
 // Random quant bytes with small finite fp16 scales (every bit pattern of the packed quants), or
 // rounded normals for float types.
 inline std::vector<uint8_t> random_rows(GgmlType t, int64_t rows, int64_t n, std::mt19937& rng) {

@@ -37,20 +37,6 @@ uint32_t bits(float f) {
   return u;
 }
 
-// Every quant and scale byte of K-quant rows at its maximum, keeping the fp16 d/dmin: the worst case for the
-// int16 pair sums.
-void saturate(GgmlType t, std::vector<uint8_t>& w) {
-  const auto tr = ggml_type_traits(t);
-  for (size_t base = 0; base < w.size(); base += tr.block_bytes) {
-    if (t == GgmlType::Q6_K) {
-      std::memset(&w[base], 0xFF, 192);        // ql, qh
-      std::memset(&w[base + 192], 0x7F, 16);   // int8 scales
-    } else {
-      std::memset(&w[base + 4], 0xFF, tr.block_bytes - 4);  // scales, (qh,) qs after d, dmin
-    }
-  }
-}
-
 struct Sets {
   const KernelSet& a2 = *vecdot::avx2_kernels();
   const KernelSet& a5;
@@ -67,7 +53,7 @@ void check_type(const KernelSet& avx512, GgmlType t, int64_t rows, int64_t n, in
   std::mt19937 rng(seed);
   const uint64_t wrb = *ggml_row_bytes(t, uint64_t(n)), arb = act_row_bytes(t, n);
   std::vector<uint8_t> w = random_rows(t, rows, n, rng);
-  if (saturated) saturate(t, w);
+  if (saturated) saturate_k_quant_rows(t, w);
   std::vector<uint8_t> act(size_t(arb * uint64_t(toks)));
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(n));

@@ -97,22 +97,15 @@ TEST(KernelsPacked, MatmulGivesTheRowMajorBits) {
   std::printf("  (set, type) pairs with packed kernels: %d\n", with_kernels);
 }
 
-// The largest integer sums a block can hold: every quant at its top (Q4_K 15, Q6_K 63; Q6_K's scales at -128
-// and 127 in turn) against activations all +127 or all -127 (constant rows), which is where the 256-bit kernels'
-// int16 sums come closest to overflowing (Q4_K: 8 pairs of 2 * 15 * 127 per lane; Q6_K: 2 of 2 * 63 * 127).
-// Row-major and packed must still agree bit for bit, in every set.
+// The largest integer sums a block can hold: every quant and scale at its top (saturate_k_quant_rows; Q6_K's
+// scales then -128 and 127 in turn, for the signed scale words) against activations all +127 or all -127
+// (constant rows), which is where the 256-bit kernels' int16 sums come closest to overflowing (Q4_K: 8 pairs of
+// 2 * 15 * 127 per lane; Q6_K: 2 of 2 * 63 * 127). Row-major and packed must still agree bit for bit, in every set.
 void saturate_blocks(GgmlType t, std::vector<uint8_t>& data) {
-  if (t == GgmlType::Q4_K) {
-    for (size_t off = 0; off < data.size(); off += sizeof(quant::BlockQ4_K))
-      std::memset(reinterpret_cast<quant::BlockQ4_K*>(data.data() + off)->qs, 0xFF, sizeof(quant::BlockQ4_K::qs));
-    return;
-  }
-  for (size_t off = 0; off < data.size(); off += sizeof(quant::BlockQ6_K)) {
-    auto* blk = reinterpret_cast<quant::BlockQ6_K*>(data.data() + off);
-    std::memset(blk->ql, 0xFF, sizeof blk->ql);
-    std::memset(blk->qh, 0xFF, sizeof blk->qh);
-    for (int j = 0; j < 16; ++j) blk->scales[j] = int8_t(j % 2 ? 127 : -128);
-  }
+  saturate_k_quant_rows(t, data);
+  if (t == GgmlType::Q6_K)
+    for (size_t off = 0; off < data.size(); off += sizeof(quant::BlockQ6_K))
+      for (int j = 0; j < 16; j += 2) reinterpret_cast<quant::BlockQ6_K*>(data.data() + off)->scales[j] = -128;
 }
 
 TEST(KernelsPacked, SaturatedSumsKeepTheBits) {

@@ -246,11 +246,7 @@ TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
         const int64_t n = 768, rows = 48, toks = 19;
         std::mt19937 rng(37);
         std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
-        if (saturated)  // every quant and scale at its largest, keeping the fp16 scales
-          for (size_t base = 0; base < wbytes.size(); base += ggml_type_traits(t).block_bytes) {
-            if (t == GgmlType::Q6_K) std::memset(&wbytes[base], 0xFF, 192), std::memset(&wbytes[base + 192], 0x7F, 16);
-            else std::memset(&wbytes[base + 4], 0xFF, 140);
-          }
+        if (saturated) saturate_k_quant_rows(t, wbytes);
         const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
         const SparseColumns cols = make_sparse_columns(w);
         const uint64_t stride = act_row_bytes(t, n);
@@ -287,11 +283,7 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
       const int64_t n = 1024, rows = 176;
       std::mt19937 rng(31);
       std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
-      if (saturated)  // every quant and scale at its largest, keeping the fp16 scales
-        for (size_t base = 0; base < wbytes.size(); base += ggml_type_traits(t).block_bytes) {
-          if (t == GgmlType::Q6_K) std::memset(&wbytes[base], 0xFF, 192), std::memset(&wbytes[base + 192], 0x80, 16);
-          else std::memset(&wbytes[base + 4], 0xFF, 140);
-        }
+      if (saturated) saturate_k_quant_rows(t, wbytes, -128);  // Q6_K scales at their largest magnitude
       const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
       ASSERT_TRUE(sparse_columns_supported(w));
       const SparseColumns cols = make_sparse_columns(w);
