@@ -107,23 +107,32 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
   }
 }
 
-// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]: both halves in one pass for 1-2 tokens,
-// else a pass per half and per 4 tokens (the group's blocks are in L1/L2 after the first). Only the first pass
-// prefetches, and a one-token call carries no prefetch code at all (as the zmm kernels: present but skipped, it
-// slowed the one-token Q6_K kernel there).
+// How a kernel's 16 rows x C tokens are split into passes of q?k_packed_halves: both halves in one pass for 1-2
+// tokens, else a pass per half and per 4 tokens (the group's blocks are in L1/L2 after the first). Only the first
+// pass prefetches; with kPrefetchOne a one-token call does too, else it carries no prefetch code at all (present
+// but skipped, that slowed the zmm one-token Q6_K kernel). pass<Cp, H, kPf>(h0, t0, pf_end) runs tokens t0..t0+Cp-1.
+template <int C, bool kPrefetchOne, class Pass>
+G3N_KQ_TARGET inline void packed_passes(const Pass& pass, const uint8_t* pf_end) {
+  if constexpr (C <= 2) {
+    pass.template operator()<C, 2, (C > 1 || kPrefetchOne)>(0, 0, pf_end);
+  } else {
+    constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
+    pass.template operator()<C0, 1, true>(0, 0, pf_end);
+    for (int h = 0; h < 2; ++h) {
+      if (h) pass.template operator()<C0, 1, false>(h, 0, nullptr);
+      if constexpr (C1 > 0) pass.template operator()<C1, 1, false>(h, C0, nullptr);
+    }
+  }
+}
+
+// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]. One token does not prefetch: from DRAM it was
+// no better with it.
 template <int C>
 G3N_KQ_TARGET void q4k_packed_ymm_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  if constexpr (C <= 2) {
-    q4k_packed_halves<C, 2, (C > 1)>(p, 0, a, g, 0, nb, out, ldo, pf_end);
-  } else {
-    constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
-    q4k_packed_halves<C0, 1, true>(p, 0, a, g, 0, nb, out, ldo, pf_end);
-    for (int h = 0; h < 2; ++h) {
-      if (h) q4k_packed_halves<C0, 1, false>(p, h, a, g, 0, nb, out, ldo, nullptr);
-      if constexpr (C1 > 0) q4k_packed_halves<C1, 1, false>(p, h, a + C0, g, C0, nb, out + C0 * ldo, ldo, nullptr);
-    }
-  }
+  packed_passes<C, false>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
+    q4k_packed_halves<Cp, H, kPf>(p, h0, a + t0, g, t0, nb, out + t0 * ldo, ldo, pf);
+  }, pf_end);
 }
 
 // Q6_K: quants 0..63 against s8 activations, so a pair is at most 2 * 63 * 128 = 16128 and a lane's int16 sum
@@ -223,22 +232,15 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
 
 // 16 rows x C tokens of a packed Q6_K group, passes as for Q4_K, except that one token prefetches too: from
 // DRAM (Zen 4, 16384 x 2048, 8 matrices in turn) it streamed 14.9 GB/s on one thread without, 19-22 with (the
-// row kernel 19), where the Q4_K kernel was slower with it. Its kernels need no per-token preparation (they read
-// the bsums pairs and the scales straight from the Q8_K blocks).
+// row kernel 19). Its kernels need no per-token preparation (they read the bsums pairs and the scales straight
+// from the Q8_K blocks).
 struct NoGroupPrep {};
 template <int C>
 G3N_KQ_TARGET void q6k_packed_ymm_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const NoGroupPrep*,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  if constexpr (C <= 2) {
-    q6k_packed_halves<C, 2, true>(p, 0, a, nb, out, ldo, pf_end);
-  } else {
-    constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
-    q6k_packed_halves<C0, 1, true>(p, 0, a, nb, out, ldo, pf_end);
-    for (int h = 0; h < 2; ++h) {
-      if (h) q6k_packed_halves<C0, 1, false>(p, h, a, nb, out, ldo, nullptr);
-      if constexpr (C1 > 0) q6k_packed_halves<C1, 1, false>(p, h, a + C0, nb, out + C0 * ldo, ldo, nullptr);
-    }
-  }
+  packed_passes<C, true>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
+    q6k_packed_halves<Cp, H, kPf>(p, h0, a + t0, nb, out + t0 * ldo, ldo, pf);
+  }, pf_end);
 }
 struct Q6KPackedYmmOps {
   using Group = NoGroupPrep;
