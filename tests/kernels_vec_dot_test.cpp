@@ -269,6 +269,12 @@ TEST(KernelsVecDotDispatch, ReportsChosenPath) {
   EXPECT_EQ(has("avx512vnni-256"), avx512);
   // Both run on such a CPU; the dispatcher takes the 256-bit one where 512-bit operations are split.
   if (avx512) best = f.avx512_split ? "avx512vnni-256" : "avx512vnni";
+  EXPECT_EQ(has("avx-vnni"), f.avx2 && f.fma && f.f16c && f.avx_vnni);
+  if (!avx512 && has("avx-vnni")) best = "avx-vnni";
+  // The AMX tiles where the CPU has them and the OS granted the tile state (the probe asked).
+  EXPECT_EQ(has("avx512vnni+amx"), avx512 && f.amx_int8);
+  if (avx512 && f.amx_int8) best = "avx512vnni+amx";
+  if (f.amx_refused) std::printf("  AMX: the CPU has it, the OS refused the tile state; running without\n");
 #endif
 #if defined(__aarch64__)
   EXPECT_EQ(has("neon"), f.neon);

@@ -7,6 +7,10 @@
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace g3n {
 namespace {
@@ -17,6 +21,18 @@ uint64_t read_xcr0() {
   uint32_t lo = 0, hi = 0;
   __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
   return (uint64_t(hi) << 32) | lo;
+}
+
+// Linux (5.16+) gives a process the AMX tile data (8 KB of XSAVE state per thread) only on request; an
+// AMX instruction without it is a SIGILL. Asked once, before any thread can run a tile kernel; a refusal
+// (older kernel, a VM or seccomp policy that forbids it) leaves g3n on its AVX-512 kernels.
+bool request_amx_tile_data() {
+#if defined(__x86_64__) && defined(__linux__)
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 #endif
 
@@ -48,6 +64,12 @@ CpuFeatures probe() {
     unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
     __cpuid_count(7, 1, a1, b1, c1, d1);
     f.avx512bf16 = f.avx512f && ((a1 >> 5) & 1);
+    f.avx_vnni = f.avx2 && ((a1 >> 4) & 1);
+    // AMX-TILE (edx bit 24) and AMX-INT8 (bit 25); the OS must enable XTILECFG and XTILEDATA (XCR0 17, 18).
+    const bool amx_cpu = ((d >> 24) & 1) && ((d >> 25) & 1) && f.avx512vnni;
+    const bool amx_os = (xcr0 & (3ull << 17)) == (3ull << 17);
+    if (amx_cpu && amx_os && request_amx_tile_data()) f.amx_int8 = true;
+    else if (amx_cpu) f.amx_refused = true;
   }
   // AMD family 19h is Zen 3 (no AVX-512) and Zen 4, which splits 512-bit operations in two.
   f.avx512_split = f.avx512f && amd && family == 0x19;
@@ -91,11 +113,14 @@ std::string cpu_features_string() {
   add(f.avx2, "avx2");
   add(f.fma, "fma");
   add(f.f16c, "f16c");
+  add(f.avx_vnni, "avx-vnni");
   add(f.avx512f, "avx512f");
   add(f.avx512bw, "avx512bw");
   add(f.avx512vl, "avx512vl");
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
+  add(f.amx_int8, "amx-int8");
+  add(f.amx_refused, "amx-refused-by-os");
   add(f.avx512_split, "avx512-split");
   add(f.neon, "neon");
   add(f.neon_dotprod, "dotprod");

@@ -107,7 +107,7 @@ void matmul_packed(const WeightMatrix& w, const uint8_t* act, uint64_t stride, i
                              kDecodeMinGrain / kPackRows, decode_grain(w.n_out, pool) / kPackRows);
     return;
   }
-  const int64_t tok_block = std::max<int64_t>(24, int64_t(kBlockBytes / stride) / 24 * 24);
+  const int64_t tok_block = std::max({int64_t(24), int64_t(kBlockBytes / stride) / 24 * 24, vec_dot_packed_tokens(w.type)});
   pool.parallel_for_dynamic(groups, [&](int64_t g0, int64_t g1, int) {
     for (int64_t t0 = 0; t0 < n_tok; t0 += tok_block) run(g0, g1, t0, std::min(tok_block, n_tok - t0));
   }, std::max<int64_t>(1, groups / (4 * int64_t(pool.size()))));

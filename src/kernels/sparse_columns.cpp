@@ -213,8 +213,10 @@ struct SparseEntry {
 };
 constexpr SparseEntry kSparseSets[] = {
     {"avx2+fma+f16c", sparse_detail::avx2_rows, sparse_detail::no_tile},
+    {"avx-vnni", sparse_detail::avx2_rows, sparse_detail::no_tile},  // its K-quant dots give the AVX2 bits
     {"avx512vnni", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
     {"avx512vnni-256", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
+    {"avx512vnni+amx", sparse_detail::avx512_rows, sparse_detail::avx512_tile},  // its K-quant dots are avx512vnni's
     {"neon", sparse_detail::neon_rows, sparse_detail::no_tile},
     {"neon+dotprod", sparse_detail::neon_rows, sparse_detail::no_tile},
     {"neon+i8mm", sparse_detail::neon_rows, sparse_detail::no_tile},

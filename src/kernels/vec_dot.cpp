@@ -32,7 +32,8 @@ void overlay(KernelSet& into, const KernelSet& from) {
   for (int i = 0; i < 32; ++i) {
     if (from.dot[i])
       into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i],
-      into.rows[i] = from.rows[i], into.packed[i] = from.packed[i], into.tile_tokens[i] = from.tile_tokens[i];
+      into.rows[i] = from.rows[i], into.packed[i] = from.packed[i], into.tile_tokens[i] = from.tile_tokens[i],
+      into.packed_tokens[i] = from.packed_tokens[i];
     if (from.quant_act[i]) into.quant_act[i] = from.quant_act[i];
   }
   const auto take = [](auto& dst, auto src) {
@@ -73,9 +74,12 @@ constexpr SetEntry kSets[] = {
     {"avx2+fma+f16c", 0, vecdot::avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }},
     {"avx512vnni", 1, vecdot::avx512_kernels, avx512vnni, [](const CpuFeatures& f) { return !f.avx512_split; }},
     {"avx512vnni-256", 1, vecdot::avx512_256_kernels, avx512vnni, [](const CpuFeatures& f) { return f.avx512_split; }},
+    {"avx512vnni+amx", 2, vecdot::amx_kernels, [](const CpuFeatures& f) { return avx512vnni(f) && f.amx_int8; }},
+    {"avx-vnni", 1, vecdot::avxvnni_kernels, [](const CpuFeatures& f) { return f.avx_vnni; },
+     [](const CpuFeatures& f) { return !avx512vnni(f); }},
     {"neon", 0, vecdot::neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
-    {"neon+dotprod", 4, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
-    {"neon+i8mm", 5, vecdot::neon_i8mm_kernels,
+    {"neon+dotprod", 6, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
+    {"neon+i8mm", 7, vecdot::neon_i8mm_kernels,
      [](const CpuFeatures& f) { return f.neon && f.neon_dotprod && f.neon_i8mm; }},
 };
 constexpr int kNumSets = int(sizeof(kSets) / sizeof(kSets[0]));
@@ -260,6 +264,11 @@ VecDotPackedFn vec_dot_packed_fn(GgmlType t) {
 int64_t vec_dot_tile_tokens(GgmlType t) {
   const int i = vecdot::type_index(t);
   return i < 0 ? 0 : dispatch().k.tile_tokens[i];
+}
+
+int64_t vec_dot_packed_tokens(GgmlType t) {
+  const int i = vecdot::type_index(t);
+  return i < 0 ? 0 : dispatch().k.packed_tokens[i];
 }
 
 VecDotFn vec_dot_fn(GgmlType t) {

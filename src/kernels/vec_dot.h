@@ -91,6 +91,8 @@ VecDotPackedFn vec_dot_packed_fn(GgmlType weight_type);
 // K-quant tiles build each 16-row panel once per call); 0 where it makes no difference. A hint for the
 // cache blocking of matmul.
 int64_t vec_dot_tile_tokens(GgmlType weight_type);
+// The same hint for the packed kernels (the AMX set makes panels of each packed group once per call).
+int64_t vec_dot_packed_tokens(GgmlType weight_type);
 
 // F16 KV-cache helpers and their f32 siblings (any n >= 0).
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);         // sum a_i*b_i
@@ -117,8 +119,8 @@ void soft_cap_ref(float* x, int64_t n, float cap);
 // kernel. avx512vnni replaces only the K-quant dots and tiles, with the AVX2 set's bits.
 // The plain functions above (and the sparse-column kernels) run the set in use: the best this CPU
 // runs, or G3N_VEC_DOT=NAME from the environment (read once), or the last vec_dot_use_set.
-// The set in use: "scalar", "avx2+fma+f16c", "avx512vnni", "avx512vnni-256", "neon", "neon+dotprod" or
-// "neon+i8mm".
+// The set in use: "scalar", "avx2+fma+f16c", "avx512vnni", "avx512vnni-256", "avx512vnni+amx", "avx-vnni",
+// "neon", "neon+dotprod" or "neon+i8mm".
 const char* vec_dot_isa();
 // Names of the sets this CPU can run, weakest first (always starts with "scalar").
 std::vector<std::string> vec_dot_sets();

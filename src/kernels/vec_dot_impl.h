@@ -15,6 +15,7 @@ struct KernelSet {
   VecDotRowsFn rows[32] = {};       // decode: several rows x one token, dot[]'s bits (null: loop dot[])
   VecDotPackedFn packed[32] = {};   // packed matrices (packed_panels.h), dot[]'s bits (null: unpack rows)
   int16_t tile_tokens[32] = {};     // tokens per tile call that amortize its per-call work (0: any)
+  int16_t packed_tokens[32] = {};   // the same for packed[] (0: matmul's own cache blocking)
   float (*dot_f16_f32)(const uint16_t*, const float*, int64_t) = nullptr;
   void (*axpy_f16)(float, const uint16_t*, float*, int64_t) = nullptr;
   float (*dot_f32)(const float*, const float*, int64_t) = nullptr;
@@ -43,6 +44,12 @@ const KernelSet* avx512_kernels();
 // The same instructions on 256-bit registers (vec_dot_avx512.cpp): AVX2's K-quant cores with VNNI's
 // vpdpwssd; for CPUs that split 512-bit operations in two (CpuFeatures::avx512_split). Same bits again.
 const KernelSet* avx512_256_kernels();
+// AVX-VNNI (VEX vpdpwssd on ymm) K-quant cores (vec_dot_avxvnni.cpp), overlaid on the AVX2 set; nullptr off
+// x86-64. Same bits.
+const KernelSet* avxvnni_kernels();
+// The AMX-INT8 tiles for Q4_K/Q6_K prefill (vec_dot_amx.cpp), overlaid on the AVX-512 VNNI set; nullptr off
+// x86-64. Same bits again; only call after cpu_features() says the tile state was granted.
+const KernelSet* amx_kernels();
 // The NEON kernels on AArch64, else nullptr: plain ARMv8-A NEON (vec_dot_neon.cpp), with the dot-product
 // extension's SDOT (vec_dot_neon_dotprod.cpp, overlaid on neon), with the int8 matrix multiply SMMLA
 // (vec_dot_neon_i8mm.cpp, overlaid on neon+dotprod). All three are built from one -march=armv8-a
