@@ -243,7 +243,7 @@ TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
     ran = true;
     for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
       for (bool saturated : {false, true}) {
-        const int64_t n = 768, rows = 48, toks = 19;
+        const int64_t n = 768, rows = 48, toks = 50;  // up to 50: the AMX set's 16-token tiles and a remainder
         std::mt19937 rng(37);
         std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
         if (saturated) saturate_k_quant_rows(t, wbytes);
@@ -257,7 +257,7 @@ TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
           if (saturated) std::fill(x.begin(), x.end(), 1.0f);
           quantize_act_row(t, x.data(), act.data() + k * stride, n);
         }
-        for (int64_t nt : {1, 8, 9, 19})
+        for (int64_t nt : {1, 8, 9, 16, 19, 33, 50})
           for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}}) {
             std::vector<float> y(size_t(nt * rows), std::nanf(""));
             sparse_columns_tile(cols, act.data(), stride, nt, r0, r1, y.data(), rows);

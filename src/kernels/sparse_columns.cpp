@@ -19,6 +19,7 @@ RowsFn avx2_rows();  // sparse_columns_avx2.cpp; nullptr where not compiled
 RowsFn neon_rows();  // sparse_columns_neon.cpp; nullptr where not compiled
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
 TileFn avx512_tile();  // sparse_columns_avx512.cpp; nullptr where not compiled
+TileFn amx_tile();     // the same file, AMX-INT8 tile multiplies for whole 16-token tiles
 RowsFn avx512_rows();  // sparse_columns_avx512.cpp; nullptr where not compiled
 inline TileFn no_tile() { return nullptr; }
 }  // namespace sparse_detail
@@ -216,7 +217,7 @@ constexpr SparseEntry kSparseSets[] = {
     {"avx-vnni", sparse_detail::avx2_rows, sparse_detail::no_tile},  // its K-quant dots give the AVX2 bits
     {"avx512vnni", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
     {"avx512vnni-256", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
-    {"avx512vnni+amx", sparse_detail::avx512_rows, sparse_detail::avx512_tile},  // its K-quant dots are avx512vnni's
+    {"avx512vnni+amx", sparse_detail::avx512_rows, sparse_detail::amx_tile},  // its K-quant dots are avx512vnni's
     {"neon", sparse_detail::neon_rows, sparse_detail::no_tile},
     {"neon+dotprod", sparse_detail::neon_rows, sparse_detail::no_tile},
     {"neon+i8mm", sparse_detail::neon_rows, sparse_detail::no_tile},

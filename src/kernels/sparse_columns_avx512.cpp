@@ -29,6 +29,7 @@
 #define G3N_KQ_TARGET G3N_AVX512
 #include "kernels/kquant_x86.h"
 #include "kernels/kquant_panel_zmm.h"
+#include "kernels/kquant_amx.h"
 
 namespace g3n {
 namespace sparse_detail {
@@ -246,9 +247,40 @@ G3N_AVX512 void tile_any(const SparseColumns& m, const void* act, uint64_t as, i
   else tile_from_columns<vecdot::Q6KPanels>(m, act, as, nt, r0, r1, y, ldy, q6k_panel);
 }
 
+// The avx512vnni+amx set's product: the same panels from the column copy, scaled into AMX panels
+// (kquant_amx.h) for the call's whole 16-token tiles; the last nt % 16 tokens through tile_any.
+template <class K, class Panel, class Build, class Scale>
+G3N_AMX void amx_from_columns(const SparseColumns& m, const void* act, uint64_t as, int64_t nt, int64_t r0,
+                              int64_t r1, float* y, int64_t ldy, Build build, Scale scale) {
+  const auto* ab = static_cast<const uint8_t*>(act);
+  const int64_t whole = nt / vecdot::kTileTokens * vecdot::kTileTokens;
+  vecdot::amx_panels<K>(
+      (r1 - r0) / 16, m.n_in / quant::kQK_K, ab, as, whole, y + r0, ldy,
+      [&](int64_t g, int64_t b, vecdot::AmxPanel& p) {
+        thread_local Panel panel;
+        build(m, r0 + 16 * g, b, panel);
+        scale(panel, p);
+      },
+      [](int64_t) {});
+  if (whole < nt) tile_any(m, ab + uint64_t(whole) * as, as, nt - whole, r0, r1, y + whole * ldy, ldy);
+}
+
+G3N_AMX void amx_tile_any(const SparseColumns& m, const void* act, uint64_t as, int64_t nt, int64_t r0, int64_t r1,
+                          float* y, int64_t ldy) {
+  if (nt < vecdot::kTileTokens || r1 == r0) {
+    tile_any(m, act, as, nt, r0, r1, y, ldy);
+    return;
+  }
+  if (m.type == GgmlType::Q4_K)
+    amx_from_columns<vecdot::Q4KAmx, vecdot::Q4KPanel>(m, act, as, nt, r0, r1, y, ldy, q4k_panel, vecdot::amx_from_q4k_panel);
+  else
+    amx_from_columns<vecdot::Q6KAmx, vecdot::Q6KPanel>(m, act, as, nt, r0, r1, y, ldy, q6k_panel, vecdot::amx_from_q6k_panel);
+}
+
 }  // namespace
 
 TileFn avx512_tile() { return &tile_any; }
+TileFn amx_tile() { return &amx_tile_any; }
 RowsFn avx512_rows() { return &rows_any; }
 
 }  // namespace sparse_detail
@@ -259,6 +291,7 @@ RowsFn avx512_rows() { return &rows_any; }
 namespace g3n::sparse_detail {
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
 TileFn avx512_tile() { return nullptr; }
+TileFn amx_tile() { return nullptr; }
 using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
 RowsFn avx512_rows() { return nullptr; }
 }  // namespace g3n::sparse_detail
