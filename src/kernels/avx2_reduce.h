@@ -17,6 +17,13 @@ G3N_AVX2 inline float hsum128(__m128 s) {
 G3N_AVX2 inline float hsum(__m256 v) {
   return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 }
+// A product added into a running sum with one rounding, spelled out for the float kernels' scalar tails: they
+// must give the same bits whether a matrix is stored as F32, F16 or BF16 (model.cpp narrows F32 matrices whose
+// values fit), and left to the compiler `sum += a * b` is fused in one loop but vectorized as a multiply then
+// an add in another.
+G3N_AVX2 inline float mul_add1(float a, float b, float sum) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(sum)));
+}
 G3N_AVX2 inline float hmax(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));

@@ -199,11 +199,11 @@ G3N_AMX void q4k_amx_block(const AmxPanel& w, const Tokens& k, int64_t b, int64_
   const __m512 d = _mm512_load_ps(w.d), ndmin = _mm512_load_ps(w.ndmin);
   for (int t = 0; t < kT; ++t) {
     const Q8KGroupPrep& gp = k.g[(2 * u + t / 8) * k.nb + b];
-    __m512i msum = _mm512_setzero_si512();
+    __m512i msum = _mm512_setzero_si512();  // exact either way: vpdpwssd fuses the add (as the packed kernels)
     for (int q = 0; q < 4; ++q) {
       int32_t pair;
       std::memcpy(&pair, gp.pair[q][t % 8], 4);
-      msum = _mm512_add_epi32(msum, _mm512_madd_epi16(mins[q], _mm512_set1_epi32(pair)));
+      msum = _mm512_dpwssd_epi32(msum, mins[q], _mm512_set1_epi32(pair));
     }
     // q4k_block_close's two fmas, per row lane (as q4k_panel_x_tokens).
     const __m512 ad = _mm512_set1_ps(gp.d[t % 8]);

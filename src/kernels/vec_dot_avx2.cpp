@@ -23,6 +23,7 @@
 #include "kernels/kquant_x86.h"
 #include "kernels/kquant_ymm.h"
 #include "kernels/kquant_packed_ymm.h"
+#include "kernels/gemm_tiles_x86.h"
 #include "kernels/ops.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -42,6 +43,7 @@ struct Avx2Madd {
 
 using avx2::hmax;
 using avx2::hsum;
+using avx2::mul_add1;
 G3N_AVX2 inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 // 8 floats -> 8 int32, nearest-even (MXCSR default, as lrint in the scalar twin), clamped to +-127.
@@ -234,14 +236,6 @@ G3N_AVX2 float dot_q5_1(const void* vw, const void* va, int64_t n) {
 
 // ---- float weights x f32 activations ------------------------------------------------------------
 
-// A product added into a running sum with one rounding, spelled out for the scalar tails below: the float
-// kernels must give the same bits whether a matrix is stored as F32, F16 or BF16 (model.cpp narrows F32
-// matrices whose values fit), and left to the compiler `sum += a * b` is fused in one loop but vectorized
-// as a multiply then an add in another.
-G3N_AVX2 inline float mul_add1(float a, float b, float sum) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(sum)));
-}
-
 // Four independent accumulators hide FMA latency; 8-wide steps then a scalar tail handle any n.
 G3N_AVX2 float dot_f16_f32_v(const uint16_t* x, const float* y, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -325,42 +319,6 @@ G3N_AVX2 float dot_bf16(const void* w, const void* a, int64_t n) {
 // accumulators take the same fmadds in the same order, then the same horizontal sums, so every value
 // equals the dot kernel's bit for bit. The integer accumulators (R*C ymm) stay in registers; the float
 // ones, touched once per block, live on the stack.
-
-struct TileArgs {
-  const uint8_t* w;
-  uint64_t ws;
-  const uint8_t* act;
-  uint64_t as;
-  int64_t n;
-  float* out;
-  int64_t ldo;
-};
-
-// Covers n_rows x n_tok with K::kR x K::kC tiles (tokens outer, so a few activation rows stay in L1 while
-// the weight rows stream past), the edges with smaller instantiations of the same kernel.
-template <class K, int R, int C>
-G3N_AVX2 void run_tile(const TileArgs& a) { K::template tile<R, C>(a); }
-
-template <class K, size_t... I>
-constexpr auto tile_table(std::index_sequence<I...>) {
-  return std::array<void (*)(const TileArgs&), sizeof...(I)>{&run_tile<K, int(I / K::kC) + 1, int(I % K::kC) + 1>...};
-}
-
-template <class K>
-G3N_AVX2 void gemm_tiles(const void* w, uint64_t ws, int64_t nr, const void* act, uint64_t as, int64_t nt,
-                         int64_t n, float* out, int64_t ldo) {
-  static constexpr auto table = tile_table<K>(std::make_index_sequence<size_t(K::kR * K::kC)>{});
-  for (int64_t t0 = 0; t0 < nt; t0 += K::kC) {
-    const int c = int(std::min<int64_t>(K::kC, nt - t0));
-    for (int64_t r0 = 0; r0 < nr; r0 += K::kR) {
-      const int r = int(std::min<int64_t>(K::kR, nr - r0));
-      const TileArgs a{static_cast<const uint8_t*>(w) + r0 * ws, ws, static_cast<const uint8_t*>(act) + t0 * as,
-                       as, n, out + t0 * ldo + r0, ldo};
-      table[size_t((r - 1) * K::kC + (c - 1))](a);
-    }
-  }
-}
-
 
 // Q4_0: block b goes to accumulator b % 2, as dot_q4_0's pairs (and its odd tail block) do.
 struct TileQ40 {

@@ -28,6 +28,7 @@
 #include "kernels/kquant_ymm.h"
 #include "kernels/kquant_panel_zmm.h"
 #include "kernels/kquant_packed_zmm.h"
+#include "kernels/gemm_tiles_x86.h"
 
 namespace g3n::vecdot {
 namespace {
@@ -186,12 +187,104 @@ struct Vnni256Madd {
   }
 };
 
+// Float weights (F32, F16, BF16) on zmm: the AVX2 tile's four 8-lane accumulators per (row, token) held as two
+// zmm, lanes 0-7 / 8-15 = accumulators 0 / 1 and 2 / 3, so each lane takes exactly the fmas it takes there, in
+// the same order, and the 8-value tail, the reduction and the scalar tail are the AVX2 code's: the bits of the
+// set's dots. A 32-value step is then 2 weight and 2 activation loads and 2 fmas per (row, token) where the
+// ymm tile needs 4 of each; 2 rows x 4 tokens per tile (16 accumulators of 32 registers).
+struct ZF32 {
+  G3N_AVX512 static __m512 load16(const uint8_t* x, int64_t i) { return _mm512_loadu_ps(reinterpret_cast<const float*>(x) + i); }
+  G3N_AVX512 static __m256 load8(const uint8_t* x, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(x) + i); }
+  static float get(const uint8_t* x, int64_t i) { return reinterpret_cast<const float*>(x)[i]; }
+};
+struct ZF16 {
+  G3N_AVX512 static __m512 load16(const uint8_t* x, int64_t i) {
+    return _mm512_cvtph_ps(loadu(reinterpret_cast<const uint16_t*>(x) + i));
+  }
+  G3N_AVX512 static __m256 load8(const uint8_t* x, int64_t i) {
+    return _mm256_cvtph_ps(loadu128(reinterpret_cast<const uint16_t*>(x) + i));
+  }
+  G3N_AVX512 static float get(const uint8_t* x, int64_t i) { return h2f(reinterpret_cast<const uint16_t*>(x)[i]); }
+};
+struct ZBF16 {
+  G3N_AVX512 static __m512 load16(const uint8_t* x, int64_t i) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(loadu(reinterpret_cast<const uint16_t*>(x) + i)), 16));
+  }
+  G3N_AVX512 static __m256 load8(const uint8_t* x, int64_t i) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(reinterpret_cast<const uint16_t*>(x) + i)), 16));
+  }
+  static float get(const uint8_t* x, int64_t i) {
+    const uint32_t bits = uint32_t(reinterpret_cast<const uint16_t*>(x)[i]) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+};
+
+template <class Load>
+struct TileFloatZmm {
+  static constexpr int kR = 2, kC = 4;
+  template <int R, int C>
+  G3N_AVX512 static void tile(const TileArgs& g) {
+    const float* y[C];
+    for (int t = 0; t < C; ++t) y[t] = reinterpret_cast<const float*>(g.act + uint64_t(t) * g.as);
+    __m512 lo[R][C], hi[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < C; ++t) lo[r][t] = hi[r][t] = _mm512_setzero_ps();
+    const int64_t n = g.n;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      __m512 w0[R], w1[R];
+      for (int r = 0; r < R; ++r) w0[r] = Load::load16(g.w + uint64_t(r) * g.ws, i), w1[r] = Load::load16(g.w + uint64_t(r) * g.ws, i + 16);
+      for (int t = 0; t < C; ++t) {
+        const __m512 y0 = _mm512_loadu_ps(y[t] + i), y1 = _mm512_loadu_ps(y[t] + i + 16);
+        for (int r = 0; r < R; ++r) {
+          lo[r][t] = _mm512_fmadd_ps(w0[r], y0, lo[r][t]);
+          hi[r][t] = _mm512_fmadd_ps(w1[r], y1, hi[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* x = g.w + uint64_t(r) * g.ws;
+      for (int t = 0; t < C; ++t) {
+        __m256 s0 = _mm512_castps512_ps256(lo[r][t]);
+        const __m256 s1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(lo[r][t]), 1));
+        const __m256 s2 = _mm512_castps512_ps256(hi[r][t]);
+        const __m256 s3 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(hi[r][t]), 1));
+        int64_t j = i;
+        for (; j + 8 <= n; j += 8) s0 = _mm256_fmadd_ps(Load::load8(x, j), _mm256_loadu_ps(y[t] + j), s0);
+        float sum = avx2::hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        for (; j < n; ++j) sum = avx2::mul_add1(Load::get(x, j), y[t][j], sum);
+        g.out[t * g.ldo + r] = sum;
+      }
+    }
+  }
+};
+
+// Overlays the zmm float tiles (with the base set's dots, which the overlay moves with them).
+void set_float_tiles_zmm(KernelSet& k) {
+  const KernelSet& avx2 = *avx2_kernels();
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+    const int i = type_index(t);
+    k.dot[i] = avx2.dot[i];
+    k.masked_tile[i] = avx2.masked_tile[i];
+    k.rows[i] = avx2.rows[i];
+    k.packed[i] = avx2.packed[i];
+    k.tile_tokens[i] = avx2.tile_tokens[i];
+  }
+  k.tile[type_index(GgmlType::F32)] = gemm_tiles<TileFloatZmm<ZF32>>;
+  k.tile[type_index(GgmlType::F16)] = gemm_tiles<TileFloatZmm<ZF16>>;
+  k.tile[type_index(GgmlType::BF16)] = gemm_tiles<TileFloatZmm<ZBF16>>;
+}
+
 KernelSet make_avx512() {
   KernelSet k;
   set_kquant_kernels<Avx512Sums, Avx512Rows>(k);
   set_panel_kernels<Avx512Sums, Avx512Rows>(k);
   set_decode_rows<Vnni256Madd>(k);  // the ymm decode rows with vpdpwssd; a zmm form is not written
   set_packed_kernels(k);
+  // Full-width float tiles where 512-bit operations are not split (Zen 4, avx512vnni-256, measured no gain).
+  set_float_tiles_zmm(k);
   return k;
 }
 
