@@ -15,6 +15,13 @@
 
 namespace g3n {
 
+// A float's bit pattern: the kernels' results are compared bit for bit.
+inline uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
 inline std::string type_name(GgmlType t) { return std::string(ggml_type_traits(t).name); }
 inline bool is_float(GgmlType t) { return vec_dot_act_type(t) == GgmlType::F32; }
 

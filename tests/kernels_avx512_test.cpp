@@ -31,12 +31,6 @@ bool have_avx512() {
          vecdot::avx512_kernels() && vecdot::avx512_256_kernels() && vecdot::avx2_kernels();
 }
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
 struct Sets {
   const KernelSet& a2 = *vecdot::avx2_kernels();
   const KernelSet& a5;

@@ -28,12 +28,6 @@ const GgmlType kTypes[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlT
                            GgmlType::BF16, GgmlType::F32,  GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0,
                            GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K};
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
 struct Case {
   GgmlType t;
   int64_t rows, n, toks;

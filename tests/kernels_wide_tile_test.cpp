@@ -24,12 +24,6 @@
 namespace g3n {
 namespace {
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
 struct Wide {
   GgmlType t;
   int64_t rows, n, toks;

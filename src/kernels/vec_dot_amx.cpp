@@ -98,12 +98,9 @@ KernelSet make_amx() {
   const int q4 = type_index(GgmlType::Q4_K), q6 = type_index(GgmlType::Q6_K);
   const KernelSet& base = *avx512_kernels();
   // The base set's kernels for these two types (the overlay moves dot, tile, rows and packed together).
-  for (int i : {q4, q6}) {
-    k.dot[i] = base.dot[i];
-    k.masked_tile[i] = base.masked_tile[i];
-    k.rows[i] = base.rows[i];
-    k.packed[i] = base.packed[i];
-    k.tile_tokens[i] = k.packed_tokens[i] = kAmxCallTokens;
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    take_type_kernels(k, base, t);
+    k.tile_tokens[type_index(t)] = k.packed_tokens[type_index(t)] = kAmxCallTokens;
   }
   k.tile[q4] = amx_tile<Q4KAmx, Q4KPanels, GgmlType::Q4_K>;
   k.tile[q6] = amx_tile<Q6KAmx, Q6KPanels, GgmlType::Q6_K>;

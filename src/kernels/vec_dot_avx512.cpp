@@ -264,14 +264,7 @@ struct TileFloatZmm {
 // Overlays the zmm float tiles (with the base set's dots, which the overlay moves with them).
 void set_float_tiles_zmm(KernelSet& k) {
   const KernelSet& avx2 = *avx2_kernels();
-  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
-    const int i = type_index(t);
-    k.dot[i] = avx2.dot[i];
-    k.masked_tile[i] = avx2.masked_tile[i];
-    k.rows[i] = avx2.rows[i];
-    k.packed[i] = avx2.packed[i];
-    k.tile_tokens[i] = avx2.tile_tokens[i];
-  }
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) take_type_kernels(k, avx2, t);
   k.tile[type_index(GgmlType::F32)] = gemm_tiles<TileFloatZmm<ZF32>>;
   k.tile[type_index(GgmlType::F16)] = gemm_tiles<TileFloatZmm<ZF16>>;
   k.tile[type_index(GgmlType::BF16)] = gemm_tiles<TileFloatZmm<ZBF16>>;

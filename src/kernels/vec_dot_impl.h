@@ -33,6 +33,19 @@ inline int type_index(GgmlType t) {
   return v < 32 ? int(v) : -1;
 }
 
+// Copies one weight type's kernels (dot, tiles, rows, packed and their token hints) from a base set, so a set
+// that replaces only some of them keeps the rest: vec_dot.cpp's overlay moves them together with the dot.
+inline void take_type_kernels(KernelSet& k, const KernelSet& from, GgmlType t) {
+  const int i = type_index(t);
+  k.dot[i] = from.dot[i];
+  k.tile[i] = from.tile[i];
+  k.masked_tile[i] = from.masked_tile[i];
+  k.rows[i] = from.rows[i];
+  k.packed[i] = from.packed[i];
+  k.tile_tokens[i] = from.tile_tokens[i];
+  k.packed_tokens[i] = from.packed_tokens[i];
+}
+
 // The scalar references (vec_dot_scalar.cpp); every supported type is present.
 const KernelSet& scalar_kernels();
 // The AVX2+FMA+F16C kernels (vec_dot_avx2.cpp), or nullptr when not compiled for this target.
