@@ -277,7 +277,9 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   auto rows = Model::load(path);
   ::unsetenv("G3N_NO_PACK");
   ::setenv("G3N_HUGE_PAGES", "1", 1);
+  ::setenv("G3N_PACK_Q6K", "0", 1);  // the plain layout even where the set packs Q6_K for decoding (checked below)
   auto packed = Model::load(path);
+  ::unsetenv("G3N_PACK_Q6K");
   ::unsetenv("G3N_HUGE_PAGES");
   EXPECT_FALSE(rows->weights().layers[12].ffn_gate.packed);
   const auto in_file = [](const Model& m, const WeightMatrix& w) {
@@ -313,6 +315,8 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   ::setenv("G3N_PACK_Q6K", "1", 1);
   EXPECT_TRUE(Model::load(path)->weights().output.packed);
   ::unsetenv("G3N_PACK_Q6K");
+  // A plain load packs Q6_K too where the set in use decodes it faster packed.
+  EXPECT_EQ(Model::load(path)->weights().output.packed, vec_dot_packs_q6k_for_decode());
   const std::vector<int32_t> toks = {2, 5, 300, 17, 99, 400, 8, 31, 200, 11, 3};
   for_each_kernel_set([&](const std::string&) {
     for (bool exact : {true, false})
@@ -328,7 +332,9 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   });
   // The e2b slice as a draft of the packed model: its kept matrices are the target's packed buffers (row
   // prefixes), and its logits are those of the same slice loaded on its own.
+  ::setenv("G3N_PACK_Q6K", "0", 1);  // the layout `packed` was loaded with
   auto draft = Model::load(path, "e2b", packed.get());
+  ::unsetenv("G3N_PACK_Q6K");
   auto alone = Model::load(path, "e2b");
   const auto& d12 = draft->weights().layers[12];
   EXPECT_TRUE(d12.ffn_gate.packed);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/kquant_packed_zmm.h"
 #include "kernels/kquant_panel_zmm.h"
 #include "kernels/kquant_x86.h"
 #include "kernels/packed_panels.h"
@@ -105,6 +106,18 @@ G3N_AMX void amx_from_packed_q4k(const PackedQ4K& w, AmxPanel& out) {
     _mm512_store_si512(out.mins[q], _mm512_cvtepu8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(w.m[q]))));
   _mm512_store_ps(out.d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d))));
   _mm512_store_ps(out.ndmin, negate_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.dmin)))));
+}
+
+// A packed Q6_K group's block: position 4q + 16f + k (group q + 4f) is chunk f's B row 4q + k.
+G3N_AMX void amx_from_packed_q6k(const PackedQ6K& w, AmxPanel& out) {
+  for (int q = 0; q < 4; ++q) {
+    const PackedQ6K::Quad& u = w.quad[q];
+    for (int f = 0; f < 4; ++f) {
+      const __m512i s16 = scale_words(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(u.sc[f]))));
+      for (int k = 0; k < 4; ++k) scale_split(q6k_packed_quants(u, f, k), s16, 32, out.lo[f][4 * q + k], out.hi[f][4 * q + k]);
+    }
+  }
+  _mm512_store_ps(out.d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d))));
 }
 
 G3N_AMX void amx_from_q6k_panel(const Q6KPanel& p, AmxPanel& out) {

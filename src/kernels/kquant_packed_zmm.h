@@ -76,12 +76,22 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
+// The 64 quants (0..63) of position 4q + 16f + k of a packed Q6_K block's 16 rows (quad u = quad[q]): the low
+// nibbles from ql(f % 2, k) (high nibbles when f >= 2), bits 4-5 from field f of qh(k).
+G3N_KQ_TARGET inline __m512i q6k_packed_quants(const PackedQ6K::Quad& u, int f, int k) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const __m512i l = _mm512_load_si512(u.ql(f % 2, k));
+  const __m512i lo = _mm512_and_si512(f < 2 ? l : _mm512_srli_epi16(l, 4), m4);
+  const __m512i h = _mm512_load_si512(u.qh(k));
+  const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
+  return _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
+}
+
 // 16 rows x C tokens of a packed Q6_K group, its groups in the layout's order (q, then q + 4s): position
 // P = 4q + 16s + k has its low nibbles in ql(s % 2, k) (high nibbles when s >= 2) and bits 4-5 in field s of qh(k).
 template <int C>
 G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const Q6KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   __m512 acc[C];
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -98,11 +108,7 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
         for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
-          const __m512i l = _mm512_load_si512(u.ql(f % 2, k));
-          const __m512i lo = _mm512_and_si512(f < 2 ? l : _mm512_srli_epi16(l, 4), m4);
-          const __m512i h = _mm512_load_si512(u.qh(k));
-          const __m512i hs = f == 0 ? _mm512_slli_epi16(h, 4) : f == 1 ? _mm512_slli_epi16(h, 2) : f == 2 ? h : _mm512_srli_epi16(h, 2);
-          const __m512i x = _mm512_ternarylogic_epi32(lo, hs, m30, 0xF8);  // lo | (hs & 0x30)
+          const __m512i x = q6k_packed_quants(u, f, k);
           for (int t = 0; t < C; ++t) s[t] = dpbusd_bcast(s[t], x, a[t][b].qs + 16 * j + 4 * k);
           if constexpr (C > 1) keep_zmm_in_registers<C>(s);  // one token: the compiler's own schedule, +15%
         }

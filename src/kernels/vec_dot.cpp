@@ -49,6 +49,7 @@ void overlay(KernelSet& into, const KernelSet& from) {
   take(into.attn_scores_f32, from.attn_scores_f32);
   take(into.attn_values_f16, from.attn_values_f16);
   take(into.attn_values_f32, from.attn_values_f32);
+  take(into.pack_q6k_for_decode, from.pack_q6k_for_decode);
 }
 
 // The named kernel sets, as data. A set is its own kernels overlaid on its base set's (cumulatively, so
@@ -265,6 +266,8 @@ int64_t vec_dot_tile_tokens(GgmlType t) {
   const int i = vecdot::type_index(t);
   return i < 0 ? 0 : dispatch().k.tile_tokens[i];
 }
+
+bool vec_dot_packs_q6k_for_decode() { return dispatch().k.pack_q6k_for_decode; }
 
 int64_t vec_dot_packed_tokens(GgmlType t) {
   const int i = vecdot::type_index(t);

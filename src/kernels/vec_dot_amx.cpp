@@ -67,22 +67,22 @@ G3N_AMX void amx_tile(const void* w, uint64_t ws, int64_t nr, const void* act, u
   if (full < nr) base(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo);
 }
 
-// A packed Q4_K matrix (n_groups groups of 16 rows): scaled panels made from the packed blocks.
-G3N_AMX void amx_packed_q4k(const void* packed, int64_t n_groups, const void* act, uint64_t as, int64_t nt, int64_t n,
-                            float* out, int64_t ldo) {
-  const VecDotPackedFn base = avx512_kernels()->packed[type_index(GgmlType::Q4_K)];
+// A packed matrix (n_groups groups of 16 rows): scaled panels made from the packed blocks by from().
+template <class K, class Packed, GgmlType kType, void (*from)(const Packed&, AmxPanel&)>
+G3N_AMX void amx_packed(const void* packed, int64_t n_groups, const void* act, uint64_t as, int64_t nt, int64_t n,
+                        float* out, int64_t ldo) {
+  const VecDotPackedFn base = avx512_kernels()->packed[type_index(kType)];
   const int64_t nb = n / kQK_K, whole = nt / kTileTokens * kTileTokens;
   if (whole == 0 || nb == 0) {
     base(packed, n_groups, act, as, nt, n, out, ldo);
     return;
   }
-  const auto* p = static_cast<const PackedQ4K*>(packed);
+  const auto* p = static_cast<const Packed*>(packed);
   const auto* ab = static_cast<const uint8_t*>(act);
-  amx_panels<Q4KAmx>(
-      n_groups, nb, ab, as, whole, out, ldo,
-      [&](int64_t g, int64_t b, AmxPanel& panel) { amx_from_packed_q4k(p[g * nb + b], panel); },
+  amx_panels<K>(
+      n_groups, nb, ab, as, whole, out, ldo, [&](int64_t g, int64_t b, AmxPanel& panel) { from(p[g * nb + b], panel); },
       [&](int64_t g) {
-        if (g + 1 < n_groups) prefetch_l2(p + (g + 1) * nb, uint64_t(nb) * sizeof(PackedQ4K));
+        if (g + 1 < n_groups) prefetch_l2(p + (g + 1) * nb, uint64_t(nb) * sizeof(Packed));
       });
   if (whole < nt) base(packed, n_groups, ab + uint64_t(whole) * as, as, nt - whole, n, out + whole * ldo, ldo);
 }
@@ -104,7 +104,8 @@ KernelSet make_amx() {
   }
   k.tile[q4] = amx_tile<Q4KAmx, Q4KPanels, GgmlType::Q4_K>;
   k.tile[q6] = amx_tile<Q6KAmx, Q6KPanels, GgmlType::Q6_K>;
-  k.packed[q4] = amx_packed_q4k;
+  k.packed[q4] = amx_packed<Q4KAmx, PackedQ4K, GgmlType::Q4_K, amx_from_packed_q4k>;
+  k.packed[q6] = amx_packed<Q6KAmx, PackedQ6K, GgmlType::Q6_K, amx_from_packed_q6k>;
   return k;
 }
 

@@ -26,6 +26,9 @@ struct KernelSet {
   void (*attn_scores_f32)(const float*, int64_t, int64_t, const float*, int, int64_t, float*, int64_t) = nullptr;
   void (*attn_values_f16)(const uint16_t*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*) = nullptr;
   void (*attn_values_f32)(const float*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*) = nullptr;
+  // Decode reads a packed Q6_K matrix faster than its rows on this set's CPUs, so models pack Q6_K for plain
+  // decoding too, not only for speculation (model.cpp).
+  bool pack_q6k_for_decode = false;
 };
 
 inline int type_index(GgmlType t) {

@@ -156,15 +156,18 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // soon as they are moved, so the process never holds a whole large matrix twice (the 440 MB output head).
 // G3N_NO_PACK=1 keeps Q4_K in rows. A model loaded for speculation packs the Q6_K matrices too (the output
 // head, the dense layers' down projections): a verify pass of 2-8 tokens then reads them at the packed
-// kernels' cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s); a plain decode step costs
-// the same either way and would only pay the ~0.7 s of load the packing takes (docs/kernels.md, "Packed matrices").
+// kernels' cost (n-gram speculation at acceptance 0.7: E4B +20%, E2B +28% tokens/s). A plain decode step costs
+// the same either way on Zen 4 and AVX2, where it would only pay the ~0.7 s of load the packing takes
+// (docs/kernels.md, "Packed matrices"); the sets whose CPUs decode packed Q6_K faster (Intel AVX-512, +10-16%)
+// say so (vec_dot_packs_q6k_for_decode) and pack it for every load.
 // G3N_PACK_Q6K=1 packs them whatever the load options, =0 never.
 // Huge pages are taken while they fault in quickly (base/file.h fault_in_huge_pages); G3N_HUGE_PAGES=0
 // turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
 void Model::move_matrices_to_arena(const Model* share, bool speculative) {
   const bool pack = !env_switch("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
-  const bool pack_q6k = env_switch("G3N_PACK_Q6K", speculative) && vec_dot_packed_fn(GgmlType::Q6_K);
+  const bool pack_q6k =
+      env_switch("G3N_PACK_Q6K", speculative || vec_dot_packs_q6k_for_decode()) && vec_dot_packed_fn(GgmlType::Q6_K);
   const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);

@@ -25,7 +25,8 @@ class Model {
   // The same, and what the process will do with the model, which decides how the matrices a decode step
   // streams are laid out: `speculative` (verify passes of a few rows will run, any drafter) packs the Q6_K
   // matrices as well as the Q4_K ones (a 5-row pass then costs ~1.5 plain steps instead of ~2; a plain step
-  // costs the same, and a plain load is ~0.7 s quicker without; docs/kernels.md "Packed matrices").
+  // costs the same, and a plain load is ~0.7 s quicker without; docs/kernels.md "Packed matrices"), and so does
+  // every load on a kernel set that decodes packed Q6_K faster (vec_dot_packs_q6k_for_decode: Intel AVX-512).
   // G3N_PACK_Q6K=1/0 in the environment overrides it either way.
   struct LoadOptions {
     std::string matformer = "";  // a slice, as load() above ("" = the whole file)
