@@ -75,6 +75,7 @@ TEST(CliAmx, RefusedTileStateFallsBack) {
                                           "--threads", "2", "--no-rss-baseline", "--json"};
   const std::string out = run_with_amx_refused(bench, status);
   ASSERT_TRUE(WIFEXITED(status)) << "signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  if (WEXITSTATUS(status) == 97) GTEST_SKIP() << "this environment does not let a process install a seccomp filter";
   ASSERT_EQ(WEXITSTATUS(status), 0) << out;
   const auto j = nlohmann::json::parse(out);
   const std::string set = j.at("kernels").at("set"), features = j.at("kernels").at("cpu_features");
