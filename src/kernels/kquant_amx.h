@@ -79,7 +79,7 @@ G3N_AMX inline void scale_split(__m512i q, __m512i s16, int off, uint8_t* lo, ui
   _mm512_store_si512(hi, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(pe, 8), m), _mm512_andnot_si512(m, po)));
 }
 
-G3N_AMX void amx_from_q4k_panel(const Q4KPanel& p, AmxPanel& out) {
+G3N_AMX inline void amx_from_q4k_panel(const Q4KPanel& p, AmxPanel& out) {
   for (int j = 0; j < 8; ++j) {
     const __m512i s16 = scale_words(_mm512_load_si512(p.sc[j]));
     for (int k = 0; k < 8; ++k)
@@ -91,7 +91,7 @@ G3N_AMX void amx_from_q4k_panel(const Q4KPanel& p, AmxPanel& out) {
 }
 
 // A packed Q4_K group's block (packed_panels.h: the panel's layout with two groups per byte).
-G3N_AMX void amx_from_packed_q4k(const PackedQ4K& w, AmxPanel& out) {
+G3N_AMX inline void amx_from_packed_q4k(const PackedQ4K& w, AmxPanel& out) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
     const __m512i s0 = scale_words(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w.sc[2 * c]))));
@@ -109,7 +109,7 @@ G3N_AMX void amx_from_packed_q4k(const PackedQ4K& w, AmxPanel& out) {
 }
 
 // A packed Q6_K group's block: position 4q + 16f + k (group q + 4f) is chunk f's B row 4q + k.
-G3N_AMX void amx_from_packed_q6k(const PackedQ6K& w, AmxPanel& out) {
+G3N_AMX inline void amx_from_packed_q6k(const PackedQ6K& w, AmxPanel& out) {
   for (int q = 0; q < 4; ++q) {
     const PackedQ6K::Quad& u = w.quad[q];
     for (int f = 0; f < 4; ++f) {
@@ -120,7 +120,7 @@ G3N_AMX void amx_from_packed_q6k(const PackedQ6K& w, AmxPanel& out) {
   _mm512_store_ps(out.d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d))));
 }
 
-G3N_AMX void amx_from_q6k_panel(const Q6KPanel& p, AmxPanel& out) {
+G3N_AMX inline void amx_from_q6k_panel(const Q6KPanel& p, AmxPanel& out) {
   for (int j = 0; j < 16; ++j) {
     const __m512i s16 = scale_words(_mm512_load_si512(p.sc[j]));
     for (int k = 0; k < 4; ++k)
@@ -141,7 +141,7 @@ struct ATiles {
   const int8_t* at(int64_t b, int64_t u, int c) const { return buf[size_t((b * tiles + u) * 4 + c)].q[0]; }
 };
 
-G3N_AMX void gather_a_tiles(const uint8_t* ab, uint64_t as, int64_t tiles, int64_t nb, ATiles& out) {
+G3N_AMX inline void gather_a_tiles(const uint8_t* ab, uint64_t as, int64_t tiles, int64_t nb, ATiles& out) {
   out.tiles = tiles;
   if (out.buf.size() < size_t(nb * tiles * 4)) out.buf.resize(size_t(nb * tiles * 4));
   for (int64_t t = 0; t < tiles * kTileTokens; ++t) {
@@ -291,10 +291,6 @@ G3N_AMX void amx_panels(int64_t n_groups, int64_t nb, const uint8_t* ab, uint64_
     }
     for (int64_t t = 0; t < nt; ++t) _mm512_storeu_ps(out + t * ldo + kPackRows * g, _mm512_loadu_ps(accs[t]));
   }
-}
-
-G3N_AMX void prefetch_l2(const void* p, uint64_t bytes) {
-  for (uint64_t off = 0; off < bytes; off += 64) _mm_prefetch(static_cast<const char*>(p) + off, _MM_HINT_T1);
 }
 
 }  // namespace

@@ -320,6 +320,11 @@ G3N_KQ_TARGET void run_panels(int64_t rows, int64_t nb, const uint8_t* ab, uint6
   }
 }
 
+// Fetches `bytes` from p into L2 (a panel's next rows or packed blocks, while the current ones are used).
+G3N_KQ_TARGET inline void prefetch_l2(const void* p, uint64_t bytes) {
+  for (uint64_t off = 0; off < bytes; off += 64) _mm_prefetch(static_cast<const char*>(p) + off, _MM_HINT_T1);
+}
+
 // A K-quant tile for more than one token group: whole panels of 16 rows here, the remaining rows (and
 // one-group calls, where a panel would be built for a single use) by the set's row x tokens tile
 // (`rows_tile`). The masked tiles stay on those kernels: a panel would compute its 16 rows wherever any
@@ -341,9 +346,7 @@ G3N_KQ_TARGET void tile_panels(VecDotTileFn rows_tile, const void* w, uint64_t w
       [&](int64_t r0) {
         // Building a panel is a stream of weights with little arithmetic to hide it: fetch the next
         // 16 rows into L2 now, while this panel's token groups run.
-        if (r0 + kPanelRows < full)
-          for (uint64_t off = 0; off < uint64_t(kPanelRows) * ws; off += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(wb + uint64_t(r0 + kPanelRows) * ws + off), _MM_HINT_T1);
+        if (r0 + kPanelRows < full) prefetch_l2(wb + uint64_t(r0 + kPanelRows) * ws, uint64_t(kPanelRows) * ws);
       });
   if (full < nr) rows_tile(wb + uint64_t(full) * ws, ws, nr - full, act, as, nt, n, out + full, ldo);
 }

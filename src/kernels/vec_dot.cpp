@@ -26,14 +26,11 @@ struct Dispatch {
 };
 
 // Every kernel `from` has replaces the one in `into`. A tile or row kernel is only valid beside the dot
-// kernel of its own set (bit-identical pairs), so dot, tile, masked tile, rows, packed and the tile's token
-// hint move together.
+// kernel of its own set (bit-identical pairs), so dot, tile, masked tile, rows, packed and their token hints
+// move together (take_type_kernels).
 void overlay(KernelSet& into, const KernelSet& from) {
   for (int i = 0; i < 32; ++i) {
-    if (from.dot[i])
-      into.dot[i] = from.dot[i], into.tile[i] = from.tile[i], into.masked_tile[i] = from.masked_tile[i],
-      into.rows[i] = from.rows[i], into.packed[i] = from.packed[i], into.tile_tokens[i] = from.tile_tokens[i],
-      into.packed_tokens[i] = from.packed_tokens[i];
+    if (from.dot[i]) vecdot::take_type_kernels(into, from, static_cast<GgmlType>(i));
     if (from.quant_act[i]) into.quant_act[i] = from.quant_act[i];
   }
   const auto take = [](auto& dst, auto src) {

@@ -91,11 +91,11 @@ VecDotPackedFn vec_dot_packed_fn(GgmlType weight_type);
 // K-quant tiles build each 16-row panel once per call); 0 where it makes no difference. A hint for the
 // cache blocking of matmul.
 int64_t vec_dot_tile_tokens(GgmlType weight_type);
+// The same hint for the packed kernels (the AMX set makes panels of each packed group once per call).
+int64_t vec_dot_packed_tokens(GgmlType weight_type);
 // Whether the set in use decodes faster from packed Q6_K matrices than from their rows (then a model packs
 // them for plain decoding too; otherwise only for speculation's verify passes).
 bool vec_dot_packs_q6k_for_decode();
-// The same hint for the packed kernels (the AMX set makes panels of each packed group once per call).
-int64_t vec_dot_packed_tokens(GgmlType weight_type);
 
 // F16 KV-cache helpers and their f32 siblings (any n >= 0).
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);         // sum a_i*b_i
