@@ -290,6 +290,58 @@ TEST_F(ServerGenerate, MatformerSliceComesFromTheModelParameters) {
   EXPECT_NE(r3["error"].get<std::string>().find("35 layers"), std::string::npos) << r3;
 }
 
+TEST_F(ServerGenerate, SpeculationWithADraftModelOrASliceAnswersAsPlainGreedy) {
+  // spec draft: another store model with the same vocabulary drafts (here "plain", the same weights); spec
+  // self: a slice of the model's own file, a file only from the model's parameters (a request names presets).
+  std::ifstream slices(std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/golden/matformer/slices.json");
+  const json doc = json::parse(slices);
+  const fs::path slice = root_ / "s1.json";
+  std::ofstream(slice) << json{{"kept_layers", doc["slices"][0]["kept_layers"]}, {"ffn_width", doc["slices"][0]["ffn_width"]}}.dump();
+  add_plain_model();
+  {
+    store::ModelStore st = test_store();
+    store::Modelfile mf;
+    mf.from = kModel;
+    mf.params = json{{"spec", "self"}, {"draft", slice.string()}, {"draft_max", 4}};
+    store::create_model(st, store::parse_model_name("tiny-self"), mf, fs::current_path(), [](const std::string&) {});
+  }
+  const std::string prompt = "one two three four one two three four one two three";
+  json opts = greedy(24);
+  auto [s0, plain] = post("/api/generate", {{"model", "plain"}, {"prompt", prompt}, {"stream", false}, {"options", opts}});
+  ASSERT_EQ(s0, 200) << plain;
+  opts["spec"] = "draft";
+  opts["draft"] = "plain";
+  auto [s1, by_draft] = post("/api/generate", {{"model", "plain"}, {"prompt", prompt}, {"stream", false}, {"options", opts}});
+  ASSERT_EQ(s1, 200) << by_draft;
+  EXPECT_EQ(by_draft["response"], plain["response"]);
+  // /api/ps counts the draft model's file with the model's.
+  for (const auto& m : get("/api/ps").second["models"]) {
+    if (m["name"] == "plain:latest") {
+      EXPECT_GE(m["size"].get<int64_t>(), 2 * static_cast<int64_t>(fs::file_size(kModel))) << m;
+    }
+  }
+  auto [s2, by_self] = post("/api/generate", {{"model", "tiny-self"}, {"prompt", prompt}, {"stream", false}, {"options", greedy(24)}});
+  ASSERT_EQ(s2, 200) << by_self;
+  EXPECT_EQ(by_self["response"], plain["response"]);
+  EXPECT_GE(metric("g3n_spec_requests_total"), 2);
+  EXPECT_GT(metric("g3n_spec_draft_tokens_total"), 0);
+  // The errors are 400s that say why.
+  const auto error_of = [&](const std::string& model, const json& o) {
+    auto [s, r] = post("/api/generate", {{"model", model}, {"prompt", prompt}, {"stream", false}, {"options", o}});
+    EXPECT_EQ(s, 400) << r;
+    return r.value("error", std::string());
+  };
+  opts["draft"] = "no-such-model";
+  EXPECT_NE(error_of("plain", opts).find("draft model 'no-such-model' not found"), std::string::npos);
+  opts["draft"] = "";
+  EXPECT_NE(error_of("plain", opts).find("needs a draft model"), std::string::npos);
+  opts["spec"] = "self";
+  opts["draft"] = slice.string();  // a path in a request: refused, never opened
+  EXPECT_NE(error_of("plain", opts).find("is not a MatFormer preset"), std::string::npos);
+  opts["draft"] = "e2b";  // a preset of a 35-layer E4B file; this one has 25
+  EXPECT_NE(error_of("plain", opts).find("35 layers"), std::string::npos);
+}
+
 TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
   // The server runs with 1 thread: repeating it is fine, another value is a 400 that says why (the
   // engine is shared by every request); num_ctx is per request; num_batch bounds the rows per pass.

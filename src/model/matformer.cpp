@@ -207,14 +207,19 @@ MatformerSlice parse_matformer_csv_row(const std::string& text, const std::strin
   fail(origin + ": no row named '" + row_name + "' (rows: " + known + ")");
 }
 
-MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& file) {
-  MatformerSlice s;
-  const std::string key = lower(trim(spec));
+const MatformerPreset* find_matformer_preset(const std::string& name) {
+  const std::string key = lower(trim(name));
   const auto& presets = matformer_presets();
   auto preset = std::find_if(presets.begin(), presets.end(), [&](const MatformerPreset& p) {
     return p.name == key || lower(p.csv_name) == key || (key == "full" && p.name == "e4b");
   });
-  if (preset != presets.end()) {
+  return preset != presets.end() ? &*preset : nullptr;
+}
+
+MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& file) {
+  MatformerSlice s;
+  const auto& presets = matformer_presets();
+  if (const MatformerPreset* preset = find_matformer_preset(spec)) {
     s = preset_slice(*preset, file);
   } else if (ends_with(spec, ".json")) {
     s = parse_matformer_json(read_text(spec), spec);

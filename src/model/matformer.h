@@ -32,6 +32,10 @@ constexpr int kMatformerE4bLayers = 35;
 // The published configurations, smallest effective size first within each family.
 const std::vector<MatformerPreset>& matformer_presets();
 
+// The preset a name means (g3n's name, "full", or the published CSV row name; any case, outer spaces
+// ignored); nullptr when it names none.
+const MatformerPreset* find_matformer_preset(const std::string& name);
+
 // The slice a preset gives on this (unsliced) file: widths scaled to the file (E4B's 16384 → the file's
 // full width, 8192 → half of it). Throws std::invalid_argument when the file is not of E4B's depth or its
 // layers differ in width.

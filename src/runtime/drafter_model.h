@@ -5,6 +5,7 @@
 // included) and proposes its greedy choices; after a verification it keeps the prefix it shares with the
 // target and re-evaluates from there.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "runtime/context.h"
@@ -24,6 +25,9 @@ class ModelDrafter final : public Drafter {
   const char* name() const override { return kind_; }
   // Forget the draft's sequence (the next proposal re-evaluates the history).
   void reset();
+  const Model& model() const { return ctx_.model(); }
+  int n_ctx() const { return ctx_.params().n_ctx; }
+  uint64_t kv_bytes() const { return ctx_.kv_bytes(); }
 
  private:
   Context ctx_;

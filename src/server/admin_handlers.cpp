@@ -32,9 +32,10 @@ void admin_ps(ServerState& s, const HttpRequest&, HttpResponse& res) {
       } catch (...) {
       }
     }
-    // The model's file, its sequences' KV caches, and its vision projector (weights and one encode's
-    // activation allowance) when it has one.
-    const int64_t size = m->file_size + static_cast<int64_t>(m->sched->kv_bytes()) + static_cast<int64_t>(m->projector_bytes);
+    // The model's file, its sequences' KV caches (draft sequences included), its separate draft models' files,
+    // and its vision projector (weights and one encode's activation allowance) when it has one.
+    const int64_t size = m->file_size + static_cast<int64_t>(m->sched->kv_bytes()) + m->draft_file_bytes() +
+                         static_cast<int64_t>(m->projector_bytes);
     rows.emplace_back(exp, json{{"name", m->name}, {"model", m->name}, {"size", size}, {"digest", digest},
                                 {"details", model_details(m->resolved.model ? &*m->resolved.model : nullptr, m->resolved.gguf_path)},
                                 {"expires_at", rfc3339(exp)}, {"size_vram", 0}, {"context_length", s.cfg.num_ctx}});

@@ -142,8 +142,17 @@ ContextParams context_params(const LoadedModel& m, const Parameters& par) {
 std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelManager::Lease> lease, double load_s, const HttpRequest& req,
                                    BuiltPrompt prompt, const Parameters& params, std::shared_ptr<const JsonSchema> schema,
                                    std::shared_ptr<Output> out, std::shared_ptr<const ToolCallGrammar> tools, int n_choices) {
-  // Off the scheduler's loop: the other sequences keep generating while this request's media encode.
+  // Off the scheduler's loop: the other sequences keep generating while this request's media encode, and a
+  // draft model loads.
   encode_prompt_media(state, **lease, req, prompt);
+  const Model* draft = nullptr;
+  if (params.spec.mode == SpecMode::Draft || params.spec.mode == SpecMode::Self)
+    draft = &state.models.draft_model(**lease, params.spec.mode, params.engine.draft,
+                                      params.engine.draft == base_parameters(state.cfg, **lease).engine.draft);
+  if (draft && prompt.rows.has_vectors() && prompt.rows.width() != draft->config().n_embd)
+    throw HttpError(400, "spec " + std::string(spec_mode_name(params.spec.mode)) + ": the draft model's width (" +
+                             std::to_string(draft->config().n_embd) + ") differs from the prompt's image/audio rows (" +
+                             std::to_string(prompt.rows.width()) + "): it cannot draft for this prompt (use spec ngram or self)");
   auto g = std::make_shared<Generation>();
   n_choices = std::max(1, n_choices);
   const uint64_t group = n_choices > 1 ? (state.random_u64() | 1) : 0;
@@ -152,6 +161,7 @@ std::shared_ptr<Generation> submit(ServerState& state, std::unique_ptr<ModelMana
     job->prompt = i + 1 < n_choices ? prompt.rows : std::move(prompt.rows);
     job->sampling = params.sampling;
     job->spec = params.spec;
+    job->draft_model = draft;
     if (job->sampling.seed) *job->sampling.seed += static_cast<uint64_t>(i);  // choice i: seed + i
     job->ctx_params = context_params(**lease, params);
     job->schema = schema;

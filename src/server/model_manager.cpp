@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "media/projector.h"
+#include "model/matformer.h"
+#include "runtime/drafter_model.h"
 #include "runtime/memory_estimate.h"
 
 #include "server/options.h"
@@ -141,6 +143,59 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   std::lock_guard lk(mu_);
   models_[key] = lm;
   return grab(lm);
+}
+
+int64_t LoadedModel::draft_file_bytes() {
+  std::lock_guard lk(drafts_mu);
+  int64_t n = 0;
+  for (const auto& [key, d] : drafts)
+    if (key.starts_with("draft|")) n += static_cast<int64_t>(d->file().file_size());
+  return n;
+}
+
+const Model& ModelManager::draft_model(LoadedModel& m, SpecMode mode, const std::string& draft, bool from_model) {
+  const bool self = mode == SpecMode::Self;
+  if (!self && mode != SpecMode::Draft) throw std::logic_error("draft_model: spec draft or self only");
+  if (!self && draft.empty())
+    throw HttpError(400, "spec draft needs a draft model: the option \"draft\" names one in the store (same vocabulary)");
+  std::string key;
+  if (self) {
+    // A request names only the published presets: a slice file would be a path on the server.
+    const MatformerPreset* preset = find_matformer_preset(draft.empty() ? "e2b" : draft);
+    if (!preset && !from_model)
+      throw HttpError(400, "spec self: '" + draft + "' is not a MatFormer preset (e2b, e2.54b, ...; docs/matformer.md)");
+    key = "self|" + (preset ? preset->name : draft);
+  } else {
+    try {
+      key = "draft|" + key_for(draft);
+    } catch (const ModelNotFound&) {
+      throw HttpError(400, "spec draft: draft model '" + draft + "' not found");
+    }
+  }
+  std::lock_guard lk(m.drafts_mu);
+  if (auto it = m.drafts.find(key); it != m.drafts.end()) return *it->second;
+  if (m.drafts.size() >= kMaxDrafts)
+    throw HttpError(400, "model '" + m.name + "' already holds " + std::to_string(kMaxDrafts) + " draft models; reload it to draft with another");
+  std::unique_ptr<Model> d;
+  try {
+    if (self) {
+      d = Model::load(m.resolved.gguf_path.string(), Model::LoadOptions{.matformer = key.substr(5), .share_packed = m.model.get(), .speculative = true});
+    } else {
+      registry::ResolveResult r;
+      try {
+        r = resolve(draft);
+      } catch (const ModelNotFound&) {
+        throw HttpError(400, "spec draft: draft model '" + draft + "' not found");
+      }
+      Parameters layer = default_parameters();
+      apply_parameters(layer, parse_parameters(r.params, {}, [](const std::string&, const std::string&) {}));
+      d = Model::load(r.gguf_path.string(), Model::LoadOptions{.matformer = layer.engine.matformer});
+      check_draft_vocabulary(*m.model, *d);
+    }
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, std::string("spec ") + spec_mode_name(mode) + ": " + e.what());
+  }
+  return *m.drafts.emplace(key, std::move(d)).first->second;
 }
 
 void ModelManager::release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive) {

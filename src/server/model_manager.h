@@ -35,6 +35,12 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<TokenTexts> texts;
+  // Draft models of requests that speculate with spec draft or self (ModelManager::draft_model), by
+  // "mode|name". The scheduler's slots draft with them, so they are declared before `sched` and outlive it.
+  std::map<std::string, std::unique_ptr<Model>> drafts;  // guarded by drafts_mu
+  std::mutex drafts_mu;
+  // The draft models' own file bytes (separate drafts; a self slice maps m's file): /api/ps counts them.
+  int64_t draft_file_bytes();
   std::unique_ptr<Scheduler> sched;
   // The projector's towers (the model's first projector layer), loaded with the model on the fast paths,
   // each with its own thread pool. Null when the projector lacks that tower, or when it could not be loaded
@@ -89,6 +95,15 @@ class ModelManager {
   std::unique_ptr<Lease> acquire(const std::string& name, const KeepAlive& keep_alive, double* load_s = nullptr);
   // Resolution only (for /api/show): throws ModelNotFound.
   registry::ResolveResult resolve(const std::string& name) const;
+  // The model a request speculating with `spec draft` or `spec self` drafts with (docs/speculative.md), loaded on
+  // first use and kept with `m`: for draft, `draft` names a model in the store (never a path; its own
+  // PARAMETER matformer applies) with m's vocabulary; for self, a slice of m's own file (default e2b; its pages
+  // and packed matrices shared with m): a MatFormer preset, or, when `from_model` (the value is the model's own
+  // PARAMETER draft, not a request's), any slice Model::load takes. HttpError(400) when it cannot draft for m (an
+  // unknown name, another vocabulary, a slice that does not fit the file, more than kMaxDrafts kinds),
+  // std::exception for load failures.
+  const Model& draft_model(LoadedModel& m, SpecMode mode, const std::string& draft, bool from_model);
+  static constexpr size_t kMaxDrafts = 4;  // distinct drafts per loaded model: each holds its own weights or slices
   // Unloads now if no request uses it (else when the last one ends). Returns whether it was loaded.
   bool unload(const std::string& name);
   std::vector<std::shared_ptr<LoadedModel>> loaded() const;

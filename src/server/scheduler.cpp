@@ -5,6 +5,7 @@
 
 #include "base/clock.h"
 #include "model/model.h"
+#include "runtime/drafter_model.h"
 #include "runtime/drafter_ngram.h"
 #include "runtime/memory_estimate.h"
 #include "runtime/parameters.h"
@@ -78,6 +79,7 @@ struct Scheduler::Slot {
   // Speculation: the slot's drafter and decoder, this round's rows (pending, then the drafts) and whether
   // `pending` was already chosen by the last verification (then no new sampling is needed).
   NgramDrafter ngram;
+  std::unique_ptr<ModelDrafter> model_drafter;
   std::optional<SpeculativeDecoder> spec;
   std::vector<int32_t> rows;
   bool ready = false;
@@ -260,18 +262,39 @@ void Scheduler::begin(Slot& s) {
     s.logprobs_sent = 0;
     s.gen.emplace(&tok_, j.sampling, std::move(constraint), opts, t0);
     s.gen->observe_prompt(j.prompt.tokens());
-    if (j.spec.mode == SpecMode::Auto || j.spec.mode == SpecMode::Ngram) {
-      s.spec.emplace(s.ngram, j.spec);
+    if (Drafter* d = drafter_for(s)) {
+      s.spec.emplace(*d, j.spec);
       s.spec->begin(j.prompt);
-    } else if (j.spec.mode != SpecMode::None) {
-      throw std::invalid_argument(std::string("spec ") + spec_mode_name(j.spec.mode) +
-                                  ": the server drafts with n-gram lookup only (spec none, auto or ngram)");
     }
   } catch (const std::exception& e) {
     if (s.seq) s.seq->reset();
     s.keys.clear();
     end(s, DoneReason::Error, e.what());
   }
+}
+
+Drafter* Scheduler::drafter_for(Slot& s) {
+  const Job& j = *s.job;
+  switch (j.spec.mode) {
+    case SpecMode::None: return nullptr;
+    case SpecMode::Auto:
+    case SpecMode::Ngram: return &s.ngram;
+    case SpecMode::Draft:
+    case SpecMode::Self: break;
+  }
+  if (!j.draft_model)
+    throw std::invalid_argument(std::string("spec ") + spec_mode_name(j.spec.mode) + " needs a draft model");
+  const int n_ctx = s.seq->n_ctx();
+  ModelDrafter* d = s.model_drafter.get();
+  if (!d || &d->model() != j.draft_model || d->n_ctx() != n_ctx || std::string_view(d->name()) != spec_mode_name(j.spec.mode)) {
+    if (d) kv_bytes_.fetch_sub(d->kv_bytes());
+    s.model_drafter.reset();
+    ContextParams dp = j.ctx_params;
+    dp.n_ctx = n_ctx;
+    s.model_drafter = std::make_unique<ModelDrafter>(*j.draft_model, dp, spec_mode_name(j.spec.mode));
+    kv_bytes_.fetch_add(s.model_drafter->kv_bytes());
+  }
+  return s.model_drafter.get();
 }
 
 size_t Scheduler::borrow_sibling_prefix(Slot& s, size_t have) {

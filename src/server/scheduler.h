@@ -39,7 +39,9 @@ class Job {
   // Input (set before submit, then read-only).
   InputRows prompt;  // token ids and embedding rows
   SamplingParams sampling;
-  SpecOptions spec;  // speculative decoding (the server drafts with n-gram lookup: none, auto, ngram)
+  SpecOptions spec;  // speculative decoding: none, auto, ngram, draft or self
+  // The model that drafts for spec draft and spec self (ModelManager::draft_model); it outlives the job's slot.
+  const Model* draft_model = nullptr;
   SpecStats spec_stats;  // worker side: set before finish() when the request speculated
   ContextParams ctx_params;
   std::shared_ptr<const JsonSchema> schema;  // null: unconstrained
@@ -104,6 +106,9 @@ class Scheduler {
   void run();
   Slot* pick_slot(const Job& job);
   void begin(Slot& s);
+  // The drafter the job's spec mode asks for, or nullptr (spec none); a draft model's drafter is the slot's own,
+  // kept between requests that draft with the same model (its sequence is reused as the target's is).
+  Drafter* drafter_for(Slot& s);
   // n > 1: copies the KV cache of a sibling choice that holds more of the prompt than `have` rows; returns the
   // rows now reusable (the whole prompt when the sibling holds exactly it and its last logits).
   size_t borrow_sibling_prefix(Slot& s, size_t have);
