@@ -83,6 +83,17 @@ TEST(MatformerE4bMini, ExportedSliceIsBitIdenticalToTheView) {
     EXPECT_EQ(file->config().kv_source, view->config().kv_source);
     EXPECT_EQ(file->config().is_sliding, view->config().is_sliding);
     EXPECT_EQ(file->config().sparsity_std_multiplier, view->config().sparsity_std_multiplier);
+    // The slice decodes as its export does: its compacted down projections laid out (packed or rows) as the
+    // export's, for a plain load and a speculating one (which packs Q6_K too).
+    for (bool speculative : {false, true}) {
+      auto v = speculative ? Model::load(e4b_mini_path(), Model::LoadOptions{.matformer = slice, .speculative = true}) : nullptr;
+      auto f = speculative ? Model::load(out, Model::LoadOptions{.speculative = true}) : nullptr;
+      const Model& vm = v ? *v : *view;
+      const Model& fm = f ? *f : *file;
+      for (int l = 0; l < vm.config().n_layer; ++l)
+        EXPECT_EQ(vm.weights().layers[l].ffn_down.packed, fm.weights().layers[l].ffn_down.packed)
+            << "layer " << l << (speculative ? " speculative" : "");
+    }
     for (bool exact : {true, false}) {
       for (const auto& p : prompts) {
         const auto a = logits(*view, p.tokens, exact), b = logits(*file, p.tokens, exact);

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned_vector.h"
+
 #include "kernels/matmul.h"
 #include "kernels/sparse_columns.h"
 #include "model/gemma3n_config.h"
@@ -35,7 +37,7 @@ struct Gemma3nLayerWeights {
   SparseColumns ffn_down_cols;
   // A MatFormer slice's ffn_down (a column prefix of the stored rows) repacked with a compact stride, so
   // that only the kept bytes stay resident (model.cpp). Empty elsewhere; ffn_down then points here.
-  std::vector<uint8_t> ffn_down_compact;
+  AlignedVector<uint8_t> ffn_down_compact;  // 64-byte aligned: it may hold a packed matrix
   std::vector<float> post_ffw_norm;
   // per-layer input injection
   WeightMatrix inp_gate;  // [D -> P]

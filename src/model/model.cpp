@@ -27,6 +27,16 @@ Gemma3nConfig config_for(const GgufFile& file, const std::string& matformer) {
   Gemma3nConfig c = read_gemma3n_config(file);
   return matformer.empty() ? c : slice_config(c, resolve_matformer(matformer, c));
 }
+
+// Whether this load packs matrices of `type` (move_matrices_to_arena says why and when).
+bool packs_type(GgmlType type, bool speculative) {
+  if (env_switch("G3N_NO_PACK")) return false;
+  if (type == GgmlType::Q4_K) return vec_dot_packed_fn(GgmlType::Q4_K) != nullptr;
+  if (type == GgmlType::Q6_K)
+    return vec_dot_packed_fn(GgmlType::Q4_K) && vec_dot_packed_fn(GgmlType::Q6_K) &&
+           env_switch("G3N_PACK_Q6K", speculative || vec_dot_packs_q6k_for_decode());
+  return false;
+}
 }  // namespace
 
 Model::Model(GgufFile file, const LoadOptions& options)
@@ -34,7 +44,7 @@ Model::Model(GgufFile file, const LoadOptions& options)
       matformer_(options.matformer),
       config_(config_for(file_, options.matformer)),
       weights_(bind_gemma3n_weights(file_, config_)) {
-  compact_sliced_down_projections();
+  compact_sliced_down_projections(options.speculative);
   narrow_float_matrices();
   build_sparse_columns();
   // After the sparse columns, which read the down projections' rows.
@@ -64,7 +74,9 @@ void Model::build_sparse_columns() {
 // A sliced ffn_down keeps the first F values of each stored row: reading it in place would fault in (and
 // keep resident) most of every row, since rows are a few pages long. Copied compactly, the slice costs
 // the memory of its exported file. Sparse layers are skipped: their column copy replaces the rows anyway.
-void Model::compact_sliced_down_projections() {
+// Where the load packs matrices of its type (move_matrices_to_arena), the copy is packed straight from the
+// strided rows, so the slice decodes as its exported file does (which the arena packs).
+void Model::compact_sliced_down_projections(bool speculative) {
   std::vector<int> sliced;
   for (int l = 0; l < config_.n_layer; ++l) {
     const WeightMatrix& d = weights_.layers[l].ffn_down;
@@ -78,11 +90,18 @@ void Model::compact_sliced_down_projections() {
       Gemma3nLayerWeights& lw = weights_.layers[sliced[static_cast<size_t>(i)]];
       WeightMatrix& d = lw.ffn_down;
       const uint64_t keep = *ggml_row_bytes(d.type, static_cast<uint64_t>(d.n_in));
-      lw.ffn_down_compact.resize(keep * static_cast<uint64_t>(d.n_out));
-      for (int64_t r = 0; r < d.n_out; ++r) std::memcpy(lw.ffn_down_compact.data() + keep * r, d.row(r), keep);
+      const bool packs = packs_type(d.type, speculative) && packable(d.type, d.n_in, d.n_out);
+      if (packs) {
+        lw.ffn_down_compact.resize(packed_matrix_bytes(d.type, d.n_in, d.n_out));
+        pack_groups(d.type, d.data, d.row_bytes, d.n_in, 0, d.n_out / kPackRows, lw.ffn_down_compact.data());
+      } else {
+        lw.ffn_down_compact.resize(keep * static_cast<uint64_t>(d.n_out));
+        for (int64_t r = 0; r < d.n_out; ++r) std::memcpy(lw.ffn_down_compact.data() + keep * r, d.row(r), keep);
+      }
       file_.drop_pages(d.data, d.row_bytes * static_cast<uint64_t>(d.n_out));
       d.data = lw.ffn_down_compact.data();
       d.row_bytes = keep;
+      d.packed = packs;
     }
   }, 1);
 }
@@ -165,9 +184,8 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // turns them off, =1 takes them however slowly they come.
 // A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
 void Model::move_matrices_to_arena(const Model* share, bool speculative) {
-  const bool pack = !env_switch("G3N_NO_PACK") && vec_dot_packed_fn(GgmlType::Q4_K);
-  const bool pack_q6k =
-      env_switch("G3N_PACK_Q6K", speculative || vec_dot_packs_q6k_for_decode()) && vec_dot_packed_fn(GgmlType::Q6_K);
+  const bool pack = packs_type(GgmlType::Q4_K, speculative);
+  const bool pack_q6k = packs_type(GgmlType::Q6_K, speculative);
   const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
   const uint8_t* base = mapping_base(file_);
@@ -189,7 +207,7 @@ void Model::move_matrices_to_arena(const Model* share, bool speculative) {
         if (mv.views.front()->n_in == m.n_in && mv.views.front()->n_out == m.n_out) mv.views.push_back(&m);
         return;
       }
-    const bool packs = pack && may_pack && (m.type == GgmlType::Q4_K || (pack_q6k && m.type == GgmlType::Q6_K)) &&
+    const bool packs = may_pack && ((pack && m.type == GgmlType::Q4_K) || (pack_q6k && m.type == GgmlType::Q6_K)) &&
                        packable(m.type, m.n_in, m.n_out);
     if (packs || huge) todo.push_back(Move{{&m}, packs});
   };

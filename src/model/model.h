@@ -51,7 +51,7 @@ class Model {
 
  private:
   Model(GgufFile file, const LoadOptions& options);
-  void compact_sliced_down_projections();
+  void compact_sliced_down_projections(bool speculative);
   void narrow_float_matrices();
   void build_sparse_columns();
   void move_matrices_to_arena(const Model* share, bool speculative);
