@@ -27,11 +27,13 @@ namespace {
 // a row kernel's one-token time with it, 2.28x without; one token with it 0.55-0.58 against 0.48 ms.
 // The one-token instantiations carry no prefetch code at all (`if constexpr`): merely present and skipped at
 // run time it cost the one-token Q6_K kernel ~25% (1 thread, 32768 x 2560 from DRAM: 16-18 GB/s, 21-22 without
-// it, rows 24-25); taken, it did no better (19.9).
+// it, rows 24-25); taken, it did no better (19.9). The distance is the set's: 8 KB suits Zen 4; the Intel Xeon
+// with AVX-512 (2 threads, E4B's matrices from DRAM, T-token calls against one-token calls, alternating) takes
+// 2 KB (vec_dot_avx512.cpp).
 constexpr uint64_t kPackedAhead = 8192;
-template <class Packed>
+template <class Packed, uint64_t kAhead = kPackedAhead>
 G3N_KQ_TARGET inline void prefetch_packed(const Packed* blk, const uint8_t* end) {
-  const auto* from = reinterpret_cast<const uint8_t*>(blk) + kPackedAhead;
+  const auto* from = reinterpret_cast<const uint8_t*>(blk) + kAhead;
   if (!end || from >= end) return;
   for (uint64_t off = 0; off < sizeof(Packed); off += 64) _mm_prefetch(reinterpret_cast<const char*>(from + off), _MM_HINT_T2);
 }

@@ -30,8 +30,8 @@ G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
 // Per token and block, what the kernels broadcast is what the prefill tiles prepare: Q4_K's group-sum pairs
 // (Q8KGroupPrep, kquant_x86.h; the dot's min term) and Q6_K's 32 * bsum_j offsets (Q6KGroupPrep, kquant_panel_zmm.h).
 
-// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row].
-template <int C>
+// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]; calls of 2+ tokens fetch kAhead bytes ahead.
+template <int C, uint64_t kAhead>
 G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -39,7 +39,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ4K& w = p[b];
-    if constexpr (C > 1) prefetch_packed(&w, pf_end);
+    if constexpr (C > 1) prefetch_packed<PackedQ4K, kAhead>(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -89,14 +89,14 @@ G3N_KQ_TARGET inline __m512i q6k_packed_quants(const PackedQ6K::Quad& u, int f, 
 
 // 16 rows x C tokens of a packed Q6_K group, its groups in the layout's order (q, then q + 4s): position
 // P = 4q + 16s + k has its low nibbles in ql(s % 2, k) (high nibbles when s >= 2) and bits 4-5 in field s of qh(k).
-template <int C>
+template <int C, uint64_t kAhead>
 G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const Q6KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   __m512 acc[C];
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ6K& w = p[b];
-    if constexpr (C > 1) prefetch_packed(&w, pf_end);
+    if constexpr (C > 1) prefetch_packed<PackedQ6K, kAhead>(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -127,15 +127,21 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
+template <uint64_t kAhead>
 struct Q4KPackedK {
-  template <int C> static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_x_tokens<C, kAhead>;
 };
+template <uint64_t kAhead>
 struct Q6KPackedK {
-  template <int C> static constexpr PackedKernelFn<PackedQ6K, Q6KGroupPrep> fn = q6k_packed_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ6K, Q6KGroupPrep> fn = q6k_packed_x_tokens<C, kAhead>;
 };
 
-// Overlays the packed kernels on a set (the AVX-512 VNNI ones; same bits as their dots).
-inline void set_packed_kernels(KernelSet& k) { set_packed_kernels_of<Q4KPackedK, Q6KPanels, Q6KPackedK>(k); }
+// Overlays the packed kernels on a set (the AVX-512 VNNI ones; same bits as their dots), fetching kAhead bytes
+// ahead in calls of 2+ tokens (kquant_packed_tile.h).
+template <uint64_t kAhead>
+inline void set_packed_kernels(KernelSet& k) {
+  set_packed_kernels_of<Q4KPackedK<kAhead>, Q6KPanels, Q6KPackedK<kAhead>>(k);
+}
 
 }  // namespace
 }  // namespace g3n::vecdot
