@@ -33,6 +33,32 @@ SamplingParams greedy() {
   return s;
 }
 
+// What a plain Session generates for each prompt.
+std::vector<GenerateStats> plain_answers(const Model& model, const Tokenizer& tok, const std::vector<std::vector<int32_t>>& prompts) {
+  std::vector<GenerateStats> want;
+  for (const auto& p : prompts) {
+    Session s(model, tok, ctx_params());
+    want.push_back(s.generate(p, greedy(), [](std::string_view) {}));
+  }
+  return want;
+}
+
+std::shared_ptr<server::Job> greedy_job(const std::vector<int32_t>& prompt) {
+  auto j = std::make_shared<server::Job>();
+  j->prompt = InputRows(prompt);
+  j->sampling = greedy();
+  j->ctx_params = ctx_params();
+  return j;
+}
+
+// Whether the job finished within `seconds`.
+bool wait_done(server::Job& j, int seconds) {
+  std::string piece;
+  bool done = false;
+  for (int i = 0; i < 10 * seconds && !done; ++i) done = j.wait(piece, std::chrono::milliseconds(100));
+  return done;
+}
+
 TEST(SchedulerSpec, SpeculatingAndPlainJobsInOneBatchMatchSessions) {
   auto model = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
   const Tokenizer tok = Tokenizer::from_gguf(model->file());
@@ -42,28 +68,18 @@ TEST(SchedulerSpec, SpeculatingAndPlainJobsInOneBatchMatchSessions) {
   std::vector<int32_t> rep = {2};
   for (int i = 0; i < 6; ++i) rep.insert(rep.end(), {300, 301, 302, 17, 18});
   prompts.push_back(rep);
-  std::vector<GenerateStats> want;
-  for (const auto& p : prompts) {
-    Session s(*model, tok, ctx_params());
-    want.push_back(s.generate(p, greedy(), [](std::string_view) {}));
-  }
+  const std::vector<GenerateStats> want = plain_answers(*model, tok, prompts);
   server::Scheduler sched(*model, tok, texts, {.num_parallel = 3, .max_queue = 16});
   std::vector<std::shared_ptr<server::Job>> jobs;
   for (size_t k = 0; k < prompts.size(); ++k) {
-    auto j = std::make_shared<server::Job>();
-    j->prompt = InputRows(prompts[k]);
-    j->sampling = greedy();
-    j->ctx_params = ctx_params();
+    auto j = greedy_job(prompts[k]);
     if (k % 3 != 1) j->spec = {k % 3 == 0 ? SpecMode::Ngram : SpecMode::Auto, 4, k % 2 == 0};
     jobs.push_back(j);
     ASSERT_TRUE(sched.submit(j));
   }
   int drafted = 0;
   for (size_t k = 0; k < jobs.size(); ++k) {
-    std::string piece;
-    bool done = false;
-    for (int i = 0; i < 1200 && !done; ++i) done = jobs[k]->wait(piece, std::chrono::milliseconds(100));
-    ASSERT_TRUE(done) << "job " << k << " did not finish within 120 s";
+    ASSERT_TRUE(wait_done(*jobs[k], 120)) << "job " << k << " did not finish within 120 s";
     EXPECT_EQ(jobs[k]->error(), "");
     EXPECT_EQ(jobs[k]->stats().generated, want[k].generated) << "job " << k;
     drafted += jobs[k]->spec_stats.drafted;
@@ -87,21 +103,14 @@ TEST(SchedulerSpec, DraftAndSelfJobsInOneBatchMatchSessions) {
   const TokenTexts texts(tok);
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& p : test::tiny_prompts()) prompts.push_back(p.tokens);
-  std::vector<GenerateStats> want;
-  for (const auto& p : prompts) {
-    Session s(*model, tok, ctx_params());
-    want.push_back(s.generate(p, greedy(), [](std::string_view) {}));
-  }
+  const std::vector<GenerateStats> want = plain_answers(*model, tok, prompts);
   server::Scheduler sched(*model, tok, texts, {.num_parallel = 3, .max_queue = 64});
   // Two rounds over the prompts: the second finds the slots' draft sequences from the first.
   int drafted = 0, accepted = 0;
   for (int round = 0; round < 2; ++round) {
     std::vector<std::shared_ptr<server::Job>> jobs;
     for (size_t k = 0; k < prompts.size(); ++k) {
-      auto j = std::make_shared<server::Job>();
-      j->prompt = InputRows(prompts[k]);
-      j->sampling = greedy();
-      j->ctx_params = ctx_params();
+      auto j = greedy_job(prompts[k]);
       switch ((k + static_cast<size_t>(round)) % 4) {
         case 0: j->spec = {SpecMode::Draft, 3, false}; j->draft_model = draft.get(); break;
         case 1: j->spec = {SpecMode::Self, 4, k % 2 == 0}; j->draft_model = slice.get(); break;
@@ -112,10 +121,7 @@ TEST(SchedulerSpec, DraftAndSelfJobsInOneBatchMatchSessions) {
       ASSERT_TRUE(sched.submit(j));
     }
     for (size_t k = 0; k < jobs.size(); ++k) {
-      std::string piece;
-      bool done = false;
-      for (int i = 0; i < 1200 && !done; ++i) done = jobs[k]->wait(piece, std::chrono::milliseconds(100));
-      ASSERT_TRUE(done) << "job " << k << " did not finish within 120 s";
+      ASSERT_TRUE(wait_done(*jobs[k], 120)) << "job " << k << " did not finish within 120 s";
       EXPECT_EQ(jobs[k]->error(), "");
       EXPECT_EQ(jobs[k]->stats().generated, want[k].generated) << "round " << round << " job " << k << " spec "
                                                                << spec_mode_name(jobs[k]->spec.mode);
@@ -135,16 +141,10 @@ TEST(SchedulerSpec, ModelDrafterWithoutADraftModelFailsWithAMessage) {
   const Tokenizer tok = Tokenizer::from_gguf(model->file());
   const TokenTexts texts(tok);
   server::Scheduler sched(*model, tok, texts, {.num_parallel = 1, .max_queue = 4});
-  auto j = std::make_shared<server::Job>();
-  j->prompt = InputRows(test::tiny_prompts()[0].tokens);
-  j->sampling = greedy();
-  j->ctx_params = ctx_params();
+  auto j = greedy_job(test::tiny_prompts()[0].tokens);
   j->spec = {SpecMode::Self, 4, true};
   ASSERT_TRUE(sched.submit(j));
-  std::string piece;
-  bool done = false;
-  for (int i = 0; i < 600 && !done; ++i) done = j->wait(piece, std::chrono::milliseconds(100));
-  ASSERT_TRUE(done);
+  ASSERT_TRUE(wait_done(*j, 60));
   EXPECT_NE(j->error().find("needs a draft model"), std::string::npos) << j->error();
 }
 
