@@ -82,7 +82,9 @@ TEST(CliAmx, RefusedTileStateFallsBack) {
   std::printf("  refused: set %s, cpu %s\n", set.c_str(), features.c_str());
   EXPECT_NE(set, "avx512vnni+amx");
   EXPECT_EQ(features.find("amx-int8"), std::string::npos);
-  if (cpu_features().amx_int8) EXPECT_NE(features.find("amx-refused-by-os"), std::string::npos);
+  if (cpu_features().amx_int8) {
+    EXPECT_NE(features.find("amx-refused-by-os"), std::string::npos);
+  }
   EXPECT_GT(j.at("prompt_tokens_per_s").get<double>(), 0.0);
   // The same run with the tile state granted takes the tiles where the CPU has them: the filter made the difference.
   const std::string plain = run_capture(kG3n + " bench " + model + " --prompt 40 --gen 4 --repeats 1 --threads 2 "
@@ -91,7 +93,9 @@ TEST(CliAmx, RefusedTileStateFallsBack) {
   ASSERT_EQ(status, 0) << plain;
   const std::string granted = nlohmann::json::parse(plain).at("kernels").at("set");
   std::printf("  granted: set %s\n", granted.c_str());
-  if (cpu_features().amx_int8) EXPECT_EQ(granted, "avx512vnni+amx");
+  if (cpu_features().amx_int8) {
+    EXPECT_EQ(granted, "avx512vnni+amx");
+  }
 }
 
 }  // namespace

@@ -423,8 +423,8 @@ void add_bench_command(CLI::App& app) {
   c->add_option("--draft-max", o->draft_max, "draft length (default 4)");
   c->add_option("--synthetic-acceptance", o->synthetic,
                 "each draft position is the true token with this probability, else a wrong one (the drafter still runs)");
-  c->add_option("--kernels", o->kernels, "kernel set to run (scalar, avx2+fma+f16c, avx512vnni, avx512vnni-256, neon, "
-                                          "neon+dotprod, neon+i8mm; "
+  c->add_option("--kernels", o->kernels, "kernel set to run (scalar, avx2+fma+f16c, avx-vnni, avx512vnni, avx512vnni-256, "
+                                          "avx512vnni+amx, neon, neon+dotprod, neon+i8mm; "
                                           "default: the best this CPU runs; same as G3N_VEC_DOT=NAME)");
   c->callback([o] { run(*o); });
 }

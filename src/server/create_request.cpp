@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "model/matformer.h"
 #include "server/options.h"
 #include "store/blob_upload.h"
 #include "store/file_util.h"
@@ -52,6 +53,19 @@ json parameter(const std::string& key, const json& v) {
   } catch (const store::StoreError& e) {
     throw HttpError(400, e.what());
   }
+}
+
+// A model made over HTTP names its MatFormer slices by preset only: `matformer` (the size it loads) and `draft`
+// (spec self's slice) could otherwise name a file on the server (FILE.json, FILE.csv:ROW) that every later load
+// would open and quote in its errors. Slice files stay available to Modelfiles given to `g3n create`.
+void refuse_slice_file(const std::string& key, const json& v) {
+  if ((key != "matformer" && key != "draft") || !v.is_string()) return;
+  const std::string s = v.get<std::string>();
+  const bool file = s.ends_with(".json") || s.ends_with(".JSON") || s.find(".csv:") != std::string::npos ||
+                    s.find(".CSV:") != std::string::npos;
+  if (file || (key == "matformer" && !s.empty() && !find_matformer_preset(s)))
+    throw HttpError(400, "invalid value for parameter \"" + key + "\": over HTTP a MatFormer slice is a preset (e2b, e2.54b, ...; "
+                         "docs/matformer.md), not a file");
 }
 
 }  // namespace
@@ -107,6 +121,7 @@ CreateRequest parse_create(const json& body) {
     } else {
       if (it->is_array()) throw HttpError(400, "invalid value for parameter \"" + it.key() + "\": expected one value");
       r.fields.params[it.key()] = parameter(it.key(), *it);
+      refuse_slice_file(it.key(), r.fields.params[it.key()]);
     }
   }
   if (auto it = body.find("messages"); it != body.end() && !it->is_null()) {

@@ -102,8 +102,9 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   // asking to speculate with any other model finds it in the plain layout (G3N_PACK_Q6K=1 overrides).
   Parameters layer = default_parameters();
   apply_parameters(layer, parse_parameters(lm->resolved.params, {}, [](const std::string&, const std::string&) {}));
+  lm->speculative = layer.spec.mode != SpecMode::None;
   lm->model = Model::load(lm->resolved.gguf_path.string(),
-                          Model::LoadOptions{.matformer = layer.engine.matformer, .speculative = layer.spec.mode != SpecMode::None});
+                          Model::LoadOptions{.matformer = layer.engine.matformer, .speculative = lm->speculative});
   lm->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(lm->model->file()));
   lm->texts = std::make_unique<TokenTexts>(*lm->tok);
   lm->sched = std::make_unique<Scheduler>(*lm->model, *lm->tok, *lm->texts, sched_cfg_);
@@ -179,7 +180,9 @@ const Model& ModelManager::draft_model(LoadedModel& m, SpecMode mode, const std:
   std::unique_ptr<Model> d;
   try {
     if (self) {
-      d = Model::load(m.resolved.gguf_path.string(), Model::LoadOptions{.matformer = key.substr(5), .share_packed = m.model.get(), .speculative = true});
+      // The model's own layout (packed or not), so every matrix it moved is shared, not copied again.
+      d = Model::load(m.resolved.gguf_path.string(),
+                      Model::LoadOptions{.matformer = key.substr(5), .share_packed = m.model.get(), .speculative = m.speculative});
     } else {
       registry::ResolveResult r;
       try {

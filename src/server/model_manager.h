@@ -33,6 +33,7 @@ struct LoadedModel {
   std::string name;  // display name
   registry::ResolveResult resolved;
   std::unique_ptr<Model> model;
+  bool speculative = false;  // loaded for speculation (its parameters speculate): Model::LoadOptions::speculative
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<TokenTexts> texts;
   // Draft models of requests that speculate with spec draft or self (ModelManager::draft_model), by

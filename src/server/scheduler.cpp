@@ -291,6 +291,10 @@ Drafter* Scheduler::drafter_for(Slot& s) {
     s.model_drafter.reset();
     ContextParams dp = j.ctx_params;
     dp.n_ctx = n_ctx;
+    const MemoryEstimate est = estimate_memory(*j.draft_model, dp);
+    if (auto avail = available_memory_bytes(); avail && est.kv_cache + est.buffers > *avail)
+      throw std::runtime_error("not enough memory for the draft model's sequence of num_ctx " + std::to_string(n_ctx) + ": needs about " +
+                               std::to_string((est.kv_cache + est.buffers) >> 20) + " MiB");
     s.model_drafter = std::make_unique<ModelDrafter>(*j.draft_model, dp, spec_mode_name(j.spec.mode));
     kv_bytes_.fetch_add(s.model_drafter->kv_bytes());
   }
@@ -381,24 +385,35 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
   // draft rows after its token. Rows are independent, so each answer is what it would be alone.
   std::vector<SequenceWork> work;
   work.reserve(batch.size());
+  std::vector<Slot*> live;
   for (Slot* s : batch) {
     const int64_t pos0 = s->seq->n_past();
     if (s->spec) {
-      const auto r = s->spec->plan(s->pending, *s->gen, pos0, s->seq->n_ctx(), engine_->params().n_batch);
-      s->rows.assign(r.begin(), r.end());
+      try {  // a draft model's passes may fail (out of memory): that ends this request, not the worker
+        const auto r = s->spec->plan(s->pending, *s->gen, pos0, s->seq->n_ctx(), engine_->params().n_batch);
+        s->rows.assign(r.begin(), r.end());
+      } catch (const std::exception& e) {
+        s->seq->reset();
+        s->keys.clear();
+        s->pending = -1;
+        end(*s, DoneReason::Error, e.what());
+        continue;
+      }
     } else {
       s->rows.assign(1, s->pending);
     }
     work.push_back({s->seq.get(), s->rows, pos0, s->spec ? LogitsFor::All : LogitsFor::Last});
+    live.push_back(s);
   }
-  std::vector<int64_t> pos0(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) pos0[i] = work[i].pos0;
+  if (live.empty()) return;
+  std::vector<int64_t> pos0(live.size());
+  for (size_t i = 0; i < live.size(); ++i) pos0[i] = work[i].pos0;
   try {
     engine_->eval(work);
   } catch (const std::exception&) {
     // The engine checks every item before running any: evaluate one by one so only the bad one fails.
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Slot* s = batch[i];
+    for (size_t i = 0; i < live.size(); ++i) {
+      Slot* s = live[i];
       try {
         engine_->eval(std::span<const SequenceWork>(&work[i], 1));
       } catch (const std::exception& e) {
@@ -409,8 +424,8 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
       }
     }
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Slot* s = batch[i];
+  for (size_t i = 0; i < live.size(); ++i) {
+    Slot* s = live[i];
     if (s->pending < 0) continue;  // ended above
     s->ready = false;
     if (!s->spec) {
