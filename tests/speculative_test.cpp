@@ -180,6 +180,24 @@ TEST_F(SpecTest, DraftModelAndSelfSliceGreedyEqualPlainGreedy) {
   }
 }
 
+// A draft model evaluates the prompt when the request begins (the prompt's time), so the first proposal
+// evaluates only the token generated after it.
+TEST_F(SpecTest, DraftModelPrefillsThePromptAtBegin) {
+  auto draft = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q8_0.gguf");
+  ModelDrafter d(*draft, params_, "draft");
+  const std::vector<int32_t> prompt = prompts().back();
+  SpeculativeDecoder spec(d, {SpecMode::Draft, 3, false});
+  EXPECT_EQ(d.n_past(), 0);
+  spec.begin(InputRows(prompt));
+  EXPECT_EQ(d.n_past(), static_cast<int64_t>(prompt.size()));
+  InputRows history(prompt);
+  history.push_token(7);
+  std::vector<int32_t> out;
+  d.propose(history, 3, out);
+  EXPECT_EQ(out.size(), 3u);
+  EXPECT_EQ(d.n_past(), static_cast<int64_t>(prompt.size()) + 3);  // the new token and two guesses, no re-prefill
+}
+
 TEST_F(SpecTest, SeededSamplingEqualsPlainSampling) {
   auto draft = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q8_0.gguf");
   ModelDrafter by_draft(*draft, params_, "draft");

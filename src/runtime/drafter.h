@@ -22,6 +22,9 @@ class Drafter {
   // Throws std::invalid_argument when this drafter cannot follow `prompt` (a draft model whose width
   // differs from the vector rows'); called once per request before any proposal.
   virtual void check_prompt(const InputRows& prompt) const { (void)prompt; }
+  // A new request's prompt, before generation starts: a draft model evaluates its rows here, so that work counts
+  // as the prompt's (time to first token), not as drafting. Proposals that follow reuse it.
+  virtual void prefill(const InputRows& prompt) { (void)prompt; }
   // Whether proposals cost forward passes of a model (the draft-length controller then weighs their time).
   virtual bool runs_model() const { return false; }
   virtual const char* name() const = 0;

@@ -22,16 +22,24 @@ void ModelDrafter::check_prompt(const InputRows& prompt) const {
                                 "): it cannot draft for this prompt (use --spec ngram or self)");
 }
 
-void ModelDrafter::propose(const InputRows& history, int max, std::vector<int32_t>& out) {
-  if (max <= 0 || history.empty()) return;
-  const int n_ctx = ctx_.params().n_ctx;
-  if (static_cast<int64_t>(history.size()) + max > n_ctx) return;  // the draft's context is full: no guess
+void ModelDrafter::catch_up(const InputRows& history) {
   // Keep what the draft's sequence shares with the history (never all of it: the last row's logits are
   // needed) and evaluate the rest.
   const size_t common = reusable_prefix(keys_, history.keys(), ctx_.sequence());
   keys_.resize(common);
   ctx_.eval(history.view().subspan(common), static_cast<int64_t>(common), LogitsFor::Last);
   keys_.assign(history.keys().begin(), history.keys().end());
+}
+
+void ModelDrafter::prefill(const InputRows& prompt) {
+  if (!prompt.empty() && static_cast<int64_t>(prompt.size()) < ctx_.params().n_ctx) catch_up(prompt);
+}
+
+void ModelDrafter::propose(const InputRows& history, int max, std::vector<int32_t>& out) {
+  if (max <= 0 || history.empty()) return;
+  const int n_ctx = ctx_.params().n_ctx;
+  if (static_cast<int64_t>(history.size()) + max > n_ctx) return;  // the draft's context is full: no guess
+  catch_up(history);
   for (int k = 0; k < max; ++k) {
     const int32_t d = sampling::argmax(ctx_.last_logits());
     if (d < 0) break;

@@ -21,6 +21,7 @@ class ModelDrafter final : public Drafter {
   ModelDrafter(const Model& draft, ContextParams params, const char* kind);
   void propose(const InputRows& history, int max, std::vector<int32_t>& out) override;
   void check_prompt(const InputRows& prompt) const override;
+  void prefill(const InputRows& prompt) override;
   bool runs_model() const override { return true; }
   const char* name() const override { return kind_; }
   // Forget the draft's sequence (the next proposal re-evaluates the history).
@@ -28,8 +29,12 @@ class ModelDrafter final : public Drafter {
   const Model& model() const { return ctx_.model(); }
   int n_ctx() const { return ctx_.params().n_ctx; }
   uint64_t kv_bytes() const { return ctx_.kv_bytes(); }
+  int64_t n_past() const { return ctx_.n_past(); }  // rows the draft's sequence holds
 
  private:
+  // Evaluates the rows of `history` the draft's sequence does not hold yet.
+  void catch_up(const InputRows& history);
+
   Context ctx_;
   std::vector<uint64_t> keys_;  // the rows the draft's sequence holds
   const char* kind_;

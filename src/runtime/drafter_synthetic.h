@@ -16,6 +16,9 @@ class SyntheticDrafter final : public Drafter {
   SyntheticDrafter(Drafter* inner, size_t prompt_len, std::vector<int32_t> truth, double p, int n_vocab, uint64_t seed)
       : inner_(inner), prompt_len_(prompt_len), truth_(std::move(truth)), p_(p), n_vocab_(n_vocab), state_(seed) {}
   void propose(const InputRows& history, int max, std::vector<int32_t>& out) override;
+  void prefill(const InputRows& prompt) override {
+    if (inner_) inner_->prefill(prompt);
+  }
   bool runs_model() const override { return inner_ && inner_->runs_model(); }
   const char* name() const override { return inner_ ? inner_->name() : "synthetic"; }
 

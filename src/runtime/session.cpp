@@ -69,7 +69,7 @@ GenerateStats Session::generate(const InputRows& prompt, const SamplingParams& s
   const auto t0 = std::chrono::steady_clock::now();
   bool complete = false;
   const int cached = prefill(prompt, cancel, &complete);
-  const double prompt_s = seconds_since(t0);
+  double prompt_s = seconds_since(t0);
   GeneratorOptions opts;
   opts.cancel = cancel;
   Generator gen(&tok_, sampling, std::move(constraint), opts, t0);
@@ -79,7 +79,8 @@ GenerateStats Session::generate(const InputRows& prompt, const SamplingParams& s
     gen.next({}, ctx_.n_past(), n_ctx(), on_text);  // sees *cancel first: ends with DoneReason::Cancel
   } else if (Drafter* d = drafter_for(spec_.mode)) {
     SpeculativeDecoder spec(*d, spec_);
-    spec.begin(prompt);
+    spec.begin(prompt);  // a draft model's prefill belongs to the prompt's time
+    prompt_s = seconds_since(t0);
     auto id = gen.next(ctx_.last_logits(), ctx_.n_past(), n_ctx(), on_text);
     while (id) {
       const int64_t pos0 = ctx_.n_past();

@@ -16,6 +16,7 @@ SpeculativeDecoder::SpeculativeDecoder(Drafter& drafter, SpecOptions opts)
 
 void SpeculativeDecoder::begin(const InputRows& prompt) {
   drafter_.check_prompt(prompt);
+  drafter_.prefill(prompt);
   history_ = prompt;
 }
 

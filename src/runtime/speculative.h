@@ -60,8 +60,8 @@ class SpeculativeDecoder {
   // The drafter must outlive the decoder.
   SpeculativeDecoder(Drafter& drafter, SpecOptions opts);
 
-  // A new request: the sequence holds (or will hold) `prompt`. Throws std::invalid_argument when the
-  // drafter cannot follow it (Drafter::check_prompt).
+  // A new request: the sequence holds (or will hold) `prompt`; the drafter prefills it (Drafter::prefill: part
+  // of the prompt's time). Throws std::invalid_argument when the drafter cannot follow it (Drafter::check_prompt).
   void begin(const InputRows& prompt);
 
   // The rows to evaluate at pos0 (the sequence's n_past): `next`, then up to the chosen draft length of

@@ -251,7 +251,6 @@ void Scheduler::begin(Slot& s) {
     }
     s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
     s.cached = static_cast<int>(common);
-    s.prompt_s = seconds_since(t0);
 
     std::unique_ptr<LogitsConstraint> constraint;
     if (j.schema) constraint = std::make_unique<JsonConstraint>(j.schema, texts_, tok_.stop_ids());
@@ -266,6 +265,7 @@ void Scheduler::begin(Slot& s) {
       s.spec.emplace(*d, j.spec);
       s.spec->begin(j.prompt);
     }
+    s.prompt_s = seconds_since(t0);  // a draft model's prefill included
   } catch (const std::exception& e) {
     if (s.seq) s.seq->reset();
     s.keys.clear();
