@@ -216,6 +216,10 @@ const MatformerPreset* find_matformer_preset(const std::string& name) {
   return preset != presets.end() ? &*preset : nullptr;
 }
 
+bool is_matformer_file(const std::string& spec) {
+  return ends_with(spec, ".json") || spec.rfind(".csv:") != std::string::npos;
+}
+
 MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& file) {
   MatformerSlice s;
   const auto& presets = matformer_presets();

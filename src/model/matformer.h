@@ -32,6 +32,9 @@ constexpr int kMatformerE4bLayers = 35;
 // The published configurations, smallest effective size first within each family.
 const std::vector<MatformerPreset>& matformer_presets();
 
+// Whether resolve_matformer reads `spec` from a file (FILE.json, FILE.csv:ROW NAME) rather than naming a preset.
+bool is_matformer_file(const std::string& spec);
+
 // The preset a name means (g3n's name, "full", or the published CSV row name; any case, outer spaces
 // ignored); nullptr when it names none.
 const MatformerPreset* find_matformer_preset(const std::string& name);

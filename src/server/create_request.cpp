@@ -61,9 +61,7 @@ json parameter(const std::string& key, const json& v) {
 void refuse_slice_file(const std::string& key, const json& v) {
   if ((key != "matformer" && key != "draft") || !v.is_string()) return;
   const std::string s = v.get<std::string>();
-  const bool file = s.ends_with(".json") || s.ends_with(".JSON") || s.find(".csv:") != std::string::npos ||
-                    s.find(".CSV:") != std::string::npos;
-  if (file || (key == "matformer" && !s.empty() && !find_matformer_preset(s)))
+  if (is_matformer_file(s) || (key == "matformer" && !s.empty() && !find_matformer_preset(s)))
     throw HttpError(400, "invalid value for parameter \"" + key + "\": over HTTP a MatFormer slice is a preset (e2b, e2.54b, ...; "
                          "docs/matformer.md), not a file");
 }

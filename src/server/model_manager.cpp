@@ -17,6 +17,15 @@ namespace g3n::server {
 namespace fs = std::filesystem;
 using SysClock = std::chrono::system_clock;
 
+namespace {
+// The parameters a model's own params layer sets over the defaults (a bad value is skipped: requests report it).
+Parameters layer_parameters(const registry::ResolveResult& r) {
+  Parameters layer = default_parameters();
+  apply_parameters(layer, parse_parameters(r.params, {}, [](const std::string&, const std::string&) {}));
+  return layer;
+}
+}  // namespace
+
 ModelManager::ModelManager(store::StoreConfig store, SchedulerConfig sched,
                            std::optional<std::chrono::nanoseconds> default_keep_alive, int image_threads)
     : store_(std::move(store)), sched_cfg_(sched), image_threads_(image_threads), default_keep_alive_(default_keep_alive) {
@@ -100,8 +109,7 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   // The model's parameters may name a MatFormer slice (PARAMETER matformer e2b): that is what loads. A model
   // whose parameters speculate by default (PARAMETER spec ngram) is laid out for verify passes; a request
   // asking to speculate with any other model finds it in the plain layout (G3N_PACK_Q6K=1 overrides).
-  Parameters layer = default_parameters();
-  apply_parameters(layer, parse_parameters(lm->resolved.params, {}, [](const std::string&, const std::string&) {}));
+  const Parameters layer = layer_parameters(lm->resolved);
   lm->speculative = layer.spec.mode != SpecMode::None;
   lm->model = Model::load(lm->resolved.gguf_path.string(),
                           Model::LoadOptions{.matformer = layer.engine.matformer, .speculative = lm->speculative});
@@ -190,9 +198,7 @@ const Model& ModelManager::draft_model(LoadedModel& m, SpecMode mode, const std:
       } catch (const ModelNotFound&) {
         throw HttpError(400, "spec draft: draft model '" + draft + "' not found");
       }
-      Parameters layer = default_parameters();
-      apply_parameters(layer, parse_parameters(r.params, {}, [](const std::string&, const std::string&) {}));
-      d = Model::load(r.gguf_path.string(), Model::LoadOptions{.matformer = layer.engine.matformer});
+      d = Model::load(r.gguf_path.string(), Model::LoadOptions{.matformer = layer_parameters(r).engine.matformer});
       check_draft_vocabulary(*m.model, *d);
     }
   } catch (const std::invalid_argument& e) {

@@ -16,6 +16,15 @@ using Clock = std::chrono::steady_clock;
 
 // A slot's sequence can be reused when the context length matches (the engine fixes the rest).
 bool same_params(const ContextParams& a, const ContextParams& b) { return a.n_ctx == b.n_ctx; }
+
+// Throws unless a sequence of `model` with params p (KV cache and buffers) fits the available memory; `what`
+// names it in the message.
+void check_fits(const Model& model, const ContextParams& p, const std::string& what) {
+  const MemoryEstimate est = estimate_memory(model, p);
+  if (auto avail = available_memory_bytes(); avail && est.kv_cache + est.buffers > *avail)
+    throw std::runtime_error("not enough memory for " + what + "num_ctx " + std::to_string(p.n_ctx) + ": needs about " +
+                             std::to_string((est.kv_cache + est.buffers) >> 20) + " MiB");
+}
 }  // namespace
 
 // ---- Job ----
@@ -221,10 +230,7 @@ void Scheduler::begin(Slot& s) {
       if (s.seq) kv_bytes_.fetch_sub(s.seq->kv_bytes());
       s.seq.reset();
       s.keys.clear();
-      const MemoryEstimate est = estimate_memory(model_, j.ctx_params);
-      if (auto avail = available_memory_bytes(); avail && est.kv_cache + est.buffers > *avail)
-        throw std::runtime_error("not enough memory for num_ctx " + std::to_string(j.ctx_params.n_ctx) + ": needs about " +
-                                 std::to_string((est.kv_cache + est.buffers) >> 20) + " MiB");
+      check_fits(model_, j.ctx_params, "");
       s.seq = engine_->new_sequence(j.ctx_params.n_ctx);
       s.params = j.ctx_params;
       kv_bytes_.fetch_add(s.seq->kv_bytes());
@@ -267,10 +273,14 @@ void Scheduler::begin(Slot& s) {
     }
     s.prompt_s = seconds_since(t0);  // a draft model's prefill included
   } catch (const std::exception& e) {
-    if (s.seq) s.seq->reset();
-    s.keys.clear();
-    end(s, DoneReason::Error, e.what());
+    fail(s, e.what());
   }
+}
+
+void Scheduler::fail(Slot& s, const std::string& error) {
+  if (s.seq) s.seq->reset();
+  s.keys.clear();
+  end(s, DoneReason::Error, error);
 }
 
 Drafter* Scheduler::drafter_for(Slot& s) {
@@ -291,10 +301,7 @@ Drafter* Scheduler::drafter_for(Slot& s) {
     s.model_drafter.reset();
     ContextParams dp = j.ctx_params;
     dp.n_ctx = n_ctx;
-    const MemoryEstimate est = estimate_memory(*j.draft_model, dp);
-    if (auto avail = available_memory_bytes(); avail && est.kv_cache + est.buffers > *avail)
-      throw std::runtime_error("not enough memory for the draft model's sequence of num_ctx " + std::to_string(n_ctx) + ": needs about " +
-                               std::to_string((est.kv_cache + est.buffers) >> 20) + " MiB");
+    check_fits(*j.draft_model, dp, "the draft model's sequence of ");
     s.model_drafter = std::make_unique<ModelDrafter>(*j.draft_model, dp, spec_mode_name(j.spec.mode));
     kv_bytes_.fetch_add(s.model_drafter->kv_bytes());
   }
@@ -367,9 +374,7 @@ bool Scheduler::sample_next(Slot& s) {
     id = s.gen->next(s.seq->last_logits(), s.seq->n_past(), s.seq->n_ctx(), emit);
     if (s.job->logprobs.enabled) push_logprobs(s, {});
   } catch (const std::exception& e) {  // a constraint or sampler failure ends this request, not the worker
-    s.seq->reset();
-    s.keys.clear();
-    end(s, DoneReason::Error, e.what());
+    fail(s, e.what());
     return false;
   }
   if (!id) {
@@ -393,10 +398,7 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
         const auto r = s->spec->plan(s->pending, *s->gen, pos0, s->seq->n_ctx(), engine_->params().n_batch);
         s->rows.assign(r.begin(), r.end());
       } catch (const std::exception& e) {
-        s->seq->reset();
-        s->keys.clear();
-        s->pending = -1;
-        end(*s, DoneReason::Error, e.what());
+        fail(*s, e.what());
         continue;
       }
     } else {
@@ -417,10 +419,7 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
       try {
         engine_->eval(std::span<const SequenceWork>(&work[i], 1));
       } catch (const std::exception& e) {
-        s->seq->reset();
-        s->keys.clear();
-        s->pending = -1;
-        end(*s, DoneReason::Error, e.what());
+        fail(*s, e.what());  // end() leaves pending < 0: skipped below
       }
     }
   }
@@ -440,9 +439,7 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
     try {
       id = s->spec->absorb(*s->gen, *s->seq, pos0[i], s->seq->n_ctx(), emit);
     } catch (const std::exception& e) {
-      s->seq->reset();
-      s->keys.clear();
-      end(*s, DoneReason::Error, e.what());
+      fail(*s, e.what());
       continue;
     }
     const int64_t kept = s->seq->n_past() - pos0[i];

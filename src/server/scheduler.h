@@ -116,6 +116,8 @@ class Scheduler {
   void embed_prompt(Slot& s, std::chrono::steady_clock::time_point t0);  // an embedding job, start to end
   bool sample_next(Slot& s);  // false: the job is finished
   void end(Slot& s, DoneReason reason, const std::string& error = {});
+  // Ends the job with an error and forgets the slot's sequence (it may be half-evaluated).
+  void fail(Slot& s, const std::string& error);
   // The decode step: one forward pass evaluates every slot's pending token at its next position.
   void decode_step(const std::vector<Slot*>& batch);
 
