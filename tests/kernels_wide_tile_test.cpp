@@ -114,6 +114,19 @@ TEST(KernelsWideTile, MatmulOverLongBatchesGivesTheDotBits) {
   });
 }
 
+// Rows as wide as the FFN down projections (E2B 8192, E4B 16384 values): the AMX set's A tiles of a
+// prompt-sized call exceed its L2 budget there, so it runs the blocks in chunks and carries each token's
+// accumulators from one chunk to the next (through the output).
+TEST(KernelsWideTile, WideRowsInChunksGiveTheDotBits) {
+  for_each_kernel_set([&](const std::string&) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      std::mt19937 rng(7);
+      const Wide c = make_wide(t, 32, 16384, 300, rng);
+      expect_matmul_bits(c, pair_dots(c), type_name(t) + " wide");
+    }
+  });
+}
+
 // Every quant and scale at its top against activations at +-127: the largest group sums a tile multiply
 // accumulates (Q4_K 32 x 15 x 127, Q6_K 16 x 63 x 127) and the largest scaled totals.
 TEST(KernelsWideTile, SaturatedBlocksKeepTheBits) {

@@ -70,7 +70,8 @@ TEST(ParametersTable, DefaultsAreOllamas) {
   EXPECT_EQ(p.engine.num_ctx, kDefaultContext);
   EXPECT_EQ(p.engine.num_ctx, 4096);
   EXPECT_EQ(p.engine.num_thread, 0);
-  EXPECT_EQ(p.engine.num_batch, 128);
+  EXPECT_EQ(p.engine.num_batch, kDefaultBatchRows);
+  EXPECT_EQ(p.engine.num_batch, 256);
 }
 
 TEST(ParametersTable, RowsAreConsistent) {

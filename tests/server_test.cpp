@@ -362,7 +362,7 @@ TEST_F(ServerGenerate, EngineOptionsAreHonouredOrRejected) {
   EXPECT_NE(r["error"].get<std::string>().find("\"num_thread\" is 3 but model"), std::string::npos) << r;
   opts["num_thread"] = 0;  // "the default": accepted, the engine keeps its threads
   EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
-  // num_batch: the prompt is read in passes of at most that many rows (capped at the engine's 128), which
+  // num_batch: the prompt is read in passes of at most that many rows (capped at the engine's 256), which
   // never changes the answer. A ~100-token prompt in passes of 7, 128 and Ollama's 512.
   std::string prompt;
   for (int i = 0; i < 12; ++i) prompt += "The quick brown fox jumps over the lazy dog. ";

@@ -8,6 +8,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -137,18 +138,19 @@ struct alignas(64) ATile {
 };
 struct ATiles {
   std::vector<ATile> buf;
-  int64_t tiles = 0;
-  const int8_t* at(int64_t b, int64_t u, int c) const { return buf[size_t((b * tiles + u) * 4 + c)].q[0]; }
+  int64_t tiles = 0, b0 = 0;  // blocks [b0, b0 + buf's) of the call's tokens
+  const int8_t* at(int64_t b, int64_t u, int c) const { return buf[size_t(((b - b0) * tiles + u) * 4 + c)].q[0]; }
 };
 
-G3N_AMX inline void gather_a_tiles(const uint8_t* ab, uint64_t as, int64_t tiles, int64_t nb, ATiles& out) {
-  out.tiles = tiles;
-  if (out.buf.size() < size_t(nb * tiles * 4)) out.buf.resize(size_t(nb * tiles * 4));
+// Blocks [b0, b1) of the call's tiles.
+G3N_AMX inline void gather_a_tiles(const uint8_t* ab, uint64_t as, int64_t tiles, int64_t b0, int64_t b1, ATiles& out) {
+  out.tiles = tiles, out.b0 = b0;
+  if (out.buf.size() < size_t((b1 - b0) * tiles * 4)) out.buf.resize(size_t((b1 - b0) * tiles * 4));
   for (int64_t t = 0; t < tiles * kTileTokens; ++t) {
     const auto* row = reinterpret_cast<const BlockQ8_K*>(ab + uint64_t(t) * as);
-    for (int64_t b = 0; b < nb; ++b)
+    for (int64_t b = b0; b < b1; ++b)
       for (int c = 0; c < 4; ++c)
-        _mm512_store_si512(out.buf[size_t((b * tiles + t / kTileTokens) * 4 + c)].q[t % kTileTokens],
+        _mm512_store_si512(out.buf[size_t(((b - b0) * tiles + t / kTileTokens) * 4 + c)].q[t % kTileTokens],
                            _mm512_loadu_si512(row[b].qs + 64 * c));
   }
 }
@@ -254,20 +256,31 @@ struct alignas(64) AccRow {  // one token's 16 float accumulators
   float v[16];
 };
 
-// n_groups groups of 16 rows x nt tokens (a multiple of 16): make(g, b, panel) builds group g's scaled
-// panel of block b (once per call); then block by block (its panel stays in L1), every pair of 16-token
-// tiles (and a last single one) adds the block into the tokens' accumulators. ahead(g) runs once group
-// g's panels are built (to fetch group g + 1).
+// The A tiles of one pass over the row groups, at most this many bytes: every group reads them all again,
+// so they must stay in L2 (2 MB a core on the Xeons with AMX) beside the panels and the accumulators. A
+// wider product (the FFN down projection: 8192 or 16384 values per row) runs in chunks of blocks.
+// (1.25 MB: E2B's down projection, 512 tokens, 1 thread: 20 matrices 719-805 ms in one chunk, 458-490 in four
+// of 1 MB; 1.5 MB, three chunks, 498-510.)
+constexpr int64_t kATileBudget = 5 << 18;
+
+// n_groups groups of 16 rows x nt tokens (a multiple of 16), in chunks of blocks whose A tiles fit the
+// budget above: per chunk, make(g, b, panel) builds group g's scaled panel of each block b (once per
+// call); then block by block (its panel stays in L1), every pair of 16-token tiles (and a last single one)
+// adds the block into the tokens' accumulators, which a later chunk takes up from out (floats stored and
+// loaded: each (token, row) still adds its blocks in order, the same bits). ahead(g, b0, b1) runs once
+// group g's panels of blocks [b0, b1) are built (to fetch group g + 1's).
 template <class K, class Make, class Ahead>
 G3N_AMX void amx_panels(int64_t n_groups, int64_t nb, const uint8_t* ab, uint64_t as, int64_t nt, float* out,
                         int64_t ldo, const Make& make, const Ahead& ahead) {
   ensure_tile_config();
   const int64_t tiles = nt / kTileTokens;
+  const int64_t fit = std::max<int64_t>(1, kATileBudget / (tiles * 4 * int64_t(sizeof(ATile))));
+  const int64_t chunks = (nb + fit - 1) / fit, chunk = (nb + chunks - 1) / chunks;
   thread_local std::vector<AmxPanel> panels;
   thread_local std::vector<Q8KGroupPrep> preps;
   thread_local ATiles a;
   thread_local std::vector<AccRow> acc;
-  if (panels.size() < size_t(nb)) panels.resize(size_t(nb));
+  if (panels.size() < size_t(chunk)) panels.resize(size_t(chunk));
   if (acc.size() < size_t(nt)) acc.resize(size_t(nt));
   if (K::kPrep) {
     if (preps.size() < size_t(2 * tiles * nb)) preps.resize(size_t(2 * tiles * nb));
@@ -277,19 +290,26 @@ G3N_AMX void amx_panels(int64_t n_groups, int64_t nb, const uint8_t* ab, uint64_
       prep_q8k_group(rows, 8, nb, preps.data() + gi * nb);
     }
   }
-  gather_a_tiles(ab, as, tiles, nb, a);
   const Tokens k{a, preps.data(), ab, as, nb};
   auto* accs = reinterpret_cast<float(*)[16]>(acc.data());
-  for (int64_t g = 0; g < n_groups; ++g) {
-    for (int64_t b = 0; b < nb; ++b) make(g, b, panels[size_t(b)]);
-    ahead(g);
-    std::memset(accs, 0, sizeof(float) * 16 * size_t(nt));
-    for (int64_t b = 0; b < nb; ++b) {
-      int64_t u = 0;
-      for (; u + 2 <= tiles; u += 2) K::template block<2>(panels[size_t(b)], k, b, u, accs + kTileTokens * u);
-      if (u < tiles) K::template block<1>(panels[size_t(b)], k, b, u, accs + kTileTokens * u);
+  for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
+    const int64_t b1 = std::min(nb, b0 + chunk);
+    gather_a_tiles(ab, as, tiles, b0, b1, a);
+    for (int64_t g = 0; g < n_groups; ++g) {
+      for (int64_t b = b0; b < b1; ++b) make(g, b, panels[size_t(b - b0)]);
+      ahead(g, b0, b1);
+      float* o = out + kPackRows * g;
+      if (b0 == 0) std::memset(accs, 0, sizeof(float) * 16 * size_t(nt));
+      else
+        for (int64_t t = 0; t < nt; ++t) _mm512_store_ps(accs[t], _mm512_loadu_ps(o + t * ldo));
+      for (int64_t b = b0; b < b1; ++b) {
+        const AmxPanel& p = panels[size_t(b - b0)];
+        int64_t u = 0;
+        for (; u + 2 <= tiles; u += 2) K::template block<2>(p, k, b, u, accs + kTileTokens * u);
+        if (u < tiles) K::template block<1>(p, k, b, u, accs + kTileTokens * u);
+      }
+      for (int64_t t = 0; t < nt; ++t) _mm512_storeu_ps(o + t * ldo, _mm512_load_ps(accs[t]));
     }
-    for (int64_t t = 0; t < nt; ++t) _mm512_storeu_ps(out + t * ldo + kPackRows * g, _mm512_loadu_ps(accs[t]));
   }
 }
 

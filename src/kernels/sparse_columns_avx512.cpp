@@ -261,7 +261,7 @@ G3N_AMX void amx_from_columns(const SparseColumns& m, const void* act, uint64_t 
         build(m, r0 + 16 * g, b, panel);
         scale(panel, p);
       },
-      [](int64_t) {});
+      [](int64_t, int64_t, int64_t) {});
   if (whole < nt) tile_any(m, ab + uint64_t(whole) * as, as, nt - whole, r0, r1, y + whole * ldy, ldy);
 }
 

@@ -59,8 +59,11 @@ G3N_AMX void amx_tile(const void* w, uint64_t ws, int64_t nr, const void* act, u
         if constexpr (kType == GgmlType::Q4_K) amx_from_q4k_panel(panel, p);
         else amx_from_q6k_panel(panel, p);
       },
-      [&](int64_t g) {  // as tile_panels: the next 16 rows into L2 while this group's tokens run
-        if (g + 1 < groups) prefetch_l2(wb + uint64_t(kPackRows * (g + 1)) * ws, uint64_t(kPackRows) * ws);
+      [&](int64_t g, int64_t b0, int64_t b1) {  // as tile_panels: the next 16 rows' blocks into L2 while this group's tokens run
+        constexpr uint64_t kBlock = kType == GgmlType::Q4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ6_K);
+        if (g + 1 < groups)
+          for (int64_t r = 0; r < kPackRows; ++r)
+            prefetch_l2(wb + uint64_t(kPackRows * (g + 1) + r) * ws + uint64_t(b0) * kBlock, uint64_t(b1 - b0) * kBlock);
       });
   const int64_t full = groups * kPackRows;
   if (whole < nt) base(wb, ws, full, ab + uint64_t(whole) * as, as, nt - whole, n, out + whole * ldo, ldo);
@@ -81,8 +84,8 @@ G3N_AMX void amx_packed(const void* packed, int64_t n_groups, const void* act, u
   const auto* ab = static_cast<const uint8_t*>(act);
   amx_panels<K>(
       n_groups, nb, ab, as, whole, out, ldo, [&](int64_t g, int64_t b, AmxPanel& panel) { from(p[g * nb + b], panel); },
-      [&](int64_t g) {
-        if (g + 1 < n_groups) prefetch_l2(p + (g + 1) * nb, uint64_t(nb) * sizeof(Packed));
+      [&](int64_t g, int64_t b0, int64_t b1) {
+        if (g + 1 < n_groups) prefetch_l2(p + (g + 1) * nb + b0, uint64_t(b1 - b0) * sizeof(Packed));
       });
   if (whole < nt) base(packed, n_groups, ab + uint64_t(whole) * as, as, nt - whole, n, out + whole * ldo, ldo);
 }

@@ -10,6 +10,7 @@
 
 #include "kernels/matmul.h"
 #include "model/kv_cache.h"
+#include "runtime/batch_size.h"
 #include "runtime/input_rows.h"
 
 namespace g3n {
@@ -20,7 +21,7 @@ struct ForwardBuffers;
 
 struct EngineParams {
   int n_ctx = 4096;    // longest sequence (positions); sequences may be created shorter
-  int n_batch = 128;   // rows per forward pass (as ContextParams)
+  int n_batch = kDefaultBatchRows;  // rows per forward pass (as ContextParams; runtime/batch_size.h)
   KvType kv_type = KvType::F32;
   int n_threads = 0;   // 0: physical cores
   bool exact = false;  // see ContextParams::exact

@@ -13,7 +13,7 @@ class Model;
 
 struct ContextParams {
   int n_ctx = 4096;    // maximum positions
-  int n_batch = 128;   // tokens per forward pass; longer evals are split (128: buffers stay small, speed is flat above ~100)
+  int n_batch = kDefaultBatchRows;  // tokens per forward pass; longer evals are split (runtime/batch_size.h)
   KvType kv_type = KvType::F32;
   int n_threads = 0;   // 0: physical cores
   // Exact arithmetic (weights decoded to f32, f32 activations: the reference numbers) instead of the

@@ -18,7 +18,7 @@ int64_t as_i(const V& v) { return std::get<int64_t>(v); }
 float as_f(const V& v) { return static_cast<float>(std::get<double>(v)); }
 
 // The rows. Defaults are Ollama's (api/types.go DefaultOptions) except num_batch: g3n's engine is as
-// fast at 128 rows as at Ollama's 512 and keeps its buffers small.
+// fast at 256 rows as at Ollama's 512 and keeps its buffers smaller (runtime/batch_size.h).
 const ParamSpec kTable[] = {
     {"temperature", ParamType::Float, 0, 100, V(0.8), ParamTarget::Sampling, "randomness; 0: always the most likely token",
      [](Parameters& p, const V& v) { p.sampling.temperature = as_f(v); },
@@ -63,7 +63,7 @@ const ParamSpec kTable[] = {
     {"num_ctx", ParamType::Int, kMinContext, kMaxContext, V(int64_t{kDefaultContext}), ParamTarget::Engine, "context length in tokens",
      [](Parameters& p, const V& v) { p.engine.num_ctx = static_cast<int>(as_i(v)); },
      [](const Parameters& p) { return V(int64_t{p.engine.num_ctx}); }},
-    {"num_batch", ParamType::Int, 1, 2048, V(int64_t{128}), ParamTarget::Engine, "prompt tokens per forward pass",
+    {"num_batch", ParamType::Int, 1, 2048, V(int64_t{kDefaultBatchRows}), ParamTarget::Engine, "prompt tokens per forward pass",
      [](Parameters& p, const V& v) { p.engine.num_batch = static_cast<int>(as_i(v)); },
      [](const Parameters& p) { return V(int64_t{p.engine.num_batch}); }},
     {"num_thread", ParamType::Int, 0, 1024, V(int64_t{0}), ParamTarget::Engine, "threads; 0: one per physical core",

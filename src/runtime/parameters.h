@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/batch_size.h"
 #include "runtime/spec_options.h"
 #include "sampling/sampler.h"
 
@@ -36,7 +37,7 @@ constexpr int kDefaultContext = 4096;
 struct EngineOptions {
   int num_ctx = kDefaultContext;  // KV cache positions of the sequence
   int num_thread = 0;             // 0: physical cores
-  int num_batch = 128;            // rows per forward pass
+  int num_batch = kDefaultBatchRows;  // rows per forward pass (runtime/batch_size.h)
   std::string matformer;          // MatFormer slice the model is loaded with ("": the whole file)
   std::string draft;              // draft model for spec draft (a path or store name; "": none)
 };
