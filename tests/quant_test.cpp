@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -115,6 +116,33 @@ TEST(Fp16, RandomFloatsRoundToNearest) {
     if (err == std::fabs(a - hi) || err == std::fabs(a - lo)) {
       ASSERT_EQ(mag & 1, 0) << f;  // a tie went to the even neighbour
     }
+  }
+}
+
+// The row conversion (F16C where the CPU has it) against its scalar twin, bit for bit: every half's value,
+// the midpoints between neighbouring halves (ties to even), the overflow edge, subnormals, infinities and
+// NaNs with payloads of either sign, at every offset of the 8-value steps and their scalar tail.
+TEST(Fp16, RowConversionMatchesTheScalarTwin) {
+  std::printf("  fp32_to_fp16_row: %s\n", fp32_to_fp16_row_is_f16c() ? "f16c" : "scalar");
+  std::vector<float> x;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = fp16_to_fp32(uint16_t(h));
+    x.push_back(f);
+    const uint32_t b = fp32_to_bits(f);
+    if ((h & 0x7C00) != 0x7C00) x.push_back(fp32_from_bits(b + 0x1000));  // midway to the next half up
+  }
+  for (uint32_t b : {0x477FEFFFu, 0x477FF000u, 0x477FF001u, 0x7F800000u, 0x7F800001u, 0x7FC12345u, 0xFFC00001u,
+                     0xFF812345u, 0x33000000u, 0x33000001u, 0x337FFFFFu, 0x38800000u, 0x387FFFFFu, 0x00000001u})
+    for (uint32_t sign : {0u, 0x80000000u}) x.push_back(fp32_from_bits(b | sign));
+  std::mt19937 rng(11);
+  for (int i = 0; i < 100000; ++i) x.push_back(fp32_from_bits(uint32_t(rng())));
+  for (int64_t off : {0, 1, 3, 7}) {
+    const int64_t n = int64_t(x.size()) - off;
+    std::vector<uint16_t> got(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+    fp32_to_fp16_row(x.data() + off, got.data(), n);
+    fp32_to_fp16_row_ref(x.data() + off, want.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << "offset " << off << " value bits " << std::hex << fp32_to_bits(x[size_t(off + i)]);
   }
 }
 

@@ -209,7 +209,10 @@ void self_attention(Step& s, int layer, const Gemma3nLayerWeights& lw) {
     norm_rope_heads(s, s.b.k.data(), Hkv, lw.attn_k_norm.data(), angles);
     norm_rope_heads(s, s.b.v.data(), Hkv, nullptr, nullptr);
     const int64_t kvw = static_cast<int64_t>(Hkv) * Dh;
-    for (int t = 0; t < s.T; ++t) caches[t]->store(layer, pos[t], s.b.k.data() + t * kvw, s.b.v.data() + t * kvw);
+    // Rows in parallel (a pass's rows have distinct slots: rings hold window + n_batch - 1), then each
+    // sequence's high-water mark on this thread.
+    s.each_row([&](int t, int) { caches[t]->write(layer, pos[t], s.b.k.data() + t * kvw, s.b.v.data() + t * kvw); });
+    for (int t = 0; t < s.T; ++t) caches[t]->stored(pos[t]);
   }
   const int src = c.kv_source[layer];
   const bool sliding = c.is_sliding[layer];

@@ -27,7 +27,7 @@ KvCache::KvCache(const Gemma3nConfig& c, int n_ctx, int n_batch, KvType type)
   }
 }
 
-void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
+void KvCache::write(int layer, int64_t pos, const float* k, const float* v) {
   Layer& L = layers_[layer];
   const size_t slot = static_cast<size_t>(slot_of(layer, pos)) * head_dim_;
   for (int h = 0; h < kv_width_ / head_dim_; ++h) {
@@ -38,13 +38,10 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
       std::memcpy(&L.k32[off], kh, sizeof(float) * head_dim_);
       std::memcpy(&L.v32[off], vh, sizeof(float) * head_dim_);
     } else {
-      for (int i = 0; i < head_dim_; ++i) {
-        L.k16[off + i] = fp32_to_fp16(kh[i]);
-        L.v16[off + i] = fp32_to_fp16(vh[i]);
-      }
+      fp32_to_fp16_row(kh, &L.k16[off], head_dim_);
+      fp32_to_fp16_row(vh, &L.v16[off], head_dim_);
     }
   }
-  high_water_ = std::max(high_water_, pos);
 }
 
 bool KvCache::can_resume_at(int64_t n) const {

@@ -3,6 +3,7 @@
 // new tokens whose first query still sees window - 1 older keys. KV-sharing layers own nothing:
 // they read their source layer's entries.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -24,7 +25,14 @@ class KvCache {
   int slot_of(int layer, int64_t pos) const { return static_cast<int>(pos % layers_[layer].slots); }
 
   // Stores one token's K and V (kv_width floats each) for position pos.
-  void store(int layer, int64_t pos, const float* k, const float* v);
+  void store(int layer, int64_t pos, const float* k, const float* v) {
+    write(layer, pos, k, v);
+    stored(pos);
+  }
+  // store in two parts, so that a pass's rows can be written by several threads (each row its own slot)
+  // and the cache's one counter then updated by one.
+  void write(int layer, int64_t pos, const float* k, const float* v);
+  void stored(int64_t pos) { high_water_ = std::max(high_water_, pos); }
 
   // One KV head's rows of a KV-owning layer: slots rows of head_dim values, back to back, in the cache type
   // (the F16 or the F32 accessors). A layer holds its heads one after another ([head][slot][Dh]), so the keys

@@ -1,5 +1,9 @@
 #include "quant/fp16.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace g3n {
 
 float fp16_to_fp32(uint16_t h) {
@@ -79,5 +83,49 @@ bool pack_fp16_exact(const float* x, int64_t n, uint16_t* out) {
   }
   return true;
 }
+
+}  // namespace g3n
+
+namespace g3n {
+
+void fp32_to_fp16_row_ref(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+}
+
+#if defined(__x86_64__)
+namespace {
+// 8 values a step: vcvtps2ph rounds to nearest even as fp32_to_fp16 does (subnormal halves included), but
+// keeps a NaN's payload, so NaN lanes are replaced by fp32_to_fp16's sign | 0x7E00.
+__attribute__((target("avx2,f16c"))) void row_f16c(const float* x, uint16_t* out, int64_t n) {
+  int64_t i = 0;
+  const __m128i qnan = _mm_set1_epi16(0x7E00), sign = _mm_set1_epi16(int16_t(0x8000));
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    if (!_mm256_testz_ps(nan, nan)) {
+      const __m128i lanes = _mm_packs_epi32(_mm256_castsi256_si128(_mm256_castps_si256(nan)),
+                                            _mm256_extracti128_si256(_mm256_castps_si256(nan), 1));
+      h = _mm_blendv_epi8(h, _mm_or_si128(_mm_and_si128(h, sign), qnan), lanes);
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+  }
+  fp32_to_fp16_row_ref(x + i, out + i, n - i);
+}
+bool have_f16c() {
+  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  return v;
+}
+}  // namespace
+
+bool fp32_to_fp16_row_is_f16c() { return have_f16c(); }
+void fp32_to_fp16_row(const float* x, uint16_t* out, int64_t n) {
+  if (have_f16c()) row_f16c(x, out, n);
+  else fp32_to_fp16_row_ref(x, out, n);
+}
+#else
+bool fp32_to_fp16_row_is_f16c() { return false; }
+void fp32_to_fp16_row(const float* x, uint16_t* out, int64_t n) { fp32_to_fp16_row_ref(x, out, n); }
+#endif
 
 }  // namespace g3n
