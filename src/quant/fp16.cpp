@@ -1,6 +1,7 @@
 #include "quant/fp16.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -112,8 +113,13 @@ __attribute__((target("avx2,f16c"))) void row_f16c(const float* x, uint16_t* out
   }
   fp32_to_fp16_row_ref(x + i, out + i, n - i);
 }
+// cpuid leaf 1 ECX bit 29 for F16C (clang 14, the fuzz build, has no "f16c" for __builtin_cpu_supports);
+// "avx2" there also means the OS saves the ymm state.
 bool have_f16c() {
-  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool v = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+  }();
   return v;
 }
 }  // namespace
