@@ -85,10 +85,6 @@ bool pack_fp16_exact(const float* x, int64_t n, uint16_t* out) {
   return true;
 }
 
-}  // namespace g3n
-
-namespace g3n {
-
 void fp32_to_fp16_row_ref(const float* x, uint16_t* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
 }
