@@ -30,7 +30,8 @@ G3N_KQ_TARGET inline __m512 load_f16x16(const uint16_t* p) {
 // Per token and block, what the kernels broadcast is what the prefill tiles prepare: Q4_K's group-sum pairs
 // (Q8KGroupPrep, kquant_x86.h; the dot's min term) and Q6_K's 32 * bsum_j offsets (Q6KGroupPrep, kquant_panel_zmm.h).
 
-// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]; calls of 2+ tokens fetch kAhead bytes ahead.
+// 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]; calls of 2+ tokens fetch kAhead bytes ahead,
+// a line every step or two (prefetch_step).
 template <int C, uint64_t kAhead>
 G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                        int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
@@ -39,7 +40,8 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ4K& w = p[b];
-    if constexpr (C > 1) prefetch_packed<PackedQ4K, kAhead>(&w, pf_end);
+    const uint8_t* ahead = nullptr;
+    if constexpr (C > 1) ahead = packed_ahead<PackedQ4K, kAhead>(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -47,6 +49,7 @@ G3N_KQ_TARGET void q4k_packed_x_tokens(const PackedQ4K* p, const BlockQ8_K* cons
       for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
+        if constexpr (C > 1) prefetch_step<PackedQ4K>(ahead, 8 * j + k);
         const __m512i v = _mm512_load_si512(w.q[j / 2][k]);
         const __m512i x = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, m4);
         for (int t = 0; t < C; ++t) s[t] = dpbusd_bcast(s[t], x, a[t][b].qs + 32 * j + 4 * k);
@@ -96,7 +99,8 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
   for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ6K& w = p[b];
-    if constexpr (C > 1) prefetch_packed<PackedQ6K, kAhead>(&w, pf_end);
+    const uint8_t* ahead = nullptr;
+    if constexpr (C > 1) ahead = packed_ahead<PackedQ6K, kAhead>(&w, pf_end);
     __m512i tot[C], s[C];
     for (int t = 0; t < C; ++t) tot[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -108,6 +112,7 @@ G3N_KQ_TARGET void q6k_packed_x_tokens(const PackedQ6K* p, const BlockQ8_K* cons
         for (int t = 0; t < C; ++t) s[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
+          if constexpr (C > 1) prefetch_step<PackedQ6K>(ahead, 16 * q + 4 * f + k);
           const __m512i x = q6k_packed_quants(u, f, k);
           for (int t = 0; t < C; ++t) s[t] = dpbusd_bcast(s[t], x, a[t][b].qs + 16 * j + 4 * k);
           if constexpr (C > 1) keep_zmm_in_registers<C>(s);  // one token: the compiler's own schedule, +15%

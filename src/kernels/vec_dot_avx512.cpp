@@ -282,7 +282,8 @@ KernelSet make_avx512() {
   set_decode_rows<Vnni256Madd>(k);  // the ymm decode rows with vpdpwssd; a zmm form is not written
   // Intel Xeon (AMX VM, 2 threads, E4B's matrices, 5-token calls over one-token calls, alternating): 2 KB ahead
   // 1.21-1.35 (ffn_gate), 1.16-1.22 (ffn_down), 1.13-1.19 (the Q6_K output head) against 8 KB's 1.39-1.40,
-  // 1.38-1.40, 1.32-1.33; none at all 1.60-1.63, 1.30-1.35, 1.09-1.11.
+  // 1.38-1.40, 1.32-1.33; none at all 1.60-1.63, 1.30-1.35, 1.09-1.11 (each block's lines fetched at its start).
+  // Spread over the block's steps (prefetch_step), ffn_gate at 1, 2, 4 and 8 KB: 1.18-1.20, 1.01-1.08, 1.06, 1.05-1.07.
   set_packed_kernels<2048>(k);
   // Full-width float tiles where 512-bit operations are not split (Zen 4, avx512vnni-256, measured no gain).
   set_float_tiles_zmm(k);
