@@ -271,7 +271,7 @@ TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
 
 TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
   for_each_kernel_set([&](const std::string&) {
-    // 176 rows: the AVX-512 kernel's 64-row steps and its 16-row remainder both run.
+    // 176 rows: the AVX-512 kernel's 4-group steps and its single-group remainder both run.
     for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
       for (bool saturated : {false, true}) {
       const int64_t n = 1024, rows = 176;
@@ -306,6 +306,25 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
         }
       }
       }
+    // More rows than the AVX-512 kernel takes at once (2048): a call spanning two slabs, the second of 2 groups.
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      const int64_t n = 512, rows = 2048 + 32;
+      std::mt19937 rng(32);
+      std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+      const SparseColumns cols = make_sparse_columns(w);
+      std::vector<float> x = randn(rng, n);
+      std::bernoulli_distribution keep(0.05);
+      for (float& v : x) v = keep(rng) ? v : 0.0f;
+      std::vector<uint8_t> act(act_row_bytes(t, n));
+      quantize_act_row(t, x.data(), act.data(), n);
+      SparseQ8K sa;
+      sparse_q8k_from(act.data(), n, sa);
+      std::vector<float> y(size_t(rows), std::nanf(""));
+      sparse_columns_rows(cols, sa, 0, rows, y.data());
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(bits(y[size_t(r)]), bits(vec_dot(t, w.row(r), act.data(), n))) << type_name(t) << " row " << r;
+    }
     const std::vector<uint8_t> q5(size_t(*ggml_row_bytes(GgmlType::Q5_K, 256)) * 16);
     EXPECT_FALSE(sparse_columns_supported(WeightMatrix{GgmlType::Q5_K, 256, 16, *ggml_row_bytes(GgmlType::Q5_K, 256), q5.data()}));
     const std::vector<uint8_t> q4(size_t(*ggml_row_bytes(GgmlType::Q4_K, 256)) * 12);
