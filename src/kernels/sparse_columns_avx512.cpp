@@ -103,14 +103,15 @@ G3N_AVX512 void q6k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot:
 // ---- Decode: one sparse activation row (sparse_columns_rows) ------------------------------------------
 // Each non-zero activation v in column j adds sc[group][r] * q[j][r] * v to row r's block sum. The kernel
 // takes up to kSlabGroups 16-row groups at once with their int32 sums in memory (L1), so one entry reads its
-// column's 8 bytes of nibbles per group (plus 4 of Q6_K top bits) as one contiguous run of lines, and
-// prefetches the run of the entry kSlabPrefetch ahead, across block boundaries: the columns are scattered
-// reads no hardware prefetcher guesses. (The kernel before kept 8 groups' sums in registers and went through
-// the entries once per 128 rows, one line per column each time: a 5-token verify pass of E4B's ten Q6_K sparse
-// layers, 1 thread, 25.9 ms against 17.5 now; one token 3.4 against 2.6.)
-// q * scale fits in the low int16 of each int32 lane (|.| <= 4096), so vpdpwssd against (v, 0) pairs adds
-// exactly q * scale * v. The float close per block repeats the AVX2 kernel's two fmas (dot_q4_k's /
-// dot_q6_k's), lane for lane: the same bits.
+// column's 8 bytes of nibbles per group (plus 4 of Q6_K top bits) as one contiguous run of lines, 4 groups
+// at a time in 16-bit lanes (unit64), and prefetches the run of the entry kSlabPrefetch ahead, a line at a
+// time, across block boundaries: the columns are scattered reads no hardware prefetcher guesses. (The kernel
+// before kept 8 groups' sums in registers and went through the entries once per 128 rows, one line per column
+// each time: a 5-token verify pass of E4B's ten Q6_K sparse layers, 1 thread, 27.3 ms against 15.3-16.6 now,
+// 17.5-18.6 with 32-bit lanes; one token 3.4-3.7 against 2.5-2.7.)
+// The float close per block repeats the AVX2 kernel's two fmas (dot_q4_k's / dot_q6_k's), lane for lane: the
+// same bits. Groups past the last whole 4 go one at a time in 32-bit lanes: q * scale fits in the low int16 of
+// each lane (|.| <= 4096), so vpdpwssd against (v, 0) pairs adds exactly q * scale * v.
 // Entries ahead (2048 rows, 5 tokens, 1 thread): 1, 2, 4 and 8 within 7% of each other, 16 10% slower, none 60%.
 constexpr int kSlabGroups = 128;
 constexpr uint32_t kSlabPrefetch = 4;
@@ -127,28 +128,66 @@ inline const uint32_t* entry_blocks(const SparseQ8K& a) {
 
 G3N_AVX512 inline __m512i widen16(__m128i x) { return _mm512_cvtepu8_epi32(x); }
 
-// 8 * G bytes of nibble pairs -> G x 16 bytes in row order (column_nibbles on each 8 bytes).
-template <int G>
-G3N_AVX512 inline void column_rows(const uint8_t* col, __m128i* out) {
-  if constexpr (G % 4 == 0) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int g = 0; g < G; g += 4) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + 8 * g));
-      const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-      const __m256i a = _mm256_unpacklo_epi64(lo, hi), b = _mm256_unpackhi_epi64(lo, hi);  // groups 0,2 | 1,3
-      out[g] = _mm256_castsi256_si128(a);
-      out[g + 1] = _mm256_castsi256_si128(b);
-      out[g + 2] = _mm256_extracti128_si256(a, 1);
-      out[g + 3] = _mm256_extracti128_si256(b, 1);
-    }
+G3N_AVX512 inline void prefetch_line(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+
+
+// One entry's products for 64 rows (4 groups) in 16-bit lanes: each 128-bit lane L takes group L, one zmm its
+// rows 0-7 ("lo", the low nibbles of its 8 bytes), another its rows 8-15 ("hi"), as zero-extended words. The
+// scales come in row order (64 bytes), so an in-lane unpack lines a lane's first or last 8 up with them; a
+// vpmaddubsw then gives q * scale per word (the quant's high byte is 0), and two vpdpwssd against (v, 0) and
+// (0, v) pairs add the even and the odd words' products into S[0] / S[1] (lo) and S[2] / S[3] (hi), each
+// lane an exact int32 sum: S[0] lane i holds row 16 (i / 4) + 2 (i % 4), S[1] the row after it, S[2] and S[3]
+// the same 8 rows on. unit_rows_in_order restores row order at the block's close. Against one group at a time
+// in 32-bit lanes this halves the widening and the multiplies: ~12 ops per 64 rows (Q6_K ~24) against ~36.
+template <bool kQ4>
+G3N_AVX512 inline void unit64(const uint8_t* col, const uint8_t* scale64, const uint8_t* tops16, __m512i ve, __m512i vo,
+                              __m512i* S) {
+  const __m512i m4 = _mm512_set1_epi16(0x0F);
+  const __m512i w = _mm512_cvtepu8_epi16(load256(col));  // byte 8L + k of the nibbles -> word k of lane L
+  __m512i qlo = _mm512_and_si512(w, m4), qhi = _mm512_and_si512(_mm512_srli_epi16(w, 4), m4);
+  const __m512i sc = _mm512_loadu_si512(scale64);
+  const __m512i slo = _mm512_unpacklo_epi8(sc, sc), shi = _mm512_unpackhi_epi8(sc, sc);  // word k: (s, s) of row k / 8 + k
+  __m512i plo, phi;
+  if constexpr (kQ4) {  // unsigned scales < 64: positive as vpmaddubsw's signed operand
+    plo = _mm512_maddubs_epi16(qlo, slo);
+    phi = _mm512_maddubs_epi16(qhi, shi);
   } else {
-    for (int g = 0; g < G; ++g) out[g] = column_nibbles(col + 8 * g);
+    // Top bits: group L's 32-bit word in every lane, its low half spread over the lo words, its high half over
+    // the hi words; word k keeps bits 2k, 2k + 1 of that half, moved to bits 4-5 (left by 4 - 2k or right by
+    // 2k - 4), then (top & 0x30) | nibble, and the -32 of the signed quant as -32 * scale.
+    const __m512i tw = _mm512_broadcast_i32x4(load128(tops16));
+    const __m512i pick_lo = _mm512_set_epi64(0x0d0c0d0c0d0c0d0cLL, 0x0d0c0d0c0d0c0d0cLL, 0x0908090809080908LL, 0x0908090809080908LL,
+                                             0x0504050405040504LL, 0x0504050405040504LL, 0x0100010001000100LL, 0x0100010001000100LL);
+    const __m512i pick_hi = _mm512_add_epi8(pick_lo, _mm512_set1_epi8(2));
+    const __m512i left = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 2, 4, 0, 0, 0, 0, 0, 0, 2, 4, 0, 0, 0, 0, 0, 0, 2, 4, 0, 0, 0, 0, 0, 0, 2, 4);
+    const __m512i right = _mm512_set_epi16(10, 8, 6, 4, 2, 0, 0, 0, 10, 8, 6, 4, 2, 0, 0, 0, 10, 8, 6, 4, 2, 0, 0, 0, 10, 8, 6, 4, 2, 0, 0, 0);
+    const __m512i top = _mm512_set1_epi16(0x30), k32 = _mm512_set1_epi16(32);
+    const auto bits = [&](__m512i pick) G3N_AVX512 {
+      return _mm512_srlv_epi16(_mm512_sllv_epi16(_mm512_shuffle_epi8(tw, pick), left), right);
+    };
+    qlo = _mm512_ternarylogic_epi32(bits(pick_lo), top, qlo, 0xEA);
+    qhi = _mm512_ternarylogic_epi32(bits(pick_hi), top, qhi, 0xEA);
+    plo = _mm512_sub_epi16(_mm512_maddubs_epi16(qlo, slo), _mm512_maddubs_epi16(k32, slo));
+    phi = _mm512_sub_epi16(_mm512_maddubs_epi16(qhi, shi), _mm512_maddubs_epi16(k32, shi));
   }
+  S[0] = _mm512_dpwssd_epi32(S[0], plo, ve);
+  S[1] = _mm512_dpwssd_epi32(S[1], plo, vo);
+  S[2] = _mm512_dpwssd_epi32(S[2], phi, ve);
+  S[3] = _mm512_dpwssd_epi32(S[3], phi, vo);
 }
 
-G3N_AVX512 inline void prefetch_column(const uint8_t* p, int bytes) {
-  for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T0);
+// S[0..3] of unit64 -> the 4 groups' sums in row order, in place.
+G3N_AVX512 inline void unit_rows_in_order(__m512i* S) {
+  // Lane m = 8h + k of the first merge: rows 16h + k (k < 8) of groups 0 and 1, from S[k % 2] lane 4h + k / 2
+  // (operand bit 16: the second source); groups 2 and 3 four lanes on.
+  const __m512i first = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+  const __m512i a = _mm512_permutex2var_epi32(S[0], first, S[1]), b = _mm512_permutex2var_epi32(S[0], second, S[1]);
+  const __m512i c = _mm512_permutex2var_epi32(S[2], first, S[3]), d = _mm512_permutex2var_epi32(S[2], second, S[3]);
+  S[0] = _mm512_shuffle_i64x2(a, c, _MM_SHUFFLE(1, 0, 1, 0));
+  S[1] = _mm512_shuffle_i64x2(a, c, _MM_SHUFFLE(3, 2, 3, 2));
+  S[2] = _mm512_shuffle_i64x2(b, d, _MM_SHUFFLE(1, 0, 1, 0));
+  S[3] = _mm512_shuffle_i64x2(b, d, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
 // Layouts: sparse_columns.h. Q4_K: scales one byte per row at 4R (groups of 32 columns), nibbles at 20R, the
@@ -167,6 +206,7 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, const uint
   const __m512i k32 = _mm512_set1_epi32(32), top_bits = _mm512_set1_epi32(0x30);
   alignas(64) __m512 acc[kSlabGroups];
   alignas(64) __m512i S[kSlabGroups];
+  const int G4 = G / 4 * 4;  // groups taken 4 at a time (unit64), the rest one by one
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   for (int64_t b = 0; b < a.n_blocks; ++b) {
     const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
@@ -178,10 +218,15 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, const uint
     for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
+      // The entry kSlabPrefetch on: its run's lines, one at a time as the units go by (all of them at once
+      // would wait for line fill buffers).
+      const uint8_t *ahead = nullptr, *ahead_h = nullptr;
       if (e + kSlabPrefetch < n_entries) {
         const uint32_t f = e + kSlabPrefetch;
-        prefetch_column(base + bb * eb[f] + a.col[f] * (R / 2), 8 * G);
-        if constexpr (!kQ4) prefetch_column(base_h + bb * eb[f] + a.col[f] * (R / 4), 4 * G);
+        ahead = base + bb * eb[f] + a.col[f] * (R / 2);
+        ahead_h = base_h + bb * eb[f] + a.col[f] * (R / 4);
+        prefetch_line(ahead + 8 * G - 1);
+        if constexpr (!kQ4) prefetch_line(ahead_h + 4 * G - 1);
       }
       const uint8_t* scale_row = sc + (j / group_cols) * R;  // Q4_K scales unsigned, Q6_K signed
       const uint8_t* col = q + j * (R / 2);
@@ -198,14 +243,17 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, const uint
         }
         S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale), v);
       };
-      int g = 0;
-      for (; g + 4 <= G; g += 4) {
-        __m128i rows[4];
-        column_rows<4>(col + 8 * g, rows);
-        for (int i = 0; i < 4; ++i) one(g + i, rows[i]);
+      const __m512i ve = v, vo = _mm512_set1_epi32(int32_t(uint32_t(uint16_t(a.val[e])) << 16));
+      for (int g = 0; g < G4; g += 4) {
+        if (ahead && g % 8 == 0) prefetch_line(ahead + 8 * g);
+        if (!kQ4 && ahead && g % 16 == 0) prefetch_line(ahead_h + 4 * g);
+        unit64<kQ4>(col + 8 * g, scale_row + 16 * g, qh + j * (R / 4) + 4 * g, ve, vo, S + g);
       }
-      for (; g < G; ++g) one(g, column_nibbles(col + 8 * g));
+      if (ahead)
+        for (int g = G4; g < G; ++g) prefetch_line(ahead + 8 * g), prefetch_line(ahead_h + 4 * g);
+      for (int g = G4; g < G; ++g) one(g, column_nibbles(col + 8 * g));
     }
+    for (int g = 0; g < G4; g += 4) unit_rows_in_order(S + g);
     const __m512 ad = _mm512_set1_ps(a.d[b]);
     for (int g = 0; g < G; ++g) {
       const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
