@@ -196,12 +196,17 @@ struct Vnni256Madd {
 // fmas with a memory operand a second against 7.2 G on registers), so each activation is loaded once into a
 // register, not folded into every row's fma (BF16, 48 rows x 24 tokens x 2048 in L2, 1 thread: 2 x 4 with
 // folded loads 31.5 GMAC/s, 3 x 4 in registers 48-50; E2B's narrowed matrices, 256 tokens: 472 -> 351 ms).
+// A verify pass's call (TileArgs::streaming) fetches the next tile's rows as far along as this one's: rows of
+// BF16 are 4 KB, a page each, where the hardware prefetcher stops (E4B's BF16 matrices, 2 threads, 5 tokens
+// 9.0-9.8 -> 7.5-8.3 ms, one token 7.7-8.6).
 struct ZF32 {
+  static constexpr int kBytes = 4;
   G3N_AVX512 static __m512 load16(const uint8_t* x, int64_t i) { return _mm512_loadu_ps(reinterpret_cast<const float*>(x) + i); }
   G3N_AVX512 static __m256 load8(const uint8_t* x, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(x) + i); }
   static float get(const uint8_t* x, int64_t i) { return reinterpret_cast<const float*>(x)[i]; }
 };
 struct ZF16 {
+  static constexpr int kBytes = 2;
   G3N_AVX512 static __m512 load16(const uint8_t* x, int64_t i) {
     return _mm512_cvtph_ps(loadu(reinterpret_cast<const uint16_t*>(x) + i));
   }
@@ -211,6 +216,7 @@ struct ZF16 {
   G3N_AVX512 static float get(const uint8_t* x, int64_t i) { return h2f(reinterpret_cast<const uint16_t*>(x)[i]); }
 };
 struct ZBF16 {
+  static constexpr int kBytes = 2;
   G3N_AVX512 static __m512 load16(const uint8_t* x, int64_t i) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(loadu(reinterpret_cast<const uint16_t*>(x) + i)), 16));
   }
@@ -238,6 +244,10 @@ struct TileFloatZmm {
     const int64_t n = g.n;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+      if (C > 1 && g.streaming)  // the next tile's rows, as far along: see the struct's comment
+        for (int r = 0; r < R; ++r)
+          for (int l = 0; l < Load::kBytes / 2; ++l)
+            _mm_prefetch(reinterpret_cast<const char*>(g.w + uint64_t(R + r) * g.ws + uint64_t(i) * Load::kBytes + 64 * l), _MM_HINT_T0);
       __m512 w0[R], w1[R];
       for (int r = 0; r < R; ++r) w0[r] = Load::load16(g.w + uint64_t(r) * g.ws, i), w1[r] = Load::load16(g.w + uint64_t(r) * g.ws, i + 16);
       for (int t = 0; t < C; ++t) {
