@@ -43,7 +43,9 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
     for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ4K& w = p[b];
-    if constexpr (kPrefetch) prefetch_packed(&w, pf_end);
+    const uint8_t* ahead = nullptr;  // one token: the block's lines at its start; more: spread (prefetch_step)
+    if constexpr (kPrefetch && C == 1) prefetch_packed(&w, pf_end);
+    else if constexpr (kPrefetch) ahead = packed_ahead<PackedQ4K, kPackedAhead>(&w, pf_end);
     __m256i tot[H][C];
     for (int h = 0; h < H; ++h)
       for (int t = 0; t < C; ++t) tot[h][t] = _mm256_setzero_si256();
@@ -52,6 +54,7 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
       __m256i s[H][C];
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
+        if constexpr (kPrefetch && C > 1) prefetch_step<PackedQ4K>(ahead, 8 * j + k);
         __m256i act[C];
         for (int t = 0; t < C; ++t) {
           int32_t v;
@@ -165,7 +168,9 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
     for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ6K& w = p[b];
-    if constexpr (kPrefetch) prefetch_packed(&w, pf_end);
+    const uint8_t* ahead = nullptr;  // as in q4k_packed_halves
+    if constexpr (kPrefetch && C == 1) prefetch_packed(&w, pf_end);
+    else if constexpr (kPrefetch) ahead = packed_ahead<PackedQ6K, kPackedAhead>(&w, pf_end);
     __m256i tot[H][C];
     for (int h = 0; h < H; ++h)
       for (int t = 0; t < C; ++t) tot[h][t] = _mm256_setzero_si256();
@@ -180,6 +185,7 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
           __m256i s[H][C];
 #pragma GCC unroll 2
           for (int k = k2; k < k2 + 2; ++k) {
+            if constexpr (kPrefetch && C > 1) prefetch_step<PackedQ6K>(ahead, 16 * q + 4 * f + k);
             for (int h = 0; h < H; ++h) {
               const int off = 32 * (h0 + h);
               const __m256i l = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.ql(f % 2, k) + off));
