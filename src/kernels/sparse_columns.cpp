@@ -141,6 +141,7 @@ void sparse_q8k_from(const void* q8k_row, int64_t n, SparseQ8K& out) {
   out.start.resize(static_cast<size_t>(nb) + 1);
   out.col.clear();
   out.val.clear();
+  out.block.clear();
   for (int64_t b = 0; b < nb; ++b) {
     out.d[b] = a[b].d;
     for (int g = 0; g < 8; ++g) out.bsum32[b * 8 + g] = int16_t(a[b].bsums[2 * g] + a[b].bsums[2 * g + 1]);
@@ -149,6 +150,7 @@ void sparse_q8k_from(const void* q8k_row, int64_t n, SparseQ8K& out) {
       if (a[b].qs[j] != 0) {
         out.col.push_back(uint8_t(j));
         out.val.push_back(a[b].qs[j]);
+        out.block.push_back(static_cast<uint32_t>(b));
       }
   }
   out.start[nb] = static_cast<uint32_t>(out.col.size());

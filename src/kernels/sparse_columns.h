@@ -48,6 +48,7 @@ struct SparseQ8K {
   std::vector<uint32_t> start;      // [n_blocks + 1]: entries of block b are [start[b], start[b+1])
   std::vector<uint8_t> col;         // column within the block
   std::vector<int8_t> val;          // its quant
+  std::vector<uint32_t> block;      // its block (kernels prefetch entries ahead, across block boundaries)
   int64_t nonzero() const { return static_cast<int64_t>(col.size()); }
 };
 // From a Q8_K activation row of n values (what quantize_act_row writes for K-quant weights).

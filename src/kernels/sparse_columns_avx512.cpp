@@ -116,16 +116,6 @@ G3N_AVX512 void q6k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot:
 constexpr int kSlabGroups = 128;
 constexpr uint32_t kSlabPrefetch = 4;
 
-// Block index of every entry, so the prefetch can run ahead across block boundaries (a block has only
-// ~13 entries at 5% density). Per thread, grown once.
-inline const uint32_t* entry_blocks(const SparseQ8K& a) {
-  thread_local std::vector<uint32_t> blocks;
-  blocks.resize(size_t(a.nonzero()) + 1);
-  for (int64_t b = 0; b < a.n_blocks; ++b)
-    for (uint32_t e = a.start[b]; e < a.start[b + 1]; ++e) blocks[e] = uint32_t(b);
-  return blocks.data();
-}
-
 G3N_AVX512 inline __m512i widen16(__m128i x) { return _mm512_cvtepu8_epi32(x); }
 
 G3N_AVX512 inline void prefetch_line(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
@@ -194,7 +184,7 @@ G3N_AVX512 inline void unit_rows_in_order(__m512i* S) {
 // min term per block. Q6_K: signed scales at 2R (groups of 16), nibbles at 18R, top-bit words at 146R.
 // Rows [r, r + 16 * G), G <= kSlabGroups.
 template <bool kQ4>
-G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, const uint32_t* eb, int64_t r, int G, float* y) {
+G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
   const int64_t R = m.n_out;
   const uint64_t bb = m.block_bytes();
   const uint32_t n_entries = uint32_t(a.nonzero());
@@ -223,8 +213,8 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, const uint
       const uint8_t *ahead = nullptr, *ahead_h = nullptr;
       if (e + kSlabPrefetch < n_entries) {
         const uint32_t f = e + kSlabPrefetch;
-        ahead = base + bb * eb[f] + a.col[f] * (R / 2);
-        ahead_h = base_h + bb * eb[f] + a.col[f] * (R / 4);
+        ahead = base + bb * a.block[f] + a.col[f] * (R / 2);
+        ahead_h = base_h + bb * a.block[f] + a.col[f] * (R / 4);
         prefetch_line(ahead + 8 * G - 1);
         if constexpr (!kQ4) prefetch_line(ahead_h + 4 * G - 1);
       }
@@ -275,9 +265,8 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, const uint
 
 template <bool kQ4>
 G3N_AVX512 void rows_of(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
-  const uint32_t* eb = entry_blocks(a);
   for (int64_t r = r0; r < r1; r += 16 * kSlabGroups)
-    rows_slab<kQ4>(m, a, eb, r, int(std::min<int64_t>(kSlabGroups, (r1 - r) / 16)), y);
+    rows_slab<kQ4>(m, a, r, int(std::min<int64_t>(kSlabGroups, (r1 - r) / 16)), y);
 }
 
 G3N_AVX512 void rows_any(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
