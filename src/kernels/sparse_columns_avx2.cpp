@@ -4,6 +4,7 @@
 // block sum. The min term of Q4_K is the dense matvec of the mins with the 32-group activation sums. Per
 // block the two float fmas repeat dot_q4_k's / dot_q6_k's, lane for lane.
 #include "kernels/sparse_columns.h"
+#include "kernels/sparse_columns_slice.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -33,11 +34,8 @@ G3N_AVX2 inline void prefetch_line(const uint8_t* p) { _mm_prefetch(reinterpret_
 template <bool kQ4>
 G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
   const int64_t R = m.n_out;
-  const uint64_t bb = m.block_bytes();
   const uint32_t n_entries = uint32_t(a.nonzero());
-  const int64_t q_at = kQ4 ? 20 * R : 18 * R, sc_at = kQ4 ? 4 * R : 2 * R, group_cols = kQ4 ? 32 : 16;
-  const uint8_t* base = m.bytes.data() + q_at + r / 2;
-  const uint8_t* base_h = m.bytes.data() + 146 * R + r / 4;  // Q6_K only
+  const ColumnSlice<kQ4> slice(m, r);
   const __m128i m4 = _mm_set1_epi8(0x0F);
   const __m256i k32 = _mm256_set1_epi32(32), m3 = _mm256_set1_epi32(3);
   // Q6_K: row i of a 16-row word keeps its top bits at bit 2i: shift counts for rows 0-7 and 8-15.
@@ -49,24 +47,20 @@ G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, i
   for (int64_t b = 0; b < a.n_blocks; ++b) {
     const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
     if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
-    const uint8_t* blk = m.bytes.data() + bb * static_cast<uint64_t>(b);
-    const uint8_t* sc = blk + sc_at + r;
-    const uint8_t* q = blk + q_at + r / 2;
-    const uint8_t* qh = blk + 146 * R + r / 4;
+    const uint8_t* blk = slice.block(b);
     for (int i = 0; i < 2 * G; ++i) S[i] = _mm256_setzero_si256();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
       const uint8_t *ahead = nullptr, *ahead_h = nullptr;
       if (e + kSlabPrefetch < n_entries) {
         const uint32_t f = e + kSlabPrefetch;
-        ahead = base + bb * a.block[f] + a.col[f] * (R / 2);
-        ahead_h = base_h + bb * a.block[f] + a.col[f] * (R / 4);
+        ahead = slice.nibbles(a.block[f], a.col[f]), ahead_h = slice.tops(a.block[f], a.col[f]);
         prefetch_line(ahead + 8 * G - 1);
         if constexpr (!kQ4) prefetch_line(ahead_h + 4 * G - 1);
       }
-      const uint8_t* scale_row = sc + (j / group_cols) * R;  // Q4_K scales unsigned, Q6_K signed
-      const uint8_t* col = q + j * (R / 2);
-      const uint8_t* tops = qh + j * (R / 4);
+      const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
+      const uint8_t* col = slice.nibbles(b, j);
+      const uint8_t* tops = slice.tops(b, j);
       const __m256i v = _mm256_set1_epi32(a.val[e] & 0xFFFF);  // (v, 0) pairs: the madd ignores the upper halves
       for (int g = 0; g < G; ++g) {
         if (ahead && g % 8 == 0) prefetch_line(ahead + 8 * g);

@@ -12,6 +12,7 @@
 // nibbles (plus a 32-bit word of Q6_K top bits). Four columns are widened to 16 bytes each and
 // interleaved into the panel's 4 quants per row.
 #include "kernels/sparse_columns.h"
+#include "kernels/sparse_columns_slice.h"
 
 #if defined(__x86_64__)
 
@@ -186,11 +187,8 @@ G3N_AVX512 inline void unit_rows_in_order(__m512i* S) {
 template <bool kQ4>
 G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
   const int64_t R = m.n_out;
-  const uint64_t bb = m.block_bytes();
   const uint32_t n_entries = uint32_t(a.nonzero());
-  const int64_t q_at = kQ4 ? 20 * R : 18 * R, sc_at = kQ4 ? 4 * R : 2 * R, group_cols = kQ4 ? 32 : 16;
-  const uint8_t* base = m.bytes.data() + q_at + r / 2;
-  const uint8_t* base_h = m.bytes.data() + 146 * R + r / 4;  // Q6_K only
+  const ColumnSlice<kQ4> slice(m, r);
   // Q6_K: row i of a 16-row word keeps its top bits at bit 2i; rotating right by 2i - 4 puts them at bits 4-5.
   const __m512i rot = _mm512_setr_epi32(28, 30, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26);
   const __m512i k32 = _mm512_set1_epi32(32), top_bits = _mm512_set1_epi32(0x30);
@@ -201,10 +199,7 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
   for (int64_t b = 0; b < a.n_blocks; ++b) {
     const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
     if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
-    const uint8_t* blk = m.bytes.data() + bb * uint64_t(b);
-    const uint8_t* sc = blk + sc_at + r;
-    const uint8_t* q = blk + q_at + r / 2;
-    const uint8_t* qh = blk + 146 * R + r / 4;
+    const uint8_t* blk = slice.block(b);
     for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
@@ -213,13 +208,13 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
       const uint8_t *ahead = nullptr, *ahead_h = nullptr;
       if (e + kSlabPrefetch < n_entries) {
         const uint32_t f = e + kSlabPrefetch;
-        ahead = base + bb * a.block[f] + a.col[f] * (R / 2);
-        ahead_h = base_h + bb * a.block[f] + a.col[f] * (R / 4);
+        ahead = slice.nibbles(a.block[f], a.col[f]), ahead_h = slice.tops(a.block[f], a.col[f]);
         prefetch_line(ahead + 8 * G - 1);
         if constexpr (!kQ4) prefetch_line(ahead_h + 4 * G - 1);
       }
-      const uint8_t* scale_row = sc + (j / group_cols) * R;  // Q4_K scales unsigned, Q6_K signed
-      const uint8_t* col = q + j * (R / 2);
+      const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
+      const uint8_t* col = slice.nibbles(b, j);
+      const uint8_t* qh = slice.tops(b, j);
       const __m512i v = _mm512_set1_epi32(a.val[e] & 0xFFFF);
       auto one = [&](int g, __m128i rows) G3N_AVX512 {
         const __m128i bytes = load128(scale_row + 16 * g);
@@ -227,7 +222,7 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
         __m512i quant = widen16(rows);
         if constexpr (!kQ4) {  // (top bits & 0x30) | low nibble, minus 32: the signed 6-bit quant
           int32_t word;
-          std::memcpy(&word, qh + j * (R / 4) + 4 * g, 4);
+          std::memcpy(&word, qh + 4 * g, 4);
           const __m512i t = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
           quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(t, top_bits, quant, 0xEA), k32);
         }
@@ -237,7 +232,7 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
       for (int g = 0; g < G4; g += 4) {
         if (ahead && g % 8 == 0) prefetch_line(ahead + 8 * g);
         if (!kQ4 && ahead && g % 16 == 0) prefetch_line(ahead_h + 4 * g);
-        unit64<kQ4>(col + 8 * g, scale_row + 16 * g, qh + j * (R / 4) + 4 * g, ve, vo, S + g);
+        unit64<kQ4>(col + 8 * g, scale_row + 16 * g, qh + 4 * g, ve, vo, S + g);
       }
       if (ahead)
         for (int g = G4; g < G; ++g) prefetch_line(ahead + 8 * g), prefetch_line(ahead_h + 4 * g);
