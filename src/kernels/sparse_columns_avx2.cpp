@@ -34,7 +34,6 @@ G3N_AVX2 inline void prefetch_line(const uint8_t* p) { _mm_prefetch(reinterpret_
 template <bool kQ4>
 G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
   const int64_t R = m.n_out;
-  const uint32_t n_entries = uint32_t(a.nonzero());
   const ColumnSlice<kQ4> slice(m, r);
   const __m128i m4 = _mm_set1_epi8(0x0F);
   const __m256i k32 = _mm256_set1_epi32(32), m3 = _mm256_set1_epi32(3);
@@ -51,13 +50,7 @@ G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, i
     for (int i = 0; i < 2 * G; ++i) S[i] = _mm256_setzero_si256();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
-      const uint8_t *ahead = nullptr, *ahead_h = nullptr;
-      if (e + kSlabPrefetch < n_entries) {
-        const uint32_t f = e + kSlabPrefetch;
-        ahead = slice.nibbles(a.block[f], a.col[f]), ahead_h = slice.tops(a.block[f], a.col[f]);
-        prefetch_line(ahead + 8 * G - 1);
-        if constexpr (!kQ4) prefetch_line(ahead_h + 4 * G - 1);
-      }
+      const auto [ahead, ahead_h] = slice.runs_ahead(a, e + kSlabPrefetch, G);
       const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
       const uint8_t* col = slice.nibbles(b, j);
       const uint8_t* tops = slice.tops(b, j);

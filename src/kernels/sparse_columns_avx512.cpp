@@ -187,7 +187,6 @@ G3N_AVX512 inline void unit_rows_in_order(__m512i* S) {
 template <bool kQ4>
 G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
   const int64_t R = m.n_out;
-  const uint32_t n_entries = uint32_t(a.nonzero());
   const ColumnSlice<kQ4> slice(m, r);
   // Q6_K: row i of a 16-row word keeps its top bits at bit 2i; rotating right by 2i - 4 puts them at bits 4-5.
   const __m512i rot = _mm512_setr_epi32(28, 30, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26);
@@ -203,15 +202,7 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
     for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
-      // The entry kSlabPrefetch on: its run's lines, one at a time as the units go by (all of them at once
-      // would wait for line fill buffers).
-      const uint8_t *ahead = nullptr, *ahead_h = nullptr;
-      if (e + kSlabPrefetch < n_entries) {
-        const uint32_t f = e + kSlabPrefetch;
-        ahead = slice.nibbles(a.block[f], a.col[f]), ahead_h = slice.tops(a.block[f], a.col[f]);
-        prefetch_line(ahead + 8 * G - 1);
-        if constexpr (!kQ4) prefetch_line(ahead_h + 4 * G - 1);
-      }
+      const auto [ahead, ahead_h] = slice.runs_ahead(a, e + kSlabPrefetch, G);
       const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
       const uint8_t* col = slice.nibbles(b, j);
       const uint8_t* qh = slice.tops(b, j);

@@ -22,6 +22,20 @@ struct ColumnSlice {
   const uint8_t* tops(int64_t b, int j) const { return block(b) + 146 * R + r / 4 + j * (R / 4); }
   // The scales of column j's group (one byte per row): Q4_K groups of 32 columns at 4R, Q6_K of 16 at 2R.
   const uint8_t* scales(int64_t b, int j) const { return block(b) + (kQ4 ? 4 : 2) * R + r + (j / (kQ4 ? 32 : 16)) * R; }
+
+  // The runs of entry f of `a` over G groups (null past the last entry), their last lines fetched now: a
+  // kernel fetches the others one at a time as its steps pass (all at once they wait for line fill buffers).
+  struct Runs {
+    const uint8_t* nibbles = nullptr;
+    const uint8_t* tops = nullptr;
+  };
+  Runs runs_ahead(const SparseQ8K& a, uint32_t f, int G) const {
+    if (f >= static_cast<uint32_t>(a.nonzero())) return {};
+    const Runs runs{nibbles(a.block[f], a.col[f]), tops(a.block[f], a.col[f])};
+    __builtin_prefetch(runs.nibbles + 8 * G - 1, 0, 3);
+    if constexpr (!kQ4) __builtin_prefetch(runs.tops + 4 * G - 1, 0, 3);
+    return runs;
+  }
 };
 
 }  // namespace g3n::sparse_detail
