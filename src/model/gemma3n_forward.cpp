@@ -287,11 +287,11 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
   // One slice of the output rows per thread: each entry's column is then one long contiguous read per thread
   // (the AVX-512 kernel keeps up to 2048 rows' sums in L1), and the slice's scales stay in cache across the
   // tokens. 128-row slices (a line of nibbles per column and slice) made E4B's 5-row verify pass ~4 ms slower.
-  const int64_t kRows = (D / s.pool.size() + 15) / 16 * 16;
-  const int64_t slices = (D + kRows - 1) / kRows;
+  const int64_t slice_rows = std::max<int64_t>(16, (D / s.pool.size() + 15) / 16 * 16);  // more threads than groups
+  const int64_t slices = (D + slice_rows - 1) / slice_rows;
   s.pool.parallel_for_dynamic(slices, [&](int64_t begin, int64_t end, int) {
     for (int64_t c = begin; c < end; ++c) {
-      const int64_t r0 = c * kRows, r1 = std::min(D, r0 + kRows);
+      const int64_t r0 = c * slice_rows, r1 = std::min(D, r0 + slice_rows);
       for (int t = 0; t < s.T; ++t) sparse_columns_rows(down, s.b.sparse_act[t], r0, r1, out + t * D);
     }
   }, std::max<int64_t>(1, slices / (6 * s.pool.size())));
