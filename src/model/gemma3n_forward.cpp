@@ -287,7 +287,7 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
   // One slice of the output rows per thread: each entry's column is then one long contiguous read per thread
   // (the AVX-512 kernel keeps up to 2048 rows' sums in L1), and the slice's scales stay in cache across the
   // tokens. 128-row slices (a line of nibbles per column and slice) made E4B's 5-row verify pass ~4 ms slower.
-  const int64_t slice_rows = std::max<int64_t>(16, (D / s.pool.size() + 15) / 16 * 16);  // more threads than groups
+  const int64_t slice_rows = std::max<int64_t>(16, (D / s.pool.size() + 15) / 16 * 16);  // more threads than rows: 0
   const int64_t slices = (D + slice_rows - 1) / slice_rows;
   s.pool.parallel_for_dynamic(slices, [&](int64_t begin, int64_t end, int) {
     for (int64_t c = begin; c < end; ++c) {
