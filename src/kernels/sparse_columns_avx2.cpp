@@ -29,8 +29,6 @@ namespace {
 constexpr int kSlabGroups = 128;
 constexpr uint32_t kSlabPrefetch = 4;
 
-G3N_AVX2 inline void prefetch_line(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-
 template <bool kQ4>
 G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
   const int64_t R = m.n_out;
@@ -50,14 +48,13 @@ G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, i
     for (int i = 0; i < 2 * G; ++i) S[i] = _mm256_setzero_si256();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
-      const auto [ahead, ahead_h] = slice.runs_ahead(a, e + kSlabPrefetch, G);
+      const auto ahead = slice.runs_ahead(a, e + kSlabPrefetch, G);
       const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
       const uint8_t* col = slice.nibbles(b, j);
       const uint8_t* tops = slice.tops(b, j);
       const __m256i v = _mm256_set1_epi32(a.val[e] & 0xFFFF);  // (v, 0) pairs: the madd ignores the upper halves
       for (int g = 0; g < G; ++g) {
-        if (ahead && g % 8 == 0) prefetch_line(ahead + 8 * g);
-        if (!kQ4 && ahead && g % 16 == 0) prefetch_line(ahead_h + 4 * g);
+        ahead.fetch(g);
         const __m128i qb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(col + 8 * g));
         __m256i q0 = _mm256_cvtepu8_epi32(_mm_and_si128(qb, m4));
         __m256i q1 = _mm256_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qb, 4), m4));

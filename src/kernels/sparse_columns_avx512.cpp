@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 // GCC 12's AVX-512 intrinsics pass an intentionally undefined vector as the unused merge source of
 // unmasked operations (see vec_dot_avx512.cpp).
@@ -119,8 +118,6 @@ constexpr uint32_t kSlabPrefetch = 4;
 
 G3N_AVX512 inline __m512i widen16(__m128i x) { return _mm512_cvtepu8_epi32(x); }
 
-G3N_AVX512 inline void prefetch_line(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-
 
 // One entry's products for 64 rows (4 groups) in 16-bit lanes: each 128-bit lane L takes group L, one zmm its
 // rows 0-7 ("lo", the low nibbles of its 8 bytes), another its rows 8-15 ("hi"), as zero-extended words. The
@@ -202,11 +199,11 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
     for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
     for (uint32_t e = e0; e < e1; ++e) {
       const int j = a.col[e];
-      const auto [ahead, ahead_h] = slice.runs_ahead(a, e + kSlabPrefetch, G);
+      const auto ahead = slice.runs_ahead(a, e + kSlabPrefetch, G);
       const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
       const uint8_t* col = slice.nibbles(b, j);
       const uint8_t* qh = slice.tops(b, j);
-      const __m512i v = _mm512_set1_epi32(a.val[e] & 0xFFFF);
+      const __m512i ve = _mm512_set1_epi32(a.val[e] & 0xFFFF), vo = _mm512_set1_epi32(int32_t(uint32_t(uint16_t(a.val[e])) << 16));
       auto one = [&](int g, __m128i rows) G3N_AVX512 {
         const __m128i bytes = load128(scale_row + 16 * g);
         const __m512i scale = kQ4 ? widen16(bytes) : _mm512_cvtepi8_epi32(bytes);
@@ -217,17 +214,13 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r,
           const __m512i t = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
           quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(t, top_bits, quant, 0xEA), k32);
         }
-        S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale), v);
+        S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale), ve);
       };
-      const __m512i ve = v, vo = _mm512_set1_epi32(int32_t(uint32_t(uint16_t(a.val[e])) << 16));
       for (int g = 0; g < G4; g += 4) {
-        if (ahead && g % 8 == 0) prefetch_line(ahead + 8 * g);
-        if (!kQ4 && ahead && g % 16 == 0) prefetch_line(ahead_h + 4 * g);
+        ahead.fetch(g);
         unit64<kQ4>(col + 8 * g, scale_row + 16 * g, qh + 4 * g, ve, vo, S + g);
       }
-      if (ahead)
-        for (int g = G4; g < G; ++g) prefetch_line(ahead + 8 * g), prefetch_line(ahead_h + 4 * g);
-      for (int g = G4; g < G; ++g) one(g, column_nibbles(col + 8 * g));
+      for (int g = G4; g < G; ++g) ahead.fetch(g), one(g, column_nibbles(col + 8 * g));
     }
     for (int g = 0; g < G4; g += 4) unit_rows_in_order(S + g);
     const __m512 ad = _mm512_set1_ps(a.d[b]);

@@ -28,6 +28,12 @@ struct ColumnSlice {
   struct Runs {
     const uint8_t* nibbles = nullptr;
     const uint8_t* tops = nullptr;
+    // The lines group g's part of the runs starts: one of nibbles per 8 groups, one of Q6_K top bits per 16.
+    void fetch(int g) const {
+      if (!nibbles) return;
+      if (g % 8 == 0) __builtin_prefetch(nibbles + 8 * g, 0, 3);
+      if (!kQ4 && g % 16 == 0) __builtin_prefetch(tops + 4 * g, 0, 3);
+    }
   };
   Runs runs_ahead(const SparseQ8K& a, uint32_t f, int G) const {
     if (f >= static_cast<uint32_t>(a.nonzero())) return {};
