@@ -58,6 +58,28 @@ TEST(JsonSchemaOrder, PropertiesInDeclaredOrder) {
 
 }  // namespace
 
+// A generated number must parse as a finite double (nlohmann::json refuses 1e309 and -59.1e308): with D
+// integer digits the exponent stops at 308 - D, a bound on the value, so a few finite numbers just under
+// DBL_MAX are refused too; a negative exponent is not bounded. The fuzzer found -59.1e308 accepted.
+TEST(JsonSchemaNumbers, NeverOverflowADouble) {
+  const auto any = JsonSchema::compile(nlohmann::json::object());
+  for (const char* text : {"-59.1e308", "1e309", "0.5e309", "123e306", "1E+999", "0e309"}) {
+    JsonMatcher m(*any);
+    EXPECT_FALSE(m.feed(text) && m.complete()) << text;
+  }
+  for (const char* text : {"-59.1e306", "1e307", "0.5e308", "123e305", "1E+099", "1e-999", "123456789012345e-999",
+                           "0.000001e-308", "-0"}) {
+    JsonMatcher m(*any);
+    EXPECT_TRUE(m.feed(text) && m.complete()) << text;
+    EXPECT_TRUE(nlohmann::json::accept(text)) << text;
+  }
+  // Refusing a digit never strands the number: it may still end where it is.
+  JsonMatcher m(*any);
+  EXPECT_TRUE(m.feed("99e30"));
+  EXPECT_FALSE(JsonMatcher(m).feed('7'));
+  EXPECT_TRUE(m.complete());
+}
+
 TEST(SamplingDefaults, GoogleRecommendation) {
   SamplingParams p;
   EXPECT_EQ(p.temperature, 1.0f);

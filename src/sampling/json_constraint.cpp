@@ -32,6 +32,9 @@ enum FrameKind : uint8_t { kValue, kObject, kArray, kString, kNumber, kLiteral }
 constexpr int kMaxWhitespace = 1;   // one blank between tokens (llama.cpp's schema grammars allow the same)
 constexpr int kMaxDigits = 15;      // keeps numbers exactly representable
 constexpr int kMaxExpDigits = 3;
+// A number with D integer digits and exponent E is below 10^(D+E); up to 10^308 every parser reads it as a
+// finite double (past it strtod overflows and nlohmann::json refuses the text: what we generate must parse).
+constexpr int kMaxDecimalMagnitude = 308;
 constexpr size_t kMaxCandidates = 64;  // literal alternatives tracked in a 64-bit mask
 
 bool is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
@@ -433,8 +436,11 @@ bool JsonMatcher::feed_one(unsigned char c) {
           case 2:
           case 3:
             if (f.stage == 2 && is_digit(c) && f.count < kMaxDigits) { ++f.count; took = true; }
-            else if (c == '.' && !integer) { f.stage = 4; took = true; }
-            else if ((c == 'e' || c == 'E') && !integer) { f.stage = 6; took = true; }
+            else if ((c == '.' || c == 'e' || c == 'E') && !integer) {
+              f.pos = kMaxDecimalMagnitude - (f.stage == 2 ? f.count : 0);  // the exponent's room
+              f.stage = c == '.' ? 4 : 6;
+              took = true;
+            }
             break;
           case 4:
             if (!is_digit(c)) return false;
@@ -447,12 +453,25 @@ bool JsonMatcher::feed_one(unsigned char c) {
             break;
           case 6:
           case 7:
-            if ((c == '+' || c == '-') && f.stage == 6) { f.stage = 7; took = true; }
-            else if (is_digit(c)) { f.stage = 8; f.count = 1; took = true; }
-            else return false;
+            if ((c == '+' || c == '-') && f.stage == 6) {
+              if (c == '-') f.pos = std::numeric_limits<int32_t>::max();  // a negative exponent only shrinks the value
+              f.stage = 7;
+              took = true;
+            } else if (is_digit(c) && c - '0' <= f.pos) {
+              f.stage = 8;
+              f.count = 1;
+              f.alive = static_cast<uint64_t>(c - '0');
+              took = true;
+            } else {
+              return false;
+            }
             break;
           case 8:
-            if (is_digit(c) && f.count < kMaxExpDigits) { ++f.count; took = true; }
+            if (is_digit(c) && f.count < kMaxExpDigits && f.alive * 10 + (c - '0') <= static_cast<uint64_t>(f.pos)) {
+              ++f.count;
+              f.alive = f.alive * 10 + (c - '0');
+              took = true;
+            }
             break;
         }
         if (took) { ws_run_ = 0; return true; }

@@ -59,10 +59,10 @@ class JsonMatcher {
     uint8_t stage = 0;
     int16_t key = -1;        // object: property being read
     int32_t count = 0;       // object: next property index; array: items; string: characters; number: digits
-    uint64_t alive = 0;      // literal: candidates still possible
+    uint64_t alive = 0;      // literal: candidates still possible; number: the exponent read so far
     const SchemaNode* node = nullptr;
     const std::vector<std::string>* cands = nullptr;  // literal candidates
-    int32_t pos = 0;         // literal: bytes matched
+    int32_t pos = 0;         // literal: bytes matched; number: the largest exponent that cannot overflow
   };
 
  private:
