@@ -48,7 +48,7 @@ TEST(KernelsPacked, UnpackRowRestoresEveryByte) {
       const PackedCase c = make_case(t, n_in, 48, rng);
       std::vector<uint8_t> row(c.rows.row_bytes);
       for (int64_t r = 0; r < 48; ++r) {
-        unpack_row(t, static_cast<uint8_t*>(c.buf.data()), n_in, r, row.data());
+        unpack_row(t, static_cast<uint8_t*>(c.buf.data()), c.rows.row_bytes, n_in, r, row.data());
         ASSERT_EQ(std::memcmp(row.data(), c.rows.row(r), row.size()), 0) << "n_in " << n_in << " row " << r;
       }
       std::vector<float> a(static_cast<size_t>(n_in)), b(static_cast<size_t>(n_in));
@@ -95,6 +95,44 @@ TEST(KernelsPacked, MatmulGivesTheRowMajorBits) {
     }
   });
   std::printf("  (set, type) pairs with packed kernels: %d\n", with_kernels);
+}
+
+// A view of rows [16, 48) and the first 512 of 1024 columns (a MatFormer draft's down projection over its
+// target's packed matrix: groups further apart than its own n_in fills) gives the bits of the same view of
+// the row-major matrix, in every set, decode, verification and prefill, fast and exact.
+TEST(KernelsPacked, ColumnPrefixViewGivesTheRowMajorBits) {
+  for_each_kernel_set([&](const std::string& set) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      SCOPED_TRACE(set + " " + type_name(t));
+      std::mt19937 rng(11);
+      const PackedCase c = make_case(t, 1024, 64, rng);
+      const int64_t n_in = 512, n_out = 32;
+      const auto rows = weight_view(c.rows, 16, n_out, n_in), packed = weight_view(c.packed, 16, n_out, n_in);
+      ASSERT_TRUE(rows && packed);
+      EXPECT_EQ(packed->row_bytes, c.rows.row_bytes);
+      const auto x = randn(rng, n_in * 19);
+      ThreadPool pool(2);
+      MatmulScratch sa, sb;
+      for (int64_t T : {1, 2, 5, 9, 19})
+        for (MatmulMode mode : {MatmulMode::Fast, MatmulMode::Exact}) {
+          std::vector<float> want(size_t(T * n_out), -1.0f), got(size_t(T * n_out), -2.0f);
+          matmul(*rows, x.data(), n_in, T, want.data(), n_out, pool, mode, sa);
+          matmul(*packed, x.data(), n_in, T, got.data(), n_out, pool, mode, sb);
+          ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+              << "tokens " << T << (mode == MatmulMode::Fast ? " fast" : " exact");
+        }
+      std::vector<float> a(static_cast<size_t>(n_in)), b(static_cast<size_t>(n_in));
+      weight_row_f32(*rows, 21, a.data());
+      weight_row_f32(*packed, 21, b.data());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+      // What the packed layout cannot say: a cut inside a group, part of a block.
+      EXPECT_FALSE(weight_view(c.packed, 8, 32, 512));
+      EXPECT_FALSE(weight_view(c.packed, 16, 24, 512));
+      EXPECT_FALSE(weight_view(c.packed, 0, 64, 300));
+      EXPECT_FALSE(weight_view(c.rows, 48, 32, 512));  // past the last row
+      EXPECT_TRUE(weight_view(c.rows, 8, 24, 512));     // rows may start anywhere
+    }
+  });
 }
 
 // The largest integer sums a block can hold: every quant and scale at its top (saturate_k_quant_rows; Q6_K's

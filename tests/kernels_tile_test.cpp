@@ -334,5 +334,37 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
   });
 }
 
+// A column prefix of a copy (a MatFormer draft's narrower down projection over its target's copy) shares the
+// bytes and gives the bits of the prefix's rows, as a copy made from the strided prefix view does.
+TEST(KernelsSparseColumns, ColumnPrefixSharesTheCopy) {
+  for_each_kernel_set([&](const std::string&) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      const int64_t n = 1024, rows = 64, half = 512;
+      std::mt19937 rng(33);
+      std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+      const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+      const SparseColumns full = make_sparse_columns(w);
+      const SparseColumns prefix = sparse_columns_prefix(full, half);
+      ASSERT_FALSE(prefix.empty());
+      EXPECT_EQ(prefix.data(), full.data());
+      EXPECT_EQ(prefix.n_in, half);
+      const SparseColumns own = make_sparse_columns(*weight_view(w, 0, rows, half));
+      ASSERT_EQ(std::memcmp(own.data(), prefix.data(), own.block_bytes() * size_t(half / 256)), 0);
+      std::vector<float> x = randn(rng, half);
+      for (size_t i = 0; i < x.size(); i += 3) x[i] = 0.0f;
+      std::vector<uint8_t> act(act_row_bytes(t, half));
+      quantize_act_row(t, x.data(), act.data(), half);
+      SparseQ8K sa;
+      sparse_q8k_from(act.data(), half, sa);
+      std::vector<float> y(size_t(rows), std::nanf(""));
+      sparse_columns_rows(prefix, sa, 0, rows, y.data());
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(bits(y[size_t(r)]), bits(vec_dot(t, w.row(r), act.data(), half))) << type_name(t) << " row " << r;
+      EXPECT_TRUE(sparse_columns_prefix(full, 300).empty());   // not whole blocks
+      EXPECT_TRUE(sparse_columns_prefix(full, 2048).empty());  // wider than the copy
+    }
+  });
+}
+
 }  // namespace
 }  // namespace g3n

@@ -347,6 +347,43 @@ TEST(RandomModel, PackedMatricesKeepTheLogits) {
   const auto a = logits_of(*draft, toks, false, false), b = logits_of(*alone, toks, false, false);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  // Nothing of the draft's is its own: every matrix is read from the target's version (down projections as
+  // column prefixes of the target's rows or packed groups, sparse layers' column copies shared), in both
+  // layouts; a draft of the speculative load takes that layout (its Q6_K head packed), and its logits are
+  // still the slice's.
+  auto draft6 = Model::load(path, "e2b", packed6.get());
+  EXPECT_TRUE(draft6->weights().output.packed);
+  for (const auto& [d, target] : {std::pair{draft.get(), packed.get()}, std::pair{draft6.get(), packed6.get()}}) {
+    int sparse = 0;
+    for_each_matrix(d->weights(), [&](const WeightMatrix& m, const SparseColumns*) {
+      if (!m.empty()) {
+        EXPECT_FALSE(in_file(*d, m));
+      }
+    });
+    for (int l = 0; l < d->config().n_layer; ++l) {
+      const auto& dl = d->weights().layers[static_cast<size_t>(l)];
+      const auto& tl = target->weights().layers[static_cast<size_t>(d->config().file_layer[static_cast<size_t>(l)])];
+      EXPECT_LT(dl.ffn_down.n_in, tl.ffn_down.n_in) << "layer " << l;  // e2b's FFN: half the width
+      EXPECT_EQ(dl.ffn_down.data, tl.ffn_down.data) << "layer " << l;
+      EXPECT_EQ(dl.ffn_down.packed, tl.ffn_down.packed) << "layer " << l;
+      EXPECT_TRUE(dl.ffn_down_compact.empty()) << "layer " << l;
+      EXPECT_EQ(dl.ffn_down_cols.empty(), tl.ffn_down_cols.empty()) << "layer " << l;
+      if (!dl.ffn_down_cols.empty()) {
+        ++sparse;
+        EXPECT_EQ(dl.ffn_down_cols.data(), tl.ffn_down_cols.data()) << "layer " << l;
+        EXPECT_EQ(dl.ffn_down_cols.n_in, dl.ffn_down.n_in) << "layer " << l;
+      }
+    }
+    EXPECT_GT(sparse, 0);
+  }
+  const auto c6 = logits_of(*draft6, toks, false, false);
+  ASSERT_EQ(a.size(), c6.size());
+  EXPECT_EQ(std::memcmp(a.data(), c6.data(), a.size() * sizeof(float)), 0);
+  for (bool exact : {true, false}) {  // and one token at a time, both arithmetic paths
+    const auto x = logits_of(*draft6, toks, exact, true), y = logits_of(*alone, toks, exact, true);
+    ASSERT_EQ(x.size(), y.size());
+    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)), 0) << (exact ? "exact" : "fast");
+  }
 }
 
 // Converting the F16 fixture to Q8_0 with our quantizer reproduces llama.cpp's Q8_0 file's logits.

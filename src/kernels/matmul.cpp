@@ -81,10 +81,12 @@ Activations prepare_activations(const WeightMatrix& w, const float* x, int64_t l
 // tokens, one token group) in guided chunks as matmul_fast's decode, longer batches in its prefill blocks
 // (a group's blocks stay in L2 while every token group of a block reads them). A set without packed
 // kernels unpacks each row and runs its dot: the same bits, slowly (tests switching sets; never dispatched).
+// A column-prefix view (groups further apart than its n_in fills) goes to the kernel a group per call.
 void matmul_packed(const WeightMatrix& w, const uint8_t* act, uint64_t stride, int64_t n_tok, float* y, int64_t ldy,
                    ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t n_in = w.n_in, groups = w.n_out / kPackRows;
-  const uint64_t group_bytes = packed_matrix_bytes(w.type, n_in, kPackRows);
+  const uint64_t group_bytes = packed_group_bytes(w.type, w.row_bytes);
+  const bool contiguous = group_bytes == packed_matrix_bytes(w.type, n_in, kPackRows);
   const VecDotPackedFn packed = vec_dot_packed_fn(w.type);
   if (!packed) {
     const VecDotFn dot = vec_dot_fn(w.type);
@@ -93,14 +95,16 @@ void matmul_packed(const WeightMatrix& w, const uint8_t* act, uint64_t stride, i
     pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int thread) {
       uint8_t* row = scratch.unpacked.data() + uint64_t(thread) * rb;
       for (int64_t o = begin; o < end; ++o) {
-        unpack_row(w.type, w.data, n_in, o, row);
+        unpack_row(w.type, w.data, w.row_bytes, n_in, o, row);
         for (int64_t t = 0; t < n_tok; ++t) y[t * ldy + o] = dot(row, act + t * stride, n_in);
       }
     }, kRowGrain);
     return;
   }
   const auto run = [&](int64_t g0, int64_t g1, int64_t t0, int64_t nt) {
-    packed(w.data + uint64_t(g0) * group_bytes, g1 - g0, act + t0 * stride, stride, nt, n_in, y + t0 * ldy + kPackRows * g0, ldy);
+    for (int64_t g = g0; g < g1; g = contiguous ? g1 : g + 1)
+      packed(w.data + uint64_t(g) * group_bytes, contiguous ? g1 - g : 1, act + t0 * stride, stride, nt, n_in,
+             y + t0 * ldy + kPackRows * g, ldy);
   };
   if (n_tok <= 8) {
     pool.parallel_for_guided(groups, [&](int64_t g0, int64_t g1, int) { run(g0, g1, 0, n_tok); },
@@ -346,8 +350,24 @@ void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst) {
   }
   thread_local std::vector<uint8_t> row;
   if (row.size() < w.row_bytes) row.resize(w.row_bytes);
-  unpack_row(w.type, w.data, w.n_in, r, row.data());
+  unpack_row(w.type, w.data, w.row_bytes, w.n_in, r, row.data());
   dequantize_row(w.type, row.data(), dst, w.n_in);
+}
+
+std::optional<WeightMatrix> weight_view(const WeightMatrix& w, int64_t r0, int64_t n_out, int64_t n_in) {
+  if (w.empty() || r0 < 0 || n_out <= 0 || r0 + n_out > w.n_out || n_in <= 0 || n_in > w.n_in) return std::nullopt;
+  const auto prefix_bytes = ggml_row_bytes(w.type, static_cast<uint64_t>(n_in));
+  if (!prefix_bytes || *prefix_bytes > w.row_bytes) return std::nullopt;
+  WeightMatrix v = w;
+  v.n_in = n_in;
+  v.n_out = n_out;
+  if (w.packed) {
+    if (r0 % kPackRows || n_out % kPackRows || !packable(w.type, n_in, n_out)) return std::nullopt;
+    v.data += static_cast<uint64_t>(r0 / kPackRows) * packed_group_bytes(w.type, w.row_bytes);
+  } else {
+    v.data += static_cast<uint64_t>(r0) * w.row_bytes;
+  }
+  return v;
 }
 
 // Q8_0 weights keep f32 activations even on the fast path: at 8 bits, quantizing the activations too

@@ -1,6 +1,7 @@
 // Matrix products against GGUF weight matrices: y = W x for a batch of activation rows.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "quant/ggml_type.h"
@@ -18,7 +19,8 @@ struct WeightMatrix {
   uint64_t row_bytes = 0;
   const uint8_t* data = nullptr;
   // data holds a packed matrix (kernels/packed_panels.h: groups of 16 rows for the AVX-512 VNNI kernels):
-  // row() is then invalid, row_bytes stays the row-major size, weight_row_f32 still gives any row.
+  // row() is then invalid, row_bytes stays the row-major size (of the viewed matrix's rows, for a column
+  // prefix: packed_group_bytes), weight_row_f32 still gives any row.
   bool packed = false;
   const uint8_t* row(int64_t r) const { return data + static_cast<uint64_t>(r) * row_bytes; }
   bool empty() const { return data == nullptr; }
@@ -55,5 +57,10 @@ void matmul_masked(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n
 
 // Decodes row r of w into dst (n_in floats).
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* dst);
+
+// Rows [r0, r0 + n_out) of w, their first n_in values, read in place (a MatFormer draft's narrower matrices
+// over its target's). nullopt where the layout cannot say it: outside w, a column count that is not whole
+// blocks of the type, a packed matrix cut inside a 16-row group.
+std::optional<WeightMatrix> weight_view(const WeightMatrix& w, int64_t r0, int64_t n_out, int64_t n_in);
 
 }  // namespace g3n

@@ -116,6 +116,10 @@ uint64_t packed_matrix_bytes(GgmlType type, int64_t n_in, int64_t n_out) {
   return packed_block_bytes(type) * uint64_t(n_in / kQK_K) * uint64_t(n_out / kPackRows);
 }
 
+uint64_t packed_group_bytes(GgmlType type, uint64_t row_bytes) {
+  return packed_block_bytes(type) * (row_bytes / *ggml_row_bytes(type, kQK_K));
+}
+
 void pack_groups(GgmlType type, const uint8_t* rows, uint64_t row_bytes, int64_t n_in, int64_t g0, int64_t g1,
                  uint8_t* dst) {
   const int64_t nb = n_in / kQK_K;
@@ -125,14 +129,15 @@ void pack_groups(GgmlType type, const uint8_t* rows, uint64_t row_bytes, int64_t
     pack_type<BlockQ6_K, PackedQ6K>(rows, row_bytes, nb, g0, g1, dst, pack_q6k);
 }
 
-void unpack_row(GgmlType type, const uint8_t* packed, int64_t n_in, int64_t r, uint8_t* row_out) {
-  const int64_t nb = n_in / kQK_K, g = r / kPackRows;
+void unpack_row(GgmlType type, const uint8_t* packed, uint64_t row_bytes, int64_t n_in, int64_t r, uint8_t* row_out) {
+  const int64_t nb = n_in / kQK_K;
   const int row = int(r % kPackRows);
+  const uint8_t* group = packed + uint64_t(r / kPackRows) * packed_group_bytes(type, row_bytes);
   for (int64_t b = 0; b < nb; ++b) {
     if (type == GgmlType::Q4_K)
-      unpack_q4k(reinterpret_cast<const PackedQ4K*>(packed)[g * nb + b], row, reinterpret_cast<BlockQ4_K*>(row_out)[b]);
+      unpack_q4k(reinterpret_cast<const PackedQ4K*>(group)[b], row, reinterpret_cast<BlockQ4_K*>(row_out)[b]);
     else
-      unpack_q6k(reinterpret_cast<const PackedQ6K*>(packed)[g * nb + b], row, reinterpret_cast<BlockQ6_K*>(row_out)[b]);
+      unpack_q6k(reinterpret_cast<const PackedQ6K*>(group)[b], row, reinterpret_cast<BlockQ6_K*>(row_out)[b]);
   }
 }
 

@@ -58,11 +58,17 @@ bool packable(GgmlType type, int64_t n_in, int64_t n_out);
 // Bytes of one group's block (sizeof PackedQ4K / PackedQ6K) and of the whole packed matrix.
 uint64_t packed_block_bytes(GgmlType type);
 uint64_t packed_matrix_bytes(GgmlType type, int64_t n_in, int64_t n_out);
+// Bytes from one group to the next in a packed matrix whose rows are row_bytes long in the file's layout:
+// as many blocks as such a row holds. A view of a column prefix (a MatFormer draft's narrower down
+// projection over its target's packed matrix) keeps the whole matrix's row_bytes, so its groups are
+// further apart than its own n_in would make them.
+uint64_t packed_group_bytes(GgmlType type, uint64_t row_bytes);
 // Packs rows [16*g0, 16*g1) of a row-major matrix (rows of n_in values, row_bytes apart) into dst, which
 // points at group g0 of the packed matrix.
 void pack_groups(GgmlType type, const uint8_t* rows, uint64_t row_bytes, int64_t n_in, int64_t g0, int64_t g1,
                  uint8_t* dst);
-// The original blocks of row r (ggml_row_bytes(type, n_in) bytes) from a packed matrix: exact inverse.
-void unpack_row(GgmlType type, const uint8_t* packed, int64_t n_in, int64_t r, uint8_t* row_out);
+// The first n_in values' blocks of row r (ggml_row_bytes(type, n_in) bytes) from a packed matrix whose rows
+// are row_bytes long (packed_group_bytes): exact inverse of pack_groups.
+void unpack_row(GgmlType type, const uint8_t* packed, uint64_t row_bytes, int64_t n_in, int64_t r, uint8_t* row_out);
 
 }  // namespace g3n

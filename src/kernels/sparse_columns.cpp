@@ -63,7 +63,7 @@ uint64_t SparseColumns::block_bytes() const {
 }
 
 bool sparse_columns_supported(const WeightMatrix& w) {
-  return (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K) && !w.empty() && w.n_out > 0 &&
+  return (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K) && !w.empty() && !w.packed && w.n_out > 0 &&
          w.n_out % 16 == 0 && w.n_in > 0 && w.n_in % kQK_K == 0;
 }
 
@@ -76,12 +76,12 @@ SparseColumns make_sparse_columns(const WeightMatrix& w) {
   m.n_out = w.n_out;
   const int64_t R = w.n_out, nb = w.n_in / kQK_K;
   const uint64_t bb = m.block_bytes();
-  m.bytes.resize(bb * static_cast<uint64_t>(nb));
+  auto bytes = std::make_shared<std::vector<uint8_t>>(bb * static_cast<uint64_t>(nb));
   // Block by block, 16 rows at a time: their quants are decoded into a small [16][256] table, then each
   // column's 16 values are written as one 8- or 16-byte run (a write pattern the cache can follow).
   uint8_t quants[16][kQK_K];
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* out = m.bytes.data() + bb * static_cast<uint64_t>(b);
+    uint8_t* out = bytes->data() + bb * static_cast<uint64_t>(b);
     for (int64_t r0 = 0; r0 < R; r0 += 16) {
       if (w.type == GgmlType::Q4_K) {
         uint16_t* d = reinterpret_cast<uint16_t*>(out);  // fp16 bits, copied unchanged
@@ -129,7 +129,15 @@ SparseColumns make_sparse_columns(const WeightMatrix& w) {
       }
     }
   }
+  m.bytes = std::move(bytes);
   return m;
+}
+
+SparseColumns sparse_columns_prefix(const SparseColumns& m, int64_t n_in) {
+  if (m.empty() || n_in <= 0 || n_in > m.n_in || n_in % kQK_K) return {};
+  SparseColumns v = m;
+  v.n_in = n_in;
+  return v;
 }
 
 void sparse_q8k_from(const void* q8k_row, int64_t n, SparseQ8K& out) {
@@ -164,7 +172,7 @@ void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t
   for (int64_t r = r0; r < r1; ++r) {
     float sum = 0.0f;
     for (int64_t b = 0; b < a.n_blocks; ++b) {
-      const uint8_t* blk = m.bytes.data() + bb * static_cast<uint64_t>(b);
+      const uint8_t* blk = m.data() + bb * static_cast<uint64_t>(b);
       if (a.start[b] == a.start[b + 1]) continue;  // all-zero block: both sums are 0
       if (m.type == GgmlType::Q4_K) {
         uint16_t dh, mh;

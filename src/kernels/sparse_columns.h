@@ -12,6 +12,7 @@
 // whose int8 quants are all zero is skipped, where the dense dot would add 0 * d (NaN if d is infinite).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -29,15 +30,20 @@ namespace g3n {
 struct SparseColumns {
   GgmlType type = GgmlType::F32;  // source type; F32 means "no copy"
   int64_t n_in = 0, n_out = 0;
-  std::vector<uint8_t> bytes;
-  bool empty() const { return bytes.empty(); }
+  // The copy's n_in / 256 blocks (and maybe more: a view of a column prefix shares a wider copy's bytes).
+  std::shared_ptr<const std::vector<uint8_t>> bytes;
+  bool empty() const { return !bytes; }
+  const uint8_t* data() const { return bytes ? bytes->data() : nullptr; }
   uint64_t block_bytes() const;  // bytes of one 256-column block
 };
 
-// True when a column copy can be made for this matrix (Q4_K or Q6_K, n_out % 16 == 0).
+// True when a column copy can be made for this matrix (Q4_K or Q6_K in rows, n_out % 16 == 0).
 bool sparse_columns_supported(const WeightMatrix& w);
 // Builds the copy (throws std::invalid_argument when unsupported).
 SparseColumns make_sparse_columns(const WeightMatrix& w);
+// The first n_in columns of m (whole 256-column blocks), sharing its bytes: the copy of a column prefix of
+// the matrix m was made from. Empty when m is empty or n_in does not fit.
+SparseColumns sparse_columns_prefix(const SparseColumns& m, int64_t n_in);
 
 // One activation row in sparse Q8_K form: per 256-block its scale, its eight 32-group sums, and the
 // (column, int8 value) pairs of its non-zero quants in column order.

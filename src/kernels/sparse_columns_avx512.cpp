@@ -63,7 +63,7 @@ G3N_AVX512 inline void interleave4(const __m128i* v, uint8_t* dst) {
 // Layouts: sparse_columns.h (per 256-column block, all R rows).
 G3N_AVX512 void q4k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot::Q4KPanel& p) {
   const uint64_t R = uint64_t(m.n_out);
-  const uint8_t* blk = m.bytes.data() + m.block_bytes() * uint64_t(b);
+  const uint8_t* blk = m.data() + m.block_bytes() * uint64_t(b);
   _mm512_store_ps(p.d, _mm512_cvtph_ps(load256(blk + 2 * r0)));
   _mm512_store_ps(p.ndmin, vecdot::negate_ps(_mm512_cvtph_ps(load256(blk + 2 * (R + r0)))));
   for (int j = 0; j < 8; ++j) _mm512_store_si512(p.sc[j], _mm512_cvtepu8_epi32(load128(blk + 4 * R + j * R + r0)));
@@ -80,7 +80,7 @@ G3N_AVX512 void q4k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot:
 
 G3N_AVX512 void q6k_panel(const SparseColumns& m, int64_t r0, int64_t b, vecdot::Q6KPanel& p) {
   const uint64_t R = uint64_t(m.n_out);
-  const uint8_t* blk = m.bytes.data() + m.block_bytes() * uint64_t(b);
+  const uint8_t* blk = m.data() + m.block_bytes() * uint64_t(b);
   _mm512_store_ps(p.d, _mm512_cvtph_ps(load256(blk + 2 * r0)));
   for (int j = 0; j < 16; ++j) _mm512_store_si512(p.sc[j], _mm512_cvtepi8_epi32(load128(blk + 2 * R + j * R + r0)));
   const uint8_t* cols = blk + 18 * R + r0 / 2;

@@ -49,7 +49,7 @@ void rows_q4k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1
     for (int64_t b = 0; b < a.n_blocks; ++b) {
       const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
       if (e0 == e1) continue;  // all-zero block: the dense dot's sums are both 0
-      const uint8_t* blk = m.bytes.data() + bb * static_cast<uint64_t>(b);
+      const uint8_t* blk = m.data() + bb * static_cast<uint64_t>(b);
       const uint8_t* sc = blk + 4 * R + r;
       const uint8_t* mins = blk + 12 * R + 2 * r;
       const uint8_t* q = blk + 20 * R + r / 2;
@@ -104,7 +104,7 @@ void rows_q6k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1
     for (int64_t b = 0; b < a.n_blocks; ++b) {
       const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
       if (e0 == e1) continue;
-      const uint8_t* blk = m.bytes.data() + bb * static_cast<uint64_t>(b);
+      const uint8_t* blk = m.data() + bb * static_cast<uint64_t>(b);
       const auto* sc = reinterpret_cast<const int8_t*>(blk + 2 * R + r);
       const uint8_t* q = blk + 18 * R + r / 2;
       const uint8_t* qh = blk + 146 * R + r / 4;

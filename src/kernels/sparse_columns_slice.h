@@ -13,7 +13,7 @@ struct ColumnSlice {
   const uint8_t* bytes;
   int64_t R, r;
   uint64_t block_bytes;
-  ColumnSlice(const SparseColumns& m, int64_t r0) : bytes(m.bytes.data()), R(m.n_out), r(r0), block_bytes(m.block_bytes()) {}
+  ColumnSlice(const SparseColumns& m, int64_t r0) : bytes(m.data()), R(m.n_out), r(r0), block_bytes(m.block_bytes()) {}
 
   const uint8_t* block(int64_t b) const { return bytes + block_bytes * static_cast<uint64_t>(b); }
   // Column j's nibbles of the slice (8 bytes per 16 rows): Q4_K at 20R, Q6_K at 18R.

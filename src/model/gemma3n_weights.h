@@ -70,6 +70,24 @@ struct Gemma3nWeights {
   std::vector<Gemma3nLayerWeights> layers;
 };
 
+// Calls fn(matrix, column copy or nullptr) for every matrix the forward pass multiplies with (Weights: const
+// or not), ffn_down with its layer's column copy. Not the per-layer token tables: they are read from the
+// file by row. The tied input table and output head come as two matrices with the same data.
+template <class Weights, class Fn>
+void for_each_matrix(Weights& w, Fn&& fn) {
+  fn(w.token_embd, nullptr);
+  fn(w.output, nullptr);
+  for (auto& run : w.per_layer) fn(run.model_proj, nullptr);
+  for (auto& m : w.altup_proj) fn(m, nullptr);
+  for (auto& m : w.altup_unembd_proj) fn(m, nullptr);
+  for (auto& lw : w.layers) {
+    for (auto* m : {&lw.altup_router, &lw.altup_predict_coef, &lw.altup_correct_coef, &lw.attn_q, &lw.attn_k, &lw.attn_v,
+                    &lw.attn_output, &lw.laurel_l, &lw.laurel_r, &lw.ffn_gate, &lw.ffn_up, &lw.inp_gate, &lw.proj})
+      fn(*m, nullptr);
+    fn(lw.ffn_down, &lw.ffn_down_cols);
+  }
+}
+
 // Binds every tensor the forward pass uses, checking names, shapes and types; throws
 // std::runtime_error naming the tensor on any mismatch.
 Gemma3nWeights bind_gemma3n_weights(const GgufFile& file, const Gemma3nConfig& config);

@@ -42,22 +42,73 @@ bool packs_type(GgmlType type, bool speculative) {
 Model::Model(GgufFile file, const LoadOptions& options)
     : file_(std::move(file)),
       matformer_(options.matformer),
+      speculative_(options.speculative || (options.share_packed && options.share_packed->speculative_)),
       config_(config_for(file_, options.matformer)),
       weights_(bind_gemma3n_weights(file_, config_)) {
-  compact_sliced_down_projections(options.speculative);
+  record_sources();
+  if (options.share_packed) view_target_matrices(*options.share_packed);
+  // Each step below takes only matrices still in this model's mapping.
+  compact_sliced_down_projections();
   narrow_float_matrices();
   build_sparse_columns();
   // After the sparse columns, which read the down projections' rows.
-  move_matrices_to_arena(options.share_packed, options.speculative);
+  move_matrices_to_arena();
+}
+
+// The mapping's first byte: mapped pointers as file offsets, which name the same rows in another Model of
+// the same file (a draft maps it again).
+static const uint8_t* mapping_base(const GgufFile& f) {
+  if (f.tensors().empty()) return nullptr;
+  const GgufTensorInfo& t = f.tensors().front();
+  return f.tensor_data(t) - (f.data_offset() + t.offset);
+}
+
+bool Model::in_mapping(const WeightMatrix& m) const {
+  const uint8_t* base = mapping_base(file_);
+  return base && !m.empty() && m.data >= base && m.data < base + file_.file_size() &&
+         m.row_bytes * static_cast<uint64_t>(m.n_out) <= static_cast<uint64_t>(base + file_.file_size() - m.data);
+}
+
+void Model::record_sources() {
+  const uint8_t* base = mapping_base(file_);
+  for_each_matrix(weights_, [&](const WeightMatrix& m, const SparseColumns* cols) {
+    if (in_mapping(m)) sources_.push_back(Source{static_cast<uint64_t>(m.data - base), m.row_bytes, m.n_in, m.n_out, &m, cols});
+  });
+}
+
+// Self-speculation: each matrix of this slice is a row range (gate, up, a run of per-layer projections) and
+// column prefix (down) of one the target holds, found by where its rows are in the file, and read from the
+// target's version in place: its packed groups, narrowed floats, arena copy or column copy, whatever the
+// target's load made of it. A matrix the target does not hold whole (the target a narrower slice) keeps its
+// own rows and goes through this load's steps.
+void Model::view_target_matrices(const Model& target) {
+  const uint8_t* base = mapping_base(file_);
+  for_each_matrix(weights_, [&](WeightMatrix& m, SparseColumns* cols) {
+    if (!in_mapping(m)) return;
+    const uint64_t offset = static_cast<uint64_t>(m.data - base);
+    for (const Source& src : target.sources_) {
+      if (src.row_bytes != m.row_bytes || offset < src.offset || (offset - src.offset) % src.row_bytes) continue;
+      const uint64_t r0 = (offset - src.offset) / src.row_bytes;
+      if (r0 >= static_cast<uint64_t>(src.n_out) || m.n_in > src.n_in) continue;
+      const auto view = weight_view(*src.now, static_cast<int64_t>(r0), m.n_out, m.n_in);
+      if (!view) continue;
+      m = *view;
+      if (cols && src.cols && r0 == 0 && m.n_out == src.cols->n_out) *cols = sparse_columns_prefix(*src.cols, m.n_in);
+      return;
+    }
+  });
 }
 
 // Sparse layers (docs/model.md §4.4d) get a column-major copy of their down projection, built on the load
 // threads. The fast path then never reads the mmapped original, so its pages are handed back.
 void Model::build_sparse_columns() {
   std::vector<int> sparse;
-  for (int l = 0; l < config_.n_layer; ++l)
-    if (config_.sparsity_std_multiplier[l] > 0 && sparse_columns_supported(weights_.layers[l].ffn_down))
+  for (int l = 0; l < config_.n_layer; ++l) {
+    const Gemma3nLayerWeights& lw = weights_.layers[l];
+    if (config_.sparsity_std_multiplier[l] > 0 && lw.ffn_down_cols.empty() && in_mapping(lw.ffn_down) &&
+        sparse_columns_supported(lw.ffn_down))
       sparse.push_back(l);
+  }
   if (sparse.empty()) return;
   // One layer per chunk, handed out on demand. The first failure (out of memory) is rethrown by the
   // pool once every thread has stopped, and fails the load.
@@ -76,12 +127,12 @@ void Model::build_sparse_columns() {
 // the memory of its exported file. Sparse layers are skipped: their column copy replaces the rows anyway.
 // Where the load packs matrices of its type (move_matrices_to_arena), the copy is packed straight from the
 // strided rows, so the slice decodes as its exported file does (which the arena packs).
-void Model::compact_sliced_down_projections(bool speculative) {
+void Model::compact_sliced_down_projections() {
   std::vector<int> sliced;
   for (int l = 0; l < config_.n_layer; ++l) {
     const WeightMatrix& d = weights_.layers[l].ffn_down;
     const bool sparse = config_.sparsity_std_multiplier[l] > 0 && sparse_columns_supported(d);
-    if (!sparse && ggml_row_bytes(d.type, static_cast<uint64_t>(d.n_in)).value_or(d.row_bytes) != d.row_bytes) sliced.push_back(l);
+    if (!sparse && in_mapping(d) && ggml_row_bytes(d.type, static_cast<uint64_t>(d.n_in)).value_or(d.row_bytes) != d.row_bytes) sliced.push_back(l);
   }
   if (sliced.empty()) return;
   ThreadPool pool(std::min<int>(default_thread_count(), static_cast<int>(sliced.size())));
@@ -90,7 +141,7 @@ void Model::compact_sliced_down_projections(bool speculative) {
       Gemma3nLayerWeights& lw = weights_.layers[sliced[static_cast<size_t>(i)]];
       WeightMatrix& d = lw.ffn_down;
       const uint64_t keep = *ggml_row_bytes(d.type, static_cast<uint64_t>(d.n_in));
-      const bool packs = packs_type(d.type, speculative) && packable(d.type, d.n_in, d.n_out);
+      const bool packs = packs_type(d.type, speculative_) && packable(d.type, d.n_in, d.n_out);
       if (packs) {
         lw.ffn_down_compact.resize(packed_matrix_bytes(d.type, d.n_in, d.n_out));
         pack_groups(d.type, d.data, d.row_bytes, d.n_in, 0, d.n_out / kPackRows, lw.ffn_down_compact.data());
@@ -116,7 +167,7 @@ void Model::narrow_float_matrices() {
   if (env_switch("G3N_KEEP_F32")) return;
   std::vector<WeightMatrix*> todo;
   auto consider = [&](WeightMatrix& m) {
-    if (!m.empty() && m.type == GgmlType::F32 && m.row_bytes == static_cast<uint64_t>(m.n_in) * sizeof(float) && m.n_out > 1)
+    if (in_mapping(m) && m.type == GgmlType::F32 && m.row_bytes == static_cast<uint64_t>(m.n_in) * sizeof(float) && m.n_out > 1)
       todo.push_back(&m);
   };
   for (auto& run : weights_.per_layer) consider(run.model_proj);
@@ -153,14 +204,6 @@ void Model::narrow_float_matrices() {
   }, 1);
 }
 
-// The mapping's first byte: mapped pointers as file offsets, which name the same rows in another Model of
-// the same file (a draft maps it again).
-static const uint8_t* mapping_base(const GgufFile& f) {
-  if (f.tensors().empty()) return nullptr;
-  const GgufTensorInfo& t = f.tensors().front();
-  return f.tensor_data(t) - (f.data_offset() + t.offset);
-}
-
 // The matrices a decode step streams leave the mapping for one anonymous arena (base/file.h map_anonymous),
 // in 2 MiB pages where the kernel gives them:
 //  - Q4_K matrices are PACKED for the AVX-512 VNNI kernels (kernels/packed_panels.h) where the kernel set
@@ -182,17 +225,12 @@ static const uint8_t* mapping_base(const GgufFile& f) {
 // G3N_PACK_Q6K=1 packs them whatever the load options, =0 never.
 // Huge pages are taken while they fault in quickly (base/file.h fault_in_huge_pages); G3N_HUGE_PAGES=0
 // turns them off, =1 takes them however slowly they come.
-// A draft of the same file (share) uses the target's arena, so self-speculation adds no weight memory.
-void Model::move_matrices_to_arena(const Model* share, bool speculative) {
-  const bool pack = packs_type(GgmlType::Q4_K, speculative);
-  const bool pack_q6k = packs_type(GgmlType::Q6_K, speculative);
+// A draft of the same file finds its matrices already made here (view_target_matrices): none is left to move.
+void Model::move_matrices_to_arena() {
+  const bool pack = packs_type(GgmlType::Q4_K, speculative_);
+  const bool pack_q6k = packs_type(GgmlType::Q6_K, speculative_);
   const bool huge = weight_buffers_use_huge_pages();
   if (!pack && !huge) return;
-  const uint8_t* base = mapping_base(file_);
-  auto mapped = [&](const WeightMatrix& m) {
-    return base && m.data >= base && m.data < base + file_.file_size() &&
-           m.data + m.row_bytes * static_cast<uint64_t>(m.n_out) <= base + file_.file_size();
-  };
   // One entry per distinct source (the tied output head and input table are one matrix).
   struct Move {
     std::vector<WeightMatrix*> views;
@@ -200,7 +238,7 @@ void Model::move_matrices_to_arena(const Model* share, bool speculative) {
   };
   std::vector<Move> todo;
   auto consider = [&](WeightMatrix& m, bool may_pack) {
-    if (m.empty() || m.packed || !mapped(m) || m.n_out <= 0) return;
+    if (m.packed || !in_mapping(m) || m.n_out <= 0) return;
     if (ggml_row_bytes(m.type, static_cast<uint64_t>(m.n_in)).value_or(0) != m.row_bytes) return;  // a sliced view
     for (Move& mv : todo)
       if (mv.views.front()->data == m.data) {
@@ -238,17 +276,6 @@ void Model::move_matrices_to_arena(const Model* share, bool speculative) {
       v->packed = mv.packed;
     }
   };
-  if (share) {
-    const uint8_t* other = mapping_base(share->file_);
-    for (const Move& mv : todo) {
-      const WeightMatrix& m = *mv.views.front();
-      if (const uint8_t* p = share->arena_copy(m.data - base + other, m.n_in, m.n_out, mv.packed)) {
-        file_.drop_pages(m.data, m.row_bytes * static_cast<uint64_t>(m.n_out));
-        repoint(mv, p);
-      }
-    }
-    return;
-  }
   // Packed matrices first: a copy only pays in huge pages, so copies that would land past the part of the
   // arena the kernel gave huge pages to (fault_in_huge_pages stopped early) are not made; their matrices stay
   // mapped, and that tail of the arena is never touched (no memory).
@@ -259,7 +286,6 @@ void Model::move_matrices_to_arena(const Model* share, bool speculative) {
   arena_ = map_weight_buffer(static_cast<size_t>(offset.back()), &huge_bytes);
   while (!todo.empty() && !todo.back().packed && offset[todo.size()] > huge_bytes) todo.pop_back();
   auto* arena = static_cast<uint8_t*>(arena_.data());
-  moved_.resize(todo.size());
   constexpr uint64_t kPiece = uint64_t{8} << 20;
   ThreadPool pool(std::min<int>(default_thread_count(), static_cast<int>(todo.size())));
   pool.parallel_for_dynamic(static_cast<int64_t>(todo.size()), [&](int64_t begin, int64_t end, int) {
@@ -278,16 +304,9 @@ void Model::move_matrices_to_arena(const Model* share, bool speculative) {
         else std::memcpy(dst + unit_bytes * static_cast<uint64_t>(u0), src, unit_bytes * static_cast<uint64_t>(u1 - u0));
         file_.drop_pages(src, unit_bytes * static_cast<uint64_t>(u1 - u0));  // the pieces' pages: all of them
       }
-      moved_[static_cast<size_t>(i)] = Moved{m.data, m.n_in, m.n_out, mv.packed, dst};
       repoint(mv, dst);
     }
   }, 1);
-}
-
-const uint8_t* Model::arena_copy(const uint8_t* source, int64_t n_in, int64_t n_out, bool packed) const {
-  for (const Moved& p : moved_)
-    if (p.source == source && p.n_in == n_in && p.n_out >= n_out && p.packed == packed) return p.data;
-  return nullptr;
 }
 
 bool Model::runs_slice(const std::string& matformer) const {

@@ -17,9 +17,10 @@ class Model {
   // Opens and validates the file; weights stay in the mapping (nothing is copied but 1-D vectors).
   // A non-empty `matformer` (a preset, FILE.json or FILE.csv:ROW, model/matformer.h) runs that slice of
   // the file: skipped layers are never touched, the kept FFNs are views of the stored prefixes.
-  // `share_packed`: a model of the same file this one drafts for (self-speculation); matrices it packed
-  // (below) are used from it rather than packed again, so the slice costs no weight memory of its own.
-  // It must outlive this model.
+  // `share_packed`: a model of the same file this one drafts for (self-speculation). Every matrix the slice
+  // keeps is read from that model's own (packed, narrowed, copied, column-copied) version of it: a row range and
+  // column prefix in place, never a copy, so the slice costs no weight memory of its own. The slice takes that
+  // model's layout (LoadOptions::speculative). It must outlive this model.
   static std::unique_ptr<Model> load(const std::string& path, const std::string& matformer = "",
                                      const Model* share_packed = nullptr);
   // The same, and what the process will do with the model, which decides how the matrices a decode step
@@ -51,27 +52,30 @@ class Model {
 
  private:
   Model(GgufFile file, const LoadOptions& options);
-  void compact_sliced_down_projections(bool speculative);
+  void record_sources();
+  void view_target_matrices(const Model& target);
+  void compact_sliced_down_projections();
   void narrow_float_matrices();
   void build_sparse_columns();
-  void move_matrices_to_arena(const Model* share, bool speculative);
-  // The arena copy of the matrix whose mapped rows start at `source` (packed or as rows), with at least n_out
-  // rows; nullptr if none.
-  const uint8_t* arena_copy(const uint8_t* source, int64_t n_in, int64_t n_out, bool packed) const;
+  void move_matrices_to_arena();
+  // Whether m's rows lie in this model's mapping (not yet copied, and not a view of another model's).
+  bool in_mapping(const WeightMatrix& m) const;
   GgufFile file_;
   std::string matformer_;
+  bool speculative_;  // the layout: LoadOptions::speculative, or the shared model's
   Gemma3nConfig config_;
   Gemma3nWeights weights_;
+  // Where each matrix's rows are in the file, recorded before the load moves, packs or narrows them: what a
+  // draft of the same file looks its own matrices up in (view_target_matrices).
+  struct Source {
+    uint64_t offset, row_bytes;  // of the file's rows
+    int64_t n_in, n_out;
+    const WeightMatrix* now;      // the matrix as the load left it
+    const SparseColumns* cols;    // its column copy, if any
+  };
+  std::vector<Source> sources_;
   // Copies of F32 matrices whose values are exactly bf16 (or fp16): the matrices point here (model.cpp).
   std::vector<std::unique_ptr<uint16_t[]>> narrowed_;
-  // Matrices moved out of the mapping (move_matrices_to_arena), with where their rows were mapped.
-  struct Moved {
-    const uint8_t* source;
-    int64_t n_in, n_out;
-    bool packed;
-    const uint8_t* data;  // in arena_
-  };
-  std::vector<Moved> moved_;
   Mapping arena_;
 };
 

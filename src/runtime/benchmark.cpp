@@ -94,7 +94,7 @@ uint64_t decode_weight_bytes(const Model& model, uint64_t* packed) {
     } else {
       const uint64_t blocks = static_cast<uint64_t>(cols.n_in / 256);
       const uint64_t quant_per_col = static_cast<uint64_t>(cols.n_out) * (cols.type == GgmlType::Q4_K ? 128 : 192) / 256;
-      const uint64_t scales = cols.bytes.size() - quant_per_col * 256 * blocks;
+      const uint64_t scales = cols.block_bytes() * blocks - quant_per_col * 256 * blocks;
       total += scales + static_cast<uint64_t>(keep * static_cast<double>(quant_per_col * 256 * blocks));
     }
     if (c.owns_kv(l)) total += bytes(lw.attn_k) + bytes(lw.attn_v);
