@@ -269,6 +269,21 @@ TEST(KernelsSparseColumns, TileBitIdenticalToDenseDot) {
   if (!ran) std::printf("  no kernel set here has a column-copy tile\n");
 }
 
+// All rows of cols against activation row x (its n_in values) give the dispatched dot of w's rows' first n_in
+// values, bit for bit.
+void expect_sparse_rows_are_dots(const SparseColumns& cols, const WeightMatrix& w, const std::vector<float>& x) {
+  const GgmlType t = cols.type;
+  const int64_t n = cols.n_in, rows = cols.n_out;
+  std::vector<uint8_t> act(act_row_bytes(t, n));
+  quantize_act_row(t, x.data(), act.data(), n);
+  SparseQ8K sa;
+  sparse_q8k_from(act.data(), n, sa);
+  std::vector<float> y(size_t(rows), std::nanf(""));
+  sparse_columns_rows(cols, sa, 0, rows, y.data());
+  for (int64_t r = 0; r < rows; ++r)
+    ASSERT_EQ(bits(y[size_t(r)]), bits(vec_dot(t, w.row(r), act.data(), n))) << type_name(t) << " row " << r;
+}
+
 TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
   for_each_kernel_set([&](const std::string&) {
     // 176 rows: the AVX-512 kernel's 4-group steps and its single-group remainder both run.
@@ -316,14 +331,7 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
       std::vector<float> x = randn(rng, n);
       std::bernoulli_distribution keep(0.05);
       for (float& v : x) v = keep(rng) ? v : 0.0f;
-      std::vector<uint8_t> act(act_row_bytes(t, n));
-      quantize_act_row(t, x.data(), act.data(), n);
-      SparseQ8K sa;
-      sparse_q8k_from(act.data(), n, sa);
-      std::vector<float> y(size_t(rows), std::nanf(""));
-      sparse_columns_rows(cols, sa, 0, rows, y.data());
-      for (int64_t r = 0; r < rows; ++r)
-        ASSERT_EQ(bits(y[size_t(r)]), bits(vec_dot(t, w.row(r), act.data(), n))) << type_name(t) << " row " << r;
+      expect_sparse_rows_are_dots(cols, w, x);
     }
     const std::vector<uint8_t> q5(size_t(*ggml_row_bytes(GgmlType::Q5_K, 256)) * 16);
     EXPECT_FALSE(sparse_columns_supported(WeightMatrix{GgmlType::Q5_K, 256, 16, *ggml_row_bytes(GgmlType::Q5_K, 256), q5.data()}));
@@ -352,14 +360,7 @@ TEST(KernelsSparseColumns, ColumnPrefixSharesTheCopy) {
       ASSERT_EQ(std::memcmp(own.data(), prefix.data(), own.block_bytes() * size_t(half / 256)), 0);
       std::vector<float> x = randn(rng, half);
       for (size_t i = 0; i < x.size(); i += 3) x[i] = 0.0f;
-      std::vector<uint8_t> act(act_row_bytes(t, half));
-      quantize_act_row(t, x.data(), act.data(), half);
-      SparseQ8K sa;
-      sparse_q8k_from(act.data(), half, sa);
-      std::vector<float> y(size_t(rows), std::nanf(""));
-      sparse_columns_rows(prefix, sa, 0, rows, y.data());
-      for (int64_t r = 0; r < rows; ++r)
-        ASSERT_EQ(bits(y[size_t(r)]), bits(vec_dot(t, w.row(r), act.data(), half))) << type_name(t) << " row " << r;
+      expect_sparse_rows_are_dots(prefix, w, x);
       EXPECT_TRUE(sparse_columns_prefix(full, 300).empty());   // not whole blocks
       EXPECT_TRUE(sparse_columns_prefix(full, 2048).empty());  // wider than the copy
     }
