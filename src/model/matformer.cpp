@@ -216,8 +216,16 @@ const MatformerPreset* find_matformer_preset(const std::string& name) {
   return preset != presets.end() ? &*preset : nullptr;
 }
 
+namespace {
+// Where FILE.csv:ROW NAME puts its colon (after the file name's ".csv"); npos when spec is no CSV row.
+size_t csv_row_colon(const std::string& spec) {
+  const size_t at = spec.rfind(".csv:");
+  return at == std::string::npos ? at : at + 4;
+}
+}  // namespace
+
 bool is_matformer_file(const std::string& spec) {
-  return ends_with(spec, ".json") || spec.rfind(".csv:") != std::string::npos;
+  return ends_with(spec, ".json") || csv_row_colon(spec) != std::string::npos;
 }
 
 MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& file) {
@@ -227,9 +235,9 @@ MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& f
     s = preset_slice(*preset, file);
   } else if (ends_with(spec, ".json")) {
     s = parse_matformer_json(read_text(spec), spec);
-  } else if (const size_t colon = spec.rfind(".csv:"); colon != std::string::npos) {
-    const std::string path = spec.substr(0, colon + 4);
-    s = parse_matformer_csv_row(read_text(path), spec.substr(colon + 5), path);
+  } else if (const size_t colon = csv_row_colon(spec); colon != std::string::npos) {
+    const std::string path = spec.substr(0, colon);
+    s = parse_matformer_csv_row(read_text(path), spec.substr(colon + 1), path);
     // CSV widths are E4B's: scale them to this file as the presets are.
     const int full = uniform_width(file);
     for (int& w : s.ffn_width) {
