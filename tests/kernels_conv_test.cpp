@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/conv.h"
@@ -51,7 +53,15 @@ TEST(KernelsConv, SetsAvailable) {
   std::printf("\n  dispatched: %s\n", conv_kernels().name);
 #if defined(__x86_64__)
   const CpuFeatures& f = cpu_features();
-  EXPECT_EQ(conv_kernel_sets().size(), f.avx2 && f.fma && f.f16c ? 2u : 1u);
+  const bool avx2 = f.avx2 && f.fma && f.f16c;
+  EXPECT_EQ(conv_kernel_sets().size(), 1u + avx2 + (avx2 && f.avx512f));
+  // The set goes with the text decoder's: zmm where it computes with zmm.
+  EXPECT_STREQ(conv_set_for("scalar").name, "scalar");
+  if (avx2) {
+    EXPECT_STREQ(conv_set_for("avx2+fma+f16c").name, "avx2+fma+f16c");
+    EXPECT_STREQ(conv_set_for("avx512vnni-256").name, "avx2+fma+f16c");
+    EXPECT_STREQ(conv_set_for("avx512vnni").name, f.avx512f ? "avx512f" : "scalar");
+  }
 #elif defined(__aarch64__)
   EXPECT_EQ(conv_kernel_sets().size(), cpu_features().neon ? 2u : 1u);
 #endif
@@ -155,10 +165,52 @@ TEST(KernelsConv, GemmMatchesReference) {
   }
 }
 
+// The AVX-512F GEMM (12 pixels per call on zmm) gives the AVX2 set's bits: the same FMA chain per output.
+// Every row remainder of both kernels (1-11 of 12, 1-5 of 6), partial strips, several input blocks,
+// packed and plain A. So does its depthwise kernel.
+TEST(KernelsConv, Avx512GemmGivesTheAvx2Bits) {
+  const ConvKernelSet* avx2 = nullptr;
+  const ConvKernelSet* avx512 = nullptr;
+  for (const ConvKernelSet* ks : conv_kernel_sets()) {
+    if (std::string(ks->name) == "avx2+fma+f16c") avx2 = ks;
+    if (std::string(ks->name) == "avx512f") avx512 = ks;
+  }
+  if (!avx2 || !avx512) GTEST_SKIP() << "this CPU runs no avx512f conv set";
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16})
+    for (int64_t m = 1; m <= 26; ++m)
+      for (const auto& [n_in, n_out] : {std::pair<int64_t, int64_t>{40, 16}, {300, 45}, {600, 136}}) {
+        const TestWeights t = make_weights(type, n_out, n_in, 9);
+        const int64_t lda = n_in + 1, ldc = n_out + 3;
+        const std::vector<float> a = randn(static_cast<size_t>(m * lda), 10);
+        std::vector<float> want(static_cast<size_t>(m * ldc), 5.0f), got(want);
+        GemmScratch sa, sb;
+        gemm_weights(*avx2, a.data(), lda, m, t.w, want.data(), ldc, sa);
+        gemm_weights(*avx512, a.data(), lda, m, t.w, got.data(), ldc, sb);
+        ASSERT_EQ(want, got) << "m " << m << " n_in " << n_in << " n_out " << n_out;
+        std::fill(got.begin(), got.end(), 5.0f);
+        gemm_weights_columns(*avx512, a.data(), lda, m, t.w, 0, n_out, got.data(), ldc, sb);  // plain rows
+        ASSERT_EQ(want, got) << "plain, m " << m << " n_in " << n_in << " n_out " << n_out;
+      }
+  // Depthwise: 64-channel chunks, 16-channel ones and a masked tail against the AVX2 kernel's 32/8/1.
+  for (int64_t C : {int64_t(8), int64_t(40), int64_t(77), int64_t(130), int64_t(256)})
+    for (int k : {3, 5}) {
+      const int64_t w_in = 13;
+      std::vector<std::vector<float>> rows;
+      for (int r = 0; r < k; ++r) rows.push_back(randn(static_cast<size_t>(w_in * C), 40 + r));
+      const std::vector<float> wt = randn(static_cast<size_t>(k * k * C), 50);
+      std::vector<const float*> ptrs;
+      for (int r = 0; r < k; ++r) ptrs.push_back(r == k - 1 ? nullptr : rows[r].data());
+      std::vector<float> want(static_cast<size_t>(w_in * C)), got(want.size());
+      avx2->depthwise_row(ptrs.data(), w_in, C, wt.data(), k, 1, k / 2, 0, w_in, want.data());
+      avx512->depthwise_row(ptrs.data(), w_in, C, wt.data(), k, 1, k / 2, 0, w_in, got.data());
+      ASSERT_EQ(want, got) << "depthwise C " << C << " k " << k;
+    }
+}
+
 TEST(KernelsConv, DepthwiseMatchesScalarTwin) {
   const ConvKernelSet& ref = conv_kernels_scalar();
   for (const ConvKernelSet* ks : conv_kernel_sets())
-    for (int64_t C : {int64_t(8), int64_t(40), int64_t(77)})
+    for (int64_t C : {int64_t(8), int64_t(40), int64_t(77), int64_t(130)})
       for (int k : {3, 5})
         for (int stride : {1, 2}) {
           const int64_t w_in = 19;

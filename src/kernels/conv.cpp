@@ -10,6 +10,7 @@
 
 #include "kernels/conv_impl.h"
 #include "kernels/cpu_features.h"
+#include "kernels/vec_dot.h"
 #include "quant/ggml_type.h"
 #include "quant/quantize.h"
 
@@ -134,16 +135,33 @@ const ConvKernelSet& conv_kernels_scalar() { return conv::scalar_set(); }
 std::vector<const ConvKernelSet*> conv_kernel_sets() {
   std::vector<const ConvKernelSet*> sets = {&conv::scalar_set()};
   const CpuFeatures& f = cpu_features();
-  if (const ConvKernelSet* a = conv::avx2_set(); a && f.avx2 && f.fma && f.f16c) sets.push_back(a);
+  const bool avx2 = f.avx2 && f.fma && f.f16c;
+  if (const ConvKernelSet* a = conv::avx2_set(); a && avx2) sets.push_back(a);
+  if (const ConvKernelSet* z = conv::avx512_set(); z && avx2 && f.avx512f) sets.push_back(z);
   if (const ConvKernelSet* n = conv::neon_set(); n && f.neon) sets.push_back(n);
   return sets;
+}
+
+const ConvKernelSet& conv_set_for(const std::string& vec_dot_set) {
+  const auto runnable = conv_kernel_sets();
+  const auto find = [&](const char* name) -> const ConvKernelSet* {
+    for (const ConvKernelSet* s : runnable)
+      if (std::strcmp(s->name, name) == 0) return s;
+    return nullptr;
+  };
+  const ConvKernelSet* s = nullptr;
+  if (vec_dot_set == "avx512vnni" || vec_dot_set == "avx512vnni+amx") s = find("avx512f");
+  else if (vec_dot_set == "avx512vnni-256" || vec_dot_set == "avx-vnni" || vec_dot_set == "avx2+fma+f16c") s = find("avx2+fma+f16c");
+  else if (vec_dot_set.rfind("neon", 0) == 0) s = find("neon");
+  return s ? *s : conv::scalar_set();
 }
 
 const ConvKernelSet& conv_kernels() {
   static const ConvKernelSet* chosen = [] {
     const char* env = std::getenv("G3N_VEC_DOT");
-    if (env && std::strcmp(env, "scalar") == 0) return &conv::scalar_set();
-    return conv_kernel_sets().back();
+    const auto sets = vec_dot_sets();
+    const bool named = env && std::find(sets.begin(), sets.end(), std::string(env)) != sets.end();
+    return &conv_set_for(named ? std::string(env) : vec_dot_best_set());
   }();
   return *chosen;
 }

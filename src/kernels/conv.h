@@ -9,7 +9,7 @@
 // micro-kernel (6 pixels x 16 channels on AVX2 and NEON) sweeps A's rows against one strip.
 //
 // Every kernel exists once per instruction set: the scalar set (plain C++, the readable definition)
-// and the SIMD sets the build has (AVX2+FMA+F16C on x86-64, NEON on AArch64). conv_kernels() is the fastest set the CPU
+// and the SIMD sets the build has (AVX2+FMA+F16C and AVX-512F on x86-64, NEON on AArch64). conv_kernels() is the fastest set the CPU
 // runs, chosen once at run time (G3N_VEC_DOT=scalar forces the scalar set, as for vec_dot); the
 // per-set tables are public so tests run every set the CPU supports against the scalar one.
 // Agreement: only float rounding differs (FMA, lane order in reductions, polynomial exp):
@@ -18,6 +18,7 @@
 // callers split pixels between threads.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "base/aligned_vector.h"
@@ -61,7 +62,12 @@ struct ConvKernelSet {
 
 // The scalar set: always available.
 const ConvKernelSet& conv_kernels_scalar();
-// The fastest set this CPU runs (chosen once).
+// The set that goes with a vec_dot kernel set (kernels/vec_dot.h), by the registers it computes with:
+// zmm for avx512vnni and avx512vnni+amx ("avx512f"), ymm for avx512vnni-256 (Zen 4, whose 512-bit operations
+// are two 256-bit halves), avx-vnni and avx2+fma+f16c ("avx2+fma+f16c"), "neon" for the neon sets, else scalar.
+const ConvKernelSet& conv_set_for(const std::string& vec_dot_set);
+// The set of the vec_dot set in use when first called: G3N_VEC_DOT=NAME where that names a set this CPU runs,
+// else the best (chosen once).
 const ConvKernelSet& conv_kernels();
 // Every set this build has and this CPU runs, scalar first (for tests and benchmarks).
 std::vector<const ConvKernelSet*> conv_kernel_sets();

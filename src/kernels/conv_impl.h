@@ -10,6 +10,9 @@ const ConvKernelSet& scalar_set();
 // The AVX2+FMA+F16C set (conv_avx2.cpp), or nullptr when not compiled for this target. Only call its
 // kernels after checking cpu_features().
 const ConvKernelSet* avx2_set();
+// The AVX-512F set (conv_avx512.cpp: the AVX2 set with a zmm GEMM), or nullptr when not compiled for this
+// target. Only call its kernels after checking cpu_features().
+const ConvKernelSet* avx512_set();
 // The plain ARMv8-A NEON set (conv_neon.cpp), or nullptr when not compiled for AArch64. Only call its
 // kernels after checking cpu_features().neon.
 const ConvKernelSet* neon_set();
