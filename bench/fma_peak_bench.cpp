@@ -50,6 +50,23 @@ __attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t n) {
   _mm256_storeu_ps(out, s);
   return out[0];
 }
+
+// The same on zmm, twelve chains (the AVX-512F conv GEMM's micro-kernel holds twelve): the yardstick of the
+// avx512f conv set.
+__attribute__((target("avx512f"))) float fma_chains_avx512(int64_t n) {
+  __m512 a[12];
+  for (__m512& x : a) x = _mm512_set1_ps(1);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < n; ++i) {
+#pragma GCC unroll 12
+    for (__m512& x : a) x = _mm512_fmadd_ps(x, m, c);
+  }
+  __m512 s = a[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_ps(s, a[j]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0];
+}
 #endif
 
 void BM_FmaPeakScalar(benchmark::State& state) {
@@ -78,6 +95,21 @@ void BM_FmaPeakAvx2(benchmark::State& state) {
                                                 benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_FmaPeakAvx2)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_FmaPeakAvx512(benchmark::State& state) {
+  if (!g3n::cpu_features().avx512f) {
+    state.SkipWithError("this CPU has no AVX-512F");
+    return;
+  }
+  for (auto _ : state) {
+    int64_t n = kIterations;
+    benchmark::DoNotOptimize(n);
+    benchmark::DoNotOptimize(fma_chains_avx512(n));
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(2.0 * 16 * 12 * kIterations * static_cast<double>(state.iterations()) / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FmaPeakAvx512)->Threads(1)->Threads(2)->UseRealTime();
 #endif
 
 }  // namespace
