@@ -216,9 +216,7 @@ G3N_AVX2 void pack_activations_avx2(const float* a, int64_t lda, int64_t m, int6
 G3N_AVX2 void depthwise_row_avx2(const float* const* rows, int64_t w_in, int64_t C, const float* w, int k, int stride,
                                  int64_t pad_left, int64_t x0, int64_t nx, float* out) {
   for (int64_t x = 0; x < nx; ++x) {
-    const int64_t ix0 = (x0 + x) * stride - pad_left;
-    const int kx_lo = static_cast<int>(std::max<int64_t>(0, -ix0));
-    const int kx_hi = static_cast<int>(std::min<int64_t>(k, w_in - ix0));
+    const auto [ix0, kx_lo, kx_hi] = depthwise_taps(x0 + x, stride, pad_left, k, w_in);
     float* o = out + x * C;
     int64_t c = 0;
     for (; c + 32 <= C; c += 32) {

@@ -92,45 +92,42 @@ G3N_AVX512F void gemm_panel_avx512(const float* ap, int64_t panel_stride, int64_
   gemm_rows<true>(ap, panel_stride, m, b, kc, c, ldc, nn, accumulate);
 }
 
-// Depthwise: per output pixel, 64 channels in 4 zmm chains (then 16, then a masked tail), each the AVX2
-// kernel's fma chain over (ky, kx) lane for lane, so the same bits. Two loads per FMA: on zmm half the
-// instructions of the AVX2 kernel's.
+// Depthwise, one output pixel: R zmm chains of 16 channels from channel c, the last masked by `last`. Each
+// chain is the AVX2 kernel's fma chain over (ky, kx) lane for lane, so the same bits. Two loads per FMA: on
+// zmm half the instructions of the AVX2 kernel's.
+template <int R>
+G3N_AVX512F inline void depthwise_channels(const float* const* rows, const float* w, int k, int64_t C, int64_t ix0,
+                                           int kx_lo, int kx_hi, int64_t c, __mmask16 last, float* o) {
+  __m512 s[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) s[r] = _mm512_setzero_ps();
+  for (int ky = 0; ky < k; ++ky) {
+    if (!rows[ky]) continue;  // zero padding row
+    for (int kx = kx_lo; kx < kx_hi; ++kx) {
+      const float* in = rows[ky] + (ix0 + kx) * C + c;
+      const float* wt = w + (ky * k + kx) * C + c;
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __mmask16 m = r == R - 1 ? last : __mmask16(0xFFFF);
+        s[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, wt + 16 * r), _mm512_maskz_loadu_ps(m, in + 16 * r), s[r]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(o + c + 16 * r, r == R - 1 ? last : __mmask16(0xFFFF), s[r]);
+}
+
+// 64 channels at a time, then 16, the last 1-16 masked.
 G3N_AVX512F void depthwise_row_avx512(const float* const* rows, int64_t w_in, int64_t C, const float* w, int k, int stride,
                                       int64_t pad_left, int64_t x0, int64_t nx, float* out) {
   for (int64_t x = 0; x < nx; ++x) {
-    const int64_t ix0 = (x0 + x) * stride - pad_left;
-    const int kx_lo = static_cast<int>(std::max<int64_t>(0, -ix0));
-    const int kx_hi = static_cast<int>(std::min<int64_t>(k, w_in - ix0));
+    const DepthwiseTaps t = depthwise_taps(x0 + x, stride, pad_left, k, w_in);
     float* o = out + x * C;
     int64_t c = 0;
-    for (; c + 64 <= C; c += 64) {
-      __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-      for (int ky = 0; ky < k; ++ky) {
-        if (!rows[ky]) continue;
-        for (int kx = kx_lo; kx < kx_hi; ++kx) {
-          const float* in = rows[ky] + (ix0 + kx) * C + c;
-          const float* wt = w + (ky * k + kx) * C + c;
-          s0 = _mm512_fmadd_ps(_mm512_loadu_ps(wt), _mm512_loadu_ps(in), s0);
-          s1 = _mm512_fmadd_ps(_mm512_loadu_ps(wt + 16), _mm512_loadu_ps(in + 16), s1);
-          s2 = _mm512_fmadd_ps(_mm512_loadu_ps(wt + 32), _mm512_loadu_ps(in + 32), s2);
-          s3 = _mm512_fmadd_ps(_mm512_loadu_ps(wt + 48), _mm512_loadu_ps(in + 48), s3);
-        }
-      }
-      _mm512_storeu_ps(o + c, s0);
-      _mm512_storeu_ps(o + c + 16, s1);
-      _mm512_storeu_ps(o + c + 32, s2);
-      _mm512_storeu_ps(o + c + 48, s3);
-    }
+    for (; c + 64 <= C; c += 64) depthwise_channels<4>(rows, w, k, C, t.ix0, t.kx_lo, t.kx_hi, c, 0xFFFF, o);
     for (; c < C; c += 16) {
-      const __mmask16 m = C - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (C - c)) - 1);
-      __m512 s = _mm512_setzero_ps();
-      for (int ky = 0; ky < k; ++ky) {
-        if (!rows[ky]) continue;
-        for (int kx = kx_lo; kx < kx_hi; ++kx)
-          s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + (ky * k + kx) * C + c),
-                              _mm512_maskz_loadu_ps(m, rows[ky] + (ix0 + kx) * C + c), s);
-      }
-      _mm512_mask_storeu_ps(o + c, m, s);
+      const __mmask16 last = C - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (C - c)) - 1);
+      depthwise_channels<1>(rows, w, k, C, t.ix0, t.kx_lo, t.kx_hi, c, last, o);
     }
   }
 }

@@ -277,9 +277,7 @@ void pack_activations_neon(const float* a, int64_t lda, int64_t m, int64_t K, fl
 void depthwise_row_neon(const float* const* rows, int64_t w_in, int64_t C, const float* w, int k, int stride,
                         int64_t pad_left, int64_t x0, int64_t nx, float* out) {
   for (int64_t x = 0; x < nx; ++x) {
-    const int64_t ix0 = (x0 + x) * stride - pad_left;
-    const int kx_lo = static_cast<int>(std::max<int64_t>(0, -ix0));
-    const int kx_hi = static_cast<int>(std::min<int64_t>(k, w_in - ix0));
+    const auto [ix0, kx_lo, kx_hi] = depthwise_taps(x0 + x, stride, pad_left, k, w_in);
     float* o = out + x * C;
     int64_t c = 0;
     for (; c + 16 <= C; c += 16) {
