@@ -1,6 +1,6 @@
 // AVX-512F conv kernels: the AVX2 set with its GEMM micro-kernel on zmm registers. A 16-channel strip is
 // one zmm, so a row needs one accumulator instead of two, and a kernel call takes 12 pixels (two packed
-// panels of 6) against a strip: 12 independent FMA chains, one strip load and 12 broadcasts per input,
+// panels of 6, or 12 rows) against a strip: 12 independent FMA chains, one strip load and 12 broadcasts per input,
 // where the AVX2 kernel issues 12 ymm FMAs for 6 pixels. Every output is the same k-ordered FMA chain
 // as the AVX2 set's (a*b + acc per input, from 0 or from C), lane for lane, so this set returns the AVX2
 // set's bits (tests/kernels_conv_test.cpp); so does its depthwise kernel. Packing, norms and activations are
@@ -60,12 +60,12 @@ constexpr std::array<MicroFn, sizeof...(R)> micro_table(std::integer_sequence<in
   return {&micro<R + 1, kPacked>...};
 }
 
-// Blocks of kBlock rows (12 from packed panels; 6 from rows, whose 12 row pointers would not stay in
-// registers), then the remainder in one call.
+// Blocks of 12 rows, then the remainder in one call. From plain rows too: the 12 row addresses stay in
+// registers but one (base + index addressing).
 template <bool kPacked>
 G3N_AVX512F void gemm_rows(const float* a, int64_t step, int64_t m, const float* b, int64_t kc, float* c, int64_t ldc,
                            int64_t nn, bool accumulate) {
-  constexpr int kBlock = kPacked ? 12 : 6;
+  constexpr int kBlock = 12;
   static constexpr auto kMicro = micro_table<kPacked>(std::make_integer_sequence<int, kBlock>());
   const __mmask16 mask = nn >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nn) - 1);
   // Where row i starts: its panel (packed) or its row.

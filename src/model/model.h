@@ -40,6 +40,10 @@ class Model {
                                           const Model* share_packed = nullptr);
   static std::unique_ptr<Model> from_gguf(GgufFile file, const LoadOptions& options);
 
+  // Not copied or moved: views of its weights (its own sources_, a draft's matrices) point into it.
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
   const GgufFile& file() const { return file_; }
   const Gemma3nConfig& config() const { return config_; }
   const Gemma3nWeights& weights() const { return weights_; }
