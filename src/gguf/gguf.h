@@ -30,11 +30,11 @@ std::string_view gguf_value_type_name(GgufValueType t);
 // (arrays may nest).
 struct GgufValue {
   GgufValueType type = GgufValueType::UINT32;
+  GgufValueType elem_type = GgufValueType::UINT32;  // ARRAY (beside type: a vocabulary holds 262,144 of these)
   uint64_t u = 0;        // UINT8/16/32/64, BOOL (0/1)
   int64_t i = 0;         // INT8/16/32/64
   double f = 0;          // FLOAT32/64
   std::string s;         // STRING
-  GgufValueType elem_type = GgufValueType::UINT32;  // ARRAY
   std::vector<GgufValue> array;                     // ARRAY
 
   bool is_integer() const;  // any integer type or BOOL
