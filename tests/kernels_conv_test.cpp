@@ -12,6 +12,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu_features.h"
+#include "kernels/vec_dot.h"
 #include "quant/fp16.h"
 #include "quant/ggml_type.h"
 #include "quant/quantize.h"
@@ -65,6 +66,13 @@ TEST(KernelsConv, SetsAvailable) {
 #elif defined(__aarch64__)
   EXPECT_EQ(conv_kernel_sets().size(), cpu_features().neon ? 2u : 1u);
 #endif
+  // Every vec_dot set this CPU runs names a conv set this CPU runs (a new row in vec_dot.cpp's table
+  // without one would leave the towers on the scalar set).
+  for (const std::string& set : vec_dot_sets()) {
+    std::printf("  %s -> conv %s\n", set.c_str(), conv_set_for(set).name);
+    EXPECT_EQ(vec_dot_conv_set(set), conv_set_for(set).name) << set;
+  }
+  EXPECT_EQ(vec_dot_conv_set("no such set"), "");
 }
 
 TEST(KernelsConv, PackMatchesDecodedWeights) {

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 
 #include "kernels/conv_impl.h"
@@ -143,26 +141,14 @@ std::vector<const ConvKernelSet*> conv_kernel_sets() {
 }
 
 const ConvKernelSet& conv_set_for(const std::string& vec_dot_set) {
-  const auto runnable = conv_kernel_sets();
-  const auto find = [&](const char* name) -> const ConvKernelSet* {
-    for (const ConvKernelSet* s : runnable)
-      if (std::strcmp(s->name, name) == 0) return s;
-    return nullptr;
-  };
-  const ConvKernelSet* s = nullptr;
-  if (vec_dot_set == "avx512vnni" || vec_dot_set == "avx512vnni+amx") s = find("avx512f");
-  else if (vec_dot_set == "avx512vnni-256" || vec_dot_set == "avx-vnni" || vec_dot_set == "avx2+fma+f16c") s = find("avx2+fma+f16c");
-  else if (vec_dot_set.rfind("neon", 0) == 0) s = find("neon");
-  return s ? *s : conv::scalar_set();
+  const std::string name = vec_dot_conv_set(vec_dot_set);
+  for (const ConvKernelSet* s : conv_kernel_sets())
+    if (name == s->name) return *s;
+  return conv::scalar_set();
 }
 
 const ConvKernelSet& conv_kernels() {
-  static const ConvKernelSet* chosen = [] {
-    const char* env = std::getenv("G3N_VEC_DOT");
-    const auto sets = vec_dot_sets();
-    const bool named = env && std::find(sets.begin(), sets.end(), std::string(env)) != sets.end();
-    return &conv_set_for(named ? std::string(env) : vec_dot_best_set());
-  }();
+  static const ConvKernelSet* chosen = &conv_set_for(vec_dot_start_set());
   return *chosen;
 }
 

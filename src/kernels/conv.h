@@ -6,11 +6,11 @@
 // n_in inputs: a 1x1 conv, an im2col'ed k x k conv, or an f32 K/V matrix of the attention). W^T is
 // packed per block into strips of kGemmNR output channels, [kc][kGemmNR] f32 each (converted from
 // F16/BF16/Q8_0 as it is packed: no f32 copy of the whole weights), and a register-blocked
-// micro-kernel (6 pixels x 16 channels on AVX2 and NEON) sweeps A's rows against one strip.
+// micro-kernel (6 pixels x 16 channels on AVX2 and NEON, 12 x 16 on AVX-512) sweeps A's rows against one strip.
 //
 // Every kernel exists once per instruction set: the scalar set (plain C++, the readable definition)
-// and the SIMD sets the build has (AVX2+FMA+F16C and AVX-512F on x86-64, NEON on AArch64). conv_kernels() is the fastest set the CPU
-// runs, chosen once at run time (G3N_VEC_DOT=scalar forces the scalar set, as for vec_dot); the
+// and the SIMD sets the build has (AVX2+FMA+F16C and AVX-512F on x86-64, NEON on AArch64). conv_kernels() is the
+// set that goes with the text decoder's vec_dot set, chosen once at run time (G3N_VEC_DOT=NAME picks both); the
 // per-set tables are public so tests run every set the CPU supports against the scalar one.
 // Agreement: only float rounding differs (FMA, lane order in reductions, polynomial exp):
 // tests/kernels_conv_test.cpp pins the bounds. Within one set every GEMM output is the k-ordered
@@ -62,12 +62,11 @@ struct ConvKernelSet {
 
 // The scalar set: always available.
 const ConvKernelSet& conv_kernels_scalar();
-// The set that goes with a vec_dot kernel set (kernels/vec_dot.h), by the registers it computes with:
-// zmm for avx512vnni and avx512vnni+amx ("avx512f"), ymm for avx512vnni-256 (Zen 4, whose 512-bit operations
-// are two 256-bit halves), avx-vnni and avx2+fma+f16c ("avx2+fma+f16c"), "neon" for the neon sets, else scalar.
+// The set that goes with a vec_dot kernel set (its row in vec_dot.cpp's table names it: zmm "avx512f" for
+// avx512vnni and avx512vnni+amx, "avx2+fma+f16c" for the ymm sets including Zen 4's avx512vnni-256, "neon" for
+// the neon sets); scalar where that set does not run here.
 const ConvKernelSet& conv_set_for(const std::string& vec_dot_set);
-// The set of the vec_dot set in use when first called: G3N_VEC_DOT=NAME where that names a set this CPU runs,
-// else the best (chosen once).
+// The set of the vec_dot set chosen at start (vec_dot_start_set: G3N_VEC_DOT=NAME, else the best), once.
 const ConvKernelSet& conv_kernels();
 // Every set this build has and this CPU runs, scalar first (for tests and benchmarks).
 std::vector<const ConvKernelSet*> conv_kernel_sets();

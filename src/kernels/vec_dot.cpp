@@ -59,6 +59,7 @@ const KernelSet* scalar_set() { return &vecdot::scalar_kernels(); }
 
 struct SetEntry {
   const char* name;
+  const char* conv;  // the towers' conv set that goes with it (kernels/conv.h): the registers it computes with
   int base;  // index of the set it overlays (-1: none)
   const KernelSet* (*get)();
   bool (*runs_on)(const CpuFeatures&);
@@ -68,16 +69,18 @@ struct SetEntry {
 bool avx512vnni(const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni; }
 
 constexpr SetEntry kSets[] = {
-    {"scalar", -1, scalar_set, [](const CpuFeatures&) { return true; }},
-    {"avx2+fma+f16c", 0, vecdot::avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }},
-    {"avx512vnni", 1, vecdot::avx512_kernels, avx512vnni, [](const CpuFeatures& f) { return !f.avx512_split; }},
-    {"avx512vnni-256", 1, vecdot::avx512_256_kernels, avx512vnni, [](const CpuFeatures& f) { return f.avx512_split; }},
-    {"avx512vnni+amx", 2, vecdot::amx_kernels, [](const CpuFeatures& f) { return avx512vnni(f) && f.amx_int8; }},
-    {"avx-vnni", 1, vecdot::avxvnni_kernels, [](const CpuFeatures& f) { return f.avx_vnni; },
+    {"scalar", "scalar", -1, scalar_set, [](const CpuFeatures&) { return true; }},
+    {"avx2+fma+f16c", "avx2+fma+f16c", 0, vecdot::avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }},
+    {"avx512vnni", "avx512f", 1, vecdot::avx512_kernels, avx512vnni, [](const CpuFeatures& f) { return !f.avx512_split; }},
+    // Zen 4 runs a 512-bit operation as two 256-bit halves: its towers keep the ymm conv set.
+    {"avx512vnni-256", "avx2+fma+f16c", 1, vecdot::avx512_256_kernels, avx512vnni,
+     [](const CpuFeatures& f) { return f.avx512_split; }},
+    {"avx512vnni+amx", "avx512f", 2, vecdot::amx_kernels, [](const CpuFeatures& f) { return avx512vnni(f) && f.amx_int8; }},
+    {"avx-vnni", "avx2+fma+f16c", 1, vecdot::avxvnni_kernels, [](const CpuFeatures& f) { return f.avx_vnni; },
      [](const CpuFeatures& f) { return !avx512vnni(f); }},
-    {"neon", 0, vecdot::neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
-    {"neon+dotprod", 6, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
-    {"neon+i8mm", 7, vecdot::neon_i8mm_kernels,
+    {"neon", "neon", 0, vecdot::neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
+    {"neon+dotprod", "neon", 6, vecdot::neon_dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.neon_dotprod; }},
+    {"neon+i8mm", "neon", 7, vecdot::neon_i8mm_kernels,
      [](const CpuFeatures& f) { return f.neon && f.neon_dotprod && f.neon_i8mm; }},
 };
 constexpr int kNumSets = int(sizeof(kSets) / sizeof(kSets[0]));
@@ -126,15 +129,20 @@ int best_set() {
 
 // The set in use: G3N_VEC_DOT=NAME (read once, at first use; an unknown or unrunnable name is reported
 // on stderr and ignored), else the best one; vec_dot_use_set switches it (tests, bench).
-std::atomic<const Dispatch*>& current() {
-  static std::atomic<const Dispatch*> cur{[] {
+int start_set() {
+  static const int start = [] {
     int i = best_set();
     if (const char* env = std::getenv("G3N_VEC_DOT"); env && *env) {
       if (const int e = find_set(env); e >= 0) i = e;
       else std::fprintf(stderr, "g3n: G3N_VEC_DOT=%s is not a kernel set this CPU runs; using %s\n", env, kSets[i].name);
     }
-    return &built().sets[i];
-  }()};
+    return i;
+  }();
+  return start;
+}
+
+std::atomic<const Dispatch*>& current() {
+  static std::atomic<const Dispatch*> cur{&built().sets[start_set()]};
   return cur;
 }
 
@@ -335,6 +343,14 @@ std::vector<std::string> vec_dot_sets() {
 }
 
 std::string vec_dot_best_set() { return kSets[best_set()].name; }
+
+std::string vec_dot_start_set() { return kSets[start_set()].name; }
+
+std::string vec_dot_conv_set(const std::string& name) {
+  for (const SetEntry& e : kSets)
+    if (name == e.name) return e.conv;
+  return "";
+}
 
 bool vec_dot_use_set(const std::string& name) {
   const int i = find_set(name.c_str());

@@ -129,6 +129,12 @@ const char* vec_dot_isa();
 std::vector<std::string> vec_dot_sets();
 // The set chosen without G3N_VEC_DOT: the strongest this CPU runs.
 std::string vec_dot_best_set();
+// The set chosen at first use: G3N_VEC_DOT=NAME where this CPU runs it, else the best (never a later
+// vec_dot_use_set).
+std::string vec_dot_start_set();
+// The name of the towers' conv set (kernels/conv.h) that goes with the named set, by the registers it
+// computes with; "" for a name that is no set.
+std::string vec_dot_conv_set(const std::string& name);
 // Switches every later call to the named set (tests, bench; not meant for use while other threads
 // run kernels, which would mix sets). False, and no change, for a set this CPU cannot run.
 bool vec_dot_use_set(const std::string& name);
