@@ -457,15 +457,13 @@ bool JsonMatcher::feed_one(unsigned char c) {
               if (c == '-') f.pos = std::numeric_limits<int32_t>::max();  // a negative exponent only shrinks the value
               f.stage = 7;
               took = true;
-            } else if (is_digit(c) && c - '0' <= f.pos) {
-              f.stage = 8;
-              f.count = 1;
-              f.alive = static_cast<uint64_t>(c - '0');
-              took = true;
-            } else {
-              return false;
+              break;
             }
-            break;
+            if (!is_digit(c)) return false;
+            f.stage = 8;  // the first exponent digit, taken (or refused: then not accepting) as the others
+            f.count = 0;
+            f.alive = 0;
+            [[fallthrough]];
           case 8:
             if (is_digit(c) && f.count < kMaxExpDigits && f.alive * 10 + (c - '0') <= static_cast<uint64_t>(f.pos)) {
               ++f.count;
