@@ -28,9 +28,9 @@ uint64_t hash_value(const GgufValue& v, uint64_t h) {
   if (const auto d = v.as_double()) h = mix(h, std::isnan(*d) ? 1 : 0);
   (void)gguf_value_type_name(v.type);
   if (v.type == GgufValueType::ARRAY) {
-    h = mix(h, static_cast<uint64_t>(v.elem_type));
-    for (const auto& e : v.array) {
-      if (e.type != v.elem_type) __builtin_trap();  // reader must enforce homogeneous arrays
+    h = mix(h, static_cast<uint64_t>(v.elem_type()));
+    for (const GgufValue& e : v.array) {
+      if (e.type != v.elem_type()) __builtin_trap();  // reader must enforce homogeneous arrays
       h = hash_value(e, h);
     }
   }
@@ -42,7 +42,7 @@ bool same_value(const GgufValue& a, const GgufValue& b) {
   // sNaN payloads may be quieted by the float<->double round trip; any NaN matches any NaN.
   if (!(a.f == b.f || (std::isnan(a.f) && std::isnan(b.f)))) return false;
   if (a.type != GgufValueType::ARRAY) return true;
-  if (a.elem_type != b.elem_type || a.array.size() != b.array.size()) return false;
+  if (a.elem_type() != b.elem_type() || a.array.size() != b.array.size()) return false;
   for (size_t k = 0; k < a.array.size(); ++k)
     if (!same_value(a.array[k], b.array[k])) return false;
   return true;

@@ -58,11 +58,9 @@ int main(int argc, char** argv) {
   arrays.set_array_string("tokenizer.ggml.tokens", {"<pad>", "<eos>", "<bos>", "\xe2\x96\x81hi"});
   arrays.set_array_u32("a.empty", {});
   GgufValue nested = val(GgufValueType::ARRAY);
-  nested.elem_type = GgufValueType::ARRAY;
   GgufValue inner = val(GgufValueType::ARRAY);
-  inner.elem_type = GgufValueType::UINT8;
-  inner.array = {val(GgufValueType::UINT8), val(GgufValueType::UINT8)};
-  nested.array = {inner, inner};
+  inner.array = GgufArray(GgufValueType::UINT8, {val(GgufValueType::UINT8), val(GgufValueType::UINT8)});
+  nested.array = GgufArray(GgufValueType::ARRAY, {inner, inner});
   arrays.set("a.nested", nested);
   save(dir, "arrays.gguf", arrays);
 

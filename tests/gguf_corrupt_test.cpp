@@ -91,13 +91,12 @@ std::vector<uint8_t> small_file() {
   w.set_array_i32("ff", {1, 2, 3});
   GgufValue nested;
   nested.type = GgufValueType::ARRAY;
-  nested.elem_type = GgufValueType::ARRAY;
   GgufValue inner;
   inner.type = GgufValueType::ARRAY;
-  inner.elem_type = GgufValueType::UINT16;
-  inner.array.resize(2);
-  for (auto& e : inner.array) e.type = GgufValueType::UINT16;
-  nested.array = {inner, inner};
+  GgufValue u16;
+  u16.type = GgufValueType::UINT16;
+  inner.array = GgufArray(GgufValueType::UINT16, {u16, u16});
+  nested.array = GgufArray(GgufValueType::ARRAY, {inner, inner});
   w.set("nested", nested);
   std::vector<uint8_t> d1(4 * 8, 1), d2(34 * 2, 2), d3(2 * 3, 3);
   w.add_tensor("a.weight", GgmlType::F32, {8}, d1);

@@ -60,8 +60,7 @@ GgufValue S(std::string s) {
 }
 GgufValue A(GgufValueType et, std::vector<GgufValue> elems) {
   auto v = scalar(GgufValueType::ARRAY);
-  v.elem_type = et;
-  v.array = std::move(elems);
+  v.array = GgufArray(et, elems);
   return v;
 }
 
@@ -85,7 +84,7 @@ void expect_same_value(const GgufValue& a, const GgufValue& b, const std::string
       EXPECT_EQ(a.s, b.s) << where;
       break;
     case GgufValueType::ARRAY:
-      ASSERT_EQ(a.elem_type, b.elem_type) << where;
+      ASSERT_EQ(a.elem_type(), b.elem_type()) << where;
       ASSERT_EQ(a.array.size(), b.array.size()) << where;
       for (size_t k = 0; k < a.array.size(); ++k) expect_same_value(a.array[k], b.array[k], where + "[" + std::to_string(k) + "]");
       break;
@@ -166,6 +165,17 @@ std::string lower(std::string_view s) {
   return r;
 }
 
+// The GgufError fn throws, or "(no error)".
+template <class Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const GgufError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 }  // namespace
 
 TEST(GgufValue, TypeNames) {
@@ -198,6 +208,60 @@ TEST(GgufValue, Conversions) {
   EXPECT_FALSE(F(T::FLOAT32, 0).is_integer());
   EXPECT_TRUE(F(T::FLOAT64, 0).is_float());
   EXPECT_FALSE(S("").is_float());
+}
+
+TEST(GgufArrayTest, KeepsEveryTypeExactly) {
+  using T = GgufValueType;
+  const std::vector<GgufValue> cases[] = {
+      {U(T::UINT8, 0), U(T::UINT8, 255)},
+      {I(T::INT8, -128), I(T::INT8, 127)},
+      {U(T::UINT16, 65535)},
+      {I(T::INT16, -32768), I(T::INT16, 32767)},
+      {U(T::UINT32, 0xffffffffu)},
+      {I(T::INT32, std::numeric_limits<int32_t>::min()), I(T::INT32, -1)},
+      {U(T::UINT64, std::numeric_limits<uint64_t>::max())},
+      {I(T::INT64, std::numeric_limits<int64_t>::min()), I(T::INT64, 42)},
+      {F(T::FLOAT32, -0.0), F(T::FLOAT32, 3.4028234663852886e38), F(T::FLOAT32, 1e-45)},
+      {F(T::FLOAT64, 0.1), F(T::FLOAT64, -1e308)},
+      {U(T::BOOL, 0), U(T::BOOL, 1)},
+      {S(""), S("\xe2\x96\x81hello"), S(std::string("a\0b", 3))},
+      {A(T::INT8, {I(T::INT8, -1)}), A(T::INT8, {})},
+  };
+  for (const auto& elems : cases) {
+    const GgufArray a(elems.front().type, elems);
+    const std::string what(gguf_value_type_name(a.elem_type()));
+    ASSERT_EQ(a.size(), elems.size()) << what;
+    size_t k = 0;
+    for (const GgufValue& e : a) {  // iteration and operator[] decode the same element
+      expect_same_value(e, elems[k], what + "[" + std::to_string(k) + "]");
+      expect_same_value(a[k], elems[k], what + "[" + std::to_string(k) + "]");
+      if (a.elem_type() == T::STRING) EXPECT_EQ(a.string_at(k), elems[k].s);
+      if (a.elem_type() == T::ARRAY) expect_same_value(a.array_at(k), elems[k], what);
+      ++k;
+    }
+    EXPECT_EQ(k, elems.size());
+  }
+  const GgufArray f(T::FLOAT32, {F(T::FLOAT32, 0.1)});
+  EXPECT_EQ(f[0].f, static_cast<double>(0.1f));  // a FLOAT32 holds the float the file would
+}
+
+TEST(GgufArrayTest, RefusesWhatItCannotHold) {
+  using T = GgufValueType;
+  GgufArray a(T::UINT8);
+  EXPECT_NE(error_of([&] { a.push_back(U(T::UINT8, 256)); }).find("u8 value 256 out of range"), std::string::npos);
+  EXPECT_NE(error_of([&] { a.push_back(I(T::INT8, 1)); }).find("element 0 has type i8, array is of u8"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { a.push_string("x"); }).find("array of u8"), std::string::npos);
+  a.push_back(U(T::UINT8, 7));
+  EXPECT_EQ(a.size(), 1u);  // refused elements were not added
+  EXPECT_NE(error_of([&] { (void)a.string_at(0); }).find("no string element 0"), std::string::npos);
+  EXPECT_NE(error_of([&] { (void)a.array_at(0); }).find("no array element 0"), std::string::npos);
+  EXPECT_NE(error_of([&] { (void)a[1]; }).find("no element 1"), std::string::npos);
+  GgufArray s(T::STRING);
+  s.push_string("ab");
+  EXPECT_NE(error_of([&] { (void)s.string_at(1); }).find("no string element 1"), std::string::npos);
+  EXPECT_NE(error_of([&] { GgufArray(T::INT16, {I(T::INT16, 1), I(T::INT16, -40000)}); }).find("element 1: i16 value -40000"),
+            std::string::npos);
 }
 
 TEST(GgufRoundTrip, EveryValueType) {
@@ -245,7 +309,7 @@ TEST(GgufRoundTrip, ConvenienceSettersAndReplace) {
   EXPECT_EQ(f.get_string("s"), "text");
   const auto* ai = f.find("ai");
   ASSERT_NE(ai, nullptr);
-  EXPECT_EQ(ai->elem_type, GgufValueType::INT32);
+  EXPECT_EQ(ai->elem_type(), GgufValueType::INT32);
   ASSERT_EQ(ai->array.size(), 3u);
   EXPECT_EQ(ai->array[1].i, -2);
   EXPECT_EQ(f.find("au")->array[0].u, 4000000000u);
@@ -432,14 +496,6 @@ TEST(GgufWriterTest, WriteIsAtomicAndFailureLeavesTargetIntact) {
 
 TEST(GgufWriterTest, RejectsInvalidInput) {
   using T = GgufValueType;
-  const auto error_of = [](auto fn) -> std::string {
-    try {
-      fn();
-    } catch (const GgufError& e) {
-      return e.what();
-    }
-    return "(no error)";
-  };
   EXPECT_NE(error_of([] { GgufWriter w(48); }).find("power of two"), std::string::npos);
   EXPECT_NE(error_of([] { GgufWriter w(0); }).find("power of two"), std::string::npos);
   GgufWriter w;
@@ -536,7 +592,7 @@ TEST(GgufFixtures, ModelsMatchTensorsJson) {
       EXPECT_EQ(kv.key, jk["key"].get<std::string>());
       EXPECT_EQ(gguf_value_type_name(kv.value.type), jk["type"].get<std::string>()) << kv.key;
       if (jk.contains("arr_type")) {
-        EXPECT_EQ(gguf_value_type_name(kv.value.elem_type), jk["arr_type"].get<std::string>()) << kv.key;
+        EXPECT_EQ(gguf_value_type_name(kv.value.elem_type()), jk["arr_type"].get<std::string>()) << kv.key;
         EXPECT_EQ(kv.value.array.size(), jk["arr_n"].get<size_t>()) << kv.key;
       }
     }
@@ -568,7 +624,7 @@ TEST(GgufFixtures, FeedForwardLengthDiffersByStyle) {
   const auto* ff = llama.find("gemma3n.feed_forward_length");
   ASSERT_NE(ff, nullptr);
   EXPECT_EQ(ff->type, GgufValueType::ARRAY);
-  EXPECT_EQ(ff->elem_type, GgufValueType::INT32);
+  EXPECT_EQ(ff->elem_type(), GgufValueType::INT32);
   EXPECT_EQ(ff->array.size(), 25u);
   EXPECT_THROW(llama.get_int("gemma3n.feed_forward_length"), GgufError);
   EXPECT_TRUE(ollama.get_int("gemma3n.feed_forward_length").has_value());
@@ -589,12 +645,12 @@ TEST(GgufFixtures, VocabFiles) {
   EXPECT_EQ(f.get_bool("tokenizer.ggml.add_space_prefix"), false);
   const auto* tokens = f.find("tokenizer.ggml.tokens");
   ASSERT_NE(tokens, nullptr);
-  EXPECT_EQ(tokens->elem_type, GgufValueType::STRING);
+  EXPECT_EQ(tokens->elem_type(), GgufValueType::STRING);
   ASSERT_EQ(tokens->array.size(), 262144u);
   EXPECT_EQ(tokens->array[2].s, "<bos>");
-  EXPECT_EQ(f.find("tokenizer.ggml.scores")->elem_type, GgufValueType::FLOAT32);
+  EXPECT_EQ(f.find("tokenizer.ggml.scores")->elem_type(), GgufValueType::FLOAT32);
   EXPECT_EQ(f.find("tokenizer.ggml.scores")->array.size(), 262144u);
-  EXPECT_EQ(f.find("tokenizer.ggml.token_type")->elem_type, GgufValueType::INT32);
+  EXPECT_EQ(f.find("tokenizer.ggml.token_type")->elem_type(), GgufValueType::INT32);
 
   const auto o = GgufFile::open(kFixtures + "/gemma3-vocab/vocab-ollama.gguf");
   EXPECT_EQ(o.metadata().size(), 15u);

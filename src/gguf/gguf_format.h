@@ -47,6 +47,9 @@ inline uint64_t min_encoded_size(GgufValueType t) {
   return scalar_size(t);
 }
 
+// Why a scalar's number does not fit its declared type ("u8 value 300 out of range"), or nullopt when it does.
+std::optional<std::string> out_of_range(const GgufValue& v);
+
 // "u32", or "arr[i32]" / "arr[arr[str]]" for arrays.
 std::string describe_type(const GgufValue& v);
 

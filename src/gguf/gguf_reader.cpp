@@ -55,13 +55,15 @@ class Cursor {
   uint32_t u32(const char* what) { return static_cast<uint32_t>(le(4, what)); }
   uint64_t u64(const char* what) { return le(8, what); }
 
-  std::string str(const char* what) {
+  std::string str(const char* what) { return std::string(str_view(what)); }
+  // The same string as a view into the buffer.
+  std::string_view str_view(const char* what) {
     const uint64_t start = pos_;
     const uint64_t n = u64(what);
     if (n > remaining())
       throw GgufError(cat(what, " at offset ", start, " claims length ", n, " but only ", remaining(),
                           " bytes remain (file size ", size_, ")"));
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
+    const std::string_view s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
     pos_ += n;
     return s;
   }
@@ -157,10 +159,14 @@ class Parser {
     }
   }
 
-  GgufValue value(uint32_t type_id, int depth) {
-    if (!is_known_value_type(type_id)) throw GgufError(cat("unknown value type ", type_id));
+  void count_value() {
     if (++n_values_ > kMaxMetadataValues)
       throw GgufError(cat("metadata holds more than ", kMaxMetadataValues, " values (limit)"));
+  }
+
+  GgufValue value(uint32_t type_id, int depth) {
+    if (!is_known_value_type(type_id)) throw GgufError(cat("unknown value type ", type_id));
+    count_value();
     GgufValue v;
     v.type = static_cast<GgufValueType>(type_id);
     switch (v.type) {
@@ -200,22 +206,29 @@ class Parser {
     if (depth >= kMaxArrayDepth) throw GgufError(cat("arrays nested deeper than ", kMaxArrayDepth, " levels"));
     const uint32_t et = c_.u32("array element type");
     if (!is_known_value_type(et)) throw GgufError(cat("unknown array element type ", et));
-    v.elem_type = static_cast<GgufValueType>(et);
+    const auto type = static_cast<GgufValueType>(et);
+    v.array = GgufArray(type);
     const uint64_t n = c_.u64("array length");
-    const uint64_t min = min_encoded_size(v.elem_type);
+    const uint64_t min = min_encoded_size(type);
     if (n > c_.remaining() / min)
-      throw GgufError(cat("bad array length ", n, ": ", n, " ", gguf_value_type_name(v.elem_type),
+      throw GgufError(cat("bad array length ", n, ": ", n, " ", gguf_value_type_name(type),
                           " elements need at least ", min, " bytes each but only ", c_.remaining(),
                           " bytes remain"));
     v.array.reserve(static_cast<size_t>(n));
     for (uint64_t k = 0; k < n; ++k) {
       try {
-        v.array.push_back(value(et, depth + 1));
+        if (type == GgufValueType::STRING) {
+          count_value();
+          v.array.push_string(c_.str_view("string value"));
+        } else {
+          v.array.push_back(value(et, depth + 1));
+        }
       } catch (const GgufError& e) {
         // Prefix the innermost index only once per level, so nested paths read "[3][0]".
         throw GgufError(cat("[", k, "]", e.what()[0] == '[' ? "" : ": ", e.what()));
       }
     }
+    v.array.shrink_to_fit();
   }
 
   void alignment() {

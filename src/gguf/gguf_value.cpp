@@ -84,9 +84,30 @@ namespace gguf_detail {
 std::string describe_type(const GgufValue& v) {
   if (v.type != GgufValueType::ARRAY) return std::string(gguf_value_type_name(v.type));
   // Nested arrays: describe the first element's shape (all elements share the element type).
-  if (v.elem_type == GgufValueType::ARRAY && !v.array.empty())
-    return "arr[" + describe_type(v.array.front()) + "]";
-  return "arr[" + std::string(gguf_value_type_name(v.elem_type)) + "]";
+  if (v.elem_type() == GgufValueType::ARRAY && !v.array.empty())
+    return "arr[" + describe_type(v.array.array_at(0)) + "]";
+  return "arr[" + std::string(gguf_value_type_name(v.elem_type())) + "]";
+}
+
+std::optional<std::string> out_of_range(const GgufValue& v) {
+  const auto urange = [&](uint64_t max) -> std::optional<std::string> {
+    if (v.u > max) return cat(gguf_value_type_name(v.type), " value ", v.u, " out of range");
+    return std::nullopt;
+  };
+  const auto irange = [&](int64_t lo, int64_t hi) -> std::optional<std::string> {
+    if (v.i < lo || v.i > hi) return cat(gguf_value_type_name(v.type), " value ", v.i, " out of range");
+    return std::nullopt;
+  };
+  switch (v.type) {
+    case GgufValueType::UINT8: return urange(0xff);
+    case GgufValueType::UINT16: return urange(0xffff);
+    case GgufValueType::UINT32: return urange(0xffffffffu);
+    case GgufValueType::BOOL: return urange(1);
+    case GgufValueType::INT8: return irange(-128, 127);
+    case GgufValueType::INT16: return irange(-32768, 32767);
+    case GgufValueType::INT32: return irange(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max());
+    default: return std::nullopt;
+  }
 }
 
 std::string shape_str(const std::vector<int64_t>& ne) {

@@ -42,7 +42,7 @@ class Sink {
     for (int k = 0; k < n; ++k) b[k] = static_cast<uint8_t>(v >> (8 * k));
     bytes(b, static_cast<size_t>(n));
   }
-  void str(const std::string& s) {
+  void str(std::string_view s) {
     le(s.size(), 8);
     bytes(s.data(), s.size());
   }
@@ -96,33 +96,14 @@ void check_value(const std::string& key, const GgufValue& v, int depth) {
   const auto bad = [&](const std::string& m) { return GgufError(cat("gguf writer: key '", key, "': ", m)); };
   if (!is_known_value_type(static_cast<uint32_t>(v.type)))
     throw bad(cat("unknown value type ", static_cast<uint32_t>(v.type)));
-  const auto urange = [&](uint64_t max) {
-    if (v.u > max) throw bad(cat(gguf_value_type_name(v.type), " value ", v.u, " out of range"));
-  };
-  const auto irange = [&](int64_t lo, int64_t hi) {
-    if (v.i < lo || v.i > hi) throw bad(cat(gguf_value_type_name(v.type), " value ", v.i, " out of range"));
-  };
-  switch (v.type) {
-    case GgufValueType::UINT8: urange(0xff); break;
-    case GgufValueType::UINT16: urange(0xffff); break;
-    case GgufValueType::UINT32: urange(0xffffffffu); break;
-    case GgufValueType::BOOL: urange(1); break;
-    case GgufValueType::INT8: irange(-128, 127); break;
-    case GgufValueType::INT16: irange(-32768, 32767); break;
-    case GgufValueType::INT32: irange(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()); break;
-    case GgufValueType::ARRAY:
-      if (depth >= kMaxArrayDepth) throw bad(cat("arrays nested deeper than ", kMaxArrayDepth, " levels"));
-      if (!is_known_value_type(static_cast<uint32_t>(v.elem_type)))
-        throw bad(cat("unknown array element type ", static_cast<uint32_t>(v.elem_type)));
-      for (size_t k = 0; k < v.array.size(); ++k) {
-        if (v.array[k].type != v.elem_type)
-          throw bad(cat("array element ", k, " has type ", gguf_value_type_name(v.array[k].type), ", array is of ",
-                        gguf_value_type_name(v.elem_type)));
-        check_value(key, v.array[k], depth + 1);
-      }
-      break;
-    default: break;
-  }
+  if (const auto why = out_of_range(v)) throw bad(*why);
+  if (v.type != GgufValueType::ARRAY) return;
+  if (depth >= kMaxArrayDepth) throw bad(cat("arrays nested deeper than ", kMaxArrayDepth, " levels"));
+  if (!is_known_value_type(static_cast<uint32_t>(v.elem_type())))
+    throw bad(cat("unknown array element type ", static_cast<uint32_t>(v.elem_type())));
+  // A GgufArray checked its numbers and element types as they went in; nested arrays hold values to check.
+  if (v.elem_type() == GgufValueType::ARRAY)
+    for (size_t k = 0; k < v.array.size(); ++k) check_value(key, v.array.array_at(k), depth + 1);
 }
 
 void write_value(Sink& s, const GgufValue& v) {
@@ -150,9 +131,14 @@ void write_value(Sink& s, const GgufValue& v) {
     }
     case GgufValueType::STRING: s.str(v.s); break;
     case GgufValueType::ARRAY:
-      s.le(static_cast<uint32_t>(v.elem_type), 4);
+      s.le(static_cast<uint32_t>(v.elem_type()), 4);
       s.le(v.array.size(), 8);
-      for (const auto& e : v.array) write_value(s, e);
+      if (v.elem_type() == GgufValueType::STRING)
+        for (size_t k = 0; k < v.array.size(); ++k) s.str(v.array.string_at(k));
+      else if (v.elem_type() == GgufValueType::ARRAY)
+        for (size_t k = 0; k < v.array.size(); ++k) write_value(s, v.array.array_at(k));
+      else
+        for (const GgufValue& e : v.array) write_value(s, e);
       break;
   }
 }
@@ -163,11 +149,19 @@ GgufValue scalar(GgufValueType t) {
   return v;
 }
 
-GgufValue array_of(GgufValueType et) {
-  GgufValue v;
-  v.type = GgufValueType::ARRAY;
-  v.elem_type = et;
-  return v;
+// An ARRAY of et holding f(x) for each x of v (f sets the element's number or string).
+template <class T, class F>
+GgufValue array_of(GgufValueType et, const std::vector<T>& v, F f) {
+  GgufValue a;
+  a.type = GgufValueType::ARRAY;
+  a.array = GgufArray(et);
+  a.array.reserve(v.size());
+  GgufValue e = scalar(et);
+  for (const auto& x : v) {
+    f(e, x);
+    a.array.push_back(e);
+  }
+  return a;
 }
 
 }  // namespace
@@ -220,48 +214,22 @@ void GgufWriter::set_string(const std::string& key, const std::string& v) {
   set(key, std::move(x));
 }
 void GgufWriter::set_array_i32(const std::string& key, const std::vector<int32_t>& v) {
-  GgufValue a = array_of(GgufValueType::INT32);
-  a.array.reserve(v.size());
-  for (int32_t x : v) {
-    a.array.push_back(scalar(GgufValueType::INT32));
-    a.array.back().i = x;
-  }
-  set(key, std::move(a));
+  set(key, array_of(GgufValueType::INT32, v, [](GgufValue& e, int32_t x) { e.i = x; }));
 }
 void GgufWriter::set_array_u32(const std::string& key, const std::vector<uint32_t>& v) {
-  GgufValue a = array_of(GgufValueType::UINT32);
-  a.array.reserve(v.size());
-  for (uint32_t x : v) {
-    a.array.push_back(scalar(GgufValueType::UINT32));
-    a.array.back().u = x;
-  }
-  set(key, std::move(a));
+  set(key, array_of(GgufValueType::UINT32, v, [](GgufValue& e, uint32_t x) { e.u = x; }));
 }
 void GgufWriter::set_array_f32(const std::string& key, const std::vector<float>& v) {
-  GgufValue a = array_of(GgufValueType::FLOAT32);
-  a.array.reserve(v.size());
-  for (float x : v) {
-    a.array.push_back(scalar(GgufValueType::FLOAT32));
-    a.array.back().f = x;
-  }
-  set(key, std::move(a));
+  set(key, array_of(GgufValueType::FLOAT32, v, [](GgufValue& e, float x) { e.f = x; }));
 }
 void GgufWriter::set_array_bool(const std::string& key, const std::vector<bool>& v) {
-  GgufValue a = array_of(GgufValueType::BOOL);
-  a.array.reserve(v.size());
-  for (bool x : v) {
-    a.array.push_back(scalar(GgufValueType::BOOL));
-    a.array.back().u = x ? 1 : 0;
-  }
-  set(key, std::move(a));
+  set(key, array_of(GgufValueType::BOOL, v, [](GgufValue& e, bool x) { e.u = x ? 1 : 0; }));
 }
 void GgufWriter::set_array_string(const std::string& key, const std::vector<std::string>& v) {
-  GgufValue a = array_of(GgufValueType::STRING);
+  GgufValue a = scalar(GgufValueType::ARRAY);
+  a.array = GgufArray(GgufValueType::STRING);
   a.array.reserve(v.size());
-  for (const auto& x : v) {
-    a.array.push_back(scalar(GgufValueType::STRING));
-    a.array.back().s = x;
-  }
+  for (const auto& x : v) a.array.push_string(x);
   set(key, std::move(a));
 }
 

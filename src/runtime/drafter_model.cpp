@@ -56,10 +56,11 @@ void check_draft_vocabulary(const Model& target, const Model& draft) {
                                 " rows, the model's " + std::to_string(target.config().n_vocab) + ": it cannot draft for it");
   const GgufValue* a = target.file().find("tokenizer.ggml.tokens");
   const GgufValue* b = draft.file().find("tokenizer.ggml.tokens");
-  if (!a || !b || a->array.size() != b->array.size())
+  if (!a || !b || a->elem_type() != GgufValueType::STRING || b->elem_type() != GgufValueType::STRING ||
+      a->array.size() != b->array.size())
     throw std::invalid_argument("the draft model's token list differs from the model's: it cannot draft for it");
   for (size_t i = 0; i < a->array.size(); ++i)
-    if (a->array[i].s != b->array[i].s)
+    if (a->array.string_at(i) != b->array.string_at(i))
       throw std::invalid_argument("the draft model's token " + std::to_string(i) + " differs from the model's: it cannot draft for it");
 }
 

@@ -507,12 +507,12 @@ Tokenizer::~Tokenizer() = default;
 VocabData Tokenizer::read_vocab(const GgufFile& f) {
   VocabData d;
   const GgufValue* tokens = f.find("tokenizer.ggml.tokens");
-  if (!tokens || tokens->type != GgufValueType::ARRAY || tokens->elem_type != GgufValueType::STRING)
+  if (!tokens || tokens->type != GgufValueType::ARRAY || tokens->elem_type() != GgufValueType::STRING)
     throw std::runtime_error("tokenizer: GGUF has no tokenizer.ggml.tokens string array");
   d.model = f.get_string("tokenizer.ggml.model").value_or("llama");
   d.architecture = f.get_string("general.architecture").value_or("");
   d.tokens.reserve(tokens->array.size());
-  for (const GgufValue& v : tokens->array) d.tokens.push_back(v.s);
+  for (size_t k = 0; k < tokens->array.size(); ++k) d.tokens.emplace_back(tokens->array.string_at(k));
   if (const GgufValue* s = f.find("tokenizer.ggml.scores"); s && s->type == GgufValueType::ARRAY) {
     d.scores.reserve(s->array.size());
     for (const GgufValue& v : s->array) d.scores.push_back(static_cast<float>(v.as_double().value_or(0.0)));

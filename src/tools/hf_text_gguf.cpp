@@ -53,12 +53,12 @@ template <class T, class F>
 GgufValue array_of(GgufValueType et, const std::vector<T>& v, F set) {
   GgufValue a;
   a.type = GgufValueType::ARRAY;
-  a.elem_type = et;
+  a.array = GgufArray(et);
   for (const T& e : v) {
     GgufValue y;
     y.type = et;
     set(y, e);
-    a.array.push_back(std::move(y));
+    a.array.push_back(y);
   }
   return a;
 }

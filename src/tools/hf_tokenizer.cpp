@@ -177,11 +177,13 @@ std::vector<GgufKV> hf_vocab_kvs(const HfVocab& v, GgufLayout layout) {
   auto arr = [&](const std::string& k, GgufValueType et, size_t n, auto set) {
     GgufValue a;
     a.type = GgufValueType::ARRAY;
-    a.elem_type = et;
-    a.array.resize(n);
+    a.array = GgufArray(et);
+    a.array.reserve(n);
+    GgufValue e;
+    e.type = et;
     for (size_t i = 0; i < n; ++i) {
-      a.array[i].type = et;
-      set(a.array[i], i);
+      set(e, i);
+      a.array.push_back(e);
     }
     kv.push_back({k, std::move(a)});
   };

@@ -110,12 +110,12 @@ class KvList {
   void set_array(const std::string& k, GgufValueType et, const std::vector<T>& v, F fill) {
     GgufValue x;
     x.type = GgufValueType::ARRAY;
-    x.elem_type = et;
+    x.array = GgufArray(et);
+    GgufValue y;
+    y.type = et;
     for (const T& e : v) {
-      GgufValue y;
-      y.type = et;
       fill(y, e);
-      x.array.push_back(std::move(y));
+      x.array.push_back(y);
     }
     set(k, std::move(x));
   }
