@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -176,13 +177,41 @@ TEST(KernelsConv, GemmMatchesReference) {
 // The AVX-512F GEMM (12 pixels per call on zmm) gives the AVX2 set's bits: the same FMA chain per output.
 // Every row remainder of both kernels (1-11 of 12, 1-5 of 6), partial strips, several input blocks,
 // packed and plain A. So does its depthwise kernel.
-TEST(KernelsConv, Avx512GemmGivesTheAvx2Bits) {
+// The AVX2 and AVX-512F sets where this CPU runs both (else nullptrs).
+std::pair<const ConvKernelSet*, const ConvKernelSet*> avx2_and_avx512_sets() {
   const ConvKernelSet* avx2 = nullptr;
   const ConvKernelSet* avx512 = nullptr;
   for (const ConvKernelSet* ks : conv_kernel_sets()) {
     if (std::string(ks->name) == "avx2+fma+f16c") avx2 = ks;
     if (std::string(ks->name) == "avx512f") avx512 = ks;
   }
+  return {avx2, avx512};
+}
+
+// SiLU (and so exp) element for element; GELU through a norm whose rows have one value (every sum is that
+// value's square in any order).
+TEST(KernelsConv, Avx512ActivationsGiveTheAvx2Bits) {
+  const auto [avx2, avx512] = avx2_and_avx512_sets();
+  if (!avx2 || !avx512) GTEST_SKIP() << "this CPU runs no avx512f conv set";
+  std::vector<float> x = randn(4099, 61, 12.0f);
+  x[0] = -120.0f;
+  x[1] = 95.0f;
+  x[2] = 0.0f;
+  std::vector<float> a = x, b = x;
+  avx2->silu(a.data(), int64_t(a.size()));
+  avx512->silu(b.data(), int64_t(b.size()));
+  ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+  const std::vector<float> w = randn(x.size(), 62, 2.0f);
+  for (size_t i = 0; i < x.size(); ++i) {  // rows of one value: x * rsqrt(x^2 + eps) * w, then gelu
+    float p = x[i], q = x[i];
+    avx2->rms_norm_rows(&p, 1, 1, 1, &w[i], 1e-6f, true);
+    avx512->rms_norm_rows(&q, 1, 1, 1, &w[i], 1e-6f, true);
+    ASSERT_EQ(0, std::memcmp(&p, &q, sizeof p)) << "x " << x[i] << " w " << w[i];
+  }
+}
+
+TEST(KernelsConv, Avx512GemmGivesTheAvx2Bits) {
+  const auto [avx2, avx512] = avx2_and_avx512_sets();
   if (!avx2 || !avx512) GTEST_SKIP() << "this CPU runs no avx512f conv set";
   for (GgmlType type : {GgmlType::F32, GgmlType::F16})
     for (int64_t m = 1; m <= 26; ++m)
@@ -243,7 +272,7 @@ TEST(KernelsConv, RmsNormAndGeluMatchScalarTwin) {
   const ConvKernelSet& ref = conv_kernels_scalar();
   for (const ConvKernelSet* ks : conv_kernel_sets()) {
     float worst = 0;
-    for (int64_t n : {int64_t(8), int64_t(27), int64_t(640)})
+    for (int64_t n : {int64_t(8), int64_t(27), int64_t(48), int64_t(640)})
       for (bool gelu : {false, true}) {
         const int64_t rows = 5, ld = n + 2;
         std::vector<float> x = randn(static_cast<size_t>(rows * ld), 40, 3.0f);
@@ -266,7 +295,7 @@ TEST(KernelsConv, RmsNormAndGeluMatchScalarTwin) {
 TEST(KernelsConv, SoftmaxMatchesScalarTwin) {
   const ConvKernelSet& ref = conv_kernels_scalar();
   for (const ConvKernelSet* ks : conv_kernel_sets())
-    for (int64_t n : {int64_t(1), int64_t(13), int64_t(576)}) {
+    for (int64_t n : {int64_t(1), int64_t(13), int64_t(40), int64_t(576)}) {
       const int64_t rows = 4, ld = n + 1;
       std::vector<float> x = randn(static_cast<size_t>(rows * ld), 50, 8.0f);
       x[2 % n] = -200.0f;  // far below the max: underflows
@@ -289,7 +318,7 @@ TEST(KernelsConv, SiluMatchesScalarTwin) {
   const ConvKernelSet& ref = conv_kernels_scalar();
   for (const ConvKernelSet* ks : conv_kernel_sets()) {
     float worst = 0;
-    for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(1000)}) {
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(16), int64_t(33), int64_t(1000)}) {
       std::vector<float> x = randn(static_cast<size_t>(n), 60, 6.0f);
       x[0] = -120.0f;  // exp(120) overflows: silu is -0 in the scalar set, -1.9e-36 in SIMD (clamped exp)
       if (n > 1) x[1] = 95.0f;

@@ -3,7 +3,8 @@
 // panels of 6, or 12 rows) against a strip: 12 independent FMA chains, one strip load and 12 broadcasts per input,
 // where the AVX2 kernel issues 12 ymm FMAs for 6 pixels. Every output is the same k-ordered FMA chain
 // as the AVX2 set's (a*b + acc per input, from 0 or from C), lane for lane, so this set returns the AVX2
-// set's bits (tests/kernels_conv_test.cpp); so does its depthwise kernel. Packing, norms and activations are
+// set's bits (tests/kernels_conv_test.cpp); so does its depthwise kernel, and its GELU, SiLU and exp per
+// element (the norm's and the softmax's row sums add 16 lanes at a time, so those differ in rounding). Packing is
 // the AVX2 set's.
 // Chosen where the text decoder's kernel set runs full-width zmm (conv.cpp conv_set_for).
 #include "kernels/conv_impl.h"
@@ -14,7 +15,14 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
+#include <cmath>
 #include <utility>
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_* as the unused merge source of unmasked operations, which
+// -Wmaybe-uninitialized flags (as in vec_dot_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #define G3N_AVX512F __attribute__((target("avx2,fma,f16c,avx512f")))
 
@@ -132,6 +140,95 @@ G3N_AVX512F void depthwise_row_avx512(const float* const* rows, int64_t w_in, in
   }
 }
 
+// ---- exp, gelu, norms, softmax on 16 lanes -------------------------------------------------------------
+// exp_v, gelu_v and the SiLU of conv_avx2.cpp, operation for operation (so each element gets the AVX2 set's
+// bits; only the row sums of the norm and the softmax add in another order). A row's tail is one masked step.
+
+G3N_AVX512F inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(1.4286068203094172e-6f), r);
+  __m512 e = _mm512_set1_ps(1.0f / 5040.0f);
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 720.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 120.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 24.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 6.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  const __m512i pow2 = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(e, _mm512_castsi512_ps(pow2));
+}
+
+G3N_AVX512F inline __m512 gelu16(__m512 x) {
+  const __m512 u = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f * 0.79788456080286535587989211986876f), x),
+                                 _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x), x, _mm512_set1_ps(1.0f)));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(u)));
+}
+
+G3N_AVX512F inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+}
+
+G3N_AVX512F void rms_norm_rows_avx512(float* x, int64_t ld, int64_t rows, int64_t n, const float* w, float eps, bool gelu) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * ld;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      const __m512 p = _mm512_loadu_ps(v + i), q = _mm512_loadu_ps(v + i + 16);
+      a0 = _mm512_fmadd_ps(p, p, a0);
+      a1 = _mm512_fmadd_ps(q, q, a1);
+    }
+    for (; i < n; i += 16) {
+      const __m512 p = _mm512_maskz_loadu_ps(tail_mask(n - i), v + i);
+      a0 = _mm512_fmadd_ps(p, p, a0);
+    }
+    const float ss = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    const __m512 sv = _mm512_set1_ps(1.0f / std::sqrt(ss / static_cast<float>(n) + eps));
+    for (i = 0; i < n; i += 16) {
+      const __mmask16 m = tail_mask(n - i);
+      __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, v + i), sv), _mm512_maskz_loadu_ps(m, w + i));
+      if (gelu) y = gelu16(y);
+      _mm512_mask_storeu_ps(v + i, m, y);
+    }
+  }
+}
+
+G3N_AVX512F void silu_avx512(float* x, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 nv = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)));
+    _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, exp16(nv))));
+  }
+}
+
+G3N_AVX512F void softmax_rows_avx512(float* x, int64_t ld, int64_t rows, int64_t n, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * ld;
+    __m512 mx = ninf;
+    for (int64_t i = 0; i < n; i += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(ninf, tail_mask(n - i), v + i));
+    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 m = tail_mask(n - i);
+      const __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(mv, m, v + i), mv), sc));
+      _mm512_mask_storeu_ps(v + i, m, e);
+      sum = _mm512_mask_add_ps(sum, m, sum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 m = tail_mask(n - i);
+      _mm512_mask_storeu_ps(v + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, v + i), inv));
+    }
+  }
+}
+
 }  // namespace
 
 const ConvKernelSet* avx512_set() {
@@ -141,6 +238,9 @@ const ConvKernelSet* avx512_set() {
     s.gemm_strip = gemm_strip_avx512;
     s.gemm_panel = gemm_panel_avx512;
     s.depthwise_row = depthwise_row_avx512;
+    s.rms_norm_rows = rms_norm_rows_avx512;
+    s.softmax_rows = softmax_rows_avx512;
+    s.silu = silu_avx512;
     return s;
   }();
   return &k;
