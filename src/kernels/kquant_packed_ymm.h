@@ -25,13 +25,27 @@
 namespace g3n::vecdot {
 namespace {
 
+// Activation dword k of 32-value group j (quants 32j + 4k..+3), broadcast to every row lane.
+G3N_KQ_TARGET inline __m256i q4k_act_dword(const BlockQ8_K& a, int j, int k) {
+  int32_t v;
+  std::memcpy(&v, a.qs + 32 * j + 4 * k, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Quants 4k..4k+3 of group j for rows 8h..8h+7 (the low nibbles for even j, the high for odd), as bytes.
+G3N_KQ_TARGET inline __m256i q4k_packed_quants(const PackedQ4K& w, int j, int k, int h, __m256i m4) {
+  const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q[j / 2][k] + 32 * h));
+  return _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+}
+
 // Rows 8h..8h+7 of a packed Q4_K group are bytes 32h..32h+31 of each 64-byte line. H = 1 or 2 halves from
 // h0, C tokens a[0..C-1] (token t0 + t of the group prep g): at most H * C = 4, so that the int32 totals
 // and the int16 sums of each half fit AVX2's 16 registers.
 template <int C, int H, bool kPrefetch>
 G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                      int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  static_assert(H * C <= 4);
+  static_assert(H * C <= 10);
+  constexpr bool kWide = H * C > 4;  // the int32 totals then live in L1, touched once a group
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   // vpshufb pattern: byte r of the broadcast qword of 8 scales -> both int16 words of row r's dword, zero-extended
   // (the 6-bit scales are unsigned; rows 0-3 in the low lane, 4-7 in the high one).
@@ -55,18 +69,26 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         if constexpr (kPrefetch && C > 1) prefetch_step<PackedQ4K>(ahead, 8 * j + k);
-        __m256i act[C];
-        for (int t = 0; t < C; ++t) {
-          int32_t v;
-          std::memcpy(&v, a[t][b].qs + 32 * j + 4 * k, 4);
-          act[t] = _mm256_set1_epi32(v);
-        }
-        for (int h = 0; h < H; ++h) {
-          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q[j / 2][k] + 32 * (h0 + h)));
-          const __m256i x = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+        if constexpr (kWide) {
+          // Both halves' quants, then one broadcast per token for both: 2 + 2 + 2C registers.
+          __m256i x[H];
+          for (int h = 0; h < H; ++h) x[h] = q4k_packed_quants(w, j, k, h0 + h, m4);
           for (int t = 0; t < C; ++t) {
-            const __m256i pr = _mm256_maddubs_epi16(x, act[t]);
-            s[h][t] = k ? _mm256_add_epi16(s[h][t], pr) : pr;
+            const __m256i at = q4k_act_dword(a[t][b], j, k);
+            for (int h = 0; h < H; ++h) {
+              const __m256i pr = _mm256_maddubs_epi16(x[h], at);
+              s[h][t] = k ? _mm256_add_epi16(s[h][t], pr) : pr;
+            }
+          }
+        } else {
+          __m256i at[C];
+          for (int t = 0; t < C; ++t) at[t] = q4k_act_dword(a[t][b], j, k);
+          for (int h = 0; h < H; ++h) {
+            const __m256i x = q4k_packed_quants(w, j, k, h0 + h, m4);
+            for (int t = 0; t < C; ++t) {
+              const __m256i pr = _mm256_maddubs_epi16(x, at[t]);
+              s[h][t] = k ? _mm256_add_epi16(s[h][t], pr) : pr;
+            }
           }
         }
         // Without this GCC hoists the whole group's broadcasts and products and spills them (as kquant_ymm.h's
@@ -110,20 +132,27 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
   }
 }
 
-// How a kernel's 16 rows x C tokens are split into passes of q?k_packed_halves: both halves in one pass for 1-2
-// tokens, else a pass per half and per 4 tokens (the group's blocks are in L1/L2 after the first). Only the first
-// pass prefetches; with kPrefetchOne a one-token call does too, else it carries no prefetch code at all (present
-// but skipped, that slowed the zmm one-token Q6_K kernel). pass<Cp, H, kPf>(h0, t0, pf_end) runs tokens t0..t0+Cp-1.
-template <int C, bool kPrefetchOne, class Pass>
+// How a kernel's 16 rows x C tokens are split into passes of q?k_packed_halves. 1-5 tokens: one pass over both
+// halves (past 4 (half, token) pairs its int32 totals live in L1). 6-8: two such passes (4 + 2..4) with
+// kSplitHalves false, else a pass per half and per 4 tokens (the Q6_K kernel's both-halves passes of 4 tokens
+// spill their sums, and measured 2-5% slower that way). The per-half plan, everywhere from 3 tokens before,
+// re-read each group from L2 for the second half and ran a fifth token as a pass of its own (AVX2 set on the
+// Xeon, E4B, 5 tokens over 1: Q4_K ffn_gate 1.73 -> 1.30-1.35, the Q6_K head 1.52 -> 1.30). Only the first pass
+// prefetches; with kPrefetchOne a one-token call does too, else it carries no prefetch code at all (present but
+// skipped, that slowed the zmm one-token Q6_K kernel). pass<Cp, H, kPf>(h0, t0, pf_end) runs tokens t0..t0+Cp-1.
+template <int C, bool kPrefetchOne, bool kSplitHalves, class Pass>
 G3N_KQ_TARGET inline void packed_passes(const Pass& pass, const uint8_t* pf_end) {
-  if constexpr (C <= 2) {
+  constexpr int C0 = 4, C1 = C - C0;
+  if constexpr (C <= 5) {
     pass.template operator()<C, 2, (C > 1 || kPrefetchOne)>(0, 0, pf_end);
+  } else if constexpr (!kSplitHalves) {
+    pass.template operator()<C0, 2, true>(0, 0, pf_end);
+    pass.template operator()<C1, 2, false>(0, C0, nullptr);
   } else {
-    constexpr int C0 = C < 4 ? C : 4, C1 = C - C0;
     pass.template operator()<C0, 1, true>(0, 0, pf_end);
     for (int h = 0; h < 2; ++h) {
       if (h) pass.template operator()<C0, 1, false>(h, 0, nullptr);
-      if constexpr (C1 > 0) pass.template operator()<C1, 1, false>(h, C0, nullptr);
+      pass.template operator()<C1, 1, false>(h, C0, nullptr);
     }
   }
 }
@@ -133,7 +162,7 @@ G3N_KQ_TARGET inline void packed_passes(const Pass& pass, const uint8_t* pf_end)
 template <int C>
 G3N_KQ_TARGET void q4k_packed_ymm_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  packed_passes<C, false>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
+  packed_passes<C, false, false>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
     q4k_packed_halves<Cp, H, kPf>(p, h0, a + t0, g, t0, nb, out + t0 * ldo, ldo, pf);
   }, pf_end);
 }
@@ -157,12 +186,30 @@ G3N_KQ_TARGET inline __m256i q6k_scale_pair(const PackedQ6K& w, int p, int h) {
   return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(b0, b1));
 }
 
+// Activation dword k of 16-value group j, broadcast to every row lane.
+G3N_KQ_TARGET inline __m256i q6k_act_dword(const BlockQ8_K& a, int j, int k) {
+  int32_t v;
+  std::memcpy(&v, a.qs + 16 * j + 4 * k, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Quants of position k of group q + 4f (quad u) for rows 8h..8h+7: the low 4 bits from ql, the high 2 from qh.
+G3N_KQ_TARGET inline __m256i q6k_packed_quants(const PackedQ6K::Quad& u, int f, int k, int h, __m256i m4, __m256i m30) {
+  const int off = 32 * h;
+  const __m256i l = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.ql(f % 2, k) + off));
+  const __m256i lo = _mm256_and_si256(f < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+  const __m256i hq = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.qh(k) + off));
+  const __m256i hs = f == 0 ? _mm256_slli_epi16(hq, 4) : f == 1 ? _mm256_slli_epi16(hq, 2) : f == 2 ? hq : _mm256_srli_epi16(hq, 2);
+  return _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
+}
+
 // Rows 8h..8h+7 of a packed Q6_K group x C tokens, H halves from h0 (H * C <= 4, as for Q4_K), groups in the
 // layout's order (q, then q + 4f) so each quad is read front to back.
 template <int C, int H, bool kPrefetch>
 G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K* const* a, int64_t nb, float* out,
                                      int64_t ldo, const uint8_t* pf_end) {
-  static_assert(H * C <= 4);
+  static_assert(H * C <= 10);
+  constexpr bool kWide = H * C > 4;
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   for (int h = 0; h < H; ++h)
     for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
@@ -186,18 +233,23 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
 #pragma GCC unroll 2
           for (int k = k2; k < k2 + 2; ++k) {
             if constexpr (kPrefetch && C > 1) prefetch_step<PackedQ6K>(ahead, 16 * q + 4 * f + k);
-            for (int h = 0; h < H; ++h) {
-              const int off = 32 * (h0 + h);
-              const __m256i l = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.ql(f % 2, k) + off));
-              const __m256i lo = _mm256_and_si256(f < 2 ? l : _mm256_srli_epi16(l, 4), m4);
-              const __m256i hq = _mm256_load_si256(reinterpret_cast<const __m256i*>(u.qh(k) + off));
-              const __m256i hs = f == 0 ? _mm256_slli_epi16(hq, 4) : f == 1 ? _mm256_slli_epi16(hq, 2) : f == 2 ? hq : _mm256_srli_epi16(hq, 2);
-              const __m256i x = _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
+            if constexpr (kWide) {  // as in q4k_packed_halves
+              __m256i x[H];
+              for (int h = 0; h < H; ++h) x[h] = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
               for (int t = 0; t < C; ++t) {
-                int32_t v;
-                std::memcpy(&v, a[t][b].qs + 16 * j + 4 * k, 4);
-                const __m256i pr = _mm256_maddubs_epi16(x, _mm256_set1_epi32(v));
-                s[h][t] = k > k2 ? _mm256_add_epi16(s[h][t], pr) : pr;
+                const __m256i at = q6k_act_dword(a[t][b], j, k);
+                for (int h = 0; h < H; ++h) {
+                  const __m256i pr = _mm256_maddubs_epi16(x[h], at);
+                  s[h][t] = k > k2 ? _mm256_add_epi16(s[h][t], pr) : pr;
+                }
+              }
+            } else {
+              for (int h = 0; h < H; ++h) {
+                const __m256i x = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
+                for (int t = 0; t < C; ++t) {
+                  const __m256i pr = _mm256_maddubs_epi16(x, q6k_act_dword(a[t][b], j, k));
+                  s[h][t] = k > k2 ? _mm256_add_epi16(s[h][t], pr) : pr;
+                }
               }
             }
             for (int h = 0; h < H; ++h)
@@ -244,7 +296,7 @@ struct NoGroupPrep {};
 template <int C>
 G3N_KQ_TARGET void q6k_packed_ymm_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const NoGroupPrep*,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  packed_passes<C, true>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
+  packed_passes<C, true, true>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
     q6k_packed_halves<Cp, H, kPf>(p, h0, a + t0, nb, out + t0 * ldo, ldo, pf);
   }, pf_end);
 }
