@@ -78,7 +78,7 @@ TEST(KernelsPacked, MatmulGivesTheRowMajorBits) {
         for (int threads : {1, 2}) {
           ThreadPool pool(threads);
           MatmulScratch sa, sb;
-          for (int64_t T : {1, 2, 3, 5, 8, 9, 19}) {
+          for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 19}) {  // every kernel width 1-8
             std::vector<float> want(size_t(T * n_out), -1.0f), got(size_t(T * n_out), -2.0f);
             matmul(c.rows, x.data(), n_in, T, want.data(), n_out, pool, MatmulMode::Fast, sa);
             matmul(c.packed, x.data(), n_in, T, got.data(), n_out, pool, MatmulMode::Fast, sb);
@@ -155,7 +155,7 @@ TEST(KernelsPacked, SaturatedSumsKeepTheBits) {
       PackedCase c = make_case(t, n_in, n_out, rng);
       saturate_blocks(t, c.data);
       pack_groups(t, c.data.data(), c.rows.row_bytes, n_in, 0, n_out / kPackRows, static_cast<uint8_t*>(c.buf.data()));
-      for (const int64_t T : {1, 2, 3, 5, 8, 11}) {
+      for (const int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 11}) {
         std::vector<float> x(size_t(n_in * T));
         for (int64_t tok = 0; tok < T; ++tok)
           for (int64_t i = 0; i < n_in; ++i) x[size_t(tok * n_in + i)] = tok % 2 ? -3.0f : 2.0f;

@@ -38,19 +38,46 @@ G3N_KQ_TARGET inline __m256i q4k_packed_quants(const PackedQ4K& w, int j, int k,
   return _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
 }
 
+// The product of a kernel: how it multiplies 4 quants of 8 rows by a token's activation dword, how many such
+// steps its lanes can sum before the group's scales must be applied, and how it applies them (the scales of 8
+// rows, as 8 bytes). AVX2: vpmaddubsw into int16 pair sums added with vpaddw (Q4_K: a whole 8-step group; Q6_K:
+// 2 steps, the pairs' limit above), then one vpmaddwd by the scales in both words of each row's dword.
+// AVX-VNNI (vec_dot_avxvnni.cpp): one vpdpbusd per step into int32, then one vpmulld by the scales as int32.
+struct Avx2PackedProduct {
+  static constexpr int kQ6KSteps = 2;
+  static constexpr bool kQ6KSplitHalves = true;  // packed_passes
+  G3N_KQ_TARGET static __m256i step(__m256i s, __m256i x, __m256i a, bool first) {
+    const __m256i pr = _mm256_maddubs_epi16(x, a);
+    return first ? pr : _mm256_add_epi16(s, pr);
+  }
+  // Unsigned (Q4_K) or signed (Q6_K) scales of rows 0-7 -> both int16 words of row r's dword.
+  G3N_KQ_TARGET static __m256i scales_u8(const uint8_t* sc) {
+    // vpshufb pattern: byte r of the broadcast qword -> both words of row r's dword, zero-extended (rows 0-3 in
+    // the low lane, 4-7 in the high one).
+    const __m256i dup = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
+                                         4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+    int64_t sc8;
+    std::memcpy(&sc8, sc, 8);
+    return _mm256_shuffle_epi8(_mm256_set1_epi64x(sc8), dup);
+  }
+  G3N_KQ_TARGET static __m256i scales_s8(const int8_t* sc) {
+    const __m128i s16 = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
+    return _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16));
+  }
+  G3N_KQ_TARGET static __m256i apply(__m256i tot, __m256i s, __m256i scales) {
+    return _mm256_add_epi32(tot, _mm256_madd_epi16(s, scales));
+  }
+};
+
 // Rows 8h..8h+7 of a packed Q4_K group are bytes 32h..32h+31 of each 64-byte line. H = 1 or 2 halves from
 // h0, C tokens a[0..C-1] (token t0 + t of the group prep g): at most H * C = 4, so that the int32 totals
 // and the int16 sums of each half fit AVX2's 16 registers.
-template <int C, int H, bool kPrefetch>
+template <int C, int H, bool kPrefetch, class P>
 G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                      int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   static_assert(H * C <= 10);
   constexpr bool kWide = H * C > 4;  // the int32 totals then live in L1, touched once a group
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  // vpshufb pattern: byte r of the broadcast qword of 8 scales -> both int16 words of row r's dword, zero-extended
-  // (the 6-bit scales are unsigned; rows 0-3 in the low lane, 4-7 in the high one).
-  const __m256i dup_sc = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
-                                          4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
   // The float accumulators live in `out` (L1), touched once per block: in registers they left too few for
   // the integer sums (GCC spilled those instead).
   for (int h = 0; h < H; ++h)
@@ -75,20 +102,14 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
           for (int h = 0; h < H; ++h) x[h] = q4k_packed_quants(w, j, k, h0 + h, m4);
           for (int t = 0; t < C; ++t) {
             const __m256i at = q4k_act_dword(a[t][b], j, k);
-            for (int h = 0; h < H; ++h) {
-              const __m256i pr = _mm256_maddubs_epi16(x[h], at);
-              s[h][t] = k ? _mm256_add_epi16(s[h][t], pr) : pr;
-            }
+            for (int h = 0; h < H; ++h) s[h][t] = P::step(s[h][t], x[h], at, k == 0);
           }
         } else {
           __m256i at[C];
           for (int t = 0; t < C; ++t) at[t] = q4k_act_dword(a[t][b], j, k);
           for (int h = 0; h < H; ++h) {
             const __m256i x = q4k_packed_quants(w, j, k, h0 + h, m4);
-            for (int t = 0; t < C; ++t) {
-              const __m256i pr = _mm256_maddubs_epi16(x, at[t]);
-              s[h][t] = k ? _mm256_add_epi16(s[h][t], pr) : pr;
-            }
+            for (int t = 0; t < C; ++t) s[h][t] = P::step(s[h][t], x, at[t], k == 0);
           }
         }
         // Without this GCC hoists the whole group's broadcasts and products and spills them (as kquant_ymm.h's
@@ -97,11 +118,9 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
           for (int t = 0; t < C; ++t) asm volatile("" : "+v"(s[h][t]));
       }
       for (int h = 0; h < H; ++h) {
-        int64_t sc8;
-        std::memcpy(&sc8, w.sc[j] + 8 * (h0 + h), 8);
-        const __m256i sc = _mm256_shuffle_epi8(_mm256_set1_epi64x(sc8), dup_sc);
+        const __m256i sc = P::scales_u8(w.sc[j] + 8 * (h0 + h));
         for (int t = 0; t < C; ++t) {
-          tot[h][t] = _mm256_add_epi32(tot[h][t], _mm256_madd_epi16(s[h][t], sc));
+          tot[h][t] = P::apply(tot[h][t], s[h][t], sc);
           asm volatile("" : "+v"(tot[h][t]));  // likewise: the group's scaling now, not all 8 at the block's end
         }
       }
@@ -159,11 +178,11 @@ G3N_KQ_TARGET inline void packed_passes(const Pass& pass, const uint8_t* pf_end)
 
 // 16 rows x C tokens of a packed Q4_K group -> out[t * ldo + row]. One token does not prefetch: from DRAM it was
 // no better with it.
-template <int C>
+template <int C, class P>
 G3N_KQ_TARGET void q4k_packed_ymm_x_tokens(const PackedQ4K* p, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   packed_passes<C, false, false>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
-    q4k_packed_halves<Cp, H, kPf>(p, h0, a + t0, g, t0, nb, out + t0 * ldo, ldo, pf);
+    q4k_packed_halves<Cp, H, kPf, P>(p, h0, a + t0, g, t0, nb, out + t0 * ldo, ldo, pf);
   }, pf_end);
 }
 
@@ -171,12 +190,6 @@ G3N_KQ_TARGET void q4k_packed_ymm_x_tokens(const PackedQ4K* p, const BlockQ8_K* 
 // holds two (one position's pair of dwords, 8 values); a 16-value group takes two vpmaddwd by its scale. The
 // -32 offset is taken off once per block as 32 * sum_j scale_j * bsum_j, with the scales of groups 2p, 2p+1
 // as int16 pairs against the token's bsums pair p (the dot's integer total: the same int32).
-
-// Scale of group j for rows 8h..8h+7, in both words of each row's dword (signed).
-G3N_KQ_TARGET inline __m256i q6k_scale_words(const PackedQ6K& w, int j, int h) {
-  const __m128i s16 = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.quad[j % 4].sc[j / 4] + 8 * h)));
-  return _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16));
-}
 
 // Scales of groups 2p and 2p+1 for rows 8h..8h+7 as one int16 pair per row's dword.
 G3N_KQ_TARGET inline __m256i q6k_scale_pair(const PackedQ6K& w, int p, int h) {
@@ -205,7 +218,7 @@ G3N_KQ_TARGET inline __m256i q6k_packed_quants(const PackedQ6K::Quad& u, int f, 
 
 // Rows 8h..8h+7 of a packed Q6_K group x C tokens, H halves from h0 (H * C <= 4, as for Q4_K), groups in the
 // layout's order (q, then q + 4f) so each quad is read front to back.
-template <int C, int H, bool kPrefetch>
+template <int C, int H, bool kPrefetch, class P>
 G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K* const* a, int64_t nb, float* out,
                                      int64_t ldo, const uint8_t* pf_end) {
   static_assert(H * C <= 10);
@@ -227,38 +240,32 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
 #pragma GCC unroll 4
       for (int f = 0; f < 4; ++f) {
         const int j = q + 4 * f;  // group j: positions 4j..4j+3
-#pragma GCC unroll 2
-        for (int k2 = 0; k2 < 4; k2 += 2) {
+#pragma GCC unroll 4
+        for (int k2 = 0; k2 < 4; k2 += P::kQ6KSteps) {
           __m256i s[H][C];
-#pragma GCC unroll 2
-          for (int k = k2; k < k2 + 2; ++k) {
+#pragma GCC unroll 4
+          for (int k = k2; k < k2 + P::kQ6KSteps; ++k) {
             if constexpr (kPrefetch && C > 1) prefetch_step<PackedQ6K>(ahead, 16 * q + 4 * f + k);
             if constexpr (kWide) {  // as in q4k_packed_halves
               __m256i x[H];
               for (int h = 0; h < H; ++h) x[h] = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
               for (int t = 0; t < C; ++t) {
                 const __m256i at = q6k_act_dword(a[t][b], j, k);
-                for (int h = 0; h < H; ++h) {
-                  const __m256i pr = _mm256_maddubs_epi16(x[h], at);
-                  s[h][t] = k > k2 ? _mm256_add_epi16(s[h][t], pr) : pr;
-                }
+                for (int h = 0; h < H; ++h) s[h][t] = P::step(s[h][t], x[h], at, k == k2);
               }
             } else {
               for (int h = 0; h < H; ++h) {
                 const __m256i x = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
-                for (int t = 0; t < C; ++t) {
-                  const __m256i pr = _mm256_maddubs_epi16(x, q6k_act_dword(a[t][b], j, k));
-                  s[h][t] = k > k2 ? _mm256_add_epi16(s[h][t], pr) : pr;
-                }
+                for (int t = 0; t < C; ++t) s[h][t] = P::step(s[h][t], x, q6k_act_dword(a[t][b], j, k), k == k2);
               }
             }
             for (int h = 0; h < H; ++h)
               for (int t = 0; t < C; ++t) asm volatile("" : "+v"(s[h][t]));  // as in the Q4_K kernel
           }
           for (int h = 0; h < H; ++h) {
-            const __m256i sc = q6k_scale_words(w, j, h0 + h);
+            const __m256i sc = P::scales_s8(w.quad[j % 4].sc[j / 4] + 8 * (h0 + h));
             for (int t = 0; t < C; ++t) {
-              tot[h][t] = _mm256_add_epi32(tot[h][t], _mm256_madd_epi16(s[h][t], sc));
+              tot[h][t] = P::apply(tot[h][t], s[h][t], sc);
               asm volatile("" : "+v"(tot[h][t]));
             }
           }
@@ -293,11 +300,11 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
 // row kernel 19). Its kernels need no per-token preparation (they read the bsums pairs and the scales straight
 // from the Q8_K blocks).
 struct NoGroupPrep {};
-template <int C>
+template <int C, class P>
 G3N_KQ_TARGET void q6k_packed_ymm_x_tokens(const PackedQ6K* p, const BlockQ8_K* const* a, const NoGroupPrep*,
                                            int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
-  packed_passes<C, true, true>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
-    q6k_packed_halves<Cp, H, kPf>(p, h0, a + t0, nb, out + t0 * ldo, ldo, pf);
+  packed_passes<C, true, P::kQ6KSplitHalves>([&]<int Cp, int H, bool kPf>(int h0, int t0, const uint8_t* pf) {
+    q6k_packed_halves<Cp, H, kPf, P>(p, h0, a + t0, nb, out + t0 * ldo, ldo, pf);
   }, pf_end);
 }
 struct Q6KPackedYmmOps {
@@ -305,15 +312,20 @@ struct Q6KPackedYmmOps {
   static void prep(const BlockQ8_K* const*, int, int64_t, Group*) {}
 };
 
+template <class P>
 struct Q4KPackedYmmK {
-  template <int C> static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_ymm_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ4K, Q8KGroupPrep> fn = q4k_packed_ymm_x_tokens<C, P>;
 };
+template <class P>
 struct Q6KPackedYmmK {
-  template <int C> static constexpr PackedKernelFn<PackedQ6K, NoGroupPrep> fn = q6k_packed_ymm_x_tokens<C>;
+  template <int C> static constexpr PackedKernelFn<PackedQ6K, NoGroupPrep> fn = q6k_packed_ymm_x_tokens<C, P>;
 };
 
-// Overlays the packed kernels on a 256-bit set (AVX2).
-inline void set_packed_kernels_ymm(KernelSet& k) { set_packed_kernels_of<Q4KPackedYmmK, Q6KPackedYmmOps, Q6KPackedYmmK>(k); }
+// Overlays the packed kernels on a 256-bit set with product P (AVX2, AVX-VNNI).
+template <class P = Avx2PackedProduct>
+inline void set_packed_kernels_ymm(KernelSet& k) {
+  set_packed_kernels_of<Q4KPackedYmmK<P>, Q6KPackedYmmOps, Q6KPackedYmmK<P>>(k);
+}
 
 }  // namespace
 }  // namespace g3n::vecdot

@@ -12,6 +12,7 @@
 
 #define G3N_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define G3N_KQ_TARGET G3N_AVXVNNI
+#include "kernels/kquant_packed_ymm.h"
 #include "kernels/kquant_x86.h"
 #include "kernels/kquant_ymm.h"
 
@@ -24,14 +25,31 @@ struct AvxVnniMadd {
   }
 };
 
+// The packed kernels' product (kquant_packed_ymm.h): one vpdpbusd per 4 quants of 8 rows and token, summed in
+// int32 over a whole group (Q4_K's 32 values, Q6_K's 16), then one vpmulld by the group's 8 scales: per 32-value
+// group and token 8 + 1 multiply instructions (vpmulld is two), 1 add, where AVX2 spends 8 + 1 and 8 adds.
+struct AvxVnniPackedProduct {
+  static constexpr int kQ6KSteps = 4;
+  static constexpr bool kQ6KSplitHalves = false;
+  G3N_AVXVNNI static __m256i step(__m256i s, __m256i x, __m256i a, bool first) {
+    return _mm256_dpbusd_avx_epi32(first ? _mm256_setzero_si256() : s, x, a);
+  }
+  G3N_AVXVNNI static __m256i scales_u8(const uint8_t* sc) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
+  }
+  G3N_AVXVNNI static __m256i scales_s8(const int8_t* sc) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
+  }
+  G3N_AVXVNNI static __m256i apply(__m256i tot, __m256i s, __m256i scales) {
+    return _mm256_add_epi32(tot, _mm256_mullo_epi32(s, scales));
+  }
+};
+
 KernelSet make_avxvnni() {
   KernelSet k;
   set_kquant_kernels<YmmSums<AvxVnniMadd>, YmmRows<AvxVnniMadd>>(k);
   set_decode_rows<AvxVnniMadd>(k);
-  // The packed kernels stay the AVX2 set's (int16 group sums, one vpmaddwd per group: no pair left to fuse
-  // an add into); same bits, and the overlay would otherwise drop them with the dots they sit beside.
-  const KernelSet& avx2 = *avx2_kernels();
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) k.packed[type_index(t)] = avx2.packed[type_index(t)];
+  set_packed_kernels_ymm<AvxVnniPackedProduct>(k);
   return k;
 }
 
