@@ -1,5 +1,5 @@
 // The driver of the kernels on packed K-quant matrices (kernels/packed_panels.h), shared by every x86 set
-// that has them: the 512-bit ones (kquant_packed_zmm.h) and the 256-bit Q4_K one (kquant_packed_ymm.h). A
+// that has them: the 512-bit ones (kquant_packed_zmm.h) and the 256-bit ones (kquant_packed_ymm.h). A
 // set's kernel does 16 rows x 1..8 tokens of one packed group; packed_tile runs it over a call's groups and
 // token groups of 8, and prefetches for the calls that verify or prefill.
 //

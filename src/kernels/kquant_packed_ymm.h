@@ -1,5 +1,6 @@
-// The 256-bit kernels on packed Q4_K and Q6_K matrices (kernels/packed_panels.h), for the AVX2 set: 16 rows of
-// a packed group x up to 8 tokens, the same layouts and the same bits as the AVX-512 ones (kquant_packed_zmm.h).
+// The 256-bit kernels on packed Q4_K and Q6_K matrices (kernels/packed_panels.h), for the AVX2 and AVX-VNNI sets
+// (their products differ: Avx2PackedProduct below, AvxVnniPackedProduct in vec_dot_avxvnni.cpp): 16 rows of a
+// packed group x up to 8 tokens, the same layouts and the same bits as the AVX-512 ones (kquant_packed_zmm.h).
 //
 // AVX2 has no vpdpbusd. Its product is vpmaddubsw (u8 x s8 -> int16 sums of adjacent pairs), and the row x
 // tokens kernels (kquant_ymm.h) follow each with a vpmaddwd by the group's scale: two multiply instructions
@@ -70,8 +71,8 @@ struct Avx2PackedProduct {
 };
 
 // Rows 8h..8h+7 of a packed Q4_K group are bytes 32h..32h+31 of each 64-byte line. H = 1 or 2 halves from
-// h0, C tokens a[0..C-1] (token t0 + t of the group prep g): at most H * C = 4, so that the int32 totals
-// and the int16 sums of each half fit AVX2's 16 registers.
+// h0, C tokens a[0..C-1] (token t0 + t of the group prep g), H * C <= 10 (the sums of every (half, token) pair
+// in registers; past 4 pairs the int32 totals live in L1). P: the product.
 template <int C, int H, bool kPrefetch, class P>
 G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                      int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
@@ -216,7 +217,7 @@ G3N_KQ_TARGET inline __m256i q6k_packed_quants(const PackedQ6K::Quad& u, int f, 
   return _mm256_or_si256(lo, _mm256_and_si256(hs, m30));
 }
 
-// Rows 8h..8h+7 of a packed Q6_K group x C tokens, H halves from h0 (H * C <= 4, as for Q4_K), groups in the
+// Rows 8h..8h+7 of a packed Q6_K group x C tokens, H halves from h0 (H * C <= 10, as for Q4_K), groups in the
 // layout's order (q, then q + 4f) so each quad is read front to back.
 template <int C, int H, bool kPrefetch, class P>
 G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K* const* a, int64_t nb, float* out,
