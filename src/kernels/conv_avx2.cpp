@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/avx2_exp.h"
 #include "kernels/avx2_reduce.h"
 #include "quant/ggml_type.h"
 
@@ -261,25 +262,10 @@ G3N_AVX2 void depthwise_row_avx2(const float* const* rows, int64_t w_in, int64_t
 using avx2::hmax;
 using avx2::hsum;
 
-// exp(x) for x clamped to [-87, 88]: x = n ln2 + r (two-part ln2, |r| <= ln2/2), e^r by its Taylor
-// series to r^7 (truncation < 1e-8 relative), times 2^n built in the exponent bits. Below -87 the
-// result is e^-87 ~ 1.6e-38 instead of a denormal or 0: invisible next to the values it is summed with.
+// exp(x) for x clamped to [-87, 88] (avx2_exp.h). Below -87 the result is e^-87 ~ 1.6e-38 instead of a denormal
+// or 0: invisible next to the values it is summed with.
 G3N_AVX2 inline __m256 exp_v(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-  const __m256 nf = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(1.4286068203094172e-6f), r);
-  __m256 e = _mm256_set1_ps(1.0f / 5040.0f);
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 720.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 120.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 24.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 6.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(0.5f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
-  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(e, _mm256_castsi256_ps(pow2));
+  return avx2::exp_unclamped(_mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f)));
 }
 
 // gelu_tanh(x) = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): the

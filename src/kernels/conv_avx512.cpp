@@ -8,6 +8,7 @@
 // the AVX2 set's.
 // Chosen where the text decoder's kernel set runs full-width zmm (conv.cpp conv_set_for).
 #include "kernels/conv_impl.h"
+#include "kernels/exp_taylor.h"
 
 #if defined(__x86_64__)
 
@@ -145,19 +146,14 @@ G3N_AVX512F void depthwise_row_avx512(const float* const* rows, int64_t w_in, in
 // bits; only the row sums of the norm and the softmax add in another order). A row's tail is one masked step.
 
 G3N_AVX512F inline __m512 exp16(__m512 x) {
+  using namespace exp_taylor;
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-  const __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(1.4286068203094172e-6f), r);
-  __m512 e = _mm512_set1_ps(1.0f / 5040.0f);
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 720.0f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 120.0f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 24.0f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 6.0f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  const __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(kLn2Hi), x);
+  r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(kLn2Lo), r);
+  __m512 e = _mm512_set1_ps(kTerms[0]);
+#pragma GCC unroll 8
+  for (int i = 1; i < kNumTerms; ++i) e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(kTerms[i]));
   const __m512i pow2 = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(e, _mm512_castsi512_ps(pow2));
 }

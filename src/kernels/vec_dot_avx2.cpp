@@ -19,6 +19,7 @@
 #include <utility>
 
 #define G3N_KQ_TARGET G3N_AVX2
+#include "kernels/avx2_exp.h"
 #include "kernels/avx2_reduce.h"
 #include "kernels/kquant_x86.h"
 #include "kernels/kquant_ymm.h"
@@ -426,20 +427,7 @@ G3N_AVX2 inline __m256 tanh_nonneg(__m256 a) {
   const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), a, a);
   // exp(-2a)
   const __m256 v = _mm256_mul_ps(a, _mm256_set1_ps(-2.0f));
-  const __m256 nf = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693145751953125f), v);  // ln2 high part (exact * n)
-  r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(1.4286068203094172e-6f), r);   // ln2 - high part
-  __m256 e = _mm256_set1_ps(1.0f / 5040.0f);
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 720.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 120.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 24.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 6.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(0.5f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
-  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
-  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23);
-  e = _mm256_mul_ps(e, _mm256_castsi256_ps(pow2));
+  const __m256 e = avx2::exp_unclamped(v);
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 large = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
   return _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.25f), _CMP_LT_OQ));
