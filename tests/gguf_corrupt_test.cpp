@@ -204,6 +204,26 @@ TEST(GgufCorrupt, HugeCounts) {
   EXPECT_GGUF_ERROR(Raw().header(2, 1).kv_u32("k", 1).zeros(60).b, "bad tensor count 2", "after the metadata");
 }
 
+// Counts the bytes could hold but no real file has: each key and each array inside an array parses into a whole
+// value, so they have caps of their own (65536 each; real files have a few dozen keys and no nested arrays).
+TEST(GgufCorrupt, TooManyKeysOrNestedArrays) {
+  EXPECT_GGUF_ERROR(Raw().header(0, 65537).zeros(65537 * 13).b, "metadata key/value count 65537 is over the limit of 65536");
+  EXPECT_GGUF_ERROR(Raw().header(0, 1).str("arr").u32(9).u32(9).u64(65537).zeros(65537 * 12).b, "'arr'",
+                    "more than 65536 arrays inside arrays");
+  // The cap is over the whole file: two keys of 40000 empty nested arrays each.
+  Raw two;
+  two.header(0, 2);
+  for (const char* key : {"a", "b"}) {
+    two.str(key).u32(9).u32(9).u64(40000);
+    for (int k = 0; k < 40000; ++k) two.u32(0).u64(0);
+  }
+  EXPECT_GGUF_ERROR(two.b, "metadata key #1 'b'", "more than 65536 arrays inside arrays");
+  Raw one;  // one such key parses
+  one.header(0, 1).str("a").u32(9).u32(9).u64(40000);
+  for (int k = 0; k < 40000; ++k) one.u32(0).u64(0);
+  EXPECT_EQ(parse_error(one.b), "");
+}
+
 TEST(GgufCorrupt, HugeStringLengths) {
   EXPECT_GGUF_ERROR(Raw().header(0, 1).u64(~uint64_t{0}).zeros(16).b, "metadata key #0", "claims length 18446744073709551615");
   EXPECT_GGUF_ERROR(Raw().header(0, 1).str("k").u32(8).u64(uint64_t{1} << 40).zeros(16).b, "metadata key #0 'k'",

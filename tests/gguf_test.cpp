@@ -235,7 +235,9 @@ TEST(GgufArrayTest, KeepsEveryTypeExactly) {
     for (const GgufValue& e : a) {  // iteration and operator[] decode the same element
       expect_same_value(e, elems[k], what + "[" + std::to_string(k) + "]");
       expect_same_value(a[k], elems[k], what + "[" + std::to_string(k) + "]");
-      if (a.elem_type() == T::STRING) EXPECT_EQ(a.string_at(k), elems[k].s);
+      if (a.elem_type() == T::STRING) {
+        EXPECT_EQ(a.string_at(k), elems[k].s);
+      }
       if (a.elem_type() == T::ARRAY) expect_same_value(a.array_at(k), elems[k], what);
       ++k;
     }

@@ -174,9 +174,6 @@ TEST(KernelsConv, GemmMatchesReference) {
   }
 }
 
-// The AVX-512F GEMM (12 pixels per call on zmm) gives the AVX2 set's bits: the same FMA chain per output.
-// Every row remainder of both kernels (1-11 of 12, 1-5 of 6), partial strips, several input blocks,
-// packed and plain A. So does its depthwise kernel.
 // The AVX2 and AVX-512F sets where this CPU runs both (else nullptrs).
 std::pair<const ConvKernelSet*, const ConvKernelSet*> avx2_and_avx512_sets() {
   const ConvKernelSet* avx2 = nullptr;
@@ -210,6 +207,9 @@ TEST(KernelsConv, Avx512ActivationsGiveTheAvx2Bits) {
   }
 }
 
+// The AVX-512F GEMM (12 pixels per call on zmm) gives the AVX2 set's bits: the same FMA chain per output.
+// Every row remainder of both kernels (1-11 of 12, 1-5 of 6), partial strips, several input blocks,
+// packed and plain A. So does its depthwise kernel.
 TEST(KernelsConv, Avx512GemmGivesTheAvx2Bits) {
   const auto [avx2, avx512] = avx2_and_avx512_sets();
   if (!avx2 || !avx512) GTEST_SKIP() << "this CPU runs no avx512f conv set";

@@ -29,6 +29,15 @@ void GgufArray::push_string(std::string_view s) {
   ++n_;
 }
 
+void GgufArray::push_back(GgufValue&& v) {
+  if (elem_type_ == GgufValueType::ARRAY && v.type == GgufValueType::ARRAY) {
+    nested_.push_back(std::move(v));
+    ++n_;
+    return;
+  }
+  push_back(static_cast<const GgufValue&>(v));
+}
+
 void GgufArray::push_back(const GgufValue& v) {
   if (v.type != elem_type_)
     throw GgufError(cat("array element ", n_, " has type ", gguf_value_type_name(v.type), ", array is of ",

@@ -26,6 +26,11 @@ inline constexpr size_t kMaxTensorName = 63;
 // Cap on parsed metadata values (a 262k-token vocab is ~800k); keeps a hostile multi-GB file from
 // turning into ~100x its size of in-memory GgufValues.
 inline constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
+// Keys, and arrays inside arrays, each parse into a whole GgufValue (~150 bytes; array elements are compact,
+// GgufArray), so they have caps of their own: real files have a few dozen keys and no nested arrays, and a
+// small hostile file of empty nested arrays or tiny keys cannot become gigabytes of values.
+inline constexpr uint64_t kMaxMetadataKeys = uint64_t{1} << 16;
+inline constexpr uint64_t kMaxNestedArrays = uint64_t{1} << 16;
 
 inline bool is_known_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueType::FLOAT64); }
 

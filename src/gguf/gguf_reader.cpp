@@ -134,6 +134,8 @@ class Parser {
     if (n_kv_ > c_.remaining() / kv_min)
       throw GgufError(cat("bad metadata key/value count ", n_kv_, ": the remaining ", c_.remaining(),
                           " bytes can hold at most ", c_.remaining() / kv_min));
+    if (n_kv_ > kMaxMetadataKeys)
+      throw GgufError(cat("metadata key/value count ", n_kv_, " is over the limit of ", kMaxMetadataKeys));
     if (n_tensors_ > c_.remaining() / ti_min)
       throw GgufError(cat("bad tensor count ", n_tensors_, ": the remaining ", c_.remaining(),
                           " bytes can hold at most ", c_.remaining() / ti_min, " tensor infos"));
@@ -214,6 +216,10 @@ class Parser {
       throw GgufError(cat("bad array length ", n, ": ", n, " ", gguf_value_type_name(type),
                           " elements need at least ", min, " bytes each but only ", c_.remaining(),
                           " bytes remain"));
+    // Nested arrays count against their own cap before anything is reserved for them.
+    if (type == GgufValueType::ARRAY && n > kMaxNestedArrays - n_nested_)
+      throw GgufError(cat("metadata holds more than ", kMaxNestedArrays, " arrays inside arrays (limit)"));
+    if (type == GgufValueType::ARRAY) n_nested_ += n;
     v.array.reserve(static_cast<size_t>(n));
     for (uint64_t k = 0; k < n; ++k) {
       try {
@@ -221,7 +227,7 @@ class Parser {
           count_value();
           v.array.push_string(c_.str_view("string value"));
         } else {
-          v.array.push_back(value(et, depth + 1));
+          v.array.push_back(value(et, depth + 1));  // a nested array moves in
         }
       } catch (const GgufError& e) {
         // Prefix the innermost index only once per level, so nested paths read "[3][0]".
@@ -321,6 +327,7 @@ class Parser {
   uint64_t n_tensors_ = 0;
   uint64_t n_kv_ = 0;
   uint64_t n_values_ = 0;
+  uint64_t n_nested_ = 0;  // arrays inside arrays (kMaxNestedArrays)
 };
 
 std::string errno_str(int e) { return std::strerror(e); }

@@ -16,8 +16,8 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_* as the unused merge source of unmasked operations, which

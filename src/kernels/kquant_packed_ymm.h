@@ -39,18 +39,17 @@ G3N_KQ_TARGET inline __m256i q4k_packed_quants(const PackedQ4K& w, int j, int k,
   return _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
 }
 
-// The product of a kernel: how it multiplies 4 quants of 8 rows by a token's activation dword, how many such
-// steps its lanes can sum before the group's scales must be applied, and how it applies them (the scales of 8
-// rows, as 8 bytes). AVX2: vpmaddubsw into int16 pair sums added with vpaddw (Q4_K: a whole 8-step group; Q6_K:
-// 2 steps, the pairs' limit above), then one vpmaddwd by the scales in both words of each row's dword.
-// AVX-VNNI (vec_dot_avxvnni.cpp): one vpdpbusd per step into int32, then one vpmulld by the scales as int32.
+// The product of a kernel: how it multiplies 4 quants of 8 rows by a token's activation dword (`first` starts a
+// sum, `next` adds to one), how many such steps its lanes can sum before the group's scales must be applied, and
+// how it applies them (the scales of 8 rows, as 8 bytes). AVX2: vpmaddubsw into int16 pair sums added with vpaddw
+// (Q4_K: a whole 8-step group, the bound in this file's header; Q6_K: 2 steps, the bound before q6k_packed_halves),
+// then one vpmaddwd by the scales in both words of each row's dword. AVX-VNNI (vec_dot_avxvnni.cpp): one vpdpbusd
+// per step into int32, then one vpmulld by the scales as int32.
 struct Avx2PackedProduct {
   static constexpr int kQ6KSteps = 2;
   static constexpr bool kQ6KSplitHalves = true;  // packed_passes
-  G3N_KQ_TARGET static __m256i step(__m256i s, __m256i x, __m256i a, bool first) {
-    const __m256i pr = _mm256_maddubs_epi16(x, a);
-    return first ? pr : _mm256_add_epi16(s, pr);
-  }
+  G3N_KQ_TARGET static __m256i first(__m256i x, __m256i a) { return _mm256_maddubs_epi16(x, a); }
+  G3N_KQ_TARGET static __m256i next(__m256i s, __m256i x, __m256i a) { return _mm256_add_epi16(s, _mm256_maddubs_epi16(x, a)); }
   // Unsigned (Q4_K) or signed (Q6_K) scales of rows 0-7 -> both int16 words of row r's dword.
   G3N_KQ_TARGET static __m256i scales_u8(const uint8_t* sc) {
     // vpshufb pattern: byte r of the broadcast qword -> both words of row r's dword, zero-extended (rows 0-3 in
@@ -77,7 +76,7 @@ template <int C, int H, bool kPrefetch, class P>
 G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K* const* a, const Q8KGroupPrep* g,
                                      int t0, int64_t nb, float* out, int64_t ldo, const uint8_t* pf_end) {
   static_assert(H * C <= 10);
-  constexpr bool kWide = H * C > 4;  // the int32 totals then live in L1, touched once a group
+  constexpr bool kWide = H * C > 4;  // the int32 totals then live in L1, touched once per 32-value group
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   // The float accumulators live in `out` (L1), touched once per block: in registers they left too few for
   // the integer sums (GCC spilled those instead).
@@ -103,14 +102,14 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
           for (int h = 0; h < H; ++h) x[h] = q4k_packed_quants(w, j, k, h0 + h, m4);
           for (int t = 0; t < C; ++t) {
             const __m256i at = q4k_act_dword(a[t][b], j, k);
-            for (int h = 0; h < H; ++h) s[h][t] = P::step(s[h][t], x[h], at, k == 0);
+            for (int h = 0; h < H; ++h) s[h][t] = k == 0 ? P::first(x[h], at) : P::next(s[h][t], x[h], at);
           }
         } else {
           __m256i at[C];
           for (int t = 0; t < C; ++t) at[t] = q4k_act_dword(a[t][b], j, k);
           for (int h = 0; h < H; ++h) {
             const __m256i x = q4k_packed_quants(w, j, k, h0 + h, m4);
-            for (int t = 0; t < C; ++t) s[h][t] = P::step(s[h][t], x, at[t], k == 0);
+            for (int t = 0; t < C; ++t) s[h][t] = k == 0 ? P::first(x, at[t]) : P::next(s[h][t], x, at[t]);
           }
         }
         // Without this GCC hoists the whole group's broadcasts and products and spills them (as kquant_ymm.h's
@@ -157,7 +156,7 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
 // kSplitHalves false, else a pass per half and per 4 tokens (the Q6_K kernel's both-halves passes of 4 tokens
 // spill their sums, and measured 2-5% slower that way). The per-half plan, everywhere from 3 tokens before,
 // re-read each group from L2 for the second half and ran a fifth token as a pass of its own (AVX2 set on the
-// Xeon, E4B, 5 tokens over 1: Q4_K ffn_gate 1.73 -> 1.30-1.35, the Q6_K head 1.52 -> 1.30). Only the first pass
+// Xeon, E4B, 5 tokens over 1: Q4_K ffn_gate 1.70 -> 1.34, the Q6_K head 1.57 -> 1.30; docs/kernels.md). Only the first pass
 // prefetches; with kPrefetchOne a one-token call does too, else it carries no prefetch code at all (present but
 // skipped, that slowed the zmm one-token Q6_K kernel). pass<Cp, H, kPf>(h0, t0, pf_end) runs tokens t0..t0+Cp-1.
 template <int C, bool kPrefetchOne, bool kSplitHalves, class Pass>
@@ -223,7 +222,7 @@ template <int C, int H, bool kPrefetch, class P>
 G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K* const* a, int64_t nb, float* out,
                                      int64_t ldo, const uint8_t* pf_end) {
   static_assert(H * C <= 10);
-  constexpr bool kWide = H * C > 4;
+  constexpr bool kWide = H * C > 4;  // as for Q4_K; the totals touched once per flush (8 values on AVX2, 16 on AVX-VNNI)
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   for (int h = 0; h < H; ++h)
     for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo + 8 * (h0 + h), _mm256_setzero_ps());
@@ -252,12 +251,15 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
               for (int h = 0; h < H; ++h) x[h] = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
               for (int t = 0; t < C; ++t) {
                 const __m256i at = q6k_act_dword(a[t][b], j, k);
-                for (int h = 0; h < H; ++h) s[h][t] = P::step(s[h][t], x[h], at, k == k2);
+                for (int h = 0; h < H; ++h) s[h][t] = k == k2 ? P::first(x[h], at) : P::next(s[h][t], x[h], at);
               }
             } else {
               for (int h = 0; h < H; ++h) {
                 const __m256i x = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
-                for (int t = 0; t < C; ++t) s[h][t] = P::step(s[h][t], x, q6k_act_dword(a[t][b], j, k), k == k2);
+                for (int t = 0; t < C; ++t) {
+                  const __m256i at = q6k_act_dword(a[t][b], j, k);
+                  s[h][t] = k == k2 ? P::first(x, at) : P::next(s[h][t], x, at);
+                }
               }
             }
             for (int h = 0; h < H; ++h)

@@ -1,6 +1,7 @@
-// AVX-VNNI (VEX-encoded vpdpwssd on ymm: Intel since Alder Lake, AMD since Zen 5) for the K-quants, overlaid
-// on the AVX2 set: the AVX2 cores of kquant_ymm.h with the fused multiply-add of int16 pairs into int32 as
-// their madd_add, as avx512vnni-256 does with the EVEX form on CPUs that have AVX-512. The int32 totals are
+// AVX-VNNI (VEX-encoded vpdpwssd and vpdpbusd on ymm: Intel since Alder Lake, AMD since Zen 5) for the
+// K-quants, overlaid on the AVX2 set: the AVX2 cores of kquant_ymm.h with the fused multiply-add of int16 pairs
+// into int32 as their madd_add, as avx512vnni-256 does with the EVEX form on CPUs that have AVX-512, and the
+// AVX2 packed kernels (kquant_packed_ymm.h) with vpdpbusd + vpmulld as their product. The int32 totals are
 // the same exact integers, so the bits are the AVX2 set's. For CPUs with AVX-VNNI but no AVX-512 (Alder
 // Lake, Raptor Lake, Arrow Lake, Lunar Lake laptops and desktops): the dispatcher prefers the AVX-512 sets
 // where they run.
@@ -12,8 +13,8 @@
 
 #define G3N_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define G3N_KQ_TARGET G3N_AVXVNNI
-#include "kernels/kquant_packed_ymm.h"
 #include "kernels/kquant_x86.h"
+#include "kernels/kquant_packed_ymm.h"
 #include "kernels/kquant_ymm.h"
 
 namespace g3n::vecdot {
@@ -31,9 +32,8 @@ struct AvxVnniMadd {
 struct AvxVnniPackedProduct {
   static constexpr int kQ6KSteps = 4;
   static constexpr bool kQ6KSplitHalves = false;
-  G3N_AVXVNNI static __m256i step(__m256i s, __m256i x, __m256i a, bool first) {
-    return _mm256_dpbusd_avx_epi32(first ? _mm256_setzero_si256() : s, x, a);
-  }
+  G3N_AVXVNNI static __m256i first(__m256i x, __m256i a) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), x, a); }
+  G3N_AVXVNNI static __m256i next(__m256i s, __m256i x, __m256i a) { return _mm256_dpbusd_avx_epi32(s, x, a); }
   G3N_AVXVNNI static __m256i scales_u8(const uint8_t* sc) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
   }
