@@ -95,6 +95,23 @@ struct GgufValue {
 
 inline GgufValue GgufArray::Iterator::operator*() const { return (*a_)[k_]; }
 
+// An ARRAY of et with one element per x of xs, set(element, x) giving it its number or string (the writer's
+// set_array_* and the converters build their arrays this way).
+template <class T, class F>
+GgufValue gguf_array_of(GgufValueType et, const std::vector<T>& xs, F set) {
+  GgufValue a;
+  a.type = GgufValueType::ARRAY;
+  a.array = GgufArray(et);
+  a.array.reserve(xs.size());
+  GgufValue e;
+  e.type = et;
+  for (const auto& x : xs) {
+    set(e, x);
+    a.array.push_back(e);
+  }
+  return a;
+}
+
 struct GgufKV {
   std::string key;
   GgufValue value;

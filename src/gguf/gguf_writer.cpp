@@ -149,21 +149,6 @@ GgufValue scalar(GgufValueType t) {
   return v;
 }
 
-// An ARRAY of et holding f(x) for each x of v (f sets the element's number or string).
-template <class T, class F>
-GgufValue array_of(GgufValueType et, const std::vector<T>& v, F f) {
-  GgufValue a;
-  a.type = GgufValueType::ARRAY;
-  a.array = GgufArray(et);
-  a.array.reserve(v.size());
-  GgufValue e = scalar(et);
-  for (const auto& x : v) {
-    f(e, x);
-    a.array.push_back(e);
-  }
-  return a;
-}
-
 }  // namespace
 
 GgufWriter::GgufWriter(uint64_t alignment) : alignment_(alignment) {
@@ -214,23 +199,19 @@ void GgufWriter::set_string(const std::string& key, const std::string& v) {
   set(key, std::move(x));
 }
 void GgufWriter::set_array_i32(const std::string& key, const std::vector<int32_t>& v) {
-  set(key, array_of(GgufValueType::INT32, v, [](GgufValue& e, int32_t x) { e.i = x; }));
+  set(key, gguf_array_of(GgufValueType::INT32, v, [](GgufValue& e, int32_t x) { e.i = x; }));
 }
 void GgufWriter::set_array_u32(const std::string& key, const std::vector<uint32_t>& v) {
-  set(key, array_of(GgufValueType::UINT32, v, [](GgufValue& e, uint32_t x) { e.u = x; }));
+  set(key, gguf_array_of(GgufValueType::UINT32, v, [](GgufValue& e, uint32_t x) { e.u = x; }));
 }
 void GgufWriter::set_array_f32(const std::string& key, const std::vector<float>& v) {
-  set(key, array_of(GgufValueType::FLOAT32, v, [](GgufValue& e, float x) { e.f = x; }));
+  set(key, gguf_array_of(GgufValueType::FLOAT32, v, [](GgufValue& e, float x) { e.f = x; }));
 }
 void GgufWriter::set_array_bool(const std::string& key, const std::vector<bool>& v) {
-  set(key, array_of(GgufValueType::BOOL, v, [](GgufValue& e, bool x) { e.u = x ? 1 : 0; }));
+  set(key, gguf_array_of(GgufValueType::BOOL, v, [](GgufValue& e, bool x) { e.u = x ? 1 : 0; }));
 }
 void GgufWriter::set_array_string(const std::string& key, const std::vector<std::string>& v) {
-  GgufValue a = scalar(GgufValueType::ARRAY);
-  a.array = GgufArray(GgufValueType::STRING);
-  a.array.reserve(v.size());
-  for (const auto& x : v) a.array.push_string(x);
-  set(key, std::move(a));
+  set(key, gguf_array_of(GgufValueType::STRING, v, [](GgufValue& e, const std::string& x) { e.s = x; }));
 }
 
 namespace {

@@ -49,19 +49,6 @@ GgufValue scalar_u32(uint64_t v) { GgufValue x; x.type = GgufValueType::UINT32; 
 GgufValue scalar_f32(double v) { GgufValue x; x.type = GgufValueType::FLOAT32; x.f = static_cast<float>(v); return x; }
 GgufValue scalar_bool(bool v) { GgufValue x; x.type = GgufValueType::BOOL; x.u = v; return x; }
 GgufValue scalar_str(const std::string& v) { GgufValue x; x.type = GgufValueType::STRING; x.s = v; return x; }
-template <class T, class F>
-GgufValue array_of(GgufValueType et, const std::vector<T>& v, F set) {
-  GgufValue a;
-  a.type = GgufValueType::ARRAY;
-  a.array = GgufArray(et);
-  for (const T& e : v) {
-    GgufValue y;
-    y.type = et;
-    set(y, e);
-    a.array.push_back(y);
-  }
-  return a;
-}
 
 // The standard normal quantile (Acklam's rational approximation refined by one Halley step: full double
 // precision), for the sparsity threshold Φ⁻¹(p).
@@ -191,7 +178,7 @@ std::vector<GgufKV> hf_text_metadata(const HfTextConfig& c, GgufLayout layout, Q
   set(a + "context_length", scalar_u32(static_cast<uint64_t>(c.max_position_embeddings)));
   set(a + "embedding_length", scalar_u32(static_cast<uint64_t>(c.hidden_size)));
   if (ollama) set(a + "feed_forward_length", scalar_u32(static_cast<uint64_t>(c.intermediate_size[0])));
-  else set(a + "feed_forward_length", array_of(GgufValueType::INT32, ff, [](GgufValue& y, int32_t e) { y.i = e; }));
+  else set(a + "feed_forward_length", gguf_array_of(GgufValueType::INT32, ff, [](GgufValue& y, int32_t e) { y.i = e; }));
   set(a + "attention.head_count", scalar_u32(static_cast<uint64_t>(c.num_attention_heads)));
   set(a + "attention.head_count_kv", scalar_u32(static_cast<uint64_t>(c.num_key_value_heads)));
   set(a + "rope.freq_base", scalar_f32(c.rope_theta));
@@ -212,8 +199,8 @@ std::vector<GgufKV> hf_text_metadata(const HfTextConfig& c, GgufLayout layout, Q
   set(a + "altup.num_inputs", scalar_u32(static_cast<uint64_t>(c.altup_num_inputs)));
   set(a + "embedding_length_per_layer_input", scalar_u32(static_cast<uint64_t>(c.hidden_size_per_layer_input)));
   set(a + "attention.shared_kv_layers", scalar_u32(static_cast<uint64_t>(c.num_kv_shared_layers)));
-  set(a + "activation_sparsity_scale", array_of(GgufValueType::FLOAT32, sparsity, [](GgufValue& y, float e) { y.f = e; }));
-  set(a + "attention.sliding_window_pattern", array_of(GgufValueType::BOOL, pattern, [](GgufValue& y, bool e) { y.u = e; }));
+  set(a + "activation_sparsity_scale", gguf_array_of(GgufValueType::FLOAT32, sparsity, [](GgufValue& y, float e) { y.f = e; }));
+  set(a + "attention.sliding_window_pattern", gguf_array_of(GgufValueType::BOOL, pattern, [](GgufValue& y, bool e) { y.u = e; }));
   set("general.quantization_version", scalar_u32(2));
   return kv;
 }

@@ -174,26 +174,16 @@ std::vector<GgufKV> hf_vocab_kvs(const HfVocab& v, GgufLayout layout) {
   auto u32 = [&](const std::string& k, uint64_t x) { GgufValue g; g.type = GgufValueType::UINT32; g.u = x; kv.push_back({k, g}); };
   auto boolean = [&](const std::string& k, bool x) { GgufValue g; g.type = GgufValueType::BOOL; g.u = x; kv.push_back({k, g}); };
   auto str = [&](const std::string& k, const std::string& x) { GgufValue g; g.type = GgufValueType::STRING; g.s = x; kv.push_back({k, g}); };
-  auto arr = [&](const std::string& k, GgufValueType et, size_t n, auto set) {
-    GgufValue a;
-    a.type = GgufValueType::ARRAY;
-    a.array = GgufArray(et);
-    a.array.reserve(n);
-    GgufValue e;
-    e.type = et;
-    for (size_t i = 0; i < n; ++i) {
-      set(e, i);
-      a.array.push_back(e);
-    }
-    kv.push_back({k, std::move(a)});
-  };
+  auto arr = [&](const std::string& k, GgufValue a) { kv.push_back({k, std::move(a)}); };
+  const auto to_s = [](GgufValue& g, const std::string& x) { g.s = x; };
+  const auto to_i = [](GgufValue& g, int32_t x) { g.i = x; };
   str("tokenizer.ggml.model", v.model);
   str("tokenizer.ggml.pre", "default");
-  arr("tokenizer.ggml.tokens", GgufValueType::STRING, v.tokens.size(), [&](GgufValue& g, size_t i) { g.s = v.tokens[i]; });
-  arr("tokenizer.ggml.scores", GgufValueType::FLOAT32, v.scores.size(), [&](GgufValue& g, size_t i) { g.f = v.scores[i]; });
-  arr("tokenizer.ggml.token_type", GgufValueType::INT32, v.types.size(), [&](GgufValue& g, size_t i) { g.i = v.types[i]; });
+  arr("tokenizer.ggml.tokens", gguf_array_of(GgufValueType::STRING, v.tokens, to_s));
+  arr("tokenizer.ggml.scores", gguf_array_of(GgufValueType::FLOAT32, v.scores, [](GgufValue& g, float x) { g.f = x; }));
+  arr("tokenizer.ggml.token_type", gguf_array_of(GgufValueType::INT32, v.types, to_i));
   if (layout == GgufLayout::Ollama && !v.merges.empty())
-    arr("tokenizer.ggml.merges", GgufValueType::STRING, v.merges.size(), [&](GgufValue& g, size_t i) { g.s = v.merges[i]; });
+    arr("tokenizer.ggml.merges", gguf_array_of(GgufValueType::STRING, v.merges, to_s));
   u32("tokenizer.ggml.bos_token_id", static_cast<uint64_t>(v.bos));
   u32("tokenizer.ggml.eos_token_id", static_cast<uint64_t>(v.eos));
   u32("tokenizer.ggml.unknown_token_id", static_cast<uint64_t>(v.unk));
@@ -206,7 +196,7 @@ std::vector<GgufKV> hf_vocab_kvs(const HfVocab& v, GgufLayout layout) {
     boolean("tokenizer.ggml.add_unknown_token", false);
     boolean("tokenizer.ggml.add_padding_token", false);
     if (!v.eos_ids.empty())
-      arr("tokenizer.ggml.eos_token_ids", GgufValueType::INT32, v.eos_ids.size(), [&](GgufValue& g, size_t i) { g.i = v.eos_ids[i]; });
+      arr("tokenizer.ggml.eos_token_ids", gguf_array_of(GgufValueType::INT32, v.eos_ids, to_i));
   }
   return kv;
 }

@@ -106,23 +106,10 @@ class KvList {
   void set_f32(const std::string& k, float v) { GgufValue x; x.type = GgufValueType::FLOAT32; x.f = v; set(k, x); }
   void set_bool(const std::string& k, bool v) { set(k, scalar(GgufValueType::BOOL, v)); }
   void set_string(const std::string& k, const std::string& v) { GgufValue x; x.type = GgufValueType::STRING; x.s = v; set(k, x); }
-  template <class T, class F>
-  void set_array(const std::string& k, GgufValueType et, const std::vector<T>& v, F fill) {
-    GgufValue x;
-    x.type = GgufValueType::ARRAY;
-    x.array = GgufArray(et);
-    GgufValue y;
-    y.type = et;
-    for (const T& e : v) {
-      fill(y, e);
-      x.array.push_back(y);
-    }
-    set(k, std::move(x));
-  }
-  void set_array_i32(const std::string& k, const std::vector<int32_t>& v) { set_array(k, GgufValueType::INT32, v, [](GgufValue& y, int32_t e) { y.i = e; }); }
-  void set_array_f32(const std::string& k, const std::vector<float>& v) { set_array(k, GgufValueType::FLOAT32, v, [](GgufValue& y, float e) { y.f = e; }); }
-  void set_array_bool(const std::string& k, const std::vector<bool>& v) { set_array(k, GgufValueType::BOOL, v, [](GgufValue& y, bool e) { y.u = e; }); }
-  void set_array_string(const std::string& k, const std::vector<std::string>& v) { set_array(k, GgufValueType::STRING, v, [](GgufValue& y, const std::string& e) { y.s = e; }); }
+  void set_array_i32(const std::string& k, const std::vector<int32_t>& v) { set(k, gguf_array_of(GgufValueType::INT32, v, [](GgufValue& y, int32_t e) { y.i = e; })); }
+  void set_array_f32(const std::string& k, const std::vector<float>& v) { set(k, gguf_array_of(GgufValueType::FLOAT32, v, [](GgufValue& y, float e) { y.f = e; })); }
+  void set_array_bool(const std::string& k, const std::vector<bool>& v) { set(k, gguf_array_of(GgufValueType::BOOL, v, [](GgufValue& y, bool e) { y.u = e; })); }
+  void set_array_string(const std::string& k, const std::vector<std::string>& v) { set(k, gguf_array_of(GgufValueType::STRING, v, [](GgufValue& y, const std::string& e) { y.s = e; })); }
   void sort_keys() { std::sort(kvs_.begin(), kvs_.end(), [](const GgufKV& a, const GgufKV& b) { return a.key < b.key; }); }
   void write_to(GgufWriter& w) const { for (const auto& kv : kvs_) w.set(kv.key, kv.value); }
 
