@@ -26,10 +26,10 @@
 namespace g3n::vecdot {
 namespace {
 
-// Activation dword k of 32-value group j (quants 32j + 4k..+3), broadcast to every row lane.
-G3N_KQ_TARGET inline __m256i q4k_act_dword(const BlockQ8_K& a, int j, int k) {
+// The token's activations i..i+3 as one dword, broadcast to every row lane.
+G3N_KQ_TARGET inline __m256i act_dword(const BlockQ8_K& a, int i) {
   int32_t v;
-  std::memcpy(&v, a.qs + 32 * j + 4 * k, 4);
+  std::memcpy(&v, a.qs + i, 4);
   return _mm256_set1_epi32(v);
 }
 
@@ -101,12 +101,12 @@ G3N_KQ_TARGET void q4k_packed_halves(const PackedQ4K* p, int h0, const BlockQ8_K
           __m256i x[H];
           for (int h = 0; h < H; ++h) x[h] = q4k_packed_quants(w, j, k, h0 + h, m4);
           for (int t = 0; t < C; ++t) {
-            const __m256i at = q4k_act_dword(a[t][b], j, k);
+            const __m256i at = act_dword(a[t][b], 32 * j + 4 * k);
             for (int h = 0; h < H; ++h) s[h][t] = k == 0 ? P::first(x[h], at) : P::next(s[h][t], x[h], at);
           }
         } else {
           __m256i at[C];
-          for (int t = 0; t < C; ++t) at[t] = q4k_act_dword(a[t][b], j, k);
+          for (int t = 0; t < C; ++t) at[t] = act_dword(a[t][b], 32 * j + 4 * k);
           for (int h = 0; h < H; ++h) {
             const __m256i x = q4k_packed_quants(w, j, k, h0 + h, m4);
             for (int t = 0; t < C; ++t) s[h][t] = k == 0 ? P::first(x, at[t]) : P::next(s[h][t], x, at[t]);
@@ -199,13 +199,6 @@ G3N_KQ_TARGET inline __m256i q6k_scale_pair(const PackedQ6K& w, int p, int h) {
   return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(b0, b1));
 }
 
-// Activation dword k of 16-value group j, broadcast to every row lane.
-G3N_KQ_TARGET inline __m256i q6k_act_dword(const BlockQ8_K& a, int j, int k) {
-  int32_t v;
-  std::memcpy(&v, a.qs + 16 * j + 4 * k, 4);
-  return _mm256_set1_epi32(v);
-}
-
 // Quants of position k of group q + 4f (quad u) for rows 8h..8h+7: the low 4 bits from ql, the high 2 from qh.
 G3N_KQ_TARGET inline __m256i q6k_packed_quants(const PackedQ6K::Quad& u, int f, int k, int h, __m256i m4, __m256i m30) {
   const int off = 32 * h;
@@ -250,14 +243,14 @@ G3N_KQ_TARGET void q6k_packed_halves(const PackedQ6K* p, int h0, const BlockQ8_K
               __m256i x[H];
               for (int h = 0; h < H; ++h) x[h] = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
               for (int t = 0; t < C; ++t) {
-                const __m256i at = q6k_act_dword(a[t][b], j, k);
+                const __m256i at = act_dword(a[t][b], 16 * j + 4 * k);
                 for (int h = 0; h < H; ++h) s[h][t] = k == k2 ? P::first(x[h], at) : P::next(s[h][t], x[h], at);
               }
             } else {
               for (int h = 0; h < H; ++h) {
                 const __m256i x = q6k_packed_quants(u, f, k, h0 + h, m4, m30);
                 for (int t = 0; t < C; ++t) {
-                  const __m256i at = q6k_act_dword(a[t][b], j, k);
+                  const __m256i at = act_dword(a[t][b], 16 * j + 4 * k);
                   s[h][t] = k == k2 ? P::first(x, at) : P::next(s[h][t], x, at);
                 }
               }
