@@ -342,6 +342,45 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
   });
 }
 
+// Several sparse rows at once (a verify pass's tokens, block by block through the copy) give each token's dense
+// dots, bit for bit: tokens with nothing in a block, a token with no entries at all, both slab sizes.
+TEST(KernelsSparseColumns, TokensTogetherGiveEachTokensDots) {
+  for_each_kernel_set([&](const std::string&) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+      for (int64_t rows : {int64_t(176), int64_t(2048 + 32)}) {
+        const int64_t n = 1024;
+        std::mt19937 rng(33);
+        std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
+        const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
+        const SparseColumns cols = make_sparse_columns(w);
+        const uint64_t stride = act_row_bytes(t, n);
+        for (int nt : {1, 2, 5, 8}) {
+          std::vector<uint8_t> act(stride * size_t(nt));
+          std::vector<SparseQ8K> sa(static_cast<size_t>(nt));
+          std::vector<const SparseQ8K*> ptr(static_cast<size_t>(nt));
+          for (int k = 0; k < nt; ++k) {
+            std::vector<float> x = randn(rng, n);
+            std::bernoulli_distribution keep(k % 3 == 0 ? 0.05 : k % 3 == 1 ? 0.01 : 0.3);
+            for (int64_t i = 0; i < n; ++i)
+              if (!keep(rng) || (k == 3) || (k % 2 == 1 && i >= 512 && i < 768)) x[size_t(i)] = 0.0f;
+            quantize_act_row(t, x.data(), act.data() + size_t(k) * stride, n);
+            sparse_q8k_from(act.data() + size_t(k) * stride, n, sa[size_t(k)]);
+            ptr[size_t(k)] = &sa[size_t(k)];
+          }
+          std::vector<float> y(size_t(nt * rows), std::nanf(""));
+          sparse_columns_rows_tokens(cols, ptr.data(), nt, 16, rows, y.data(), rows);
+          sparse_columns_rows_tokens(cols, ptr.data(), nt, 0, 16, y.data(), rows);
+          for (int k = 0; k < nt; ++k)
+            for (int64_t r = 0; r < rows; ++r) {
+              const float want = vec_dot(t, w.row(r), act.data() + size_t(k) * stride, n);
+              ASSERT_EQ(bits(y[size_t(k * rows + r)]), bits(want))
+                  << type_name(t) << " rows=" << rows << " n_tok=" << nt << " token " << k << " row " << r;
+            }
+        }
+      }
+  });
+}
+
 // A column prefix of a copy (a MatFormer draft's narrower down projection over its target's copy) shares the
 // bytes and gives the bits of the prefix's rows, as a copy made from the strided prefix view does.
 TEST(KernelsSparseColumns, ColumnPrefixSharesTheCopy) {

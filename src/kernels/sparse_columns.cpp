@@ -1,6 +1,7 @@
 // Column-major copies of K-quant matrices, sparse Q8_K activation rows, and the scalar products (the
 // readable definition; the AVX2 and NEON kernels are in sparse_columns_avx2.cpp / _neon.cpp).
 #include "kernels/sparse_columns.h"
+#include "kernels/sparse_columns_slice.h"
 
 #include <cstring>
 #include <stdexcept>
@@ -14,13 +15,12 @@
 namespace g3n {
 
 namespace sparse_detail {
-using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
-RowsFn avx2_rows();  // sparse_columns_avx2.cpp; nullptr where not compiled
-RowsFn neon_rows();  // sparse_columns_neon.cpp; nullptr where not compiled
+TokensFn avx2_tokens();  // sparse_columns_avx2.cpp; nullptr where not compiled
+TokensFn neon_tokens();  // sparse_columns_neon.cpp; nullptr where not compiled
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
 TileFn avx512_tile();  // sparse_columns_avx512.cpp; nullptr where not compiled
 TileFn amx_tile();     // the same file, AMX-INT8 tile multiplies for whole 16-token tiles
-RowsFn avx512_rows();  // sparse_columns_avx512.cpp; nullptr where not compiled
+TokensFn avx512_tokens();  // sparse_columns_avx512.cpp; nullptr where not compiled
 inline TileFn no_tile() { return nullptr; }
 }  // namespace sparse_detail
 
@@ -219,18 +219,18 @@ namespace {
 // dots give the AVX2 set's bits, and their zmm kernel closes each block with the AVX2 kernel's fmas).
 struct SparseEntry {
   const char* set;
-  sparse_detail::RowsFn (*get)();
+  sparse_detail::TokensFn (*get)();
   sparse_detail::TileFn (*tile)();  // the prefill product, where the set has one
 };
 constexpr SparseEntry kSparseSets[] = {
-    {"avx2+fma+f16c", sparse_detail::avx2_rows, sparse_detail::no_tile},
-    {"avx-vnni", sparse_detail::avx2_rows, sparse_detail::no_tile},  // its K-quant dots give the AVX2 bits
-    {"avx512vnni", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
-    {"avx512vnni-256", sparse_detail::avx512_rows, sparse_detail::avx512_tile},
-    {"avx512vnni+amx", sparse_detail::avx512_rows, sparse_detail::amx_tile},  // its K-quant dots are avx512vnni's
-    {"neon", sparse_detail::neon_rows, sparse_detail::no_tile},
-    {"neon+dotprod", sparse_detail::neon_rows, sparse_detail::no_tile},
-    {"neon+i8mm", sparse_detail::neon_rows, sparse_detail::no_tile},
+    {"avx2+fma+f16c", sparse_detail::avx2_tokens, sparse_detail::no_tile},
+    {"avx-vnni", sparse_detail::avx2_tokens, sparse_detail::no_tile},  // its K-quant dots give the AVX2 bits
+    {"avx512vnni", sparse_detail::avx512_tokens, sparse_detail::avx512_tile},
+    {"avx512vnni-256", sparse_detail::avx512_tokens, sparse_detail::avx512_tile},
+    {"avx512vnni+amx", sparse_detail::avx512_tokens, sparse_detail::amx_tile},  // its K-quant dots are avx512vnni's
+    {"neon", sparse_detail::neon_tokens, sparse_detail::no_tile},
+    {"neon+dotprod", sparse_detail::neon_tokens, sparse_detail::no_tile},
+    {"neon+i8mm", sparse_detail::neon_tokens, sparse_detail::no_tile},
 };
 
 const SparseEntry* entry_for(const char* set) {
@@ -239,10 +239,14 @@ const SparseEntry* entry_for(const char* set) {
   return nullptr;
 }
 
-sparse_detail::RowsFn rows_for(const char* set) {
+void tokens_ref(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  for (int t = 0; t < n; ++t) sparse_columns_rows_ref(m, *a[t], r0, r1, y + t * ldy);
+}
+
+sparse_detail::TokensFn tokens_for(const char* set) {
   if (const SparseEntry* e = entry_for(set))
-    if (const sparse_detail::RowsFn fn = e->get()) return fn;
-  return &sparse_columns_rows_ref;
+    if (const sparse_detail::TokensFn fn = e->get()) return fn;
+  return &tokens_ref;
 }
 
 sparse_detail::TileFn tile_for(const char* set) {
@@ -253,9 +257,16 @@ sparse_detail::TileFn tile_for(const char* set) {
 }  // namespace
 
 void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
+  const SparseQ8K* one = &a;
+  sparse_columns_rows_tokens(m, &one, 1, r0, r1, y, 0);
+}
+
+void sparse_columns_rows_tokens(const SparseColumns& m, const SparseQ8K* const* a, int n_tok, int64_t r0, int64_t r1,
+                                float* y, int64_t ldy) {
+  if (n_tok <= 0) return;
   // Follows vec_dot's set in use (which vec_dot_use_set may change), so this stays bit-identical to the
   // dense dot it replaces. One short name compare per call; a call covers many rows.
-  rows_for(vec_dot_isa())(m, a, r0, r1, y);
+  tokens_for(vec_dot_isa())(m, a, n_tok, r0, r1, y, ldy);
 }
 
 bool sparse_columns_tile_available() { return tile_for(vec_dot_isa()) != nullptr; }

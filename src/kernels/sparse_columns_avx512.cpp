@@ -35,7 +35,6 @@
 namespace g3n {
 namespace sparse_detail {
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
-using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
 namespace {
 
 using vecdot::kPanelRows;
@@ -180,77 +179,88 @@ G3N_AVX512 inline void unit_rows_in_order(__m512i* S) {
 
 // Layouts: sparse_columns.h. Q4_K: scales one byte per row at 4R (groups of 32 columns), nibbles at 20R, the
 // min term per block. Q6_K: signed scales at 2R (groups of 16), nibbles at 18R, top-bit words at 146R.
-// Rows [r, r + 16 * G), G <= kSlabGroups.
+// Rows [r, r + 16 * G), G <= kSlabGroups, of n sparse rows a[t] into y + t * ldy, whose rows hold the float
+// sums between blocks (L1).
 template <bool kQ4>
-G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K& a, int64_t r, int G, float* y) {
+G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r, int G, float* y,
+                          int64_t ldy) {
   const int64_t R = m.n_out;
   const ColumnSlice<kQ4> slice(m, r);
   // Q6_K: row i of a 16-row word keeps its top bits at bit 2i; rotating right by 2i - 4 puts them at bits 4-5.
   const __m512i rot = _mm512_setr_epi32(28, 30, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26);
   const __m512i k32 = _mm512_set1_epi32(32), top_bits = _mm512_set1_epi32(0x30);
-  alignas(64) __m512 acc[kSlabGroups];
   alignas(64) __m512i S[kSlabGroups];
   const int G4 = G / 4 * 4;  // groups taken 4 at a time (unit64), the rest one by one
-  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < a.n_blocks; ++b) {
-    const uint32_t e0 = a.start[b], e1 = a.start[b + 1];
-    if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
+  for (int t = 0; t < n; ++t)
+    for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + t * ldy + r + 16 * g, _mm512_setzero_ps());
+  EntryWalk ahead(a, n);
+  ahead.skip(kSlabPrefetch);
+  for (int64_t b = 0; b < a[0]->n_blocks; ++b) {
     const uint8_t* blk = slice.block(b);
-    for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
-    for (uint32_t e = e0; e < e1; ++e) {
-      const int j = a.col[e];
-      const auto ahead = slice.runs_ahead(a, e + kSlabPrefetch, G);
-      const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
-      const uint8_t* col = slice.nibbles(b, j);
-      const uint8_t* qh = slice.tops(b, j);
-      const __m512i ve = _mm512_set1_epi32(a.val[e] & 0xFFFF), vo = _mm512_set1_epi32(int32_t(uint32_t(uint16_t(a.val[e])) << 16));
-      auto one = [&](int g, __m128i rows) G3N_AVX512 {
-        const __m128i bytes = load128(scale_row + 16 * g);
-        const __m512i scale = kQ4 ? widen16(bytes) : _mm512_cvtepi8_epi32(bytes);
-        __m512i quant = widen16(rows);
-        if constexpr (!kQ4) {  // (top bits & 0x30) | low nibble, minus 32: the signed 6-bit quant
-          int32_t word;
-          std::memcpy(&word, qh + 4 * g, 4);
-          const __m512i t = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
-          quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(t, top_bits, quant, 0xEA), k32);
+    for (int t = 0; t < n; ++t) {
+      const SparseQ8K& at = *a[t];
+      const uint32_t e0 = at.start[b], e1 = at.start[b + 1];
+      if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
+      for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
+      for (uint32_t e = e0; e < e1; ++e) {
+        const int j = at.col[e];
+        const auto runs = slice.runs_at(ahead, G);
+        ahead.next();
+        const uint8_t* scale_row = slice.scales(b, j);  // Q4_K scales unsigned, Q6_K signed
+        const uint8_t* col = slice.nibbles(b, j);
+        const uint8_t* qh = slice.tops(b, j);
+        const __m512i ve = _mm512_set1_epi32(at.val[e] & 0xFFFF), vo = _mm512_set1_epi32(int32_t(uint32_t(uint16_t(at.val[e])) << 16));
+        auto one = [&](int g, __m128i rows) G3N_AVX512 {
+          const __m128i bytes = load128(scale_row + 16 * g);
+          const __m512i scale = kQ4 ? widen16(bytes) : _mm512_cvtepi8_epi32(bytes);
+          __m512i quant = widen16(rows);
+          if constexpr (!kQ4) {  // (top bits & 0x30) | low nibble, minus 32: the signed 6-bit quant
+            int32_t word;
+            std::memcpy(&word, qh + 4 * g, 4);
+            const __m512i tq = _mm512_rorv_epi32(_mm512_set1_epi32(word), rot);
+            quant = _mm512_sub_epi32(_mm512_ternarylogic_epi32(tq, top_bits, quant, 0xEA), k32);
+          }
+          S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale), ve);
+        };
+        for (int g = 0; g < G4; g += 4) {
+          runs.fetch(g);
+          unit64<kQ4>(col + 8 * g, scale_row + 16 * g, qh + 4 * g, ve, vo, S + g);
         }
-        S[g] = _mm512_dpwssd_epi32(S[g], _mm512_mullo_epi16(quant, scale), ve);
-      };
-      for (int g = 0; g < G4; g += 4) {
-        ahead.fetch(g);
-        unit64<kQ4>(col + 8 * g, scale_row + 16 * g, qh + 4 * g, ve, vo, S + g);
+        for (int g = G4; g < G; ++g) runs.fetch(g), one(g, column_nibbles(col + 8 * g));
       }
-      for (int g = G4; g < G; ++g) ahead.fetch(g), one(g, column_nibbles(col + 8 * g));
-    }
-    for (int g = 0; g < G4; g += 4) unit_rows_in_order(S + g);
-    const __m512 ad = _mm512_set1_ps(a.d[b]);
-    for (int g = 0; g < G; ++g) {
-      const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
-      acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S[g]), acc[g]);
-      if constexpr (kQ4) {  // min term: pairs of groups (m_2p, m_2p+1) per row against (bsum_2p, bsum_2p+1)
-        const int16_t* bs = a.bsum32.data() + b * 8;
-        __m512i M = _mm512_setzero_si512();
-        for (int p = 0; p < 4; ++p) {
-          const __m512i pair = _mm512_set1_epi32((bs[2 * p] & 0xFFFF) | (int(bs[2 * p + 1]) << 16));
-          M = _mm512_dpwssd_epi32(M, _mm512_cvtepu8_epi16(load256(blk + 12 * R + 2 * r + p * 2 * R + 32 * g)), pair);
+      for (int g = 0; g < G4; g += 4) unit_rows_in_order(S + g);
+      const __m512 ad = _mm512_set1_ps(at.d[b]);
+      float* yt = y + t * ldy + r;
+      for (int g = 0; g < G; ++g) {
+        const __m512 d = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (r + 16 * g))));
+        __m512 acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S[g]), _mm512_loadu_ps(yt + 16 * g));
+        if constexpr (kQ4) {  // min term: pairs of groups (m_2p, m_2p+1) per row against (bsum_2p, bsum_2p+1)
+          const int16_t* bs = at.bsum32.data() + b * 8;
+          __m512i M = _mm512_setzero_si512();
+          for (int p = 0; p < 4; ++p) {
+            const __m512i pair = _mm512_set1_epi32((bs[2 * p] & 0xFFFF) | (int(bs[2 * p + 1]) << 16));
+            M = _mm512_dpwssd_epi32(M, _mm512_cvtepu8_epi16(load256(blk + 12 * R + 2 * r + p * 2 * R + 32 * g)), pair);
+          }
+          const __m512 nm = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (R + r + 16 * g))));
+          acc = _mm512_fmadd_ps(vecdot::negate_ps(nm), _mm512_cvtepi32_ps(M), acc);
         }
-        const __m512 n = _mm512_mul_ps(ad, _mm512_cvtph_ps(load256(blk + 2 * (R + r + 16 * g))));
-        acc[g] = _mm512_fmadd_ps(vecdot::negate_ps(n), _mm512_cvtepi32_ps(M), acc[g]);
+        _mm512_storeu_ps(yt + 16 * g, acc);
       }
     }
   }
-  for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + r + 16 * g, acc[g]);
 }
 
 template <bool kQ4>
-G3N_AVX512 void rows_of(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
+G3N_AVX512 void tokens_of(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y,
+                          int64_t ldy) {
   for (int64_t r = r0; r < r1; r += 16 * kSlabGroups)
-    rows_slab<kQ4>(m, a, r, int(std::min<int64_t>(kSlabGroups, (r1 - r) / 16)), y);
+    rows_slab<kQ4>(m, a, n, r, int(std::min<int64_t>(kSlabGroups, (r1 - r) / 16)), y, ldy);
 }
 
-G3N_AVX512 void rows_any(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
-  if (m.type == GgmlType::Q4_K) rows_of<true>(m, a, r0, r1, y);
-  else rows_of<false>(m, a, r0, r1, y);
+G3N_AVX512 void tokens_any(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y,
+                           int64_t ldy) {
+  if (m.type == GgmlType::Q4_K) tokens_of<true>(m, a, n, r0, r1, y, ldy);
+  else tokens_of<false>(m, a, n, r0, r1, y, ldy);
 }
 
 template <class Ops, class Build>
@@ -301,7 +311,7 @@ G3N_AMX void amx_tile_any(const SparseColumns& m, const void* act, uint64_t as, 
 
 TileFn avx512_tile() { return &tile_any; }
 TileFn amx_tile() { return &amx_tile_any; }
-RowsFn avx512_rows() { return &rows_any; }
+TokensFn avx512_tokens() { return &tokens_any; }
 
 }  // namespace sparse_detail
 }  // namespace g3n
@@ -312,8 +322,7 @@ namespace g3n::sparse_detail {
 using TileFn = void (*)(const SparseColumns&, const void*, uint64_t, int64_t, int64_t, int64_t, float*, int64_t);
 TileFn avx512_tile() { return nullptr; }
 TileFn amx_tile() { return nullptr; }
-using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
-RowsFn avx512_rows() { return nullptr; }
+TokensFn avx512_tokens() { return nullptr; }
 }  // namespace g3n::sparse_detail
 
 #endif

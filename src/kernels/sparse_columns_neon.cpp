@@ -5,6 +5,7 @@
 // min term is the mins times the 32-group activation sums, also in int32. Each row's block is then closed
 // by the scalar step of kquant_step.h, the step of the NEON (and scalar) dots: the same bits.
 #include "kernels/sparse_columns.h"
+#include "kernels/sparse_columns_slice.h"
 
 #if defined(__aarch64__)
 
@@ -17,7 +18,6 @@
 
 namespace g3n {
 namespace sparse_detail {
-using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
 namespace {
 
 struct Acc16 {
@@ -134,14 +134,16 @@ void rows_q6k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1
   }
 }
 
-void rows_any(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
-  if (m.type == GgmlType::Q4_K) rows_q4k(m, a, r0, r1, y);
-  else rows_q6k(m, a, r0, r1, y);
+// Token by token: each 16-row step keeps its block sums in registers (no ARM machine to measure another order on).
+void tokens_any(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  for (int t = 0; t < n; ++t)
+    if (m.type == GgmlType::Q4_K) rows_q4k(m, *a[t], r0, r1, y + t * ldy);
+    else rows_q6k(m, *a[t], r0, r1, y + t * ldy);
 }
 
 }  // namespace
 
-RowsFn neon_rows() { return &rows_any; }
+TokensFn neon_tokens() { return &tokens_any; }
 
 }  // namespace sparse_detail
 }  // namespace g3n
@@ -149,8 +151,7 @@ RowsFn neon_rows() { return &rows_any; }
 #else
 
 namespace g3n::sparse_detail {
-using RowsFn = void (*)(const SparseColumns&, const SparseQ8K&, int64_t, int64_t, float*);
-RowsFn neon_rows() { return nullptr; }
+TokensFn neon_tokens() { return nullptr; }
 }  // namespace g3n::sparse_detail
 
 #endif

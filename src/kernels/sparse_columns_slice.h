@@ -8,6 +8,39 @@
 
 namespace g3n::sparse_detail {
 
+// A set's product of n sparse activation rows a[t] with rows [r0, r1) of a copy: y[t * ldy + r] (sparse_columns.h).
+using TokensFn = void (*)(const SparseColumns&, const SparseQ8K* const*, int, int64_t, int64_t, float*, int64_t);
+
+// The entries of n sparse rows in the order the kernels take them: block by block, and within a block token by
+// token, each token's entries in column order. So a block's scales (and the columns tokens share) are read
+// from L1 by every token after the first: token by token, each token went through the whole copy's scales
+// (Q6_K: 2 MB per E4B layer), out of L2 again for every token of a verify pass.
+struct EntryWalk {
+  const SparseQ8K* const* a;
+  int n;
+  int64_t nb;
+  int64_t b = 0;  // the current entry: token t's entry e, in block b
+  int t = 0;
+  uint32_t e = 0;
+  EntryWalk(const SparseQ8K* const* rows, int n_rows) : a(rows), n(n_rows), nb(rows[0]->n_blocks) {
+    e = nb > 0 ? a[0]->start[0] : 0;
+    settle();
+  }
+  bool done() const { return b >= nb; }
+  void next() { ++e, settle(); }
+  void skip(uint32_t k) {
+    for (; k > 0 && !done(); --k) next();
+  }
+
+ private:
+  void settle() {  // past the (block, token) pairs with no entries left
+    while (b < nb && e >= a[t]->start[b + 1]) {
+      if (++t == n) t = 0, ++b;
+      if (b < nb) e = a[t]->start[b];
+    }
+  }
+};
+
 template <bool kQ4>
 struct ColumnSlice {
   const uint8_t* bytes;
@@ -23,8 +56,10 @@ struct ColumnSlice {
   // The scales of column j's group (one byte per row): Q4_K groups of 32 columns at 4R, Q6_K of 16 at 2R.
   const uint8_t* scales(int64_t b, int j) const { return block(b) + (kQ4 ? 4 : 2) * R + r + (j / (kQ4 ? 32 : 16)) * R; }
 
-  // The runs of entry f of `a` over G groups (null past the last entry), their last lines fetched now: a
-  // kernel fetches the others one at a time as its steps pass (all at once they wait for line fill buffers).
+  // An entry's runs over G groups: its column's nibbles (and Q6_K top bits). A kernel takes them for the entry
+  // kSlabPrefetch places on: their last lines fetched at once, the others one at a time as its own steps pass
+  // (all at once they wait for line fill buffers). Fetching the entry's group scales the same way made the
+  // kernels slower (E4B's ten sparse layers, 2 threads, 5 tokens, medians of 31: 10.0-11.6 -> 12.4-14.3 ms).
   struct Runs {
     const uint8_t* nibbles = nullptr;
     const uint8_t* tops = nullptr;
@@ -35,9 +70,13 @@ struct ColumnSlice {
       if (!kQ4 && g % 16 == 0) __builtin_prefetch(tops + 4 * g, 0, 3);
     }
   };
-  Runs runs_ahead(const SparseQ8K& a, uint32_t f, int G) const {
-    if (f >= static_cast<uint32_t>(a.nonzero())) return {};
-    const Runs runs{nibbles(a.block[f], a.col[f]), tops(a.block[f], a.col[f])};
+  // The runs of the walk's current entry (none past the last), their last lines fetched now.
+  Runs runs_at(const EntryWalk& w, int G) const {
+    if (w.done()) return {};
+    const SparseQ8K& a = *w.a[w.t];
+    const int64_t b = a.block[w.e];
+    const int j = a.col[w.e];
+    const Runs runs{nibbles(b, j), tops(b, j)};
     __builtin_prefetch(runs.nibbles + 8 * G - 1, 0, 3);
     if constexpr (!kQ4) __builtin_prefetch(runs.tops + 4 * G - 1, 0, 3);
     return runs;

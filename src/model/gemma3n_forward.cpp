@@ -285,14 +285,21 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
     return;
   }
   // One slice of the output rows per thread: each entry's column is then one long contiguous read per thread
-  // (the AVX-512 kernel keeps up to 2048 rows' sums in L1), and the slice's scales stay in cache across the
-  // tokens. 128-row slices (a line of nibbles per column and slice) made E4B's 5-row verify pass ~4 ms slower.
+  // (the x86 kernels keep up to 2048 rows' sums in L1), and all the rows' tokens go through the slice at once,
+  // block by block, sharing each block's scales. 128-row slices (a line of nibbles per column and slice) made
+  // E4B's 5-row verify pass ~4 ms slower.
+  // Tokens go kSparseRowsMaxTokens at a time (a prompt on a set without the dense tile): their float sums (8 x
+  // 4 KB per 1024-row slice) stay in L1 with the block's scales.
+  std::vector<const SparseQ8K*>& acts = s.b.sparse_rows;
+  acts.resize(s.T);
+  for (int t = 0; t < s.T; ++t) acts[t] = &s.b.sparse_act[t];
   const int64_t slice_rows = std::max<int64_t>(16, (D / s.pool.size() + 15) / 16 * 16);  // more threads than rows: 0
   const int64_t slices = (D + slice_rows - 1) / slice_rows;
   s.pool.parallel_for_dynamic(slices, [&](int64_t begin, int64_t end, int) {
     for (int64_t c = begin; c < end; ++c) {
       const int64_t r0 = c * slice_rows, r1 = std::min(D, r0 + slice_rows);
-      for (int t = 0; t < s.T; ++t) sparse_columns_rows(down, s.b.sparse_act[t], r0, r1, out + t * D);
+      for (int t0 = 0; t0 < s.T; t0 += kSparseRowsMaxTokens)
+        sparse_columns_rows_tokens(down, acts.data() + t0, std::min(kSparseRowsMaxTokens, s.T - t0), r0, r1, out + t0 * D, D);
     }
   }, std::max<int64_t>(1, slices / (6 * s.pool.size())));
 }
