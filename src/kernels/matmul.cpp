@@ -191,10 +191,11 @@ bool need_is_scattered(const float* need, int64_t ldn, int64_t n_tok, int64_t n_
 }
 
 // The (row, token) pairs of rows [begin, end) some token needs, grouped by row: rows[i] is the i-th needed
-// row, its tokens tokens[first[i] .. first[i+1]) in ascending order; every value no token needs is zeroed
-// in y. need and y are token-major, so both are walked token by token along the rows: walked row by row they
-// step ldn floats at a time, a cache miss per (row, token) once a prompt's batch outgrows L2 (a 4096-token
-// E2B prompt spent 8% of its time there, in the sparse layers' up projection).
+// row, its tokens tokens[first[i] .. first[i+1]) in ascending order; every value of y in the range is zeroed
+// (the needed ones are the caller's to write). need and y are token-major, so both are walked token by token
+// along the rows: walked row by row they step ldn floats at a time, a cache miss per (row, token) once a
+// prompt's batch outgrows L2 (a 4096-token E2B prompt spent 8% of its time there, in the sparse layers' up
+// projection).
 struct NeededPairs {
   std::vector<int64_t> rows;
   std::vector<uint32_t> first;
@@ -206,13 +207,12 @@ void needed_pairs(const float* need, int64_t ldn, int64_t n_tok, int64_t begin, 
   const int64_t nr = end - begin;
   p.cursor.assign(static_cast<size_t>(nr), 0);
   uint32_t* count = p.cursor.data();
+  // Every value zeroed, the needed ones to be overwritten by their dots: branch-free, so both loops vectorize
+  // (a branch per value, taken ~5% of the time at random, cost ~2 ms of a 5-row E4B verify pass).
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* nt = need + t * ldn + begin;
-    float* yt = y + t * ldy + begin;
-    for (int64_t r = 0; r < nr; ++r) {
-      if (nt[r] != 0.0f) ++count[r];
-      else yt[r] = 0.0f;
-    }
+    std::fill(y + t * ldy + begin, y + t * ldy + end, 0.0f);
+    for (int64_t r = 0; r < nr; ++r) count[r] += nt[r] != 0.0f;
   }
   p.rows.clear();
   p.first.assign(1, 0);
