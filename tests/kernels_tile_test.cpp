@@ -16,6 +16,7 @@
 #include "kernel_sets_util.h"
 #include "kernels/matmul.h"
 #include "kernels/sparse_columns.h"
+#include "kernels/sparse_columns_slice.h"
 #include "kernels/vec_dot.h"
 #include "quant/blocks.h"
 #include "quant/fp16.h"
@@ -343,42 +344,86 @@ TEST(KernelsSparseColumns, BitIdenticalToDenseDot) {
 }
 
 // Several sparse rows at once (a verify pass's tokens, block by block through the copy) give each token's dense
-// dots, bit for bit: tokens with nothing in a block, a token with no entries at all, both slab sizes.
+// dots, bit for bit, and write nothing else: a block no token has, a last block the last token lacks, blocks
+// some tokens lack, a token with no entries (first, in the middle, or the only one), both slab sizes, every set.
 TEST(KernelsSparseColumns, TokensTogetherGiveEachTokensDots) {
   for_each_kernel_set([&](const std::string&) {
     for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
       for (int64_t rows : {int64_t(176), int64_t(2048 + 32)}) {
-        const int64_t n = 1024;
+        const int64_t n = 1024, ldy = rows + 16;  // 16 sentinel values after each token's rows
         std::mt19937 rng(33);
         std::vector<uint8_t> wbytes = random_rows(t, rows, n, rng);
         const WeightMatrix w{t, n, rows, *ggml_row_bytes(t, uint64_t(n)), wbytes.data()};
         const SparseColumns cols = make_sparse_columns(w);
         const uint64_t stride = act_row_bytes(t, n);
-        for (int nt : {1, 2, 5, 8}) {
-          std::vector<uint8_t> act(stride * size_t(nt));
-          std::vector<SparseQ8K> sa(static_cast<size_t>(nt));
-          std::vector<const SparseQ8K*> ptr(static_cast<size_t>(nt));
-          for (int k = 0; k < nt; ++k) {
-            std::vector<float> x = randn(rng, n);
-            std::bernoulli_distribution keep(k % 3 == 0 ? 0.05 : k % 3 == 1 ? 0.01 : 0.3);
-            for (int64_t i = 0; i < n; ++i)
-              if (!keep(rng) || (k == 3) || (k % 2 == 1 && i >= 512 && i < 768)) x[size_t(i)] = 0.0f;
-            quantize_act_row(t, x.data(), act.data() + size_t(k) * stride, n);
-            sparse_q8k_from(act.data() + size_t(k) * stride, n, sa[size_t(k)]);
-            ptr[size_t(k)] = &sa[size_t(k)];
-          }
-          std::vector<float> y(size_t(nt * rows), std::nanf(""));
-          sparse_columns_rows_tokens(cols, ptr.data(), nt, 16, rows, y.data(), rows);
-          sparse_columns_rows_tokens(cols, ptr.data(), nt, 0, 16, y.data(), rows);
-          for (int k = 0; k < nt; ++k)
-            for (int64_t r = 0; r < rows; ++r) {
-              const float want = vec_dot(t, w.row(r), act.data() + size_t(k) * stride, n);
-              ASSERT_EQ(bits(y[size_t(k * rows + r)]), bits(want))
-                  << type_name(t) << " rows=" << rows << " n_tok=" << nt << " token " << k << " row " << r;
+        for (int nt : {1, 2, 5, 8})
+          for (bool empty_first : {false, true}) {
+            std::vector<uint8_t> act(stride * static_cast<size_t>(nt));
+            std::vector<SparseQ8K> sa(static_cast<size_t>(nt));
+            std::vector<const SparseQ8K*> ptr(static_cast<size_t>(nt));
+            for (int k = 0; k < nt; ++k) {
+              std::vector<float> x = randn(rng, n);
+              std::bernoulli_distribution keep(k % 3 == 0 ? 0.05 : k % 3 == 1 ? 0.01 : 0.3);
+              for (int64_t i = 0; i < n; ++i) {
+                const bool empty_token = k == 3 || (k == 0 && empty_first);
+                const bool block_none = i >= 512 && i < 768, block_last = k == nt - 1 && i >= 768;
+                const bool block_odd = k % 2 == 1 && i >= 256 && i < 512;
+                if (!keep(rng) || empty_token || block_none || block_last || block_odd) x[size_t(i)] = 0.0f;
+              }
+              quantize_act_row(t, x.data(), act.data() + size_t(k) * stride, n);
+              sparse_q8k_from(act.data() + size_t(k) * stride, n, sa[size_t(k)]);
+              ptr[size_t(k)] = &sa[size_t(k)];
             }
-        }
+            std::vector<float> y(static_cast<size_t>(nt * ldy), std::nanf(""));
+            sparse_columns_rows_tokens(cols, ptr.data(), nt, 0, 16, y.data(), ldy);
+            sparse_columns_rows_tokens(cols, ptr.data(), nt, 16, rows, y.data(), ldy);
+            for (int k = 0; k < nt; ++k) {
+              for (int64_t r = 0; r < rows; ++r) {
+                const float want = vec_dot(t, w.row(r), act.data() + size_t(k) * stride, n);
+                ASSERT_EQ(bits(y[size_t(k * ldy + r)]), bits(want)) << type_name(t) << " rows=" << rows << " n_tok=" << nt
+                                                                    << (empty_first ? " empty first" : "") << " token " << k
+                                                                    << " row " << r;
+              }
+              for (int64_t r = rows; r < ldy; ++r) ASSERT_TRUE(std::isnan(y[size_t(k * ldy + r)])) << "wrote past row " << rows;
+            }
+          }
       }
   });
+}
+
+// The entry walk the x86 kernels prefetch by visits exactly the entries of the kernels' nested loops (blocks,
+// then tokens, then a token's entries of the block), in that order, and skips ahead the same way: random
+// tokens with empty (block, token) pairs, empty tokens, no blocks at all.
+TEST(KernelsSparseColumns, EntryWalkFollowsTheKernelsOrder) {
+  std::mt19937 rng(34);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int n = 1 + int(rng() % 8);
+    const int64_t nb = int64_t(rng() % 5);
+    std::vector<SparseQ8K> rows(static_cast<size_t>(n));
+    std::vector<const SparseQ8K*> ptr;
+    for (SparseQ8K& a : rows) {
+      a.n_blocks = nb;
+      a.start.assign(1, 0);
+      for (int64_t b = 0; b < nb; ++b) a.start.push_back(a.start.back() + (rng() % 3 == 0 ? 0 : uint32_t(rng() % 4)));
+      ptr.push_back(&a);
+    }
+    std::vector<std::pair<int, uint32_t>> order;  // (token, entry) as the kernels take them
+    for (int64_t b = 0; b < nb; ++b)
+      for (int t = 0; t < n; ++t)
+        for (uint32_t e = rows[size_t(t)].start[size_t(b)]; e < rows[size_t(t)].start[size_t(b) + 1]; ++e) order.emplace_back(t, e);
+    const uint32_t ahead = rng() % 6;
+    sparse_detail::EntryWalk walk(ptr.data(), n);
+    walk.skip(ahead);
+    for (size_t i = 0; i < order.size() + 2; ++i, walk.next()) {
+      if (i + ahead >= order.size()) {
+        ASSERT_TRUE(walk.done()) << "trial " << trial << " step " << i;
+        continue;
+      }
+      ASSERT_FALSE(walk.done()) << "trial " << trial << " step " << i;
+      EXPECT_EQ(walk.t, order[i + ahead].first) << "trial " << trial << " step " << i;
+      EXPECT_EQ(walk.e, order[i + ahead].second) << "trial " << trial << " step " << i;
+    }
+  }
 }
 
 // A column prefix of a copy (a MatFormer draft's narrower down projection over its target's copy) shares the

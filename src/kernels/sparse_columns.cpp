@@ -1,5 +1,6 @@
 // Column-major copies of K-quant matrices, sparse Q8_K activation rows, and the scalar products (the
-// readable definition; the AVX2 and NEON kernels are in sparse_columns_avx2.cpp / _neon.cpp).
+// readable definition; the AVX2, AVX-512 and NEON kernels are in sparse_columns_avx2.cpp / _avx512.cpp /
+// _neon.cpp).
 #include "kernels/sparse_columns.h"
 #include "kernels/sparse_columns_slice.h"
 

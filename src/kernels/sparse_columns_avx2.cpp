@@ -1,4 +1,6 @@
-// AVX2 kernel of sparse_columns_rows: per 16 output rows two int32 vectors of 8 rows. Per non-zero
+// AVX2 kernel of sparse_columns_rows_tokens (one or a few sparse activation rows, block by block through the
+// copy, every token's entries of a block before the next; each token's float sums wait in its output rows
+// between blocks): per 16 output rows two int32 vectors of 8 rows. Per non-zero
 // activation v in column j: the column's 16 quants are widened to int32 lanes, multiplied by their group
 // scale (a 16-bit product that fits) and by v (madd against (v, 0) pairs: exact int32), and added to the
 // block sum. The min term of Q4_K is the dense matvec of the mins with the 32-group activation sums. Per

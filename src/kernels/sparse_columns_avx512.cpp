@@ -1,5 +1,5 @@
-// AVX-512 VNNI kernels of the column-major copies: the decode product (one sparse activation row) and the
-// prefill products.
+// AVX-512 VNNI kernels of the column-major copies: the decode and verify product (one or a few sparse
+// activation rows, sparse_columns_rows_tokens) and the prefill products.
 //
 // Prefill: the 16-row panels of kquant_panel_zmm.h built from a SparseColumns copy instead of the file's
 // rows. A sparse layer's down projection then never reads its original row-major matrix, whose pages stay

@@ -1,6 +1,7 @@
-// Where the parts of a SparseColumns copy (sparse_columns.h layouts) lie for a slice of rows starting at r:
-// shared by the x86 column kernels, which take a slice's column runs entry by entry and fetch the runs of
-// the entry a few places on.
+// What the column kernels share: the TokensFn type every set's product has (sparse_columns.cpp dispatches on
+// it), the order in which the x86 kernels take a call's entries (EntryWalk), and where the parts of a
+// SparseColumns copy (sparse_columns.h layouts) lie for a slice of rows starting at r (ColumnSlice), whose
+// column runs those kernels take entry by entry, fetching the runs of the entry a few places on.
 #pragma once
 #include <cstdint>
 

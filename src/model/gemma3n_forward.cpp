@@ -300,10 +300,9 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
   // (the x86 kernels keep up to 2048 rows' sums in L1), and all the rows' tokens go through the slice at once,
   // block by block, sharing each block's scales. 128-row slices (a line of nibbles per column and slice) made
   // E4B's 5-row verify pass ~4 ms slower.
-  // Tokens go kSparseRowsMaxTokens at a time (a prompt on a set without the dense tile): their float sums (8 x
-  // 4 KB per 1024-row slice) stay in L1 with the block's scales.
-  std::vector<const SparseQ8K*>& acts = s.b.sparse_rows;
-  acts.resize(s.T);
+  // Tokens go kSparseRowsMaxTokens at a time (a prompt on a set without the dense tile), so their float sums
+  // (4 KB per token and 1024-row slice, E4B at 2 threads) stay near the block's scales in L1/L2.
+  std::vector<const SparseQ8K*>& acts = s.b.sparse_rows;  // sized T with the buffers
   for (int t = 0; t < s.T; ++t) acts[t] = &s.b.sparse_act[t];
   const int64_t slice_rows = std::max<int64_t>(16, (D / s.pool.size() + 15) / 16 * 16);  // more threads than rows: 0
   const int64_t slices = (D + slice_rows - 1) / slice_rows;
@@ -513,6 +512,7 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
     const uint64_t nb = static_cast<uint64_t>(cols.n_in) / 256;
     sparse_q8.resize(std::max<size_t>(sparse_q8.size(), T * act_row_bytes(cols.type, cols.n_in)));
     sparse_act.resize(T);
+    sparse_rows.resize(T);
     for (SparseQ8K& a : sparse_act) {
       a.d.reserve(nb);
       a.bsum32.reserve(8 * nb);
