@@ -360,7 +360,6 @@ TEST(KernelsSparseColumns, TokensTogetherGiveEachTokensDots) {
           for (bool empty_first : {false, true}) {
             std::vector<uint8_t> act(stride * static_cast<size_t>(nt));
             std::vector<SparseQ8K> sa(static_cast<size_t>(nt));
-            std::vector<const SparseQ8K*> ptr(static_cast<size_t>(nt));
             for (int k = 0; k < nt; ++k) {
               std::vector<float> x = randn(rng, n);
               std::bernoulli_distribution keep(k % 3 == 0 ? 0.05 : k % 3 == 1 ? 0.01 : 0.3);
@@ -372,11 +371,10 @@ TEST(KernelsSparseColumns, TokensTogetherGiveEachTokensDots) {
               }
               quantize_act_row(t, x.data(), act.data() + size_t(k) * stride, n);
               sparse_q8k_from(act.data() + size_t(k) * stride, n, sa[size_t(k)]);
-              ptr[size_t(k)] = &sa[size_t(k)];
             }
             std::vector<float> y(static_cast<size_t>(nt * ldy), std::nanf(""));
-            sparse_columns_rows_tokens(cols, ptr.data(), nt, 0, 16, y.data(), ldy);
-            sparse_columns_rows_tokens(cols, ptr.data(), nt, 16, rows, y.data(), ldy);
+            sparse_columns_rows_tokens(cols, sa.data(), nt, 0, 16, y.data(), ldy);
+            sparse_columns_rows_tokens(cols, sa.data(), nt, 16, rows, y.data(), ldy);
             for (int k = 0; k < nt; ++k) {
               for (int64_t r = 0; r < rows; ++r) {
                 const float want = vec_dot(t, w.row(r), act.data() + size_t(k) * stride, n);
@@ -400,19 +398,17 @@ TEST(KernelsSparseColumns, EntryWalkFollowsTheKernelsOrder) {
     const int n = 1 + int(rng() % 8);
     const int64_t nb = int64_t(rng() % 5);
     std::vector<SparseQ8K> rows(static_cast<size_t>(n));
-    std::vector<const SparseQ8K*> ptr;
     for (SparseQ8K& a : rows) {
       a.n_blocks = nb;
       a.start.assign(1, 0);
       for (int64_t b = 0; b < nb; ++b) a.start.push_back(a.start.back() + (rng() % 3 == 0 ? 0 : uint32_t(rng() % 4)));
-      ptr.push_back(&a);
     }
     std::vector<std::pair<int, uint32_t>> order;  // (token, entry) as the kernels take them
     for (int64_t b = 0; b < nb; ++b)
       for (int t = 0; t < n; ++t)
         for (uint32_t e = rows[size_t(t)].start[size_t(b)]; e < rows[size_t(t)].start[size_t(b) + 1]; ++e) order.emplace_back(t, e);
     const uint32_t ahead = rng() % 6;
-    sparse_detail::EntryWalk walk(ptr.data(), n);
+    sparse_detail::EntryWalk walk(rows.data(), n);
     walk.skip(ahead);
     for (size_t i = 0; i < order.size() + 2; ++i, walk.next()) {
       if (i + ahead >= order.size()) {

@@ -240,8 +240,8 @@ const SparseEntry* entry_for(const char* set) {
   return nullptr;
 }
 
-void tokens_ref(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  for (int t = 0; t < n; ++t) sparse_columns_rows_ref(m, *a[t], r0, r1, y + t * ldy);
+void tokens_ref(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  for (int t = 0; t < n; ++t) sparse_columns_rows_ref(m, a[t], r0, r1, y + t * ldy);
 }
 
 sparse_detail::TokensFn tokens_for(const char* set) {
@@ -258,11 +258,10 @@ sparse_detail::TileFn tile_for(const char* set) {
 }  // namespace
 
 void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y) {
-  const SparseQ8K* one = &a;
-  sparse_columns_rows_tokens(m, &one, 1, r0, r1, y, 0);
+  sparse_columns_rows_tokens(m, &a, 1, r0, r1, y, 0);
 }
 
-void sparse_columns_rows_tokens(const SparseColumns& m, const SparseQ8K* const* a, int n_tok, int64_t r0, int64_t r1,
+void sparse_columns_rows_tokens(const SparseColumns& m, const SparseQ8K* a, int n_tok, int64_t r0, int64_t r1,
                                 float* y, int64_t ldy) {
   if (n_tok <= 0) return;
   // Follows vec_dot's set in use (which vec_dot_use_set may change), so this stays bit-identical to the

@@ -63,12 +63,12 @@ void sparse_q8k_from(const void* q8k_row, int64_t n, SparseQ8K& out);
 // y[r] = vec_dot(type, original row r, activation row) for r in [r0, r1) (multiples of 16).
 void sparse_columns_rows(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y);
 void sparse_columns_rows_ref(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1, float* y);
-// The same for n_tok rows a[t] at once: y[t * ldy + r] for r in [r0, r1), each token's bits as above; nothing
+// The same for the n_tok rows a[0..n_tok) at once: y[t * ldy + r] for r in [r0, r1), each token's bits as above; nothing
 // else of y is written. Every a[t] comes from a row of the same n values (the same n_blocks), and token rows
 // of y must not overlap (ldy >= r1 when n_tok > 1). The x86 kernels go block by block through the copy,
 // every token in each block, so the tokens of a verify pass share the block's scales (and any columns they
 // share) from L1.
-void sparse_columns_rows_tokens(const SparseColumns& m, const SparseQ8K* const* a, int n_tok, int64_t r0, int64_t r1,
+void sparse_columns_rows_tokens(const SparseColumns& m, const SparseQ8K* a, int n_tok, int64_t r0, int64_t r1,
                                 float* y, int64_t ldy);
 
 // The dense product with n_tok Q8_K activation rows (act_stride bytes apart) for rows [r0, r1) (multiples

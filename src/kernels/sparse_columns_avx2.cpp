@@ -31,7 +31,7 @@ constexpr int kSlabGroups = 128;
 constexpr uint32_t kSlabPrefetch = 4;
 
 template <bool kQ4>
-G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r, int G, float* y,
+G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r, int G, float* y,
                         int64_t ldy) {
   const int64_t R = m.n_out;
   const ColumnSlice<kQ4> slice(m, r);
@@ -45,10 +45,10 @@ G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int n
     for (int i = 0; i < 2 * G; ++i) _mm256_storeu_ps(y + t * ldy + r + 8 * i, _mm256_setzero_ps());
   EntryWalk ahead(a, n);
   ahead.skip(kSlabPrefetch);
-  for (int64_t b = 0; b < a[0]->n_blocks; ++b) {
+  for (int64_t b = 0; b < a[0].n_blocks; ++b) {
     const uint8_t* blk = slice.block(b);
     for (int t = 0; t < n; ++t) {
-      const SparseQ8K& at = *a[t];
+      const SparseQ8K& at = a[t];
       const uint32_t e0 = at.start[b], e1 = at.start[b + 1];
       if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
       for (int i = 0; i < 2 * G; ++i) S[i] = _mm256_setzero_si256();
@@ -118,13 +118,13 @@ G3N_AVX2 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int n
 }
 
 template <bool kQ4>
-G3N_AVX2 void tokens_of(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y,
+G3N_AVX2 void tokens_of(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r0, int64_t r1, float* y,
                         int64_t ldy) {
   for (int64_t r = r0; r < r1; r += 16 * kSlabGroups)
     rows_slab<kQ4>(m, a, n, r, int(std::min<int64_t>(kSlabGroups, (r1 - r) / 16)), y, ldy);
 }
 
-void tokens_any(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+void tokens_any(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (m.type == GgmlType::Q4_K) tokens_of<true>(m, a, n, r0, r1, y, ldy);
   else tokens_of<false>(m, a, n, r0, r1, y, ldy);
 }

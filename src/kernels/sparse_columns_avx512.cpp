@@ -182,7 +182,7 @@ G3N_AVX512 inline void unit_rows_in_order(__m512i* S) {
 // Rows [r, r + 16 * G), G <= kSlabGroups, of n sparse rows a[t] into y + t * ldy, whose rows hold the float
 // sums between blocks (L1).
 template <bool kQ4>
-G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r, int G, float* y,
+G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r, int G, float* y,
                           int64_t ldy) {
   const int64_t R = m.n_out;
   const ColumnSlice<kQ4> slice(m, r);
@@ -195,10 +195,10 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int
     for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + t * ldy + r + 16 * g, _mm512_setzero_ps());
   EntryWalk ahead(a, n);
   ahead.skip(kSlabPrefetch);
-  for (int64_t b = 0; b < a[0]->n_blocks; ++b) {
+  for (int64_t b = 0; b < a[0].n_blocks; ++b) {
     const uint8_t* blk = slice.block(b);
     for (int t = 0; t < n; ++t) {
-      const SparseQ8K& at = *a[t];
+      const SparseQ8K& at = a[t];
       const uint32_t e0 = at.start[b], e1 = at.start[b + 1];
       if (e0 == e1) continue;  // all-zero block: the dense dot adds zero products
       for (int g = 0; g < G; ++g) S[g] = _mm512_setzero_si512();
@@ -251,13 +251,13 @@ G3N_AVX512 void rows_slab(const SparseColumns& m, const SparseQ8K* const* a, int
 }
 
 template <bool kQ4>
-G3N_AVX512 void tokens_of(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y,
+G3N_AVX512 void tokens_of(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r0, int64_t r1, float* y,
                           int64_t ldy) {
   for (int64_t r = r0; r < r1; r += 16 * kSlabGroups)
     rows_slab<kQ4>(m, a, n, r, int(std::min<int64_t>(kSlabGroups, (r1 - r) / 16)), y, ldy);
 }
 
-G3N_AVX512 void tokens_any(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y,
+G3N_AVX512 void tokens_any(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r0, int64_t r1, float* y,
                            int64_t ldy) {
   if (m.type == GgmlType::Q4_K) tokens_of<true>(m, a, n, r0, r1, y, ldy);
   else tokens_of<false>(m, a, n, r0, r1, y, ldy);

@@ -135,10 +135,10 @@ void rows_q6k(const SparseColumns& m, const SparseQ8K& a, int64_t r0, int64_t r1
 }
 
 // Token by token: each 16-row step keeps its block sums in registers (no ARM machine to measure another order on).
-void tokens_any(const SparseColumns& m, const SparseQ8K* const* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+void tokens_any(const SparseColumns& m, const SparseQ8K* a, int n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   for (int t = 0; t < n; ++t)
-    if (m.type == GgmlType::Q4_K) rows_q4k(m, *a[t], r0, r1, y + t * ldy);
-    else rows_q6k(m, *a[t], r0, r1, y + t * ldy);
+    if (m.type == GgmlType::Q4_K) rows_q4k(m, a[t], r0, r1, y + t * ldy);
+    else rows_q6k(m, a[t], r0, r1, y + t * ldy);
 }
 
 }  // namespace

@@ -10,21 +10,21 @@
 namespace g3n::sparse_detail {
 
 // A set's product of n sparse activation rows a[t] with rows [r0, r1) of a copy: y[t * ldy + r] (sparse_columns.h).
-using TokensFn = void (*)(const SparseColumns&, const SparseQ8K* const*, int, int64_t, int64_t, float*, int64_t);
+using TokensFn = void (*)(const SparseColumns&, const SparseQ8K*, int, int64_t, int64_t, float*, int64_t);
 
 // The entries of n sparse rows in the order the kernels take them: block by block, and within a block token by
 // token, each token's entries in column order. So a block's scales (and the columns tokens share) are read
 // from L1 by every token after the first: token by token, each token went through the whole copy's scales
 // (Q6_K: 2 MB per E4B layer), out of L2 again for every token of a verify pass.
 struct EntryWalk {
-  const SparseQ8K* const* a;
+  const SparseQ8K* a;
   int n;
   int64_t nb;
   int64_t b = 0;  // the current entry: token t's entry e, in block b
   int t = 0;
   uint32_t e = 0;
-  EntryWalk(const SparseQ8K* const* rows, int n_rows) : a(rows), n(n_rows), nb(rows[0]->n_blocks) {
-    e = nb > 0 ? a[0]->start[0] : 0;
+  EntryWalk(const SparseQ8K* rows, int n_rows) : a(rows), n(n_rows), nb(rows[0].n_blocks) {
+    e = nb > 0 ? a[0].start[0] : 0;
     settle();
   }
   bool done() const { return b >= nb; }
@@ -35,9 +35,9 @@ struct EntryWalk {
 
  private:
   void settle() {  // past the (block, token) pairs with no entries left
-    while (b < nb && e >= a[t]->start[b + 1]) {
+    while (b < nb && e >= a[t].start[b + 1]) {
       if (++t == n) t = 0, ++b;
-      if (b < nb) e = a[t]->start[b];
+      if (b < nb) e = a[t].start[b];
     }
   }
 };
@@ -74,7 +74,7 @@ struct ColumnSlice {
   // The runs of the walk's current entry (none past the last), their last lines fetched now.
   Runs runs_at(const EntryWalk& w, int G) const {
     if (w.done()) return {};
-    const SparseQ8K& a = *w.a[w.t];
+    const SparseQ8K& a = w.a[w.t];
     const int64_t b = a.block[w.e];
     const int j = a.col[w.e];
     const Runs runs{nibbles(b, j), tops(b, j)};

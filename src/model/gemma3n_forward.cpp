@@ -302,15 +302,13 @@ void sparse_down_projection(Step& s, const SparseColumns& down, const float* a, 
   // E4B's 5-row verify pass ~4 ms slower.
   // Tokens go kSparseRowsMaxTokens at a time (a prompt on a set without the dense tile), so their float sums
   // (4 KB per token and 1024-row slice, E4B at 2 threads) stay near the block's scales in L1/L2.
-  std::vector<const SparseQ8K*>& acts = s.b.sparse_rows;  // sized T with the buffers
-  for (int t = 0; t < s.T; ++t) acts[t] = &s.b.sparse_act[t];
   const int64_t slice_rows = std::max<int64_t>(16, (D / s.pool.size() + 15) / 16 * 16);  // more threads than rows: 0
   const int64_t slices = (D + slice_rows - 1) / slice_rows;
   s.pool.parallel_for_dynamic(slices, [&](int64_t begin, int64_t end, int) {
     for (int64_t c = begin; c < end; ++c) {
       const int64_t r0 = c * slice_rows, r1 = std::min(D, r0 + slice_rows);
       for (int t0 = 0; t0 < s.T; t0 += kSparseRowsMaxTokens)
-        sparse_columns_rows_tokens(down, acts.data() + t0, std::min(kSparseRowsMaxTokens, s.T - t0), r0, r1, out + t0 * D, D);
+        sparse_columns_rows_tokens(down, s.b.sparse_act.data() + t0, std::min(kSparseRowsMaxTokens, s.T - t0), r0, r1, out + t0 * D, D);
     }
   }, std::max<int64_t>(1, slices / (6 * s.pool.size())));
 }
@@ -512,7 +510,6 @@ ForwardBuffers::ForwardBuffers(const Model& model, int nb, int n_ctx, int n_thre
     const uint64_t nb = static_cast<uint64_t>(cols.n_in) / 256;
     sparse_q8.resize(std::max<size_t>(sparse_q8.size(), T * act_row_bytes(cols.type, cols.n_in)));
     sparse_act.resize(T);
-    sparse_rows.resize(T);
     for (SparseQ8K& a : sparse_act) {
       a.d.reserve(nb);
       a.bsum32.reserve(8 * nb);

@@ -39,7 +39,6 @@ struct ForwardBuffers {
   std::vector<float> cutoff;    // [T] Gaussian top-k threshold of each row's FFN gate
   std::vector<uint8_t> sparse_q8;      // [T] Q8_K rows of the sparse FFN activations
   std::vector<SparseQ8K> sparse_act;   // [T] their non-zero entries (sparse down projection)
-  std::vector<const SparseQ8K*> sparse_rows;  // [T] pointers to them, as the column kernels take them
   std::vector<float> rope_local, rope_global;  // [T, Dh] each row's RoPE cos/sin (rope_angles)
   std::vector<float> scores;    // [threads, n_ctx] attention scores
   MatmulScratch matmul;         // quantized activations / decoded weight rows
