@@ -1,5 +1,5 @@
 // src/base: the thread pool's exception handling, the fd and mapping owners, the atomic file write,
-// base64 decoding.
+// base64 decoding, the JSON nesting scan.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 
 #include "base/base64.h"
 #include "base/file.h"
+#include "base/json_nesting.h"
 #include "base/thread_pool.h"
 
 namespace g3n {
@@ -223,6 +224,29 @@ TEST(Base64, RejectsWhatIsNotBase64AndSaysWhere) {
   EXPECT_NE(why.find("padding"), std::string::npos);
   EXPECT_FALSE(base64_decode("aG\x80s", &why));
   EXPECT_EQ(why, "invalid character byte 0x80 at offset 2");
+}
+
+TEST(JsonNesting, CountsArraysAndObjectsButNotBracketsInStrings) {
+  EXPECT_FALSE(json_nesting_exceeds("", 0));
+  EXPECT_FALSE(json_nesting_exceeds("1", 0));
+  EXPECT_TRUE(json_nesting_exceeds("[]", 0));
+  EXPECT_FALSE(json_nesting_exceeds("[[]]", 2));
+  EXPECT_TRUE(json_nesting_exceeds("[[]]", 1));
+  EXPECT_FALSE(json_nesting_exceeds(R"({"a": [1, {"b": 2}], "c": {}})", 3));
+  EXPECT_TRUE(json_nesting_exceeds(R"({"a": [1, {"b": 2}], "c": {}})", 2));
+  // Siblings do not add up: the depth falls back after each closes.
+  EXPECT_FALSE(json_nesting_exceeds("[[],[],[],[]]", 2));
+  // Brackets inside strings, escaped quotes and escaped backslashes before a closing quote.
+  EXPECT_FALSE(json_nesting_exceeds(R"(["[[[[{{{{", "\"[[[[", "\\", "]]]]"])", 1));
+  EXPECT_TRUE(json_nesting_exceeds(R"(["\\", [[]]])", 2));
+  // Unbalanced closers do not go below zero (the parser rejects such text anyway).
+  EXPECT_TRUE(json_nesting_exceeds("]]]][[", 1));
+  // The default limit, at and past it.
+  const std::string at(kMaxJsonNesting, '['), past(kMaxJsonNesting + 1, '[');
+  EXPECT_FALSE(json_nesting_exceeds(at + std::string(kMaxJsonNesting, ']')));
+  EXPECT_TRUE(json_nesting_exceeds(past + std::string(kMaxJsonNesting + 1, ']')));
+  // A string left open (truncated text) ends the scan without reading past it.
+  EXPECT_FALSE(json_nesting_exceeds(R"(["abc\)", 1));
 }
 
 }  // namespace

@@ -99,6 +99,36 @@ TEST(Matformer, CsvRowEqualsThePreset) {
   EXPECT_EQ(row.kept_layers, preset.kept_layers);
   EXPECT_EQ(row.ffn_width, preset.ffn_width);
   EXPECT_THROW(resolve_matformer(path + ":Main model", full), std::invalid_argument);
+  // Skipping a layer E4B lacks, or one layer twice, is refused (it used to be dropped silently).
+  const std::string head = "name,# Layers,# Effective Params (B),MMLU PT accuracy,FFN Hidden Dims,Layers Skipped\n";
+  for (const char* skipped : {"[40, 50]", "[20, 20]"}) {
+    std::ofstream(path) << head << "bad,33,0,0%,\"[256]\",\"" << skipped << "\"\n";
+    try {
+      resolve_matformer(path + ":bad", full);
+      ADD_FAILURE() << skipped << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("skips layer"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Matformer, DeeplyNestedSliceFilesAreRefusedNotDumped) {
+  // The error names a bad element's type rather than dumping it (dump() recurses), and text nested past
+  // kMaxJsonNesting is refused before parsing.
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  try {
+    parse_matformer_json(R"({"kept_layers": [)" + deep + R"(], "ffn_width": []})", "deep.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("nested more than"), std::string::npos) << e.what();
+  }
+  const std::string shallow = std::string(100, '[') + std::string(100, ']');
+  try {
+    parse_matformer_json(R"({"kept_layers": [)" + shallow + R"(], "ffn_width": []})", "shallow.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("holds a JSON array, not a non-negative integer"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Matformer, PresetWidthsScaleToTheFile) {

@@ -258,6 +258,28 @@ TEST_F(ServerGenerate, DefaultsComeFromTheParameterTable) {
   EXPECT_EQ(a["eval_count"], b["eval_count"]);
 }
 
+TEST_F(ServerGenerate, DeeplyNestedJsonIsA400AndTheServerLivesOn) {
+  // Parsing is iterative but copying and dumping a value recurse: 300,000 nested arrays anywhere in a body (a
+  // format's enum, an option, a tool call's arguments string) once took the whole server down.
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  const std::string args = json(deep).dump();  // the same nesting inside a JSON string
+  const std::vector<std::pair<std::string, std::string>> bodies = {
+      {"/api/generate", R"({"model": "tiny", "prompt": "x", "stream": false, "format": {"enum": [)" + deep + "]}}"},
+      {"/api/generate", R"({"model": "tiny", "prompt": "x", "stream": false, "options": {"stop": )" + deep + "}}"},
+      {"/api/chat", R"({"model": "tiny", "stream": false, "messages": [{"role": "user", "content": )" + deep + "}]}"},
+      {"/v1/chat/completions", R"({"model": "tiny", "messages": [{"role": "assistant", "content": "", "tool_calls": [{"id": "c1", )"
+                               R"("type": "function", "function": {"name": "f", "arguments": )" + args + "}}]}, {\"role\": \"user\", \"content\": \"x\"}]}"},
+  };
+  for (const auto& [path, body] : bodies) {
+    auto [status, text] = post_raw(path, body);
+    EXPECT_EQ(status, 400) << path << ": " << text.substr(0, 200);
+    EXPECT_NE(text.find("nested"), std::string::npos) << text.substr(0, 200);
+  }
+  // Nesting a schema or a request really uses still works, and the server answers.
+  json opts = greedy(2);
+  EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
+}
+
 TEST_F(ServerGenerate, MatformerSliceComesFromTheModelParameters) {
   // A model whose Modelfile says PARAMETER matformer FILE.json loads that slice (README §9's s3 of the
   // fixture); a request may repeat the slice, another one is a 400 naming the loaded one.
@@ -280,10 +302,21 @@ TEST_F(ServerGenerate, MatformerSliceComesFromTheModelParameters) {
   auto [s, r] = post("/api/generate", {{"model", "tiny-s3"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s, 400);
   EXPECT_NE(r["error"].get<std::string>().find("is loaded as slice '" + slice.string() + "'"), std::string::npos) << r;
-  opts["matformer"] = slice.string();
-  auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
-  EXPECT_EQ(s2, 400);
-  EXPECT_NE(r2["error"].get<std::string>().find("is loaded whole"), std::string::npos) << r2;
+  // Any other file is refused unread: an existing one, a missing one and a CSV row answer alike (no path on the
+  // server is opened for a request, so none of its contents or existence shows in the error).
+  const fs::path secret = root_ / "secret.csv";
+  std::ofstream(secret) << "name,x\nTOPSECRET,1\n";
+  for (const std::string& other : std::vector<std::string>{slice.string(), (root_ / "missing.json").string(), secret.string() + ":zz"}) {
+    opts["matformer"] = other;
+    auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+    EXPECT_EQ(s2, 400) << other;
+    EXPECT_NE(r2["error"].get<std::string>().find("not a file"), std::string::npos) << r2;
+    EXPECT_EQ(r2["error"].get<std::string>().find("TOPSECRET"), std::string::npos) << r2;
+  }
+  opts["matformer"] = "e2.54b";  // a preset: checked against the loaded model, not read
+  auto [s4, r4] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
+  EXPECT_EQ(s4, 400);
+  EXPECT_EQ(r4["error"].get<std::string>().find("not a file"), std::string::npos) << r4;
   opts["matformer"] = "e2b";  // not a slice of this 25-layer model at all
   auto [s3, r3] = post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}});
   EXPECT_EQ(s3, 400);

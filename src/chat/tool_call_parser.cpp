@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/json_nesting.h"
+
 namespace g3n::chat {
 namespace {
 
@@ -78,7 +80,9 @@ void ToolCallParser::scan(Update& u) {
     if (end == std::string_view::npos) return;
     const std::string object = buf_.substr(start, end);
     // Ordered: the arguments keep the order the model wrote them in (the schema's), for OpenAI's string.
-    nlohmann::ordered_json j = nlohmann::ordered_json::parse(object, nullptr, false);
+    // Nested too deeply to handle safely (json_nesting.h): not a call, as invalid JSON is not.
+    nlohmann::ordered_json j = json_nesting_exceeds(object) ? nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded)
+                                                            : nlohmann::ordered_json::parse(object, nullptr, false);
     const bool ok = j.is_object() && j.contains("name") && j["name"].is_string() &&
                     (!j.contains("arguments") || j["arguments"].is_object());
     if (ok) {

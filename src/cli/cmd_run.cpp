@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <cstdlib>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "base/json_nesting.h"
 #include "chat/chat.h"
 #include "cli/commands.h"
 #include "media/audio_encoder.h"
@@ -549,10 +551,13 @@ void interactive(RunState& s) {
 std::shared_ptr<const JsonSchema> load_format(const std::string& format) {
   if (format.empty()) return nullptr;
   if (format == "json") return JsonSchema::any_object();
-  std::ifstream f(format);
+  std::ifstream f(format, std::ios::binary);
   if (!f) throw std::runtime_error("--format: cannot open schema file " + format + " (or give 'json')");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (json_nesting_exceeds(text))
+    throw std::runtime_error("--format: " + format + ": nested more than " + std::to_string(kMaxJsonNesting) + " deep");
   try {
-    return JsonSchema::compile(nlohmann::ordered_json::parse(f));  // properties in the file's order
+    return JsonSchema::compile(nlohmann::ordered_json::parse(text));  // properties in the file's order
   } catch (const std::exception& e) {
     throw std::runtime_error("--format: " + format + ": " + e.what());
   }

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_nesting.h"
+
 namespace g3n {
 namespace {
 
@@ -147,6 +149,7 @@ MatformerSlice preset_slice(const MatformerPreset& p, const Gemma3nConfig& file)
 }
 
 MatformerSlice parse_matformer_json(const std::string& text, const std::string& origin) {
+  if (json_nesting_exceeds(text)) fail(origin + ": nested more than " + std::to_string(kMaxJsonNesting) + " deep");
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
@@ -158,7 +161,9 @@ MatformerSlice parse_matformer_json(const std::string& text, const std::string& 
     std::vector<int> v;
     for (const auto& e : doc[key]) {
       if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > (1 << 24))
-        fail(origin + ": \"" + std::string(key) + "\" holds " + e.dump() + ", not a non-negative integer");
+        // Numbers are shown; other values by their type (dump() recurses: a deeply nested one would overflow the stack).
+        fail(origin + ": \"" + std::string(key) + "\" holds " + (e.is_number() ? e.dump() : std::string("a JSON ") + e.type_name()) +
+             ", not a non-negative integer");
       v.push_back(e.get<int>());
     }
     return v;
@@ -192,7 +197,11 @@ MatformerSlice parse_matformer_csv_row(const std::string& text, const std::strin
     for (const auto& w : bracket_list(f[4], origin)) widths.push_back(eval_product(w, origin));
     std::set<int> skipped;
     if (f.size() > 5)
-      for (const auto& l : bracket_list(f[5], origin)) skipped.insert(eval_product(l, origin));
+      for (const auto& l : bracket_list(f[5], origin)) {
+        const int layer = eval_product(l, origin);
+        if (layer >= kMatformerE4bLayers || !skipped.insert(layer).second)
+          fail(origin + ": row '" + row_name + "' skips layer " + std::to_string(layer) + (layer >= kMatformerE4bLayers ? ", which E4B does not have" : " twice"));
+      }
     MatformerSlice s;
     s.name = row_name;
     for (int l = 0; l < kMatformerE4bLayers; ++l)

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_nesting.h"
 
 namespace g3n::registry {
 namespace fs = std::filesystem;
@@ -319,6 +320,7 @@ struct RegistryClient::Impl {
     }
     if (resp.code != CURLE_OK || resp.status >= 400)
       throw RegistryError("authentication failed: " + describe(resp), int(resp.status));
+    if (json_nesting_exceeds(resp.body)) throw RegistryError("authentication failed: token response nested too deeply");
     json j;
     try {
       j = json::parse(resp.body);

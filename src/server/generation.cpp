@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/thread_pool.h"
+#include "model/matformer.h"
 #include "server/media.h"
 #include "server/options.h"
 
@@ -110,8 +111,14 @@ Parameters request_parameters(const ServerConfig& cfg, const LoadedModel& m, con
     // The slice is the loaded model's (its parameters choose it); another one would need another model.
     bool same_slice = true;
     if (spec->name == "matformer") {
+      // A request names a preset or repeats the model's own slice: anything else would be read as a path on
+      // the server (a file's existence and contents would leak through the error).
+      const std::string& want = std::get<std::string>(v);
+      if (want != m.model->matformer() && (is_matformer_file(want) || (!want.empty() && !find_matformer_preset(want))))
+        throw HttpError(400, "option \"matformer\": over HTTP a MatFormer slice is a preset (e2b, e2.54b, ...; docs/matformer.md), "
+                             "not a file");
       try {
-        same_slice = m.model->runs_slice(std::get<std::string>(v));
+        same_slice = m.model->runs_slice(want);
       } catch (const std::invalid_argument& e) {
         throw HttpError(400, std::string("option \"matformer\": ") + e.what());
       }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/json_nesting.h"
 #include "chat/media_prompt.h"
 #include "chat/tool_prompt.h"
 #include "server/declared_order.h"
@@ -274,6 +275,8 @@ OpenAIRequest parse_openai_common(const json& body, bool chat, const DeclaredOrd
 
 json parse_json_body(const std::string& body) {
   if (body.empty()) throw HttpError(400, "missing request body");
+  if (json_nesting_exceeds(body))
+    throw HttpError(400, "invalid JSON: nested more than " + std::to_string(kMaxJsonNesting) + " arrays or objects deep");
   json j;
   try {
     j = json::parse(body);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/json_nesting.h"
 #include "server/options.h"
 
 namespace g3n::server {
@@ -127,6 +128,8 @@ std::string render_history_calls(const json& tool_calls, const std::string& wher
     // Ordered: OpenAI's arguments string as the model wrote it renders back the same text (its KV cache stays usable).
     nlohmann::ordered_json args = nlohmann::ordered_json(f.value("arguments", json::object()));
     if (args.is_string()) {
+      if (json_nesting_exceeds(args.get<std::string>()))
+        throw HttpError(400, "invalid " + at + ".function.arguments: nested more than " + std::to_string(kMaxJsonNesting) + " deep");
       args = nlohmann::ordered_json::parse(args.get<std::string>(), nullptr, false);
       if (args.is_discarded()) throw HttpError(400, "invalid " + at + ".function.arguments: not valid JSON");
     }

@@ -10,6 +10,8 @@
 #include <set>
 #include <vector>
 
+#include "base/json_nesting.h"
+
 namespace g3n::store {
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -90,6 +92,7 @@ StoreConfig StoreConfig::from_environment() {
 // ---- Manifest ----
 
 Manifest Manifest::parse(std::string_view text) {
+  if (json_nesting_exceeds(text)) throw StoreError("manifest: invalid JSON: nested more than " + std::to_string(kMaxJsonNesting) + " deep");
   json j;
   try {
     j = json::parse(text);
@@ -298,14 +301,18 @@ ResolvedModel ModelStore::resolve(const ModelName& n) const {
       r.licenses.push_back(read_file(blob(l)));
     } else if (mt == media::kParams) {
       try {
-        r.params = json::parse(read_file(blob(l)));
+        const std::string text = read_file(blob(l));
+        if (json_nesting_exceeds(text))
+          throw StoreError("model '" + n.display() + "': invalid params layer: nested more than " + std::to_string(kMaxJsonNesting) + " deep");
+        r.params = json::parse(text);
       } catch (const json::exception& e) {
         throw StoreError("model '" + n.display() + "': invalid params layer: " + e.what());
       }
       if (!r.params.is_object()) throw StoreError("model '" + n.display() + "': params layer is not an object");
     } else if (mt == media::kMessages) {
       try {
-        r.messages = json::parse(read_file(blob(l)));
+        const std::string text = read_file(blob(l));
+        r.messages = json_nesting_exceeds(text) ? json::array() : json::parse(text);
       } catch (const json::exception&) {
         r.messages = json::array();  // optional seed conversation: unusable data is dropped
       }
@@ -315,7 +322,8 @@ ResolvedModel ModelStore::resolve(const ModelName& n) const {
   if (!have_model) throw StoreError("model '" + n.display() + "' has no model layer");
   if (auto cp = find_blob(r.manifest.config.digest)) {
     try {
-      r.config = json::parse(read_file(*cp));
+      const std::string text = read_file(*cp);
+      r.config = json_nesting_exceeds(text) ? json::object() : json::parse(text);
     } catch (const json::exception&) {
       r.config = json::object();  // the config only feeds `show`/`list` details
     }

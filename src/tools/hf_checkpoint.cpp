@@ -2,25 +2,32 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_nesting.h"
+
 namespace g3n {
+
+nlohmann::json read_hf_json(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw HfCheckpointError(path + ": cannot open");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (!f.good() && !f.eof()) throw HfCheckpointError(path + ": cannot read");
+  if (json_nesting_exceeds(text)) throw HfCheckpointError(path + ": nested more than " + std::to_string(kMaxJsonNesting) + " deep");
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw HfCheckpointError(path + ": not valid JSON: " + e.what());
+  }
+}
+
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-json read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw HfCheckpointError(path + ": cannot open");
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    throw HfCheckpointError(path + ": not valid JSON: " + e.what());
-  }
-}
 
 // Typed lookups in a config object; a missing or mistyped key names the file and the key.
 struct ConfigReader {
@@ -114,7 +121,7 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir_in) {
   if (!ck.dir_.empty() && ck.dir_.size() > 1 && ck.dir_.back() == '/') ck.dir_.pop_back();
   if (!fs::is_directory(ck.dir_)) throw HfCheckpointError(ck.dir_ + ": not a directory");
   const std::string cfg_path = ck.path_of("config.json");
-  const json cfg = read_json_file(cfg_path);
+  const json cfg = read_hf_json(cfg_path);
   if (!cfg.is_object()) throw HfCheckpointError(cfg_path + ": not a JSON object");
   const std::string model_type = cfg.value("model_type", "");
   std::string archs;
@@ -136,7 +143,7 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir_in) {
   }
   const std::string pre_path = ck.path_of("preprocessor_config.json");
   if (fs::exists(pre_path)) {
-    const json pre = read_json_file(pre_path);
+    const json pre = read_hf_json(pre_path);
     if (pre.is_object() && pre.contains("size") && pre["size"].is_object())
       ck.mm_.image_size = static_cast<int>(num(pre["size"], "height", 768));
   }
@@ -145,7 +152,7 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir_in) {
 
   const std::string gen_path = ck.path_of("generation_config.json");
   if (fs::exists(gen_path)) {
-    const json g = read_json_file(gen_path);
+    const json g = read_hf_json(gen_path);
     if (g.is_object() && g.contains("eos_token_id")) {
       const auto& e = g["eos_token_id"];
       if (e.is_number_integer()) ck.eos_.push_back(e.get<int>());
@@ -161,7 +168,7 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir_in) {
   std::map<std::string, std::string> mapped;  // tensor -> file
   std::vector<std::string> files;
   if (fs::exists(index_path)) {
-    const json idx = read_json_file(index_path);
+    const json idx = read_hf_json(index_path);
     if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
       throw HfCheckpointError(index_path + ": no weight_map object");
     std::set<std::string> seen;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "tools/safetensors.h"
 
 namespace g3n {
@@ -19,6 +21,10 @@ class HfCheckpointError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// One of a checkpoint's JSON files (config, index, tokenizer); HfCheckpointError naming it when it cannot be
+// read, is not JSON or nests more than kMaxJsonNesting deep (base/json_nesting.h).
+nlohmann::json read_hf_json(const std::string& path);
 
 // text_config of a Gemma 3n config.json (Gemma3nTextConfig), every value the GGUF needs.
 struct HfTextConfig {

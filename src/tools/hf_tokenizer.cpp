@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -13,16 +12,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int32_t kNormal = 1, kControl = 3, kUserDefined = 4, kByte = 6;
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw HfCheckpointError(path + ": cannot open");
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    throw HfCheckpointError(path + ": not valid JSON: " + e.what());
-  }
-}
 
 bool is_byte_piece(const std::string& s) {
   auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
@@ -57,8 +46,8 @@ std::string token_text(const json& v) {
 
 HfVocab read_hf_vocab(const std::string& dir, const HfTextConfig& c, GgufLayout layout, const std::vector<int>& generation_eos) {
   const std::string tj_path = dir + "/tokenizer.json", tc_path = dir + "/tokenizer_config.json";
-  const json tj = read_json(tj_path);
-  const json tc = std::filesystem::exists(tc_path) ? read_json(tc_path) : json::object();
+  const json tj = read_hf_json(tj_path);
+  const json tc = std::filesystem::exists(tc_path) ? read_hf_json(tc_path) : json::object();
   if (!tj.is_object() || !tj.contains("model") || !tj["model"].is_object() || !tj["model"].contains("vocab") ||
       !tj["model"]["vocab"].is_object())
     throw HfCheckpointError(tj_path + ": no model.vocab object");

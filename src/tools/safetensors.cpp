@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_nesting.h"
 
 namespace g3n {
 namespace {
@@ -57,6 +58,8 @@ struct SafetensorsFile::Impl {
     if (n > size - 8) fail(path, "truncated: header of " + std::to_string(n) + " bytes but the file has " + std::to_string(size));
     data_start = 8 + n;
     const uint64_t data_size = size - data_start;
+    if (json_nesting_exceeds(std::string_view(reinterpret_cast<const char*>(base + 8), n)))
+      fail(path, "header nested more than " + std::to_string(kMaxJsonNesting) + " deep");
     nlohmann::json h;
     try {
       h = nlohmann::json::parse(base + 8, base + 8 + n);
