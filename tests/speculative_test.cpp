@@ -12,6 +12,7 @@
 #include "kv_state_util.h"
 #include "model/model.h"
 #include "runtime/drafter_model.h"
+#include "runtime/drafter_ngram.h"
 #include "runtime/parameters.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -101,9 +102,33 @@ SamplingParams greedy(int n) {
   return sp;
 }
 
+// The drafter appends: a round's `out` already holds the token about to be evaluated, and `max` counts the
+// guesses after it (it once counted that token too: one guess fewer, none at draft length 1).
+TEST(NgramDrafter, AppendsUpToMaxGuessesAfterWhatOutHolds) {
+  NgramDrafter d;
+  const InputRows history(std::vector<int32_t>{1, 2, 3, 4, 1, 2, 3, 4, 1, 2});
+  for (int max : {1, 2, 3}) {
+    std::vector<int32_t> out = {2};
+    d.propose(history, max, out);
+    const std::vector<int32_t> want = {2, 3, 4, 1};
+    EXPECT_EQ(out, std::vector<int32_t>(want.begin(), want.begin() + 1 + max)) << "max " << max;
+  }
+  // The latest match of [5, 6] is followed only by a vector row: an earlier match's continuation is proposed.
+  InputRows h2(std::vector<int32_t>{5, 6, 7, 8, 5, 6});
+  const std::vector<float> image(4, 0.5f);
+  h2.push_vectors(image, 4);
+  h2.push_tokens(std::vector<int32_t>{9, 5, 6});
+  std::vector<int32_t> out = {6};
+  d.propose(h2, 2, out);
+  EXPECT_EQ(out, (std::vector<int32_t>{6, 7, 8}));
+}
+
 TEST_F(SpecTest, NgramGreedyEqualsPlainGreedy) {
   int drafted = 0, accepted = 0;
-  for (const auto& prompt : prompts()) {
+  const auto all = prompts();
+  for (size_t k = 0; k < all.size(); ++k) {
+    const auto& prompt = all[k];
+    const bool repetitive = k + 2 >= all.size();  // prompts() ends with its two repetitive ones
     Session* plain_s = nullptr;
     const Result plain = generate(prompt, greedy(60), {}, nullptr, &plain_s);
     for (int dmax : {1, 3, 8}) {
@@ -115,6 +140,9 @@ TEST_F(SpecTest, NgramGreedyEqualsPlainGreedy) {
         expect_same_kv(*model_, spec_s->context().sequence(), plain_s->context().sequence());
         drafted += spec.spec.drafted;
         accepted += spec.spec.accepted;
+        if (!adaptive && repetitive) {
+          EXPECT_GT(spec.spec.drafted, 0);  // the repetitive prompts are drafted for at every length, 1 included
+        }
       }
     }
   }
