@@ -97,6 +97,38 @@ TEST(BatchEngine, CopiedSequenceContinuesAsTheOriginal) {
   EXPECT_THROW(other->copy_from(*a), std::invalid_argument);  // another context length
 }
 
+// A sequence evaluated again from position 0 (a new prompt that shares nothing, /clear) may roll back as a
+// fresh one may: the rows written before no longer count. They once did, and a speculative round's rollback
+// after a long earlier conversation threw "cannot truncate".
+TEST(BatchEngine, StartingOverForgetsTheEarlierRowsForRollback) {
+  auto m = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
+  EngineParams p;
+  p.n_ctx = 160;
+  p.n_batch = 4;  // rings of window 16 + 3 slots
+  p.n_threads = 1;
+  BatchEngine e(*m, p);
+  auto s = e.new_sequence();
+  std::vector<int32_t> long_prompt;
+  for (int i = 0; i < 120; ++i) long_prompt.push_back(static_cast<int32_t>(40 + (i * 37) % 300));
+  SequenceWork a{s.get(), long_prompt, 0, LogitsFor::Last};
+  e.eval(std::span<const SequenceWork>(&a, 1));
+  const std::vector<int32_t> short_prompt(long_prompt.begin(), long_prompt.begin() + 10);
+  SequenceWork b{s.get(), short_prompt, 0, LogitsFor::Last};
+  e.eval(std::span<const SequenceWork>(&b, 1));
+  EXPECT_TRUE(s->can_resume_at(8));
+  EXPECT_NO_THROW(s->truncate(8));
+  // ... and continues as a sequence that only ever held those rows.
+  auto fresh = e.new_sequence();
+  SequenceWork c{fresh.get(), std::span<const int32_t>(short_prompt).first(8), 0, LogitsFor::Last};
+  e.eval(std::span<const SequenceWork>(&c, 1));
+  const int32_t t = 77;
+  SequenceWork d1{s.get(), std::span<const int32_t>(&t, 1), 8, LogitsFor::Last};
+  SequenceWork d2{fresh.get(), std::span<const int32_t>(&t, 1), 8, LogitsFor::Last};
+  e.eval(std::span<const SequenceWork>(&d1, 1));
+  e.eval(std::span<const SequenceWork>(&d2, 1));
+  EXPECT_TRUE(std::equal(s->last_logits().begin(), s->last_logits().end(), fresh->last_logits().begin()));
+}
+
 TEST(BatchEngine, BadItemChangesNothing) {
   auto m = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
   EngineParams p;

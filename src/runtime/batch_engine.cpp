@@ -116,6 +116,9 @@ void BatchEngine::eval(std::span<const SequenceWork> work) {
     const int64_t hidden_rows = w.hidden == LogitsFor::All ? n : (w.hidden == LogitsFor::Last && n > 0 ? 1 : 0);
     s.hidden_.resize(static_cast<size_t>(hidden_rows) * s.n_embd_);
     any_hidden = any_hidden || hidden_rows > 0;
+    // Starting over: what the cache held is rewritten from position 0, so its high-water mark starts again
+    // (kept, it would refuse rollbacks the new rows allow: a speculative round after /clear, a draft's catch-up).
+    if (w.pos0 == 0) s.cache_.clear();
     s.n_past_ = w.pos0;
   }
   // Pack rows item by item into passes of n_batch rows.
