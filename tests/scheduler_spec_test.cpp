@@ -140,6 +140,34 @@ TEST(SchedulerSpec, DraftAndSelfJobsInOneBatchMatchSessions) {
   EXPECT_GE(sched.kv_bytes(), 3 * target + least_draft);
 }
 
+// A draft model's sequence is sized by the engine's pass, whatever the request's num_batch: its rings must
+// hold a rejected round's rows to roll back (sized by num_batch 1, every rejection re-evaluated the draft's
+// whole history one row per pass, on the thread every slot shares).
+TEST(SchedulerSpec, DraftSequenceIsSizedByTheEngineNotTheRequestsNumBatch) {
+  auto model = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
+  auto draft = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q8_0.gguf");
+  const Tokenizer tok = Tokenizer::from_gguf(model->file());
+  const TokenTexts texts(tok);
+  const std::vector<int32_t> prompt = test::tiny_prompts()[0].tokens;
+  const std::vector<GenerateStats> want = plain_answers(*model, tok, {prompt});
+  std::vector<uint64_t> kv;
+  for (int n_batch : {1, 7, ContextParams{}.n_batch}) {
+    server::Scheduler sched(*model, tok, texts, {.num_parallel = 1, .max_queue = 4});
+    auto j = greedy_job(prompt);
+    j->ctx_params.n_batch = n_batch;
+    j->spec = {SpecMode::Draft, 4, false};
+    j->draft_model = draft.get();
+    ASSERT_TRUE(sched.submit(j));
+    ASSERT_TRUE(wait_done(*j, 120));
+    EXPECT_EQ(j->error(), "");
+    EXPECT_EQ(j->stats().generated, want[0].generated) << "num_batch " << n_batch;
+    EXPECT_GT(j->spec_stats.drafted, 0);
+    kv.push_back(sched.kv_bytes());
+  }
+  EXPECT_EQ(kv[0], kv[2]);
+  EXPECT_EQ(kv[1], kv[2]);
+}
+
 TEST(SchedulerSpec, ModelDrafterWithoutADraftModelFailsWithAMessage) {
   auto model = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
   const Tokenizer tok = Tokenizer::from_gguf(model->file());

@@ -191,7 +191,9 @@ void prepare_speculation(RunState& s, Session& session) {
   }
   const ContextParams p = context_params(s);
   const std::string draft = s.params.engine.draft;
-  const std::string key = std::string(spec_mode_name(so.mode)) + "|" + draft + "|" + std::to_string(p.n_ctx) + "|" + s.resolved.gguf_path.string();
+  // n_batch too: the target drafts up to its own num_batch rows, which the draft's rings must hold to roll back.
+  const std::string key = std::string(spec_mode_name(so.mode)) + "|" + draft + "|" + std::to_string(p.n_ctx) + "|" +
+                          std::to_string(p.n_batch) + "|" + s.resolved.gguf_path.string();
   if (!s.drafter || s.drafter_key != key) {
     session.set_speculation({});  // it must not keep the old drafter
     s.drafter.reset();

@@ -301,6 +301,10 @@ Drafter* Scheduler::drafter_for(Slot& s) {
     s.model_drafter.reset();
     ContextParams dp = j.ctx_params;
     dp.n_ctx = n_ctx;
+    // The engine's pass size, not the request's num_batch: plan() drafts up to the engine's, and the draft's
+    // rings must hold a rejected round's rows to roll back (with num_batch 1 every rejection re-evaluated the
+    // draft's whole history, one row per pass, on the thread all slots share).
+    dp.n_batch = engine_->params().n_batch;
     check_fits(*j.draft_model, dp, "the draft model's sequence of ");
     s.model_drafter = std::make_unique<ModelDrafter>(*j.draft_model, dp, spec_mode_name(j.spec.mode));
     kv_bytes_.fetch_add(s.model_drafter->kv_bytes());
