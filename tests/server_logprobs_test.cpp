@@ -141,6 +141,25 @@ TEST_F(LogprobsServer, OllamaGenerateValuesAreTheModelsLogSoftmax) {
   EXPECT_FALSE(objs.back().contains("logprobs"));  // the final object carries the figures only
 }
 
+// A speculating request streams every accepted token's log-probability with its text, as a plain one does
+// (they once reached only the whole answer: the stream carried the first token's and no more).
+TEST_F(LogprobsServer, SpeculatingStreamsCarryEveryTokensLogprob) {
+  const std::string prompt = "one two three four one two three four one two three four one two three";
+  for (const std::string spec : {"none", "ngram"}) {
+    const json body = {{"model", "tiny"}, {"prompt", prompt}, {"stream", false}, {"logprobs", true},
+                       {"options", {{"temperature", 0}, {"num_predict", 20}, {"spec", spec}, {"draft_max", 4}}}};
+    auto [s, whole] = post("/api/generate", body);
+    ASSERT_EQ(s, 200) << whole.dump();
+    ASSERT_EQ(whole["logprobs"].size(), whole["eval_count"].get<size_t>()) << spec;
+    json sbody = body;
+    sbody["stream"] = true;
+    auto [ss, text] = post_text("/api/generate", sbody);
+    ASSERT_EQ(ss, 200);
+    expect_same_values(ollama_streamed(lines(text)), whole["logprobs"]);
+  }
+  EXPECT_GE(metric("g3n_spec_rounds_total"), 20);  // the ngram requests went through verification, token by token at least
+}
+
 TEST_F(LogprobsServer, OllamaOffByDefaultAndGreedyPicksTheTopToken) {
   auto [s0, r0] = post("/api/generate", {{"model", "tiny"}, {"prompt", "Hi"}, {"stream", false}, {"options", {{"temperature", 0}, {"num_predict", 4}}}});
   ASSERT_EQ(s0, 200) << r0.dump();

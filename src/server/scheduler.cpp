@@ -437,11 +437,12 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
       continue;
     }
     // Verification: the generator consumes the rows' logits; the sequence keeps the emitted rows.
-    Job& j = *s->job;
-    const auto emit = [&j](std::string_view text) { j.push_text(text); };
+    // The accepted tokens' log-probabilities go with their text, as sample_next sends them.
+    const auto emit = [this, s](std::string_view text) { push_logprobs(*s, text); };
     std::optional<int32_t> id;
     try {
       id = s->spec->absorb(*s->gen, *s->seq, pos0[i], s->seq->n_ctx(), emit);
+      if (s->job->logprobs.enabled) push_logprobs(*s, {});
     } catch (const std::exception& e) {
       fail(*s, e.what());
       continue;
