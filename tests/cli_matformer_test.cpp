@@ -71,8 +71,16 @@ TEST(CliMatformer, CreateExportsASliceAndShowListsSizes) {
   ASSERT_EQ(exit_code(status), 0) << log;
   EXPECT_NE(log.find("MatFormer sizes"), std::string::npos) << log;
   EXPECT_NE(log.find("e3.73b-block"), std::string::npos) << log;
+  // What a killed export leaves in the store (a signal skips its clean-up) goes with the next export.
+  const std::filesystem::path staging = std::filesystem::path(store) / "matformer-export";
+  std::filesystem::create_directories(staging);
+  std::ofstream(staging / "slice.gguf") << "half-written";
+  std::ofstream(staging / ".slice.gguf.tmp-0123") << "half-written";
   log = run_capture(env + kG3n + " create mini-e2b --from " + mini + " --matformer e2b 2>&1", status);
   ASSERT_EQ(exit_code(status), 0) << log;
+  EXPECT_TRUE(std::filesystem::is_empty(staging)) << "the export's files stay in the store's staging directory";
+  for (const auto& e : std::filesystem::directory_iterator(store))
+    EXPECT_EQ(e.path().filename().string().rfind("matformer-export-", 0), std::string::npos) << e.path();
   log = run_capture(env + kG3n + " show mini-e2b 2>&1", status);
   ASSERT_EQ(exit_code(status), 0) << log;
   EXPECT_EQ(log.find("MatFormer sizes"), std::string::npos) << "a 30-layer slice offers no presets:\n" << log;

@@ -118,8 +118,13 @@ int64_t count_params(const fs::path& gguf, std::initializer_list<const char*> pr
 }
 
 std::string with_commas(int64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  const std::string digits = std::to_string(n);
+  const size_t lead = digits[0] == '-' ? 1 : 0;
+  std::string s;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > lead && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
   return s;
 }
 
@@ -348,10 +353,14 @@ void cmd_create(const CreateOpts& o) {
   if (!o.mmproj.empty()) mf.extra_from.push_back(fs::absolute(o.mmproj).string());
   const store::ModelName name = parse_name_or_throw(o.name);
   fs::path sliced;  // --matformer: the standalone slice, written first and stored as the model layer
+  // A locked staging directory (as the conversions'), one export at a time: whatever it holds when the lock
+  // is taken is a killed export's (a signal skips the removal below) and goes first.
+  std::optional<HfStaging> slice_staging;
   if (!o.matformer.empty()) {
     if (o.from.empty()) throw std::invalid_argument("--matformer exports a slice of the --from file (a Modelfile sets PARAMETER matformer instead)");
-    fs::create_directories(st.config().root);
-    sliced = st.config().root / ("matformer-export-" + std::to_string(getpid()) + ".gguf");
+    slice_staging.emplace(st.config().root / "matformer-export", [] { std::fprintf(stderr, "waiting for another export to finish\n"); });
+    for (const auto& e : fs::directory_iterator(slice_staging->dir())) fs::remove_all(e.path());
+    sliced = slice_staging->dir() / "slice.gguf";
     std::fprintf(stderr, "slicing %s to %s\n", o.from.c_str(), o.matformer.c_str());
     export_matformer_slice(o.from, sliced.string(), o.matformer);
     mf.from = sliced.string();
