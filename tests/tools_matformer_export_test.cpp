@@ -13,6 +13,7 @@
 #include "model/matformer.h"
 #include "model/model.h"
 #include "runtime/context.h"
+#include "runtime/memory_estimate.h"
 #include "tools/matformer_export.h"
 #include "tools/random_model.h"
 
@@ -83,6 +84,12 @@ TEST(MatformerE4bMini, ExportedSliceIsBitIdenticalToTheView) {
     EXPECT_EQ(file->config().kv_source, view->config().kv_source);
     EXPECT_EQ(file->config().is_sliding, view->config().is_sliding);
     EXPECT_EQ(file->config().sparsity_std_multiplier, view->config().sparsity_std_multiplier);
+    // `g3n run` refuses what will not fit by this estimate: a view counts what its export holds (kept layers,
+    // their widths), not the whole file's weights.
+    const ContextParams cp{.n_ctx = 256};
+    const uint64_t view_w = estimate_memory(*view, cp).weights, file_w = estimate_memory(*file, cp).weights;
+    EXPECT_NEAR(static_cast<double>(view_w), static_cast<double>(file_w), 0.01 * static_cast<double>(file_w));
+    EXPECT_LT(view_w, estimate_memory(*Model::load(e4b_mini_path()), cp).weights);
     // The slice decodes as its export does: its compacted down projections laid out (packed or rows) as the
     // export's, for a plain load and a speculating one (which packs Q6_K too).
     for (bool speculative : {false, true}) {

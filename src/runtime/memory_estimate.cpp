@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -10,18 +11,47 @@
 
 namespace g3n {
 
+namespace {
+// The N of a "blk.N." tensor name; -1 for tensors outside the blocks.
+int block_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int n = 0;
+  size_t i = 4;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < (1 << 20); ++i) n = n * 10 + (name[i] - '0');
+  return i > 4 && i < name.size() && name[i] == '.' ? n : -1;
+}
+}  // namespace
+
 MemoryEstimate estimate_memory(const Model& model, const ContextParams& params) {
   const auto& c = model.config();
+  // A MatFormer slice reads only its kept layers (their file index -> the slice's), and of each FFN its width.
+  std::vector<int> slice_layer(static_cast<size_t>(std::max(c.n_layer_file, c.n_layer)), -1);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const int f = l < static_cast<int>(c.file_layer.size()) ? c.file_layer[static_cast<size_t>(l)] : l;
+    if (f >= 0 && f < static_cast<int>(slice_layer.size())) slice_layer[static_cast<size_t>(f)] = l;
+  }
   MemoryEstimate m;
   for (const auto& t : model.file().tensors()) {
+    const int block = block_of(t.name);
+    const int layer = block >= 0 && block < static_cast<int>(slice_layer.size()) ? slice_layer[static_cast<size_t>(block)] : -1;
     if (t.name == "per_layer_token_embd.weight") {
       // Only rows of tokens seen are paged in: at most one row per context position.
       const uint64_t row = t.rows() ? t.nbytes / static_cast<uint64_t>(t.rows()) : 0;
       m.per_layer_table_touched = row * std::min<uint64_t>(static_cast<uint64_t>(params.n_ctx), t.rows());
+    } else if (block >= 0 && layer < 0) {
+      // A layer the slice skips is never read.
     } else if (c.owns_kv(0) && (t.name.find("attn_k.") != std::string::npos || t.name.find("attn_v.") != std::string::npos)) {
       // K/V weights of KV-sharing layers are never read, so never paged in.
-      const int layer = std::stoi(t.name.substr(4));
       if (c.owns_kv(layer)) m.weights += t.nbytes;
+    } else if (t.name.find(".ffn_gate.") != std::string::npos || t.name.find(".ffn_up.") != std::string::npos ||
+               t.name.find(".ffn_down.") != std::string::npos) {
+      // The slice's width of the stored one: gate and up are read as a row prefix, down as a column prefix.
+      const bool down = t.name.find(".ffn_down.") != std::string::npos;
+      const int64_t stored = down ? (t.ne.empty() ? 0 : t.ne[0]) : t.rows();
+      const int64_t width = c.n_ff[static_cast<size_t>(layer)];
+      m.weights += stored > 0 && width < stored ? t.nbytes / static_cast<uint64_t>(stored) * static_cast<uint64_t>(width) : t.nbytes;
+    } else if (t.name == "per_layer_model_proj.weight" && c.n_layer_file > c.n_layer) {
+      m.weights += t.nbytes / static_cast<uint64_t>(c.n_layer_file) * static_cast<uint64_t>(c.n_layer);  // kept layers' blocks
     } else {
       m.weights += t.nbytes;
     }
