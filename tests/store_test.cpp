@@ -335,6 +335,32 @@ std::string create_error(ModelStore& store, const Modelfile& mf, const fs::path&
   return "(no error)";
 }
 
+// PARAMETER matformer: a slice file is relative to the Modelfile and stored absolute (the model means the same
+// slice from any working directory); a slice the model's file cannot run is refused when the model is made.
+TEST_F(StoreFixture, CreateAnchorsAndChecksSliceParameters) {
+  ModelStore store(cfg_);
+  const fs::path dir = base_ / "mf";
+  fs::create_directories(dir);
+  std::ifstream slices(std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/golden/matformer/slices.json");
+  const nlohmann::json doc = nlohmann::json::parse(slices);
+  std::ofstream(dir / "s1.json") << nlohmann::json{{"kept_layers", doc["slices"][0]["kept_layers"]},
+                                                   {"ffn_width", doc["slices"][0]["ffn_width"]}}.dump();
+  const Modelfile mf = parse_modelfile("FROM " + kTextModel + "\nPARAMETER matformer s1.json\nPARAMETER draft s1.json\n");
+  create_model(store, parse_model_name("sliced"), mf, dir, {});
+  const ResolvedModel r = store.resolve(parse_model_name("sliced"));
+  EXPECT_EQ(r.params["matformer"], (dir / "s1.json").lexically_normal().string());
+  EXPECT_EQ(r.params["draft"], (dir / "s1.json").lexically_normal().string());
+  // Refused: a file that is not there, a preset of another depth (the tiny model has 25 layers), a typo.
+  for (const char* bad : {"PARAMETER matformer missing.json", "PARAMETER matformer e2b", "PARAMETER matformer e2bb",
+                                "PARAMETER draft missing.json"}) {
+    const std::string why = create_error(store, parse_modelfile("FROM " + kTextModel + "\n" + bad + "\n"), dir);
+    EXPECT_NE(why.find("PARAMETER"), std::string::npos) << bad << ": " << why;
+  }
+  // A draft model's name is not a slice: left as written.
+  create_model(store, parse_model_name("drafted"), parse_modelfile("FROM " + kTextModel + "\nPARAMETER draft sliced\n"), dir, {});
+  EXPECT_EQ(store.resolve(parse_model_name("drafted")).params["draft"], "sliced");
+}
+
 TEST_F(StoreFixture, CreateStoresProjectorLayer) {
   ModelStore store(cfg_);
   // What `g3n create NAME --from model.gguf --mmproj mmproj.gguf` builds.

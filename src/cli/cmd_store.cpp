@@ -153,9 +153,11 @@ void print_matformer_sizes(const std::filesystem::path& gguf) {
     try {
       sizes.emplace_back(p.name, effective_parameters(slice_config(*full, preset_slice(p, *full))));
     } catch (const std::invalid_argument&) {
-      return;  // the presets need E4B's topology; they all apply or none does
+      // Not a size of this file (the presets need E4B's depth; a file whose KV sharing starts elsewhere
+      // refuses the ones that skip its producers): the others are still listed.
     }
   }
+  if (sizes.empty()) return;
   std::printf("\n  MatFormer sizes (--matformer NAME, PARAMETER matformer NAME)\n");
   for (const auto& [name, n] : sizes) std::printf("    %-20s %.2fB effective parameters%s\n", name.c_str(), n / 1e9, name == "e4b" ? " (the whole model)" : "");
 }

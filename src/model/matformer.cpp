@@ -237,6 +237,11 @@ bool is_matformer_file(const std::string& spec) {
   return ends_with(spec, ".json") || csv_row_colon(spec) != std::string::npos;
 }
 
+size_t matformer_file_path_length(const std::string& spec) {
+  if (ends_with(spec, ".json")) return spec.size();
+  return csv_row_colon(spec);
+}
+
 MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& file) {
   MatformerSlice s;
   const auto& presets = matformer_presets();

@@ -34,6 +34,8 @@ const std::vector<MatformerPreset>& matformer_presets();
 
 // Whether resolve_matformer reads `spec` from a file (FILE.json, FILE.csv:ROW NAME) rather than naming a preset.
 bool is_matformer_file(const std::string& spec);
+// How much of a file spec is the file's path (all of FILE.json, FILE.csv of FILE.csv:ROW); npos for a preset.
+size_t matformer_file_path_length(const std::string& spec);
 
 // The preset a name means (g3n's name, "full", or the published CSV row name; any case, outer spaces
 // ignored); nullptr when it names none.

@@ -4,12 +4,15 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "gguf/gguf.h"
 #include "runtime/parameters.h"
 #include "audio/audio_mmproj.h"
 #include "media/projector.h"
+#include "model/gemma3n_config.h"
+#include "model/matformer.h"
 #include "vision/mmproj.h"
 
 namespace g3n::store {
@@ -306,8 +309,38 @@ Manifest create_model(ModelStore& store, const ModelName& name, const Modelfile&
     if (const auto file = from_file(f, base_dir)) src.add_file({*file, "", f});
     else src.add_parent(f);
   }
-  return create_model_from(store, name, src, mf, log);
+  // A slice file (PARAMETER matformer, or draft for spec self) is relative to the Modelfile, as FROM is, and is
+  // stored absolute: the model then means the same slice from any working directory.
+  Modelfile anchored = mf;
+  for (const char* key : {"matformer", "draft"}) {
+    auto it = anchored.params.find(key);
+    if (it == anchored.params.end() || !it->is_string()) continue;
+    const std::string v = it->get<std::string>();
+    if (const size_t n = matformer_file_path_length(v); n != std::string::npos)
+      *it = fs::absolute(modelfile_path(v.substr(0, n), base_dir)).lexically_normal().string() + v.substr(n);
+  }
+  return create_model_from(store, name, src, anchored, log);
 }
+
+namespace {
+// A slice the model is to run (PARAMETER matformer) or draft with (draft, when it names a slice file) must be
+// one of its file: checked here rather than failing at every later load.
+void check_slice_parameters(const json& params, const fs::path& model_file) {
+  std::optional<Gemma3nConfig> config;
+  for (const char* key : {"matformer", "draft"}) {
+    const auto it = params.find(key);
+    if (it == params.end() || !it->is_string() || it->get<std::string>().empty()) continue;
+    const std::string v = it->get<std::string>();
+    if (std::string(key) == "draft" && !is_matformer_file(v)) continue;  // a draft model's name, or a preset for spec self
+    try {
+      if (!config) config = read_gemma3n_config(GgufFile::open(model_file.string()));
+      resolve_matformer(v, *config);
+    } catch (const std::exception& e) {
+      throw StoreError("PARAMETER " + std::string(key) + " " + v + ": " + e.what());
+    }
+  }
+}
+}  // namespace
 
 void check_sources(const ModelStore& store, const ModelSources& src) {
   if (!src.model && !src.parent) throw StoreError("FROM: only a projector was given; the text model is missing");
@@ -326,6 +359,7 @@ Manifest create_model_from(ModelStore& store, const ModelName& name, const Model
   std::optional<ResolvedModel> base;
   if (src.parent) base = store.resolve(parse_model_name(*src.parent));
   fs::path model_file = src.model ? src.model->path : base->model_path;
+  check_slice_parameters(mf.params, model_file);
   // A source that is already a blob of the store is used as it is; a file is copied in (hashed on the way).
   auto layer_of = [&](const SourceFile& f, std::string_view media_type) {
     Descriptor d;
