@@ -43,8 +43,9 @@ MemoryEstimate estimate_memory(const Model& model, const ContextParams& params) 
     } else if (c.owns_kv(0) && (t.name.find("attn_k.") != std::string::npos || t.name.find("attn_v.") != std::string::npos)) {
       // K/V weights of KV-sharing layers are never read, so never paged in.
       if (c.owns_kv(layer)) m.weights += t.nbytes;
-    } else if (t.name.find(".ffn_gate.") != std::string::npos || t.name.find(".ffn_up.") != std::string::npos ||
-               t.name.find(".ffn_down.") != std::string::npos) {
+    } else if (layer >= 0 && layer < static_cast<int>(c.n_ff.size()) &&
+               (t.name.find(".ffn_gate.") != std::string::npos || t.name.find(".ffn_up.") != std::string::npos ||
+                t.name.find(".ffn_down.") != std::string::npos)) {
       // The slice's width of the stored one: gate and up are read as a row prefix, down as a column prefix.
       const bool down = t.name.find(".ffn_down.") != std::string::npos;
       const int64_t stored = down ? (t.ne.empty() ? 0 : t.ne[0]) : t.rows();
