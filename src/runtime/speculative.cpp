@@ -36,8 +36,9 @@ std::span<const int32_t> SpeculativeDecoder::plan(int32_t next, const Generator&
   return rows_;
 }
 
-std::optional<int32_t> SpeculativeDecoder::absorb(Generator& gen, Sequence& seq, int64_t pos0, int64_t n_ctx, const TextSink& emit) {
-  const double verify_s = seconds_between(planned_, Clock::now());
+std::optional<int32_t> SpeculativeDecoder::absorb(Generator& gen, Sequence& seq, int64_t pos0, int64_t n_ctx, const TextSink& emit,
+                                                  std::optional<double> timed_s) {
+  const double verify_s = timed_s ? *timed_s : seconds_between(planned_, Clock::now());
   const int n = static_cast<int>(rows_.size());
   std::optional<int32_t> out;
   int kept = n;  // rows whose tokens stay in the sequence

@@ -70,8 +70,11 @@ class SpeculativeDecoder {
 
   // After the plan was evaluated at pos0 with every row's logits: feeds them to the generator, rolls the
   // sequence back to the rows whose tokens were emitted, and returns the next token to evaluate (nullopt
-  // when generation ended, as Generator::next).
-  std::optional<int32_t> absorb(Generator& gen, Sequence& seq, int64_t pos0, int64_t n_ctx, const TextSink& emit);
+  // when generation ended, as Generator::next). verify_s: how long the evaluation took, where the caller timed
+  // it (the server's pass: the time since plan() would also count other slots' drafting and sampling);
+  // otherwise the time since plan() returned.
+  std::optional<int32_t> absorb(Generator& gen, Sequence& seq, int64_t pos0, int64_t n_ctx, const TextSink& emit,
+                                std::optional<double> verify_s = std::nullopt);
 
   const SpecStats& stats() const { return stats_; }
   const DraftLengthController& controller() const { return control_; }

@@ -414,8 +414,13 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
   if (live.empty()) return;
   std::vector<int64_t> pos0(live.size());
   for (size_t i = 0; i < live.size(); ++i) pos0[i] = work[i].pos0;
+  // The pass's own time is each speculating slot's verify time (its draft-length controller's T_v), not the
+  // span since its plan, which holds the other slots' drafting and, after the pass, the earlier slots' sampling.
+  const auto pass_start = Clock::now();
+  std::optional<double> pass_s;
   try {
     engine_->eval(work);
+    pass_s = seconds_since(pass_start);
   } catch (const std::exception&) {
     // The engine checks every item before running any: evaluate one by one so only the bad one fails.
     for (size_t i = 0; i < live.size(); ++i) {
@@ -441,7 +446,7 @@ void Scheduler::decode_step(const std::vector<Slot*>& batch) {
     const auto emit = [this, s](std::string_view text) { push_logprobs(*s, text); };
     std::optional<int32_t> id;
     try {
-      id = s->spec->absorb(*s->gen, *s->seq, pos0[i], s->seq->n_ctx(), emit);
+      id = s->spec->absorb(*s->gen, *s->seq, pos0[i], s->seq->n_ctx(), emit, pass_s);
       if (s->job->logprobs.enabled) push_logprobs(*s, {});
     } catch (const std::exception& e) {
       fail(*s, e.what());
