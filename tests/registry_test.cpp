@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -226,6 +227,9 @@ class TestRegistry {
   int stall_ms = 0;
   int stall_times = 0;
   bool corrupt = false;       // flip a byte in every blob body
+  int ignore_range_times = 0; // answer a Range not starting at 0 with the whole blob (200) this many times (-1: always)
+  bool expire_tokens = false; // every blob redirect expires the current token (the next request needs a new one)
+  std::string realm;          // the WWW-Authenticate realm instead of this registry's /token
   // ---- counters ----
   std::atomic<int64_t> blob_bytes{0};   // body bytes of blob GETs actually sent
   std::atomic<int> blob_gets{0};
@@ -233,6 +237,10 @@ class TestRegistry {
   std::atomic<int> errors_500{0};
   std::atomic<int> cdn_saw_auth{0};
   std::vector<std::string> ranges;  // Range headers seen by the blob host
+  std::vector<std::string> auth_seen;  // Authorization headers the API host got
+  std::atomic<int> token_gen{0};
+
+  std::string token() const { return token_gen == 0 ? "good-token" : "good-token-" + std::to_string(token_gen.load()); }
 
  private:
   static void respond(Conn& c, int status, const std::string& reason, const std::string& body,
@@ -259,7 +267,7 @@ class TestRegistry {
         respond(c, 400, "Bad Request", "bad token query: " + r.query);
         return;
       }
-      respond(c, 200, "OK", R"({"token":"good-token"})", {"Content-Type: application/json"});
+      respond(c, 200, "OK", R"({"token":")" + token() + R"("})", {"Content-Type: application/json"});
       return;
     }
     if (take_500()) {
@@ -278,11 +286,15 @@ class TestRegistry {
       respond(c, 404, "Not Found", "{}");
       return;
     }
-    if (require_token && r.header("authorization") != "Bearer good-token") {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (!r.header("authorization").empty()) auth_seen.push_back(r.header("authorization"));
+    }
+    if (require_token && r.header("authorization") != "Bearer " + token()) {
+      const std::string at = realm.empty() ? "http://" + host() + "/token" : realm;
       respond(c, 401, "Unauthorized", R"({"errors":[{"code":"UNAUTHORIZED"}]})",
-              {"WWW-Authenticate: Bearer realm=\"http://" + host() +
-               "/token\",service=\"test-registry\",scope=\"repository:" + parts[1] + "/" + parts[2] +
-               ":pull\""});
+              {"WWW-Authenticate: Bearer realm=\"" + at + "\",service=\"test-registry\",scope=\"repository:" + parts[1] +
+               "/" + parts[2] + ":pull\""});
       return;
     }
     const std::string repo = parts[1] + "/" + parts[2];
@@ -309,6 +321,7 @@ class TestRegistry {
         }
       }
       // Registries hand blobs off to storage on another host, as registry.ollama.ai does.
+      if (expire_tokens && r.method == "GET") ++token_gen;
       respond(c, 307, "Temporary Redirect", "",
               {"Location: http://127.0.0.1:" + std::to_string(cdn_.port()) + "/cdn/" + parts[4] + "?sig=abc"});
       return;
@@ -355,6 +368,13 @@ class TestRegistry {
       start = std::stoll(range.substr(eq + 1, dash - eq - 1));
       if (dash + 1 < range.size()) end = std::min<int64_t>(end, std::stoll(range.substr(dash + 1)));
       partial = true;
+      std::lock_guard<std::mutex> lk(mu);
+      if (start != 0 && ignore_range_times != 0) {  // a server or proxy that drops Range: the whole blob
+        if (ignore_range_times > 0) --ignore_range_times;
+        start = 0;
+        end = int64_t(data.size()) - 1;
+        partial = false;
+      }
     }
     const int64_t len = end - start + 1;
     std::string head = std::string("HTTP/1.1 ") + (partial ? "206 Partial Content" : "200 OK") +
@@ -612,6 +632,72 @@ TEST_F(RegistryTest, ResumeAfterFailedPullTransfersOnlyMissingBytes) {
   store::ModelStore st(cfg_);
   EXPECT_EQ(store::read_file(st.resolve(name()).model_path), weights_);
   EXPECT_EQ(count_with("partial"), 0u);
+}
+
+// A resume the server answers with the whole blob (Range dropped) must not write the blob's first bytes at the
+// resume point: the pull stops with the reason and keeps what it had, and a later pull from a server that honours
+// Range completes from there.
+TEST_F(RegistryTest, ResumeFromAServerIgnoringRangeWritesNothingWrong) {
+  reg_.cut_after = 100 * 1024;
+  reg_.cut_times = 1;
+  reg_.ignore_range_times = -1;
+  const std::string err = pull_error();
+  EXPECT_NE(err.find("did not honour the Range request"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(manifest_path()));
+  reg_.ignore_range_times = 0;
+  reg_.blob_bytes = 0;
+  pull();
+  store::ModelStore st(cfg_);
+  EXPECT_EQ(store::read_file(st.resolve(name()).model_path), weights_);
+  EXPECT_EQ(reg_.blob_bytes.load(), int64_t(weights_.size()) - 100 * 1024 + small_);  // the kept bytes were right
+}
+
+// Tokens expire during long pulls: a part refreshes again whenever bytes arrived since its last refresh.
+TEST_F(RegistryTest, TokenExpiringRepeatedlyDuringAPullIsRefreshed) {
+  reg_.require_token = true;
+  reg_.expire_tokens = true;
+  reg_.cut_after = 60 * 1024;
+  reg_.cut_times = -1;
+  opts_.max_parallel = 1;
+  pull();
+  store::ModelStore st(cfg_);
+  EXPECT_EQ(store::read_file(st.resolve(name()).model_path), weights_);
+  EXPECT_GE(reg_.token_requests.load(), 5);
+}
+
+// Only HTTP(S): an auth realm naming a local file is not read (its "token" would go back to the registry).
+TEST_F(RegistryTest, FileRealmIsNotFollowed) {
+  const fs::path secret = base_ / "secret.json";
+  fs::create_directories(base_);
+  std::ofstream(secret) << R"({"access_token":"SECRET-LOCAL-TOKEN"})";
+  reg_.require_token = true;
+  reg_.realm = "file://" + secret.string();
+  EXPECT_FALSE(pull_error().empty());
+  std::lock_guard<std::mutex> lk(reg_.mu);
+  for (const auto& a : reg_.auth_seen) EXPECT_EQ(a.find("SECRET"), std::string::npos) << a;
+}
+
+// Part-state files whose sizes overflow (summing, wrapped, to the blob's size) are discarded: the pull starts
+// that blob over instead of asking for a negative range and failing the same way every time.
+TEST_F(RegistryTest, InconsistentPartStateStartsOver) {
+  reg_.cut_after = 100 * 1024;
+  reg_.cut_times = -1;
+  opts_.max_attempts = 1;
+  EXPECT_FALSE(pull_error().empty());
+  std::vector<fs::path> states;
+  for (auto& e : fs::directory_iterator(cfg_.root / "blobs"))
+    if (e.path().filename().string().find("-partial-") != std::string::npos) states.push_back(e.path());
+  ASSERT_EQ(states.size(), 1u);
+  const std::string base = states[0].string().substr(0, states[0].string().rfind('-'));
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  std::ofstream(base + "-0") << R"({"N":0,"Offset":0,"Size":)" << big << R"(,"Completed":0})";
+  std::ofstream(base + "-1") << R"({"N":1,"Offset":)" << big << R"(,"Size":)" << big << R"(,"Completed":0})";
+  // Offsets chain (0, MAX, MAX + MAX wrapped to -2) and the sizes add up, wrapped, to the blob's size.
+  std::ofstream(base + "-2") << R"({"N":2,"Offset":-2,"Size":)" << int64_t(weights_.size()) + 2 << R"(,"Completed":0})";
+  reg_.cut_times = 0;
+  pull();
+  store::ModelStore st(cfg_);
+  EXPECT_EQ(store::read_file(st.resolve(name()).model_path), weights_);
 }
 
 TEST_F(RegistryTest, StallTimeoutFiresAndRetries) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 
 #include "base/file.h"
 #include "base/json_nesting.h"
+#include "base/parse.h"
 
 namespace g3n::registry {
 namespace fs = std::filesystem;
@@ -84,6 +86,7 @@ struct HttpResponse {
   int64_t content_length = -1;
   bool stopped_by_callback = false;
   bool stalled = false;
+  bool range_refused = false;  // a ranged download's answer did not start at the requested byte: nothing written
 };
 
 struct TransferCtx {
@@ -95,6 +98,7 @@ struct TransferCtx {
   Clock::duration stall_timeout;
   Clock::time_point last_activity;
   curl_off_t last_dl = 0;
+  bool range_checked = false;
 };
 
 size_t header_cb(char* buf, size_t size, size_t n, void* ud) {
@@ -109,12 +113,34 @@ size_t header_cb(char* buf, size_t size, size_t n, void* ud) {
   return size * n;
 }
 
+// A ranged download may write only what starts at the requested byte: a 206 whose Content-Range starts there,
+// or a 200 (the whole blob) when the range starts at 0. A server or proxy that drops Range would otherwise put
+// the blob's first bytes at the resume point.
+bool range_honoured(const TransferCtx& ctx, long status) {
+  const std::string& range = ctx.req->range;
+  const std::optional<int64_t> start = parse_int(std::string_view(range).substr(0, range.find('-')), 0);
+  if (!start) return false;
+  if (status == 200) return *start == 0;
+  if (status != 206) return false;
+  const auto it = ctx.resp->headers.find("content-range");  // "bytes START-END/TOTAL"
+  if (it == ctx.resp->headers.end() || it->second.rfind("bytes ", 0) != 0) return false;
+  const size_t dash = it->second.find('-', 6);
+  return dash != std::string::npos && parse_int(std::string_view(it->second).substr(6, dash - 6), 0) == start;
+}
+
 size_t body_cb(char* buf, size_t size, size_t n, void* ud) {
   auto* ctx = static_cast<TransferCtx*>(ud);
   const size_t len = size * n;
   long status = 0;
   curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &status);
   if (status >= 200 && status < 300 && ctx->req->on_body) {
+    if (!ctx->req->range.empty() && !ctx->range_checked) {
+      ctx->range_checked = true;
+      if (!range_honoured(*ctx, status)) {
+        ctx->resp->range_refused = true;
+        return 0;  // nothing written; curl stops with CURLE_WRITE_ERROR
+      }
+    }
     if (!ctx->req->on_body(buf, len)) {
       ctx->resp->stopped_by_callback = true;
       return 0;  // makes curl stop with CURLE_WRITE_ERROR
@@ -165,6 +191,10 @@ HttpResponse perform(const HttpRequest& req, const RegistryOptions& opts, const 
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs.get());
   curl_easy_setopt(c, CURLOPT_USERAGENT, opts.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // worker threads: no SIGALRM-based DNS timeouts
+  // HTTP(S) only, redirects included: a registry's auth realm or Location must not make curl read a local
+  // file (whose "token" would then go back to the registry) or talk another protocol to an inner host.
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req.follow ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, long(opts.connect_timeout.count()));
@@ -440,9 +470,11 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
       part->n = n;
       part->offset = j.at("Offset").get<int64_t>();
       part->size = j.at("Size").get<int64_t>();
-      part->completed = std::clamp<int64_t>(j.at("Completed").get<int64_t>(), 0, part->size);
-      if (part->offset != total || part->size < 0) throw std::runtime_error("non-contiguous");
-      total += part->size;
+      const int64_t completed = j.at("Completed").get<int64_t>();
+      // Trusted only as far as consistent: parts contiguous from 0, sizes and progress not negative, no overflow.
+      if (part->offset != total || part->size < 0 || completed < 0 || __builtin_add_overflow(total, part->size, &total))
+        throw std::runtime_error("inconsistent part state");
+      part->completed = std::min(completed, part->size);
       parts.push_back(std::move(part));
     } catch (const std::exception&) {
       parts.clear();
@@ -535,7 +567,7 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
       }
     };
     int failures = 0;
-    bool refreshed = false;
+    int64_t refreshed_at = -1;  // part->completed when the token was last refreshed
     while (part->completed < part->size && !abort) {
       const int64_t start = part->offset + part->completed;
       const int64_t end = part->offset + part->size - 1;
@@ -568,21 +600,23 @@ RegistryClient::Impl::Pending RegistryClient::Impl::download(const ModelName& na
                       " (downloaded data is kept; pull again to resume)", 0);
         return;
       }
+      if (r.range_refused) {
+        set_fatal("pull " + d.digest + ": the server did not honour the Range request (HTTP " + std::to_string(r.status) +
+                      "; downloaded data is kept)", int(r.status));
+        return;
+      }
       if (part->completed >= part->size) break;
       if (abort) return;
       if (r.code == CURLE_ABORTED_BY_CALLBACK) {
         set_fatal("pull cancelled", 0);
         return;
       }
-      if (r.code == CURLE_OK && r.status == 200 && start != 0) {
-        set_fatal("pull " + d.digest + ": server ignored the Range request", 200);
-        return;
-      }
       if (r.code == CURLE_OK && r.status == 401) {
         try {
-          if (refreshed) throw RegistryError("unauthorized: access denied", 401);
+          // Tokens expire during long pulls: refresh again once bytes arrived on the last one.
+          if (refreshed_at == part->completed) throw RegistryError("unauthorized: access denied", 401);
           refresh_token(r);
-          refreshed = true;
+          refreshed_at = part->completed;
           continue;
         } catch (const RegistryError& e) {
           set_fatal(e.what(), e.http_status());
