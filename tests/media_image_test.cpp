@@ -464,6 +464,47 @@ TEST(MediaImage, CorruptData) {
   EXPECT_TRUE(has(error_of(bm), "BMP image: corrupt")) << error_of(bm);
 }
 
+// A PNG whose compressed stream inflates far past what its header's size needs (a 1x1 image whose IDAT is 8 MB
+// of zeros in 50 KB): refused instead of inflated whole (stb's inflater grows its buffer for as long as the
+// stream goes on; a 2 MB file took 2 GB and was accepted).
+TEST(MediaImage, PngInflatingPastItsSizeIsRefused) {
+  std::vector<uint8_t> z = {0x78, 0x01};
+  uint64_t acc = 0;
+  int nbits = 0;
+  auto put = [&](uint32_t v, int n) {  // n bits, least significant first
+    acc |= static_cast<uint64_t>(v) << nbits;
+    nbits += n;
+    while (nbits >= 8) z.push_back(static_cast<uint8_t>(acc)), acc >>= 8, nbits -= 8;
+  };
+  auto put_code = [&](uint32_t code, int n) {  // a Huffman code, most significant bit first
+    for (int i = n - 1; i >= 0; --i) put((code >> i) & 1, 1);
+  };
+  put(1, 1);  // the final block
+  put(1, 2);  // fixed Huffman codes
+  put_code(0x30, 8);  // literal 0
+  const uint64_t matches = (8u << 20) / 258;
+  for (uint64_t i = 0; i < matches; ++i) {
+    put_code(0xC5, 8);  // length code 285: 258 bytes
+    put_code(0, 5);     // distance code 0: distance 1
+  }
+  put_code(0, 7);  // end of block
+  if (nbits) put(0, 8 - nbits);
+  const uint64_t n = 1 + matches * 258;
+  put_be32(z, static_cast<uint32_t>(((n % 65521) << 16) | 1));  // Adler-32 of n zero bytes
+  std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  std::vector<uint8_t> ihdr;
+  put_be32(ihdr, 1);
+  put_be32(ihdr, 1);
+  ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
+  png_chunk(b, "IHDR", ihdr);
+  png_chunk(b, "IDAT", z);
+  png_chunk(b, "IEND", {});
+  ASSERT_LT(b.size(), 100u << 10);
+  EXPECT_TRUE(has(error_of(b), "PNG image: corrupt")) << error_of(b);
+  // The same stream cut to what the image needs decodes (the limit leaves room for real files).
+  EXPECT_EQ(error_of(make_png(1, 1, 8, 2, {0, 0, 0})), "(no error)");
+}
+
 TEST(MediaImage, ZeroSize) {
   EXPECT_TRUE(has(error_of(make_png(0, 4, 8, 2, {})), "PNG image")) << error_of(make_png(0, 4, 8, 2, {}));
   const uint8_t palette[12] = {};

@@ -1,6 +1,7 @@
 #include "media/image.h"
 
 #include "media/image_orientation.h"
+#include "media/stb_alloc_limit.h"
 
 #include <turbojpeg.h>
 #include <webp/decode.h>
@@ -203,6 +204,10 @@ RgbImage decode_stb(std::span<const uint8_t> b, ImageFormat f, const ImageLimits
   const int len = static_cast<int>(b.size());
   int w = 0, h = 0, n = 0;
   RgbImage img;
+  // No buffer beyond what this size needs: the inflated rows (filter byte + 8 bytes per pixel at most) twice over
+  // (the inflater grows by doubling), or the 4-channel 16-bit output, plus slack for the small tables.
+  const uint64_t pixels_bytes = static_cast<uint64_t>(info.height) * (static_cast<uint64_t>(info.width) * 8 + 1);
+  const media::StbAllocLimit alloc_limit(static_cast<size_t>(2 * pixels_bytes + (4u << 20)));
   // Always ask for 4 channels: with 0, stb reports the file's channel count, which differs from the data's
   // for palette and tRNS images. Gray comes back replicated, and alpha is dropped below.
   if (stbi_is_16_bit_from_memory(b.data(), len)) {
