@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "tools/hf_checkpoint.h"
 #include "tools/hf_mmproj_gguf.h"
 #include "tools/hf_test_checkpoint.h"
+#include "tools/safetensors_writer.h"
 
 namespace g3n {
 namespace {
@@ -99,6 +101,38 @@ TEST(HfMmproj, NoAudioLeavesTheAudioTowerOut) {
   EXPECT_EQ(got.get_bool("clip.has_audio_encoder"), false);
   for (const auto& t : got.tensors()) EXPECT_NE(t.name.rfind("a.", 0), 0u) << t.name;
   expect_tower_equal(got, vision_fixture(), "v.", "mm.");
+}
+
+// A tower tensor that is a scalar, or has an empty dimension, is refused with its name (the writer indexed the
+// first dimension of a scalar and divided the audio width by an empty per_dim_scale: SIGSEGV and SIGFPE).
+TEST(HfMmproj, ScalarOrEmptyTowerTensorsAreRefused) {
+  struct Case {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+  for (const Case& c : {Case{"model.vision_tower.timm_model.zz_scalar", {}},
+                        Case{"model.vision_tower.timm_model.zz_zero", {0}},
+                        Case{"model.vision_tower.timm_model.zz_empty", {4, 0}}}) {
+    SCOPED_TRACE(c.name);
+    const std::string d = test::process_dir("hf-mmproj") + "/damaged";
+    fs::remove_all(d);
+    fs::copy(checkpoint_with_towers(), d);
+    SafetensorsWriter extra;
+    extra.add_bytes(c.name, "F32", c.shape, std::vector<uint8_t>(c.shape.empty() ? 4 : 0, 0));
+    extra.write(d + "/extra.safetensors");
+    std::ifstream in(d + "/model.safetensors.index.json");
+    nlohmann::json index = nlohmann::json::parse(in);
+    in.close();
+    index["weight_map"][c.name] = "extra.safetensors";
+    std::ofstream(d + "/model.safetensors.index.json", std::ios::trunc) << index.dump();
+    const auto ck = HfCheckpoint::open(d);
+    try {
+      write_hf_mmproj_gguf(ck, d + "/out.gguf", HfMmprojOptions{});
+      ADD_FAILURE() << "converted";
+    } catch (const HfCheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.name), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(HfMmproj, NamesRoundTrip) {

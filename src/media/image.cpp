@@ -74,9 +74,10 @@ RgbImage decode_jpeg(std::span<const uint8_t> b, const ImageLimits& limits) {
   check_dims(info.format, info.width, info.height, limits);
   RgbImage img{info.width, info.height, {}};
   img.rgb.resize(static_cast<size_t>(info.width) * info.height * 3);
-  // Flags 0: libjpeg's defaults (islow DCT, fancy upsampling), which Pillow also uses.
+  // libjpeg's defaults (islow DCT, fancy upsampling), which Pillow also uses; LIMITSCANS refuses a progressive
+  // file of more than 500 scans (each a pass over the whole image: libjpeg-turbo's guard against CPU bombs).
   if (tjDecompress2(h.get(), b.data(), static_cast<unsigned long>(b.size()), img.rgb.data(), info.width, 0,
-                    info.height, TJPF_RGB, 0) != 0) {
+                    info.height, TJPF_RGB, TJFLAG_LIMITSCANS) != 0) {
     const std::string msg = one_line(tjGetErrorStr2(h.get()));
     // Warnings (e.g. extraneous bytes) leave a usable image and Pillow ignores them; a premature end is
     // a truncated file, which Pillow refuses ("image file is truncated").

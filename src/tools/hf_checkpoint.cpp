@@ -86,7 +86,8 @@ HfTextConfig parse_text_config(const json& tc, const std::string& file) {
     c.intermediate_size.assign(static_cast<size_t>(L), r.integer("intermediate_size"));
   } else if (ff.is_array() && ff.size() == static_cast<size_t>(L)) {
     for (const auto& v : ff) {
-      if (!v.is_number_integer() || v.get<int64_t>() <= 0) throw HfCheckpointError(file + ": intermediate_size holds a non-positive entry");
+      if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (int64_t{1} << 30))
+        throw HfCheckpointError(file + ": intermediate_size holds an entry out of range (1..2^30)");
       c.intermediate_size.push_back(v.get<int>());
     }
   } else {
@@ -136,16 +137,18 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir_in) {
   ck.has_vision_ = cfg.contains("vision_config") && cfg["vision_config"].is_object();
   ck.has_audio_ = cfg.contains("audio_config") && cfg["audio_config"].is_object();
   auto num = [](const json& o, const char* k, double dflt) { return o.is_object() && o.contains(k) && o[k].is_number() ? o[k].get<double>() : dflt; };
+  // A size as an int, -1 when the number is none (a double past int's range would make the cast undefined).
+  auto size_of = [](double v) { return v >= 0 && v <= 1e9 ? static_cast<int>(v) : -1; };
   if (ck.has_vision_) ck.mm_.vision_eps = num(cfg["vision_config"], "rms_norm_eps", 1e-6);
   if (ck.has_audio_) {
     ck.mm_.audio_eps = num(cfg["audio_config"], "rms_norm_eps", 1e-6);
-    ck.mm_.audio_mel_bins = static_cast<int>(num(cfg["audio_config"], "input_feat_size", 128));
+    ck.mm_.audio_mel_bins = size_of(num(cfg["audio_config"], "input_feat_size", 128));
   }
   const std::string pre_path = ck.path_of("preprocessor_config.json");
   if (fs::exists(pre_path)) {
     const json pre = read_hf_json(pre_path);
     if (pre.is_object() && pre.contains("size") && pre["size"].is_object())
-      ck.mm_.image_size = static_cast<int>(num(pre["size"], "height", 768));
+      ck.mm_.image_size = size_of(num(pre["size"], "height", 768));
   }
   if (ck.mm_.image_size <= 0 || ck.mm_.image_size > 16384 || ck.mm_.audio_mel_bins <= 0 || ck.mm_.audio_mel_bins > 4096)
     throw HfCheckpointError(cfg_path + ": image size or mel bins out of range");

@@ -131,6 +131,10 @@ std::vector<HfMmprojTensor> hf_mmproj_tensors(const HfCheckpoint& ck, const HfMm
     if (audio ? !opt.audio : !opt.vision) continue;
     const HfTensorRef r = ck.get(n);
     std::vector<int64_t> ne(r.tensor->shape.rbegin(), r.tensor->shape.rend());
+    // Safetensors allows scalars and empty dimensions; no tower tensor is either (the writer indexes ne[0],
+    // the head count divides by a width).
+    if (ne.empty() || std::find(ne.begin(), ne.end(), 0) != ne.end())
+      throw HfCheckpointError(r.file->path() + ": tensor '" + n + "' is a scalar or has an empty dimension");
     if (channel_vector(g) && ne.size() == 1) ne = {1, 1, ne[0], 1};
     out.push_back({g, n, ne, tower_type(g, ne.size(), opt.f32)});
   }
@@ -184,7 +188,11 @@ void write_hf_mmproj_gguf(const HfCheckpoint& ck, const std::string& out_path, c
     uint32_t blocks = 0;
     while (std::any_of(tensors.begin(), tensors.end(), [&](const HfMmprojTensor& t) { return starts(t.name, "a.blk." + std::to_string(blocks) + "."); })) ++blocks;
     w.set_u32("clip.audio.block_count", blocks);
-    w.set_u32("clip.audio.attention.head_count", static_cast<uint32_t>(dim("a.blk.0.ln1.weight", 0) / dim("a.blk.0.per_dim_scale", 0)));
+    const int64_t width = dim("a.blk.0.ln1.weight", 0), head_dim = dim("a.blk.0.per_dim_scale", 0);
+    if (width % head_dim != 0)
+      throw HfCheckpointError(ck.dir() + ": the audio tower's width " + std::to_string(width) + " is not a multiple of its head size " +
+                              std::to_string(head_dim));
+    w.set_u32("clip.audio.attention.head_count", static_cast<uint32_t>(width / head_dim));
     w.set_u32("clip.audio.num_mel_bins", static_cast<uint32_t>(mc.audio_mel_bins));
     w.set_f32("clip.audio.attention.layer_norm_epsilon", static_cast<float>(mc.audio_eps));
   }
