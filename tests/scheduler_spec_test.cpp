@@ -168,6 +168,43 @@ TEST(SchedulerSpec, DraftSequenceIsSizedByTheEngineNotTheRequestsNumBatch) {
   EXPECT_EQ(kv[1], kv[2]);
 }
 
+// A long prompt read in small passes does not stall the other slots: they take a decode step between its
+// chunks (it once ran whole, so an answer in progress waited for it). A generating job A (its 25 greedy tokens
+// end at the model's end of turn) and a prompt B of 150 rows read one row per pass: A finishes while B reads.
+TEST(SchedulerSpec, ALongPromptLetsTheOtherSlotsDecodeBetweenItsChunks) {
+  auto model = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
+  const Tokenizer tok = Tokenizer::from_gguf(model->file());
+  const TokenTexts texts(tok);
+  server::Scheduler sched(*model, tok, texts, {.num_parallel = 2, .max_queue = 4});
+  auto a = greedy_job(test::tiny_prompts()[0].tokens);
+  a->sampling.num_predict = 100;
+  a->sampling.stop.clear();
+  ASSERT_TRUE(sched.submit(a));
+  std::string piece;
+  while (piece.empty() && !a->wait(piece, std::chrono::milliseconds(10))) {}  // A is generating
+  std::vector<int32_t> long_prompt = {2};
+  for (int i = 0; i < 150; ++i) long_prompt.push_back(static_cast<int32_t>(300 + i % 50));
+  auto b = greedy_job(long_prompt);
+  b->ctx_params.n_batch = 1;
+  b->sampling.num_predict = 1;
+  ASSERT_TRUE(sched.submit(b));
+  bool a_done = false, b_done = false, a_first = false;
+  for (int i = 0; i < 12000 && !(a_done && b_done); ++i) {
+    std::string t;
+    if (!a_done && a->wait(t, std::chrono::milliseconds(5))) {
+      a_done = true;
+      a_first = !b_done;
+    }
+    if (!b_done && b->wait(t, std::chrono::milliseconds(5))) b_done = true;
+  }
+  ASSERT_TRUE(a_done && b_done);
+  EXPECT_EQ(a->error(), "");
+  EXPECT_EQ(b->error(), "");
+  ASSERT_GE(a->stats().generated.size(), 20u);  // A had many steps left when B came (no early end hides the order)
+  EXPECT_TRUE(a_first) << "the answer in progress waited for the whole prompt";
+  EXPECT_EQ(b->stats().prompt_tokens, static_cast<int>(long_prompt.size()));
+}
+
 TEST(SchedulerSpec, ModelDrafterWithoutADraftModelFailsWithAMessage) {
   auto model = Model::load(test::tiny_dir() + "/models/gemma3n-tiny-q4_k_m.gguf");
   const Tokenizer tok = Tokenizer::from_gguf(model->file());

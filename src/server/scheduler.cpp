@@ -92,6 +92,7 @@ struct Scheduler::Slot {
   std::optional<SpeculativeDecoder> spec;
   std::vector<int32_t> rows;
   bool ready = false;
+  bool begun = false;  // begin() finished: the slot generates (admitted slots wait for theirs)
 };
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const TokenTexts& texts, SchedulerConfig cfg)
@@ -194,19 +195,28 @@ void Scheduler::run() {
       return;
     }
     for (Slot* s : admitted) begin(*s);
-    std::vector<Slot*> batch;
-    for (auto& s : slots_)
-      if (s->job && (s->ready || sample_next(*s))) batch.push_back(s.get());
-    if (!batch.empty()) decode_step(batch);
+    step_others(nullptr);
   }
+}
+
+double Scheduler::step_others(const Slot* except) {
+  const Clock::time_point t0 = Clock::now();
+  std::vector<Slot*> batch;
+  for (auto& s : slots_)
+    if (s.get() != except && s->job && s->begun && (s->ready || sample_next(*s))) batch.push_back(s.get());
+  if (batch.empty()) return 0;
+  decode_step(batch);
+  return seconds_since(t0);
 }
 
 void Scheduler::begin(Slot& s) {
   Job& j = *s.job;
   const Clock::time_point t0 = Clock::now();
+  double others_s = 0;  // the other slots' decode steps run between this prompt's chunks
   s.gen.reset();
   s.spec.reset();
   s.ready = false;
+  s.begun = false;
   s.pending = -1;
   try {
     if (j.cancel.load()) {
@@ -247,13 +257,24 @@ void Scheduler::begin(Slot& s) {
     if (j.share_group != 0) common = borrow_sibling_prefix(s, common);
     if (common == 0) s.seq->reset();  // no usable prefix (e.g. the sliding rings wrapped): start clean
     s.keys.resize(common);
-    // num_batch bounds the rows of one pass: longer prompts are read in chunks of at most that many.
+    // num_batch bounds the rows of one pass: longer prompts are read in chunks of at most that many. Between
+    // chunks the other slots take a decode step (a long prompt does not stall their answers), and a client that
+    // left ends the evaluation there (the rows read so far stay reusable).
     const size_t chunk = static_cast<size_t>(std::clamp(j.ctx_params.n_batch, 1, engine_->params().n_batch));
     for (size_t pos = common; pos < j.prompt.size(); pos += chunk) {
+      if (pos > common) {
+        others_s += step_others(&s);
+        if (j.cancel.load()) {
+          s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().begin() + static_cast<std::ptrdiff_t>(pos));
+          end(s, DoneReason::Cancel);
+          return;
+        }
+      }
       const RowsView rows = j.prompt.view().subspan(pos, chunk);
       const bool last = pos + chunk >= j.prompt.size();
       const SequenceWork w{s.seq.get(), rows, static_cast<int64_t>(pos), last ? LogitsFor::Last : LogitsFor::None};
       engine_->eval(std::span<const SequenceWork>(&w, 1));
+      s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().begin() + static_cast<std::ptrdiff_t>(std::min(pos + chunk, j.prompt.size())));
     }
     s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
     s.cached = static_cast<int>(common);
@@ -271,7 +292,8 @@ void Scheduler::begin(Slot& s) {
       s.spec.emplace(*d, j.spec);
       s.spec->begin(j.prompt);
     }
-    s.prompt_s = seconds_since(t0);  // a draft model's prefill included
+    s.prompt_s = seconds_since(t0) - others_s;  // a draft model's prefill included
+    s.begun = true;
   } catch (const std::exception& e) {
     fail(s, e.what());
   }
@@ -347,7 +369,9 @@ void Scheduler::embed_prompt(Slot& s, Clock::time_point t0) {
   const int64_t D = model_.config().n_embd;
   std::vector<double> sum(static_cast<size_t>(D), 0.0);
   const size_t chunk = static_cast<size_t>(std::clamp(j.ctx_params.n_batch, 1, engine_->params().n_batch));
+  double others_s = 0;  // as a prompt's: the other slots step between chunks
   for (size_t pos = 0; pos < j.prompt.size(); pos += chunk) {
+    if (pos > 0) others_s += step_others(&s);
     if (j.cancel.load()) {  // the client went away: the rest of a long input is not worth evaluating
       end(s, DoneReason::Cancel);
       return;
@@ -366,7 +390,7 @@ void Scheduler::embed_prompt(Slot& s, Clock::time_point t0) {
   // The cache now holds the input: a later prompt that shares its prefix may reuse it.
   s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
   s.cached = 0;
-  s.prompt_s = seconds_since(t0);
+  s.prompt_s = seconds_since(t0) - others_s;
   end(s, DoneReason::Stop);
 }
 
@@ -477,6 +501,7 @@ void Scheduler::end(Slot& s, DoneReason reason, const std::string& error) {
   if (s.spec) s.job->spec_stats = s.spec->stats();
   s.job->finish(std::move(st), error);
   s.job.reset();
+  s.begun = false;
   s.gen.reset();
   s.spec.reset();
   s.ready = false;

@@ -106,6 +106,8 @@ class Scheduler {
   void run();
   Slot* pick_slot(const Job& job);
   void begin(Slot& s);
+  // One decode step for every begun slot but `except` (between a prompt's chunks); returns the seconds it took.
+  double step_others(const Slot* except);
   // The drafter the job's spec mode asks for, or nullptr (spec none); a draft model's drafter is the slot's own,
   // kept between requests that draft with the same model (its sequence is reused as the target's is).
   Drafter* drafter_for(Slot& s);
