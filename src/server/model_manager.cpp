@@ -58,7 +58,7 @@ AudioEncoder& LoadedModel::audio_encoder() const {
   throw HttpError(400, "model has no audio encoder: '" + name + "' cannot take audio");
 }
 
-ModelManager::Lease::~Lease() { mgr_->release(lm_, keep_alive_); }
+ModelManager::Lease::~Lease() { mgr_->release(lm_, keep_alive_, arrival_); }
 
 std::string ModelManager::key_for(const std::string& name) const {
   // Over HTTP a model is a name in the store, never a filesystem path: a path answers exactly as a
@@ -88,10 +88,10 @@ std::unique_ptr<ModelManager::Lease> ModelManager::acquire(const std::string& na
   const auto t0 = std::chrono::steady_clock::now();
   const std::optional<std::chrono::nanoseconds> keep_alive = requested.given ? requested.duration : default_keep_alive_;
   const std::string key = key_for(name);
-  auto grab = [&](const std::shared_ptr<LoadedModel>& lm) {
+  auto grab = [&](const std::shared_ptr<LoadedModel>& lm) {  // under mu_
     ++lm->users;
     if (load_s) *load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return std::make_unique<Lease>(this, lm, keep_alive);
+    return std::make_unique<Lease>(this, lm, keep_alive, ++arrivals_);
   };
   {
     std::lock_guard lk(mu_);
@@ -207,15 +207,21 @@ const Model& ModelManager::draft_model(LoadedModel& m, SpecMode mode, const std:
   return *m.drafts.emplace(key, std::move(d)).first->second;
 }
 
-void ModelManager::release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive) {
+void ModelManager::release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive,
+                           uint64_t arrival) {
   std::shared_ptr<LoadedModel> unloading;
   {
     std::lock_guard lk(mu_);
     --lm->users;
-    lm->keep_alive = keep_alive;
-    if (keep_alive) lm->expires_at = SysClock::now() + std::chrono::duration_cast<SysClock::duration>(*keep_alive);
+    // Keep-alives apply in the order the requests came, as Ollama's do: a long generation ending after an unload
+    // request (keep_alive 0) must not bring back its own 5 minutes.
+    if (arrival >= lm->keep_alive_arrival) {
+      lm->keep_alive_arrival = arrival;
+      lm->keep_alive = keep_alive;
+    }
+    if (lm->keep_alive) lm->expires_at = SysClock::now() + std::chrono::duration_cast<SysClock::duration>(*lm->keep_alive);
     else lm->expires_at = SysClock::time_point::max();
-    if (lm->users == 0 && keep_alive && keep_alive->count() == 0) {
+    if (lm->users == 0 && lm->keep_alive && lm->keep_alive->count() == 0) {
       auto it = models_.find(lm->key);
       if (it != models_.end() && it->second == lm) {
         unloading = it->second;
@@ -234,11 +240,7 @@ bool ModelManager::unload(const std::string& name) {
     try { key = key_for(name); } catch (...) { return false; }
     auto it = models_.find(key);
     if (it == models_.end()) return false;
-    if (it->second->users > 0) {
-      it->second->keep_alive = std::chrono::nanoseconds(0);
-      it->second->expires_at = SysClock::now();
-      return true;
-    }
+    // Even in use: a new request must not get the deleted or replaced model (the leases keep their instance).
     gone = it->second;
     models_.erase(it);
   }

@@ -57,6 +57,7 @@ struct LoadedModel {
   int users = 0;
   std::optional<std::chrono::nanoseconds> keep_alive;  // nullopt: forever
   std::chrono::system_clock::time_point expires_at;
+  uint64_t keep_alive_arrival = 0;  // the arrival of the request whose keep_alive applies (the latest one ended)
 
   // The encoder for a request with images: HttpError(400) when the model has no projector, or when its
   // projector could not be loaded (with the reason: another width, a bad file). 400, not 500: asking
@@ -76,8 +77,8 @@ class ModelManager {
   // Keeps a model loaded while alive; on destruction starts its keep_alive timer.
   class Lease {
    public:
-    Lease(ModelManager* m, std::shared_ptr<LoadedModel> lm, std::optional<std::chrono::nanoseconds> keep_alive)
-        : mgr_(m), lm_(std::move(lm)), keep_alive_(keep_alive) {}
+    Lease(ModelManager* m, std::shared_ptr<LoadedModel> lm, std::optional<std::chrono::nanoseconds> keep_alive, uint64_t arrival)
+        : mgr_(m), lm_(std::move(lm)), keep_alive_(keep_alive), arrival_(arrival) {}
     ~Lease();
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -88,6 +89,7 @@ class ModelManager {
     ModelManager* mgr_;
     std::shared_ptr<LoadedModel> lm_;
     std::optional<std::chrono::nanoseconds> keep_alive_;
+    uint64_t arrival_;  // the order requests asked for the model: the last to ask sets its keep_alive
   };
 
   // Resolves `name` (a store name, never a path; never pulls) and loads it if needed. keep_alive is
@@ -105,7 +107,9 @@ class ModelManager {
   // std::exception for load failures.
   const Model& draft_model(LoadedModel& m, SpecMode mode, const std::string& draft, bool from_model);
   static constexpr size_t kMaxDrafts = 4;  // distinct drafts per loaded model: each holds its own weights or slices
-  // Unloads now if no request uses it (else when the last one ends). Returns whether it was loaded.
+  // Forgets the loaded model of this name (it was deleted or re-created): the next request loads the store's model
+  // again; requests in flight finish on the instance they hold, which is freed with the last of them. Returns
+  // whether it was loaded.
   bool unload(const std::string& name);
   std::vector<std::shared_ptr<LoadedModel>> loaded() const;
   // When the model will be unloaded (while in use: now + its keep_alive; far future for forever).
@@ -119,7 +123,7 @@ class ModelManager {
   std::string key_for(const std::string& name) const;
 
  private:
-  void release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive);
+  void release(const std::shared_ptr<LoadedModel>& lm, std::optional<std::chrono::nanoseconds> keep_alive, uint64_t arrival);
   void reap();
 
   store::StoreConfig store_;
@@ -130,6 +134,7 @@ class ModelManager {
   std::mutex load_mu_;  // one load at a time; lookups of loaded models never wait for it
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<LoadedModel>> models_;
+  uint64_t arrivals_ = 0;  // leases handed out (guarded by mu_)
   bool stop_ = false;
   std::thread reaper_;
 };
