@@ -620,6 +620,10 @@ TEST_F(ServerCreate, ErrorsLeaveTheStoreAsItWas) {
   st += st_header + std::string(4, '\0');
   const std::string ds = digest_of(st);
   ASSERT_EQ(upload(ds, st).first, 201);
+  // A GGUF by its magic only: refused when made, not stored to fail every load.
+  const std::string bogus("GGUF\x03\0\0\0garbage", 15);
+  const std::string db = digest_of(bogus);
+  ASSERT_EQ(upload(db, bogus).first, 201);
   // A projector made for a model of another width.
   const fs::path other = root_.parent_path() / (root_.filename().string() + "-narrow-mmproj.gguf");
   auto spec = *random_mmproj_preset("tiny");
@@ -649,6 +653,7 @@ TEST_F(ServerCreate, ErrorsLeaveTheStoreAsItWas) {
       {"a GGUF named as a shard", {{"model", "x"}, {"files", {{"model.safetensors", dm}}}}, 400, "file \"model.safetensors\" is a GGUF file"},
       {"a checkpoint by content, no tokenizer", {{"model", "x"}, {"files", {{"weights", ds}, {"config.json", dt}}}}, 400, "tokenizer.json is missing"},
       {"not a GGUF", {{"model", "x"}, {"files", {{"model.gguf", dm}, {"notes.txt", dt}}}}, 400, "file \"notes.txt\" is not a GGUF file"},
+      {"a GGUF by its magic only", {{"model", "x"}, {"files", {{"model.gguf", db}}}}, 400, "model.gguf: not a valid GGUF file"},
       {"two models", {{"model", "x"}, {"files", {{"a.gguf", dm}, {"b.gguf", dm}}}}, 400, "a second model"},
       {"from and a model file", {{"model", "x"}, {"from", "tiny"}, {"files", {{"a.gguf", dm}}}}, 400, "a second model"},
       {"two projectors", {{"model", "x"}, {"files", {{"a.gguf", dm}, {"p.gguf", dp}, {"q.gguf", dn}}}}, 400, "a second projector"},

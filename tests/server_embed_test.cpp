@@ -160,6 +160,13 @@ TEST_F(EmbedServer, EmptyAndBadInputs) {
   EXPECT_EQ(st3, 400);
   auto [st4, b4] = post("/api/embed", {{"model", "nope"}, {"input", "x"}});
   EXPECT_EQ(st4, 404);
+  // Every input becomes a job before any is embedded: more than 2048 strings in one request are refused.
+  const json many(std::vector<std::string>(2049, "a"));
+  for (const char* path : {"/api/embed", "/v1/embeddings"}) {
+    auto [st5, b5] = post(path, {{"model", "tiny"}, {"input", many}});
+    EXPECT_EQ(st5, 400) << path;
+    EXPECT_NE(b5.dump().find("at most 2048"), std::string::npos) << b5.dump();
+  }
 }
 
 TEST_F(EmbedServer, OlderEmbeddingsEndpointAnswersTheRawMean) {

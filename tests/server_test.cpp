@@ -280,6 +280,21 @@ TEST_F(ServerGenerate, DeeplyNestedJsonIsA400AndTheServerLivesOn) {
   EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"prompt", "x"}, {"stream", false}, {"options", opts}}).first, 200);
 }
 
+// Fields of the wrong type are the request's fault: 400 with the reason, not a 500 carrying a library's text.
+TEST_F(ServerGenerate, WrongFieldTypesAre400) {
+  const std::vector<std::pair<std::string, json>> bodies = {
+      {"/api/chat", {{"model", "tiny"}, {"stream", false}, {"messages", {{{"role", "tool"}, {"content", "x"}, {"tool_name", 5}}}}}},
+      {"/v1/chat/completions", {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", {{{"type", 5}, {"text", "x"}}}}}}}}},
+      {"/v1/chat/completions", {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"response_format", {{"type", 3}}}}},
+      {"/v1/chat/completions", {{"model", "tiny"}, {"stream", true}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"stream_options", {{"include_usage", "yes"}}}}},
+  };
+  for (const auto& [path, body] : bodies) {
+    auto [status, text] = post_raw(path, body.dump());
+    EXPECT_EQ(status, 400) << path << " " << body.dump() << ": " << text;
+    EXPECT_EQ(text.find("json.exception"), std::string::npos) << text;
+  }
+}
+
 TEST_F(ServerGenerate, MatformerSliceComesFromTheModelParameters) {
   // A model whose Modelfile says PARAMETER matformer FILE.json loads that slice (README §9's s3 of the
   // fixture); a request may repeat the slice, another one is a 400 naming the loaded one.

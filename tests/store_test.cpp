@@ -293,13 +293,15 @@ MESSAGE user hi
   EXPECT_EQ(human_parameter_count(1'000'000), "1M");
 }
 
+const std::string kTinyModel = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q4_k_m.gguf";
+
 TEST_F(StoreFixture, CreateFromGgufAndFromModel) {
   ModelStore store(cfg_);
-  std::ofstream(base_ / "w.gguf", std::ios::binary) << "not really gguf";
+  fs::copy_file(kTinyModel, base_ / "w.gguf");
   Modelfile mf = parse_modelfile("FROM w.gguf\nTEMPLATE {{ .Prompt }}\nPARAMETER temperature 0.1\nLICENSE MIT\n");
   create_model(store, parse_model_name("mine"), mf, base_, {});
   ResolvedModel r = store.resolve(parse_model_name("mine"));
-  EXPECT_EQ(g3n::store::read_file(r.model_path), "not really gguf");
+  EXPECT_EQ(g3n::store::read_file(r.model_path), g3n::store::read_file(kTinyModel));
   EXPECT_EQ(r.params["temperature"], 0.1);
   EXPECT_EQ(r.config["model_format"], "gguf");
   // FROM a model name inherits its layers; the new Modelfile overrides and merges parameters.
@@ -314,6 +316,15 @@ TEST_F(StoreFixture, CreateFromGgufAndFromModel) {
   EXPECT_EQ(c.manifest.find_layer(media::kModel)->from, "mine:latest");
   EXPECT_THROW(create_model(store, parse_model_name("x"), parse_modelfile("FROM missing.gguf"), base_, {}),
                StoreError);
+  // A file only its name or magic calls GGUF is refused before anything is stored.
+  std::ofstream(base_ / "bogus.gguf", std::ios::binary) << std::string("GGUF\x03\0\0\0garbage", 15);
+  try {
+    create_model(store, parse_model_name("bogus"), parse_modelfile("FROM bogus.gguf"), base_, {});
+    ADD_FAILURE() << "stored";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a valid GGUF file"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(store.resolve(parse_model_name("bogus")), StoreError);
 }
 
 

@@ -417,6 +417,9 @@ EmbedRequest parse_embed(const json& body, EmbedApi api) {
       if (api == EmbedApi::OpenAI || !in.get<std::string>().empty()) r.inputs.push_back(in.get<std::string>());
     } else if (in.is_array()) {
       if (api == EmbedApi::OpenAI && in.empty()) throw HttpError(400, what);
+      // Each input becomes a job with its tokens before any is embedded: the count is bounded (OpenAI's limit).
+      if (in.size() > kMaxEmbedInputs)
+        throw HttpError(400, "input: at most " + std::to_string(kMaxEmbedInputs) + " strings per request");
       for (const auto& v : in) {
         if (!v.is_string()) throw HttpError(400, what);
         r.inputs.push_back(v.get<std::string>());

@@ -102,6 +102,7 @@ struct OpenAIRequest {
 };
 inline constexpr int kMaxChoices = 8;
 inline constexpr int kMaxTopLogprobs = 20;
+inline constexpr size_t kMaxEmbedInputs = 2048;  // strings in one embedding request (OpenAI's limit)
 OpenAIRequest parse_openai_chat(const nlohmann::json& body, std::string_view raw = {});
 OpenAIRequest parse_openai_completion(const nlohmann::json& body, std::string_view raw = {});
 

@@ -85,6 +85,11 @@ std::pair<int, std::string> error_status(std::exception_ptr e) {
     return {404, x.what()};
   } catch (const store::NameError& x) {
     return {400, x.what()};
+  } catch (const nlohmann::json::type_error& x) {
+    // A request field of the wrong type, read with json::value() or get(): the request's fault, not the server's.
+    const std::string what = x.what();
+    const size_t tag = what.find("] ");
+    return {400, "invalid request: a field has the wrong type (" + (tag == std::string::npos ? what : what.substr(tag + 2)) + ")"};
   } catch (const std::bad_alloc&) {
     return {500, "out of memory"};
   } catch (const std::exception& x) {

@@ -347,6 +347,15 @@ void check_sources(const ModelStore& store, const ModelSources& src) {
   std::optional<ResolvedModel> base;
   if (src.parent) base = store.resolve(parse_model_name(*src.parent));
   if (src.projector) check_projector(src.projector->path, src.model ? src.model->path : base->model_path);
+  // The whole header and tensor table, as a load reads them: a file only the magic calls GGUF is refused now,
+  // not stored to fail every load.
+  if (src.model) {
+    try {
+      (void)GgufFile::open(src.model->path.string());
+    } catch (const std::exception& e) {
+      throw StoreError(src.model->label + ": not a valid GGUF file: " + e.what());
+    }
+  }
 }
 
 Manifest create_model_from(ModelStore& store, const ModelName& name, const ModelSources& src, const Modelfile& mf,
