@@ -1,6 +1,8 @@
 // Ollama's blob upload, for making models over HTTP: HEAD /api/blobs/:digest (is the blob in the store?)
 // and POST /api/blobs/:digest (the raw body, streamed to disk and verified, becomes that blob). Only g3n's
 // own store counts: it is the one an HTTP create reads.
+#include <cstdio>
+
 #include "server/handlers.h"
 #include "server/options.h"
 #include "store/blob_upload.h"
@@ -42,12 +44,19 @@ void ollama_blob_upload(ServerState& s, const HttpRequest& req, HttpResponse& re
       return false;
     }
   });
-  if (!write_error.empty()) throw HttpError(500, "cannot store the blob: " + write_error);
+  // The store's own failures (disk full, a failed rename) name server paths: the log gets them, the client the fact.
+  if (!write_error.empty()) {
+    std::fprintf(stderr, "g3n serve: blob %s: %s\n", digest.c_str(), write_error.c_str());
+    throw HttpError(500, "cannot store the blob " + digest + " (the server's log says why)");
+  }
   if (!whole) throw HttpError(400, "the upload of " + digest + " was interrupted");
   try {
     up.commit();
   } catch (const store::StoreError& e) {
-    throw HttpError(400, e.what());  // digest mismatch
+    const std::string why = e.what();
+    if (why.rfind("digest mismatch", 0) == 0) throw HttpError(400, why);
+    std::fprintf(stderr, "g3n serve: blob %s: %s\n", digest.c_str(), why.c_str());
+    throw HttpError(500, "cannot store the blob " + digest + " (the server's log says why)");
   }
   res.status = 201;
 }
