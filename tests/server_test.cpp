@@ -198,6 +198,18 @@ TEST_F(ServerBasic, PsKeepAliveAndMetrics) {
   auto [s2, r2] = post("/api/generate", {{"model", "tiny"}, {"keep_alive", 0}});
   EXPECT_EQ(r2["done_reason"], "unload");
   EXPECT_EQ(get("/api/ps").second["models"].size(), 0u);
+  // Unloading a model that is not loaded loads nothing (it answered only after a whole load): a model whose
+  // file no longer loads answers the unload; a missing one is a 404.
+  {
+    store::Modelfile mf;
+    mf.from = std::string(G3N_FIXTURES_DIR) + "/gemma3n-tiny/models/gemma3n-tiny-q8_0.gguf";
+    add_model("broken", mf);
+    fs::resize_file(test_store().resolve(store::parse_model_name("broken")).model_path, 64);
+  }
+  EXPECT_EQ(post("/api/generate", {{"model", "broken"}, {"keep_alive", 0}}).second["done_reason"], "unload");
+  EXPECT_EQ(post("/api/chat", {{"model", "broken"}, {"keep_alive", 0}}).second["done_reason"], "unload");
+  EXPECT_EQ(post("/api/generate", {{"model", "broken"}}).first, 500);  // a load: the file is cut
+  EXPECT_EQ(post("/api/generate", {{"model", "nope"}, {"keep_alive", 0}}).first, 404);
   EXPECT_EQ(post("/api/generate", {{"model", "tiny"}, {"keep_alive", "bogus"}}).first, 400);
 
   post("/api/generate", {{"model", "tiny"}, {"prompt", "hi"}, {"stream", false}, {"options", greedy(3)}});

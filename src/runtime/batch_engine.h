@@ -58,7 +58,7 @@ class Sequence {
 
  private:
   friend class BatchEngine;
-  Sequence(const class Gemma3nConfig& c, int n_ctx, int n_batch, KvType type) : cache_(c, n_ctx, n_batch, type) {}
+  Sequence(const Gemma3nConfig& c, int n_ctx, int n_batch, KvType type) : cache_(c, n_ctx, n_batch, type) {}
   KvCache cache_;
   int64_t n_past_ = 0;
   int n_vocab_ = 0;

@@ -247,6 +247,17 @@ bool ModelManager::unload(const std::string& name) {
   return true;
 }
 
+bool ModelManager::is_loaded(const std::string& name) const {
+  std::string key;
+  try {
+    key = key_for(name);
+  } catch (const ModelNotFound&) {
+    return false;
+  }
+  std::lock_guard lk(mu_);
+  return models_.count(key) > 0;
+}
+
 std::vector<std::shared_ptr<LoadedModel>> ModelManager::loaded() const {
   std::lock_guard lk(mu_);
   std::vector<std::shared_ptr<LoadedModel>> out;

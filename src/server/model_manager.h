@@ -112,6 +112,7 @@ class ModelManager {
   // whether it was loaded.
   bool unload(const std::string& name);
   std::vector<std::shared_ptr<LoadedModel>> loaded() const;
+  bool is_loaded(const std::string& name) const;  // false for names that are no store name
   // When the model will be unloaded (while in use: now + its keep_alive; far future for forever).
   std::chrono::system_clock::time_point expires_at(const LoadedModel& m) const;
   std::optional<std::chrono::nanoseconds> default_keep_alive() const { return default_keep_alive_; }

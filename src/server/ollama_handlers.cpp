@@ -13,10 +13,23 @@ using json = nlohmann::json;
 
 // A request without a prompt only loads the model (or, with keep_alive 0, unloads it).
 std::string load_reason(const KeepAlive& k) { return k.unload_now() ? "unload" : "load"; }
+
+// An unload request for a model that is not loaded: nothing to load or unload (Ollama answers it at once). The
+// model must still exist (404 otherwise).
+bool unloads_a_model_not_loaded(ServerState& s, const std::string& model, const KeepAlive& k) {
+  if (!k.unload_now() || s.models.is_loaded(model)) return false;
+  (void)s.models.resolve(model);
+  return true;
+}
 }  // namespace
 
 void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   const GenerateRequest r = parse_generate(parse_json_body(req.body), req.body);
+  if (r.prompt.empty() && r.context.empty() && r.media.empty() && unloads_a_model_not_loaded(s, r.model, r.keep_alive)) {
+    set_json(res, 200, json{{"model", r.model}, {"created_at", rfc3339(std::chrono::system_clock::now())}, {"response", ""},
+                            {"done", true}, {"done_reason", "unload"}});
+    return;
+  }
   double load_s = 0;
   auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
   LoadedModel& m = **lease;
@@ -46,6 +59,11 @@ void ollama_generate(ServerState& s, const HttpRequest& req, HttpResponse& res) 
 
 void ollama_chat(ServerState& s, const HttpRequest& req, HttpResponse& res) {
   const ChatRequest r = parse_chat(parse_json_body(req.body), req.body);
+  if (r.messages.empty() && unloads_a_model_not_loaded(s, r.model, r.keep_alive)) {
+    set_json(res, 200, json{{"model", r.model}, {"created_at", rfc3339(std::chrono::system_clock::now())},
+                            {"message", {{"role", "assistant"}, {"content", ""}}}, {"done", true}, {"done_reason", "unload"}});
+    return;
+  }
   double load_s = 0;
   auto lease = s.models.acquire(r.model, r.keep_alive, &load_s);
   LoadedModel& m = **lease;
