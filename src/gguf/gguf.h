@@ -127,6 +127,9 @@ struct GgufTensorInfo {
   int64_t rows() const;     // product of ne[1..]
 };
 
+// The layer of a "blk.N.*" tensor name, or -1 for a global tensor (or a number that is none).
+int tensor_layer(std::string_view name);
+
 class GgufFile {
  public:
   // Maps the file read-only (MAP_SHARED, never copied) and validates header, metadata and tensor infos.

@@ -1,4 +1,5 @@
 // GgufValue conversions, type names and the tensor size arithmetic shared by reader and writer.
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -77,6 +78,16 @@ int64_t GgufTensorInfo::rows() const {
   int64_t n = 1;
   for (size_t k = 1; k < ne.size(); ++k) n *= ne[k];
   return n;
+}
+
+int tensor_layer(std::string_view name) {
+  if (name.substr(0, 4) != "blk.") return -1;
+  int layer = -1;
+  const char* b = name.data() + 4;
+  const char* e = name.data() + name.size();
+  auto [p, ec] = std::from_chars(b, e, layer);
+  if (ec != std::errc() || p == b || p == e || *p != '.') return -1;
+  return layer;
 }
 
 namespace gguf_detail {

@@ -11,17 +11,6 @@
 
 namespace g3n {
 
-namespace {
-// The N of a "blk.N." tensor name; -1 for tensors outside the blocks.
-int block_of(const std::string& name) {
-  if (name.rfind("blk.", 0) != 0) return -1;
-  int n = 0;
-  size_t i = 4;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < (1 << 20); ++i) n = n * 10 + (name[i] - '0');
-  return i > 4 && i < name.size() && name[i] == '.' ? n : -1;
-}
-}  // namespace
-
 MemoryEstimate estimate_memory(const Model& model, const ContextParams& params) {
   const auto& c = model.config();
   // A MatFormer slice reads only its kept layers (their file index -> the slice's), and of each FFN its width.
@@ -32,7 +21,7 @@ MemoryEstimate estimate_memory(const Model& model, const ContextParams& params) 
   }
   MemoryEstimate m;
   for (const auto& t : model.file().tensors()) {
-    const int block = block_of(t.name);
+    const int block = tensor_layer(t.name);
     const int layer = block >= 0 && block < static_cast<int>(slice_layer.size()) ? slice_layer[static_cast<size_t>(block)] : -1;
     if (t.name == "per_layer_token_embd.weight") {
       // Only rows of tokens seen are paged in: at most one row per context position.

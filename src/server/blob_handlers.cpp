@@ -45,18 +45,18 @@ void ollama_blob_upload(ServerState& s, const HttpRequest& req, HttpResponse& re
     }
   });
   // The store's own failures (disk full, a failed rename) name server paths: the log gets them, the client the fact.
-  if (!write_error.empty()) {
-    std::fprintf(stderr, "g3n serve: blob %s: %s\n", digest.c_str(), write_error.c_str());
-    throw HttpError(500, "cannot store the blob " + digest + " (the server's log says why)");
-  }
+  auto store_failed = [&](const std::string& why) {
+    std::fprintf(stderr, "g3n serve: blob %s: %s\n", digest.c_str(), why.c_str());
+    return HttpError(500, "cannot store the blob " + digest + " (the server's log says why)");
+  };
+  if (!write_error.empty()) throw store_failed(write_error);
   if (!whole) throw HttpError(400, "the upload of " + digest + " was interrupted");
   try {
     up.commit();
   } catch (const store::StoreError& e) {
     const std::string why = e.what();
     if (why.rfind("digest mismatch", 0) == 0) throw HttpError(400, why);
-    std::fprintf(stderr, "g3n serve: blob %s: %s\n", digest.c_str(), why.c_str());
-    throw HttpError(500, "cannot store the blob " + digest + " (the server's log says why)");
+    throw store_failed(why);
   }
   res.status = 201;
 }

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cctype>
-#include <charconv>
 #include <stdexcept>
 
 #include "tools/convert.h"
@@ -66,16 +65,6 @@ std::string_view quant_target_name(QuantTarget t) { return info(t).name; }
 int quant_target_file_type(QuantTarget t) { return info(t).file_type; }
 
 bool is_float_type(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
-
-int tensor_layer(std::string_view name) {
-  if (name.substr(0, 4) != "blk.") return -1;
-  int layer = -1;
-  const char* b = name.data() + 4;
-  const char* e = name.data() + name.size();
-  auto [p, ec] = std::from_chars(b, e, layer);
-  if (ec != std::errc() || p == b || p == e || *p != '.') return -1;
-  return layer;
-}
 
 bool is_more_bits_layer(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 

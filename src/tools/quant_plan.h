@@ -25,9 +25,6 @@ std::string_view quant_target_name(QuantTarget t);  // lower case, as parsed
 int quant_target_file_type(QuantTarget t);
 bool is_float_type(GgmlType t);  // F32, F16, BF16
 
-// The layer of "blk.N.*", or -1 for a global tensor.
-int tensor_layer(std::string_view name);
-
 // The type tensor `name` of shape ne (ggml order) gets in a model of n_layers layers.
 // Float targets: 1-D tensors and *_norm.weight F32, the rest the target type. Quantized targets:
 // 1-D, *_norm.weight, altup*, laurel*, per_layer_model_proj F32; token_embd (the tied output) Q6_K
