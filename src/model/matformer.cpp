@@ -233,14 +233,12 @@ size_t csv_row_colon(const std::string& spec) {
 }
 }  // namespace
 
-bool is_matformer_file(const std::string& spec) {
-  return ends_with(spec, ".json") || csv_row_colon(spec) != std::string::npos;
-}
-
 size_t matformer_file_path_length(const std::string& spec) {
   if (ends_with(spec, ".json")) return spec.size();
   return csv_row_colon(spec);
 }
+
+bool is_matformer_file(const std::string& spec) { return matformer_file_path_length(spec) != std::string::npos; }
 
 MatformerSlice resolve_matformer(const std::string& spec, const Gemma3nConfig& file) {
   MatformerSlice s;
