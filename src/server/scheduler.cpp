@@ -274,7 +274,6 @@ void Scheduler::begin(Slot& s) {
       const bool last = pos + chunk >= j.prompt.size();
       const SequenceWork w{s.seq.get(), rows, static_cast<int64_t>(pos), last ? LogitsFor::Last : LogitsFor::None};
       engine_->eval(std::span<const SequenceWork>(&w, 1));
-      s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().begin() + static_cast<std::ptrdiff_t>(std::min(pos + chunk, j.prompt.size())));
     }
     s.keys.assign(j.prompt.keys().begin(), j.prompt.keys().end());
     s.cached = static_cast<int>(common);
